@@ -1,0 +1,105 @@
+/* io/config.h — job configuration: JSON (cJSON) -> typed struct with defaults.
+ *
+ * Every key is declared once in a schema table (io/config.c) with its type,
+ * default, range or allowed values; parsing rejects unknown keys, wrong types,
+ * out-of-range values and broken cross-field rules with one line naming the
+ * key, the value and what was expected. `--set a.b=value` overrides are applied
+ * to the JSON tree before validation. The resolved config (defaults filled in,
+ * overrides applied) can be written back as JSON. No MPI here: callers parse on
+ * every rank and agree on the verdict with lethe_check. */
+#ifndef LETHE_CONFIG_H
+#define LETHE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int vocab_size;   /* V */
+    int dim;          /* C */
+    int n_layers;     /* L */
+    int n_heads;      /* NH */
+    int n_kv_heads;   /* NKV, divides NH */
+    int mlp_dim;      /* SwiGLU hidden width */
+    int max_seq_len;  /* RoPE table length */
+    float rope_theta;
+    float norm_eps;
+    int tie_embeddings; /* bool */
+    float init_std;
+    uint64_t init_seed;
+} lethe_model_config;
+
+typedef struct {
+    int dp, pp, tp;
+    int micro_batches; /* per replica per step; divides batch_size / dp */
+} lethe_layout_config;
+
+typedef struct {
+    char schedule[16]; /* "constant" | "linear" | "cosine" */
+    float lr;
+    float min_lr;      /* floor of the decay */
+    int warmup_steps;
+    float beta1, beta2, eps;
+    float weight_decay;
+    float grad_clip;   /* global-norm clip; 0 disables */
+} lethe_optim_config;
+
+typedef struct {
+    char source[16];    /* "synthetic-markov" (deterministic token stream from a seed) */
+    uint64_t seed;
+    int prompt_len;     /* tokens masked from the loss at the start of each sequence */
+    int min_len;        /* sequences have lengths in [min_len, seq_len] */
+    int branching;      /* synthetic Markov chain: successors per token */
+} lethe_data_config;
+
+typedef struct {
+    int steps;
+    int batch_size;     /* global sequences per step */
+    int seq_len;        /* T, <= model.max_seq_len */
+    uint64_t seed;
+    int log_every;
+} lethe_train_config;
+
+typedef struct {
+    int warmup;  /* steps not timed */
+    int steps;   /* timed steps (median reported) */
+} lethe_bench_config;
+
+typedef struct {
+    char dir[512];      /* output folder */
+} lethe_output_config;
+
+typedef struct {
+    lethe_model_config model;
+    lethe_layout_config layout;
+    lethe_optim_config optim;
+    lethe_data_config data;
+    lethe_train_config train;
+    lethe_bench_config bench;
+    lethe_output_config output;
+    int threads;        /* OpenBLAS threads per rank */
+} lethe_config;
+
+/* Fills every field with its default. */
+void config_defaults(lethe_config *c);
+
+/* Parses JSON text (origin names the file in messages) with overrides
+ * ("a.b=value", value parsed as JSON if it parses, else as a string).
+ * Returns 0, or -1 with one line in err: "config 'f.json': key 'model.dim':
+ * expected an integer in [1, 65536], got \"abc\"". */
+int config_parse(lethe_config *c, const char *text, const char *origin, char **overrides,
+                 int n_overrides, char *err, size_t errlen);
+/* Reads the file then config_parse. path NULL or "-" is not allowed. */
+int config_load(lethe_config *c, const char *path, char **overrides, int n_overrides, char *err,
+                size_t errlen);
+/* Resolved config as JSON text (malloc'd; caller frees). */
+char *config_to_json(const lethe_config *c);
+/* Writes config_to_json to path via a temporary name and rename. 0 or -1 + err. */
+int config_write(const lethe_config *c, const char *path, char *err, size_t errlen);
+/* Prints every key with its type, default and range (for `lethe <job> --help`). */
+void config_print_keys(void *file /* FILE* */);
+/* The schema's keys in table order ("model.dim", ...), for tests and tools that
+ * walk every key; config_key_name returns NULL outside [0, config_key_count()). */
+int config_key_count(void);
+const char *config_key_name(int i);
+
+#endif

@@ -1,0 +1,144 @@
+/* jobs/bench.c — `lethe bench`: training-step throughput of a config and layout.
+ *
+ * Measures, in this process: the sgemm peak (best of 5 n=1024 products with the
+ * configured BLAS threads), then `bench.warmup` untimed and `bench.steps` timed
+ * training steps on the synthetic stream. Prints one JSON line: median ms per
+ * step, tokens/s, model GFLOP/s and its share of the sgemm peak, the split of
+ * step time into compute, collectives and pipeline waits (bubble), and the bytes
+ * this rank sent per step beside the analytic count for the layout. A benchmark,
+ * not a test: nothing here asserts on time. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/synthetic.h"
+#include "../mpi/comm.h"
+#include "../mpi/fatal.h"
+#include "jobs.h"
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double sgemm_peak_gflops(int n, int reps)
+{
+    float *a = lethe_malloc(sizeof(float) * (size_t)n * n, "sgemm bench");
+    float *b = lethe_malloc(sizeof(float) * (size_t)n * n, "sgemm bench");
+    float *c = lethe_malloc(sizeof(float) * (size_t)n * n, "sgemm bench");
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)((i * 7) % 13) * 0.01f;
+        b[i] = (float)((i * 5) % 11) * 0.01f;
+    }
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = MPI_Wtime();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        double t = MPI_Wtime() - t0;
+        if (r > 0 && t < best) best = t; /* the first call warms caches and threads */
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * (double)n * n / best * 1e-9;
+}
+
+/* Bytes this rank sends per step for the layout, by the same ring all-reduce
+ * volume the accounting uses: a check that the code makes no call the model of
+ * the layout does not predict. */
+static double analytic_bytes(const lethe_session *S)
+{
+    const lethe_model *m = &S->model;
+    const lethe_grid *g = &S->grid;
+    double N = (double)m->Bm * m->T, C = m->C, M = S->cfg.layout.micro_batches;
+    double ftp = 2.0 * (g->tp - 1) / g->tp, fdp = 2.0 * (g->dp - 1) / g->dp;
+    double tp = m->nl * 4.0 * N * C + (m->first ? N * C : 0) + (m->last ? N * C + 3 * N : 0);
+    double pp = (m->last ? 0 : N * C) + (m->first ? 0 : N * C);
+    double tied = 0;
+    if (S->cfg.model.tie_embeddings && g->pp > 1 && (m->first || m->last))
+        tied = (double)m->params.p[params_find(&m->params, "model.embed_tokens.weight")].numel;
+    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->params.total + tied);
+}
+
+int job_bench(int argc, char **argv)
+{
+    lethe_session S;
+    session_open(&S, "bench", argc, argv, 1);
+    const lethe_config *c = &S.cfg;
+    int B = c->train.batch_size, T = c->train.seq_len, Br = B / c->layout.dp;
+    int W = c->bench.warmup, K = c->bench.steps;
+    double peak = sgemm_peak_gflops(1024, 5);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &peak, 1, MPI_DOUBLE, MPI_MIN, S.grid.world));
+    synth_markov src = {c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
+                        c->data.min_len};
+    lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+    double *tstep = lethe_calloc((size_t)K, sizeof(double), "bench"),
+           *tcomm = lethe_calloc((size_t)K, sizeof(double), "bench"),
+           *tp2p = lethe_calloc((size_t)K, sizeof(double), "bench"),
+           *bytes = lethe_calloc((size_t)K, sizeof(double), "bench");
+    for (int step = 0; step < W + K; step++) {
+        synth_markov_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
+        nll_objective_ctx ctx = {1.0 / session_count_targets(&S, &b)};
+        lethe_objective obj = {nll_objective_seq, &ctx};
+        MPI_Barrier(S.grid.world);
+        comm_stats_reset();
+        step_stats st;
+        session_step(&S, &b, &obj, step, W + K, &st);
+        double v[3] = {st.seconds, lethe_comm_stats.seconds, lethe_comm_stats.p2p_seconds};
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_MAX, S.grid.world));
+        if (step >= W) {
+            tstep[step - W] = v[0];
+            tcomm[step - W] = v[1];
+            tp2p[step - W] = v[2];
+            bytes[step - W] = lethe_comm_stats.bytes;
+        }
+    }
+    double ms = median(tstep, K), comm = median(tcomm, K), wait = median(tp2p, K);
+    double sent = median(bytes, K), ana = analytic_bytes(&S);
+    double maxsent = sent, maxana = ana;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &maxsent, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &maxana, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
+    if (S.grid.rank == 0) {
+        double tps = (double)B * T / ms, gf = tps * model_flops_per_token(&c->model, T) * 1e-9;
+        double P = c->layout.pp, Mb = c->layout.micro_batches;
+        char core[128];
+        blas_core_string(core, sizeof core);
+        char line[2048];
+        snprintf(line, sizeof line,
+                 "{\"job\":\"bench\",\"ranks\":%d,\"dp\":%d,\"pp\":%d,\"tp\":%d,"
+                 "\"micro_batches\":%d,\"threads\":%d,\"blas_core\":\"%s\",\"params\":%lld,"
+                 "\"batch\":%d,\"seq_len\":%d,\"steps\":%d,\"sgemm_gflops\":%.1f,"
+                 "\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"model_gflops\":%.2f,"
+                 "\"pct_sgemm_peak\":%.1f,\"compute_ms\":%.3f,\"comm_ms\":%.3f,\"bubble_ms\":%.3f,"
+                 "\"bubble_analytic\":%.3f,\"bytes_sent_per_step\":%.0f,"
+                 "\"bytes_analytic_per_step\":%.0f}",
+                 S.grid.size, c->layout.dp, c->layout.pp, c->layout.tp, c->layout.micro_batches,
+                 c->threads, core, (long long)model_num_params(&c->model), B, T, K, peak,
+                 ms * 1e3, tps, gf, 100.0 * gf / (peak * S.grid.size), (ms - comm - wait) * 1e3,
+                 comm * 1e3, wait * 1e3, (P - 1) / (Mb + P - 1), maxsent, maxana);
+        printf("%s\n", line);
+        char path[1100];
+        session_path(&S, "bench.jsonl", path, sizeof path);
+        FILE *f = fopen(path, "a");
+        if (!f || fprintf(f, "%s\n", line) < 0 || fclose(f))
+            lethe_fatal("cannot append to '%s'", path);
+    }
+    free(b.tokens);
+    free(b.targets);
+    free(tstep);
+    free(tcomm);
+    free(tp2p);
+    free(bytes);
+    session_close(&S);
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* jobs/jobs.h — the jobs behind `lethe <job>` and how every job opens.
+ *
+ * session_open: parse the config (with --set overrides) on every rank and agree
+ * on the verdict (exit 2 with one line on a bad config), build the grid from the
+ * layout (exit 2 if it does not match the rank count or the model), set the BLAS
+ * threads, build and initialise the model, create the output folder and write
+ * the resolved config there. Nothing heavy happens before all checks pass. */
+#ifndef LETHE_JOBS_H
+#define LETHE_JOBS_H
+
+#include "../io/config.h"
+#include "../model/transformer.h"
+#include "../mpi/grid.h"
+
+typedef struct {
+    const char *job;
+    const char *config_path;
+    lethe_config cfg;
+    lethe_grid grid;
+    lethe_model model;
+    int have_model;
+} lethe_session;
+
+/* argv: the arguments after the job name. Exits (code 2) on bad usage or config. */
+void session_open(lethe_session *s, const char *job, int argc, char **argv, int with_model);
+void session_close(lethe_session *s);
+/* Path inside the output folder. */
+void session_path(const lethe_session *s, const char *name, char *buf, size_t len);
+/* The OpenBLAS core in use and whether OPENBLAS_CORETYPE forces it: "Cooperlake (auto)". */
+void blas_core_string(char *buf, size_t len);
+
+int job_train(int argc, char **argv);
+int job_bench(int argc, char **argv);
+
+/* Token-mean negative log-likelihood objective over `tokens` target tokens. */
+typedef struct {
+    double inv_tokens;
+} nll_objective_ctx;
+double nll_objective_seq(const struct lethe_objective *o, int b, double s, double n, double *w);
+
+#endif
+
+/* One optimizer step on the replica's batch: forward/backward through the
+ * pipeline, gradient reduction over dp, global-norm clipping, AdamW.
+ * Returns the global loss (sum over replicas). */
+typedef struct {
+    double loss, grad_norm, seconds;
+    float lr;
+} step_stats;
+void session_step(lethe_session *s, const lethe_batch *b, const lethe_objective *obj, int step,
+                  int total, step_stats *out);
+/* Number of target tokens in the global batch (sum over dp of the replica's). */
+double session_count_targets(const lethe_session *s, const lethe_batch *b);

@@ -1,0 +1,66 @@
+/* jobs/main.c — the `lethe` command: `lethe <job> CONFIG.json [--set key=value ...]`. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../io/config.h"
+#include "../mpi/fatal.h"
+#include "jobs.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} job_entry;
+
+static const job_entry jobs[] = {
+    {"train", job_train, "pre-train or fine-tune a model (token-mean NLL)"},
+    {"bench", job_bench, "measure training-step throughput, communication and sgemm peak"},
+};
+#define NJOBS (int)(sizeof jobs / sizeof jobs[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "lethe %s — LLM unlearning studies on CPU clusters\n\n"
+               "usage: mpirun -n RANKS lethe <job> CONFIG.json [--set key.path=value ...]\n"
+               "       lethe --help | lethe <job> --help\n\njobs:\n",
+            LETHE_VERSION);
+    for (int i = 0; i < NJOBS; i++) fprintf(f, "  %-8s %s\n", jobs[i].name, jobs[i].summary);
+    fprintf(f, "\nThe layout (layout.dp x layout.pp x layout.tp) must equal the number of ranks.\n");
+}
+
+static void job_help(const job_entry *j)
+{
+    printf("usage: mpirun -n RANKS lethe %s CONFIG.json [--set key.path=value ...]\n\n%s.\n\n"
+           "Config keys (JSON sections; unknown keys are errors):\n",
+           j->name, j->summary);
+    config_print_keys(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    /* help needs no MPI */
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const job_entry *job = NULL;
+    for (int i = 0; i < NJOBS; i++)
+        if (!strcmp(argv[1], jobs[i].name)) job = &jobs[i];
+    for (int i = 2; job && i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            job_help(job);
+            return 0;
+        }
+    MPI_Init(&argc, &argv);
+    if (!job) {
+        int rank;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        if (rank == 0) fprintf(stderr, "lethe: unknown job '%s' (see lethe --help)\n", argv[1]);
+        MPI_Finalize();
+        return 2;
+    }
+    int rc = job->run(argc - 2, argv + 2);
+    MPI_Finalize();
+    return rc;
+}

@@ -1,0 +1,141 @@
+/* jobs/session.c — config -> grid -> model: how every job opens. */
+#include <cblas.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../mpi/fatal.h"
+#include "jobs.h"
+
+void openblas_set_num_threads(int);
+char *openblas_get_corename(void);
+
+#define MAX_OVERRIDES 256
+
+void blas_core_string(char *buf, size_t len)
+{
+    const char *forced = getenv("OPENBLAS_CORETYPE");
+    snprintf(buf, len, "%s (%s%s)", openblas_get_corename(),
+             forced && *forced ? "forced by OPENBLAS_CORETYPE=" : "auto",
+             forced && *forced ? forced : "");
+}
+
+static int mkdir_p(const char *path, char *err, size_t errlen)
+{
+    char tmp[1024];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        snprintf(err, errlen, "output folder path too long: '%s'", path);
+        return -1;
+    }
+    for (char *p = tmp + 1;; p++) {
+        char c = *p;
+        if (c == '/' || c == 0) {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) {
+                snprintf(err, errlen, "cannot create output folder '%.700s': %s", tmp,
+                         strerror(errno));
+                return -1;
+            }
+            struct stat st;
+            if (stat(tmp, &st) || !S_ISDIR(st.st_mode)) {
+                snprintf(err, errlen, "output path '%.700s' exists and is not a folder", tmp);
+                return -1;
+            }
+            *p = c;
+        }
+        if (!c) break;
+    }
+    return 0;
+}
+
+void session_path(const lethe_session *s, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", s->cfg.output.dir, name);
+}
+
+void session_open(lethe_session *s, const char *job, int argc, char **argv, int with_model)
+{
+    memset(s, 0, sizeof(*s));
+    s->job = job;
+    char *over[MAX_OVERRIDES];
+    int nover = 0, ok = 1;
+    char err[1024] = "";
+    for (int i = 0; i < argc && ok; i++) {
+        if (!strcmp(argv[i], "--set")) {
+            if (i + 1 >= argc) {
+                snprintf(err, sizeof err, "--set needs key=value");
+                ok = 0;
+            } else if (nover == MAX_OVERRIDES) {
+                snprintf(err, sizeof err, "more than %d --set overrides", MAX_OVERRIDES);
+                ok = 0;
+            } else {
+                over[nover++] = argv[++i];
+            }
+        } else if (!strncmp(argv[i], "--set=", 6)) {
+            if (nover < MAX_OVERRIDES) over[nover++] = argv[i] + 6;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            snprintf(err, sizeof err, "%s: unknown option '%s' (see lethe %s --help)", job,
+                     argv[i], job);
+            ok = 0;
+        } else if (!s->config_path) {
+            s->config_path = argv[i];
+        } else {
+            snprintf(err, sizeof err, "%s: unexpected argument '%s' (one config file only)", job,
+                     argv[i]);
+            ok = 0;
+        }
+    }
+    if (ok && !s->config_path) {
+        snprintf(err, sizeof err, "%s: no config file given (usage: lethe %s CONFIG.json "
+                                  "[--set key=value ...])", job, job);
+        ok = 0;
+    }
+    if (ok && config_load(&s->cfg, s->config_path, over, nover, err, sizeof err)) ok = 0;
+    lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
+
+    const lethe_layout_config *L = &s->cfg.layout;
+    ok = grid_create(&s->grid, MPI_COMM_WORLD, L->dp, L->pp, L->tp, err, sizeof err) == 0;
+    lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
+    fatal_set_grid(&s->grid);
+    ok = model_check_layout(&s->cfg.model, L->dp, L->pp, L->tp, s->cfg.train.batch_size,
+                            L->micro_batches, s->cfg.train.seq_len, err, sizeof err) == 0;
+    lethe_check(s->grid.world, ok, 2, "%s", err);
+
+    /* output folder and resolved config: rank 0 writes, everyone learns the verdict */
+    ok = 1;
+    if (s->grid.rank == 0) {
+        char path[1100];
+        ok = mkdir_p(s->cfg.output.dir, err, sizeof err) == 0;
+        if (ok) {
+            session_path(s, "config.json", path, sizeof path);
+            ok = config_write(&s->cfg, path, err, sizeof err) == 0;
+        }
+    }
+    lethe_check(s->grid.world, ok, 1, "%s", err);
+
+    openblas_set_num_threads(s->cfg.threads);
+    if (with_model) {
+        int Bm = s->cfg.train.batch_size / L->dp / L->micro_batches;
+        model_create(&s->model, &s->cfg.model, &s->grid, Bm, s->cfg.train.seq_len);
+        model_init_weights(&s->model);
+        s->have_model = 1;
+    }
+}
+
+void session_close(lethe_session *s)
+{
+    if (s->have_model) model_free(&s->model);
+    fatal_set_grid(NULL);
+    grid_free(&s->grid);
+}
+
+double nll_objective_seq(const struct lethe_objective *o, int b, double s, double n, double *w)
+{
+    (void)b;
+    (void)n;
+    const nll_objective_ctx *c = o->ctx;
+    *w = -c->inv_tokens;
+    return -s * c->inv_tokens;
+}

@@ -1,0 +1,257 @@
+/* model/kernels.c — forward and backward kernels, fp32, every matrix product
+ * through cblas_sgemm. Read each against model/kernels.h. */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC)
+{
+    /* out (N,OC) = inp (N,C) . weight (OC,C)^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, 0.0f,
+                out, OC);
+}
+
+void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC)
+{
+    if (dinp) /* dinp (N,C) += dout (N,OC) . weight (OC,C) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight,
+                    C, 1.0f, dinp, C);
+    if (dweight) /* dweight (OC,C) += dout^T (OC,N) . inp (N,C) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
+                    1.0f, dweight, C);
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
+                     float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int c = 0; c < C; c++) ss += x[c] * x[c];
+        float r = 1.0f / sqrtf(ss / C + eps);
+        for (int c = 0; c < C; c++) o[c] = x[c] * r * weight[c];
+        rstd[n] = r;
+    }
+}
+
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                      const float *weight, const float *rstd, int N, int C)
+{
+    /* y_c = w_c x_c r, r = (mean x^2 + eps)^-1/2:
+     * dx_c = r (w_c dy_c) - x_c r^3 / C * sum_j (w_j dy_j x_j) */
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n], dot = 0.0f;
+        for (int c = 0; c < C; c++) {
+            dot += weight[c] * dy[c] * x[c];
+            dweight[c] += dy[c] * x[c] * r;
+        }
+        float k = dot * r * r * r / C;
+        for (int c = 0; c < C; c++) dx[c] += r * weight[c] * dy[c] - k * x[c];
+    }
+}
+
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
+{
+    int half = hd / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            /* computed in double, like the reference implementations' fp32 tables
+             * to within one ulp */
+            double inv = 1.0 / pow((double)theta, (2.0 * i) / hd);
+            float ang = (float)t * (float)inv;
+            cos_t[t * half + i] = cosf(ang);
+            sin_t[t * half + i] = sinf(ang);
+        }
+}
+
+static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh,
+                       int hd, int stride, float sign)
+{
+    int half = hd / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *row = x + ((size_t)b * T + t) * stride;
+            const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+            for (int h = 0; h < nh; h++) {
+                float *v = row + (size_t)h * hd;
+                for (int i = 0; i < half; i++) {
+                    float x1 = v[i], x2 = v[i + half], sn = sign * s[i];
+                    v[i] = x1 * c[i] - x2 * sn;
+                    v[i + half] = x2 * c[i] + x1 * sn;
+                }
+            }
+        }
+}
+
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd,
+                  int stride)
+{
+    rope_apply(x, cos_t, sin_t, B, T, nh, hd, stride, 1.0f);
+}
+
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd,
+                   int stride)
+{
+    rope_apply(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0f);
+}
+
+void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                       int B, int T, int NH, int NKV, int hd)
+{
+    const int group = NH / NKV, qs = NH * hd, ks = NKV * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *qb = q + (size_t)b * T * qs + (size_t)h * hd;
+            const float *kb = k + (size_t)b * T * ks + (size_t)(h / group) * hd;
+            const float *vb = v + (size_t)b * T * ks + (size_t)(h / group) * hd;
+            float *P = probs + ((size_t)b * NH + h) * T * T; // (T, T)
+            /* P = scale * Q K^T; the masked upper triangle is overwritten below */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, qs, kb, ks,
+                        0.0f, P, T);
+            for (int t = 0; t < T; t++) {
+                float *row = P + (size_t)t * T, mx = -INFINITY, sum = 0.0f;
+                for (int u = 0; u <= t; u++) mx = row[u] > mx ? row[u] : mx;
+                for (int u = 0; u <= t; u++) {
+                    row[u] = expf(row[u] - mx);
+                    sum += row[u];
+                }
+                float inv = 1.0f / sum;
+                for (int u = 0; u <= t; u++) row[u] *= inv;
+                for (int u = t + 1; u < T; u++) row[u] = 0.0f;
+            }
+            float *ob = out + (size_t)b * T * qs + (size_t)h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vb, ks,
+                        0.0f, ob, qs);
+        }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *probs, const float *q, const float *k, const float *v, int B,
+                        int T, int NH, int NKV, int hd)
+{
+    const int group = NH / NKV, qs = NH * hd, ks = NKV * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *dP = scratch; // (T, T)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            size_t qo = (size_t)b * T * qs + (size_t)h * hd;
+            size_t ko = (size_t)b * T * ks + (size_t)(h / group) * hd;
+            const float *P = probs + ((size_t)b * NH + h) * T * T;
+            /* dV += P^T dO ; dP = dO V^T */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dout + qo,
+                        qs, 1.0f, dv + ko, ks);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dout + qo, qs,
+                        v + ko, ks, 0.0f, dP, T);
+            /* dS = P * (dP - rowsum(P * dP)) * scale, zero above the diagonal */
+            for (int t = 0; t < T; t++) {
+                const float *p = P + (size_t)t * T;
+                float *d = dP + (size_t)t * T, dot = 0.0f;
+                for (int u = 0; u <= t; u++) dot += p[u] * d[u];
+                for (int u = 0; u <= t; u++) d[u] = p[u] * (d[u] - dot) * scale;
+                for (int u = t + 1; u < T; u++) d[u] = 0.0f;
+            }
+            /* dQ += dS K ; dK += dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, k + ko,
+                        ks, 1.0f, dq + qo, qs);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, q + qo, qs,
+                        1.0f, dk + ko, ks);
+        }
+}
+
+void swiglu_forward(float *out, const float *gate, const float *up, size_t N)
+{
+    for (size_t i = 0; i < N; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t N)
+{
+    /* silu(g) = g s, s = sigmoid(g); silu'(g) = s (1 + g (1 - s)) */
+    for (size_t i = 0; i < N; i++) {
+        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
+        dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        dup[i] += dout[i] * g * s;
+    }
+}
+
+void embedding_forward(float *out, const int *tokens, const float *table, int N, int C, int v0,
+                       int nv)
+{
+    for (int n = 0; n < N; n++) {
+        int r = tokens[n] - v0;
+        float *o = out + (size_t)n * C;
+        if (r >= 0 && r < nv)
+            memcpy(o, table + (size_t)r * C, (size_t)C * sizeof(float));
+        else
+            memset(o, 0, (size_t)C * sizeof(float));
+    }
+}
+
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int N, int C, int v0,
+                        int nv)
+{
+    for (int n = 0; n < N; n++) {
+        int r = tokens[n] - v0;
+        if (r < 0 || r >= nv) continue;
+        float *d = dtable + (size_t)r * C;
+        const float *g = dout + (size_t)n * C;
+        for (int c = 0; c < C; c++) d[c] += g[c];
+    }
+}
+
+void ce_local_max(float *lmax, const float *logits, int N, int nv, int nvalid)
+{
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * nv;
+        float mx = -INFINITY;
+        for (int j = 0; j < nvalid; j++) mx = l[j] > mx ? l[j] : mx;
+        lmax[n] = mx;
+    }
+}
+
+void ce_local_sumexp(float *sumexp, float *tlogit, const float *logits, const float *gmax,
+                     const int *targets, int N, int nv, int nvalid, int v0)
+{
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * nv;
+        float mx = gmax[n], s = 0.0f;
+        for (int j = 0; j < nvalid; j++) s += expf(l[j] - mx);
+        sumexp[n] = s;
+        int r = targets[n] - v0;
+        tlogit[n] = (targets[n] >= 0 && r >= 0 && r < nvalid) ? l[r] : 0.0f;
+    }
+}
+
+void ce_backward(float *dlogits, const float *logits, const float *gmax, const float *gsumexp,
+                 const int *targets, const float *g, int N, int nv, int nvalid, int v0)
+{
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * nv;
+        float *d = dlogits + (size_t)n * nv;
+        float gn = g[n];
+        if (gn == 0.0f) {
+            memset(d, 0, (size_t)nv * sizeof(float));
+            continue;
+        }
+        float mx = gmax[n], inv = 1.0f / gsumexp[n];
+        for (int j = 0; j < nvalid; j++) d[j] = -gn * expf(l[j] - mx) * inv;
+        for (int j = nvalid; j < nv; j++) d[j] = 0.0f;
+        int r = targets[n] - v0;
+        if (targets[n] >= 0 && r >= 0 && r < nvalid) d[r] += gn;
+    }
+}
+
+void add_inplace(float *out, const float *a, size_t N)
+{
+    for (size_t i = 0; i < N; i++) out[i] += a[i];
+}

@@ -1,0 +1,84 @@
+/* model/kernels.h — forward and backward kernels of the decoder, fp32.
+ *
+ * Conventions (llm.c style): outputs first, then inputs, then sizes. Every
+ * array's shape is given in the comment. Every *_backward ACCUMULATES (+=)
+ * into the gradients of its inputs and parameters; callers zero them first.
+ * Weights use the Hugging Face layout: a linear layer's weight is (OC, C) and
+ * computes out = inp @ weight^T. No kernel communicates: tensor-parallel
+ * reductions are done by the layers that call them (model/transformer.c). */
+#ifndef LETHE_KERNELS_H
+#define LETHE_KERNELS_H
+
+#include <stddef.h>
+
+/* out (N, OC) = inp (N, C) @ weight (OC, C)^T.  Overwrites out. */
+void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC);
+/* dinp (N, C) += dout (N, OC) @ weight (OC, C);  dweight (OC, C) += dout^T @ inp.
+ * dinp or dweight may be NULL to skip that product. */
+void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC);
+
+/* RMSNorm: rstd[n] = 1/sqrt(mean_c inp[n,c]^2 + eps); out = inp * rstd * weight.
+ * out (N, C), rstd (N), inp (N, C), weight (C). */
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
+                     float eps);
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                      const float *weight, const float *rstd, int N, int C);
+
+/* Rotary tables for head size hd (even), positions 0..T-1, Hugging Face Llama
+ * convention (rotate_half: pairs (i, i + hd/2), inv_freq[i] = theta^(-2i/hd)).
+ * cos, sin (T, hd/2). */
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta);
+/* In place on x (B, T, nh, hd) viewed with row stride `stride` floats between
+ * consecutive (b, t) rows (stride >= nh*hd). */
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd,
+                  int stride);
+/* The transpose of rope_forward (rotation by -angle), in place on the gradient. */
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd,
+                   int stride);
+
+/* Causal grouped-query attention.
+ * q (B, T, NH, hd), k and v (B, T, NKV, hd), out (B, T, NH, hd), probs (B, NH, T, T)
+ * (softmax of q.k/sqrt(hd) over keys <= query position; zeros above the diagonal).
+ * Query head h reads kv head h / (NH / NKV). NH % NKV == 0. */
+void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                       int B, int T, int NH, int NKV, int hd);
+/* dq, dk, dv += gradients. scratch holds T*T floats. */
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *probs, const float *q, const float *k, const float *v, int B,
+                        int T, int NH, int NKV, int hd);
+
+/* SwiGLU: out = silu(gate) * up;  out, gate, up (N). */
+void swiglu_forward(float *out, const float *gate, const float *up, size_t N);
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t N);
+
+/* Embedding lookup of the rows [v0, v0 + nv) of a vocabulary table; tokens outside
+ * that range produce zeros (vocab-parallel: the tp ranks' outputs sum to the full lookup).
+ * out (N, C), tokens (N), table (nv, C). Overwrites out. */
+void embedding_forward(float *out, const int *tokens, const float *table, int N, int C, int v0,
+                       int nv);
+/* dtable (nv, C) += scatter of dout (N, C) by token, for tokens in [v0, v0 + nv). */
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int N, int C, int v0,
+                        int nv);
+
+/* Cross-entropy over a vocabulary shard, in three passes so a tensor-parallel
+ * caller can all-reduce between them without gathering logits.
+ * logits (N, nv) hold columns [v0, v0 + nv) of the full vocabulary; only the
+ * first `nvalid` columns are real (the rest is padding, excluded).
+ * 1. ce_local_max:   lmax (N) = max over the shard's valid columns (-INF if none).
+ * 2. ce_local_sumexp: sumexp (N) = sum exp(logit - gmax);  tlogit (N) = logit of
+ *    targets[n] if it is in this shard, else 0.  (caller: all-reduce max, then sums)
+ * 3. logp[n] = tlogit - gmax - log(gsumexp)   (done by the caller).
+ * ce_backward: dlogits (N, nv) = g[n] * (onehot - softmax), i.e. the gradient of
+ *    sum_n g[n] * logp[n]. Overwrites dlogits; padding columns get 0. */
+void ce_local_max(float *lmax, const float *logits, int N, int nv, int nvalid);
+void ce_local_sumexp(float *sumexp, float *tlogit, const float *logits, const float *gmax,
+                     const int *targets, int N, int nv, int nvalid, int v0);
+void ce_backward(float *dlogits, const float *logits, const float *gmax, const float *gsumexp,
+                 const int *targets, const float *g, int N, int nv, int nvalid, int v0);
+
+/* out (N) += a (N) */
+void add_inplace(float *out, const float *a, size_t N);
+
+#endif

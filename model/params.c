@@ -1,0 +1,139 @@
+/* model/params.c — the parameter table and its layout-independent initialiser. */
+#include "params.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../mpi/fatal.h"
+
+void params_init(lethe_params *t) { memset(t, 0, sizeof(*t)); }
+
+int params_add(lethe_params *t, const char *name, int ndim, int64_t rows, int64_t cols, int split,
+               int tp_size, int tp_rank, int pad_rows, int decay, int owner)
+{
+    if (t->data) lethe_fatal("params_add('%s') after params_alloc", name);
+    if (strlen(name) >= LETHE_NAME_MAX) lethe_fatal("parameter name too long: '%s'", name);
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 64;
+        t->p = realloc(t->p, (size_t)t->cap * sizeof(*t->p));
+        if (!t->p) lethe_fatal("out of memory growing the parameter table");
+    }
+    lethe_param *p = &t->p[t->n];
+    memset(p, 0, sizeof(*p));
+    strcpy(p->name, name);
+    p->ndim = ndim;
+    p->gshape[0] = rows;
+    p->gshape[1] = ndim == 1 ? 1 : cols;
+    p->split = split;
+    p->decay = decay;
+    p->owner = owner;
+    for (int d = 0; d < 2; d++) {
+        p->lshape[d] = p->gshape[d];
+        p->vshape[d] = p->gshape[d];
+        p->gstart[d] = 0;
+    }
+    if (split >= 0) {
+        int64_t n = p->gshape[split];
+        if (pad_rows) n = (n + tp_size - 1) / tp_size * tp_size;
+        if (n % tp_size)
+            lethe_fatal("parameter '%s': dimension %d of size %lld is not divisible by tp=%d", name,
+                        split, (long long)p->gshape[split], tp_size);
+        int64_t loc = n / tp_size, start = (int64_t)tp_rank * loc;
+        int64_t valid = p->gshape[split] - start;
+        if (valid < 0) valid = 0;
+        if (valid > loc) valid = loc;
+        p->lshape[split] = loc;
+        p->gstart[split] = start;
+        p->vshape[split] = valid;
+    }
+    p->numel = (size_t)(p->lshape[0] * p->lshape[1]);
+    /* 16-float alignment for every tensor keeps vector loads aligned. */
+    p->off = t->total;
+    t->total += (p->numel + 15) & ~(size_t)15;
+    return t->n++;
+}
+
+static float *alloc_buf(size_t n, const char *what)
+{
+    void *ptr = NULL;
+    if (posix_memalign(&ptr, 64, (n ? n : 1) * sizeof(float)))
+        lethe_fatal("out of memory allocating %zu floats for %s", n, what);
+    memset(ptr, 0, (n ? n : 1) * sizeof(float));
+    return ptr;
+}
+
+void params_alloc(lethe_params *t)
+{
+    t->data = alloc_buf(t->total, "parameters");
+    t->grad = alloc_buf(t->total, "gradients");
+    t->m = alloc_buf(t->total, "AdamW first moments");
+    t->v = alloc_buf(t->total, "AdamW second moments");
+}
+
+void params_free(lethe_params *t)
+{
+    free(t->p);
+    free(t->data);
+    free(t->grad);
+    free(t->m);
+    free(t->v);
+    memset(t, 0, sizeof(*t));
+}
+
+int params_find(const lethe_params *t, const char *name)
+{
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->p[i].name, name)) return i;
+    return -1;
+}
+
+uint64_t lethe_hash64(uint64_t x)
+{
+    /* splitmix64 finaliser: a bijection with good avalanche. */
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+uint64_t lethe_hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+float lethe_normal_from_u64(uint64_t h)
+{
+    /* Box-Muller on two 32-bit uniforms in (0, 1]. */
+    double u1 = ((double)(h >> 32) + 1.0) / 4294967296.0;
+    double u2 = ((double)(h & 0xffffffffULL) + 0.5) / 4294967296.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void params_init_normal(lethe_params *t, int idx, uint64_t seed, float std)
+{
+    lethe_param *p = &t->p[idx];
+    float *w = t->data + p->off;
+    uint64_t base = lethe_hash64(seed ^ lethe_hash_str(p->name));
+    int64_t gcols = p->gshape[1];
+    for (int64_t i = 0; i < p->lshape[0]; i++)
+        for (int64_t j = 0; j < p->lshape[1]; j++) {
+            float val = 0.0f;
+            if (i < p->vshape[0] && j < p->vshape[1]) {
+                uint64_t gi = (uint64_t)(p->gstart[0] + i), gj = (uint64_t)(p->gstart[1] + j);
+                val = std * lethe_normal_from_u64(lethe_hash64(base + gi * (uint64_t)gcols + gj));
+            }
+            w[i * p->lshape[1] + j] = val;
+        }
+}
+
+void params_fill(lethe_params *t, int idx, float value)
+{
+    lethe_param *p = &t->p[idx];
+    float *w = t->data + p->off;
+    for (int64_t i = 0; i < p->lshape[0]; i++)
+        for (int64_t j = 0; j < p->lshape[1]; j++)
+            w[i * p->lshape[1] + j] = (i < p->vshape[0] && j < p->vshape[1]) ? value : 0.0f;
+}

@@ -1,0 +1,169 @@
+/* model/pipeline.c — the 1F1B schedule over pipeline stages.
+ *
+ * Stage s of P runs min(P - s - 1, M) warm-up forwards, then alternates one
+ * forward and one backward, then drains the remaining backwards. Activations
+ * go to stage s+1 and their gradients back to s-1 with point-to-point messages
+ * (non-blocking sends from per-slot buffers, so neighbours never deadlock).
+ * Micro-batch i lives in slot i % (P - s): its backward always runs before
+ * micro-batch i + P - s is started. The last stage runs forward(i) and
+ * backward(i) back to back, so it needs a single logits buffer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../mpi/comm.h"
+#include "../mpi/fatal.h"
+#include "stage.h"
+
+typedef struct {
+    lethe_model *m;
+    const lethe_batch *b;
+    const lethe_objective *obj;
+    double *seq_s, *seq_n; /* (B) replica-wide results, filled on the last stage */
+    float *tok_logp;       /* (B, T) or NULL */
+    double loss;
+    MPI_Request *act_req;  /* per slot */
+    MPI_Request *grad_req; /* per slot */
+    float **grad_send;     /* per slot */
+} sched;
+
+static const int *mb_rows(const int *base, const lethe_model *m, int i)
+{
+    return base + (size_t)i * m->Bm * m->T;
+}
+
+static void fwd(sched *S, int i)
+{
+    lethe_model *m = S->m;
+    lethe_slot *s = &m->slots[i % m->nslots];
+    size_t NC = (size_t)m->Bm * m->T * m->C;
+    MPI_Comm pc = m->grid->pp_comm;
+    int pr = m->grid->pp_rank;
+    comm_wait(&S->act_req[i % m->nslots]); /* slot's previous send done before reuse */
+    if (m->first)
+        stage_embed(m, s, mb_rows(S->b->tokens, m, i));
+    else
+        comm_recv(s->resid[0], NC, pr - 1, 2 * i, pc);
+    const int *tg = mb_rows(S->b->targets, m, i);
+    stage_forward(m, s, tg, S->seq_s + (size_t)i * m->Bm, S->seq_n + (size_t)i * m->Bm);
+    if (!m->last) {
+        comm_isend(s->resid[m->nl], NC, pr + 1, 2 * i, pc, &S->act_req[i % m->nslots]);
+        return;
+    }
+    if (S->tok_logp)
+        memcpy(S->tok_logp + (size_t)i * m->Bm * m->T, s->logp,
+               sizeof(float) * (size_t)m->Bm * m->T);
+    if (!S->obj) return;
+    /* the objective turns per-sequence sums into loss and d loss / d s */
+    for (int b = 0; b < m->Bm; b++) {
+        int gb = i * m->Bm + b;
+        double w = 0.0;
+        S->loss += S->obj->seq(S->obj, gb, S->seq_s[gb], S->seq_n[gb], &w);
+        for (int t = 0; t < m->T; t++)
+            m->gcoef[b * m->T + t] = tg[b * m->T + t] >= 0 ? (float)w : 0.0f;
+    }
+}
+
+static void bwd(sched *S, int i)
+{
+    lethe_model *m = S->m;
+    lethe_slot *s = &m->slots[i % m->nslots];
+    size_t NC = (size_t)m->Bm * m->T * m->C;
+    MPI_Comm pc = m->grid->pp_comm;
+    int pr = m->grid->pp_rank;
+    if (m->last)
+        stage_head_backward(m, s, mb_rows(S->b->targets, m, i));
+    else
+        comm_recv(m->dx, NC, pr + 1, 2 * i + 1, pc);
+    stage_backward(m, s, mb_rows(S->b->tokens, m, i));
+    if (!m->first) {
+        int k = i % m->nslots;
+        comm_wait(&S->grad_req[k]);
+        memcpy(S->grad_send[k], m->dx, sizeof(float) * NC);
+        comm_isend(S->grad_send[k], NC, pr - 1, 2 * i + 1, pc, &S->grad_req[k]);
+    }
+}
+
+static void sched_init(sched *S, lethe_model *m, const lethe_batch *b, int with_grad)
+{
+    memset(S, 0, sizeof(*S));
+    S->m = m;
+    S->b = b;
+    if (b->T != m->T || b->B % m->Bm)
+        lethe_fatal("batch of %d x %d does not fit the model's micro-batches of %d x %d", b->B,
+                    b->T, m->Bm, m->T);
+    S->seq_s = lethe_calloc((size_t)b->B, sizeof(double), "sequence sums");
+    S->seq_n = lethe_calloc((size_t)b->B, sizeof(double), "sequence sums");
+    S->act_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
+    S->grad_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
+    S->grad_send = lethe_calloc((size_t)m->nslots, sizeof(float *), "gradient send buffers");
+    for (int k = 0; k < m->nslots; k++) {
+        S->act_req[k] = S->grad_req[k] = MPI_REQUEST_NULL;
+        if (with_grad && !m->first)
+            S->grad_send[k] = lethe_malloc(sizeof(float) * (size_t)m->Bm * m->T * m->C,
+                                           "gradient send buffer");
+    }
+}
+
+/* Waits for outstanding sends and gives every rank of the replica the results
+ * of the last stage. */
+static void sched_finish(sched *S, double *seq_s, double *seq_n)
+{
+    lethe_model *m = S->m;
+    for (int k = 0; k < m->nslots; k++) {
+        comm_wait(&S->act_req[k]);
+        comm_wait(&S->grad_req[k]);
+        free(S->grad_send[k]);
+    }
+    int B = S->b->B, last = m->grid->pp - 1;
+    double *buf = lethe_malloc(sizeof(double) * (2 * (size_t)B + 1), "results");
+    memcpy(buf, S->seq_s, sizeof(double) * B);
+    memcpy(buf + B, S->seq_n, sizeof(double) * B);
+    buf[2 * B] = S->loss;
+    comm_bcast_d(buf, 2 * (size_t)B + 1, last, m->grid->pp_comm);
+    if (seq_s) memcpy(seq_s, buf, sizeof(double) * B);
+    if (seq_n) memcpy(seq_n, buf + B, sizeof(double) * B);
+    S->loss = buf[2 * B];
+    free(buf);
+    free(S->seq_s);
+    free(S->seq_n);
+    free(S->act_req);
+    free(S->grad_req);
+    free(S->grad_send);
+}
+
+double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
+                              double *seq_s, double *seq_n)
+{
+    sched S;
+    sched_init(&S, m, b, 1);
+    S.obj = obj;
+    memset(m->params.grad, 0, sizeof(float) * m->params.total);
+    int M = b->B / m->Bm, P = m->grid->pp, st = m->grid->pp_rank;
+    int warm = P - st - 1 < M ? P - st - 1 : M;
+    for (int i = 0; i < warm; i++) fwd(&S, i);
+    for (int i = 0; i < M - warm; i++) {
+        fwd(&S, warm + i);
+        bwd(&S, i);
+    }
+    for (int i = M - warm; i < M; i++) bwd(&S, i);
+    sched_finish(&S, seq_s, seq_n);
+    return S.loss;
+}
+
+void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *seq_n,
+                   float *tok_logp)
+{
+    sched S;
+    sched_init(&S, m, b, 0);
+    int M = b->B / m->Bm;
+    float *lp = NULL;
+    if (tok_logp && m->last) lp = tok_logp;
+    S.tok_logp = lp;
+    for (int i = 0; i < M; i++) fwd(&S, i);
+    sched_finish(&S, seq_s, seq_n);
+    if (tok_logp && m->grid->pp > 1) {
+        /* per-token log-probabilities live on the last stage; share them */
+        size_t n = (size_t)b->B * b->T;
+        MPI_CHECK(MPI_Bcast(tok_logp, (int)n, MPI_FLOAT, m->grid->pp - 1, m->grid->pp_comm));
+    }
+}

@@ -1,0 +1,23 @@
+/* model/stage.h — internal: one pipeline stage's forward and backward of one
+ * micro-batch, used by the schedule in model/pipeline.c. Not for jobs. */
+#ifndef LETHE_STAGE_H
+#define LETHE_STAGE_H
+
+#include "transformer.h"
+
+/* Runs this stage's layers on slot->resid[0] (filled by the caller: received
+ * activations, or the embedding on the first stage via stage_embed). On the last
+ * stage also the final norm, the head and the vocab-parallel log-probabilities of
+ * `targets` (Bm, T) into slot->logp and per-sequence sums into seq_s/seq_n. */
+void stage_embed(lethe_model *m, lethe_slot *s, const int *tokens);
+void stage_forward(lethe_model *m, lethe_slot *s, const int *targets, double *seq_s,
+                   double *seq_n);
+/* Last stage: loss gradient into m->dx from per-token coefficients m->gcoef
+ * (d loss / d logp per token). */
+void stage_head_backward(lethe_model *m, lethe_slot *s, const int *targets);
+/* Backward of this stage's layers from m->dx (gradient of the stage output),
+ * leaving the gradient of the stage input in m->dx. First stage: also the
+ * embedding gradient. */
+void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens);
+
+#endif

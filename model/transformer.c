@@ -1,0 +1,417 @@
+/* model/transformer.c — the Llama-style decoder sharded over (pp, tp).
+ *
+ * Tensor parallelism (Megatron): q/k/v and gate/up are column-parallel (output
+ * rows split; the input gradient is all-reduced over tp), o_proj and down_proj
+ * are row-parallel (input columns split; the output is all-reduced over tp).
+ * The residual stream, the norms and their gradients are replicated over tp.
+ * The vocabulary (embedding and head) is split over tp and padded to a multiple
+ * of tp; the cross-entropy reduces max, sum of exps and target logit over tp
+ * and never gathers logits. */
+#include "transformer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../mpi/comm.h"
+#include "../mpi/fatal.h"
+#include "kernels.h"
+#include "stage.h"
+
+int model_check_layout(const lethe_model_config *cfg, int dp, int pp, int tp, int batch,
+                       int micro_batches, int T, char *err, size_t errlen)
+{
+    if (cfg->n_heads % tp) {
+        snprintf(err, errlen, "layout tp=%d does not divide model.n_heads=%d", tp, cfg->n_heads);
+        return -1;
+    }
+    if (cfg->n_kv_heads % tp) {
+        snprintf(err, errlen, "layout tp=%d does not divide model.n_kv_heads=%d", tp,
+                 cfg->n_kv_heads);
+        return -1;
+    }
+    if (cfg->mlp_dim % tp) {
+        snprintf(err, errlen, "layout tp=%d does not divide model.mlp_dim=%d", tp, cfg->mlp_dim);
+        return -1;
+    }
+    if (pp > cfg->n_layers) {
+        snprintf(err, errlen, "layout pp=%d exceeds model.n_layers=%d (every stage needs a layer)",
+                 pp, cfg->n_layers);
+        return -1;
+    }
+    if (micro_batches < 1 || batch % dp || (batch / dp) % micro_batches) {
+        snprintf(err, errlen,
+                 "batch size %d is not divisible by layout dp=%d x micro_batches=%d", batch, dp,
+                 micro_batches);
+        return -1;
+    }
+    if (T > cfg->max_seq_len) {
+        snprintf(err, errlen, "sequence length %d exceeds model.max_seq_len=%d", T,
+                 cfg->max_seq_len);
+        return -1;
+    }
+    return 0;
+}
+
+int64_t model_num_params(const lethe_model_config *c)
+{
+    int64_t C = c->dim, hd = c->dim / c->n_heads, I = c->mlp_dim, V = c->vocab_size;
+    int64_t per_layer = 2 * C + C * c->n_heads * hd * 2 + 2 * C * c->n_kv_heads * hd + 3 * C * I;
+    return V * C * (c->tie_embeddings ? 1 : 2) + C + c->n_layers * per_layer;
+}
+
+double model_flops_per_token(const lethe_model_config *c, int T)
+{
+    /* Matrix products only: 6 flops per weight per token (forward 2, backward 4),
+     * plus attention's QK^T and PV over all T keys (we compute the full square). */
+    double C = c->dim, hd = (double)c->dim / c->n_heads, I = c->mlp_dim, V = c->vocab_size;
+    double w_layer = C * c->n_heads * hd * 2 + 2 * C * c->n_kv_heads * hd + 3 * C * I;
+    double attn = 2.0 * 2.0 * T * c->n_heads * hd; /* per token per layer, forward */
+    return 6.0 * (c->n_layers * w_layer + V * C) + 3.0 * c->n_layers * attn;
+}
+
+static float *carve(float **cursor, size_t n)
+{
+    float *p = *cursor;
+    *cursor += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+static float *alloc_floats(size_t n, const char *what)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)))
+        lethe_fatal("out of memory allocating %zu floats for %s", n, what);
+    memset(p, 0, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
+#define PTR(m, idx) ((m)->params.data + (m)->params.p[idx].off)
+#define GRAD(m, ptr) ((m)->params.grad + ((ptr) - (m)->params.data))
+
+void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
+                  int T)
+{
+    memset(m, 0, sizeof(*m));
+    m->cfg = *cfg;
+    m->grid = g;
+    int tp = g->tp, tr = g->tp_rank, pp = g->pp, pr = g->pp_rank;
+    m->C = cfg->dim;
+    m->nh = cfg->n_heads;
+    m->nkv = cfg->n_kv_heads;
+    m->hd = cfg->dim / cfg->n_heads;
+    m->ffn = cfg->mlp_dim;
+    m->nh_l = m->nh / tp;
+    m->nkv_l = m->nkv / tp;
+    m->ffn_l = m->ffn / tp;
+    m->V = cfg->vocab_size;
+    m->Vpad = (m->V + tp - 1) / tp * tp;
+    m->v_l = m->Vpad / tp;
+    m->v0 = tr * m->v_l;
+    m->v_valid = m->V - m->v0 < 0 ? 0 : (m->V - m->v0 > m->v_l ? m->v_l : m->V - m->v0);
+    /* contiguous stages; the first L % pp stages take one extra layer */
+    int L = cfg->n_layers, base = L / pp, extra = L % pp;
+    m->nl = base + (pr < extra);
+    m->layer0 = pr * base + (pr < extra ? pr : extra);
+    m->first = pr == 0;
+    m->last = pr == pp - 1;
+    m->tied_copy = cfg->tie_embeddings && pp > 1 && m->last;
+    m->Bm = Bm;
+    m->T = T;
+    m->nslots = pp - pr; /* 1F1B: at most pp - stage forwards in flight */
+
+    int C = m->C, hd = m->hd;
+    lethe_params *t = &m->params;
+    params_init(t);
+    int i_embed = -1, i_norm = -1, i_head = -1;
+    if (m->first)
+        i_embed = params_add(t, "model.embed_tokens.weight", 2, m->V, C, 0, tp, tr, 1, 1, 1);
+    int *li = lethe_malloc(sizeof(int) * 9 * (size_t)(m->nl ? m->nl : 1), "layer table");
+    for (int l = 0; l < m->nl; l++) {
+        char nm[LETHE_NAME_MAX];
+        int gl = m->layer0 + l, *x = li + 9 * l;
+#define ADD(k, suffix, r, c_, split, decay, nd)                                                  \
+    snprintf(nm, sizeof nm, "model.layers.%d.%s", gl, suffix);                                  \
+    x[k] = params_add(t, nm, nd, r, c_, split, tp, tr, 0, decay, 1)
+        ADD(0, "input_layernorm.weight", C, 1, -1, 0, 1);
+        ADD(1, "self_attn.q_proj.weight", m->nh * hd, C, 0, 1, 2);
+        ADD(2, "self_attn.k_proj.weight", m->nkv * hd, C, 0, 1, 2);
+        ADD(3, "self_attn.v_proj.weight", m->nkv * hd, C, 0, 1, 2);
+        ADD(4, "self_attn.o_proj.weight", C, m->nh * hd, 1, 1, 2);
+        ADD(5, "post_attention_layernorm.weight", C, 1, -1, 0, 1);
+        ADD(6, "mlp.gate_proj.weight", m->ffn, C, 0, 1, 2);
+        ADD(7, "mlp.up_proj.weight", m->ffn, C, 0, 1, 2);
+        ADD(8, "mlp.down_proj.weight", C, m->ffn, 1, 1, 2);
+#undef ADD
+    }
+    if (m->last) {
+        i_norm = params_add(t, "model.norm.weight", 1, C, 1, -1, tp, tr, 0, 0, 1);
+        if (!cfg->tie_embeddings)
+            i_head = params_add(t, "lm_head.weight", 2, m->V, C, 0, tp, tr, 1, 1, 1);
+        else if (pp > 1) /* a synchronized copy of the first stage's embedding */
+            i_head = params_add(t, "model.embed_tokens.weight", 2, m->V, C, 0, tp, tr, 1, 1, 0);
+    }
+    params_alloc(t);
+    m->w = lethe_calloc((size_t)(m->nl ? m->nl : 1), sizeof(lethe_layer_w), "layer weights");
+    for (int l = 0; l < m->nl; l++) {
+        int *x = li + 9 * l;
+        lethe_layer_w *w = &m->w[l];
+        w->ln1 = PTR(m, x[0]);
+        w->wq = PTR(m, x[1]);
+        w->wk = PTR(m, x[2]);
+        w->wv = PTR(m, x[3]);
+        w->wo = PTR(m, x[4]);
+        w->ln2 = PTR(m, x[5]);
+        w->wg = PTR(m, x[6]);
+        w->wu = PTR(m, x[7]);
+        w->wd = PTR(m, x[8]);
+    }
+    free(li);
+    if (i_embed >= 0) m->embed = PTR(m, i_embed);
+    if (i_norm >= 0) m->norm = PTR(m, i_norm);
+    if (m->last) m->head = i_head >= 0 ? PTR(m, i_head) : m->embed;
+
+    /* activations: one slot per micro-batch in flight */
+    size_t N = (size_t)Bm * T;
+    size_t qw = (size_t)m->nh_l * hd, kw = (size_t)m->nkv_l * hd, Il = (size_t)m->ffn_l;
+    size_t per_layer = 0;
+#define R(n) (((n) + 15) & ~(size_t)15)
+    per_layer += 2 * R(N * C) + 2 * R(N) + R(N * qw) * 2 + 2 * R(N * kw) + R(N * C) +
+                 R((size_t)Bm * m->nh_l * T * T) + 3 * R(N * Il);
+    size_t per_slot = (size_t)(m->nl + 1) * R(N * C) + (size_t)m->nl * per_layer;
+    if (m->last) per_slot += R(N * C) + 2 * R(N);
+#undef R
+    m->slots = lethe_calloc((size_t)m->nslots, sizeof(lethe_slot), "pipeline slots");
+    for (int s = 0; s < m->nslots; s++) {
+        lethe_slot *sl = &m->slots[s];
+        float *cur = alloc_floats(per_slot, "activations");
+        sl->resid = lethe_malloc(sizeof(float *) * (size_t)(m->nl + 1), "activations");
+        for (int l = 0; l <= m->nl; l++) sl->resid[l] = carve(&cur, N * C);
+        sl->layer = lethe_calloc((size_t)(m->nl ? m->nl : 1), sizeof(lethe_layer_act), "acts");
+        for (int l = 0; l < m->nl; l++) {
+            lethe_layer_act *a = &sl->layer[l];
+            a->ln1 = carve(&cur, N * C);
+            a->rstd1 = carve(&cur, N);
+            a->q = carve(&cur, N * qw);
+            a->k = carve(&cur, N * kw);
+            a->v = carve(&cur, N * kw);
+            a->probs = carve(&cur, (size_t)Bm * m->nh_l * T * T);
+            a->att = carve(&cur, N * qw);
+            a->xmid = carve(&cur, N * C);
+            a->ln2 = carve(&cur, N * C);
+            a->rstd2 = carve(&cur, N);
+            a->gate = carve(&cur, N * Il);
+            a->up = carve(&cur, N * Il);
+            a->h = carve(&cur, N * Il);
+        }
+        if (m->last) {
+            sl->lnf = carve(&cur, N * C);
+            sl->rstdf = carve(&cur, N);
+            sl->logp = carve(&cur, N);
+        }
+    }
+    m->cos_t = alloc_floats((size_t)cfg->max_seq_len * hd / 2, "rope tables");
+    m->sin_t = alloc_floats((size_t)cfg->max_seq_len * hd / 2, "rope tables");
+    rope_tables(m->cos_t, m->sin_t, cfg->max_seq_len, hd, cfg->rope_theta);
+    m->dx = alloc_floats(N * C, "gradients of activations");
+    m->dx2 = alloc_floats(N * C, "gradients of activations");
+    m->dln = alloc_floats(N * C, "gradients of activations");
+    m->dq = alloc_floats(N * qw, "gradients of activations");
+    m->datt = alloc_floats(N * qw, "gradients of activations");
+    m->dk = alloc_floats(N * kw, "gradients of activations");
+    m->dv = alloc_floats(N * kw, "gradients of activations");
+    m->dh = alloc_floats(N * Il, "gradients of activations");
+    m->dgate = alloc_floats(N * Il, "gradients of activations");
+    m->dup = alloc_floats(N * Il, "gradients of activations");
+    m->attn_scratch = alloc_floats((size_t)T * T, "attention scratch");
+    if (m->last) {
+        m->logits = alloc_floats(N * m->v_l, "logits");
+        m->dlogits = alloc_floats(N * m->v_l, "logit gradients");
+    }
+    m->ce_buf = alloc_floats(4 * N, "cross-entropy buffers");
+    m->gcoef = alloc_floats(N, "loss coefficients");
+    m->seq_s = lethe_calloc((size_t)Bm, sizeof(double), "sequence sums");
+    m->seq_n = lethe_calloc((size_t)Bm, sizeof(double), "sequence sums");
+}
+
+void model_init_weights(lethe_model *m)
+{
+    lethe_params *t = &m->params;
+    for (int i = 0; i < t->n; i++) {
+        if (t->p[i].ndim == 1)
+            params_fill(t, i, 1.0f);
+        else
+            params_init_normal(t, i, m->cfg.init_seed, m->cfg.init_std);
+    }
+}
+
+void model_free(lethe_model *m)
+{
+    for (int s = 0; s < m->nslots; s++) {
+        free(m->slots[s].resid[0]);
+        free(m->slots[s].resid);
+        free(m->slots[s].layer);
+    }
+    free(m->slots);
+    free(m->w);
+    float *bufs[] = {m->cos_t, m->sin_t, m->dx,    m->dx2,   m->dln,          m->dq,
+                     m->datt,  m->dk,    m->dv,    m->dh,    m->dgate,        m->dup,
+                     m->attn_scratch,    m->logits, m->dlogits, m->ce_buf,   m->gcoef};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(m->seq_s);
+    free(m->seq_n);
+    params_free(&m->params);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- one stage, one micro-batch ------------------------------------------ */
+
+void stage_embed(lethe_model *m, lethe_slot *s, const int *tokens)
+{
+    int N = m->Bm * m->T;
+    embedding_forward(s->resid[0], tokens, m->embed, N, m->C, m->v0, m->v_l);
+    comm_allreduce_sum(s->resid[0], (size_t)N * m->C, m->grid->tp_comm);
+}
+
+static void layer_forward(lethe_model *m, const lethe_layer_w *w, lethe_layer_act *a,
+                          const float *x, float *out)
+{
+    int Bm = m->Bm, T = m->T, N = Bm * T, C = m->C, hd = m->hd;
+    int qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
+    MPI_Comm tp = m->grid->tp_comm;
+    rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, N, C, m->cfg.norm_eps);
+    matmul_forward(a->q, a->ln1, w->wq, N, C, qw);
+    matmul_forward(a->k, a->ln1, w->wk, N, C, kw);
+    matmul_forward(a->v, a->ln1, w->wv, N, C, kw);
+    rope_forward(a->q, m->cos_t, m->sin_t, Bm, T, m->nh_l, hd, qw);
+    rope_forward(a->k, m->cos_t, m->sin_t, Bm, T, m->nkv_l, hd, kw);
+    attention_forward(a->att, a->probs, a->q, a->k, a->v, Bm, T, m->nh_l, m->nkv_l, hd);
+    matmul_forward(a->xmid, a->att, w->wo, N, qw, C); /* partial over tp */
+    comm_allreduce_sum(a->xmid, (size_t)N * C, tp);
+    add_inplace(a->xmid, x, (size_t)N * C);
+    rmsnorm_forward(a->ln2, a->rstd2, a->xmid, w->ln2, N, C, m->cfg.norm_eps);
+    matmul_forward(a->gate, a->ln2, w->wg, N, C, Il);
+    matmul_forward(a->up, a->ln2, w->wu, N, C, Il);
+    swiglu_forward(a->h, a->gate, a->up, (size_t)N * Il);
+    matmul_forward(out, a->h, w->wd, N, Il, C); /* partial over tp */
+    comm_allreduce_sum(out, (size_t)N * C, tp);
+    add_inplace(out, a->xmid, (size_t)N * C);
+}
+
+void stage_forward(lethe_model *m, lethe_slot *s, const int *targets, double *seq_s,
+                   double *seq_n)
+{
+    for (int l = 0; l < m->nl; l++) layer_forward(m, &m->w[l], &s->layer[l], s->resid[l], s->resid[l + 1]);
+    if (!m->last) return;
+    int N = m->Bm * m->T, C = m->C;
+    rmsnorm_forward(s->lnf, s->rstdf, s->resid[m->nl], m->norm, N, C, m->cfg.norm_eps);
+    matmul_forward(m->logits, s->lnf, m->head, N, C, m->v_l);
+    float *gmax = m->ce_buf, *sums = m->ce_buf + N; /* sums: sumexp (N) then tlogit (N) */
+    ce_local_max(gmax, m->logits, N, m->v_l, m->v_valid);
+    comm_allreduce_max(gmax, (size_t)N, m->grid->tp_comm);
+    ce_local_sumexp(sums, sums + N, m->logits, gmax, targets, N, m->v_l, m->v_valid, m->v0);
+    comm_allreduce_sum(sums, 2 * (size_t)N, m->grid->tp_comm);
+    for (int n = 0; n < N; n++)
+        s->logp[n] = targets[n] >= 0 ? sums[N + n] - gmax[n] - logf(sums[n]) : 0.0f;
+    for (int b = 0; b < m->Bm; b++) {
+        double sb = 0.0, nb = 0.0;
+        for (int t = 0; t < m->T; t++)
+            if (targets[b * m->T + t] >= 0) {
+                sb += s->logp[b * m->T + t];
+                nb += 1.0;
+            }
+        seq_s[b] = sb;
+        seq_n[b] = nb;
+    }
+}
+
+void stage_head_backward(lethe_model *m, lethe_slot *s, const int *targets)
+{
+    int N = m->Bm * m->T, C = m->C;
+    float *gmax = m->ce_buf, *sums = m->ce_buf + N;
+    ce_backward(m->dlogits, m->logits, gmax, sums, targets, m->gcoef, N, m->v_l, m->v_valid,
+                m->v0);
+    memset(m->dln, 0, sizeof(float) * (size_t)N * C);
+    matmul_backward(m->dln, GRAD(m, m->head), m->dlogits, s->lnf, m->head, N, C, m->v_l);
+    comm_allreduce_sum(m->dln, (size_t)N * C, m->grid->tp_comm);
+    memset(m->dx, 0, sizeof(float) * (size_t)N * C);
+    rmsnorm_backward(m->dx, GRAD(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N, C);
+}
+
+static void layer_backward(lethe_model *m, const lethe_layer_w *w, const lethe_layer_act *a,
+                           const float *x)
+{
+    int Bm = m->Bm, T = m->T, N = Bm * T, C = m->C, hd = m->hd;
+    int qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
+    MPI_Comm tp = m->grid->tp_comm;
+    float *dx = m->dx; /* gradient of the layer output; becomes that of xmid, then of x */
+    memset(m->dh, 0, sizeof(float) * (size_t)N * Il);
+    matmul_backward(m->dh, GRAD(m, w->wd), dx, a->h, w->wd, N, Il, C);
+    memset(m->dgate, 0, sizeof(float) * (size_t)N * Il);
+    memset(m->dup, 0, sizeof(float) * (size_t)N * Il);
+    swiglu_backward(m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * Il);
+    memset(m->dln, 0, sizeof(float) * (size_t)N * C);
+    matmul_backward(m->dln, GRAD(m, w->wg), m->dgate, a->ln2, w->wg, N, C, Il);
+    matmul_backward(m->dln, GRAD(m, w->wu), m->dup, a->ln2, w->wu, N, C, Il);
+    comm_allreduce_sum(m->dln, (size_t)N * C, tp);
+    rmsnorm_backward(dx, GRAD(m, w->ln2), m->dln, a->xmid, w->ln2, a->rstd2, N, C);
+    memset(m->datt, 0, sizeof(float) * (size_t)N * qw);
+    matmul_backward(m->datt, GRAD(m, w->wo), dx, a->att, w->wo, N, qw, C);
+    memset(m->dq, 0, sizeof(float) * (size_t)N * qw);
+    memset(m->dk, 0, sizeof(float) * (size_t)N * kw);
+    memset(m->dv, 0, sizeof(float) * (size_t)N * kw);
+    attention_backward(m->dq, m->dk, m->dv, m->attn_scratch, m->datt, a->probs, a->q, a->k, a->v,
+                       Bm, T, m->nh_l, m->nkv_l, hd);
+    rope_backward(m->dq, m->cos_t, m->sin_t, Bm, T, m->nh_l, hd, qw);
+    rope_backward(m->dk, m->cos_t, m->sin_t, Bm, T, m->nkv_l, hd, kw);
+    memset(m->dln, 0, sizeof(float) * (size_t)N * C);
+    matmul_backward(m->dln, GRAD(m, w->wq), m->dq, a->ln1, w->wq, N, C, qw);
+    matmul_backward(m->dln, GRAD(m, w->wk), m->dk, a->ln1, w->wk, N, C, kw);
+    matmul_backward(m->dln, GRAD(m, w->wv), m->dv, a->ln1, w->wv, N, C, kw);
+    comm_allreduce_sum(m->dln, (size_t)N * C, tp);
+    rmsnorm_backward(dx, GRAD(m, w->ln1), m->dln, x, w->ln1, a->rstd1, N, C);
+}
+
+void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
+{
+    for (int l = m->nl - 1; l >= 0; l--) layer_backward(m, &m->w[l], &s->layer[l], s->resid[l]);
+    if (m->first)
+        embedding_backward(GRAD(m, m->embed), m->dx, tokens, m->Bm * m->T, m->C, m->v0, m->v_l);
+}
+
+/* ---- reductions over replicas -------------------------------------------- */
+
+void model_reduce_grads(lethe_model *m)
+{
+    const lethe_grid *g = m->grid;
+    lethe_params *t = &m->params;
+    if (m->cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
+        /* the embedding (first stage) and its copy (last stage) get the sum of both uses */
+        const char *nm = "model.embed_tokens.weight";
+        int i = params_find(t, nm);
+        comm_allreduce_sum(t->grad + t->p[i].off, t->p[i].numel, g->ends_comm);
+    }
+    /* bucketed all-reduce over replicas: 4 MiB buckets keep each call in the
+     * bandwidth regime without a second buffer */
+    const size_t bucket = (size_t)1 << 20;
+    for (size_t off = 0; off < t->total; off += bucket) {
+        size_t n = t->total - off < bucket ? t->total - off : bucket;
+        comm_allreduce_sum(t->grad + off, n, g->dp_comm);
+    }
+}
+
+double model_grad_norm(lethe_model *m)
+{
+    const lethe_params *t = &m->params;
+    double ss = 0.0;
+    for (int i = 0; i < t->n; i++) {
+        const lethe_param *p = &t->p[i];
+        if (!p->owner) continue;
+        if (p->split < 0 && m->grid->tp_rank != 0) continue; /* replicated over tp: count once */
+        const float *gr = t->grad + p->off;
+        for (size_t k = 0; k < p->numel; k++) ss += (double)gr[k] * gr[k];
+    }
+    comm_allreduce_sum_d(&ss, 1, m->grid->mp_comm);
+    return sqrt(ss);
+}

@@ -1,0 +1,115 @@
+/* model/transformer.h — the Llama-style decoder, sharded over the grid.
+ *
+ * One model = this rank's piece: the layers of its pipeline stage, its
+ * tensor-parallel slice of every projection (heads, kv-heads, MLP width and the
+ * padded vocabulary split over tp). Weights follow the Hugging Face names and
+ * layouts. A step runs the replica's batch as micro-batches through the 1F1B
+ * pipeline schedule (model/pipeline.c); the loss is defined by a per-sequence
+ * objective (model/objectives.h), so one forward and one backward serve
+ * training, every unlearning method and evaluation. */
+#ifndef LETHE_TRANSFORMER_H
+#define LETHE_TRANSFORMER_H
+
+#include "../io/config.h"
+#include "../mpi/grid.h"
+#include "params.h"
+
+/* The batch one replica processes in one step.
+ * tokens (B, T): input ids; targets (B, T): the id that position t must predict,
+ * or -1 where no loss is taken (prompt, padding, last position). */
+typedef struct {
+    int B, T;
+    int *tokens;
+    int *targets;
+} lethe_batch;
+
+/* Per-sequence objective. For sequence b of the replica's batch, given
+ * s = sum of log-probabilities of its target tokens and n = their count, returns
+ * its loss contribution and sets *w = dL/ds. The replica's loss is the sum of the
+ * contributions (objectives normalise by global counts themselves, so the
+ * data-parallel gradient is a plain sum). */
+typedef struct lethe_objective {
+    double (*seq)(const struct lethe_objective *o, int b, double s, double n, double *w);
+    void *ctx;
+} lethe_objective;
+
+typedef struct {
+    float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd;
+} lethe_layer_w;
+
+typedef struct {
+    /* per-layer activations of one micro-batch (N = Bm*T tokens), local widths */
+    float *ln1, *rstd1, *q, *k, *v, *probs, *att, *xmid, *ln2, *rstd2, *gate, *up, *h;
+} lethe_layer_act;
+
+typedef struct {
+    float **resid;          /* nl + 1 buffers (N, C): stage input .. stage output */
+    lethe_layer_act *layer; /* nl */
+    float *lnf, *rstdf;     /* last stage: final norm (N, C), (N) */
+    float *logp;            /* last stage: per-token log-prob of the target (N) */
+} lethe_slot;
+
+typedef struct {
+    lethe_model_config cfg;
+    const lethe_grid *grid;
+    /* sizes */
+    int C, hd, nh, nkv, ffn; /* global */
+    int nh_l, nkv_l, ffn_l;  /* this tp rank's */
+    int V, Vpad, v_l, v0, v_valid; /* vocabulary: global, padded, local rows, first row, real rows */
+    int layer0, nl;         /* this stage's layers [layer0, layer0 + nl) */
+    int first, last;        /* stage flags */
+    int tied_copy;          /* last stage holds a synchronized copy of the embedding */
+    int Bm, T;              /* micro-batch size and sequence length activations are sized for */
+    int nslots;             /* micro-batches in flight on this stage */
+    /* parameters */
+    lethe_params params;
+    float *embed, *norm, *head; /* embed on first stage; norm, head on last (head == embed if tied, pp == 1) */
+    lethe_layer_w *w;           /* nl */
+    /* activations and scratch */
+    lethe_slot *slots;
+    float *cos_t, *sin_t;       /* (max_seq_len, hd/2) */
+    float *logits, *dlogits;    /* (N, v_l) */
+    float *dx, *dx2, *dln, *dq, *dk, *dv, *datt, *dh, *dgate, *dup, *attn_scratch;
+    float *ce_buf;              /* (4N) */
+    float *gcoef;               /* (N) per-token loss gradient */
+    double *seq_s, *seq_n;      /* (Bm) */
+    /* statistics of the last step */
+    double comm_seconds, bubble_seconds;
+    double bytes_sent;
+} lethe_model;
+
+/* Checks that the layout admits the model (tp divides heads, kv-heads, MLP width;
+ * pp <= layers; micro-batches divide the replica batch). 0, or -1 + err. Pure:
+ * every rank reaches the same verdict. */
+int model_check_layout(const lethe_model_config *cfg, int dp, int pp, int tp, int batch,
+                       int micro_batches, int T, char *err, size_t errlen);
+
+/* Builds this rank's shard and sizes activations for micro-batches of Bm x T. */
+void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
+                  int T);
+/* Layout-independent initialisation from cfg.init_seed. */
+void model_init_weights(lethe_model *m);
+void model_free(lethe_model *m);
+
+/* Forward and backward of the replica's batch (B = micro_batches * Bm sequences)
+ * through the pipeline. Gradients are zeroed first. On return, every rank of the
+ * replica holds: the replica's loss (return value), seq_s/seq_n (B each, may be
+ * NULL), and its gradient pieces for the replica's batch (not yet reduced over dp). */
+double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
+                              double *seq_s, double *seq_n);
+/* Forward only: per-sequence sums (B each) and, if tok_logp != NULL, per-token
+ * log-probabilities (B, T), valid on every rank of the replica. */
+void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *seq_n,
+                   float *tok_logp);
+
+/* Sums gradients over dp (bucketed) and over the tied-embedding pair. */
+void model_reduce_grads(lethe_model *m);
+/* Global gradient L2 norm over the whole model (each tensor counted once). */
+double model_grad_norm(lethe_model *m);
+
+/* Model FLOPs per trained token (forward + backward), as counted by bench/train. */
+double model_flops_per_token(const lethe_model_config *cfg, int T);
+/* Total parameter count of the global model. */
+int64_t model_num_params(const lethe_model_config *cfg);
+
+#endif
