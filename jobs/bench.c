@@ -88,12 +88,12 @@ int job_bench(int argc, char **argv)
            *bytes = lethe_calloc((size_t)K, sizeof(double), "bench");
     for (int step = 0; step < W + K; step++) {
         synth_markov_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
-        nll_objective_ctx ctx = {1.0 / session_count_targets(&S, &b)};
+        nll_objective_ctx ctx = {1.0 / model_count_targets(&S.model, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         MPI_Barrier(S.grid.world);
         comm_stats_reset();
         step_stats st;
-        session_step(&S, &b, &obj, step, W + K, &st);
+        model_train_step(&S.model, &b, &obj, &c->optim, step, W + K, &st);
         double v[3] = {st.seconds, lethe_comm_stats.seconds, lethe_comm_stats.p2p_seconds};
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_MAX, S.grid.world));
         if (step >= W) {

@@ -9,6 +9,7 @@
 #define LETHE_JOBS_H
 
 #include "../io/config.h"
+#include "../model/step.h"
 #include "../model/transformer.h"
 #include "../mpi/grid.h"
 
@@ -32,22 +33,4 @@ void blas_core_string(char *buf, size_t len);
 int job_train(int argc, char **argv);
 int job_bench(int argc, char **argv);
 
-/* Token-mean negative log-likelihood objective over `tokens` target tokens. */
-typedef struct {
-    double inv_tokens;
-} nll_objective_ctx;
-double nll_objective_seq(const struct lethe_objective *o, int b, double s, double n, double *w);
-
 #endif
-
-/* One optimizer step on the replica's batch: forward/backward through the
- * pipeline, gradient reduction over dp, global-norm clipping, AdamW.
- * Returns the global loss (sum over replicas). */
-typedef struct {
-    double loss, grad_norm, seconds;
-    float lr;
-} step_stats;
-void session_step(lethe_session *s, const lethe_batch *b, const lethe_objective *obj, int step,
-                  int total, step_stats *out);
-/* Number of target tokens in the global batch (sum over dp of the replica's). */
-double session_count_targets(const lethe_session *s, const lethe_batch *b);

@@ -130,12 +130,3 @@ void session_close(lethe_session *s)
     fatal_set_grid(NULL);
     grid_free(&s->grid);
 }
-
-double nll_objective_seq(const struct lethe_objective *o, int b, double s, double n, double *w)
-{
-    (void)b;
-    (void)n;
-    const nll_objective_ctx *c = o->ctx;
-    *w = -c->inv_tokens;
-    return -s * c->inv_tokens;
-}

@@ -7,38 +7,9 @@
 #include <string.h>
 
 #include "../io/synthetic.h"
-#include "../model/optim.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
-
-double session_count_targets(const lethe_session *s, const lethe_batch *b)
-{
-    double n = 0;
-    for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->targets[i] >= 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_DOUBLE, MPI_SUM, s->grid.dp_comm));
-    return n;
-}
-
-void session_step(lethe_session *s, const lethe_batch *b, const lethe_objective *obj, int step,
-                  int total, step_stats *out)
-{
-    lethe_model *m = &s->model;
-    double t0 = MPI_Wtime();
-    double loss = model_forward_backward(m, b, obj, NULL, NULL);
-    model_reduce_grads(m);
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, s->grid.dp_comm));
-    double norm = model_grad_norm(m);
-    if (!isfinite(loss) || !isfinite(norm))
-        lethe_fatal("step %d: non-finite %s (loss %g, gradient norm %g)", step,
-                    isfinite(loss) ? "gradient" : "loss", loss, norm);
-    float lr = lr_at(&s->cfg.optim, step, total);
-    adamw_step(&m->params, &s->cfg.optim, lr, step + 1, clip_scale(&s->cfg.optim, norm));
-    out->loss = loss;
-    out->grad_norm = norm;
-    out->lr = lr;
-    out->seconds = MPI_Wtime() - t0;
-}
 
 int job_train(int argc, char **argv)
 {
@@ -69,10 +40,10 @@ int job_train(int argc, char **argv)
     double flops_tok = model_flops_per_token(&c->model, T), first_loss = 0, last_loss = 0;
     for (int step = 0; step < c->train.steps; step++) {
         synth_markov_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
-        nll_objective_ctx ctx = {1.0 / session_count_targets(&S, &b)};
+        nll_objective_ctx ctx = {1.0 / model_count_targets(&S.model, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         step_stats st;
-        session_step(&S, &b, &obj, step, c->train.steps, &st);
+        model_train_step(&S.model, &b, &obj, &c->optim, step, c->train.steps, &st);
         /* the slowest rank sets the pace */
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &st.seconds, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
         if (step == 0) first_loss = st.loss;

@@ -137,3 +137,67 @@ void params_fill(lethe_params *t, int idx, float value)
         for (int64_t j = 0; j < p->lshape[1]; j++)
             w[i * p->lshape[1] + j] = (i < p->vshape[0] && j < p->vshape[1]) ? value : 0.0f;
 }
+
+void params_gather(const lethe_params *t, MPI_Comm world, int dp_rank, const char *name,
+                   int which, int64_t rows, int64_t cols, float *out, int root)
+{
+    int rank, size;
+    MPI_Comm_rank(world, &rank);
+    MPI_Comm_size(world, &size);
+    /* this rank's contribution: header (gstart, vshape) then the valid rows */
+    int idx = dp_rank == 0 ? params_find(t, name) : -1;
+    if (idx >= 0 && !t->p[idx].owner) idx = -1;
+    float *mine = NULL;
+    int count = 0;
+    if (idx >= 0) {
+        const lethe_param *p = &t->p[idx];
+        const float *bufs[4] = {t->data, t->grad, t->m, t->v};
+        const float *src = bufs[which] + p->off;
+        /* replicated tensors are identical on every tp rank: the one at gstart 0
+         * of a replicated tensor is indistinguishable, so every holder sends and
+         * the root keeps the last; cheap at the sizes this is used for */
+        count = 4 + (int)(p->vshape[0] * p->vshape[1]);
+        mine = lethe_malloc(sizeof(float) * (size_t)count, "gather");
+        int32_t hdr[4] = {(int32_t)p->gstart[0], (int32_t)p->gstart[1], (int32_t)p->vshape[0],
+                          (int32_t)p->vshape[1]};
+        memcpy(mine, hdr, sizeof hdr);
+        for (int64_t i = 0; i < p->vshape[0]; i++)
+            memcpy(mine + 4 + i * p->vshape[1], src + i * p->lshape[1],
+                   sizeof(float) * (size_t)p->vshape[1]);
+    }
+    int *counts = NULL, *displs = NULL;
+    float *all = NULL;
+    if (rank == root) {
+        counts = lethe_malloc(sizeof(int) * (size_t)size, "gather");
+        displs = lethe_malloc(sizeof(int) * (size_t)size, "gather");
+    }
+    MPI_CHECK(MPI_Gather(&count, 1, MPI_INT, counts, 1, MPI_INT, root, world));
+    int total = 0;
+    if (rank == root) {
+        for (int r = 0; r < size; r++) {
+            displs[r] = total;
+            total += counts[r];
+        }
+        all = lethe_malloc(sizeof(float) * (size_t)(total ? total : 1), "gather");
+    }
+    MPI_CHECK(MPI_Gatherv(mine, count, MPI_FLOAT, all, counts, displs, MPI_FLOAT, root, world));
+    if (rank == root) {
+        int found = 0;
+        for (int r = 0; r < size; r++) {
+            if (!counts[r]) continue;
+            const float *piece = all + displs[r];
+            int32_t hdr[4];
+            memcpy(hdr, piece, sizeof hdr);
+            for (int64_t i = 0; i < hdr[2]; i++)
+                memcpy(out + (hdr[0] + i) * cols + hdr[1], piece + 4 + i * hdr[3],
+                       sizeof(float) * (size_t)hdr[3]);
+            found = 1;
+        }
+        if (!found) lethe_fatal("gather: no rank holds tensor '%s'", name);
+        (void)rows;
+        free(all);
+        free(counts);
+        free(displs);
+    }
+    free(mine);
+}

@@ -60,4 +60,13 @@ uint64_t lethe_hash_str(const char *s);
 /* Standard normal from a 64-bit counter value. */
 float lethe_normal_from_u64(uint64_t h);
 
+
+/* Gathers the global tensor `name` (rows x cols, from buffer `which`: 0 data,
+ * 1 grad, 2 m, 3 v) onto `root` of `world`, from the ranks that hold its pieces
+ * (dp replica 0, owners only). Collective over world: every rank calls it with
+ * the same name, including ranks that hold no piece. out (rows, cols) on root. */
+#include <mpi.h>
+void params_gather(const lethe_params *t, MPI_Comm world, int dp_rank, const char *name,
+                   int which, int64_t rows, int64_t cols, float *out, int root);
+
 #endif

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# jobs/demo.sh — lethe's first command: check the dependencies, build, run the main job
+# on local MPI ranks.
+#
+#   bash jobs/demo.sh [--set key=value ...]    extra arguments go to `lethe train`
+#
+# The job is `build/lethe train jobs/configs/demo.json` under `mpirun -n 2`; the layout
+# comes from the config (dp * pp * tp must equal the rank count). LETHE_RANKS=N runs N
+# ranks instead, e.g. `LETHE_RANKS=4 bash jobs/demo.sh --set layout.tp=2 --set layout.dp=2`.
+# The job runs from the repository's top folder, so relative output paths land there.
+# The Open MPI root variables are set for this script's process only, and only as root.
+set -euo pipefail
+
+# shellcheck source=jobs/setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+lethe_setup
+lethe_build build
+
+cd "$LETHE_ROOT"
+config=jobs/configs/demo.json
+if [ ! -f "$config" ]; then
+    echo "lethe demo: $LETHE_ROOT/$config not found" >&2
+    exit 1
+fi
+
+ranks="${LETHE_RANKS:-2}"
+mpi_args=(-n "$ranks")
+# More ranks than cores: Open MPI refuses unless told to share cores.
+if [ "$(lethe_nproc)" -lt "$ranks" ]; then
+    mpi_args+=(--oversubscribe)
+fi
+if [ "$(id -u)" = 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
+# A forced core type (e.g. Haswell on an AVX-512 machine) can halve sgemm speed. It is
+# the user's setting, so it is reported, not changed.
+if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+    echo "lethe demo: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE is set: OpenBLAS uses that core" \
+        "type's kernels, not the best for this CPU (unset it to let OpenBLAS choose)"
+else
+    echo "lethe demo: OPENBLAS_CORETYPE is not set: OpenBLAS picks its kernels for this CPU"
+fi
+
+echo "+ mpirun ${mpi_args[*]} build/lethe train $config $*"
+exec mpirun "${mpi_args[@]}" build/lethe train "$config" "$@"

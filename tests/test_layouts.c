@@ -1,0 +1,345 @@
+/* tests/test_layouts.c — the correctness contract of the parallel model.
+ *
+ * Run under mpirun at N ranks. For every layout dp x pp x tp = N that the model
+ * admits, and one or two micro-batch counts: for the same weights and global
+ * batch, the loss and every gradient (gathered to global tensors) equal the
+ * one-rank values to 1e-5 relative; 10 optimizer steps give the same losses to
+ * 1e-5 and the same weights to 1e-5; the same layout run twice gives bitwise
+ * identical weights. Layouts the model refuses are checked to be refused with
+ * a message naming the numbers. The one-rank reference is computed by every
+ * rank on MPI_COMM_SELF, so the verdict does not depend on N.
+ *
+ * Tolerance: errors are max|a - b| / max|b| over each tensor. fp32 sums in a
+ * different order (tp splits the inner products, dp and micro-batches split the
+ * batch sums) give ~1e-7; 1e-5 leaves two orders of margin and still catches a
+ * missing or doubled reduction, which gives O(1).
+ * Weights after 10 AdamW steps are compared in the L2 norm of each tensor:
+ * Adam normalises every element's update, so a single element whose gradient
+ * passes through zero during the run can move by a few percent of lr more or
+ * less under another summation order (seen: one element of 512, 4.7e-6 at
+ * lr 1e-4). That is fp32 behaviour, not a layout error; a missing reduction
+ * still moves every element by O(lr) and shows as ~1e-2 in this norm.
+ * The learning rate is 1e-4, the order of fine-tuning and unlearning rates. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/synthetic.h"
+#include "model/step.h"
+#include "model/transformer.h"
+#include "mpi/fatal.h"
+#include "mpi/grid.h"
+
+#define TOL 1e-5
+#define NSTEPS 10
+
+static int failures, checks;
+
+/* ||a - b||_2 / ||b||_2 */
+static double relerr_l2(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    if (isnan(num)) return INFINITY;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static double relerr(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+typedef struct {
+    const char *name;
+    lethe_model_config cfg;
+    int B, T;
+} model_case;
+
+static lethe_optim_config optim_cfg(void)
+{
+    lethe_optim_config o;
+    memset(&o, 0, sizeof o);
+    strcpy(o.schedule, "cosine");
+    o.lr = 1e-4f;
+    o.min_lr = 1e-5f;
+    o.warmup_steps = 2;
+    o.beta1 = 0.9f;
+    o.beta2 = 0.95f;
+    o.eps = 1e-8f;
+    o.weight_decay = 0.1f;
+    o.grad_clip = 0.5f; /* bites on the first steps: clipping goes through the world norm */
+    return o;
+}
+
+static synth_markov data_for(const model_case *mc)
+{
+    synth_markov s = {99, mc->cfg.vocab_size, 3, 3, mc->T / 2};
+    return s;
+}
+
+/* Runs the whole protocol on a model built over grid g with micro-batches M.
+ * Outputs (on world rank 0 meaningful): loss0, grads (global, by table order of
+ * ref), losses[NSTEPS], final weights. */
+typedef struct {
+    double loss0;
+    double losses[NSTEPS];
+} run_result;
+
+static void run(const model_case *mc, const lethe_grid *g, int M, run_result *res,
+                lethe_model *m_out)
+{
+    int Br = mc->B / g->dp, Bm = Br / M;
+    model_create(m_out, &mc->cfg, g, Bm, mc->T);
+    model_init_weights(m_out);
+    synth_markov src = data_for(mc);
+    lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
+                     malloc(sizeof(int) * (size_t)Br * mc->T)};
+    lethe_optim_config o = optim_cfg();
+    for (int step = 0; step <= NSTEPS; step++) {
+        synth_markov_batch(&src, step, (int64_t)g->dp_rank * Br, Br, mc->T, b.tokens, b.targets);
+        nll_objective_ctx ctx = {1.0 / model_count_targets(m_out, &b)};
+        lethe_objective obj = {nll_objective_seq, &ctx};
+        if (step == 0) {
+            /* gradients of step 0 are compared before any update */
+            double loss = model_forward_backward(m_out, &b, &obj, NULL, NULL);
+            model_reduce_grads(m_out);
+            MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm);
+            res->loss0 = loss;
+            continue;
+        }
+        step_stats st;
+        model_train_step(m_out, &b, &obj, &o, step - 1, NSTEPS, &st);
+        res->losses[step - 1] = st.loss;
+    }
+    free(b.tokens);
+    free(b.targets);
+}
+
+static void check(int ok, const char *fmt, const char *a, double v)
+{
+    checks++;
+    if (!ok) {
+        failures++;
+        fprintf(stderr, "FAIL: ");
+        fprintf(stderr, fmt, a, v);
+        fprintf(stderr, "\n");
+    }
+}
+
+/* Reference: the one-rank model, gradients of step 0 and the trajectory. */
+typedef struct {
+    lethe_grid g;
+    lethe_model m0; /* after the gradient of step 0 only: grads kept */
+    lethe_model m;  /* after NSTEPS steps */
+    run_result r0, r;
+} reference;
+
+static void compare_layout(const model_case *mc, reference *ref, int dp, int pp, int tp, int M,
+                           int world_rank)
+{
+    lethe_grid g;
+    char err[512];
+    if (grid_create(&g, MPI_COMM_WORLD, dp, pp, tp, err, sizeof err))
+        lethe_fatal("grid: %s", err);
+    /* gradients at step 0 */
+    lethe_model m;
+    run_result r;
+    /* a model that only computes step-0 gradients: run() with NSTEPS steps keeps the
+     * final state; the step-0 gradients are re-computed on a fresh model */
+    int Br = mc->B / dp, Bm = Br / M;
+    model_create(&m, &mc->cfg, &g, Bm, mc->T);
+    model_init_weights(&m);
+    synth_markov src = data_for(mc);
+    lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
+                     malloc(sizeof(int) * (size_t)Br * mc->T)};
+    synth_markov_batch(&src, 0, (int64_t)g.dp_rank * Br, Br, mc->T, b.tokens, b.targets);
+    nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
+    lethe_objective obj = {nll_objective_seq, &ctx};
+    double loss = model_forward_backward(&m, &b, &obj, NULL, NULL);
+    model_reduce_grads(&m);
+    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g.dp_comm);
+    char what[256];
+    snprintf(what, sizeof what, "%s dp%d pp%d tp%d mb%d", mc->name, dp, pp, tp, M);
+    double worst_grad = 0;
+    const lethe_params *rt = &ref->m0.params;
+    for (int i = 0; i < rt->n; i++) {
+        const lethe_param *p = &rt->p[i];
+        size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
+        float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
+        params_gather(&m.params, g.world, g.dp_rank, p->name, 1, p->gshape[0], p->gshape[1], glob,
+                      0);
+        if (world_rank == 0) {
+            double e = relerr(glob, rt->grad + p->off, n);
+            if (e > worst_grad) worst_grad = e;
+            char nm[400];
+            snprintf(nm, sizeof nm, "%s: gradient %s", what, p->name);
+            check(e <= TOL, "%s: relative error %.3g", nm, e);
+        }
+        free(glob);
+    }
+    if (world_rank == 0) {
+        double e = fabs(loss - ref->r0.loss0) / fabs(ref->r0.loss0);
+        check(e <= TOL, "%s: loss relative error %.3g", what, e);
+    }
+    model_free(&m);
+    free(b.tokens);
+    free(b.targets);
+
+    /* trajectory, twice for bitwise reproducibility */
+    lethe_model m1, m2;
+    run_result r2;
+    run(mc, &g, M, &r, &m1);
+    run(mc, &g, M, &r2, &m2);
+    int same = m1.params.total == m2.params.total &&
+               !memcmp(m1.params.data, m2.params.data, sizeof(float) * m1.params.total);
+    int all_same;
+    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, g.world);
+    double worst_loss = 0, worst_w = 0;
+    if (world_rank == 0) {
+        check(all_same, "%s: same layout twice is not bitwise identical%.0f", what, 0.0);
+        for (int s = 0; s < NSTEPS; s++) {
+            double e = fabs(r.losses[s] - ref->r.losses[s]) / fabs(ref->r.losses[s]);
+            if (e > worst_loss) worst_loss = e;
+        }
+        check(worst_loss <= TOL, "%s: 10-step losses relative error %.3g", what, worst_loss);
+    }
+    const lethe_params *ft = &ref->m.params;
+    for (int i = 0; i < ft->n; i++) {
+        const lethe_param *p = &ft->p[i];
+        size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
+        float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
+        params_gather(&m1.params, g.world, g.dp_rank, p->name, 0, p->gshape[0], p->gshape[1],
+                      glob, 0);
+        if (world_rank == 0) {
+            double e = relerr_l2(glob, ft->data + p->off, n);
+            if (e > worst_w) worst_w = e;
+            char nm[400];
+            snprintf(nm, sizeof nm, "%s: weights after %d steps %s", what, NSTEPS, p->name);
+            check(e <= TOL, "%s: relative error %.3g", nm, e);
+        }
+        free(glob);
+    }
+    if (world_rank == 0)
+        printf("%-28s loss %.3g  grads %.3g  10-step losses %.3g  weights %.3g  bitwise %s\n",
+               what, fabs(loss - ref->r0.loss0) / fabs(ref->r0.loss0), worst_grad, worst_loss,
+               worst_w, all_same ? "yes" : "NO");
+    model_free(&m1);
+    model_free(&m2);
+    grid_free(&g);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    /* Two models: one admits every layout up to 8 ranks (8 heads, 8 kv-heads,
+     * 8 layers, tied, vocabulary 101 so tp pads it), one has grouped-query
+     * heads (8 / 4) and an untied head, so tp = 8 and pp > 4 are refused. */
+    model_case cases[2];
+    memset(cases, 0, sizeof cases);
+    lethe_model_config a = {.vocab_size = 101, .dim = 32, .n_layers = 8, .n_heads = 8,
+                            .n_kv_heads = 8, .mlp_dim = 48, .max_seq_len = 16,
+                            .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tie_embeddings = 1,
+                            .init_std = 0.1f, .init_seed = 11};
+    lethe_model_config b = a;
+    b.n_layers = 4;
+    b.n_kv_heads = 4;
+    b.tie_embeddings = 0;
+    b.vocab_size = 90;
+    b.init_seed = 12;
+    cases[0] = (model_case){"mha-tied", a, 8, 12};
+    cases[1] = (model_case){"gqa-untied", b, 8, 12};
+    int layouts_run = 0, refusals = 0;
+    for (int c = 0; c < 2; c++) {
+        const model_case *mc = &cases[c];
+        reference ref;
+        char err[512];
+        if (grid_create(&ref.g, MPI_COMM_SELF, 1, 1, 1, err, sizeof err)) lethe_fatal("%s", err);
+        {
+            /* step-0 gradients of the one-rank model */
+            lethe_model *m = &ref.m0;
+            model_create(m, &mc->cfg, &ref.g, mc->B, mc->T);
+            model_init_weights(m);
+            synth_markov src = data_for(mc);
+            lethe_batch bt = {mc->B, mc->T, malloc(sizeof(int) * mc->B * mc->T),
+                              malloc(sizeof(int) * mc->B * mc->T)};
+            synth_markov_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
+            nll_objective_ctx ctx = {1.0 / model_count_targets(m, &bt)};
+            lethe_objective obj = {nll_objective_seq, &ctx};
+            ref.r0.loss0 = model_forward_backward(m, &bt, &obj, NULL, NULL);
+            free(bt.tokens);
+            free(bt.targets);
+        }
+        run(mc, &ref.g, 1, &ref.r, &ref.m);
+        for (int tp = 1; tp <= size; tp++)
+            for (int pp = 1; pp * tp <= size; pp++) {
+                if (size % (tp * pp)) continue;
+                int dp = size / (tp * pp);
+                if (mc->B % dp) continue;
+                char msg[512];
+                if (model_check_layout(&mc->cfg, dp, pp, tp, mc->B, 1, mc->T, msg, sizeof msg)) {
+                    /* refused: the message must name the offending numbers */
+                    char want[64];
+                    if (mc->cfg.n_kv_heads % tp)
+                        snprintf(want, sizeof want, "tp=%d does not divide model.n_kv_heads=%d",
+                                 tp, mc->cfg.n_kv_heads);
+                    else
+                        snprintf(want, sizeof want, "pp=%d exceeds model.n_layers=%d", pp,
+                                 mc->cfg.n_layers);
+                    if (rank == 0) check(strstr(msg, want) != NULL, "refusal message '%s'%.0f",
+                                         msg, 0.0);
+                    refusals++;
+                    continue;
+                }
+                int Br = mc->B / dp;
+                /* one micro-batch, and as many as the pipeline has stages (1F1B steady state) */
+                int mbs[2] = {1, pp}, nm = pp > 1 && Br % pp == 0 ? 2 : 1;
+                for (int k = 0; k < nm; k++) {
+                    compare_layout(mc, &ref, dp, pp, tp, mbs[k], rank);
+                    layouts_run++;
+                }
+            }
+        model_free(&ref.m0);
+        model_free(&ref.m);
+        grid_free(&ref.g);
+    }
+    /* refusals the model must make regardless of the rank count */
+    char msg[512];
+    if (rank == 0) {
+        check(model_check_layout(&cases[1].cfg, 1, 1, 8, 8, 1, 12, msg, sizeof msg) != 0 &&
+                  strstr(msg, "tp=8 does not divide model.n_kv_heads=4"),
+              "tp=8 with 4 kv-heads not refused: '%s'%.0f", msg, 0.0);
+        check(model_check_layout(&cases[0].cfg, 1, 1, 3, 8, 1, 12, msg, sizeof msg) != 0 &&
+                  strstr(msg, "tp=3 does not divide model.n_heads=8"),
+              "tp=3 not refused: '%s'%.0f", msg, 0.0);
+        check(model_check_layout(&cases[1].cfg, 1, 5, 1, 8, 1, 12, msg, sizeof msg) != 0 &&
+                  strstr(msg, "pp=5 exceeds model.n_layers=4"),
+              "pp=5 > 4 layers not refused: '%s'%.0f", msg, 0.0);
+        check(model_check_layout(&cases[0].cfg, 2, 1, 1, 8, 3, 12, msg, sizeof msg) != 0 &&
+                  strstr(msg, "batch size 8 is not divisible by layout dp=2 x micro_batches=3"),
+              "micro-batches not dividing the batch not refused: '%s'%.0f", msg, 0.0);
+        lethe_model_config c3 = cases[0].cfg;
+        c3.mlp_dim = 50;
+        check(model_check_layout(&c3, 1, 1, 4, 8, 1, 12, msg, sizeof msg) != 0 &&
+                  strstr(msg, "tp=4 does not divide model.mlp_dim=50"),
+              "tp=4 with mlp_dim 50 not refused: '%s'%.0f", msg, 0.0);
+        printf("%d ranks: %d layouts compared, %d refused, %d checks, %d failures\n", size,
+               layouts_run, refusals, checks, failures);
+    }
+    MPI_Bcast(&failures, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return failures ? 1 : 0;
+}
