@@ -66,7 +66,8 @@ static double analytic_bytes(const lethe_session *S)
     double tied = 0;
     if (S->cfg.model.tie_embeddings && g->pp > 1 && (m->first || m->last))
         tied = (double)m->params.p[params_find(&m->params, "model.embed_tokens.weight")].numel;
-    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->params.total + tied);
+    double mp = (double)g->pp * g->tp, fmp = 2.0 * (mp - 1) / mp; /* the gradient-norm double */
+    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->params.total + tied) + 8.0 * fmp;
 }
 
 int job_bench(int argc, char **argv)
