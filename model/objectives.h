@@ -1,0 +1,50 @@
+/* model/objectives.h — unlearning objectives as per-sequence weights.
+ *
+ * Every objective is a function of per-sequence sums s = sum_t log p(y_t | ...)
+ * over the answer tokens (and closing EOS), with |y| such tokens. The loss is
+ *     L = c_f * mean over forget sequences of l_f(s, |y|) + c_r * L_r,
+ *     L_r = token-mean NLL over the retain sequences of the batch,
+ * and each sequence contributes w = dL/ds, by which the backward of its
+ * cross-entropy is scaled (model_forward_backward). One forward and one
+ * backward serve every method under any layout.
+ *
+ *   method    l_f                                  dl_f/ds
+ *   ga        s/|y|                                1/|y|             (no retain term)
+ *   graddiff  s/|y|                                1/|y|
+ *   npo       -(2/b) log sig(-b (s - s_ref))       2 sig(b (s - s_ref))
+ *   simnpo    -(2/b) log sig(-(b/|y|) s - g)       (2/|y|) sig((b/|y|) s + g)
+ *
+ * Objectives know sequences and weights, not communicators: the caller provides
+ * the global counts (forget sequences, retain tokens) of the step's batch. */
+#ifndef LETHE_OBJECTIVES_H
+#define LETHE_OBJECTIVES_H
+
+#include "transformer.h"
+
+typedef enum { METHOD_GA, METHOD_GRADDIFF, METHOD_NPO, METHOD_SIMNPO } lethe_method;
+
+/* "ga" | "graddiff" | "npo" | "simnpo" -> method, or -1. */
+int method_from_name(const char *name);
+const char *method_name(lethe_method m);
+
+typedef struct {
+    lethe_method method;
+    double beta, gamma, c_f, c_r;
+    /* the step's batch (this replica's sequences, B of them) */
+    const unsigned char *is_forget; /* (B) 1 forget, 0 retain */
+    const double *s_ref;            /* (B) NPO: reference log-likelihood sums of forget seqs */
+    double n_forget;                /* forget sequences in the GLOBAL batch */
+    double retain_tokens;           /* retain target tokens in the GLOBAL batch */
+    /* accumulated by the objective over this replica's sequences (for logging) */
+    double loss_forget, loss_retain, sigma_sum;
+} unlearn_ctx;
+
+/* The per-sequence callback for lethe_objective (ctx: unlearn_ctx *). */
+double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, double n,
+                             double *w);
+/* l_f and dl_f/ds of one forget sequence (exposed for tests). sigma: the sigmoid
+ * weight of NPO/SimNPO (1 for GA). */
+double forget_loss(lethe_method m, double beta, double gamma, double s, double n, double s_ref,
+                   double *dlds, double *sigma);
+
+#endif
