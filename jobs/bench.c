@@ -73,7 +73,9 @@ static double analytic_bytes(const lethe_session *S)
 int job_bench(int argc, char **argv)
 {
     lethe_session S;
-    session_open(&S, "bench", argc, argv, 1);
+    session_open(&S, "bench", argc, argv);
+    session_build_model(&S, S.cfg.train.batch_size, S.cfg.train.seq_len);
+    session_output(&S);
     const lethe_config *c = &S.cfg;
     int B = c->train.batch_size, T = c->train.seq_len, Br = B / c->layout.dp;
     int W = c->bench.warmup, K = c->bench.steps;

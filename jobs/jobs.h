@@ -22,8 +22,15 @@ typedef struct {
     int have_model;
 } lethe_session;
 
-/* argv: the arguments after the job name. Exits (code 2) on bad usage or config. */
-void session_open(lethe_session *s, const char *job, int argc, char **argv, int with_model);
+/* argv: the arguments after the job name. Parses the config on every rank and
+ * builds the grid; exits (code 2) on bad usage, config or layout. */
+void session_open(lethe_session *s, const char *job, int argc, char **argv);
+/* Creates the output folder and writes the resolved config there. Jobs call it
+ * after every check has passed, so a refused job leaves nothing behind. */
+void session_output(lethe_session *s);
+/* Checks the layout against the model and batch (exit 2 naming the numbers), then
+ * creates and initialises this rank's shard. */
+void session_build_model(lethe_session *s, int global_batch, int seq_len);
 void session_close(lethe_session *s);
 /* Path inside the output folder. */
 void session_path(const lethe_session *s, const char *name, char *buf, size_t len);

@@ -55,7 +55,7 @@ void session_path(const lethe_session *s, const char *name, char *buf, size_t le
     snprintf(buf, len, "%s/%s", s->cfg.output.dir, name);
 }
 
-void session_open(lethe_session *s, const char *job, int argc, char **argv, int with_model)
+void session_open(lethe_session *s, const char *job, int argc, char **argv)
 {
     memset(s, 0, sizeof(*s));
     s->job = job;
@@ -99,10 +99,13 @@ void session_open(lethe_session *s, const char *job, int argc, char **argv, int 
     ok = grid_create(&s->grid, MPI_COMM_WORLD, L->dp, L->pp, L->tp, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
     fatal_set_grid(&s->grid);
-    ok = model_check_layout(&s->cfg.model, L->dp, L->pp, L->tp, s->cfg.train.batch_size,
-                            L->micro_batches, s->cfg.train.seq_len, err, sizeof err) == 0;
-    lethe_check(s->grid.world, ok, 2, "%s", err);
+    openblas_set_num_threads(s->cfg.threads);
+}
 
+void session_output(lethe_session *s)
+{
+    char err[1024] = "";
+    int ok;
     /* output folder and resolved config: rank 0 writes, everyone learns the verdict */
     ok = 1;
     if (s->grid.rank == 0) {
@@ -114,14 +117,19 @@ void session_open(lethe_session *s, const char *job, int argc, char **argv, int 
         }
     }
     lethe_check(s->grid.world, ok, 1, "%s", err);
+}
 
-    openblas_set_num_threads(s->cfg.threads);
-    if (with_model) {
-        int Bm = s->cfg.train.batch_size / L->dp / L->micro_batches;
-        model_create(&s->model, &s->cfg.model, &s->grid, Bm, s->cfg.train.seq_len);
-        model_init_weights(&s->model);
-        s->have_model = 1;
-    }
+void session_build_model(lethe_session *s, int global_batch, int seq_len)
+{
+    const lethe_layout_config *L = &s->cfg.layout;
+    char err[512];
+    int ok = model_check_layout(&s->cfg.model, L->dp, L->pp, L->tp, global_batch,
+                                L->micro_batches, seq_len, err, sizeof err) == 0;
+    lethe_check(s->grid.world, ok, 2, "%s", err);
+    model_create(&s->model, &s->cfg.model, &s->grid, global_batch / L->dp / L->micro_batches,
+                 seq_len);
+    model_init_weights(&s->model);
+    s->have_model = 1;
 }
 
 void session_close(lethe_session *s)

@@ -14,7 +14,9 @@
 int job_train(int argc, char **argv)
 {
     lethe_session S;
-    session_open(&S, "train", argc, argv, 1);
+    session_open(&S, "train", argc, argv);
+    session_build_model(&S, S.cfg.train.batch_size, S.cfg.train.seq_len);
+    session_output(&S);
     const lethe_config *c = &S.cfg;
     int rank0 = S.grid.rank == 0;
     int B = c->train.batch_size, T = c->train.seq_len, Br = B / c->layout.dp;
