@@ -44,7 +44,12 @@ typedef struct {
 } lethe_optim_config;
 
 typedef struct {
-    char source[16];    /* "synthetic-markov" (deterministic token stream from a seed) */
+    char source[32];    /* "synthetic-markov" (deterministic token stream from a seed) | "hdf5" */
+    char path[512];     /* HDF5 token dataset (source "hdf5", and every unlearning job) */
+    char split[64];     /* train: the split to fine-tune on */
+    char forget_split[64];
+    char retain_split[64];
+    int prefetch;       /* read the next batch ahead in a thread */
     uint64_t seed;
     int prompt_len;     /* tokens masked from the loss at the start of each sequence */
     int min_len;        /* sequences have lengths in [min_len, seq_len] */
@@ -69,6 +74,41 @@ typedef struct {
 } lethe_output_config;
 
 typedef struct {
+    char preset[32];    /* "none" | "tofu-forget05" | "tofu-forget10" | "tofu-npo" */
+    char method[16];    /* "ga" | "graddiff" | "npo" | "simnpo" */
+    float beta, gamma, c_f, c_r;
+    int epochs;             /* passes over the forget split */
+    float warmup_epochs;    /* linear warm-up, in epochs of the forget split */
+    int batch_size;         /* forget sequences per step (global) */
+    int retain_batch_size;  /* retain sequences per step (global; unused by ga) */
+} lethe_unlearn_config;
+
+typedef struct {
+    char checkpoint[512];   /* lethe checkpoint to start from ("" = initialise from the seed) */
+} lethe_init_config;
+
+typedef struct {
+    char kind[16];          /* "authors" (TOFU-shaped) | "markov" (chain mixture) */
+    uint64_t seed;
+    char output[512];       /* the HDF5 dataset written */
+    int write_jsonl;        /* also write TOFU-style JSON lines beside it */
+    int n_authors;          /* authors: N */
+    int questions;          /* authors: Q question templates per author */
+    int perturbed;          /* authors: K perturbed answers per question */
+    int holdout_authors;    /* authors: never trained on (membership holdout) */
+    int utility_facts;      /* authors: facts in each of the two utility sets */
+    int seq_len;            /* T: rows are padded to this length */
+    int markov_retain;      /* markov: sequences per split */
+    int markov_len_long;    /* markov: length of forget chain 1 (and retain) sequences */
+    int markov_len_short;   /* markov: length of forget chain 2 sequences */
+    float markov_leak;      /* markov: probability of leaving a chain's states */
+} lethe_synth_config;
+
+typedef struct {
+    int every;              /* steps between checkpoints (0: only at the end) */
+} lethe_checkpoint_config;
+
+typedef struct {
     lethe_model_config model;
     lethe_layout_config layout;
     lethe_optim_config optim;
@@ -76,6 +116,10 @@ typedef struct {
     lethe_train_config train;
     lethe_bench_config bench;
     lethe_output_config output;
+    lethe_unlearn_config unlearn;
+    lethe_init_config init;
+    lethe_checkpoint_config checkpoint;
+    lethe_synth_config synth;
     int threads;        /* OpenBLAS threads per rank */
 } lethe_config;
 

@@ -39,5 +39,6 @@ void blas_core_string(char *buf, size_t len);
 
 int job_train(int argc, char **argv);
 int job_bench(int argc, char **argv);
+int job_unlearn(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ typedef struct {
 
 static const job_entry jobs[] = {
     {"train", job_train, "pre-train or fine-tune a model (token-mean NLL)"},
+    {"unlearn", job_unlearn, "unlearn a forget split: GA, GradDiff, NPO or SimNPO"},
     {"bench", job_bench, "measure training-step throughput, communication and sgemm peak"},
 };
 #define NJOBS (int)(sizeof jobs / sizeof jobs[0])

@@ -1,0 +1,283 @@
+/* jobs/unlearn.c — `lethe unlearn`: SimNPO and its baselines as a distributed job.
+ *
+ * Loads the starting model (a lethe checkpoint, any layout), streams forget and
+ * retain batches from an HDF5 dataset (each forget batch paired with a retain
+ * batch from an independently shuffled, endless retain stream), and runs the
+ * objective of model/objectives.h: one forward and one backward per step over
+ * the forget and retain rows together. NPO's reference log-likelihoods come from
+ * one forward-only pass of the starting model over the forget split, cached by
+ * sample id in memory and in the output folder; no second model is held. Rank 0
+ * logs every step to the terminal and to unlearn_log.jsonl; checkpoints are
+ * written every checkpoint.every steps and at the end (model.h5). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/checkpoint.h"
+#include "../io/loader.h"
+#include "../model/objectives.h"
+#include "../mpi/fatal.h"
+#include "jobs.h"
+
+typedef struct {
+    int64_t id;
+    double s, n;
+} ref_entry;
+
+static int cmp_ref(const void *a, const void *b)
+{
+    int64_t x = ((const ref_entry *)a)->id, y = ((const ref_entry *)b)->id;
+    return (x > y) - (x < y);
+}
+
+void job_open_loader(lethe_session *S, loader **ld, const char *split, int global_batch,
+                     uint64_t seed, int shuffle, int drop_last, int max_epochs, int candidates)
+{
+    loader_opts o;
+    loader_opts_defaults(&o);
+    o.world = S->grid.world;
+    o.dp = S->grid.dp;
+    o.dp_rank = S->grid.dp_rank;
+    o.global_batch = global_batch;
+    o.seed = seed;
+    o.shuffle = shuffle;
+    o.drop_last = drop_last;
+    o.max_epochs = max_epochs;
+    o.candidates = candidates;
+    o.prefetch = S->cfg.data.prefetch;
+    char err[1024];
+    int ok = loader_open(ld, S->cfg.data.path, split, &o, err, sizeof err) == 0;
+    lethe_check(S->grid.world, ok, 2, "%s", err);
+    const dataset_info *info = loader_info(*ld);
+    ok = info->vocab_size <= S->cfg.model.vocab_size;
+    lethe_check(S->grid.world, ok, 2,
+                "dataset '%s' split '%s': vocabulary of %lld tokens does not fit "
+                "model.vocab_size=%d",
+                S->cfg.data.path, split, (long long)info->vocab_size, S->cfg.model.vocab_size);
+}
+
+/* Copies loader rows into the batch at row offset r0 (rows beyond n are padding
+ * with no targets). */
+void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb)
+{
+    int T = b->T;
+    for (int i = 0; i < rows; i++) {
+        int *tok = b->tokens + (size_t)(r0 + i) * T, *tg = b->targets + (size_t)(r0 + i) * T;
+        if (lb && i < lb->n) {
+            for (int t = 0; t < T; t++) {
+                tok[t] = lb->rows.ids[(size_t)i * T + t];
+                tg[t] = lb->targets[(size_t)i * T + t];
+            }
+        } else {
+            for (int t = 0; t < T; t++) {
+                tok[t] = 0;
+                tg[t] = -1;
+            }
+        }
+    }
+}
+
+/* NPO: s_ref of every forget sample under the starting model, sorted by id. */
+static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
+{
+    loader *ld;
+    job_open_loader(S, &ld, S->cfg.data.forget_split, capacity, 0, 0, 0, 1, 0);
+    int64_t n = loader_info(ld)->n;
+    int Br = capacity / S->grid.dp, T = S->model.T;
+    lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+    double *s = lethe_malloc(sizeof(double) * (size_t)Br, "npo"),
+           *cnt = lethe_malloc(sizeof(double) * (size_t)Br, "npo");
+    ref_entry *mine = lethe_malloc(sizeof(ref_entry) * (size_t)(n + 1), "npo reference");
+    int nmine = 0;
+    char err[1024];
+    for (;;) {
+        loader_batch *lb;
+        int r = loader_next(ld, &lb, err, sizeof err);
+        lethe_check(S->grid.world, r >= 0, 1, "%s", err);
+        if (r == 0) break;
+        job_fill_batch(&b, 0, Br, lb);
+        model_forward(&S->model, &b, s, cnt, NULL);
+        for (int i = 0; i < lb->n; i++) mine[nmine++] = (ref_entry){lb->rows.sample_id[i], s[i], cnt[i]};
+    }
+    loader_close(ld);
+    /* every replica needs every sample's reference */
+    int dp = S->grid.dp, *counts = lethe_malloc(sizeof(int) * dp, "npo"),
+        *displs = lethe_malloc(sizeof(int) * dp, "npo");
+    int bytes = nmine * (int)sizeof(ref_entry);
+    MPI_CHECK(MPI_Allgather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, S->grid.dp_comm));
+    int total = 0;
+    for (int r = 0; r < dp; r++) {
+        displs[r] = total;
+        total += counts[r];
+    }
+    ref_entry *all = lethe_malloc((size_t)total + 1, "npo reference");
+    MPI_CHECK(MPI_Allgatherv(mine, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE,
+                             S->grid.dp_comm));
+    *n_out = total / (int64_t)sizeof(ref_entry);
+    qsort(all, (size_t)*n_out, sizeof(ref_entry), cmp_ref);
+    free(mine);
+    free(counts);
+    free(displs);
+    free(s);
+    free(cnt);
+    free(b.tokens);
+    free(b.targets);
+    if (S->grid.rank == 0) {
+        char path[1100], tmp[1200];
+        session_path(S, "npo_reference.jsonl", path, sizeof path);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        int ok = f != NULL;
+        for (int64_t i = 0; ok && i < *n_out; i++)
+            ok = fprintf(f, "{\"sample_id\":%lld,\"s_ref\":%.9g,\"tokens\":%.0f}\n",
+                         (long long)all[i].id, all[i].s, all[i].n) > 0;
+        if (f && fclose(f)) ok = 0;
+        if (!ok || rename(tmp, path)) lethe_fatal("cannot write '%s'", path);
+    }
+    return all;
+}
+
+static double lookup_ref(const ref_entry *refs, int64_t n, int64_t id)
+{
+    ref_entry key = {id, 0, 0};
+    const ref_entry *e = bsearch(&key, refs, (size_t)n, sizeof(ref_entry), cmp_ref);
+    if (!e) lethe_fatal("NPO reference: forget sample id %lld has no reference value", (long long)id);
+    return e->s;
+}
+
+int job_unlearn(int argc, char **argv)
+{
+    lethe_session S;
+    session_open(&S, "unlearn", argc, argv);
+    lethe_config *c = &S.cfg;
+    const lethe_unlearn_config *u = &c->unlearn;
+    int method = method_from_name(u->method);
+    int Bf = u->batch_size, Br = method == METHOD_GA ? 0 : u->retain_batch_size;
+    int ok = c->data.path[0] != 0;
+    lethe_check(S.grid.world, ok, 2, "unlearn: data.path must name an HDF5 token dataset");
+    ok = Bf % S.grid.dp == 0 && Br % S.grid.dp == 0;
+    lethe_check(S.grid.world, ok, 2,
+                "unlearn: unlearn.batch_size=%d and unlearn.retain_batch_size=%d must be "
+                "multiples of layout.dp=%d",
+                Bf, Br, S.grid.dp);
+    loader *lf = NULL, *lr = NULL;
+    job_open_loader(&S, &lf, c->data.forget_split, Bf, c->train.seed, 1, 1, 0, 0);
+    if (Br) job_open_loader(&S, &lr, c->data.retain_split, Br, c->train.seed + 1, 1, 1, 0, 0);
+    int T = loader_info(lf)->t;
+    ok = !lr || loader_info(lr)->t == T;
+    lethe_check(S.grid.world, ok, 2, "unlearn: forget and retain splits have different lengths (%d, %d)",
+                T, lr ? loader_info(lr)->t : 0);
+    session_build_model(&S, Bf + Br, T);
+    session_output(&S);
+    char err[1024];
+    if (c->init.checkpoint[0]) {
+        ok = ckpt_load(c->init.checkpoint, &S.model.params, &S.grid, NULL, 0, err, sizeof err) == 0;
+        lethe_check(S.grid.world, ok, 1, "%s", err);
+    }
+    int64_t spe = loader_batches_per_epoch(lf);
+    ok = spe > 0;
+    lethe_check(S.grid.world, ok, 2, "unlearn: forget split '%s' has fewer rows than unlearn.batch_size=%d",
+                c->data.forget_split, Bf);
+    int total = (int)(spe * u->epochs);
+    c->optim.warmup_steps = (int)lround(u->warmup_epochs * (double)spe);
+    if (c->optim.warmup_steps >= total) c->optim.warmup_steps = total - 1;
+
+    int64_t nref = 0;
+    ref_entry *refs = method == METHOD_NPO ? npo_reference(&S, Bf + Br, &nref) : NULL;
+
+    int rf = Bf / S.grid.dp, rr = Br / S.grid.dp, rows = rf + rr;
+    lethe_batch b = {rows, T, lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"),
+                     lethe_malloc(sizeof(int) * (size_t)rows * T, "batch")};
+    unsigned char *is_forget = lethe_calloc((size_t)rows, 1, "batch");
+    double *s_ref = lethe_calloc((size_t)rows, sizeof(double), "batch");
+    for (int i = 0; i < rf; i++) is_forget[i] = 1;
+
+    FILE *logf = NULL;
+    char logpath[1100], tmppath[1200];
+    if (S.grid.rank == 0) {
+        session_path(&S, "unlearn_log.jsonl", logpath, sizeof logpath);
+        snprintf(tmppath, sizeof tmppath, "%s.partial", logpath);
+        logf = fopen(tmppath, "w");
+        if (!logf) lethe_fatal("cannot write '%s'", tmppath);
+        printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g), %d epochs x %lld steps, "
+               "forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
+               u->method, u->beta, u->gamma, u->c_f, u->c_r, u->epochs, (long long)spe, Bf, Br,
+               c->optim.lr, c->layout.dp, c->layout.pp, c->layout.tp);
+    }
+    double t_start = MPI_Wtime();
+    for (int step = 0; step < total; step++) {
+        loader_batch *fb, *rb = NULL;
+        int r = loader_next(lf, &fb, err, sizeof err);
+        lethe_check(S.grid.world, r > 0, 1, "%s", r < 0 ? err : "forget stream ended early");
+        job_fill_batch(&b, 0, rf, fb);
+        for (int i = 0; i < rf; i++)
+            s_ref[i] = refs ? lookup_ref(refs, nref, fb->rows.sample_id[i]) : 0.0;
+        int64_t epoch = fb->epoch;
+        if (lr) {
+            r = loader_next(lr, &rb, err, sizeof err);
+            lethe_check(S.grid.world, r > 0, 1, "%s", r < 0 ? err : "retain stream ended");
+            job_fill_batch(&b, rf, rr, rb);
+        }
+        double rt = 0;
+        for (int i = rf; i < rows; i++)
+            for (int t = 0; t < T; t++) rt += b.targets[(size_t)i * T + t] >= 0;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, S.grid.dp_comm));
+        unlearn_ctx ctx = {.method = method, .beta = u->beta, .gamma = u->gamma, .c_f = u->c_f,
+                           .c_r = u->c_r, .is_forget = is_forget, .s_ref = s_ref,
+                           .n_forget = Bf, .retain_tokens = rt};
+        lethe_objective obj = {unlearn_objective_seq, &ctx};
+        step_stats st;
+        model_train_step(&S.model, &b, &obj, &c->optim, step, total, &st);
+        /* the objective ran on the last stage of each replica: sum over replicas and
+         * share along the pipeline */
+        double parts[4] = {ctx.loss_forget, ctx.loss_retain, ctx.sigma_sum, st.seconds};
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, parts, 3, MPI_DOUBLE, MPI_SUM, S.grid.dp_comm));
+        MPI_CHECK(MPI_Bcast(parts, 3, MPI_DOUBLE, S.grid.pp - 1, S.grid.pp_comm));
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &parts[3], 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
+        if (S.grid.rank == 0) {
+            double tps = (double)(Bf + Br) * T / parts[3];
+            double eta = (MPI_Wtime() - t_start) / (step + 1) * (total - step - 1);
+            fprintf(logf,
+                    "{\"step\":%d,\"epoch\":%lld,\"loss\":%.6f,\"forget_loss\":%.6f,"
+                    "\"retain_loss\":%.6f,\"sigma\":%.6f,\"grad_norm\":%.6g,\"lr\":%.6g,"
+                    "\"tokens_per_s\":%.1f,\"eta_s\":%.1f}\n",
+                    step + 1, (long long)epoch, st.loss, parts[0], parts[1], parts[2] / Bf,
+                    st.grad_norm, st.lr, tps, eta);
+            if (step % c->train.log_every == 0 || step == total - 1)
+                printf("step %4d/%d  epoch %lld  loss %.4f  forget %.4f  retain %.4f  sigma %.3f  "
+                       "|g| %.3f  lr %.2e  %6.0f tok/s  ETA %.0fs\n",
+                       step + 1, total, (long long)epoch, st.loss, parts[0], parts[1],
+                       parts[2] / Bf, st.grad_norm, st.lr, tps, eta);
+            fflush(stdout);
+        }
+        int last = step == total - 1;
+        if (last || (c->checkpoint.every > 0 && (step + 1) % c->checkpoint.every == 0)) {
+            char path[1100];
+            session_path(&S, last ? "model.h5" : "checkpoint.h5", path, sizeof path);
+            loader_cursor cf = loader_cursor_get(lf), cr = {0, 0};
+            if (lr) cr = loader_cursor_get(lr);
+            lethe_ckpt_meta meta = {.step = step + 1, .epoch = epoch, .n_cursor = 4,
+                                    .cursor = {cf.epoch, cf.position, cr.epoch, cr.position}};
+            meta.config_json = config_to_json(c);
+            ok = ckpt_save(path, &S.model.params, &S.grid, &meta, err, sizeof err) == 0;
+            free(meta.config_json);
+            lethe_check(S.grid.world, ok, 1, "%s", err);
+        }
+    }
+    if (S.grid.rank == 0) {
+        if (fclose(logf) || rename(tmppath, logpath)) lethe_fatal("cannot write '%s'", logpath);
+        printf("lethe unlearn: done in %.1f s; model in %s/model.h5\n", MPI_Wtime() - t_start,
+               c->output.dir);
+    }
+    loader_close(lf);
+    if (lr) loader_close(lr);
+    free(refs);
+    free(b.tokens);
+    free(b.targets);
+    free(is_forget);
+    free(s_ref);
+    session_close(&S);
+    return 0;
+}

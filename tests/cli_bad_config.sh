@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# tests/cli_bad_config.sh — every bad config, through the real command line.
+#
+# For each tests/configs_bad/X.json and N in 1 2, runs
+#     $MPIRUN --oversubscribe -n N $LETHE_BIN train X.json
+# in an empty scratch folder and asserts: exit status 2; stderr is exactly one
+# line, starting with "lethe: " and containing X.expect; nothing was created
+# in the scratch folder (output.dir is relative, so a job that got as far as
+# creating its output would leave it there).
+#
+# mpirun's own banner about a non-zero exit is switched off with
+# OMPI_MCA_orte_execute_quiet (Open MPI's `mpirun -q`): it is mpirun's text, not
+# lethe's, and would otherwise add ten lines to every failing run. The runs
+# spend their time waiting on MPI start-up and tear-down, not computing, so
+# they go four at a time.
+#
+# usage: cli_bad_config.sh [CONFIGS_BAD_DIR]   (env: MPIRUN, LETHE_BIN)
+set -uo pipefail
+
+# One run: cli_bad_config.sh --one CONFIG N SCRATCH. Prints FAIL lines, exits 1 on failure.
+if [ "${1:-}" = "--one" ]; then
+    cfg="$2" n="$3" scratch="$4"
+    name="$(basename "$cfg" .json)"
+    want="$(head -n 1 "${cfg%.json}.expect")"
+    work="$scratch/$name.np$n"
+    mkdir "$work" || exit 1
+    (cd "$work" && OMPI_MCA_orte_execute_quiet=1 "$MPIRUN" --oversubscribe -n "$n" \
+        "$LETHE_BIN" train "$cfg" >"$work.out" 2>"$work.err")
+    rc=$?
+    bad=0
+    fail() {
+        echo "FAIL $name np$n: $*"
+        bad=1
+    }
+    lines="$(wc -l <"$work.err")"
+    first="$(head -n 1 "$work.err")"
+    [ "$rc" -eq 2 ] || fail "exit status $rc, expected 2"
+    if [ "$lines" -ne 1 ] || [ -n "$(tail -c 1 "$work.err")" ]; then
+        fail "stderr has $lines lines, expected exactly one:"
+        sed 's/^/    | /' "$work.err"
+    fi
+    case "$first" in
+    "lethe: "*) ;;
+    *) fail "stderr does not start with 'lethe: ': $first" ;;
+    esac
+    [[ "$first" == *"$want"* ]] || fail "stderr lacks '$want': $first"
+    [ -z "$(ls -A "$work")" ] || fail "created $(ls -A "$work" | tr '\n' ' ')"
+    rm -rf "$work" "$work.out" "$work.err"
+    exit "$bad"
+fi
+
+dir="${1:-${LETHE_SOURCE_DIR:-$(dirname "$0")/..}/tests/configs_bad}"
+: "${MPIRUN:?MPIRUN is not set}"
+: "${LETHE_BIN:?LETHE_BIN is not set}"
+if [ ! -x "$LETHE_BIN" ]; then
+    echo "cli_bad_config: LETHE_BIN '$LETHE_BIN' is not an executable" >&2
+    exit 1
+fi
+export MPIRUN LETHE_BIN
+dir="$(cd "$dir" && pwd)"
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/lethe-cli-bad.XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+
+runs=0 missing=0 files=0
+list="$scratch/runs"
+: >"$list"
+for cfg in "$dir"/*.json; do
+    if [ ! -f "${cfg%.json}.expect" ]; then
+        echo "FAIL $(basename "$cfg"): no .expect sidecar"
+        missing=$((missing + 1))
+        continue
+    fi
+    # every file at 1 rank; every 4th also at 2 ranks (the agreement path of
+    # lethe_check): the messages themselves are checked in-process by config.unit
+    ranks="1"
+    [ $((files % 4)) -eq 0 ] && ranks="1 2"
+    files=$((files + 1))
+    for n in $ranks; do
+        printf '%s\0%s\0%s\0' "$cfg" "$n" "$scratch" >>"$list"
+        runs=$((runs + 1))
+    done
+done
+
+xargs -0 -n 3 -P 4 bash "$0" --one <"$list" >"$scratch/log" 2>&1
+cat "$scratch/log"
+failures="$(grep -c '^FAIL' "$scratch/log")"
+failures=$((failures + missing))
+if [ "$files" -lt 15 ]; then
+    echo "FAIL only $files bad configs (expected at least 15)"
+    failures=$((failures + 1))
+fi
+if [ "$failures" -ne 0 ]; then
+    echo "cli_bad_config: $failures failed checks in $runs runs" >&2
+    exit 1
+fi
+echo "cli_bad_config: $runs runs, each exit 2 with one 'lethe: ' line and no output"
