@@ -25,7 +25,7 @@ static inline float fast_expf(float x)
         float f;
         int32_t i;
     } u = {p};
-    u.i += (int32_t)k << 23;
+    u.i += (int32_t)k * (1 << 23); /* not k << 23: shifting a negative value is undefined */
     return u.f;
 }
 
