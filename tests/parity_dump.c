@@ -29,6 +29,7 @@
 #include "../io/safetensors.h"
 #include "../io/synthetic.h"
 #include "../model/optim.h"
+#include "../model/step.h"
 #include "../model/transformer.h"
 #include "../mpi/fatal.h"
 #include "../mpi/grid.h"
@@ -54,22 +55,6 @@ static const parity_case cases[] = {
 typedef struct {
     double inv_tokens;
 } nll_ctx;
-
-static double nll_seq(const lethe_objective *o, int b, double s, double n, double *w)
-{
-    (void)b;
-    (void)n;
-    const nll_ctx *c = o->ctx;
-    *w = -c->inv_tokens;
-    return -s * c->inv_tokens;
-}
-
-static double count_targets(const lethe_batch *b)
-{
-    double n = 0;
-    for (int i = 0; i < b->B * b->T; i++) n += b->targets[i] >= 0;
-    return n;
-}
 
 /* Writes the parameter table's `buf` (data, grad) as safetensors at global shapes. */
 static void write_params(const char *path, const lethe_model *m, const float *buf, const char *meta)
@@ -257,15 +242,13 @@ int main(int argc, char **argv)
     int bit = 0;
     for (int s = 0; s < NSTEPS; s++) {
         lethe_batch bs = {B, T, tok_all + s * BT, tg_all + s * BT};
-        nll_ctx cs = {1.0 / count_targets(&bs)};
-        lethe_objective os = {nll_seq, &cs};
-        double l = model_forward_backward(&m, &bs, &os, NULL, NULL);
-        model_reduce_grads(&m);
-        double norm = model_grad_norm(&m);
-        if (!isfinite(l) || !isfinite(norm))
-            lethe_fatal("parity_dump: step %d: loss %g, gradient norm %g", s + 1, l, norm);
-        float lr = lr_at(&oc, s, NSTEPS), clip = clip_scale(&oc, norm);
-        adamw_step(&m.params, &oc, lr, s + 1, clip);
+        /* the training jobs' own step: forward/backward, reductions, clip, AdamW */
+        nll_objective_ctx cs = {1.0 / model_count_targets(&m, &bs)};
+        lethe_objective os = {nll_objective_seq, &cs};
+        step_stats st;
+        model_train_step(&m, &bs, &os, &oc, s, NSTEPS, &st);
+        double l = st.loss, norm = st.grad_norm;
+        float lr = st.lr, clip = st.clip;
         losses[s] = (float)l;
         norms[s] = (float)norm;
         clips[s] = clip;
