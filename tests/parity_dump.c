@@ -50,12 +50,6 @@ static const parity_case cases[] = {
     {"mqa_untied", 1, 0, 16, 4, 0.2f, 5.5f},
 };
 
-/* The token-mean NLL objective of training (as jobs use it): loss = -sum_b s_b / n,
- * dL/ds_b = -1/n with n the batch's target tokens. */
-typedef struct {
-    double inv_tokens;
-} nll_ctx;
-
 /* Writes the parameter table's `buf` (data, grad) as safetensors at global shapes. */
 static void write_params(const char *path, const lethe_model *m, const float *buf, const char *meta)
 {
@@ -184,8 +178,8 @@ int main(int argc, char **argv)
     for (int s = 0; s < NSTEPS; s++)
         synth_markov_batch(&src, s, 0, B, T, tok_all + s * BT, tg_all + s * BT);
     lethe_batch b = {B, T, tok_all, tg_all};
-    nll_ctx ctx = {1.0 / count_targets(&b)};
-    lethe_objective obj = {nll_seq, &ctx};
+    nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
+    lethe_objective obj = {nll_objective_seq, &ctx};
     double *seq_s = lethe_calloc((size_t)B, sizeof(double), "seq"),
            *seq_n = lethe_calloc((size_t)B, sizeof(double), "seq");
     double loss = model_forward_backward(&m, &b, &obj, seq_s, seq_n);
