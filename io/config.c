@@ -155,6 +155,8 @@ static const key_def SCHEMA[] = {
           "lethe checkpoint to start from (empty: initialise from model.init_seed)"),
     K_INT("checkpoint.every", checkpoint.every, 0, 0, G9,
           "steps between checkpoints (0: only at the end)"),
+    K_BOOL("checkpoint.resume", checkpoint.resume, 1,
+           "continue from output.dir/checkpoint.h5 when it exists (requeued jobs)"),
 
     K_ENUM("synth.kind", synth.kind, "authors", "authors|markov", "built-in data set to generate"),
     K_U64("synth.seed", synth.seed, 2024, "seed of the generated data"),

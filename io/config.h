@@ -106,6 +106,7 @@ typedef struct {
 
 typedef struct {
     int every;              /* steps between checkpoints (0: only at the end) */
+    int resume;             /* continue from output.dir/checkpoint.h5 when it exists */
 } lethe_checkpoint_config;
 
 typedef struct {

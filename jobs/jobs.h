@@ -9,6 +9,7 @@
 #define LETHE_JOBS_H
 
 #include "../io/config.h"
+#include "../io/loader.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
 #include "../mpi/grid.h"
@@ -36,6 +37,30 @@ void session_close(lethe_session *s);
 void session_path(const lethe_session *s, const char *name, char *buf, size_t len);
 /* The OpenBLAS core in use and whether OPENBLAS_CORETYPE forces it: "Cooperlake (auto)". */
 void blas_core_string(char *buf, size_t len);
+
+/* Writes the model (weights and AdamW moments) with the step and loader cursors
+ * to output.dir/<name>, collectively, via a temporary file. */
+void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoch,
+                  const int64_t *cursor, int n_cursor);
+/* Loads output.dir/checkpoint.h5 if checkpoint.resume is set and it exists (weights,
+ * moments, step, cursors): returns the step to continue from, or 0. */
+int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor);
+/* Loads init.checkpoint (weights only) when one is configured. */
+void session_load_init(lethe_session *s);
+
+/* Opens a loader over the job's world for `split` of data.path (exit 2 with the
+ * loader's message when the dataset is bad). */
+void job_open_loader(lethe_session *S, loader **ld, const char *split, int global_batch,
+                     uint64_t seed, int shuffle, int drop_last, int max_epochs, int candidates);
+/* Copies `rows` rows of a loader batch into b at row r0 (rows past lb->n, or all rows
+ * when lb is NULL, become padding with no targets). */
+void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb);
+/* Fault injection for tests (off unless LETHE_FAULT is set): "abort-after-step:N"
+ * ends the whole job with MPI_Abort right after step N completes, as a crash or
+ * a preemption would. */
+void job_fault_point(const lethe_session *s, int step);
+/* Removes output.dir/checkpoint.h5 once the final model is written. */
+void session_finish_checkpoints(lethe_session *s);
 
 int job_train(int argc, char **argv);
 int job_bench(int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../io/checkpoint.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
 
@@ -137,4 +138,73 @@ void session_close(lethe_session *s)
     if (s->have_model) model_free(&s->model);
     fatal_set_grid(NULL);
     grid_free(&s->grid);
+}
+
+void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoch,
+                  const int64_t *cursor, int n_cursor)
+{
+    char path[1100], err[1024];
+    session_path(s, name, path, sizeof path);
+    lethe_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.step = step;
+    meta.epoch = epoch;
+    meta.n_cursor = n_cursor;
+    for (int i = 0; i < n_cursor; i++) meta.cursor[i] = cursor[i];
+    meta.config_json = config_to_json(&s->cfg);
+    int ok = ckpt_save(path, &s->model.params, &s->grid, &meta, err, sizeof err) == 0;
+    free(meta.config_json);
+    lethe_check(s->grid.world, ok, 1, "%s", err);
+}
+
+int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor)
+{
+    char path[1100], err[1024];
+    session_path(s, "checkpoint.h5", path, sizeof path);
+    struct stat st;
+    int have = s->cfg.checkpoint.resume && stat(path, &st) == 0;
+    MPI_CHECK(MPI_Bcast(&have, 1, MPI_INT, 0, s->grid.world));
+    if (!have) return 0;
+    lethe_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    int ok = ckpt_load(path, &s->model.params, &s->grid, &meta, 1, err, sizeof err) == 0;
+    lethe_check(s->grid.world, ok, 1, "%s", err);
+    ok = meta.n_cursor == n_cursor;
+    lethe_check(s->grid.world, ok, 1, "checkpoint '%s' holds %d loader cursors, expected %d", path,
+                meta.n_cursor, n_cursor);
+    for (int i = 0; i < n_cursor; i++) cursor[i] = meta.cursor[i];
+    ckpt_meta_free(&meta);
+    if (s->grid.rank == 0)
+        printf("lethe %s: resuming from %s at step %lld\n", s->job, path, (long long)meta.step);
+    return meta.step;
+}
+
+void session_load_init(lethe_session *s)
+{
+    if (!s->cfg.init.checkpoint[0]) return;
+    char err[1024];
+    int ok = ckpt_load(s->cfg.init.checkpoint, &s->model.params, &s->grid, NULL, 0, err,
+                       sizeof err) == 0;
+    lethe_check(s->grid.world, ok, 1, "%s", err);
+}
+
+void job_fault_point(const lethe_session *s, int step)
+{
+    const char *f = getenv("LETHE_FAULT");
+    int n;
+    if (!f || sscanf(f, "abort-after-step:%d", &n) != 1 || n != step) return;
+    if (s->grid.rank == 0) {
+        fprintf(stderr, "lethe: fault injection: aborting after step %d\n", step);
+        fflush(stderr);
+    }
+    MPI_Abort(MPI_COMM_WORLD, 3);
+}
+
+void session_finish_checkpoints(lethe_session *s)
+{
+    MPI_Barrier(s->grid.world);
+    if (s->grid.rank != 0) return;
+    char path[1100];
+    session_path(s, "checkpoint.h5", path, sizeof path);
+    if (remove(path) && errno != ENOENT) lethe_warn("cannot remove '%s': %s", path, strerror(errno));
 }

@@ -1,2 +1,3 @@
 # The lethe command's refusals of bad layouts and bad usage (tests/cli_layout.sh).
 lethe_test(NAME cli.layout COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_layout.sh)
+lethe_test(NAME cli.resume COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/resume.sh)

@@ -218,7 +218,7 @@ static const char *FULL =
     "              \"gamma\": 1.5, \"c_f\": 2, \"c_r\": 0.5, \"epochs\": 3,\n"
     "              \"warmup_epochs\": 0.5, \"batch_size\": 4, \"retain_batch_size\": 0},\n"
     "  \"init\": {\"checkpoint\": \"runs/x/model.h5\"},\n"
-    "  \"checkpoint\": {\"every\": 7},\n"
+    "  \"checkpoint\": {\"every\": 7, \"resume\": false},\n"
     "  \"synth\": {\"kind\": \"markov\", \"seed\": 5, \"output\": \"x.h5\",\n"
     "            \"write_jsonl\": true, \"n_authors\": 20, \"questions\": 4, \"perturbed\": 3,\n"
     "            \"holdout_authors\": 2, \"utility_facts\": 5, \"seq_len\": 32,\n"
