@@ -88,6 +88,28 @@ typedef struct {
 } lethe_init_config;
 
 typedef struct {
+    char forget_split[64];      /* role "forget": forget quality, truth ratio min(R, 1/R) */
+    char retain_split[64];      /* role "retain" */
+    char utility_splits[256];   /* comma-separated utility sets (never forgotten) */
+    char holdout_split[64];     /* non-members for the membership attack ("" = none) */
+    char reference[512];        /* eval output folder of the retrained model ("" = none) */
+    int max_rows;               /* rows evaluated per split (0: all) */
+    int batch_size;             /* rows per forward pass (global) */
+    int generate;               /* greedy generations for ROUGE */
+    int max_new_tokens;         /* 0: up to the row length */
+    float min_k;                /* Min-K% membership score, percent */
+} lethe_eval_config;
+
+typedef struct {
+    int samples;                /* n: forget samples the attacker fine-tunes on */
+    int steps;                  /* k */
+    int eval_every;             /* evaluate the forget metrics every this many steps */
+    char sweep_samples[128];    /* sweep: comma-separated n values ("" = just samples) */
+    char sweep_lr[128];         /* sweep: comma-separated learning rates ("" = optim.lr) */
+    char sweep_seeds[128];      /* sweep: comma-separated seeds ("" = train.seed) */
+} lethe_relearn_config;
+
+typedef struct {
     char kind[16];          /* "authors" (TOFU-shaped) | "markov" (chain mixture) */
     uint64_t seed;
     char output[512];       /* the HDF5 dataset written */
@@ -121,6 +143,8 @@ typedef struct {
     lethe_init_config init;
     lethe_checkpoint_config checkpoint;
     lethe_synth_config synth;
+    lethe_eval_config eval;
+    lethe_relearn_config relearn;
     int threads;        /* OpenBLAS threads per rank */
 } lethe_config;
 

@@ -65,5 +65,6 @@ void session_finish_checkpoints(lethe_session *s);
 int job_train(int argc, char **argv);
 int job_bench(int argc, char **argv);
 int job_unlearn(int argc, char **argv);
+int job_eval(int argc, char **argv);
 
 #endif

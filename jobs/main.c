@@ -16,6 +16,7 @@ typedef struct {
 static const job_entry jobs[] = {
     {"train", job_train, "pre-train or fine-tune a model (token-mean NLL)"},
     {"unlearn", job_unlearn, "unlearn a forget split: GA, GradDiff, NPO or SimNPO"},
+    {"eval", job_eval, "evaluate a checkpoint: TOFU- and MUSE-style metrics"},
     {"bench", job_bench, "measure training-step throughput, communication and sgemm peak"},
 };
 #define NJOBS (int)(sizeof jobs / sizeof jobs[0])

@@ -224,6 +224,12 @@ static const char *FULL =
     "            \"holdout_authors\": 2, \"utility_facts\": 5, \"seq_len\": 32,\n"
     "            \"markov_retain\": 10, \"markov_len_long\": 20, \"markov_len_short\": 5,\n"
     "            \"markov_leak\": 0.1},\n"
+    "  \"eval\": {\"forget_split\": \"forget10\", \"retain_split\": \"retain90\",\n"
+    "           \"utility_splits\": \"u\", \"holdout_split\": \"\", \"reference\": \"r/e\",\n"
+    "           \"max_rows\": 5, \"batch_size\": 4, \"generate\": false,\n"
+    "           \"max_new_tokens\": 9, \"min_k\": 20},\n"
+    "  \"relearn\": {\"samples\": 2, \"steps\": 3, \"eval_every\": 1, \"sweep_samples\": \"1,2\",\n"
+    "              \"sweep_lr\": \"1e-4\", \"sweep_seeds\": \"1,2,3\"},\n"
     "  \"threads\": 2\n"
     "}\n";
 

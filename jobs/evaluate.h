@@ -1,0 +1,46 @@
+/* jobs/evaluate.h — distributed evaluation of one split, shared by `lethe eval`
+ * and `lethe relearn`.
+ *
+ * Rows are spread over the dp replicas (loader slices, file order); each replica
+ * runs them through its tp x pp model: answer NLL and per-token log-probs,
+ * paraphrased and perturbed candidates, greedy generation (KV cache). The
+ * per-sample values are gathered to world rank 0 in file order. */
+#ifndef LETHE_EVALUATE_H
+#define LETHE_EVALUATE_H
+
+#include "../model/generate.h"
+#include "jobs.h"
+
+/* Per-sample values of one split (valid on world rank 0). */
+typedef struct {
+    char split[64];
+    int64_t n;
+    int has_cand, k, gen_cap;
+    int64_t *sample_id;
+    double *nll;        /* token-mean NLL of the answer (+EOS) */
+    double *prob;       /* exp(-nll) */
+    double *nll_para;   /* paraphrased answer (NAN without candidates) */
+    double *nll_pert;   /* (n, k) perturbed answers */
+    double *mink;       /* Min-K% of the answer's per-token log-probs */
+    double *rouge_recall, *rouge_f1; /* greedy answer vs reference (NAN if not generated) */
+    int32_t *gen;       /* (n, gen_cap) generated ids, gen_len valid */
+    int32_t *gen_len;
+} split_eval;
+
+/* Evaluates `split` of data.path (at most max_rows rows; 0 = all). The model must
+ * have been built for eval.batch_size x T of this dataset. tok may be NULL (then
+ * ROUGE compares token ids). Collective over the world. */
+void eval_split(lethe_session *S, lethe_generator *gen, const void *tok, const char *split,
+                int max_rows, int generate, split_eval *out);
+void split_eval_free(split_eval *e);
+
+/* Aggregates of a split (DESIGN §6). role: 0 forget, 1 retain, 2 utility, 3 other. */
+typedef struct {
+    double prob, rouge_recall, rouge_f1, truth_ratio, prob_norm;
+} split_aggregate;
+void eval_aggregate(const split_eval *e, int role, split_aggregate *a);
+/* Truth ratios R_i = exp(mean_j nll_pert - nll_para) (trained = 0) or with the
+ * answer's own NLL in place of the paraphrase (trained = 1). r (n). */
+void eval_truth_ratios(const split_eval *e, int trained, double *r);
+
+#endif
