@@ -62,6 +62,11 @@ void job_fault_point(const lethe_session *s, int step);
 /* Removes output.dir/checkpoint.h5 once the final model is written. */
 void session_finish_checkpoints(lethe_session *s);
 
+/* SIGUSR1 (the scheduler's warning before a time limit or preemption) sets a
+ * flag; session_preempted agrees on it over the world at a step boundary. */
+void session_catch_preemption(void);
+int session_preempted(const lethe_session *s);
+
 int job_train(int argc, char **argv);
 int job_bench(int argc, char **argv);
 int job_unlearn(int argc, char **argv);

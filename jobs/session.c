@@ -1,6 +1,7 @@
 /* jobs/session.c — config -> grid -> model: how every job opens. */
 #include <cblas.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,4 +208,27 @@ void session_finish_checkpoints(lethe_session *s)
     char path[1100];
     session_path(s, "checkpoint.h5", path, sizeof path);
     if (remove(path) && errno != ENOENT) lethe_warn("cannot remove '%s': %s", path, strerror(errno));
+}
+
+/* Slurm sends the warning signal (--signal=B:USR1@N, forwarded to the ranks by
+ * the batch script) some time before the limit; the job finishes its step,
+ * writes checkpoint.h5 and exits, and the requeued job resumes from it. */
+static volatile sig_atomic_t preempt_signal;
+
+static void on_preempt(int sig) { preempt_signal = sig; }
+
+void session_catch_preemption(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_preempt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+int session_preempted(const lethe_session *s)
+{
+    int f = preempt_signal;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &f, 1, MPI_INT, MPI_MAX, s->grid.world));
+    return f;
 }

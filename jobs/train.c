@@ -22,6 +22,7 @@ int job_train(int argc, char **argv)
 {
     lethe_session S;
     session_open(&S, "train", argc, argv);
+    session_catch_preemption();
     lethe_config *c = &S.cfg;
     int hdf5 = !strcmp(c->data.source, "hdf5");
     loader *ld = NULL;
@@ -106,6 +107,20 @@ int job_train(int argc, char **argv)
             session_save(&S, "checkpoint.h5", step + 1, epoch, cur, 2);
         }
         job_fault_point(&S, step + 1);
+        if (!last && session_preempted(&S)) {
+            loader_cursor lc = {0, 0};
+            if (ld) lc = loader_cursor_get(ld);
+            int64_t cur[2] = {lc.epoch, lc.position};
+            session_save(&S, "checkpoint.h5", step + 1, epoch, cur, 2);
+            if (rank0) {
+                fclose(logf);
+                printf("lethe train: preempted after step %d; checkpoint.h5 written, a new run "
+                       "resumes from it\n", step + 1);
+            }
+            if (ld) loader_close(ld);
+            session_close(&S);
+            return 0;
+        }
     }
     int64_t cur[2] = {0, 0};
     if (ld) {

@@ -30,5 +30,27 @@ done
 n=$(wc -l <"$work/b/train_log.jsonl")
 # steps 21..25 ran twice (before the abort and after the resume); the log keeps both
 [ "$n" -ge 30 ] || { echo "FAIL: train_log.jsonl has $n lines"; fail=1; }
+# preemption: SIGUSR1 to mpirun (forwarded to the ranks, as Slurm's warning
+# signal is) -> checkpoint at the next step boundary, exit 0, then resume
+OMPI_MCA_orte_execute_quiet=1 "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" train "$cfg" \
+    --set train.steps=30 --set checkpoint.every=10 --set train.log_every=100 \
+    --set output.dir="$work/c" >"$work/c1.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+    [ -f "$work/c/train_log.jsonl.partial" ] && [ "$(wc -l <"$work/c/train_log.jsonl.partial")" -ge 2 ] && break
+    sleep 0.05
+done
+kill -USR1 $pid
+wait $pid
+rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: preempted run exit $rc"; cat "$work/c1.log"; fail=1; }
+grep -q "preempted after step" "$work/c1.log" || { echo "FAIL: no preemption message"; cat "$work/c1.log"; fail=1; }
+[ -f "$work/c/checkpoint.h5" ] || { echo "FAIL: no checkpoint.h5 after preemption"; fail=1; }
+run --set output.dir="$work/c" >"$work/c2.log" 2>&1 || { echo "FAIL: run after preemption"; cat "$work/c2.log"; fail=1; }
+for g in /params /adam_m /adam_v; do
+    h5diff -q "$work/a/model.h5" "$work/c/model.h5" "$g" "$g" ||
+        { echo "FAIL: $g differs after preemption and resume"; fail=1; }
+done
+[ $fail -eq 0 ] && echo "preemption: $(grep -o 'preempted after step [0-9]*' "$work/c1.log"), resumed, bitwise equal"
 [ $fail -eq 0 ] && echo "resume: aborted at step 25, resumed at 20, final weights and moments bitwise equal"
 exit $fail
