@@ -95,51 +95,7 @@ static int write_h5_split(hid_t f, const split_eval *e, char *err, size_t errlen
     return ok ? 0 : -1;
 }
 
-/* Reads a 1-D double dataset of a reference eval.h5 (malloc'd), or NULL + err. */
-static double *read_ref(const char *path, const char *dset, int64_t *n, char *err, size_t errlen)
-{
-    h5_quiet q;
-    h5_quiet_on(&q);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    double *v = NULL;
-    if (f < 0) {
-        snprintf(err, errlen, "reference '%s' cannot be opened as HDF5", path);
-    } else {
-        hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
-        if (d < 0) {
-            snprintf(err, errlen, "reference '%s' has no dataset '%s'", path, dset);
-        } else {
-            hid_t sp = H5Dget_space(d);
-            hsize_t dims[1] = {0};
-            if (H5Sget_simple_extent_ndims(sp) == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
-            *n = (int64_t)dims[0];
-            v = lethe_malloc(sizeof(double) * (dims[0] + 1), "reference");
-            if (dims[0] && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-                snprintf(err, errlen, "reference '%s': cannot read '%s'", path, dset);
-                free(v);
-                v = NULL;
-            }
-            H5Sclose(sp);
-            H5Dclose(d);
-        }
-        H5Fclose(f);
-    }
-    h5_quiet_off(&q);
-    return v;
-}
-
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
-
-static double ks_p(const double *a, int64_t na, const double *b, int64_t nb, double *log10p)
-{
-    metrics_ks ks;
-    if (na < 1 || nb < 1 || metrics_ks_2samp(&ks, a, na, b, nb)) {
-        *log10p = NAN;
-        return NAN;
-    }
-    *log10p = ks.log_p / log(10.0);
-    return ks.p;
-}
 
 int job_eval(int argc, char **argv)
 {
@@ -244,21 +200,21 @@ int job_eval(int argc, char **argv)
                 if (*p == '/') *p = '_';
             int64_t nr = 0, nrt = 0;
             snprintf(dset, sizeof dset, "/%s/truth_ratio", grp);
-            double *rr = read_ref(rpath, dset, &nr, e2, sizeof e2);
+            double *rr = eval_read_ref(rpath, dset, &nr, e2, sizeof e2);
             snprintf(dset, sizeof dset, "/%s/truth_ratio_trained", grp);
-            double *rrt = rr ? read_ref(rpath, dset, &nrt, e2, sizeof e2) : NULL;
+            double *rrt = rr ? eval_read_ref(rpath, dset, &nrt, e2, sizeof e2) : NULL;
             snprintf(dset, sizeof dset, "/%s/prob", grp);
             int64_t np = 0;
-            double *rp = rrt ? read_ref(rpath, dset, &np, e2, sizeof e2) : NULL;
+            double *rp = rrt ? eval_read_ref(rpath, dset, &np, e2, sizeof e2) : NULL;
             snprintf(dset, sizeof dset, "/%s/mink", grp);
             int64_t nm = 0;
-            double *rm = rp ? read_ref(rpath, dset, &nm, e2, sizeof e2) : NULL;
+            double *rm = rp ? eval_read_ref(rpath, dset, &nm, e2, sizeof e2) : NULL;
             if (rm) {
                 double *r = lethe_malloc(sizeof(double) * ev[fi].n, "eval"), *rt = lethe_malloc(sizeof(double) * ev[fi].n, "eval");
                 eval_truth_ratios(&ev[fi], 0, r);
                 eval_truth_ratios(&ev[fi], 1, rt);
-                fq = ks_p(r, ev[fi].n, rr, nr, &lfq);
-                fqt = ks_p(rt, ev[fi].n, rrt, nrt, &lfqt);
+                fq = eval_ks_p(r, ev[fi].n, rr, nr, &lfq);
+                fqt = eval_ks_p(rt, ev[fi].n, rrt, nrt, &lfqt);
                 double pm = 0, pr = 0;
                 for (int64_t i = 0; i < ev[fi].n; i++) pm += ev[fi].prob[i] / ev[fi].n;
                 for (int64_t i = 0; i < np; i++) pr += rp[i] / np;
@@ -266,7 +222,7 @@ int job_eval(int argc, char **argv)
                 if (hi >= 0) {
                     snprintf(dset, sizeof dset, "/%s/mink", E->holdout_split);
                     int64_t nh = 0;
-                    double *rh = read_ref(rpath, dset, &nh, e2, sizeof e2);
+                    double *rh = eval_read_ref(rpath, dset, &nh, e2, sizeof e2);
                     if (rh && metrics_roc_auc(&auc_ref, rm, nm, rh, nh)) auc_ref = NAN;
                     free(rh);
                 }

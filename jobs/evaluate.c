@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "../analysis/metrics.h"
+#include "../io/dataset.h"
 #include "../io/tokenizer.h"
 #include "../mpi/fatal.h"
 
@@ -262,3 +265,49 @@ void eval_aggregate(const split_eval *e, int role, split_aggregate *a)
     free(q);
     free(r);
 }
+
+/* Reads a 1-D double dataset of a reference eval.h5 (malloc'd), or NULL + err. */
+double *eval_read_ref(const char *path, const char *dset, int64_t *n, char *err, size_t errlen)
+{
+    h5_quiet q;
+    h5_quiet_on(&q);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double *v = NULL;
+    if (f < 0) {
+        snprintf(err, errlen, "reference '%s' cannot be opened as HDF5", path);
+    } else {
+        hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
+        if (d < 0) {
+            snprintf(err, errlen, "reference '%s' has no dataset '%s'", path, dset);
+        } else {
+            hid_t sp = H5Dget_space(d);
+            hsize_t dims[1] = {0};
+            if (H5Sget_simple_extent_ndims(sp) == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
+            *n = (int64_t)dims[0];
+            v = lethe_malloc(sizeof(double) * (dims[0] + 1), "reference");
+            if (dims[0] && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+                snprintf(err, errlen, "reference '%s': cannot read '%s'", path, dset);
+                free(v);
+                v = NULL;
+            }
+            H5Sclose(sp);
+            H5Dclose(d);
+        }
+        H5Fclose(f);
+    }
+    h5_quiet_off(&q);
+    return v;
+}
+
+
+double eval_ks_p(const double *a, int64_t na, const double *b, int64_t nb, double *log10p)
+{
+    metrics_ks ks;
+    if (na < 1 || nb < 1 || metrics_ks_2samp(&ks, a, na, b, nb)) {
+        *log10p = NAN;
+        return NAN;
+    }
+    *log10p = ks.log_p / log(10.0);
+    return ks.p;
+}
+

@@ -43,4 +43,9 @@ void eval_aggregate(const split_eval *e, int role, split_aggregate *a);
  * answer's own NLL in place of the paraphrase (trained = 1). r (n). */
 void eval_truth_ratios(const split_eval *e, int trained, double *r);
 
+/* Reads a 1-D float64 dataset of an eval.h5 (malloc'd, n in *n), or NULL + err. */
+double *eval_read_ref(const char *path, const char *dset, int64_t *n, char *err, size_t errlen);
+/* Two-sample KS p-value (NAN when a sample is empty); log10 of it in *log10p. */
+double eval_ks_p(const double *a, int64_t na, const double *b, int64_t nb, double *log10p);
+
 #endif

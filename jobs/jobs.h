@@ -71,5 +71,7 @@ int job_train(int argc, char **argv);
 int job_bench(int argc, char **argv);
 int job_unlearn(int argc, char **argv);
 int job_eval(int argc, char **argv);
+int job_synth(int argc, char **argv);
+int job_relearn(int argc, char **argv);
 
 #endif

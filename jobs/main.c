@@ -14,9 +14,11 @@ typedef struct {
 } job_entry;
 
 static const job_entry jobs[] = {
+    {"synth", job_synth, "generate the built-in data: fictitious authors or Markov chains"},
     {"train", job_train, "pre-train or fine-tune a model (token-mean NLL)"},
     {"unlearn", job_unlearn, "unlearn a forget split: GA, GradDiff, NPO or SimNPO"},
     {"eval", job_eval, "evaluate a checkpoint: TOFU- and MUSE-style metrics"},
+    {"relearn", job_relearn, "relearning attack: fine-tune on forget samples, track recovery"},
     {"bench", job_bench, "measure training-step throughput, communication and sgemm peak"},
 };
 #define NJOBS (int)(sizeof jobs / sizeof jobs[0])

@@ -124,8 +124,9 @@ int job_synth(int argc, char **argv)
     if (rank0) ok = synth_generate(&d, c, err, sizeof err) == 0;
     lethe_check(S.grid.world, ok, 2, "%s", err);
     session_output(&S);
-    if (rank0) ok = make_parent_dirs(c->output, err, sizeof err) == 0 &&
-                    synth_write(d, err, sizeof err) == 0;
+    if (rank0)
+        ok = make_parent_dirs(c->output, err, sizeof err) == 0 &&
+             synth_write(d, err, sizeof err) == 0;
     lethe_check(S.grid.world, ok, 1, "%s", err);
     if (rank0) {
         synth_summary m;
@@ -133,8 +134,8 @@ int job_synth(int argc, char **argv)
         write_summary(&S, &m);
         printf("lethe synth: %s, seed %llu: %lld rows in %d splits (T = %d, longest row %d), "
                "vocab %lld, %s\n",
-               m.kind, (unsigned long long)c->seed, (long long)m.total_rows, m.n_splits,
-               m.seq_len, m.max_len, (long long)m.vocab_size, m.source_digest);
+               m.kind, (unsigned long long)c->seed, (long long)m.total_rows, m.n_splits, m.seq_len,
+               m.max_len, (long long)m.vocab_size, m.source_digest);
         for (int i = 0; i < m.n_splits; i++)
             printf("  %-16s %8lld rows\n", m.split[i], (long long)m.rows[i]);
         printf("lethe synth: wrote %s (%.1f KiB)%s%s in %.3f s (generate %.3f s, write %.3f s); "
