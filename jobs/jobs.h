@@ -73,5 +73,7 @@ int job_unlearn(int argc, char **argv);
 int job_eval(int argc, char **argv);
 int job_synth(int argc, char **argv);
 int job_relearn(int argc, char **argv);
+int job_study(int argc, char **argv);
+int job_report(int argc, char **argv);
 
 #endif

@@ -19,6 +19,8 @@ static const job_entry jobs[] = {
     {"unlearn", job_unlearn, "unlearn a forget split: GA, GradDiff, NPO or SimNPO"},
     {"eval", job_eval, "evaluate a checkpoint: TOFU- and MUSE-style metrics"},
     {"relearn", job_relearn, "relearning attack: fine-tune on forget samples, track recovery"},
+    {"study", job_study, "run a whole study (DAG of jobs) on these ranks, skipping finished jobs"},
+    {"report", job_report, "tables and plots of a study's results"},
     {"bench", job_bench, "measure training-step throughput, communication and sgemm peak"},
 };
 #define NJOBS (int)(sizeof jobs / sizeof jobs[0])

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <cjson/cJSON.h>
 
 #include "../analysis/metrics.h"
 #include "../io/tokenizer.h"
@@ -123,10 +124,32 @@ int job_relearn(int argc, char **argv)
                     snprintf(lp, sizeof lp, "%s/labels.json", dir);
                     FILE *lf = fopen(lp, "w");
                     if (!lf) lethe_fatal("cannot write '%s'", lp);
-                    fprintf(lf, "{\"method\":\"relearn\",\"samples\":%d,\"lr\":%g,\"seed\":%llu,"
-                                "\"steps\":%d,\"checkpoint\":\"%s\"}\n",
-                            n, lrs[l], (unsigned long long)seed, R->steps, c->init.checkpoint);
-                    fclose(lf);
+                    /* the labels of the unlearning run attacked (written beside this job's
+                     * config by the study runner), plus the attack's own settings */
+                    char pl[1100], *ptxt = NULL;
+                    snprintf(pl, sizeof pl, "%s/labels.json", c->output.dir);
+                    FILE *pf = fopen(pl, "rb");
+                    if (pf) {
+                        ptxt = calloc(1, 65536);
+                        if (ptxt && fread(ptxt, 1, 65535, pf) == 0) ptxt[0] = 0;
+                        fclose(pf);
+                    }
+                    cJSON *lab = ptxt ? cJSON_Parse(ptxt) : NULL;
+                    free(ptxt);
+                    if (!cJSON_IsObject(lab)) {
+                        cJSON_Delete(lab);
+                        lab = cJSON_CreateObject();
+                        cJSON_AddStringToObject(lab, "method", "unknown");
+                        cJSON_AddStringToObject(lab, "split", c->eval.forget_split);
+                    }
+                    cJSON_AddNumberToObject(lab, "relearn_samples", n);
+                    cJSON_AddNumberToObject(lab, "relearn_lr", lrs[l]);
+                    cJSON_AddNumberToObject(lab, "relearn_seed", (double)seed);
+                    cJSON_AddNumberToObject(lab, "relearn_steps", R->steps);
+                    char *lt = cJSON_Print(lab);
+                    if (fputs(lt, lf) < 0 || fclose(lf)) lethe_fatal("cannot write '%s'", lp);
+                    free(lt);
+                    cJSON_Delete(lab);
                     snprintf(tmp, sizeof tmp, "%s.partial", path);
                     f = fopen(tmp, "w");
                     if (!f) lethe_fatal("cannot write '%s'", tmp);

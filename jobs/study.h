@@ -1,0 +1,52 @@
+/* jobs/study.h — a study: the DAG of jobs of an unlearning study.
+ *
+ * A study file (JSON) names a base lethe config and the parts of the study:
+ *   {"study": "tofu-tiny",
+ *    "base":    { a lethe config: model, layout, optim, eval, ... },
+ *    "synth":   {"synth.kind": "authors", ...}          dotted overrides of the synth job
+ *    "forget":  ["forget05"],                             forget levels studied
+ *    "origin":  {"train.steps": 300, ...},                overrides of the origin model's training
+ *    "retrain": {...},                                    ... and of the retrained models'
+ *    "methods": {"simnpo": {"unlearn.beta": 2.5}, "npo": {...}, "ga": {}, "graddiff": {}},
+ *    "grid":    {"optim.lr": [1e-5, 3e-5]},              every method is run at every point
+ *    "seeds":   [1, 2, 3],
+ *    "eval":    {...},  "relearn": {...} (optional),  "report": true}
+ * study_expand turns it into jobs (synth -> origin and retrain -> evals of the
+ * reference models -> unlearn per method x grid point x seed -> eval -> relearn
+ * -> report), each with its own folder, config file and dependencies. The same
+ * expansion drives `lethe study` (local ranks) and `lethe slurm` (sbatch). */
+#ifndef LETHE_STUDY_H
+#define LETHE_STUDY_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#define STUDY_MAX_JOBS 1024
+#define STUDY_MAX_DEPS 8
+
+typedef struct {
+    char name[128];    /* unique; also the folder under the study directory */
+    char job[16];      /* lethe subcommand: synth, train, unlearn, eval, relearn, report */
+    int deps[STUDY_MAX_DEPS], ndeps;
+    char *config_json; /* the job's config (NULL for report) */
+    char *labels_json; /* labels.json written beside an eval's summary (may be NULL) */
+    int array_group;   /* jobs with the same group > 0 differ only in hyper-parameters */
+} study_job;
+
+typedef struct {
+    char name[128];
+    char dir[512];     /* study directory (absolute) */
+    study_job *jobs;
+    int njobs;
+} study;
+
+/* Reads and expands a study file into dir. 0, or -1 with one line in err. */
+int study_load(study *s, const char *path, const char *dir, char *err, size_t errlen);
+void study_free(study *s);
+/* Writes each job's folder and config file (dir/<name>/job.json). */
+int study_write_configs(const study *s, char *err, size_t errlen);
+/* 1 when the job's completion marker exists. */
+int study_job_done(const study *s, int j);
+void study_mark_done(const study *s, int j);
+
+#endif
