@@ -11,16 +11,17 @@
 
 #include "../analysis/report.h"
 #include "../mpi/fatal.h"
+#include "jobs.h"
 
-/* Declared in jobs/jobs.h once the job is in the job table. */
-int job_report(int argc, char **argv);
+/* The job's own help (DIR and options, not a config's keys), for `lethe report --help`. */
+void job_report_usage(FILE *f);
 
 #define REPORT_USAGE "usage: lethe report DIR [--out OUTDIR] [--no-plots]"
 
-static void report_usage(FILE *f)
+void job_report_usage(FILE *f)
 {
-    fprintf(f,
-            REPORT_USAGE "\n\n"
+    fprintf(f, REPORT_USAGE
+            "\n\n"
             "Reads every result folder under DIR (any depth): summary.json + labels.json of\n"
             "evaluated runs, relearn.jsonl + labels.json of relearning attacks, bench.jsonl\n"
             "(+ optional labels.json with \"nodes\") of benchmarks. Writes to OUTDIR (default\n"
@@ -39,7 +40,7 @@ static int report_rank0(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            report_usage(stdout);
+            job_report_usage(stdout);
             return 0;
         } else if (!strcmp(a, "--no-plots")) {
             o.plots = 0;

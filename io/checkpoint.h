@@ -1,0 +1,98 @@
+/* io/checkpoint.h — collective checkpoints in one parallel-HDF5 file.
+ *
+ * Contract
+ * - ckpt_save and ckpt_load are collective over g->world: every rank calls them with the
+ *   same path and returns the same verdict (0, or -1 with the same one-line message in
+ *   err on every rank). Errors the ranks cannot agree on without risking a hang (an HDF5
+ *   call failing inside a collective create/write/read) end the job with lethe_fatal,
+ *   naming the file and dataset.
+ * - Every tensor of the parameter table is stored at its GLOBAL shape (float32), so a
+ *   checkpoint written under one (dp, pp, tp) layout loads under any other, on any
+ *   number of ranks. Each rank writes/reads only the hyperslab of its piece; only the
+ *   dp_rank 0 replica writes, tensors replicated over tp are written by tp_rank 0, and
+ *   duplicates (owner 0) are never written but are filled on load.
+ * - Nothing is at `path` until the checkpoint is complete: the file is written to
+ *   "<path>.tmp", flushed to storage (MPI_File_sync), closed, and only when every rank's
+ *   close succeeded does rank 0 rename it over `path` (and sync the directory). A crash
+ *   or a failure at any point leaves the previous checkpoint at `path` untouched.
+ * - Every tensor carries a layout-independent 64-bit digest of its global contents;
+ *   ckpt_load recomputes it from what each replica read and refuses a mismatch.
+ *
+ * File layout (format "lethe-checkpoint", format_version 1)
+ *   /                  attributes: format, format_version, lethe_version (strings/int32),
+ *                      step, epoch (int64), layout int32[3] = {dp, pp, tp},
+ *                      world_size (int32), n_tensors (int64),
+ *                      loader_cursor int64[n] (null dataspace when n == 0)
+ *   /meta/config       scalar fixed-length string: the resolved config JSON (a dataset,
+ *                      not an attribute, because attributes are capped at 64 KiB)
+ *   /meta/rng          uint64[world_size]: each rank's RNG state, by world rank
+ *   /params/<name>     float32, global shape ([rows] or [rows, cols]); attribute `digest`
+ *   /adam_m/<name>     AdamW first moments, same shapes; attribute `digest`
+ *   /adam_v/<name>     AdamW second moments, same shapes; attribute `digest`
+ * Tensor names are the Hugging Face names ("model.layers.3.mlp.up_proj.weight"); they
+ * must not contain '/'.
+ *
+ * Digest: for a tensor with `cols` columns (1 for 1-D), element (i, j) with float bits b
+ * contributes mix(mix(i * cols + j) ^ b), mix = the splitmix64 finaliser, and the digest
+ * is the sum of all contributions mod 2^64. A sum does not depend on which rank holds
+ * which element, so each rank hashes its own piece and MPI_SUM finishes the job. */
+#ifndef LETHE_CHECKPOINT_H
+#define LETHE_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../model/params.h"
+#include "../mpi/grid.h"
+
+#define LETHE_CKPT_CURSOR_MAX 8
+
+typedef struct {
+    /* Saved as given (identical on every rank, checked); restored by ckpt_load. */
+    int64_t step;
+    int64_t epoch;
+    int n_cursor;                          /* 0..LETHE_CKPT_CURSOR_MAX */
+    int64_t cursor[LETHE_CKPT_CURSOR_MAX]; /* the data loader's position */
+    char *config_json;                     /* save: resolved config text (NULL = "");
+                                              load: malloc'd copy, freed by ckpt_meta_free */
+    /* Per rank (may differ between ranks). */
+    uint64_t rng;     /* save: this rank's RNG state; load: restored when rng_restored */
+    int rng_restored; /* load: 1 if the checkpoint was written by as many ranks as now
+                         (rank r gets the state rank r saved); else 0 and rng is left as is */
+    /* Load only: how the checkpoint was written. */
+    int layout[3]; /* dp, pp, tp */
+    int world_size;
+    char version[32]; /* lethe version */
+} lethe_ckpt_meta;
+
+/* Writes the table's parameters and AdamW moments (t->data, t->m, t->v) and meta to
+ * `path` (via "<path>.tmp" and a rename); meta may be NULL (zeros). Collective over
+ * g->world. 0, or -1 with err. */
+int ckpt_save(const char *path, const lethe_params *t, const lethe_grid *g,
+              const lethe_ckpt_meta *meta, char *err, size_t errlen);
+
+/* Fills every piece of the table (owner or duplicate, every dp replica) from `path`,
+ * checking that each tensor exists as float32 with the table's global shape and that
+ * its digest matches; padding rows are set to zero. With load_optimizer the moments are
+ * loaded too (t->m, t->v), otherwise they are left untouched. meta (may be NULL)
+ * receives the stored meta. Collective over g->world. 0, or -1 with err (t's contents
+ * are then unspecified). */
+int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
+              int load_optimizer, char *err, size_t errlen);
+
+/* Recomputes the digest of every tensor in the file (no model needed: the datasets are
+ * read in row blocks spread over the ranks of comm) and compares with the stored ones.
+ * Collective over comm (MPI_COMM_SELF for a serial check). *n_checked (may be NULL)
+ * receives the number of datasets verified. 0, or -1 with err naming the first bad one. */
+int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, size_t errlen);
+
+/* Frees what ckpt_load allocated in meta (config_json). */
+void ckpt_meta_free(lethe_ckpt_meta *meta);
+
+/* The digest of one piece: elements [0, vshape) of a piece whose (0, 0) is global
+ * (gstart0, gstart1) in a tensor of `gcols` columns, stored with row stride `ld`. Summing
+ * the digests of pieces that tile a tensor gives the tensor's digest. */
+uint64_t ckpt_digest_piece(const float *x, int64_t vrows, int64_t vcols, int64_t ld,
+                           int64_t gstart0, int64_t gstart1, int64_t gcols);
+
+#endif
