@@ -780,10 +780,10 @@ static const char *type_str(hid_t ty, char *buf, size_t len)
     return buf;
 }
 
-/* Opens gname/name and checks type and shape against e; reads its digest. Metadata only.
- * Returns the dataset id, or -1 with msg. */
-static hid_t open_tensor(hid_t fid, const char *gname, const ck_entry *e, uint64_t *digest,
-                         char *msg)
+/* Opens gname/name and checks type and shape against e (e->ndim == 0: takes a 1-D or
+ * 2-D shape from the file into e); reads its digest. Metadata only. Returns the dataset
+ * id, or -1 with msg. */
+static hid_t open_tensor(hid_t fid, const char *gname, ck_entry *e, uint64_t *digest, char *msg)
 {
     char dpath[LETHE_NAME_MAX + 16], where[LETHE_NAME_MAX + 32], h5b[256], a[64], b[64];
     snprintf(dpath, sizeof dpath, "%s/%s", gname, e->name);
@@ -805,6 +805,11 @@ static hid_t open_tensor(hid_t fid, const char *gname, const ck_entry *e, uint64
         int nd = H5Sget_simple_extent_ndims(sp);
         int64_t got[2] = {0, 1};
         if (nd >= 1 && nd <= H5S_MAX_RANK && H5Sget_simple_extent_dims(sp, dims, NULL) < 0) nd = -1;
+        if (e->ndim == 0 && (nd == 1 || nd == 2)) {
+            e->ndim = nd;
+            e->gshape[0] = (int64_t)dims[0];
+            e->gshape[1] = nd == 2 ? (int64_t)dims[1] : 1;
+        }
         int same = nd == e->ndim;
         for (int d = 0; d < nd && d < 2; d++) got[d] = (int64_t)dims[d];
         for (int d = 0; same && d < nd; d++) same = got[d] == e->gshape[d];
@@ -1098,38 +1103,30 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
     const int64_t block_floats = 1 << 20;
     float *buf = NULL;
     size_t buf_cap = 0;
+    name_list L[CK_KINDS];
+    memset(L, 0, sizeof L);
     for (int kind = 0; ok && kind < CK_KINDS; kind++) {
         if (H5Lexists(fid, ck_group[kind], H5P_DEFAULT) <= 0) {
             if (kind == 0) ok = fail(msg, "group '%s' is missing", ck_group[0]);
             continue;
         }
-        name_list L = {0};
         hid_t grp = H5Gopen2(fid, ck_group[kind], H5P_DEFAULT);
-        if (grp < 0 || H5Literate(grp, H5_INDEX_NAME, H5_ITER_INC, NULL, list_cb, &L) < 0)
+        if (grp < 0 || H5Literate(grp, H5_INDEX_NAME, H5_ITER_INC, NULL, list_cb, &L[kind]) < 0)
             ok = fail(msg, "cannot list group '%s': %s", ck_group[kind], h5msg(h5b));
         if (grp >= 0) H5Gclose(grp);
-        for (int k = 0; ok && k < L.n; k++) {
+    }
+    int nall = L[0].n + L[1].n + L[2].n;
+    uint64_t *stored = lethe_calloc((size_t)(nall ? nall : 1), sizeof(uint64_t), "digests");
+    uint64_t *dig = lethe_calloc((size_t)(nall ? nall : 1), sizeof(uint64_t), "digests");
+    /* Identical calls on every rank (metadata decides every branch); one reduction at the
+     * end for all digests. */
+    for (int kind = 0, at = 0; ok && kind < CK_KINDS; kind++)
+        for (int k = 0; ok && k < L[kind].n; k++, at++) {
             ck_entry e;
             memset(&e, 0, sizeof e);
-            snprintf(e.name, sizeof e.name, "%s", L.names[k]);
-            /* The shape comes from the file itself: read it first (metadata only). */
-            char dpath[LETHE_NAME_MAX + 16];
-            snprintf(dpath, sizeof dpath, "%s/%s", ck_group[kind], e.name);
-            hid_t ds = H5Dopen2(fid, dpath, H5P_DEFAULT), sp = ds >= 0 ? H5Dget_space(ds) : -1;
-            int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-            hsize_t dims[H5S_MAX_RANK] = {0};
-            if ((nd == 1 || nd == 2) && H5Sget_simple_extent_dims(sp, dims, NULL) < 0) nd = -1;
-            if (sp >= 0) H5Sclose(sp);
-            if (ds >= 0) H5Dclose(ds);
-            if (nd != 1 && nd != 2) {
-                ok = fail(msg, "dataset '%s' is not a 1-D or 2-D array", dpath);
-                break;
-            }
-            e.ndim = nd;
-            e.gshape[0] = (int64_t)dims[0];
-            e.gshape[1] = nd == 2 ? (int64_t)dims[1] : 1;
-            uint64_t stored = 0, d = 0;
-            if ((ds = open_tensor(fid, ck_group[kind], &e, &stored, msg)) < 0) {
+            snprintf(e.name, sizeof e.name, "%s", L[kind].names[k]);
+            hid_t ds = open_tensor(fid, ck_group[kind], &e, &stored[at], msg);
+            if (ds < 0) {
                 ok = 0;
                 break;
             }
@@ -1152,19 +1149,24 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
                 piece.vshape[1] = piece.lshape[1] = cols;
                 if (piece.lshape[0] == 0) piece.lshape[0] = 1;
                 read_tensor(path, ds, ck_group[kind], &e, &piece, buf, dxpl);
-                d += ckpt_digest_piece(buf, piece.vshape[0], cols, cols, a, 0, cols);
+                dig[at] += ckpt_digest_piece(buf, piece.vshape[0], cols, cols, a, 0, cols);
             }
-            H5Dclose(ds);
-            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &d, 1, MPI_UINT64_T, MPI_SUM, comm));
-            if (d != stored)
+            H5C(H5Dclose(ds), "checkpoint '%s': dataset '%s/%s'", path, ck_group[kind], e.name);
+        }
+    if (ok && nall) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, dig, nall, MPI_UINT64_T, MPI_SUM, comm));
+    for (int kind = 0, at = 0; ok && kind < CK_KINDS; kind++)
+        for (int k = 0; ok && k < L[kind].n; k++, at++) {
+            if (dig[at] != stored[at])
                 ok = fail(msg,
-                          "dataset '%s': digest mismatch (stored %016llx, read %016llx): the "
+                          "dataset '%s/%s': digest mismatch (stored %016llx, read %016llx): the "
                           "file is corrupt",
-                          dpath, (unsigned long long)stored, (unsigned long long)d);
+                          ck_group[kind], L[kind].names[k], (unsigned long long)stored[at],
+                          (unsigned long long)dig[at]);
             checked++;
         }
-        free(L.names);
-    }
+    for (int kind = 0; kind < CK_KINDS; kind++) free(L[kind].names);
+    free(stored);
+    free(dig);
     free(buf);
     H5Pclose(dxpl);
     if (H5Fclose(fid) < 0) ok = fail(msg, "closing failed: %s", h5msg(h5b));

@@ -29,6 +29,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "lethe %s — LLM unlearning studies on CPU clusters\n\n"
                "usage: mpirun -n RANKS lethe <job> CONFIG.json [--set key.path=value ...]\n"
+               "       lethe study STUDY.json [--dir DIR] | lethe report DIR\n"
                "       lethe --help | lethe <job> --help\n\njobs:\n",
             LETHE_VERSION);
     for (int i = 0; i < NJOBS; i++) fprintf(f, "  %-8s %s\n", jobs[i].name, jobs[i].summary);
@@ -53,7 +54,10 @@ int main(int argc, char **argv)
     const job_entry *job = NULL;
     for (int i = 0; i < NJOBS; i++)
         if (!strcmp(argv[1], jobs[i].name)) job = &jobs[i];
-    for (int i = 2; job && i < argc; i++)
+    /* jobs that take no config file parse their own options, --help included */
+    int own_args = job && (!strcmp(job->name, "report") || !strcmp(job->name, "study") ||
+                           !strcmp(job->name, "slurm") || !strcmp(job->name, "prepare"));
+    for (int i = 2; job && !own_args && i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             job_help(job);
             return 0;

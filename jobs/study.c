@@ -391,6 +391,14 @@ int job_study(int argc, char **argv)
     char err[1024] = "";
     int ok = 1;
     for (int i = 0; i < argc && ok; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            if (rank == 0)
+                printf("usage: mpirun -n RANKS lethe study STUDY.json [--dir DIR] [--dry-run]\n\n"
+                       "Runs a study (a DAG of synth, train, unlearn, eval, relearn and report "
+                       "jobs) on these ranks,\nskipping jobs whose folder holds .done; DIR "
+                       "defaults to runs/<study name>. See jobs/studies/.\n");
+            return 0;
+        }
         if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--dry-run"))

@@ -17,7 +17,8 @@
  *      one piece: the digest does not depend on the layout. ckpt_verify agrees.
  *   3. Bad inputs: missing file, not HDF5, truncated to half, an HDF5 file that is no
  *      checkpoint, missing dataset, missing optimizer state, wrong shape, wrong dtype,
- *      corrupted data (digest), a name with '/'. Each returns -1 on every rank with the
+ *      corrupted data (digest), a name with '/', a tensor without owner, ranks that
+ *      disagree on the path or on loading the moments. Each returns -1 on every rank with the
  *      same message (agreed), containing the expected text; none hangs.
  * --atomic DIR (serial, registered as checkpoint.atomic):
  *   a save killed mid-write (file-size limit) leaves the previous checkpoint intact and
@@ -182,8 +183,9 @@ static uint64_t str_hash(const char *s)
     return h;
 }
 
-/* Every rank of comm got -1, the same message, and it contains `want`. */
-static void expect_error(MPI_Comm comm, int rc, const char *err, const char *want, const char *what)
+/* Every rank of comm got -1, the same message (unless !same_msg), containing `want`. */
+static void expect_error_x(MPI_Comm comm, int rc, const char *err, const char *want,
+                           const char *what, int same_msg)
 {
     uint64_t h = str_hash(err), in[2] = {h, ~h}, out[2];
     MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_MAX, comm);
@@ -192,9 +194,15 @@ static void expect_error(MPI_Comm comm, int rc, const char *err, const char *wan
     MPI_Allreduce(&rc, &rc_min, 1, MPI_INT, MPI_MIN, comm);
     CHECK(rc_max == -1 && rc_min == -1, "%s: expected -1 on every rank, got %d..%d", what, rc_min,
           rc_max);
-    CHECK(out[0] == ~out[1], "%s: ranks disagree on the message (mine: %s)", what, err);
+    CHECK(!same_msg || out[0] == ~out[1], "%s: ranks disagree on the message (mine: %s)", what,
+          err);
     CHECK(strstr(err, want) != NULL, "%s: message '%s' lacks '%s'", what, err, want);
     if (wrank == 0) printf("  %-28s -> %s\n", what, err);
+}
+
+static void expect_error(MPI_Comm comm, int rc, const char *err, const char *want, const char *what)
+{
+    expect_error_x(comm, rc, err, want, what, 1);
 }
 
 /* ---- file helpers (rank 0, plain POSIX / serial HDF5) ----------------------------------- */
@@ -536,6 +544,31 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
         struct stat st;
         CHECK(stat(path, &st) != 0, "a failed save left '%s'", path);
     }
+    /* A tensor whose every copy is a duplicate would leave a hole in the file. */
+    {
+        lethe_params nown;
+        build_for_grid(&nown, &base_cfg, &g);
+        int i = params_find(&nown, "model.layers.0.self_attn.o_proj.weight");
+        if (i >= 0) nown.p[i].owner = 0;
+        snprintf(path, sizeof path, "%s/noowner.h5", dir);
+        rc = ckpt_save(path, &nown, &g, NULL, err, sizeof err);
+        expect_error(world, rc, err,
+                     "tensor 'model.layers.0.self_attn.o_proj.weight': the owner pieces of one "
+                     "replica cover 0 of its 1024 elements",
+                     "tensor without owner");
+        params_free(&nown);
+    }
+
+    /* Arguments that steer the collective calls must agree (needs two ranks to differ). */
+    if (g.size > 1) {
+        snprintf(path, sizeof path, "%s/rank%d.h5", dir, wrank);
+        rc = ckpt_save(path, &t, &g, NULL, err, sizeof err);
+        /* each message names the rank's own path; the rest is the same */
+        expect_error_x(world, rc, err, "the ranks were given different paths", "per-rank paths", 0);
+        rc = ckpt_load(good, &t, &g, NULL, wrank % 2, err, sizeof err);
+        expect_error(world, rc, err, "the ranks disagree on loading the optimizer state",
+                     "load_optimizer differs");
+    }
     params_free(&t);
     grid_free(&g);
 }
@@ -563,11 +596,14 @@ static int run_mpi(void)
     for (int a = 0; a < nl; a++) {
         layout A = L[a], B = L[(a + 1) % nl];
         snprintf(path, sizeof path, "%s/ckpt-%d.h5", dir, a);
+        double t0 = MPI_Wtime();
         roundtrip(world, path, &base_cfg, world, A, world, B, 100 + a, a == 0, size);
         if (wrank == 0)
-            printf("  save dp%d pp%d tp%d, load dp%d pp%d tp%d: %d failures so far\n", A.dp, A.pp,
-                   A.tp, B.dp, B.pp, B.tp, failures);
+            printf("  save dp%d pp%d tp%d, load dp%d pp%d tp%d%s: %d failures so far (%.1f s)\n",
+                   A.dp, A.pp, A.tp, B.dp, B.pp, B.tp, a == 0 ? " (thorough)" : "", failures,
+                   MPI_Wtime() - t0);
     }
+    double t0 = MPI_Wtime();
     layout E = L[nl - 1], one = {1, 1, 1};
     shape_cfg untied = base_cfg;
     untied.tied = 0;
@@ -582,9 +618,14 @@ static int run_mpi(void)
     snprintf(path, sizeof path, "%s/one-to-all.h5", dir);
     roundtrip(world, path, &base_cfg, solo, one, world, E, 10, 0, 1);
     if (solo != MPI_COMM_NULL) MPI_Comm_free(&solo);
+    if (wrank == 0)
+        printf("  untied head, and across world sizes: %d failures so far (%.1f s)\n", failures,
+               MPI_Wtime() - t0);
 
     if (wrank == 0) printf("bad inputs (layout dp%d pp%d tp%d):\n", E.dp, E.pp, E.tp);
+    t0 = MPI_Wtime();
     error_cases(world, dir, E);
+    if (wrank == 0) printf("  (%.1f s)\n", MPI_Wtime() - t0);
 
     int total;
     MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, world);
