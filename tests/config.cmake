@@ -9,4 +9,4 @@ lethe_test(NAME config.unit
   TIMEOUT 60)
 lethe_test(NAME config.cli
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_bad_config.sh ${CMAKE_CURRENT_SOURCE_DIR}/configs_bad
-  TIMEOUT 600 LABELS mpi)
+  TIMEOUT 600 LABELS "mpi;nosan")

@@ -8,4 +8,4 @@ lethe_test_exe(test_sbatch ${CMAKE_CURRENT_SOURCE_DIR}/test_sbatch.c)
 lethe_test(NAME slurm.sbatch COMMAND $<TARGET_FILE:test_sbatch> TIMEOUT 60 LABELS slurm)
 lethe_test(NAME slurm.local
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm_local.sh $<TARGET_FILE:test_sbatch>
-  TIMEOUT 300 LABELS slurm)
+  TIMEOUT 300 LABELS "slurm;nosan")
