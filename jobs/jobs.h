@@ -21,6 +21,9 @@ typedef struct {
     lethe_grid grid;
     lethe_model model;
     int have_model;
+    int have_output; /* provenance.json written at the start; completed at close */
+    long started;
+    const char *status; /* written into provenance.json at close ("completed" if NULL) */
 } lethe_session;
 
 /* argv: the arguments after the job name. Parses the config on every rank and

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../io/checkpoint.h"
+#include "../io/provenance.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
 
@@ -119,6 +121,14 @@ void session_output(lethe_session *s)
         }
     }
     lethe_check(s->grid.world, ok, 1, "%s", err);
+    s->started = (long)time(NULL);
+    MPI_CHECK(MPI_Bcast(&s->started, 1, MPI_LONG, 0, s->grid.world));
+    char path[1100];
+    session_path(s, "provenance.json", path, sizeof path);
+    ok = provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started, 0, "running",
+                          err, sizeof err) == 0;
+    lethe_check(s->grid.world, ok, 1, "%s", err);
+    s->have_output = 1;
 }
 
 void session_build_model(lethe_session *s, int global_batch, int seq_len)
@@ -136,6 +146,13 @@ void session_build_model(lethe_session *s, int global_batch, int seq_len)
 
 void session_close(lethe_session *s)
 {
+    if (s->have_output) {
+        char path[1100], err[1200];
+        session_path(s, "provenance.json", path, sizeof path);
+        if (provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started,
+                             time(NULL), s->status ? s->status : "completed", err, sizeof err))
+            lethe_warn("%s", err);
+    }
     if (s->have_model) model_free(&s->model);
     fatal_set_grid(NULL);
     grid_free(&s->grid);

@@ -118,6 +118,7 @@ int job_train(int argc, char **argv)
                        "resumes from it\n", step + 1);
             }
             if (ld) loader_close(ld);
+            S.status = "preempted";
             session_close(&S);
             return 0;
         }
