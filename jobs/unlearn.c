@@ -151,6 +151,7 @@ int job_unlearn(int argc, char **argv)
 {
     lethe_session S;
     session_open(&S, "unlearn", argc, argv);
+    session_catch_preemption();
     lethe_config *c = &S.cfg;
     const lethe_unlearn_config *u = &c->unlearn;
     int method = method_from_name(u->method);
@@ -186,6 +187,15 @@ int job_unlearn(int argc, char **argv)
 
     int64_t nref = 0;
     ref_entry *refs = method == METHOD_NPO ? npo_reference(&S, Bf + Br, &nref) : NULL;
+    /* a requeued job continues from its checkpoint (after the NPO pass, which must
+     * see the starting weights) */
+    int64_t rcur[4] = {0, 0, 0, 0};
+    int first_step = (int)session_resume(&S, rcur, 4);
+    if (first_step) {
+        loader_cursor a = {rcur[0], rcur[1]}, bq = {rcur[2], rcur[3]};
+        ok = loader_seek(lf, a, err, sizeof err) == 0 && (!lr || loader_seek(lr, bq, err, sizeof err) == 0);
+        lethe_check(S.grid.world, ok, 1, "%s", err);
+    }
 
     int rf = Bf / S.grid.dp, rr = Br / S.grid.dp, rows = rf + rr;
     lethe_batch b = {rows, T, lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"),
@@ -199,7 +209,7 @@ int job_unlearn(int argc, char **argv)
     if (S.grid.rank == 0) {
         session_path(&S, "unlearn_log.jsonl", logpath, sizeof logpath);
         snprintf(tmppath, sizeof tmppath, "%s.partial", logpath);
-        logf = fopen(tmppath, "w");
+        logf = fopen(tmppath, first_step ? "a" : "w");
         if (!logf) lethe_fatal("cannot write '%s'", tmppath);
         printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g), %d epochs x %lld steps, "
                "forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
@@ -207,7 +217,7 @@ int job_unlearn(int argc, char **argv)
                c->optim.lr, c->layout.dp, c->layout.pp, c->layout.tp);
     }
     double t_start = MPI_Wtime();
-    for (int step = 0; step < total; step++) {
+    for (int step = first_step; step < total; step++) {
         loader_batch *fb, *rb = NULL;
         int r = loader_next(lf, &fb, err, sizeof err);
         lethe_check(S.grid.world, r > 0, 1, "%s", r < 0 ? err : "forget stream ended early");
@@ -253,24 +263,31 @@ int job_unlearn(int argc, char **argv)
             fflush(stdout);
         }
         int last = step == total - 1;
-        if (last || (c->checkpoint.every > 0 && (step + 1) % c->checkpoint.every == 0)) {
-            char path[1100];
-            session_path(&S, last ? "model.h5" : "checkpoint.h5", path, sizeof path);
+        int pre = !last && session_preempted(&S);
+        if (last || pre || (c->checkpoint.every > 0 && (step + 1) % c->checkpoint.every == 0)) {
             loader_cursor cf = loader_cursor_get(lf), cr = {0, 0};
             if (lr) cr = loader_cursor_get(lr);
-            lethe_ckpt_meta meta = {.step = step + 1, .epoch = epoch, .n_cursor = 4,
-                                    .cursor = {cf.epoch, cf.position, cr.epoch, cr.position}};
-            meta.config_json = config_to_json(c);
-            ok = ckpt_save(path, &S.model.params, &S.grid, &meta, err, sizeof err) == 0;
-            free(meta.config_json);
-            lethe_check(S.grid.world, ok, 1, "%s", err);
+            int64_t cur[4] = {cf.epoch, cf.position, cr.epoch, cr.position};
+            session_save(&S, last ? "model.h5" : "checkpoint.h5", step + 1, epoch, cur, 4);
+        }
+        job_fault_point(&S, step + 1);
+        if (pre) {
+            if (S.grid.rank == 0) {
+                fclose(logf);
+                printf("lethe unlearn: preempted after step %d; checkpoint.h5 written, a new run "
+                       "resumes from it\n", step + 1);
+            }
+            S.status = "preempted";
+            goto out;
         }
     }
+    session_finish_checkpoints(&S);
     if (S.grid.rank == 0) {
         if (fclose(logf) || rename(tmppath, logpath)) lethe_fatal("cannot write '%s'", logpath);
         printf("lethe unlearn: done in %.1f s; model in %s/model.h5\n", MPI_Wtime() - t_start,
                c->output.dir);
     }
+out:
     loader_close(lf);
     if (lr) loader_close(lr);
     free(refs);
