@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# jobs/demo.sh — lethe's first command: check the dependencies, build, run the main job
-# on local MPI ranks.
+# jobs/demo.sh — lethe's first command: check the dependencies, build, and run the
+# built-in unlearning study on local MPI ranks.
 #
-#   bash jobs/demo.sh [--set key=value ...]    extra arguments go to `lethe train`
+#   bash jobs/demo.sh [--dir DIR]
 #
-# The job is `build/lethe train jobs/configs/demo.json` under `mpirun -n 2`; the layout
-# comes from the config (dp * pp * tp must equal the rank count). LETHE_RANKS=N runs N
-# ranks instead, e.g. `LETHE_RANKS=4 bash jobs/demo.sh --set layout.tp=2 --set layout.dp=2`.
+# The study is jobs/studies/tofu-tiny.json under `mpirun -n 2`: it generates the
+# fictitious-authors benchmark, trains the origin and retrained models, unlearns 5 % of
+# the authors with GA, GradDiff, NPO and SimNPO, evaluates every model, attacks each
+# unlearned one with a short relearning run, and writes the report (tables and plots)
+# to runs/tofu-tiny/report/. Finished jobs are skipped, so a second run resumes.
 # The job runs from the repository's top folder, so relative output paths land there.
 # The Open MPI root variables are set for this script's process only, and only as root.
 set -euo pipefail
@@ -17,13 +19,13 @@ lethe_setup
 lethe_build build
 
 cd "$LETHE_ROOT"
-config=jobs/configs/demo.json
-if [ ! -f "$config" ]; then
-    echo "lethe demo: $LETHE_ROOT/$config not found" >&2
+study=jobs/studies/tofu-tiny.json
+if [ ! -f "$study" ]; then
+    echo "lethe demo: $LETHE_ROOT/$study not found" >&2
     exit 1
 fi
 
-ranks="${LETHE_RANKS:-2}"
+ranks=2 # the study's layout: dp=2
 mpi_args=(-n "$ranks")
 # More ranks than cores: Open MPI refuses unless told to share cores.
 if [ "$(lethe_nproc)" -lt "$ranks" ]; then
@@ -42,5 +44,5 @@ else
     echo "lethe demo: OPENBLAS_CORETYPE is not set: OpenBLAS picks its kernels for this CPU"
 fi
 
-echo "+ mpirun ${mpi_args[*]} build/lethe train $config $*"
-exec mpirun "${mpi_args[@]}" build/lethe train "$config" "$@"
+echo "+ mpirun ${mpi_args[*]} build/lethe study $study $*"
+exec mpirun "${mpi_args[@]}" build/lethe study "$study" "$@"

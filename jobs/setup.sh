@@ -34,7 +34,7 @@ LETHE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Debian packages, in install order.
 LETHE_BUILD_PKGS="libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-openmpi-dev hdf5-tools
 libcjson-dev cmake gcc make pkg-config"
-LETHE_TEST_PKGS="python3-torch python3-numpy gnuplot-nox"
+LETHE_TEST_PKGS="python3-torch python3-numpy python3-h5py gnuplot-nox slurm-wlm munge"
 
 _lethe_say() { echo "lethe setup: $*"; }
 
@@ -108,6 +108,9 @@ _lethe_found() {
     python3-torch) "$(_lethe_python)" -c 'import torch' >/dev/null 2>&1 ;;
     python3-numpy) "$(_lethe_python)" -c 'import numpy' >/dev/null 2>&1 ;;
     gnuplot-nox) _lethe_has_cmd gnuplot ;;
+    python3-h5py) "$(_lethe_python)" -c 'import h5py' >/dev/null 2>&1 ;;
+    slurm-wlm) _lethe_has_cmd sbatch && { _lethe_has_cmd slurmd || [ -x /usr/sbin/slurmd ]; } ;;
+    munge) _lethe_has_cmd munged || [ -x /usr/sbin/munged ] ;;
     *) return 1 ;;
     esac
 }
@@ -129,6 +132,9 @@ _lethe_describe() {
     python3-torch) what="torch for $(_lethe_python)" mod="-" ;;
     python3-numpy) what="numpy for $(_lethe_python)" mod="-" ;;
     gnuplot-nox) what="gnuplot" mod="gnuplot" ;;
+    python3-h5py) what="h5py for $(_lethe_python)" mod="-" ;;
+    slurm-wlm) what="Slurm (sbatch, slurmd) for the local-cluster tests" mod="slurm" ;;
+    munge) what="munged" mod="munge" ;;
     *) what="$1" ;;
     esac
     case "$mod" in
