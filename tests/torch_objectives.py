@@ -1,0 +1,236 @@
+#!/usr/bin/python3
+"""tests/torch_objectives.py — the unlearning objectives against PyTorch autograd.
+
+    /usr/bin/python3 tests/torch_objectives.py DIR
+
+DIR holds what tests/objectives_dump.c wrote for one case. The Llama decoder is the
+independent one of tests/torch_ref.py (imported; that module has no side effects);
+the objectives are written here from their definitions (DESIGN §3), not from lethe:
+    s_b   = sum over the answer targets of sequence b of log_softmax(logits)[target]
+    |y_b| = number of those targets
+    GA        l_f = s/|y|                                   (no retain term)
+    GradDiff  l_f = s/|y|
+    NPO       l_f = -(2/beta) log sigmoid(-beta (s - s_ref)),  s_ref = s of the reference
+                    weights (ref_weights.safetensors: the initial model or a perturbed one)
+    SimNPO    l_f = -(2/beta) log sigmoid(-(beta/|y|) s - gamma)
+    L = c_f * mean over forget rows of l_f + c_r * (-(sum of retain s) / retain tokens)
+Gradients come from autograd of L (and of the forget term alone).
+
+Criterion (lethe value a, reference b), against the reference in float32 and in float64:
+    scalars (loss, its forget and retain parts, the sigmoid sum, the 2-micro-batch loss,
+    the loss after one optimizer step): |a - b| / max(|b|, 1e-30) <= 1e-4
+    tensors (per-sequence s, s_ref, every parameter gradient of L with one and with two
+    micro-batches, every gradient of the forget term): max|a - b| / max|b| <= 1e-4
+    the counts |y| and the context's n_forget, retain_tokens: equal
+The optimizer step must point downhill: <w_after - w_before, dL/dw (float64)> < 0, the
+loss after the step (PyTorch at lethe's new weights) below the loss before, and the
+forget rows' mean log-likelihood per token lower than before for every method.
+The batch must mix forget answer lengths and mask a prompt (what the case is about).
+Exit 1 naming the case and every failing tensor; also when PyTorch is missing.
+"""
+import os
+import sys
+
+sys.dont_write_bytecode = True  # importing torch_ref must leave the source tree alone
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+try:
+    import numpy as np
+    import torch
+    from torch_ref import Llama, read_safetensors, rel_err
+except ImportError as exc:
+    print(f"torch_objectives.py: FAIL: cannot import PyTorch/NumPy/torch_ref with "
+          f"{sys.executable}: {exc} (install Debian's python3-torch python3-numpy, run with "
+          "/usr/bin/python3)")
+    sys.exit(1)
+
+TOL = 1e-4
+
+
+def seq_sums(model, tokens, targets):
+    """Per-sequence sums of target log-probabilities and target counts."""
+    lp = torch.log_softmax(model.logits(tokens), dim=-1)
+    valid = targets >= 0
+    tok = lp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    tok = torch.where(valid, tok, torch.zeros_like(tok))
+    return tok.sum(dim=1), valid.sum(dim=1)
+
+
+def objective(case, s, n, s_ref, is_forget):
+    """Loss, forget part, retain part, sigmoid sum: DESIGN §3 written out."""
+    method = case["method"]
+    beta, gamma = float(case["beta"]), float(case["gamma"])
+    c_f, c_r = float(case["c_f"]), float(case["c_r"])
+    f = is_forget
+    sf, nf = s[f], n[f].to(s.dtype)
+    if method in ("ga", "graddiff"):
+        lf = sf / nf
+        sig = torch.ones_like(sf)
+    elif method == "npo":
+        x = beta * (sf - s_ref[f])
+        lf = -(2.0 / beta) * torch.nn.functional.logsigmoid(-x)
+        sig = torch.sigmoid(x)
+    elif method == "simnpo":
+        x = (beta / nf) * sf + gamma
+        lf = -(2.0 / beta) * torch.nn.functional.logsigmoid(-x)
+        sig = torch.sigmoid(x)
+    else:
+        raise SystemExit(f"torch_objectives.py: FAIL: unknown method '{method}'")
+    forget = c_f * lf.mean()
+    r = ~f
+    if method == "ga" or not bool(r.any()):
+        retain = torch.zeros((), dtype=s.dtype)
+    else:
+        retain = c_r * (-s[r].sum() / n[r].sum().to(s.dtype))
+    return forget + retain, forget, retain, sig.sum()
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: torch_objectives.py DIR")
+        return 2
+    d = sys.argv[1]
+    weights, case = read_safetensors(os.path.join(d, "weights.safetensors"))
+    grads = {k: read_safetensors(os.path.join(d, f"{k}.safetensors"))[0]
+             for k in ("grads", "grads_mb2", "grads_forget")}
+    batch, _ = read_safetensors(os.path.join(d, "batch.safetensors"))
+    outs, sc = read_safetensors(os.path.join(d, "outputs.safetensors"))
+    final, _ = read_safetensors(os.path.join(d, "final.safetensors"))
+    ref_kind = case["reference"]
+    ref_weights = None
+    if ref_kind != "none":
+        ref_weights, _ = read_safetensors(os.path.join(d, "ref_weights.safetensors"))
+    sc = {k: float(v) for k, v in sc.items()}
+    name = case["case"]
+    tokens = torch.tensor(batch["tokens"], dtype=torch.long)
+    targets = torch.tensor(batch["targets"], dtype=torch.long)
+    is_forget = torch.tensor(batch["is_forget"] != 0)
+    B, T = tokens.shape
+    counts = (batch["targets"] >= 0).sum(1)
+    fcounts = counts[batch["is_forget"] != 0]
+    first = int(np.argmax((batch["targets"] >= 0).any(0)))
+    print(f"torch_objectives.py: case {name}: {case['method']} beta {case['beta']} gamma "
+          f"{case['gamma']} c_f {case['c_f']} c_r {case['c_r']}, s_ref {ref_kind}; batch "
+          f"{int(is_forget.sum())} forget + {int((~is_forget).sum())} retain x {T}, targets per "
+          f"row {counts.tolist()}, torch {torch.__version__}")
+    failures = []
+    if len(set(fcounts.tolist())) < 2 or first < 1:
+        failures.append("batch coverage")
+        print(f"torch_objectives.py: FAIL: the forget rows must mix answer lengths and the "
+              f"prompt must be masked (forget target counts {fcounts.tolist()}, first target "
+              f"at position {first})")
+    if set(grads["grads"]) != set(weights):
+        print("torch_objectives.py: FAIL: gradient names differ from weight names")
+        return 1
+    # the job's global counts, from the batch
+    nf = float(is_forget.sum())
+    rt = float(counts[batch["is_forget"] == 0].sum())
+    for key, want in (("n_forget", nf), ("retain_tokens", rt)):
+        if float(case[key]) != want:
+            failures.append(key)
+            print(f"torch_objectives.py: FAIL: unlearn_ctx.{key} = {case[key]}, the batch has "
+                  f"{want:g}")
+
+    names = sorted(weights)
+    ref = {}
+    for dt in (torch.float32, torch.float64):
+        mdl = Llama(case, weights, dt)
+        s, n = seq_sums(mdl, tokens, targets)
+        if ref_weights is not None:
+            with torch.no_grad():
+                s_ref = seq_sums(Llama(case, ref_weights, dt), tokens, targets)[0]
+        else:
+            s_ref = torch.zeros(B, dtype=dt)
+        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget)
+        params = [mdl.P[k] for k in names]
+        g_all = torch.autograd.grad(loss, params, retain_graph=True)
+        g_f = torch.autograd.grad(lf, params, allow_unused=True)
+        g_f = [torch.zeros_like(p) if g is None else g for g, p in zip(g_f, params)]
+        # after lethe's optimizer step
+        mdl_after = Llama(case, final, dt)
+        with torch.no_grad():
+            s_a, n_a = seq_sums(mdl_after, tokens, targets)
+            loss_a = objective(case, s_a, n_a, s_ref, is_forget)[0]
+        ref[dt] = {"loss": float(loss), "forget": float(lf), "retain": float(lr),
+                   "sigma": float(sig), "s": s.detach().numpy(), "n": n.numpy(),
+                   "s_ref": s_ref.numpy(), "loss_after": float(loss_a), "s_after": s_a.numpy(),
+                   "g": {k: g.detach().numpy() for k, g in zip(names, g_all)},
+                   "gf": {k: g.detach().numpy() for k, g in zip(names, g_f)}}
+    r32, r64 = ref[torch.float32], ref[torch.float64]
+
+    rows = []
+
+    def compare(label, lethe, b32, b64, scalar=False):
+        if scalar:
+            e32 = abs(lethe - b32) / max(abs(b32), 1e-30)
+            e64 = abs(lethe - b64) / max(abs(b64), 1e-30)
+            t64 = abs(b32 - b64) / max(abs(b64), 1e-30)
+        else:
+            e32, e64, t64 = rel_err(lethe, b32), rel_err(lethe, b64), rel_err(b32, b64)
+        ok = e32 <= TOL and e64 <= TOL
+        rows.append((label, e32, e64, t64, ok))
+        if not ok:
+            failures.append(label)
+
+    for key, lab in (("loss", "loss"), ("loss_forget", "forget"), ("loss_retain", "retain"),
+                     ("sigma_sum", "sigma")):
+        compare(key, sc[key], r32[lab], r64[lab], scalar=True)
+        compare(key + " (2 micro-batches)", sc[key + "_mb2"], r32[lab], r64[lab], scalar=True)
+    compare("loss of the forget term alone", sc["loss_forget_only"], r32["forget"],
+            r64["forget"], scalar=True)
+    compare("step loss", sc["step_loss"], r32["loss"], r64["loss"], scalar=True)
+    compare("seq_s", outs["seq_s"], r32["s"], r64["s"])
+    f = batch["is_forget"] != 0
+    if ref_kind != "none":
+        compare("s_ref (forget rows)", outs["s_ref"][f], r32["s_ref"][f], r64["s_ref"][f])
+        if ref_kind == "initial" and abs(sc["sigma_sum"] / nf - 0.5) > 1e-6:
+            failures.append("s_ref of the initial model")
+            print(f"torch_objectives.py: FAIL: s_ref from model_forward of the initial weights "
+                  f"differs from the s of model_forward_backward (mean sigma "
+                  f"{sc['sigma_sum'] / nf:.9g}, expected 0.5)")
+    if not np.array_equal(outs["seq_n"], r32["n"].astype(np.float32)):
+        failures.append("seq_n")
+        print(f"torch_objectives.py: FAIL: seq_n: lethe {outs['seq_n'].tolist()}, reference "
+              f"{r32['n'].tolist()}")
+    for k in names:
+        compare("grad " + k, grads["grads"][k], r32["g"][k], r64["g"][k])
+    for k in names:
+        compare("grad (2 micro-batches) " + k, grads["grads_mb2"][k], r32["g"][k], r64["g"][k])
+    for k in names:
+        compare("grad of forget term " + k, grads["grads_forget"][k], r32["gf"][k], r64["gf"][k])
+    compare("loss after one step", sc["loss_after"], r32["loss_after"], r64["loss_after"],
+            scalar=True)
+    compare("seq_s after one step", outs["seq_s_after"], r32["s_after"], r64["s_after"])
+
+    # the direction of lethe's optimizer step
+    dot = sum(float(np.sum((final[k].astype(np.float64) - weights[k].astype(np.float64)) *
+                           r64["g"][k])) for k in names)
+    ll_before = float(np.mean(r64["s"][f] / r64["n"][f]))
+    ll_after = float(np.mean(r64["s_after"][f] / r64["n"][f]))
+    direction = [("<dw, dL/dw> < 0", dot < 0, f"{dot:.4e}"),
+                 ("loss after < loss before", r64["loss_after"] < r64["loss"],
+                  f"{r64['loss']:.6f} -> {r64['loss_after']:.6f}"),
+                 ("forget log-likelihood per token lowered", ll_after < ll_before,
+                  f"{ll_before:.6f} -> {ll_after:.6f}")]
+    for label, ok, val in direction:
+        if not ok:
+            failures.append(label)
+
+    print(f"{'quantity':<62} {'vs torch f32':>13} {'vs torch f64':>13} {'f32 vs f64':>12}")
+    for label, e32, e64, t64, ok in rows:
+        print(f"{label:<62} {e32:13.3e} {e64:13.3e} {t64:12.3e}{'' if ok else '   FAIL'}")
+    print("the optimizer step (float64 reference):")
+    for label, ok, val in direction:
+        print(f"  {label:<60} {val}{'' if ok else '   FAIL'}")
+    if failures:
+        shown = ", ".join(failures[:8]) + (f" and {len(failures) - 8} more" if len(failures) > 8
+                                           else "")
+        print(f"torch_objectives.py: FAIL: case {name}: {len(failures)} check(s) failed: {shown}")
+        return 1
+    print(f"torch_objectives.py: case {name}: PASS ({len(rows)} comparisons <= {TOL:g} "
+          f"relative, step direction checked)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
