@@ -1,5 +1,6 @@
 /* io/dataset.c — HDF5 token dataset: validation (serial) and the writer. */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
+#include "../mpi/fatal.h"
 #include "dataset.h"
 
 #include <errno.h>
@@ -10,18 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- HDF5 error plumbing ------------------------------------------------------ */
 
@@ -87,13 +76,13 @@ static void shape_str(const hsize_t *d, int rank, char *buf, size_t len)
 int dataset_split_path(char *out, size_t outlen, const char *split, char *err, size_t errlen)
 {
     if (!split || !split[0] || strcmp(split, "/") == 0)
-        return fail(err, errlen,
+        return lethe_errf(err, errlen,
                     "split name is empty (expected e.g. \"forget\" or \"eval/retain\")");
     if (strstr(split, "..") || strstr(split, "//"))
-        return fail(err, errlen, "split name '%s' is not a plain group path", split);
+        return lethe_errf(err, errlen, "split name '%s' is not a plain group path", split);
     int n = snprintf(out, outlen, "%s%s", split[0] == '/' ? "" : "/", split);
     if (n < 0 || (size_t)n >= outlen)
-        return fail(err, errlen, "split name '%s' is longer than %zu characters", split,
+        return lethe_errf(err, errlen, "split name '%s' is longer than %zu characters", split,
                     outlen - 1);
     size_t l = strlen(out);
     if (l > 1 && out[l - 1] == '/') out[l - 1] = 0;
@@ -229,11 +218,11 @@ static hid_t open_checked(hid_t g, const char *origin, const char *split, const 
 {
     if (H5Lexists(g, name, H5P_DEFAULT) <= 0) {
         if (missing_ok) return -2;
-        return fail(err, errlen, "dataset '%s': '%s/%s' is missing", origin, split, name);
+        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' is missing", origin, split, name);
     }
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
     if (d < 0)
-        return fail(err, errlen, "dataset '%s': '%s/%s' is not a dataset", origin, split, name);
+        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' is not a dataset", origin, split, name);
     hid_t t = H5Dget_type(d), s = H5Dget_space(d);
     char tn[64];
     type_name(t, tn, sizeof tn);
@@ -243,7 +232,7 @@ static hid_t open_checked(hid_t g, const char *origin, const char *split, const 
     if (!ok_type) {
         H5Sclose(s);
         H5Dclose(d);
-        return fail(err, errlen, "dataset '%s': '%s/%s' has type %s, expected int%zu", origin,
+        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' has type %s, expected int%zu", origin,
                     split, name, tn, size * 8);
     }
     int r = H5Sget_simple_extent_ndims(s);
@@ -269,7 +258,7 @@ static hid_t open_checked(hid_t g, const char *origin, const char *split, const 
         }
         snprintf(ws + o, sizeof ws - o, "]");
         H5Dclose(d);
-        return fail(err, errlen, "dataset '%s': '%s/%s' has shape %s, expected %s", origin, split,
+        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' has shape %s, expected %s", origin, split,
                     name, gs, ws);
     }
     for (int i = 0; i < rank; i++) dims[i] = got[i];
@@ -301,10 +290,10 @@ static int check_len(const char *origin, const char *split, const char *lname, c
     char c[32] = "";
     if (cand >= 0) snprintf(c, sizeof c, " candidate %d", cand);
     if (len < 1 || len > t)
-        return fail(err, errlen, "dataset '%s': '%s/%s' sample %lld%s: length %d outside [1, %d]",
+        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' sample %lld%s: length %d outside [1, %d]",
                     origin, split, lname, (long long)row, c, len, t);
     if (as < 0 || as >= len)
-        return fail(err, errlen,
+        return lethe_errf(err, errlen,
                     "dataset '%s': '%s/%s' sample %lld%s: answer_start %d outside [0, length %d)",
                     origin, split, aname, (long long)row, c, as, len);
     return 0;
@@ -319,7 +308,7 @@ static int check_ids(const char *origin, const char *split, const char *name, co
         char s[48] = "", c[32] = "";
         if (sid) snprintf(s, sizeof s, " (sample_id %lld)", (long long)*sid);
         if (cand >= 0) snprintf(c, sizeof c, " candidate %d", cand);
-        return fail(err, errlen,
+        return lethe_errf(err, errlen,
                     "dataset '%s': '%s/%s' sample %lld%s%s position %d: id %d outside [0, "
                     "vocab_size %lld)",
                     origin, split, name, (long long)row, s, c, j, ids[j], (long long)v);
@@ -412,7 +401,7 @@ static int inspect_rows(const dataset_info *in, const char *origin, split_dsets 
     int rc = 0;
     void **all = (void **)&r;
     if (oom)
-        rc = fail(err, errlen, "dataset '%s': out of memory for a block of %lld rows", origin,
+        rc = lethe_errf(err, errlen, "dataset '%s': out of memory for a block of %lld rows", origin,
                   (long long)block);
     for (int64_t row0 = 0; rc == 0 && row0 < in->n; row0 += block) {
         int64_t n = in->n - row0 < block ? in->n - row0 : block;
@@ -444,7 +433,7 @@ static int inspect_rows(const dataset_info *in, const char *origin, split_dsets 
         if (what) {
             char h5[256];
             h5_last_error(h5, sizeof h5);
-            rc = fail(err, errlen, "dataset '%s': '%s/%s': reading rows %lld..%lld failed: %s",
+            rc = lethe_errf(err, errlen, "dataset '%s': '%s/%s': reading rows %lld..%lld failed: %s",
                       origin, in->split, what, (long long)row0, (long long)(row0 + n - 1), h5);
             break;
         }
@@ -465,14 +454,14 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
     if (dataset_split_path(in->split, sizeof in->split, split, err, errlen)) {
         char m[512];
         snprintf(m, sizeof m, "%s", err);
-        return fail(err, errlen, "dataset '%s': %s", origin, m);
+        return lethe_errf(err, errlen, "dataset '%s': %s", origin, m);
     }
     struct stat st;
     if (stat(path, &st) != 0)
-        return fail(err, errlen, "dataset '%s': cannot open: %s", origin, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return fail(err, errlen, "dataset '%s': not a regular file", origin);
+        return lethe_errf(err, errlen, "dataset '%s': cannot open: %s", origin, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return lethe_errf(err, errlen, "dataset '%s': not a regular file", origin);
     if (access(path, R_OK) != 0)
-        return fail(err, errlen, "dataset '%s': cannot read: %s", origin, strerror(errno));
+        return lethe_errf(err, errlen, "dataset '%s': cannot read: %s", origin, strerror(errno));
 
     h5_quiet q;
     h5_quiet_on(&q);
@@ -483,21 +472,21 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
 
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
-        fail(err, errlen, "dataset '%s': not an HDF5 file", origin);
+        lethe_errf(err, errlen, "dataset '%s': not an HDF5 file", origin);
         goto out;
     }
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         char h5[256];
         h5_last_error(h5, sizeof h5);
-        fail(err, errlen, "dataset '%s': HDF5 cannot open it (truncated or damaged file): %s",
+        lethe_errf(err, errlen, "dataset '%s': HDF5 cannot open it (truncated or damaged file): %s",
              origin, h5);
         goto out;
     }
     /* root attributes */
     int a = h5_attr_read_str(f, "tokenizer", in->tokenizer, sizeof in->tokenizer);
     if (a) {
-        fail(err, errlen, "dataset '%s': root attribute 'tokenizer' is %s", origin,
+        lethe_errf(err, errlen, "dataset '%s': root attribute 'tokenizer' is %s", origin,
              a == 1 ? "missing (expected a string such as \"byte\")" : "not a string");
         goto out;
     }
@@ -506,26 +495,26 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
     for (int i = 0; i < 3; i++) {
         a = h5_attr_read_i64(f, iname[i], ival[i]);
         if (a) {
-            fail(err, errlen, "dataset '%s': root attribute '%s' is %s", origin, iname[i],
+            lethe_errf(err, errlen, "dataset '%s': root attribute '%s' is %s", origin, iname[i],
                  a == 1 ? "missing" : "not a scalar integer");
             goto out;
         }
     }
     if (in->vocab_size < 1 || in->vocab_size > INT32_MAX) {
-        fail(err, errlen, "dataset '%s': root attribute 'vocab_size' is %lld, expected [1, %d]",
+        lethe_errf(err, errlen, "dataset '%s': root attribute 'vocab_size' is %lld, expected [1, %d]",
              origin, (long long)in->vocab_size, INT32_MAX);
         goto out;
     }
     for (int i = 1; i < 3; i++) {
         if (*ival[i] < 0 || *ival[i] >= in->vocab_size) {
-            fail(err, errlen, "dataset '%s': root attribute '%s' is %lld, expected [0, %lld)",
+            lethe_errf(err, errlen, "dataset '%s': root attribute '%s' is %lld, expected [0, %lld)",
                  origin, iname[i], (long long)*ival[i], (long long)in->vocab_size);
             goto out;
         }
     }
     a = h5_attr_read_str(f, "source_digest", in->source_digest, sizeof in->source_digest);
     if (a == 2) {
-        fail(err, errlen, "dataset '%s': root attribute 'source_digest' is not a string", origin);
+        lethe_errf(err, errlen, "dataset '%s': root attribute 'source_digest' is not a string", origin);
         goto out;
     }
     /* the split group, one path component at a time (H5Lexists needs the parents) */
@@ -536,7 +525,7 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
             if (H5Lexists(f, part, H5P_DEFAULT) <= 0) {
                 char present[512];
                 list_splits(f, present, sizeof present);
-                fail(err, errlen, "dataset '%s': split '%s' not found (splits present: %s)", origin,
+                lethe_errf(err, errlen, "dataset '%s': split '%s' not found (splits present: %s)", origin,
                      in->split, present);
                 goto out;
             }
@@ -545,7 +534,7 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
     }
     g = H5Gopen2(f, in->split, H5P_DEFAULT);
     if (g < 0) {
-        fail(err, errlen, "dataset '%s': '%s' is not a group", origin, in->split);
+        lethe_errf(err, errlen, "dataset '%s': '%s' is not a group", origin, in->split);
         goto out;
     }
     hsize_t any3[3] = {0, 0, 0}, d2[2], d1[1], d3[3];
@@ -554,7 +543,7 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
     in->n = (int64_t)d2[0];
     in->t = (int)d2[1];
     if (in->n < 1 || d2[1] < 2 || d2[1] > (1u << 24)) {
-        fail(err, errlen,
+        lethe_errf(err, errlen,
              "dataset '%s': '%s/input_ids' has shape [%llu,%llu], expected N >= 1 "
              "and 2 <= T <= %u",
              origin, in->split, (unsigned long long)d2[0], (unsigned long long)d2[1], 1u << 24);
@@ -588,7 +577,7 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
         in->has_pert = 1;
         in->k = (int)d3[1];
         if (d3[1] < 1 || d3[1] > 4096) {
-            fail(err, errlen,
+            lethe_errf(err, errlen,
                  "dataset '%s': '%s/perturbed_ids' has K = %llu candidates, "
                  "expected [1, 4096]",
                  origin, in->split, (unsigned long long)d3[1]);
@@ -623,7 +612,7 @@ int dsw_create(dataset_writer *w, const char *path, const dataset_attrs *a, char
     memset(w, 0, sizeof *w);
     w->file = w->group = -1;
     if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path)
-        return fail(err, errlen, "dataset '%s': path too long", path);
+        return lethe_errf(err, errlen, "dataset '%s': path too long", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     h5_quiet q;
     h5_quiet_on(&q);
@@ -632,14 +621,14 @@ int dsw_create(dataset_writer *w, const char *path, const dataset_attrs *a, char
     if (w->file < 0) {
         char h5[256];
         h5_last_error(h5, sizeof h5);
-        rc = fail(err, errlen, "dataset '%s': cannot create '%s': %s", path, w->tmp, h5);
+        rc = lethe_errf(err, errlen, "dataset '%s': cannot create '%s': %s", path, w->tmp, h5);
     } else if (h5_attr_write_str(w->file, "tokenizer", a->tokenizer) ||
                h5_attr_write_i64(w->file, "vocab_size", a->vocab_size) ||
                h5_attr_write_i64(w->file, "pad_id", a->pad_id) ||
                h5_attr_write_i64(w->file, "eos_id", a->eos_id) ||
                (a->source_digest &&
                 h5_attr_write_str(w->file, "source_digest", a->source_digest))) {
-        rc = fail(err, errlen, "dataset '%s': cannot write root attributes", path);
+        rc = lethe_errf(err, errlen, "dataset '%s': cannot write root attributes", path);
     }
     h5_quiet_off(&q);
     if (rc) dsw_abort(w);
@@ -661,7 +650,7 @@ int dsw_split_begin(dataset_writer *w, const char *split, int64_t n, int t, int 
     char sp[DATASET_SPLIT_MAX];
     if (dataset_split_path(sp, sizeof sp, split, err, errlen)) return -1;
     if (n < 1 || t < 2 || (has_pert && k < 1))
-        return fail(err, errlen, "dataset '%s': split '%s': bad shape N=%lld T=%d K=%d", w->path,
+        return lethe_errf(err, errlen, "dataset '%s': split '%s': bad shape N=%lld T=%d K=%d", w->path,
                     sp, (long long)n, t, k);
     h5_quiet q;
     h5_quiet_on(&q);
@@ -673,7 +662,7 @@ int dsw_split_begin(dataset_writer *w, const char *split, int64_t n, int t, int 
     if (w->group < 0) {
         char h5[256];
         h5_last_error(h5, sizeof h5);
-        rc = fail(err, errlen, "dataset '%s': cannot create split '%s': %s", w->path, sp, h5);
+        rc = lethe_errf(err, errlen, "dataset '%s': cannot create split '%s': %s", w->path, sp, h5);
         goto out;
     }
     w->n = n;
@@ -696,7 +685,7 @@ int dsw_split_begin(dataset_writer *w, const char *split, int64_t n, int t, int 
               create_i(w->group, "perturbed_lengths", H5T_STD_I32LE, 2, nk) ||
               create_i(w->group, "perturbed_answer_start", H5T_STD_I32LE, 2, nk);
     if (bad)
-        rc = fail(err, errlen, "dataset '%s': cannot create the datasets of split '%s'", w->path,
+        rc = lethe_errf(err, errlen, "dataset '%s': cannot create the datasets of split '%s'", w->path,
                   sp);
 out:
     h5_quiet_off(&q);
@@ -727,7 +716,7 @@ int dsw_write(dataset_writer *w, const dataset_rows *r, int64_t row0, int64_t n,
               size_t errlen)
 {
     if (w->group < 0 || row0 < 0 || n < 0 || row0 + n > w->n)
-        return fail(err, errlen, "dataset '%s': rows %lld..%lld outside the open split", w->path,
+        return lethe_errf(err, errlen, "dataset '%s': rows %lld..%lld outside the open split", w->path,
                     (long long)row0, (long long)(row0 + n));
     if (n == 0) return 0;
     h5_quiet q;
@@ -763,7 +752,7 @@ int dsw_write(dataset_writer *w, const dataset_rows *r, int64_t row0, int64_t n,
     if (what) {
         char h5[256];
         h5_last_error(h5, sizeof h5);
-        rc = fail(err, errlen, "dataset '%s': writing '%s' rows %lld..%lld failed: %s", w->tmp,
+        rc = lethe_errf(err, errlen, "dataset '%s': writing '%s' rows %lld..%lld failed: %s", w->tmp,
                   what, (long long)row0, (long long)(row0 + n - 1), h5);
     }
     h5_quiet_off(&q);
@@ -774,14 +763,14 @@ int dsw_split_attr_str(dataset_writer *w, const char *name, const char *value, c
                        size_t errlen)
 {
     if (w->group < 0 || h5_attr_write_str(w->group, name, value))
-        return fail(err, errlen, "dataset '%s': cannot write split attribute '%s'", w->path, name);
+        return lethe_errf(err, errlen, "dataset '%s': cannot write split attribute '%s'", w->path, name);
     return 0;
 }
 
 int dsw_split_attr_i64(dataset_writer *w, const char *name, int64_t value, char *err, size_t errlen)
 {
     if (w->group < 0 || h5_attr_write_i64(w->group, name, value))
-        return fail(err, errlen, "dataset '%s': cannot write split attribute '%s'", w->path, name);
+        return lethe_errf(err, errlen, "dataset '%s': cannot write split attribute '%s'", w->path, name);
     return 0;
 }
 
@@ -789,7 +778,7 @@ int dsw_split_end(dataset_writer *w, char *err, size_t errlen)
 {
     if (w->group >= 0 && H5Gclose(w->group) < 0) {
         w->group = -1;
-        return fail(err, errlen, "dataset '%s': closing a split failed", w->path);
+        return lethe_errf(err, errlen, "dataset '%s': closing a split failed", w->path);
     }
     w->group = -1;
     return 0;
@@ -803,12 +792,12 @@ int dsw_close(dataset_writer *w, char *err, size_t errlen)
     w->file = -1;
     if (rc < 0) {
         remove(w->tmp);
-        return fail(err, errlen, "dataset '%s': closing '%s' failed", w->path, w->tmp);
+        return lethe_errf(err, errlen, "dataset '%s': closing '%s' failed", w->path, w->tmp);
     }
     if (rename(w->tmp, w->path) != 0) {
         int e = errno;
         remove(w->tmp);
-        return fail(err, errlen, "dataset '%s': renaming '%s' failed: %s", w->path, w->tmp,
+        return lethe_errf(err, errlen, "dataset '%s': renaming '%s' failed: %s", w->path, w->tmp,
                     strerror(e));
     }
     return 0;

@@ -1,5 +1,6 @@
 /* io/loader.c — collective, shuffled, prefetching reads of an HDF5 token split. */
 #define _POSIX_C_SOURCE 200809L /* pread */
+#include "../mpi/fatal.h"
 #include "loader.h"
 
 #include <errno.h>
@@ -14,18 +15,6 @@
 
 #define ERR_LEN 1024
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- order --------------------------------------------------------------------------- */
 
@@ -184,7 +173,7 @@ static int agree(MPI_Comm comm, int ok, char *err, size_t errlen)
     char buf[ERR_LEN];
     if (rank == first) snprintf(buf, sizeof buf, "%s", err ? err : "");
     MPI_Bcast(buf, ERR_LEN, MPI_CHAR, first, comm);
-    fail(err, errlen, "%s", buf);
+    lethe_errf(err, errlen, "%s", buf);
     return -1;
 }
 
@@ -314,7 +303,7 @@ static void check_slot(loader *ld, slot *s)
         if (dataset_check_rows(&in, ld->path, &r, b->index[i], 1, 1, &bad, m, sizeof m) &&
             b->index[i] < s->bad_key) {
             s->bad_key = b->index[i];
-            fail(s->msg, sizeof s->msg, "%s", m);
+            lethe_errf(s->msg, sizeof s->msg, "%s", m);
         }
     }
 }
@@ -339,7 +328,7 @@ static void fill_pread(loader *ld, slot *s)
                 ssize_t r = pread(ld->fd, p + got, want - got, at + (off_t)got);
                 if (r <= 0) {
                     s->bad_key = -1;
-                    fail(s->msg, sizeof s->msg,
+                    lethe_errf(s->msg, sizeof s->msg,
                          "dataset '%s': '%s/%s' rows %lld..%lld: read failed: %s", ld->path,
                          ld->info.split, fname[f], (long long)s->sorted[k],
                          (long long)(s->sorted[k] + m - 1),
@@ -388,7 +377,7 @@ static void fill_hdf5(loader *ld, slot *s)
             char h5[256];
             h5_last_error(h5, sizeof h5);
             s->bad_key = -1;
-            fail(s->msg, sizeof s->msg,
+            lethe_errf(s->msg, sizeof s->msg,
                  "dataset '%s': '%s/%s': collective read of %d rows "
                  "failed: %s",
                  ld->path, ld->info.split, fname[f], s->b.n, h5);
@@ -460,13 +449,13 @@ static int job_wait(loader *ld)
 
 static int check_opts(const loader_opts *o, char *err, size_t errlen)
 {
-    if (o->world == MPI_COMM_NULL) return fail(err, errlen, "loader: no communicator given");
+    if (o->world == MPI_COMM_NULL) return lethe_errf(err, errlen, "loader: no communicator given");
     if (o->dp < 1 || o->dp_rank < 0 || o->dp_rank >= o->dp)
-        return fail(err, errlen, "loader: dp_rank %d outside [0, dp %d)", o->dp_rank, o->dp);
+        return lethe_errf(err, errlen, "loader: dp_rank %d outside [0, dp %d)", o->dp_rank, o->dp);
     if (o->global_batch < 1 || o->global_batch % o->dp != 0)
-        return fail(err, errlen, "loader: global batch %d is not a positive multiple of dp %d",
+        return lethe_errf(err, errlen, "loader: global batch %d is not a positive multiple of dp %d",
                     o->global_batch, o->dp);
-    if (o->max_epochs < 0) return fail(err, errlen, "loader: max_epochs %d < 0", o->max_epochs);
+    if (o->max_epochs < 0) return lethe_errf(err, errlen, "loader: max_epochs %d < 0", o->max_epochs);
     return 0;
 }
 
@@ -557,9 +546,9 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     *out = NULL;
     char e[ERR_LEN] = "";
     MPI_Comm world = o->world;
-    if (world == MPI_COMM_NULL) return fail(err, errlen, "loader: no communicator given");
+    if (world == MPI_COMM_NULL) return lethe_errf(err, errlen, "loader: no communicator given");
     int ok = check_opts(o, e, sizeof e) == 0;
-    if (agree(world, ok, e, sizeof e)) return fail(err, errlen, "%s", e);
+    if (agree(world, ok, e, sizeof e)) return lethe_errf(err, errlen, "%s", e);
     /* all options but dp_rank must be the same everywhere: a rank reading ahead while
      * another joins a collective read would hang the job */
     long long mine[9] = {o->dp,
@@ -579,15 +568,15 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
                                            "max_epochs", "prefetch",     "candidates"};
     for (int i = 0; i < 9; i++)
         if (lo[i] != hi[i])
-            return fail(err, errlen, "loader: ranks disagree on option '%s' (%lld vs %lld)",
+            return lethe_errf(err, errlen, "loader: ranks disagree on option '%s' (%lld vs %lld)",
                         optname[i], lo[i], hi[i]);
 
     loader *ld = calloc(1, sizeof *ld);
     ok = ld != NULL;
-    if (!ok) fail(e, sizeof e, "loader: out of memory");
+    if (!ok) lethe_errf(e, sizeof e, "loader: out of memory");
     if (agree(world, ok, e, sizeof e)) {
         free(ld);
-        return fail(err, errlen, "%s", e);
+        return lethe_errf(err, errlen, "%s", e);
     }
     ld->o = *o;
     if (ld->o.budget == 0) ld->o.budget = LOADER_DEFAULT_BUDGET;
@@ -611,7 +600,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     ld->n = ld->info.n;
     ld->cap = ld->o.global_batch / ld->o.dp;
     if (ld->o.drop_last && ld->n < ld->o.global_batch) {
-        fail(e, sizeof e,
+        lethe_errf(e, sizeof e,
              "dataset '%s': split '%s' has %lld rows, fewer than one global "
              "batch of %d (drop_last)",
              path, ld->info.split, (long long)ld->n, ld->o.global_batch);
@@ -627,7 +616,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     ld->nslots = o->prefetch ? 2 : 1;
     size_t need = slot_bytes(ld) * (size_t)ld->nslots;
     if (need > ld->o.budget) {
-        fail(e, sizeof e,
+        lethe_errf(e, sizeof e,
              "loader: '%s' split '%s': %d buffer(s) of %d rows x T=%d need %zu "
              "bytes, over the budget of %zu bytes (lower the batch or raise the budget)",
              path, ld->info.split, ld->nslots, ld->cap, ld->info.t, need, ld->o.budget);
@@ -659,7 +648,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     if (!ok) {
         char h5[256];
         h5_last_error(h5, sizeof h5);
-        fail(e, sizeof e, "dataset '%s': the MPI-IO open failed: %s", path, h5);
+        lethe_errf(e, sizeof e, "dataset '%s': the MPI-IO open failed: %s", path, h5);
     }
     for (int f = 0; ok && f < NF; f++) {
         if (!ld->active[f]) continue;
@@ -668,7 +657,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
         ld->dset[f] = H5Dopen2(ld->file, name, H5P_DEFAULT);
         if (ld->dset[f] < 0) {
             ok = 0;
-            fail(e, sizeof e, "dataset '%s': '%s' cannot be opened", path, name);
+            lethe_errf(e, sizeof e, "dataset '%s': '%s' cannot be opened", path, name);
         }
     }
     if (ok) {
@@ -693,13 +682,13 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
 
     ok = 1;
     for (int i = 0; i < ld->nslots && ok; i++) ok = slot_alloc(ld, &ld->slots[i]) == 0;
-    if (!ok) fail(e, sizeof e, "loader: out of memory for the batch buffers");
+    if (!ok) lethe_errf(e, sizeof e, "loader: out of memory for the batch buffers");
     ld->mem = slot_bytes(ld) * (size_t)ld->nslots;
     if (ok && o->prefetch && ld->fast) {
         ld->fd = open(path, O_RDONLY);
         if (ld->fd < 0) {
             ok = 0;
-            fail(e, sizeof e, "dataset '%s': cannot open for read-ahead: %s", path,
+            lethe_errf(e, sizeof e, "dataset '%s': cannot open for read-ahead: %s", path,
                  strerror(errno));
         }
     }
@@ -708,7 +697,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
         pthread_mutex_init(&ld->mu, NULL);
         pthread_cond_init(&ld->cv, NULL);
         ok = pthread_create(&ld->thread, NULL, reader_main, ld) == 0;
-        if (!ok) fail(e, sizeof e, "loader: cannot start the read-ahead thread");
+        if (!ok) lethe_errf(e, sizeof e, "loader: cannot start the read-ahead thread");
         if (agree(ld->comm, ok, e, sizeof e)) {
             pthread_mutex_destroy(&ld->mu);
             pthread_cond_destroy(&ld->cv);
@@ -722,7 +711,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     return 0;
 
 fail_all:
-    fail(err, errlen, "%s", e);
+    lethe_errf(err, errlen, "%s", e);
     ld->threaded = 0;
     loader_close(ld);
     return -1;
@@ -756,8 +745,8 @@ int loader_next(loader *ld, loader_batch **out, char *err, size_t errlen)
     MPI_Allreduce(&key, &low, 1, MPI_LONG_LONG, MPI_MIN, ld->comm);
     if (low != INT64_MAX) {
         char e[ERR_LEN];
-        fail(e, sizeof e, "%s", s->msg);
-        if (agree(ld->comm, key != low, e, sizeof e)) return fail(err, errlen, "%s", e);
+        lethe_errf(e, sizeof e, "%s", s->msg);
+        if (agree(ld->comm, key != low, e, sizeof e)) return lethe_errf(err, errlen, "%s", e);
     }
     ld->cur = normalize(ld, (loader_cursor){c.epoch, c.position + s->b.global_n});
     *out = &s->b;
@@ -768,7 +757,7 @@ int loader_seek(loader *ld, loader_cursor c, char *err, size_t errlen)
 {
     /* every rank is given the same cursor, so the verdict is the same everywhere */
     if (c.epoch < 0 || c.position < 0 || c.position > ld->n)
-        return fail(err, errlen,
+        return lethe_errf(err, errlen,
                     "loader: cursor (epoch %lld, position %lld) outside the split "
                     "of %lld rows",
                     (long long)c.epoch, (long long)c.position, (long long)ld->n);

@@ -1,5 +1,6 @@
 /* io/prepare.c — JSON lines -> HDF5 token dataset. */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
+#include "../mpi/fatal.h"
 #include "prepare.h"
 #include "dataset.h"
 #include "tokenizer.h"
@@ -11,18 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- SHA-256 (FIPS 180-4) ---------------------------------------------------------- */
 
@@ -110,7 +99,7 @@ static void sha256_hex(sha256_ctx *c, char hex[65])
 static int sha256_file2(const char *path, sha256_ctx *a, sha256_ctx *b, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, "prepare: input '%s': cannot open: %s", path, strerror(errno));
+    if (!f) return lethe_errf(err, errlen, "prepare: input '%s': cannot open: %s", path, strerror(errno));
     unsigned char buf[1 << 16];
     size_t r;
     while ((r = fread(buf, 1, sizeof buf, f)) > 0) {
@@ -119,7 +108,7 @@ static int sha256_file2(const char *path, sha256_ctx *a, sha256_ctx *b, char *er
     }
     int bad = ferror(f);
     fclose(f);
-    if (bad) return fail(err, errlen, "prepare: input '%s': read error", path);
+    if (bad) return lethe_errf(err, errlen, "prepare: input '%s': read error", path);
     return 0;
 }
 
@@ -187,7 +176,7 @@ static int perr(prep *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
-    return fail(p->err, p->errlen, "prepare: '%s' line %lld: %s", p->path, (long long)p->line, m);
+    return lethe_errf(p->err, p->errlen, "prepare: '%s' line %lld: %s", p->path, (long long)p->line, m);
 }
 
 static int encode(prep *p, const char *s, size_t n, tok_ids *out)
@@ -280,7 +269,7 @@ static int blk_alloc(prep *p)
     }
     ALLOC(p->ids_seen, p->rows * 16);
 #undef ALLOC
-    if (oom) return fail(p->err, p->errlen, "prepare: out of memory for %lld rows", (long long)cap);
+    if (oom) return lethe_errf(p->err, p->errlen, "prepare: out of memory for %lld rows", (long long)cap);
     return 0;
 }
 
@@ -583,7 +572,7 @@ static int detect(prep *p, cJSON *rec, const char *want)
         for (f = 0; f < 3; f++)
             if (strcmp(want, fmt_names[f]) == 0) break;
         if (f == 3)
-            return fail(p->err, p->errlen,
+            return lethe_errf(p->err, p->errlen,
                         "prepare: input '%s': format '%s' is not one of auto, qa, text, tokens",
                         p->path, want);
         return f;
@@ -602,7 +591,7 @@ static int run_input(prep *p, const prepare_input *in)
     p->line = 0;
     FILE *f = fopen(in->path, "rb");
     if (!f)
-        return fail(p->err, p->errlen, "prepare: input '%s': cannot open: %s", in->path,
+        return lethe_errf(p->err, p->errlen, "prepare: input '%s': cannot open: %s", in->path,
                     strerror(errno));
     char *buf = NULL;
     size_t cap = 0;
@@ -644,10 +633,10 @@ static int run_input(prep *p, const prepare_input *in)
         cJSON_Delete(rec);
     }
     if (rc == 0 && ferror(f))
-        rc = fail(p->err, p->errlen, "prepare: input '%s': read error", in->path);
+        rc = lethe_errf(p->err, p->errlen, "prepare: input '%s': read error", in->path);
     p->records = records;
     if (rc == 0 && records == 0)
-        rc = fail(p->err, p->errlen, "prepare: input '%s': no records", in->path);
+        rc = lethe_errf(p->err, p->errlen, "prepare: input '%s': no records", in->path);
     free(buf);
     fclose(f);
     return rc;
@@ -665,16 +654,16 @@ static int make_tokenizer(prep *p, char *err, size_t errlen)
     const char *name = o->tokenizer ? o->tokenizer : "byte";
     if (strcmp(name, "byte") == 0) {
         p->tk = tokenizer_byte();
-        if (!p->tk) return fail(err, errlen, "prepare: out of memory");
+        if (!p->tk) return lethe_errf(err, errlen, "prepare: out of memory");
     } else if (strcmp(name, "gpt2") == 0) {
         if (!o->gpt2_encoder || !o->gpt2_merges)
-            return fail(err, errlen,
+            return lethe_errf(err, errlen,
                         "prepare: tokenizer 'gpt2' needs the encoder.json and "
                         "vocab.bpe paths");
         if (tokenizer_gpt2_load(&p->tk, o->gpt2_encoder, o->gpt2_merges, err, errlen)) return -1;
     } else if (strcmp(name, "word") == 0) {
         p->wc = word_counter_new();
-        if (!p->wc) return fail(err, errlen, "prepare: out of memory");
+        if (!p->wc) return lethe_errf(err, errlen, "prepare: out of memory");
         p->pass = PASS_WORDS;
         for (int i = 0; i < o->n_inputs; i++)
             if (run_input(p, &o->inputs[i])) return -1;
@@ -683,7 +672,7 @@ static int make_tokenizer(prep *p, char *err, size_t errlen)
     } else if (strcmp(name, "none") == 0) {
         if (o->vocab_size < 1 || o->pad_id < 0 || o->pad_id >= o->vocab_size || o->eos_id < 0 ||
             o->eos_id >= o->vocab_size)
-            return fail(err, errlen,
+            return lethe_errf(err, errlen,
                         "prepare: tokenizer 'none' needs vocab_size >= 1 and pad_id, "
                         "eos_id in [0, vocab_size) (got %lld, %lld, %lld)",
                         (long long)o->vocab_size, (long long)o->pad_id, (long long)o->eos_id);
@@ -692,7 +681,7 @@ static int make_tokenizer(prep *p, char *err, size_t errlen)
         p->eos = o->eos_id;
         return 0;
     } else {
-        return fail(err, errlen, "prepare: tokenizer '%s' is not one of byte, word, gpt2, none",
+        return lethe_errf(err, errlen, "prepare: tokenizer '%s' is not one of byte, word, gpt2, none",
                     name);
     }
     p->vocab = tokenizer_vocab_size(p->tk);
@@ -703,33 +692,33 @@ static int make_tokenizer(prep *p, char *err, size_t errlen)
 
 int prepare_run(const prepare_opts *o, char *err, size_t errlen)
 {
-    if (!o->output || !o->output[0]) return fail(err, errlen, "prepare: no output path");
+    if (!o->output || !o->output[0]) return lethe_errf(err, errlen, "prepare: no output path");
     if (o->n_inputs < 1 || o->n_inputs > PREPARE_MAX_INPUTS || !o->inputs)
-        return fail(err, errlen, "prepare: %d inputs, expected 1..%d", o->n_inputs,
+        return lethe_errf(err, errlen, "prepare: %d inputs, expected 1..%d", o->n_inputs,
                     PREPARE_MAX_INPUTS);
     if (o->seq_len < 2 || o->seq_len > (1 << 24))
-        return fail(err, errlen, "prepare: seq_len %d outside [2, %d]", o->seq_len, 1 << 24);
+        return lethe_errf(err, errlen, "prepare: seq_len %d outside [2, %d]", o->seq_len, 1 << 24);
     if (!o->prompt_template || !strstr(o->prompt_template, "{q}"))
-        return fail(err, errlen, "prepare: prompt_template '%s' has no {q}",
+        return lethe_errf(err, errlen, "prepare: prompt_template '%s' has no {q}",
                     o->prompt_template ? o->prompt_template : "(null)");
-    if (!o->answer_prefix) return fail(err, errlen, "prepare: answer_prefix is NULL");
+    if (!o->answer_prefix) return lethe_errf(err, errlen, "prepare: answer_prefix is NULL");
     char sp[PREPARE_MAX_INPUTS][DATASET_SPLIT_MAX];
     for (int i = 0; i < o->n_inputs; i++) {
         if (!o->inputs[i].path || !o->inputs[i].split)
-            return fail(err, errlen, "prepare: input %d has no path or no split name", i);
+            return lethe_errf(err, errlen, "prepare: input %d has no path or no split name", i);
         if (dataset_split_path(sp[i], sizeof sp[i], o->inputs[i].split, err, errlen)) {
             char m[512];
             snprintf(m, sizeof m, "%s", err);
-            return fail(err, errlen, "prepare: input '%s': %s", o->inputs[i].path, m);
+            return lethe_errf(err, errlen, "prepare: input '%s': %s", o->inputs[i].path, m);
         }
         if (strcmp(sp[i], "/tokenizer") == 0)
-            return fail(err, errlen, "prepare: input '%s': split name 'tokenizer' is reserved",
+            return lethe_errf(err, errlen, "prepare: input '%s': split name 'tokenizer' is reserved",
                         o->inputs[i].path);
         for (int j = 0; j < i; j++)
             if (strcmp(sp[i], sp[j]) == 0 ||
                 (strncmp(sp[i], sp[j], strlen(sp[j])) == 0 && sp[i][strlen(sp[j])] == '/') ||
                 (strncmp(sp[j], sp[i], strlen(sp[i])) == 0 && sp[j][strlen(sp[i])] == '/'))
-                return fail(err, errlen,
+                return lethe_errf(err, errlen,
                             "prepare: splits '%s' (input '%s') and '%s' (input "
                             "'%s') collide",
                             sp[j], o->inputs[j].path, sp[i], o->inputs[i].path);
@@ -767,7 +756,7 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
     if (h5_attr_write_str(w.file, "prompt_template", o->prompt_template) ||
         h5_attr_write_str(w.file, "answer_prefix", o->answer_prefix) ||
         h5_attr_write_i64(w.file, "seq_len", o->seq_len)) {
-        fail(err, errlen, "prepare: '%s': cannot write root attributes", o->output);
+        lethe_errf(err, errlen, "prepare: '%s': cannot write root attributes", o->output);
         goto out;
     }
     if (p.tk && tokenizer_save(p.tk, w.file, err, errlen)) goto out;
@@ -778,7 +767,7 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
         p.pass = PASS_COUNT;
         if (run_input(&p, &o->inputs[i])) goto out;
         if (p.rows < 1) {
-            fail(err, errlen,
+            lethe_errf(err, errlen,
                  "prepare: input '%s': no rows (every text window was shorter than "
                  "2 tokens)",
                  o->inputs[i].path);
@@ -798,7 +787,7 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
         p.pass = PASS_WRITE;
         if (run_input(&p, &o->inputs[i]) || blk_flush(&p)) goto out;
         if (p.written != rows) {
-            fail(err, errlen,
+            lethe_errf(err, errlen,
                  "prepare: input '%s' changed while it was read (%lld rows, then "
                  "%lld)",
                  o->inputs[i].path, (long long)rows, (long long)p.written);
@@ -811,7 +800,7 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
         for (int64_t j = 1; j < rows; j++)
             if (p.ids_seen[2 * j] == p.ids_seen[2 * j - 2]) {
                 int64_t a = p.ids_seen[2 * j - 1], b = p.ids_seen[2 * j + 1];
-                fail(err, errlen, "prepare: '%s' lines %lld and %lld: sample_id %lld appears twice",
+                lethe_errf(err, errlen, "prepare: '%s' lines %lld and %lld: sample_id %lld appears twice",
                      o->inputs[i].path, (long long)(a < b ? a : b), (long long)(a < b ? b : a),
                      (long long)p.ids_seen[2 * j]);
                 goto out;

@@ -1,5 +1,6 @@
 /* io/tokenizer.c — byte-level, word-level and GPT-2 BPE tokenizers. */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
+#include "../mpi/fatal.h"
 #include "tokenizer.h"
 #include "dataset.h"
 
@@ -10,18 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- a string -> int32 hash map (open addressing, FNV-1a) ------------------------ */
 
@@ -275,18 +264,18 @@ int tokenizer_word_from_list(tokenizer **out, char *const *words, int n, char *e
 {
     *out = NULL;
     if (n < 3)
-        return fail(err, errlen,
+        return lethe_errf(err, errlen,
                     "word vocabulary has %d entries, expected at least the 3 "
                     "specials",
                     n);
     for (int i = 0; i < 3; i++)
         if (!words[i] || strcmp(words[i], word_specials[i]) != 0)
-            return fail(err, errlen, "word vocabulary entry %d is '%s', expected '%s'", i,
+            return lethe_errf(err, errlen, "word vocabulary entry %d is '%s', expected '%s'", i,
                         words[i] ? words[i] : "(null)", word_specials[i]);
     tokenizer *t = tk_new(TOKENIZER_WORD);
     if (!t || !(t->tokens = calloc((size_t)n, sizeof(char *)))) {
         tokenizer_free(t);
-        return fail(err, errlen, "out of memory for a word vocabulary of %d entries", n);
+        return lethe_errf(err, errlen, "out of memory for a word vocabulary of %d entries", n);
     }
     t->vocab_size = n;
     t->pad_id = 0;
@@ -296,18 +285,18 @@ int tokenizer_word_from_list(tokenizer **out, char *const *words, int n, char *e
         size_t l = words[i] ? strlen(words[i]) : 0;
         if (!l) {
             tokenizer_free(t);
-            return fail(err, errlen, "word vocabulary entry %d is empty", i);
+            return lethe_errf(err, errlen, "word vocabulary entry %d is empty", i);
         }
         hm_slot *s = hm_upsert(&t->vocab, words[i], l, i);
         t->tokens[i] = strdup(words[i]);
         if (!s || !t->tokens[i]) {
             tokenizer_free(t);
-            return fail(err, errlen, "out of memory for a word vocabulary of %d entries", n);
+            return lethe_errf(err, errlen, "out of memory for a word vocabulary of %d entries", n);
         }
         if (s->val != i) {
             int first = s->val;
             tokenizer_free(t);
-            return fail(err, errlen, "word vocabulary entry %d '%s' repeats entry %d", i, words[i],
+            return lethe_errf(err, errlen, "word vocabulary entry %d '%s' repeats entry %d", i, words[i],
                         first);
         }
     }
@@ -329,13 +318,13 @@ int tokenizer_word_build(tokenizer **out, const word_counter *wc, int min_count,
                          char *err, size_t errlen)
 {
     *out = NULL;
-    if (wc->oom) return fail(err, errlen, "out of memory while counting words");
+    if (wc->oom) return lethe_errf(err, errlen, "out of memory while counting words");
     if (max_vocab != 0 && max_vocab < 4)
-        return fail(err, errlen, "word vocabulary limit %d is too small (3 specials + 1 word)",
+        return lethe_errf(err, errlen, "word vocabulary limit %d is too small (3 specials + 1 word)",
                     max_vocab);
     size_t n = 0;
     hm_slot **v = malloc((wc->counts.n + 1) * sizeof *v);
-    if (!v) return fail(err, errlen, "out of memory sorting %zu words", wc->counts.n);
+    if (!v) return lethe_errf(err, errlen, "out of memory sorting %zu words", wc->counts.n);
     for (size_t i = 0; i < wc->counts.cap; i++)
         if (wc->counts.slots[i].key && wc->counts.slots[i].val >= min_count)
             v[n++] = &wc->counts.slots[i];
@@ -345,7 +334,7 @@ int tokenizer_word_build(tokenizer **out, const word_counter *wc, int min_count,
     char **words = malloc((n + 3) * sizeof *words);
     if (!words) {
         free(v);
-        return fail(err, errlen, "out of memory for %zu words", n);
+        return lethe_errf(err, errlen, "out of memory for %zu words", n);
     }
     for (int i = 0; i < 3; i++) words[i] = (char *)word_specials[i];
     for (size_t i = 0; i < n; i++) words[i + 3] = v[i]->key;
@@ -809,7 +798,7 @@ static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, errlen, "tokenizer file '%s': cannot open: %s", path, strerror(errno));
+        lethe_errf(err, errlen, "tokenizer file '%s': cannot open: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, len = 0;
@@ -827,7 +816,7 @@ static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
     fclose(f);
     if (!b || bad) {
         free(b);
-        fail(err, errlen, "tokenizer file '%s': %s", path, bad ? "read error" : "out of memory");
+        lethe_errf(err, errlen, "tokenizer file '%s': %s", path, bad ? "read error" : "out of memory");
         return NULL;
     }
     b[len] = 0;
@@ -844,16 +833,16 @@ static int gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *me
     t->unk_id = -1;
     t->tokens = calloc((size_t)nv, sizeof(char *));
     t->merges = calloc((size_t)(nm ? nm : 1), sizeof(char *));
-    if (!t->tokens || !t->merges) return fail(err, errlen, "%s: out of memory", origin);
+    if (!t->tokens || !t->merges) return lethe_errf(err, errlen, "%s: out of memory", origin);
     for (int i = 0; i < nv; i++) {
         if (!tokens[i])
-            return fail(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin, i,
+            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin, i,
                         nv - 1);
         t->tokens[i] = strdup(tokens[i]);
         hm_slot *s = t->tokens[i] ? hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
-        if (!s) return fail(err, errlen, "%s: out of memory", origin);
+        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
         if (s->val != i)
-            return fail(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin, tokens[i],
+            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin, tokens[i],
                         s->val, i);
     }
     /* every byte must have its one-character token */
@@ -861,22 +850,22 @@ static int gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *me
         char u[4];
         size_t l = put_utf8(u, t->byte_cp[b]);
         if (hm_get(&t->vocab, u, l) < 0)
-            return fail(err, errlen, "%s: the byte token of 0x%02x is missing from the vocabulary",
+            return lethe_errf(err, errlen, "%s: the byte token of 0x%02x is missing from the vocabulary",
                         origin, b);
     }
     for (int i = 0; i < nm; i++) {
         const char *sp = strchr(merges[i], ' ');
         if (!sp || sp == merges[i] || !sp[1] || strchr(sp + 1, ' '))
-            return fail(err, errlen, "%s: merge %d '%s' is not two symbols separated by one space",
+            return lethe_errf(err, errlen, "%s: merge %d '%s' is not two symbols separated by one space",
                         origin, i, merges[i]);
         t->merges[i] = strdup(merges[i]);
         t->n_merges = i + 1;
         hm_slot *s = t->merges[i] ? hm_upsert(&t->ranks, merges[i], strlen(merges[i]), i) : NULL;
-        if (!s) return fail(err, errlen, "%s: out of memory", origin);
+        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
     }
     int eos = hm_get(&t->vocab, "<|endoftext|>", 13);
     if (eos < 0)
-        return fail(err, errlen, "%s: the vocabulary has no '<|endoftext|>' token", origin);
+        return lethe_errf(err, errlen, "%s: the vocabulary has no '<|endoftext|>' token", origin);
     t->eos_id = t->pad_id = eos;
     return 0;
 }
@@ -898,23 +887,23 @@ int tokenizer_gpt2_load(tokenizer **out, const char *encoder_json, const char *v
     tokenizer *t = tk_new(TOKENIZER_GPT2);
     cJSON *root = cJSON_ParseWithLength(js, jn);
     if (!t) {
-        fail(err, errlen, "out of memory");
+        lethe_errf(err, errlen, "out of memory");
         goto out;
     }
     if (!root || !cJSON_IsObject(root)) {
-        fail(err, errlen, "tokenizer file '%s': not a JSON object of token -> id", encoder_json);
+        lethe_errf(err, errlen, "tokenizer file '%s': not a JSON object of token -> id", encoder_json);
         goto out;
     }
     nv = cJSON_GetArraySize(root);
     tokens = calloc((size_t)(nv ? nv : 1), sizeof *tokens);
     if (!tokens) {
-        fail(err, errlen, "out of memory");
+        lethe_errf(err, errlen, "out of memory");
         goto out;
     }
     for (cJSON *e = root->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= nv ||
             e->valuedouble != (double)(int)e->valuedouble) {
-            fail(err, errlen, "tokenizer file '%s': key '%s': expected an id in [0, %d)",
+            lethe_errf(err, errlen, "tokenizer file '%s': key '%s': expected an id in [0, %d)",
                  encoder_json, e->string, nv);
             goto out;
         }
@@ -925,7 +914,7 @@ int tokenizer_gpt2_load(tokenizer **out, const char *encoder_json, const char *v
     for (size_t i = 0; i < bn; i++) lines += bpe[i] == '\n';
     merges = calloc(lines, sizeof *merges);
     if (!merges) {
-        fail(err, errlen, "out of memory");
+        lethe_errf(err, errlen, "out of memory");
         goto out;
     }
     char *p = bpe;
@@ -1033,11 +1022,11 @@ int tokenizer_save(const tokenizer *t, hid_t file, char *err, size_t errlen)
     int rc = 0;
     hid_t g = H5Gcreate2(file, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0 || h5_attr_write_str(g, "kind", tokenizer_name(t)))
-        rc = fail(err, errlen, "cannot create the /tokenizer group");
+        rc = lethe_errf(err, errlen, "cannot create the /tokenizer group");
     if (!rc && t->tokens && write_strings(g, "vocab", t->tokens, t->vocab_size))
-        rc = fail(err, errlen, "cannot write /tokenizer/vocab (%d strings)", t->vocab_size);
+        rc = lethe_errf(err, errlen, "cannot write /tokenizer/vocab (%d strings)", t->vocab_size);
     if (!rc && t->kind == TOKENIZER_GPT2 && write_strings(g, "merges", t->merges, t->n_merges))
-        rc = fail(err, errlen, "cannot write /tokenizer/merges (%d strings)", t->n_merges);
+        rc = lethe_errf(err, errlen, "cannot write /tokenizer/merges (%d strings)", t->n_merges);
     if (g >= 0) H5Gclose(g);
     h5_quiet_off(&q);
     return rc;
@@ -1116,12 +1105,12 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
     int nv = 0, nm = 0;
     hid_t g = -1, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
-        fail(err, errlen, "dataset '%s': cannot open it to read its tokenizer", path);
+        lethe_errf(err, errlen, "dataset '%s': cannot open it to read its tokenizer", path);
         goto out;
     }
     if (h5_attr_read_str(f, "tokenizer", kind, sizeof kind) ||
         h5_attr_read_i64(f, "vocab_size", &vocab)) {
-        fail(err, errlen,
+        lethe_errf(err, errlen,
              "dataset '%s': root attributes 'tokenizer' (string) and 'vocab_size' "
              "(integer) are required",
              path);
@@ -1129,12 +1118,12 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
     }
     if (strcmp(kind, "byte") == 0) {
         *out = tokenizer_byte();
-        rc = *out ? 0 : fail(err, errlen, "out of memory");
+        rc = *out ? 0 : lethe_errf(err, errlen, "out of memory");
     } else if (strcmp(kind, "word") == 0 || strcmp(kind, "gpt2") == 0) {
         g = H5Gopen2(f, "tokenizer", H5P_DEFAULT);
         int r = g < 0 ? 1 : read_strings(g, "vocab", &vs, &nv);
         if (r) {
-            fail(err, errlen, "dataset '%s': '/tokenizer/vocab' is %s", path,
+            lethe_errf(err, errlen, "dataset '%s': '/tokenizer/vocab' is %s", path,
                  r == 1   ? "missing"
                  : r == 2 ? "not a 1-D string dataset"
                           : "unreadable");
@@ -1145,7 +1134,7 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
         } else {
             r = read_strings(g, "merges", &ms, &nm);
             if (r) {
-                fail(err, errlen, "dataset '%s': '/tokenizer/merges' is %s", path,
+                lethe_errf(err, errlen, "dataset '%s': '/tokenizer/merges' is %s", path,
                      r == 1   ? "missing"
                      : r == 2 ? "not a 1-D string dataset"
                               : "unreadable");
@@ -1155,7 +1144,7 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
             char origin[1100];
             snprintf(origin, sizeof origin, "dataset '%s': /tokenizer", path);
             rc = t ? gpt2_setup(t, vs, nv, ms, nm, origin, err, errlen)
-                   : fail(err, errlen, "out of memory");
+                   : lethe_errf(err, errlen, "out of memory");
             if (rc)
                 tokenizer_free(t);
             else
@@ -1164,14 +1153,14 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
         if (rc) {
             char m[512];
             snprintf(m, sizeof m, "%s", err);
-            if (strncmp(m, "dataset", 7) != 0) fail(err, errlen, "dataset '%s': %s", path, m);
+            if (strncmp(m, "dataset", 7) != 0) lethe_errf(err, errlen, "dataset '%s': %s", path, m);
         }
     } else {
-        fail(err, errlen, "dataset '%s': tokenizer '%s' is not built in (byte, word, gpt2)", path,
+        lethe_errf(err, errlen, "dataset '%s': tokenizer '%s' is not built in (byte, word, gpt2)", path,
              kind);
     }
     if (rc == 0 && tokenizer_vocab_size(*out) != vocab) {
-        fail(err, errlen,
+        lethe_errf(err, errlen,
              "dataset '%s': vocab_size attribute %lld differs from the %s "
              "tokenizer's %d",
              path, (long long)vocab, kind, tokenizer_vocab_size(*out));

@@ -15,14 +15,6 @@
 #include "../mpi/fatal.h"
 #include "jobs.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* Sets the dotted key of root to a copy of v (objects are created on the way). */
 static void set_path(cJSON *root, const char *key, const cJSON *v)
@@ -61,7 +53,7 @@ static void set_num(cJSON *root, const char *key, double x)
 static int apply(cJSON *root, const cJSON *over, const char *what, char *err, size_t errlen)
 {
     if (!over) return 0;
-    if (!cJSON_IsObject(over)) return fail(err, errlen, "study: '%s' must be an object of dotted keys", what);
+    if (!cJSON_IsObject(over)) return lethe_errf(err, errlen, "study: '%s' must be an object of dotted keys", what);
     for (const cJSON *i = over->child; i; i = i->next) set_path(root, i->string, i);
     return 0;
 }
@@ -69,7 +61,7 @@ static int apply(cJSON *root, const cJSON *over, const char *what, char *err, si
 static int add_job(study *s, const char *name, const char *job, cJSON *cfg, const int *deps,
                    int ndeps, cJSON *labels, int group, char *err, size_t errlen)
 {
-    if (s->njobs == STUDY_MAX_JOBS) return fail(err, errlen, "study: more than %d jobs", STUDY_MAX_JOBS);
+    if (s->njobs == STUDY_MAX_JOBS) return lethe_errf(err, errlen, "study: more than %d jobs", STUDY_MAX_JOBS);
     study_job *j = &s->jobs[s->njobs];
     memset(j, 0, sizeof *j);
     snprintf(j->name, sizeof j->name, "%s", name);
@@ -102,17 +94,17 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
 {
     memset(s, 0, sizeof *s);
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, "study '%s': cannot open: %s", path, strerror(errno));
+    if (!f) return lethe_errf(err, errlen, "study '%s': cannot open: %s", path, strerror(errno));
     char *text = malloc(1 << 20);
     size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
     fclose(f);
-    if (!text) return fail(err, errlen, "study '%s': out of memory", path);
+    if (!text) return lethe_errf(err, errlen, "study '%s': out of memory", path);
     text[n] = 0;
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return fail(err, errlen, "study '%s': not a JSON object (malformed JSON)", path);
+        return lethe_errf(err, errlen, "study '%s': not a JSON object (malformed JSON)", path);
     }
     static const char *known[] = {"study", "base", "synth", "forget", "origin", "retrain",
                                   "methods", "grid", "seeds", "eval", "relearn", "report", NULL};
@@ -120,7 +112,7 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
         int ok = 0;
         for (const char **k = known; *k; k++) ok |= !strcmp(*k, i->string);
         if (!ok) {
-            fail(err, errlen, "study '%s': unknown key '%s'", path, i->string);
+            lethe_errf(err, errlen, "study '%s': unknown key '%s'", path, i->string);
             cJSON_Delete(root);
             return -1;
         }
@@ -135,7 +127,7 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
     const cJSON *report = cJSON_GetObjectItemCaseSensitive(root, "report");
     int rc = 0;
 #define NEED(cond, ...)                                                                          \
-    if (!rc && !(cond)) rc = fail(err, errlen, __VA_ARGS__)
+    if (!rc && !(cond)) rc = lethe_errf(err, errlen, __VA_ARGS__)
     NEED(cJSON_IsString(jn) && jn->valuestring[0], "study '%s': 'study' must name the study", path);
     NEED(cJSON_IsObject(base), "study '%s': 'base' must be a lethe config object", path);
     NEED(cJSON_IsArray(forget) && cJSON_GetArraySize(forget) > 0,
@@ -344,14 +336,14 @@ int study_write_configs(const study *s, char *err, size_t errlen)
         const study_job *j = &s->jobs[i];
         snprintf(path, sizeof path, "%s/%s", s->dir, j->name);
         if (mkdir(path, 0755) && errno != EEXIST)
-            return fail(err, errlen, "study: cannot create '%s': %s", path, strerror(errno));
+            return lethe_errf(err, errlen, "study: cannot create '%s': %s", path, strerror(errno));
         if (j->config_json) {
             snprintf(path, sizeof path, "%s/%s/job.json", s->dir, j->name);
-            if (write_file(path, j->config_json)) return fail(err, errlen, "study: cannot write '%s'", path);
+            if (write_file(path, j->config_json)) return lethe_errf(err, errlen, "study: cannot write '%s'", path);
         }
         if (j->labels_json) {
             snprintf(path, sizeof path, "%s/%s/labels.json", s->dir, j->name);
-            if (write_file(path, j->labels_json)) return fail(err, errlen, "study: cannot write '%s'", path);
+            if (write_file(path, j->labels_json)) return lethe_errf(err, errlen, "study: cannot write '%s'", path);
         }
     }
     return 0;

@@ -88,6 +88,17 @@ void lethe_warn(const char *fmt, ...)
     fprintf(stderr, "lethe: warning: %s\n", msg);
 }
 
+int lethe_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 void *lethe_malloc(size_t n, const char *what)
 {
     void *p = malloc(n ? n : 1);

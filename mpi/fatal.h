@@ -39,6 +39,10 @@ void lethe_warn(const char *fmt, ...) LETHE_PRINTF(1, 2);
                                                 __FILE__, __LINE__);                     \
     } while (0)
 
+/* Formats one line into err (if err and errlen) and returns -1: the shape of every
+ * "0, or -1 with a message in err" function. */
+int lethe_errf(char *err, size_t errlen, const char *fmt, ...) LETHE_PRINTF(3, 4);
+
 void *lethe_malloc(size_t n, const char *what);
 void *lethe_calloc(size_t n, size_t size, const char *what);
 
