@@ -185,6 +185,9 @@ static int encode(prep *p, const char *s, size_t n, tok_ids *out)
         word_counter_add(p->wc, s, n);
         return 0;
     }
+    if (!p->tk) /* tokenizer "none": only pre-tokenised records can be read */
+        return perr(p, "text needs a tokenizer (byte, word or gpt2); tokenizer 'none' reads "
+                       "pre-tokenised records (input_ids, answer_start) only");
     if (tokenizer_encode(p->tk, s, n, out)) return perr(p, "out of memory while tokenising");
     return 0;
 }

@@ -1,0 +1,397 @@
+/* jobs/convert.c — `lethe convert`: Hugging Face safetensors <-> lethe checkpoint.
+ *
+ *   lethe convert CONFIG.json --from PATH --to PATH [--set key=value ...]
+ *
+ * The direction follows the extensions: .safetensors -> .h5 imports Llama-layout
+ * weights (F32, F16 or BF16) into a lethe checkpoint; .h5 -> .safetensors exports a
+ * checkpoint's parameters as F32. CONFIG.json gives the model (which must match the
+ * file's tensors: every name, every shape) and the layout the ranks take; any layout
+ * works, since both formats store global tensors.
+ *
+ * Import: every rank opens the file and checks its header against the model's
+ * tensor list identically (unknown or missing tensors, wrong shapes or dtypes, an
+ * lm_head.weight beside tied embeddings: one line, exit 2), then each rank of the
+ * first data-parallel replica reads only its own piece (row blocks of the file;
+ * column-split tensors are read row block by row block and their columns taken),
+ * and ckpt_save writes the checkpoint collectively (step 0, zero AdamW moments).
+ * Export: ckpt_load fills the shards, every tensor is gathered to rank 0 in the
+ * model's canonical order (the same on every rank and every layout, so the files
+ * written under different layouts are byte-identical), and rank 0 writes them.
+ * Both writers go through a temporary name and a rename. */
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/checkpoint.h"
+#include "../io/safetensors.h"
+#include "../mpi/fatal.h"
+#include "jobs.h"
+
+int job_convert(int argc, char **argv);
+void job_convert_help(FILE *f);
+
+#define MAX_ARGS 1024
+
+void job_convert_help(FILE *f)
+{
+    fprintf(f, "usage: mpirun -n RANKS lethe convert CONFIG.json --from PATH --to PATH "
+               "[--set key.path=value ...]\n\n"
+               "Converts weights between Hugging Face Llama safetensors and lethe checkpoints;\n"
+               "the extensions choose the direction:\n"
+               "  --from W.safetensors --to C.h5   import (F32, F16 or BF16 tensors; names and\n"
+               "                                   shapes must match the model in CONFIG.json;\n"
+               "                                   with model.tie_embeddings the file has no\n"
+               "                                   lm_head.weight)\n"
+               "  --from C.h5 --to W.safetensors   export (F32)\n"
+               "The layout in CONFIG.json (layout.dp x layout.pp x layout.tp = RANKS) is the one\n"
+               "the ranks read and write with; any layout gives the same files.\n"
+               "Bad arguments and files that do not match the model exit with 2.\n");
+}
+
+/* The model's tensors in canonical order: first appearance over the replica's ranks
+ * (pipeline stage, then tp rank), which is embedding, layers 0..L-1, final norm, head
+ * at every layout. */
+typedef struct {
+    char name[LETHE_NAME_MAX];
+    int32_t ndim, pad_;
+    int64_t shape[2];
+} cv_tensor;
+
+static int model_tensors(const lethe_params *t, const lethe_grid *g, cv_tensor **out)
+{
+    int np;
+    MPI_CHECK(MPI_Comm_size(g->mp_comm, &np));
+    int *counts = lethe_malloc(sizeof(int) * (size_t)np, "tensor list");
+    int *displs = lethe_malloc(sizeof(int) * (size_t)np, "tensor list");
+    MPI_CHECK(MPI_Allgather(&t->n, 1, MPI_INT, counts, 1, MPI_INT, g->mp_comm));
+    int total = 0;
+    for (int r = 0; r < np; r++) {
+        displs[r] = total;
+        total += counts[r];
+    }
+    cv_tensor *mine = lethe_calloc((size_t)t->n, sizeof(cv_tensor), "tensor list");
+    cv_tensor *all = lethe_calloc((size_t)total, sizeof(cv_tensor), "tensor list");
+    for (int i = 0; i < t->n; i++) {
+        memcpy(mine[i].name, t->p[i].name, LETHE_NAME_MAX);
+        mine[i].ndim = t->p[i].ndim;
+        mine[i].shape[0] = t->p[i].gshape[0];
+        mine[i].shape[1] = t->p[i].gshape[1];
+    }
+    MPI_Datatype ty;
+    MPI_CHECK(MPI_Type_contiguous((int)sizeof(cv_tensor), MPI_BYTE, &ty));
+    MPI_CHECK(MPI_Type_commit(&ty));
+    MPI_CHECK(MPI_Allgatherv(mine, t->n, ty, all, counts, displs, ty, g->mp_comm));
+    MPI_CHECK(MPI_Type_free(&ty));
+    int n = 0;
+    for (int k = 0; k < total; k++) {
+        int seen = 0;
+        for (int j = 0; j < n && !seen; j++) seen = !strcmp(all[j].name, all[k].name);
+        if (!seen) all[n++] = all[k];
+    }
+    free(mine);
+    free(counts);
+    free(displs);
+    *out = all;
+    return n;
+}
+
+static void shape_str(char *buf, size_t len, int nd, const int64_t *s)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - o, "[");
+    for (int d = 0; d < nd && o < len; d++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", d ? "," : "", (long long)s[d]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Checks the file's header against the model; the same verdict on every rank, as
+ * every rank reads the same header. Returns 0, or -1 with one line in err. */
+static int check_header(const st_file *st, const char *path, const char *config,
+                        const lethe_model_config *mc, const cv_tensor *mt, int n, char *err,
+                        size_t len)
+{
+    for (int i = 0; i < st->n; i++) {
+        const st_tensor *f = &st->t[i];
+        /* older Llama exports carry the RoPE frequencies; lethe derives them from
+         * model.rope_theta */
+        if (ends_with(f->name, ".self_attn.rotary_emb.inv_freq")) continue;
+        int known = 0;
+        for (int j = 0; j < n && !known; j++) known = !strcmp(mt[j].name, f->name);
+        if (!known && !strcmp(f->name, "lm_head.weight") && mc->tie_embeddings) {
+            snprintf(err, len,
+                     "convert: safetensors '%s': tensor 'lm_head.weight' is present but "
+                     "model.tie_embeddings is true in '%s' (the head is the embedding; set "
+                     "model.tie_embeddings=false for a separate head)",
+                     path, config);
+            return -1;
+        }
+        if (!known) {
+            snprintf(err, len,
+                     "convert: safetensors '%s': unknown tensor '%s' (not a parameter of the "
+                     "Llama model in '%s': model.n_layers=%d, model.tie_embeddings=%s)",
+                     path, f->name, config, mc->n_layers, mc->tie_embeddings ? "true" : "false");
+            return -1;
+        }
+        if (f->dtype != ST_F32 && f->dtype != ST_F16 && f->dtype != ST_BF16) {
+            snprintf(err, len,
+                     "convert: safetensors '%s': tensor '%s' has dtype %s, expected F32, F16 "
+                     "or BF16",
+                     path, f->name, st_dtype_name(f->dtype));
+            return -1;
+        }
+    }
+    for (int j = 0; j < n; j++) {
+        char want[64], got[200];
+        shape_str(want, sizeof want, mt[j].ndim, mt[j].shape);
+        int idx = st_find(st, mt[j].name);
+        if (idx < 0) {
+            snprintf(err, len,
+                     "convert: safetensors '%s': tensor '%s' is missing (expected shape %s by "
+                     "the model in '%s')",
+                     path, mt[j].name, want, config);
+            return -1;
+        }
+        const st_tensor *f = &st->t[idx];
+        int same = f->ndim == mt[j].ndim;
+        for (int d = 0; d < f->ndim && same; d++) same = f->shape[d] == mt[j].shape[d];
+        if (!same) {
+            shape_str(got, sizeof got, f->ndim, f->shape);
+            snprintf(err, len,
+                     "convert: safetensors '%s': tensor '%s' has shape %s in the file, expected "
+                     "%s by the model in '%s'",
+                     path, mt[j].name, got, want, config);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads this rank's piece of tensor p from the file (padding rows stay zero). */
+static int read_piece(st_file *st, const lethe_param *p, float *dst, char *err, size_t len)
+{
+    int idx = st_find(st, p->name);
+    int64_t gcols = p->gshape[1], lc = p->lshape[1];
+    if (p->vshape[0] == 0 || p->vshape[1] == 0) return 0;
+    if (p->split != 1) /* whole rows: the piece is one contiguous block of the file */
+        return st_read_f32_rows(st, idx, p->gstart[0], p->vshape[0], dst, err, len);
+    /* column split: read blocks of whole rows (about 16 MiB) and keep our columns */
+    int64_t rb = (4 << 20) / gcols;
+    if (rb < 1) rb = 1;
+    if (rb > p->vshape[0]) rb = p->vshape[0];
+    float *buf = lethe_malloc(sizeof(float) * (size_t)(rb * gcols), "convert row block");
+    int rc = 0;
+    for (int64_t r0 = 0; r0 < p->vshape[0] && !rc; r0 += rb) {
+        int64_t nr = p->vshape[0] - r0 < rb ? p->vshape[0] - r0 : rb;
+        rc = st_read_f32_rows(st, idx, p->gstart[0] + r0, nr, buf, err, len);
+        for (int64_t i = 0; i < nr && !rc; i++)
+            memcpy(dst + (r0 + i) * lc, buf + i * gcols + p->gstart[1],
+                   sizeof(float) * (size_t)p->vshape[1]);
+    }
+    free(buf);
+    return rc;
+}
+
+static void import_safetensors(lethe_session *S, const char *from, const char *to,
+                               const cv_tensor *mt, int n)
+{
+    char err[1024] = "";
+    const lethe_grid *g = &S->grid;
+    st_file *st = st_open(from, err, sizeof err);
+    int ok = st != NULL;
+    lethe_check(g->world, ok, 2, "convert: %s", err);
+    ok = check_header(st, from, S->config_path, &S->cfg.model, mt, n, err, sizeof err) == 0;
+    if (!ok) st_close(st);
+    lethe_check(g->world, ok, 2, "%s", err);
+
+    /* the checkpoint is written by the first replica's owners; the others hold nothing
+     * that is saved */
+    lethe_params *t = &S->model.params;
+    for (int i = 0; i < t->n && ok && g->dp_rank == 0; i++)
+        if (t->p[i].owner)
+            ok = read_piece(st, &t->p[i], t->data + t->p[i].off, err, sizeof err) == 0;
+    int nf = st->n;
+    st_close(st);
+    lethe_check(g->world, ok, 1, "convert: %s", err);
+
+    lethe_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.config_json = config_to_json(&S->cfg);
+    ok = ckpt_save(to, t, g, &meta, err, sizeof err) == 0;
+    free(meta.config_json);
+    lethe_check(g->world, ok, 1, "convert: %s", err);
+    if (g->rank == 0)
+        printf("lethe convert: '%s' (%d tensors) -> checkpoint '%s' (%d tensors, layout dp=%d "
+               "pp=%d tp=%d)\n",
+               from, nf, to, n, g->dp, g->pp, g->tp);
+}
+
+static void export_safetensors(lethe_session *S, const char *from, const char *to,
+                               const cv_tensor *mt, int n)
+{
+    char err[1024] = "";
+    const lethe_grid *g = &S->grid;
+    lethe_params *t = &S->model.params;
+    /* params_gather counts in int: a tensor (with a 4-float header per piece) must fit */
+    int ok = 1;
+    for (int k = 0; k < n && ok; k++)
+        if (mt[k].shape[0] * mt[k].shape[1] + 4LL * g->size > INT_MAX) {
+            snprintf(err, sizeof err,
+                     "convert: tensor '%s' has %lld elements; export gathers at most %d per "
+                     "tensor",
+                     mt[k].name, (long long)(mt[k].shape[0] * mt[k].shape[1]),
+                     INT_MAX - 4 * g->size);
+            ok = 0;
+        }
+    lethe_check(g->world, ok, 2, "%s", err);
+    ok = ckpt_load(from, t, g, NULL, 0, err, sizeof err) == 0;
+    lethe_check(g->world, ok, 2, "convert: %s", err);
+
+    int root = g->rank == 0;
+    float **data = lethe_calloc((size_t)n, sizeof(float *), "convert tensors");
+    const char **names = lethe_calloc((size_t)n, sizeof(char *), "convert tensors");
+    int *ndims = lethe_calloc((size_t)n, sizeof(int), "convert tensors");
+    const int64_t **shapes = lethe_calloc((size_t)n, sizeof(int64_t *), "convert tensors");
+    for (int k = 0; k < n; k++) {
+        int64_t rows = mt[k].shape[0], cols = mt[k].shape[1];
+        if (root) data[k] = lethe_malloc(sizeof(float) * (size_t)(rows * cols), mt[k].name);
+        /* every rank calls this for every name in the same order */
+        params_gather(t, g->world, g->dp_rank, mt[k].name, 0, rows, cols, data[k], 0);
+        names[k] = mt[k].name;
+        ndims[k] = mt[k].ndim;
+        shapes[k] = mt[k].shape;
+    }
+    if (root)
+        ok = st_write(to, n, names, ndims, shapes, (const float *const *)data,
+                      "{\"format\":\"pt\"}", err, sizeof err) == 0;
+    lethe_check(g->world, ok, 1, "convert: %s", err);
+    if (root)
+        printf("lethe convert: checkpoint '%s' -> '%s' (%d tensors, F32, layout dp=%d pp=%d "
+               "tp=%d)\n",
+               from, to, n, g->dp, g->pp, g->tp);
+    for (int k = 0; k < n; k++) free(data[k]);
+    free(data);
+    free(names);
+    free(ndims);
+    free(shapes);
+}
+
+int job_convert(int argc, char **argv)
+{
+    int rank;
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    const char *from = NULL, *to = NULL;
+    char *rest[MAX_ARGS];
+    int nrest = 0, ok = 1, have_config = 0;
+    char err[1024] = "";
+    for (int i = 0; i < argc && ok; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            if (rank == 0) job_convert_help(stdout);
+            return 0;
+        }
+        const char **slot = NULL;
+        const char *val = NULL;
+        if (!strcmp(a, "--from") || !strcmp(a, "--to")) {
+            slot = a[2] == 'f' ? &from : &to;
+            if (i + 1 >= argc) {
+                snprintf(err, sizeof err, "convert: %s needs a path", a);
+                ok = 0;
+                break;
+            }
+            val = argv[++i];
+        } else if (!strncmp(a, "--from=", 7)) {
+            slot = &from;
+            val = a + 7;
+        } else if (!strncmp(a, "--to=", 5)) {
+            slot = &to;
+            val = a + 5;
+        }
+        if (slot) {
+            if (*slot) {
+                snprintf(err, sizeof err, "convert: --%s given twice",
+                         slot == &from ? "from" : "to");
+                ok = 0;
+            }
+            *slot = val;
+            continue;
+        }
+        /* --set pairs go to session_open; any other option is refused here, before
+         * the checks of --from/--to, so a typo is named as such */
+        if (!strcmp(a, "--set") && i + 1 < argc) {
+            if (nrest + 2 > MAX_ARGS) {
+                snprintf(err, sizeof err, "convert: more than %d arguments", MAX_ARGS);
+                ok = 0;
+                break;
+            }
+            rest[nrest++] = argv[i];
+            rest[nrest++] = argv[++i];
+            continue;
+        }
+        if (a[0] == '-' && a[1] && strncmp(a, "--set=", 6) && strcmp(a, "--set")) {
+            snprintf(err, sizeof err, "convert: unknown option '%s' (see lethe convert --help)", a);
+            ok = 0;
+            break;
+        }
+        if (nrest == MAX_ARGS) {
+            snprintf(err, sizeof err, "convert: more than %d arguments", MAX_ARGS);
+            ok = 0;
+            break;
+        }
+        if (a[0] != '-') have_config = 1;
+        rest[nrest++] = argv[i];
+    }
+    const char *usage = "(usage: lethe convert CONFIG.json --from PATH --to PATH [--set "
+                        "key=value ...])";
+    if (ok && !have_config) {
+        snprintf(err, sizeof err, "convert: no config file given %s", usage);
+        ok = 0;
+    }
+    if (ok && (!from || !to || !from[0] || !to[0])) {
+        snprintf(err, sizeof err, "convert: %s %s", !from || !from[0] ? "no --from" : "no --to",
+                 usage);
+        ok = 0;
+    }
+    int import = 0;
+    if (ok) {
+        int fs = ends_with(from, ".safetensors"), fh = ends_with(from, ".h5");
+        int ts = ends_with(to, ".safetensors"), th = ends_with(to, ".h5");
+        import = fs && th;
+        if (!(import || (fh && ts))) {
+            snprintf(err, sizeof err,
+                     "convert: --from '%s' --to '%s': expected a .safetensors file and a .h5 "
+                     "checkpoint, one each (the extensions choose the direction)",
+                     from, to);
+            ok = 0;
+        }
+    }
+    lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
+
+    lethe_session S;
+    session_open(&S, "convert", nrest, rest);
+    /* The parameter table is all convert needs; activations are sized for one token
+     * and the weights are not initialised, as every piece is read from the input. */
+    const lethe_layout_config *L = &S.cfg.layout;
+    ok = model_check_layout(&S.cfg.model, L->dp, L->pp, L->tp, L->dp * L->micro_batches,
+                            L->micro_batches, 1, err, sizeof err) == 0;
+    lethe_check(S.grid.world, ok, 2, "%s", err);
+    model_create(&S.model, &S.cfg.model, &S.grid, 1, 1);
+    S.have_model = 1;
+
+    cv_tensor *mt;
+    int n = model_tensors(&S.model.params, &S.grid, &mt);
+    if (import)
+        import_safetensors(&S, from, to, mt, n);
+    else
+        export_safetensors(&S, from, to, mt, n);
+    free(mt);
+    session_close(&S);
+    return 0;
+}
