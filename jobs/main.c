@@ -15,12 +15,15 @@ typedef struct {
 
 static const job_entry jobs[] = {
     {"synth", job_synth, "generate the built-in data: fictitious authors or Markov chains"},
+    {"prepare", job_prepare, "turn JSON lines (QA, text or token ids) into an HDF5 token dataset"},
     {"train", job_train, "pre-train or fine-tune a model (token-mean NLL)"},
     {"unlearn", job_unlearn, "unlearn a forget split: GA, GradDiff, NPO or SimNPO"},
     {"eval", job_eval, "evaluate a checkpoint: TOFU- and MUSE-style metrics"},
     {"relearn", job_relearn, "relearning attack: fine-tune on forget samples, track recovery"},
     {"study", job_study, "run a whole study (DAG of jobs) on these ranks, skipping finished jobs"},
     {"report", job_report, "tables and plots of a study's results"},
+    {"slurm", job_slurm, "write and submit a study as chained sbatch jobs and arrays"},
+    {"convert", job_convert, "convert Hugging Face safetensors <-> lethe checkpoints, any layout"},
     {"bench", job_bench, "measure training-step throughput, communication and sgemm peak"},
 };
 #define NJOBS (int)(sizeof jobs / sizeof jobs[0])
@@ -36,8 +39,11 @@ static void usage(FILE *f)
     fprintf(f, "\nThe layout (layout.dp x layout.pp x layout.tp) must equal the number of ranks.\n");
 }
 
+void job_convert_help(FILE *f);
+
 static void job_help(const job_entry *j)
 {
+    if (!strcmp(j->name, "convert")) job_convert_help(stdout);
     printf("usage: mpirun -n RANKS lethe %s CONFIG.json [--set key.path=value ...]\n\n%s.\n\n"
            "Config keys (JSON sections; unknown keys are errors):\n",
            j->name, j->summary);

@@ -16,8 +16,8 @@
 #include "jobs.h"
 
 
-/* Sets the dotted key of root to a copy of v (objects are created on the way). */
-static void set_path(cJSON *root, const char *key, const cJSON *v)
+/* Takes v: sets the dotted key of root to it (objects are created on the way). */
+void study_json_set(cJSON *root, const char *key, cJSON *v)
 {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", key);
@@ -33,7 +33,12 @@ static void set_path(cJSON *root, const char *key, const cJSON *v)
         tok = next;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(node, tok);
-    cJSON_AddItemToObject(node, tok, cJSON_Duplicate(v, 1));
+    cJSON_AddItemToObject(node, tok, v);
+}
+
+static void set_path(cJSON *root, const char *key, const cJSON *v)
+{
+    study_json_set(root, key, cJSON_Duplicate(v, 1));
 }
 
 static void set_str(cJSON *root, const char *key, const char *s)

@@ -48,5 +48,7 @@ int study_write_configs(const study *s, char *err, size_t errlen);
 /* 1 when the job's completion marker exists. */
 int study_job_done(const study *s, int j);
 void study_mark_done(const study *s, int j);
+/* Sets the dotted key ("optim.lr") of root to v, taking v; creates objects on the way. */
+void study_json_set(cJSON *root, const char *key, cJSON *v);
 
 #endif
