@@ -7,7 +7,9 @@
  * 1e-5 and the same weights to 1e-5; the same layout run twice gives bitwise
  * identical weights. Layouts the model refuses are checked to be refused with
  * a message naming the numbers. The one-rank reference is computed by every
- * rank on MPI_COMM_SELF, so the verdict does not depend on N.
+ * rank on MPI_COMM_SELF, so the verdict does not depend on N. The same holds for
+ * the unlearning objectives (SimNPO with a margin, NPO with a reference), whose
+ * per-sequence weights ride through micro-batches and replicas.
  *
  * Tolerance: errors are max|a - b| / max|b| over each tensor. fp32 sums in a
  * different order (tp splits the inner products, dp and micro-batches split the
@@ -26,6 +28,7 @@
 #include <string.h>
 
 #include "io/synthetic.h"
+#include "model/objectives.h"
 #include "model/step.h"
 #include "model/transformer.h"
 #include "mpi/fatal.h"
@@ -137,12 +140,43 @@ static void check(int ok, const char *fmt, const char *a, double v)
     }
 }
 
+/* Unlearning objectives through the same pipeline: even global sequences are
+ * forget rows, odd ones retain rows; NPO gets fixed reference sums. Returns the
+ * global loss; gradients are reduced over dp. */
+#define N_UOBJ 2
+static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, int which)
+{
+    int B = b->B;
+    unsigned char is_forget[64];
+    double s_ref[64], rt = 0;
+    for (int i = 0; i < B; i++) {
+        int gi = g->dp_rank * B + i;
+        is_forget[i] = gi % 2 == 0;
+        s_ref[i] = -0.75 * (gi + 1);
+        if (!is_forget[i])
+            for (int t = 0; t < b->T; t++) rt += b->targets[i * b->T + t] >= 0;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm);
+    unlearn_ctx ctx = {.method = which == 0 ? METHOD_SIMNPO : METHOD_NPO,
+                       .beta = which == 0 ? 2.5 : 2.0, .gamma = which == 0 ? 0.5 : 0.0,
+                       .c_f = which == 0 ? 0.3 : 1.0, .c_r = 1.0, .is_forget = is_forget,
+                       .s_ref = s_ref, .n_forget = B * g->dp / 2, .retain_tokens = rt};
+    lethe_objective obj = {unlearn_objective_seq, &ctx};
+    double loss = model_forward_backward(m, b, &obj, NULL, NULL);
+    model_reduce_grads(m);
+    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm);
+    return loss;
+}
+static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo"};
+
 /* Reference: the one-rank model, gradients of step 0 and the trajectory. */
 typedef struct {
     lethe_grid g;
     lethe_model m0; /* after the gradient of step 0 only: grads kept */
     lethe_model m;  /* after NSTEPS steps */
     run_result r0, r;
+    float *ugrad[N_UOBJ]; /* one-rank gradients of the unlearning objectives */
+    double uloss[N_UOBJ];
 } reference;
 
 static void compare_layout(const model_case *mc, reference *ref, int dp, int pp, int tp, int M,
@@ -192,6 +226,32 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
         double e = fabs(loss - ref->r0.loss0) / fabs(ref->r0.loss0);
         check(e <= TOL, "%s: loss relative error %.3g", what, e);
     }
+    /* the unlearning objectives give the same loss and gradients under this layout */
+    double worst_u = 0;
+    for (int u = 0; u < N_UOBJ; u++) {
+        double ul = unlearn_grads(&m, &g, &b, u);
+        for (int i = 0; i < rt->n; i++) {
+            const lethe_param *p = &rt->p[i];
+            size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
+            float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
+            params_gather(&m.params, g.world, g.dp_rank, p->name, 1, p->gshape[0], p->gshape[1],
+                          glob, 0);
+            if (world_rank == 0) {
+                double e = relerr(glob, ref->ugrad[u] + p->off, n);
+                if (e > worst_u) worst_u = e;
+                char nm[400];
+                snprintf(nm, sizeof nm, "%s: %s gradient %s", what, UOBJ_NAME[u], p->name);
+                check(e <= TOL, "%s: relative error %.3g", nm, e);
+            }
+            free(glob);
+        }
+        if (world_rank == 0) {
+            double e = fabs(ul - ref->uloss[u]) / fabs(ref->uloss[u]);
+            if (e > worst_u) worst_u = e;
+            check(e <= TOL, "%s: unlearning loss relative error %.3g", UOBJ_NAME[u], e);
+        }
+    }
+    if (world_rank == 0) printf("%-28s simnpo/npo loss and gradients %.3g\n", what, worst_u);
     model_free(&m);
     free(b.tokens);
     free(b.targets);
@@ -277,6 +337,11 @@ int main(int argc, char **argv)
             lethe_batch bt = {mc->B, mc->T, malloc(sizeof(int) * mc->B * mc->T),
                               malloc(sizeof(int) * mc->B * mc->T)};
             synth_markov_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
+            for (int u = 0; u < N_UOBJ; u++) {
+                ref.uloss[u] = unlearn_grads(m, &ref.g, &bt, u);
+                ref.ugrad[u] = malloc(sizeof(float) * m->params.total);
+                memcpy(ref.ugrad[u], m->params.grad, sizeof(float) * m->params.total);
+            }
             nll_objective_ctx ctx = {1.0 / model_count_targets(m, &bt)};
             lethe_objective obj = {nll_objective_seq, &ctx};
             ref.r0.loss0 = model_forward_backward(m, &bt, &obj, NULL, NULL);
@@ -314,6 +379,7 @@ int main(int argc, char **argv)
             }
         model_free(&ref.m0);
         model_free(&ref.m);
+        for (int u = 0; u < N_UOBJ; u++) free(ref.ugrad[u]);
         grid_free(&ref.g);
     }
     /* refusals the model must make regardless of the rank count */
