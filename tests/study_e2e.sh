@@ -64,5 +64,48 @@ for g in /params /adam_m /adam_v; do
     h5diff -q "$D/unlearn-10-npo-g0-s1/model.h5" "$work/u/model.h5" "$g" "$g" ||
         { echo "FAIL: resumed unlearn $g differs"; fail=1; }
 done
-[ $fail -eq 0 ] && echo "study_e2e: pipeline, re-run skip and unlearn resume all pass"
+# eval of one checkpoint under other layouts: the same summary (probabilities to
+# 1e-6) and identical generations
+E="$D/eval-origin-10/job.json"
+for lay in "1 1 1 1" "2 2 1 1" "2 1 2 1" "4 2 1 2" "4 1 2 2"; do
+    set -- $lay
+    "$MPIRUN" --oversubscribe -n "$1" "$LETHE_BIN" eval "$E" --set layout.dp="$2" --set layout.pp="$3" \
+        --set layout.tp="$4" --set output.dir="$work/ev-$2$3$4" >"$work/ev.log" 2>&1 ||
+        { echo "FAIL: eval under dp=$2 pp=$3 tp=$4"; tail -3 "$work/ev.log"; fail=1; continue; }
+    /usr/bin/python3 - "$D/eval-origin-10/summary.json" "$work/ev-$2$3$4/summary.json" <<'PY' || fail=1
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+bad = []
+for sp in a["splits"]:
+    for k in ["prob", "rouge_recall", "rouge_f1", "truth_ratio"]:
+        x, y = a["splits"][sp][k], b["splits"][sp][k]
+        if (x is None) != (y is None) or (x is not None and abs(x - y) > 1e-6 * max(1.0, abs(x))):
+            bad.append(f"{sp}.{k}: {x} vs {y}")
+for k in ["model_utility", "forget_quality"]:
+    x, y = a[k], b[k]
+    if x is not None and abs(x - y) > 1e-6 * max(1.0, abs(x)): bad.append(f"{k}: {x} vs {y}")
+if bad: print("FAIL: eval layout", sys.argv[2], "; ".join(bad))
+sys.exit(1 if bad else 0)
+PY
+    h5diff -q "$D/eval-origin-10/eval.h5" "$work/ev-$2$3$4/eval.h5" /forget10/gen_ids /forget10/gen_ids ||
+        { echo "FAIL: generations differ under dp=$2 pp=$3 tp=$4"; fail=1; }
+done
+# relearning a model that was not unlearned raises its forget probability; a sweep
+# skips finished points and redoes only a removed one
+R="$D/relearn-10-ga-g0-s1/job.json"
+"$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" relearn "$R" --set init.checkpoint="$D/origin/model.h5" \
+    --set relearn.sweep_lr=1e-3,3e-3 --set output.dir="$work/rl" >"$work/rl1.log" 2>&1 ||
+    { echo "FAIL: relearn sweep"; tail -3 "$work/rl1.log"; fail=1; }
+/usr/bin/python3 - "$work/rl/n4_lr0.003_seed42/relearn.jsonl" <<'PY' || fail=1
+import json, sys
+c = [json.loads(l) for l in open(sys.argv[1])]
+ok = c[-1]["forget_prob"] > c[0]["forget_prob"]
+print(("" if ok else "FAIL: ") + f"relearn of the origin model: forget prob {c[0]['forget_prob']} -> {c[-1]['forget_prob']}")
+sys.exit(0 if ok else 1)
+PY
+rm "$work/rl/n4_lr0.001_seed42/relearn.jsonl"
+"$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" relearn "$R" --set init.checkpoint="$D/origin/model.h5" \
+    --set relearn.sweep_lr=1e-3,3e-3 --set output.dir="$work/rl" >"$work/rl2.log" 2>&1
+grep -q "1 point run, 1 already done" "$work/rl2.log" || { echo "FAIL: sweep resume"; tail -2 "$work/rl2.log"; fail=1; }
+[ $fail -eq 0 ] && echo "study_e2e: pipeline, re-run skip, unlearn resume, eval under 5 layouts, relearn and sweep resume all pass"
 exit $fail
