@@ -2,7 +2,9 @@
 #
 # Sourced by jobs/demo.sh and tests/run.sh; `bash jobs/setup.sh [--tests]` only checks
 # (and, as root on Debian, installs). It provides:
-#   lethe_setup [--tests]        find every dependency; install what is missing or stop
+#   lethe_setup [--tests]        find every dependency; install what is missing or stop.
+#                                --tests adds PyTorch, NumPy, h5py and gnuplot, and for
+#                                root also Slurm and munge (the Slurm test needs root)
 #   lethe_build DIR [cmake args] cmake -S <repo> -B DIR -DCMAKE_BUILD_TYPE=Release [args],
 #                                then cmake --build DIR -j$(nproc); a relative DIR is
 #                                taken under the repository
@@ -34,11 +36,22 @@ LETHE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Debian packages, in install order.
 LETHE_BUILD_PKGS="libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-openmpi-dev hdf5-tools
 libcjson-dev cmake gcc make pkg-config"
-LETHE_TEST_PKGS="python3-torch python3-numpy python3-h5py gnuplot-nox slurm-wlm munge"
+LETHE_TEST_PKGS="python3-torch python3-numpy python3-h5py gnuplot-nox"
+# The Slurm end-to-end test brings up a private Slurm, which needs root: these are
+# required (and installed) only when running as root.
+LETHE_TEST_ROOT_PKGS="slurm-wlm munge"
 
 _lethe_say() { echo "lethe setup: $*"; }
 
 _lethe_has_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+# Daemons live in sbin, which a user's PATH may lack.
+_lethe_has_cmds() {
+    local c
+    for c in "$@"; do
+        PATH="$PATH:/usr/sbin:/sbin" _lethe_has_cmd "$c" || return 1
+    done
+}
 
 # Include directories where a module system, pkg-config or Debian puts headers.
 _lethe_include_dirs() {
@@ -109,8 +122,8 @@ _lethe_found() {
     python3-numpy) "$(_lethe_python)" -c 'import numpy' >/dev/null 2>&1 ;;
     gnuplot-nox) _lethe_has_cmd gnuplot ;;
     python3-h5py) "$(_lethe_python)" -c 'import h5py' >/dev/null 2>&1 ;;
-    slurm-wlm) _lethe_has_cmd sbatch && { _lethe_has_cmd slurmd || [ -x /usr/sbin/slurmd ]; } ;;
-    munge) _lethe_has_cmd munged || [ -x /usr/sbin/munged ] ;;
+    slurm-wlm) _lethe_has_cmds sbatch srun scontrol sinfo squeue slurmctld slurmd ;;
+    munge) _lethe_has_cmds munged mungekey ;;
     *) return 1 ;;
     esac
 }
@@ -133,8 +146,8 @@ _lethe_describe() {
     python3-numpy) what="numpy for $(_lethe_python)" mod="-" ;;
     gnuplot-nox) what="gnuplot" mod="gnuplot" ;;
     python3-h5py) what="h5py for $(_lethe_python)" mod="-" ;;
-    slurm-wlm) what="Slurm (sbatch, slurmd) for the local-cluster tests" mod="slurm" ;;
-    munge) what="munged" mod="munge" ;;
+    slurm-wlm) what="slurmctld, slurmd and the Slurm clients for the local-cluster test" ;;
+    munge) what="munged and mungekey" ;;
     *) what="$1" ;;
     esac
     case "$mod" in
@@ -173,6 +186,9 @@ lethe_setup() {
     local pkgs="$LETHE_BUILD_PKGS" what="build"
     if [ "${1:-}" = "--tests" ]; then
         pkgs="$pkgs $LETHE_TEST_PKGS"
+        if [ "$(id -u)" = 0 ]; then
+            pkgs="$pkgs $LETHE_TEST_ROOT_PKGS"
+        fi
         what="build and test"
     fi
     local missing
