@@ -1354,7 +1354,7 @@ int synth_write(synth_data *d, char *err, size_t errlen)
     dataset_writer w;
     if (dsw_create(&w, c->output, &a, err, errlen)) return -1;
     int jsonl = !d->markov && c->write_jsonl;
-    char tmp[16][1100], fin[16][1100];
+    char tmp[16][1108], fin[16][1100]; /* room for ".tmp" */
     int n_open = 0, rc = 0;
     h5_quiet q;
     h5_quiet_on(&q);
