@@ -9,7 +9,7 @@
 #   root and Debian's slurm-wlm and munge; about 2.5 minutes on 2 loaded cores.
 lethe_test(NAME slurm.submit
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm_study.sh --offline
-  TIMEOUT 120 LABELS slurm)
+  TIMEOUT 400 LABELS "slurm;nosan")  # ~25 lethe start-ups: minutes under ASan
 lethe_test(NAME slurm.study
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm_study.sh
   TIMEOUT 900 LABELS slurm)
