@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # jobs/setup.sh — make sure lethe's build (and test) dependencies exist, then build it.
 #
 # Sourced by jobs/demo.sh and tests/run.sh; `bash jobs/setup.sh [--tests]` only checks
