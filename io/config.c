@@ -139,6 +139,8 @@ static const key_def SCHEMA[] = {
            "reference settings (keys given explicitly win)"),
     K_ENUM("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo",
            "unlearning objective"),
+    K_ENUM("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
+           "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
     K_FLT("unlearn.beta", unlearn.beta, 2.5, 0, OPEN, 1000, CLOSED, "inverse temperature"),
     K_FLT("unlearn.gamma", unlearn.gamma, 0, -100, CLOSED, 100, CLOSED,
           "SimNPO margin (nats per token)"),

@@ -76,6 +76,7 @@ typedef struct {
 typedef struct {
     char preset[32];    /* "none" | "tofu-forget05" | "tofu-forget10" | "tofu-npo" */
     char method[16];    /* "ga" | "graddiff" | "npo" | "simnpo" */
+    char retain_loss[8];  /* "nll": token-mean NLL; "kl": token-mean KL(initial || current) */
     float beta, gamma, c_f, c_r;
     int epochs;             /* passes over the forget split */
     float warmup_epochs;    /* linear warm-up, in epochs of the forget split */

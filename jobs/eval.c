@@ -132,8 +132,8 @@ int job_eval(int argc, char **argv)
     ok = ns > 0;
     lethe_check(S.grid.world, ok, 2, "eval: no split to evaluate");
     session_build_model(&S, E->batch_size, T);
+    session_load_init(&S); /* checked before anything is written */
     session_output(&S);
-    session_load_init(&S);
     tokenizer *tk = NULL;
     if (tokenizer_load(&tk, c->data.path, err, sizeof err)) tk = NULL; /* ROUGE on ids then */
     lethe_generator gen;

@@ -34,8 +34,8 @@ int job_train(int argc, char **argv)
         T = loader_info(ld)->t;
     }
     session_build_model(&S, B, T);
+    session_load_init(&S); /* checked before anything is written */
     session_output(&S);
-    session_load_init(&S);
     int64_t cursor[2] = {0, 0};
     int first_step = (int)session_resume(&S, cursor, 2);
     if (ld && first_step) {

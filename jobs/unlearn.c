@@ -6,7 +6,9 @@
  * objective of model/objectives.h: one forward and one backward per step over
  * the forget and retain rows together. NPO's reference log-likelihoods come from
  * one forward-only pass of the starting model over the forget split, cached by
- * sample id in memory and in the output folder; no second model is held. Rank 0
+ * sample id in memory and in the output folder; no second model is held. The KL
+ * retain variant keeps a copy of the starting weights (values only) and runs it
+ * through the same shard each step for the retain rows' distributions. Rank 0
  * logs every step to the terminal and to unlearn_log.jsonl; checkpoints are
  * written every checkpoint.every steps and at the end (model.h5). */
 #include <math.h>
@@ -171,12 +173,10 @@ int job_unlearn(int argc, char **argv)
     lethe_check(S.grid.world, ok, 2, "unlearn: forget and retain splits have different lengths (%d, %d)",
                 T, lr ? loader_info(lr)->t : 0);
     session_build_model(&S, Bf + Br, T);
+    /* the starting weights are checked before anything is written */
+    session_load_init(&S);
     session_output(&S);
     char err[1024];
-    if (c->init.checkpoint[0]) {
-        ok = ckpt_load(c->init.checkpoint, &S.model.params, &S.grid, NULL, 0, err, sizeof err) == 0;
-        lethe_check(S.grid.world, ok, 1, "%s", err);
-    }
     int64_t spe = loader_batches_per_epoch(lf);
     ok = spe > 0;
     lethe_check(S.grid.world, ok, 2, "unlearn: forget split '%s' has fewer rows than unlearn.batch_size=%d",
@@ -185,6 +185,14 @@ int job_unlearn(int argc, char **argv)
     c->optim.warmup_steps = (int)lround(u->warmup_epochs * (double)spe);
     if (c->optim.warmup_steps >= total) c->optim.warmup_steps = total - 1;
 
+    /* KL retain term: a frozen copy of the starting weights (parameters only), run
+     * through the same shard by exchanging values before and after its forward */
+    int kl = Br > 0 && !strcmp(u->retain_loss, "kl");
+    float *kl_weights = NULL;
+    if (kl) {
+        kl_weights = lethe_malloc(sizeof(float) * S.model.params.total, "KL reference weights");
+        memcpy(kl_weights, S.model.params.data, sizeof(float) * S.model.params.total);
+    }
     int64_t nref = 0;
     ref_entry *refs = method == METHOD_NPO ? npo_reference(&S, Bf + Br, &nref) : NULL;
     /* a requeued job continues from its checkpoint (after the NPO pass, which must
@@ -203,6 +211,12 @@ int job_unlearn(int argc, char **argv)
     unsigned char *is_forget = lethe_calloc((size_t)rows, 1, "batch");
     double *s_ref = lethe_calloc((size_t)rows, sizeof(double), "batch");
     for (int i = 0; i < rf; i++) is_forget[i] = 1;
+    unsigned char *is_retain = lethe_calloc((size_t)rows, 1, "batch");
+    for (int i = rf; i < rows; i++) is_retain[i] = 1;
+    double *negent = kl ? lethe_calloc((size_t)rows, sizeof(double), "KL reference") : NULL;
+    float *kl_lsm = kl && S.model.last ? lethe_malloc(sizeof(float) * (size_t)rows * T * S.model.v_l,
+                                                      "KL reference distributions")
+                                       : NULL;
 
     FILE *logf = NULL;
     char logpath[1100], tmppath[1200];
@@ -211,9 +225,9 @@ int job_unlearn(int argc, char **argv)
         snprintf(tmppath, sizeof tmppath, "%s.partial", logpath);
         logf = fopen(tmppath, first_step ? "a" : "w");
         if (!logf) lethe_fatal("cannot write '%s'", tmppath);
-        printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g), %d epochs x %lld steps, "
-               "forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
-               u->method, u->beta, u->gamma, u->c_f, u->c_r, u->epochs, (long long)spe, Bf, Br,
+        printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g, retain %s), %d epochs x "
+               "%lld steps, forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
+               u->method, u->beta, u->gamma, u->c_f, u->c_r, kl ? "kl" : "nll", u->epochs, (long long)spe, Bf, Br,
                c->optim.lr, c->layout.dp, c->layout.pp, c->layout.tp);
     }
     double t_start = MPI_Wtime();
@@ -234,27 +248,37 @@ int job_unlearn(int argc, char **argv)
         for (int i = rf; i < rows; i++)
             for (int t = 0; t < T; t++) rt += b.targets[(size_t)i * T + t] >= 0;
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, S.grid.dp_comm));
+        if (kl) {
+            params_swap_data(&S.model.params, kl_weights);
+            model_forward_logsoftmax(&S.model, &b, kl_lsm, negent);
+            params_swap_data(&S.model.params, kl_weights);
+            S.model.soft_lp = kl_lsm;
+            S.model.soft_seq = is_retain;
+        }
         unlearn_ctx ctx = {.method = method, .beta = u->beta, .gamma = u->gamma, .c_f = u->c_f,
                            .c_r = u->c_r, .is_forget = is_forget, .s_ref = s_ref,
-                           .n_forget = Bf, .retain_tokens = rt};
+                           .negent = negent, .n_forget = Bf, .retain_tokens = rt};
         lethe_objective obj = {unlearn_objective_seq, &ctx};
         step_stats st;
         model_train_step(&S.model, &b, &obj, &c->optim, step, total, &st);
+        S.model.soft_lp = NULL;
+        S.model.soft_seq = NULL;
         /* the objective ran on the last stage of each replica: sum over replicas and
          * share along the pipeline */
-        double parts[4] = {ctx.loss_forget, ctx.loss_retain, ctx.sigma_sum, st.seconds};
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, parts, 3, MPI_DOUBLE, MPI_SUM, S.grid.dp_comm));
-        MPI_CHECK(MPI_Bcast(parts, 3, MPI_DOUBLE, S.grid.pp - 1, S.grid.pp_comm));
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &parts[3], 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
+        double parts[5] = {ctx.loss_forget, ctx.loss_retain, ctx.sigma_sum, ctx.forget_logp,
+                           st.seconds};
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, parts, 4, MPI_DOUBLE, MPI_SUM, S.grid.dp_comm));
+        MPI_CHECK(MPI_Bcast(parts, 4, MPI_DOUBLE, S.grid.pp - 1, S.grid.pp_comm));
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &parts[4], 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
         if (S.grid.rank == 0) {
-            double tps = (double)(Bf + Br) * T / parts[3];
+            double tps = (double)(Bf + Br) * T / parts[4];
             double eta = (MPI_Wtime() - t_start) / (step + 1) * (total - step - 1);
             fprintf(logf,
                     "{\"step\":%d,\"epoch\":%lld,\"loss\":%.6f,\"forget_loss\":%.6f,"
-                    "\"retain_loss\":%.6f,\"sigma\":%.6f,\"grad_norm\":%.6g,\"lr\":%.6g,"
+                    "\"retain_loss\":%.6f,\"sigma\":%.6f,\"forget_logp\":%.6f,\"grad_norm\":%.6g,\"lr\":%.6g,"
                     "\"tokens_per_s\":%.1f,\"eta_s\":%.1f}\n",
                     step + 1, (long long)epoch, st.loss, parts[0], parts[1], parts[2] / Bf,
-                    st.grad_norm, st.lr, tps, eta);
+                    parts[3] / Bf, st.grad_norm, st.lr, tps, eta);
             if (step % c->train.log_every == 0 || step == total - 1)
                 printf("step %4d/%d  epoch %lld  loss %.4f  forget %.4f  retain %.4f  sigma %.3f  "
                        "|g| %.3f  lr %.2e  %6.0f tok/s  ETA %.0fs\n",
@@ -294,7 +318,11 @@ out:
     free(b.tokens);
     free(b.targets);
     free(is_forget);
+    free(is_retain);
     free(s_ref);
+    free(negent);
+    free(kl_lsm);
+    free(kl_weights);
     session_close(&S);
     return 0;
 }

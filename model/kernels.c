@@ -274,6 +274,57 @@ void ce_backward(float *dlogits, const float *logits, const float *gmax, const f
     }
 }
 
+void ce_local_cross(float *cross, float *qsum, const float *logits, const float *soft_lp, int N,
+                    int nv, int nvalid)
+{
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * nv, *lq = soft_lp + (size_t)n * nv;
+        float c = 0.0f, z = 0.0f;
+        for (int j = 0; j < nvalid; j++) {
+            float q = fast_expf(lq[j]);
+            c += q * l[j];
+            z += q;
+        }
+        cross[n] = c;
+        qsum[n] = z;
+    }
+}
+
+void ce_soft_backward(float *dlogits, const float *logits, const float *gmax,
+                      const float *gsumexp, const float *soft_lp, const float *gqsum,
+                      const float *g, int N, int nv, int nvalid)
+{
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * nv, *lq = soft_lp + (size_t)n * nv;
+        float *d = dlogits + (size_t)n * nv;
+        float gn = g[n];
+        if (gn == 0.0f) {
+            memset(d, 0, (size_t)nv * sizeof(float));
+            continue;
+        }
+        float mx = gmax[n], a = gqsum[n] / gsumexp[n];
+        for (int j = 0; j < nvalid; j++) d[j] = gn * (fast_expf(lq[j]) - a * fast_expf(l[j] - mx));
+        for (int j = nvalid; j < nv; j++) d[j] = 0.0f;
+    }
+}
+
+void log_softmax_rows(float *out, double *negent, const float *logits, const float *gmax,
+                      const float *gsumexp, int N, int nv, int nvalid)
+{
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * nv;
+        float *o = out + (size_t)n * nv;
+        float sh = gmax[n] + logf(gsumexp[n]);
+        double h = 0.0;
+        for (int j = 0; j < nvalid; j++) {
+            o[j] = l[j] - sh;
+            h += (double)fast_expf(o[j]) * o[j];
+        }
+        for (int j = nvalid; j < nv; j++) o[j] = -INFINITY;
+        negent[n] = h;
+    }
+}
+
 void add_inplace(float *out, const float *a, size_t N)
 {
     for (size_t i = 0; i < N; i++) out[i] += a[i];

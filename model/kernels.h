@@ -78,6 +78,25 @@ void ce_local_sumexp(float *sumexp, float *tlogit, const float *logits, const fl
 void ce_backward(float *dlogits, const float *logits, const float *gmax, const float *gsumexp,
                  const int *targets, const float *g, int N, int nv, int nvalid, int v0);
 
+/* Soft targets: a distribution q over the vocabulary in place of one target id
+ * (the KL retain term, per-token KL to known transition matrices). q is given as
+ * log q on the shard's columns, soft_lp (N, nv); only valid columns are read.
+ * ce_local_cross: cross (N) = sum_j q_j * logit_j and qsum (N) = sum_j q_j over the
+ *    shard (the caller all-reduces both with sumexp); then
+ *    sum_j q_j log p_j = cross - (gmax + log gsumexp) * gqsum.
+ * ce_soft_backward: dlogits (N, nv) = g[n] * (q - gqsum * softmax), the gradient of
+ *    sum_n g[n] * sum_j q_j log p_j. Overwrites dlogits; padding columns get 0.
+ * log_softmax_rows: out (N, nv) = logits - gmax - log gsumexp on valid columns,
+ *    -INF on padding; negent (N) = sum_j p_j log p_j over the shard's valid columns
+ *    (partial: the caller sums over the tp shards). */
+void ce_local_cross(float *cross, float *qsum, const float *logits, const float *soft_lp, int N,
+                    int nv, int nvalid);
+void ce_soft_backward(float *dlogits, const float *logits, const float *gmax,
+                      const float *gsumexp, const float *soft_lp, const float *gqsum,
+                      const float *g, int N, int nv, int nvalid);
+void log_softmax_rows(float *out, double *negent, const float *logits, const float *gmax,
+                      const float *gsumexp, int N, int nv, int nvalid);
+
 /* out (N) += a (N) */
 void add_inplace(float *out, const float *a, size_t N);
 

@@ -62,6 +62,7 @@ double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, d
         *w = scale * dlds;
         c->loss_forget += scale * l;
         c->sigma_sum += sig;
+        c->forget_logp += n > 0 ? s / n : 0.0;
         return scale * l;
     }
     if (c->method == METHOD_GA || c->retain_tokens <= 0) {
@@ -69,7 +70,8 @@ double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, d
         return 0.0;
     }
     double scale = c->c_r / c->retain_tokens;
+    double l = ((c->negent ? c->negent[b] : 0.0) - s) * scale;
     *w = -scale;
-    c->loss_retain += -s * scale;
-    return -s * scale;
+    c->loss_retain += l;
+    return l;
 }

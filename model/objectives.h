@@ -3,7 +3,9 @@
  * Every objective is a function of per-sequence sums s = sum_t log p(y_t | ...)
  * over the answer tokens (and closing EOS), with |y| such tokens. The loss is
  *     L = c_f * mean over forget sequences of l_f(s, |y|) + c_r * L_r,
- *     L_r = token-mean NLL over the retain sequences of the batch,
+ *     L_r = token-mean NLL over the retain sequences of the batch, or the
+ *           token-mean KL(q || p) to the initial model's distributions q
+ *           (soft targets: s = sum_t sum_j q_j log p_j, KL = negent - s),
  * and each sequence contributes w = dL/ds, by which the backward of its
  * cross-entropy is scaled (model_forward_backward). One forward and one
  * backward serve every method under any layout.
@@ -33,10 +35,13 @@ typedef struct {
     /* the step's batch (this replica's sequences, B of them) */
     const unsigned char *is_forget; /* (B) 1 forget, 0 retain */
     const double *s_ref;            /* (B) NPO: reference log-likelihood sums of forget seqs */
+    const double *negent;           /* (B) KL retain term: sum over the sequence's target positions
+                                       of sum_j q_j log q_j under the initial model, or NULL (NLL) */
     double n_forget;                /* forget sequences in the GLOBAL batch */
     double retain_tokens;           /* retain target tokens in the GLOBAL batch */
     /* accumulated by the objective over this replica's sequences (for logging) */
     double loss_forget, loss_retain, sigma_sum;
+    double forget_logp; /* sum over forget sequences of s/|y| (mean token log-likelihood) */
 } unlearn_ctx;
 
 /* The per-sequence callback for lethe_objective (ctx: unlearn_ctx *). */

@@ -201,3 +201,12 @@ void params_gather(const lethe_params *t, MPI_Comm world, int dp_rank, const cha
     }
     free(mine);
 }
+
+void params_swap_data(lethe_params *t, float *other)
+{
+    for (size_t i = 0; i < t->total; i++) {
+        float x = t->data[i];
+        t->data[i] = other[i];
+        other[i] = x;
+    }
+}

@@ -53,6 +53,9 @@ int params_find(const lethe_params *t, const char *name);
  * the tensor gets the same values. Padding rows are zero. */
 void params_init_normal(lethe_params *t, int idx, uint64_t seed, float std);
 void params_fill(lethe_params *t, int idx, float value);
+/* Exchanges the parameter values (data) with `other` (total floats): run a frozen
+ * copy of the weights through the same shard without a second model. */
+void params_swap_data(lethe_params *t, float *other);
 
 /* Hash helpers shared by the initialiser and the synthetic data source. */
 uint64_t lethe_hash64(uint64_t x);

@@ -20,6 +20,7 @@ typedef struct {
     const lethe_objective *obj;
     double *seq_s, *seq_n; /* (B) replica-wide results, filled on the last stage */
     float *tok_logp;       /* (B, T) or NULL */
+    float *lsm;            /* (B*T, v_l) log-softmax out (model_forward_logsoftmax), or NULL */
     double loss;
     MPI_Request *act_req;  /* per slot */
     MPI_Request *grad_req; /* per slot */
@@ -44,7 +45,7 @@ static void fwd(sched *S, int i)
     else
         comm_recv(s->resid[0], NC, pr - 1, 2 * i, pc);
     const int *tg = mb_rows(S->b->targets, m, i);
-    stage_forward(m, s, tg, S->seq_s + (size_t)i * m->Bm, S->seq_n + (size_t)i * m->Bm);
+    stage_forward(m, s, i, tg, S->seq_s + (size_t)i * m->Bm, S->seq_n + (size_t)i * m->Bm);
     if (!m->last) {
         comm_isend(s->resid[m->nl], NC, pr + 1, 2 * i, pc, &S->act_req[i % m->nslots]);
         return;
@@ -52,6 +53,9 @@ static void fwd(sched *S, int i)
     if (S->tok_logp)
         memcpy(S->tok_logp + (size_t)i * m->Bm * m->T, s->logp,
                sizeof(float) * (size_t)m->Bm * m->T);
+    if (S->lsm)
+        stage_log_softmax(m, tg, S->lsm + (size_t)i * m->Bm * m->T * m->v_l,
+                          S->seq_s + (size_t)i * m->Bm);
     if (!S->obj) return;
     /* the objective turns per-sequence sums into loss and d loss / d s */
     for (int b = 0; b < m->Bm; b++) {
@@ -71,7 +75,7 @@ static void bwd(sched *S, int i)
     MPI_Comm pc = m->grid->pp_comm;
     int pr = m->grid->pp_rank;
     if (m->last)
-        stage_head_backward(m, s, mb_rows(S->b->targets, m, i));
+        stage_head_backward(m, s, i, mb_rows(S->b->targets, m, i));
     else
         comm_recv(m->dx, NC, pr + 1, 2 * i + 1, pc);
     stage_backward(m, s, mb_rows(S->b->tokens, m, i));
@@ -166,4 +170,14 @@ void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *
         size_t n = (size_t)b->B * b->T;
         MPI_CHECK(MPI_Bcast(tok_logp, (int)n, MPI_FLOAT, m->grid->pp - 1, m->grid->pp_comm));
     }
+}
+
+void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent)
+{
+    sched S;
+    sched_init(&S, m, b, 0);
+    S.lsm = m->last ? out : NULL;
+    int M = b->B / m->Bm;
+    for (int i = 0; i < M; i++) fwd(&S, i);
+    sched_finish(&S, negent, NULL);
 }

@@ -299,41 +299,87 @@ static void layer_forward(lethe_model *m, const lethe_layer_w *w, lethe_layer_ac
     add_inplace(out, a->xmid, (size_t)N * C);
 }
 
-void stage_forward(lethe_model *m, lethe_slot *s, const int *targets, double *seq_s,
+/* Micro-batch mb's sequence b uses soft targets: its rows in m->soft_lp, or NULL. */
+static const float *soft_rows(const lethe_model *m, int mb, int b)
+{
+    int gb = mb * m->Bm + b;
+    if (!m->soft_seq || !m->soft_seq[gb]) return NULL;
+    return m->soft_lp + (size_t)gb * m->T * m->v_l;
+}
+
+void stage_forward(lethe_model *m, lethe_slot *s, int mb, const int *targets, double *seq_s,
                    double *seq_n)
 {
     for (int l = 0; l < m->nl; l++) layer_forward(m, &m->w[l], &s->layer[l], s->resid[l], s->resid[l + 1]);
     if (!m->last) return;
-    int N = m->Bm * m->T, C = m->C;
+    int N = m->Bm * m->T, C = m->C, T = m->T, nv = m->v_l;
     rmsnorm_forward(s->lnf, s->rstdf, s->resid[m->nl], m->norm, N, C, m->cfg.norm_eps);
-    matmul_forward(m->logits, s->lnf, m->head, N, C, m->v_l);
-    float *gmax = m->ce_buf, *sums = m->ce_buf + N; /* sums: sumexp (N) then tlogit (N) */
-    ce_local_max(gmax, m->logits, N, m->v_l, m->v_valid);
+    matmul_forward(m->logits, s->lnf, m->head, N, C, nv);
+    /* ce_buf: gmax (N), then sumexp (N), tlogit or soft cross term (N), soft mass (N) */
+    float *gmax = m->ce_buf, *sums = m->ce_buf + N, *qsum = m->ce_buf + 3 * N;
+    ce_local_max(gmax, m->logits, N, nv, m->v_valid);
     comm_allreduce_max(gmax, (size_t)N, m->grid->tp_comm);
-    ce_local_sumexp(sums, sums + N, m->logits, gmax, targets, N, m->v_l, m->v_valid, m->v0);
-    comm_allreduce_sum(sums, 2 * (size_t)N, m->grid->tp_comm);
-    for (int n = 0; n < N; n++)
-        s->logp[n] = targets[n] >= 0 ? sums[N + n] - gmax[n] - logf(sums[n]) : 0.0f;
+    ce_local_sumexp(sums, sums + N, m->logits, gmax, targets, N, nv, m->v_valid, m->v0);
+    memset(qsum, 0, sizeof(float) * (size_t)N);
+    int any_soft = 0;
     for (int b = 0; b < m->Bm; b++) {
+        const float *q = soft_rows(m, mb, b);
+        if (!q) continue;
+        any_soft = 1;
+        size_t r0 = (size_t)b * T;
+        ce_local_cross(sums + N + r0, qsum + r0, m->logits + r0 * nv, q, T, nv, m->v_valid);
+    }
+    comm_allreduce_sum(sums, (any_soft ? 3 : 2) * (size_t)N, m->grid->tp_comm);
+    for (int b = 0; b < m->Bm; b++) {
+        int soft = soft_rows(m, mb, b) != NULL;
         double sb = 0.0, nb = 0.0;
-        for (int t = 0; t < m->T; t++)
-            if (targets[b * m->T + t] >= 0) {
-                sb += s->logp[b * m->T + t];
+        for (int t = 0; t < T; t++) {
+            int n = b * T + t;
+            float lz = gmax[n] + logf(sums[n]);
+            s->logp[n] = targets[n] < 0 ? 0.0f
+                         : soft         ? sums[N + n] - lz * qsum[n]
+                                        : sums[N + n] - lz;
+            if (targets[n] >= 0) {
+                sb += s->logp[n];
                 nb += 1.0;
             }
+        }
         seq_s[b] = sb;
         seq_n[b] = nb;
     }
 }
 
-void stage_head_backward(lethe_model *m, lethe_slot *s, const int *targets)
+void stage_log_softmax(lethe_model *m, const int *targets, float *out, double *negent)
 {
-    int N = m->Bm * m->T, C = m->C;
+    int N = m->Bm * m->T, T = m->T;
     float *gmax = m->ce_buf, *sums = m->ce_buf + N;
-    ce_backward(m->dlogits, m->logits, gmax, sums, targets, m->gcoef, N, m->v_l, m->v_valid,
-                m->v0);
+    double *h = lethe_malloc(sizeof(double) * (size_t)N, "negative entropies");
+    log_softmax_rows(out, h, m->logits, gmax, sums, N, m->v_l, m->v_valid);
+    for (int b = 0; b < m->Bm; b++) {
+        negent[b] = 0.0;
+        for (int t = 0; t < T; t++)
+            if (targets[b * T + t] >= 0) negent[b] += h[b * T + t];
+    }
+    free(h);
+    comm_allreduce_sum_d(negent, (size_t)m->Bm, m->grid->tp_comm);
+}
+
+void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets)
+{
+    int N = m->Bm * m->T, C = m->C, T = m->T, nv = m->v_l;
+    float *gmax = m->ce_buf, *sums = m->ce_buf + N, *qsum = m->ce_buf + 3 * N;
+    for (int b = 0; b < m->Bm; b++) {
+        const float *q = soft_rows(m, mb, b);
+        size_t r0 = (size_t)b * T;
+        if (q)
+            ce_soft_backward(m->dlogits + r0 * nv, m->logits + r0 * nv, gmax + r0, sums + r0, q,
+                             qsum + r0, m->gcoef + r0, T, nv, m->v_valid);
+        else
+            ce_backward(m->dlogits + r0 * nv, m->logits + r0 * nv, gmax + r0, sums + r0,
+                        targets + r0, m->gcoef + r0, T, nv, m->v_valid, m->v0);
+    }
     memset(m->dln, 0, sizeof(float) * (size_t)N * C);
-    matmul_backward(m->dln, GRAD(m, m->head), m->dlogits, s->lnf, m->head, N, C, m->v_l);
+    matmul_backward(m->dln, GRAD(m, m->head), m->dlogits, s->lnf, m->head, N, C, nv);
     comm_allreduce_sum(m->dln, (size_t)N * C, m->grid->tp_comm);
     memset(m->dx, 0, sizeof(float) * (size_t)N * C);
     rmsnorm_backward(m->dx, GRAD(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N, C);

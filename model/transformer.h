@@ -73,6 +73,13 @@ typedef struct {
     float *ce_buf;              /* (4N) */
     float *gcoef;               /* (N) per-token loss gradient */
     double *seq_s, *seq_n;      /* (Bm) */
+    /* Soft targets (optional, set by the caller for one call of model_forward or
+     * model_forward_backward): sequences b of the replica batch with soft_seq[b]
+     * take, at each position with a target, the distribution whose log is row
+     * (b*T + t) of soft_lp (B*T, v_l: this rank's vocabulary shard, last stage)
+     * instead of the target id; their s is then sum_t sum_j q_j log p_j. */
+    const float *soft_lp;
+    const unsigned char *soft_seq;
     /* statistics of the last step */
     double comm_seconds, bubble_seconds;
     double bytes_sent;
@@ -101,6 +108,12 @@ double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_
  * log-probabilities (B, T), valid on every rank of the replica. */
 void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *seq_n,
                    float *tok_logp);
+
+/* Forward only, keeping the distributions: on the last stage, out (B*T, v_l) gets
+ * this rank's shard of log-softmax at every position (rows without a target too),
+ * and every rank of the replica gets negent (B): per sequence, sum over positions
+ * with a target of sum_j p_j log p_j (the negative entropy). */
+void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent);
 
 /* Sums gradients over dp (bucketed) and over the tied-embedding pair. */
 void model_reduce_grads(lethe_model *m);

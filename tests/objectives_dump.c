@@ -55,21 +55,27 @@ typedef struct {
     const char *name;
     lethe_method method;
     double beta, gamma, c_f, c_r;
-    int ref; /* NPO reference */
+    int ref; /* NPO reference (and, with kl, the KL retain term's initial model) */
+    int kl;  /* retain term: 0 token-mean NLL, 1 token-mean KL(reference || current) */
 } obj_case;
 
 /* DESIGN §3's reference settings: NPO beta 0.1 (and a sharper beta 2), TOFU forget05
- * SimNPO (beta 2.5, c_f 0.1375, gamma 0) and a margin gamma 0.5 at forget10's beta 4.5. */
+ * SimNPO (beta 2.5, c_f 0.1375, gamma 0) and a margin gamma 0.5 at forget10's beta 4.5;
+ * SimNPO and NPO with the KL(initial || current) retain term. */
 static const obj_case cases[] = {
-    {"ga", METHOD_GA, 0, 0, 1, 1, REF_NONE},
-    {"ga_retain_rows", METHOD_GA, 0, 0, 1, 1, REF_NONE},
-    {"graddiff", METHOD_GRADDIFF, 0, 0, 1, 1, REF_NONE},
-    {"npo_beta0.1", METHOD_NPO, 0.1, 0, 1, 1, REF_INITIAL},
-    {"npo_beta2", METHOD_NPO, 2, 0, 1, 1, REF_INITIAL},
-    {"npo_beta0.1_perturbed_ref", METHOD_NPO, 0.1, 0, 1, 1, REF_PERTURBED},
-    {"npo_beta2_perturbed_ref", METHOD_NPO, 2, 0, 1, 1, REF_PERTURBED},
-    {"simnpo", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, REF_NONE},
-    {"simnpo_gamma0.5", METHOD_SIMNPO, 4.5, 0.5, 0.125, 1, REF_NONE},
+    {"ga", METHOD_GA, 0, 0, 1, 1, REF_NONE, 0},
+    {"ga_retain_rows", METHOD_GA, 0, 0, 1, 1, REF_NONE, 0},
+    {"graddiff", METHOD_GRADDIFF, 0, 0, 1, 1, REF_NONE, 0},
+    {"npo_beta0.1", METHOD_NPO, 0.1, 0, 1, 1, REF_INITIAL, 0},
+    {"npo_beta2", METHOD_NPO, 2, 0, 1, 1, REF_INITIAL, 0},
+    {"npo_beta0.1_perturbed_ref", METHOD_NPO, 0.1, 0, 1, 1, REF_PERTURBED, 0},
+    {"npo_beta2_perturbed_ref", METHOD_NPO, 2, 0, 1, 1, REF_PERTURBED, 0},
+    {"simnpo", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, REF_NONE, 0},
+    {"simnpo_gamma0.5", METHOD_SIMNPO, 4.5, 0.5, 0.125, 1, REF_NONE, 0},
+    /* the KL retain term against a perturbed copy of the weights (at the initial weights
+     * themselves KL and its gradient are zero) */
+    {"simnpo_kl", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, REF_PERTURBED, 1},
+    {"npo_beta0.1_kl", METHOD_NPO, 0.1, 0, 1, 1, REF_PERTURBED, 1},
 };
 
 #define NF 4 /* forget rows */
@@ -122,6 +128,8 @@ static void write_or_die(const char *path, int n, const char **names, const st_d
 }
 
 /* The job's context for this batch (jobs/unlearn.c): global counts of a 1-replica batch. */
+static const double *kl_negent; /* KL cases: the reference's per-sequence negative entropy */
+
 static unlearn_ctx make_ctx(const obj_case *oc, const lethe_batch *b,
                             const unsigned char *is_forget, const double *s_ref, int nf)
 {
@@ -135,6 +143,7 @@ static unlearn_ctx make_ctx(const obj_case *oc, const lethe_batch *b,
                      .c_r = oc->c_r,
                      .is_forget = is_forget,
                      .s_ref = s_ref,
+                     .negent = kl_negent,
                      .n_forget = nf,
                      .retain_tokens = rt};
     return c;
@@ -298,6 +307,23 @@ int main(int argc, char **argv)
     }
     memcpy(m2.params.data, m.params.data, sizeof(float) * m.params.total);
 
+    /* ---- KL retain term: the reference's distributions, as jobs/unlearn.c makes them
+     * (its weights exchanged into the model for one forward). One buffer over the
+     * replica batch serves both micro-batchings. */
+    float *kl_lsm = NULL;
+    double negent[NF + NR] = {0};
+    unsigned char is_retain[NF + NR] = {0};
+    if (oc->kl) {
+        for (int i = nf; i < B; i++) is_retain[i] = 1;
+        kl_lsm = lethe_malloc(sizeof(float) * (size_t)B * T * m.v_l, "KL reference");
+        params_swap_data(&m.params, ref_w);
+        model_forward_logsoftmax(&m, &b, kl_lsm, negent);
+        params_swap_data(&m.params, ref_w);
+        kl_negent = negent;
+        m.soft_lp = m2.soft_lp = kl_lsm;
+        m.soft_seq = m2.soft_seq = is_retain;
+    }
+
     /* ---- forward + backward with the job's objective ---- */
     unlearn_ctx ctx = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj = {unlearn_objective_seq, &ctx};
@@ -322,14 +348,15 @@ int main(int argc, char **argv)
              "\"norm_eps\":\"%.9g\",\"tie_embeddings\":\"%d\",\"batch\":\"%d\",\"seq_len\":\"%d\","
              "\"method\":\"%s\",\"beta\":\"%.17g\",\"gamma\":\"%.17g\",\"c_f\":\"%.17g\","
              "\"c_r\":\"%.17g\",\"n_forget\":\"%.17g\",\"retain_tokens\":\"%.17g\","
-             "\"reference\":\"%s\"}",
+             "\"reference\":\"%s\",\"retain_loss\":\"%s\"}",
              oc->name, mc.vocab_size, mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.mlp_dim,
              (double)mc.rope_theta, (double)mc.norm_eps, mc.tie_embeddings, B, T,
              method_name(oc->method), oc->beta, oc->gamma, oc->c_f, oc->c_r, ctx.n_forget,
              ctx.retain_tokens,
              oc->ref == REF_NONE      ? "none"
              : oc->ref == REF_INITIAL ? "initial"
-                                      : "perturbed");
+                                      : "perturbed",
+             oc->kl ? "kl" : "nll");
     snprintf(path, sizeof path, "%s/weights.safetensors", outdir);
     write_params(path, &m, m.params.data, meta);
     if (ref_w) {
@@ -413,6 +440,7 @@ int main(int argc, char **argv)
     free(tok);
     free(tg);
     free(ref_w);
+    free(kl_lsm);
     free(grad2);
     model_free(&m);
     model_free(&m2);

@@ -14,6 +14,9 @@ the objectives are written here from their definitions (DESIGN §3), not from le
                     weights (ref_weights.safetensors: the initial model or a perturbed one)
     SimNPO    l_f = -(2/beta) log sigmoid(-(beta/|y|) s - gamma)
     L = c_f * mean over forget rows of l_f + c_r * (-(sum of retain s) / retain tokens)
+With retain_loss "kl" the retain term is the token-mean KL(q || p) to the reference
+weights' distributions q (ref_weights.safetensors): a retain row's s is then
+sum_t sum_j q_j log p_j and the term c_r * sum_rows (sum_t sum_j q_j log q_j - s) / tokens.
 Gradients come from autograd of L (and of the forget term alone).
 
 Criterion (lethe value a, reference b), against the reference in float32 and in float64:
@@ -49,14 +52,26 @@ TOL = 1e-4
 
 def seq_sums(model, tokens, targets):
     """Per-sequence sums of target log-probabilities and target counts."""
-    lp = torch.log_softmax(model.logits(tokens), dim=-1)
+    model.logits_cache = model.logits(tokens)
+    lp = torch.log_softmax(model.logits_cache, dim=-1)
     valid = targets >= 0
     tok = lp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     tok = torch.where(valid, tok, torch.zeros_like(tok))
     return tok.sum(dim=1), valid.sum(dim=1)
 
 
-def objective(case, s, n, s_ref, is_forget):
+def soft_sums(model, ref_logp, targets, rows):
+    """Rows `rows` of s replaced by sum_t sum_j q_j log p_j (q = exp(ref_logp)); also the
+    reference's per-row negative entropy sum_t sum_j q_j log q_j."""
+    lp = torch.log_softmax(model.logits_cache, dim=-1)
+    q = ref_logp.exp()
+    valid = (targets >= 0).to(lp.dtype)
+    cross = ((q * lp).sum(-1) * valid).sum(1)
+    negent = ((q * ref_logp).sum(-1) * valid).sum(1)
+    return cross, negent
+
+
+def objective(case, s, n, s_ref, is_forget, negent=None):
     """Loss, forget part, retain part, sigmoid sum: DESIGN §3 written out."""
     method = case["method"]
     beta, gamma = float(case["beta"]), float(case["gamma"])
@@ -81,7 +96,8 @@ def objective(case, s, n, s_ref, is_forget):
     if method == "ga" or not bool(r.any()):
         retain = torch.zeros((), dtype=s.dtype)
     else:
-        retain = c_r * (-s[r].sum() / n[r].sum().to(s.dtype))
+        h = negent[r].sum() if negent is not None else 0.0
+        retain = c_r * ((h - s[r].sum()) / n[r].sum().to(s.dtype))
     return forget + retain, forget, retain, sig.sum()
 
 
@@ -110,7 +126,8 @@ def main():
     fcounts = counts[batch["is_forget"] != 0]
     first = int(np.argmax((batch["targets"] >= 0).any(0)))
     print(f"torch_objectives.py: case {name}: {case['method']} beta {case['beta']} gamma "
-          f"{case['gamma']} c_f {case['c_f']} c_r {case['c_r']}, s_ref {ref_kind}; batch "
+          f"{case['gamma']} c_f {case['c_f']} c_r {case['c_r']}, retain "
+          f"{case.get('retain_loss', 'nll')}, reference {ref_kind}; batch "
           f"{int(is_forget.sum())} forget + {int((~is_forget).sum())} retain x {T}, targets per "
           f"row {counts.tolist()}, torch {torch.__version__}")
     failures = []
@@ -136,12 +153,19 @@ def main():
     for dt in (torch.float32, torch.float64):
         mdl = Llama(case, weights, dt)
         s, n = seq_sums(mdl, tokens, targets)
+        kl = case.get("retain_loss", "nll") == "kl"
         if ref_weights is not None:
             with torch.no_grad():
-                s_ref = seq_sums(Llama(case, ref_weights, dt), tokens, targets)[0]
+                rmdl = Llama(case, ref_weights, dt)
+                s_ref = seq_sums(rmdl, tokens, targets)[0]
+                ref_logp = torch.log_softmax(rmdl.logits_cache, dim=-1)
         else:
             s_ref = torch.zeros(B, dtype=dt)
-        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget)
+        negent = None
+        if kl:
+            cross, negent = soft_sums(mdl, ref_logp, targets, ~is_forget)
+            s = torch.where(is_forget, s, cross)
+        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent)
         params = [mdl.P[k] for k in names]
         g_all = torch.autograd.grad(loss, params, retain_graph=True)
         g_f = torch.autograd.grad(lf, params, allow_unused=True)
@@ -150,7 +174,10 @@ def main():
         mdl_after = Llama(case, final, dt)
         with torch.no_grad():
             s_a, n_a = seq_sums(mdl_after, tokens, targets)
-            loss_a = objective(case, s_a, n_a, s_ref, is_forget)[0]
+            if kl:
+                s_a = torch.where(is_forget, s_a, soft_sums(mdl_after, ref_logp, targets,
+                                                             ~is_forget)[0])
+            loss_a = objective(case, s_a, n_a, s_ref, is_forget, negent)[0]
         ref[dt] = {"loss": float(loss), "forget": float(lf), "retain": float(lr),
                    "sigma": float(sig), "s": s.detach().numpy(), "n": n.numpy(),
                    "s_ref": s_ref.numpy(), "loss_after": float(loss_a), "s_after": s_a.numpy(),

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# tests/unlearn_cli.sh — `lethe unlearn` through the real command line.
+#
+# 1. Data and an origin model: `lethe synth` (20 fictitious authors x 11 questions,
+#    forget05 = 11 rows) and `lethe train` on train_full until the model knows it.
+# 2. Every method — ga, graddiff, npo, simnpo, and simnpo with the KL retain term —
+#    unlearns forget05 on 2 ranks, each under a different layout (tp 2, pp 2, dp 2),
+#    the same budget for all (10 steps, lr 2e-3). From unlearn_log.jsonl, first and
+#    last step: the forget rows' mean token log-likelihood (forget_logp) must fall by
+#    at least 0.2 nats; for the methods with a retain term, the retain loss of the
+#    last step must stay below RETAIN_BOUND (NLL: nats per token; KL: nats per token).
+# 3. Bad input: an unknown method, beta <= 0, a forget split the dataset lacks, a
+#    missing initial checkpoint and one whose shapes do not fit model.* each end with
+#    a non-zero exit on every rank, exactly one "lethe: " line on stderr naming the
+#    culprit, and the output folder as it was (a sentinel file, nothing added).
+#
+# Env: MPIRUN, LETHE_BIN (set by ctest). Prints the curves' first and last values.
+set -uo pipefail
+: "${MPIRUN:?MPIRUN is not set}"
+: "${LETHE_BIN:?LETHE_BIN is not set}"
+export OMPI_MCA_orte_execute_quiet=1
+RETAIN_BOUND=1.0
+work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-unlearn.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+fail=0
+say_fail() {
+    echo "FAIL: $*"
+    fail=1
+}
+lethe() { # lethe NP JOB CONFIG [--set ...]
+    local np="$1"
+    shift
+    timeout 300 "$MPIRUN" --oversubscribe -n "$np" "$LETHE_BIN" "$@"
+}
+
+model='"model": {"vocab_size": 600, "dim": 48, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2,
+  "mlp_dim": 96, "max_seq_len": 40, "init_seed": 5}, "threads": 1'
+cat >"$work/synth.json" <<EOF
+{"synth": {"kind": "authors", "seed": 21, "output": "$work/data.h5", "n_authors": 20,
+  "questions": 11, "perturbed": 2, "holdout_authors": 2, "utility_facts": 8, "seq_len": 40},
+ "output": {"dir": "$work/synth"}}
+EOF
+cat >"$work/train.json" <<EOF
+{$model,
+ "layout": {"dp": 2, "pp": 1, "tp": 1, "micro_batches": 1},
+ "optim": {"schedule": "constant", "lr": 0.004, "warmup_steps": 2},
+ "data": {"source": "hdf5", "path": "$work/data.h5", "split": "train_full"},
+ "train": {"steps": 120, "batch_size": 16, "log_every": 40},
+ "output": {"dir": "$work/origin"}}
+EOF
+lethe 1 synth "$work/synth.json" >"$work/synth.log" 2>&1 || { cat "$work/synth.log"; say_fail "lethe synth"; exit 1; }
+lethe 2 train "$work/train.json" >"$work/train.log" 2>&1 || { cat "$work/train.log"; say_fail "lethe train"; exit 1; }
+
+unlearn_cfg() { # NAME METHOD RETAIN_LOSS DP PP TP
+    cat >"$work/$1.json" <<EOF
+{$model,
+ "layout": {"dp": $4, "pp": $5, "tp": $6, "micro_batches": $5},
+ "optim": {"schedule": "constant", "lr": 0.002, "warmup_steps": 0},
+ "data": {"source": "hdf5", "path": "$work/data.h5", "forget_split": "forget05",
+          "retain_split": "retain95"},
+ "unlearn": {"method": "$2", "retain_loss": "$3", "epochs": 5, "warmup_epochs": 0,
+             "batch_size": 4, "retain_batch_size": 4},
+ "init": {"checkpoint": "$work/origin/model.h5"},
+ "output": {"dir": "$work/$1"}}
+EOF
+}
+# field N of line L of a JSON-lines file, by key
+field() { sed -n "$2p" "$1" | grep -o "\"$3\":[-0-9.eE+]*" | cut -d: -f2; }
+
+echo "method         layout     forget_logp first -> last    retain_loss first -> last"
+for spec in "ga ga nll 1 1 2" "graddiff graddiff nll 1 2 1" "npo npo nll 2 1 1" \
+    "simnpo simnpo nll 1 1 2" "simnpo-kl simnpo kl 1 2 1"; do
+    read -r name method rl dp pp tp <<<"$spec"
+    unlearn_cfg "$name" "$method" "$rl" "$dp" "$pp" "$tp"
+    if ! lethe 2 unlearn "$work/$name.json" >"$work/$name.log" 2>&1; then
+        cat "$work/$name.log"
+        say_fail "$name: lethe unlearn failed"
+        continue
+    fi
+    log="$work/$name/unlearn_log.jsonl"
+    n="$(wc -l <"$log")"
+    f0="$(field "$log" 1 forget_logp)" f1="$(field "$log" "$n" forget_logp)"
+    r0="$(field "$log" 1 retain_loss)" r1="$(field "$log" "$n" retain_loss)"
+    printf '%-14s dp%s pp%s tp%s  %9.4f -> %9.4f        %8.4f -> %8.4f   (%s steps)\n' \
+        "$name" "$dp" "$pp" "$tp" "$f0" "$f1" "$r0" "$r1" "$n"
+    [ "$n" -eq 10 ] || say_fail "$name: $n logged steps, expected 10"
+    awk -v a="$f0" -v b="$f1" 'BEGIN { exit !(b <= a - 0.2) }' ||
+        say_fail "$name: forget log-likelihood per token $f0 -> $f1 did not fall by 0.2"
+    if [ "$method" != ga ]; then
+        awk -v r="$r1" -v m="$RETAIN_BOUND" 'BEGIN { exit !(r <= m) }' ||
+            say_fail "$name: retain loss $r1 above the bound $RETAIN_BOUND"
+    fi
+    [ -f "$work/$name/model.h5" ] || say_fail "$name: no model.h5"
+done
+grep -q "retain kl" "$work/simnpo-kl.log" || say_fail "simnpo-kl: the job did not report the KL retain term"
+[ -f "$work/npo/npo_reference.jsonl" ] || say_fail "npo: no npo_reference.jsonl"
+
+# ---- bad input: one line, non-zero exit on every rank, nothing touched ----
+# a checkpoint of another model (dim 32) for the shape mismatch
+cat >"$work/other.json" <<EOF
+{"model": {"vocab_size": 600, "dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2,
+  "mlp_dim": 96, "max_seq_len": 40}, "threads": 1,
+ "data": {"source": "hdf5", "path": "$work/data.h5", "split": "train_full"},
+ "optim": {"warmup_steps": 0},
+ "train": {"steps": 1, "batch_size": 2}, "output": {"dir": "$work/other"}}
+EOF
+lethe 1 train "$work/other.json" >"$work/other.log" 2>&1 || { cat "$work/other.log"; say_fail "other model"; }
+unlearn_cfg bad simnpo nll 1 1 1
+bad=0 refused=0
+expect_refusal() { # LABEL EXPECTED-TEXT --set ...
+    local label="$1" want="$2"
+    shift 2
+    local out="$work/bad-out"
+    rm -rf "$out"
+    mkdir -p "$out"
+    echo keep >"$out/sentinel"
+    bad=$((bad + 1))
+    for np in 1 2; do
+        lethe "$np" unlearn "$work/bad.json" --set output.dir="$out" --set layout.dp="$np" "$@" \
+            >"$work/bad.out" 2>"$work/bad.err"
+        local rc=$? lines
+        lines="$(wc -l <"$work/bad.err")"
+        local ok=1
+        if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+            say_fail "$label np$np: exit status $rc"
+            ok=0
+        fi
+        if [ "$lines" -ne 1 ] || ! grep -q "^lethe: .*$want" "$work/bad.err"; then
+            say_fail "$label np$np: expected one 'lethe: ...$want...' line, got $lines:"
+            sed 's/^/    | /' "$work/bad.err"
+            ok=0
+        fi
+        if [ "$(ls -A "$out")" != sentinel ] || [ "$(cat "$out/sentinel")" != keep ]; then
+            say_fail "$label np$np: the output folder changed: $(ls -A "$out" | tr '\n' ' ')"
+            ok=0
+        fi
+        [ $ok -eq 1 ] || return
+    done
+    refused=$((refused + 1))
+    echo "refused ($label): $(cat "$work/bad.err")"
+}
+expect_refusal "unknown method" "unlearn.method" --set unlearn.method='"sgd"'
+expect_refusal "beta 0" "unlearn.beta" --set unlearn.beta=0
+expect_refusal "beta < 0" "unlearn.beta" --set unlearn.beta=-1
+expect_refusal "unknown retain loss" "unlearn.retain_loss" --set unlearn.retain_loss='"mse"'
+expect_refusal "missing forget split" "nope" --set data.forget_split='"nope"'
+expect_refusal "missing checkpoint" "missing.h5" --set init.checkpoint="\"$work/missing.h5\""
+expect_refusal "checkpoint shape mismatch" "other/model.h5" \
+    --set init.checkpoint="\"$work/other/model.h5\""
+echo "unlearn bad input: $refused/$bad refused cleanly"
+[ $fail -eq 0 ] && echo "unlearn_cli: PASS"
+exit $fail
