@@ -964,6 +964,15 @@ static void make_markov_splits(synth_data *d)
     s->name = "train_retain";
     s->nr = 1;
     s->hi[0] = d->m_train;
+    /* the forget set of an unlearning run: both forget chains (long and short rows) */
+    s = &d->split[d->n_splits++];
+    memset(s, 0, sizeof *s);
+    s->name = "forget";
+    s->nr = 2;
+    for (int c = 1; c < 3; c++) {
+        s->hi[c - 1] = d->m_train;
+        s->ch[c - 1] = c;
+    }
 }
 
 /* Digest of the chains and of every distinct sequence (train_full repeats them). */

@@ -38,7 +38,8 @@
  * in the paper), answer_start 1, L = markov_len_long (retain, forget1) or
  * markov_len_short (forget2). Splits: retain, forget1, forget2 (markov_retain rows each),
  * eval/retain, eval/forget1, eval/forget2 (max(1, markov_retain / 4) held-out rows each),
- * train_full (retain + forget1 + forget2 rows, in that order), train_retain (= retain).
+ * train_full (retain + forget1 + forget2 rows, in that order), train_retain (= retain),
+ * forget (forget1 + forget2 rows: the forget set of an unlearning run).
  * /chains/{retain,forget1,forget2} float64 (S, S) and /chains/initial_{...} float64 (S)
  * hold the true distributions. sample_id = (c * 2 + part) * 2^32 + i, part 0 for the
  * training splits and 1 for eval.

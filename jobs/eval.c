@@ -105,6 +105,26 @@ int job_eval(int argc, char **argv)
     const lethe_eval_config *E = &c->eval;
     int ok = c->data.path[0] != 0;
     lethe_check(S.grid.world, ok, 2, "eval: data.path must name an HDF5 token dataset");
+    char err[1024];
+    dataset_info info;
+    if (eval_is_markov(c->data.path)) {
+        /* a mixture of Markov chains: KL to the true chains (jobs/eval_markov.c) */
+        ok = dataset_inspect(&info, c->data.path, "eval/retain", DATASET_CHECK_META, 0, err,
+                             sizeof err) == 0;
+        lethe_check(S.grid.world, ok, 2, "eval: %s", err);
+        ok = E->batch_size % S.grid.dp == 0 &&
+             (E->batch_size / S.grid.dp) % c->layout.micro_batches == 0;
+        lethe_check(S.grid.world, ok, 2,
+                    "eval: eval.batch_size=%d must be a multiple of layout.dp x "
+                    "layout.micro_batches = %d x %d",
+                    E->batch_size, S.grid.dp, c->layout.micro_batches);
+        session_build_model(&S, E->batch_size, info.t);
+        session_load_init(&S);
+        session_output(&S);
+        eval_markov(&S, info.source_digest);
+        session_close(&S);
+        return 0;
+    }
     ok = E->batch_size % S.grid.dp == 0 && (E->batch_size / S.grid.dp) % c->layout.micro_batches == 0;
     lethe_check(S.grid.world, ok, 2,
                 "eval: eval.batch_size=%d must be a multiple of layout.dp x layout.micro_batches = %d x %d",
@@ -119,8 +139,6 @@ int job_eval(int argc, char **argv)
     for (char *t = strtok(util, ","); t && ns < MAX_SPLITS - 1; t = strtok(NULL, ","))
         if (*t) names[ns] = t, roles[ns++] = 2;
     if (E->holdout_split[0]) names[ns] = E->holdout_split, roles[ns++] = 3;
-    char err[1024];
-    dataset_info info;
     int T = 0;
     for (int i = 0; i < ns; i++) {
         ok = dataset_inspect(&info, c->data.path, names[i], DATASET_CHECK_META, 0, err, sizeof err) == 0;

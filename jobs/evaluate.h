@@ -48,4 +48,10 @@ double *eval_read_ref(const char *path, const char *dset, int64_t *n, char *err,
 /* Two-sample KS p-value (NAN when a sample is empty); log10 of it in *log10p. */
 double eval_ks_p(const double *a, int64_t na, const double *b, int64_t nb, double *log10p);
 
+/* Markov-chain datasets (jobs/eval_markov.c): whether data.path is one (root
+ * attribute synth_kind = "markov"), and the evaluation of a loaded model on it
+ * (per-chain KL to the true transition matrices; writes eval.h5 and summary.json). */
+int eval_is_markov(const char *path);
+void eval_markov(lethe_session *S, const char *digest);
+
 #endif

@@ -166,6 +166,7 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
     cJSON *synth_over = cJSON_GetObjectItemCaseSensitive(root, "synth");
     const cJSON *kind = synth_over ? cJSON_GetObjectItemCaseSensitive(synth_over, "synth.kind") : NULL;
     snprintf(data, sizeof data, "%s/data/%s.h5", dir, cJSON_IsString(kind) ? kind->valuestring : "authors");
+    int markov = cJSON_IsString(kind) && !strcmp(kind->valuestring, "markov");
     cJSON *b = cJSON_Duplicate(base, 1);
     set_str(b, "data.source", "hdf5");
     set_str(b, "data.path", data);
@@ -188,19 +189,37 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
     int evals[STUDY_MAX_JOBS], nevals = 0, group = 0;
     for (int li = 0; li < cJSON_GetArraySize(forget) && !rc; li++) {
         const cJSON *fl = cJSON_GetArrayItem(forget, li);
-        int pct = 0;
-        NEED(cJSON_IsString(fl) && level_pct(fl->valuestring, &pct) == 0,
-             "study '%s': forget level must look like \"forget05\"", path);
-        if (rc) break;
-        char fs[32], rs[32], ts[40], nm[128], refdir[700];
-        snprintf(fs, sizeof fs, "forget%02d", pct);
-        snprintf(rs, sizeof rs, "retain%02d", 100 - pct);
-        snprintf(ts, sizeof ts, "train_retain%02d", pct);
+        /* the splits of a forget level, and the tag of its jobs' names:
+         * authors "forget05" -> forget05 / retain95 / train_retain05, tag "05";
+         * markov "forget" (both forget chains), "forget1" or "forget2" -> that split /
+         * retain / train_retain, tag = the level */
+        char fs[32], rs[32], ts[40], lv[16], nm[128], refdir[700];
+        if (markov) {
+            NEED(cJSON_IsString(fl) && (!strcmp(fl->valuestring, "forget") ||
+                                        !strcmp(fl->valuestring, "forget1") ||
+                                        !strcmp(fl->valuestring, "forget2")),
+                 "study '%s': a markov study's forget level must be \"forget\", \"forget1\" or "
+                 "\"forget2\"", path);
+            if (rc) break;
+            snprintf(fs, sizeof fs, "%s", fl->valuestring);
+            snprintf(lv, sizeof lv, "%s", fl->valuestring);
+            snprintf(rs, sizeof rs, "retain");
+            snprintf(ts, sizeof ts, "train_retain");
+        } else {
+            int pct = 0;
+            NEED(cJSON_IsString(fl) && level_pct(fl->valuestring, &pct) == 0,
+                 "study '%s': forget level must look like \"forget05\"", path);
+            if (rc) break;
+            snprintf(fs, sizeof fs, "forget%02d", pct);
+            snprintf(lv, sizeof lv, "%02d", pct);
+            snprintf(rs, sizeof rs, "retain%02d", 100 - pct);
+            snprintf(ts, sizeof ts, "train_retain%02d", pct);
+        }
         /* the gold standard: trained without the forget authors */
         c = cJSON_Duplicate(b, 1);
         set_str(c, "data.split", ts);
         rc = apply(c, cJSON_GetObjectItemCaseSensitive(root, "retrain"), "retrain", err, errlen);
-        snprintf(nm, sizeof nm, "retrain-%02d", pct);
+        snprintf(nm, sizeof nm, "retrain-%s", lv);
         int j_retrain = rc ? -1 : add_job(s, nm, "train", c, &j_synth, 1, NULL, 0, err, errlen);
         cJSON_Delete(c);
         /* evaluation config shared by every eval of this level */
@@ -209,18 +228,18 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
         set_str(e, "eval.forget_split", fs);
         set_str(e, "eval.retain_split", rs);
         c = cJSON_Duplicate(e, 1);
-        snprintf(ck, sizeof ck, "%s/retrain-%02d/model.h5", dir, pct);
+        snprintf(ck, sizeof ck, "%s/retrain-%s/model.h5", dir, lv);
         set_str(c, "init.checkpoint", ck);
         cJSON *lab = cJSON_CreateObject();
         cJSON_AddStringToObject(lab, "study", s->name);
         cJSON_AddStringToObject(lab, "method", "retrain");
         cJSON_AddStringToObject(lab, "split", fs);
-        snprintf(nm, sizeof nm, "eval-retrain-%02d", pct);
+        snprintf(nm, sizeof nm, "eval-retrain-%s", lv);
         int j_ref = rc ? -1 : add_job(s, nm, "eval", c, &j_retrain, 1, lab, 0, err, errlen);
         cJSON_Delete(c);
         cJSON_Delete(lab);
         if (j_ref >= 0) evals[nevals++] = j_ref;
-        snprintf(refdir, sizeof refdir, "%s/eval-retrain-%02d", dir, pct);
+        snprintf(refdir, sizeof refdir, "%s/eval-retrain-%s", dir, lv);
         set_str(e, "eval.reference", refdir);
         c = cJSON_Duplicate(e, 1);
         snprintf(ck, sizeof ck, "%s/origin/model.h5", dir);
@@ -229,7 +248,7 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
         cJSON_AddStringToObject(lab, "study", s->name);
         cJSON_AddStringToObject(lab, "method", "origin");
         cJSON_AddStringToObject(lab, "split", fs);
-        snprintf(nm, sizeof nm, "eval-origin-%02d", pct);
+        snprintf(nm, sizeof nm, "eval-origin-%s", lv);
         int d2[2] = {j_origin, j_ref};
         int j_eo = rc ? -1 : add_job(s, nm, "eval", c, d2, 2, lab, 0, err, errlen);
         cJSON_Delete(c);
@@ -268,14 +287,14 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
                     set_str(u, "data.retain_split", rs);
                     set_str(u, "init.checkpoint", ck);
                     set_num(u, "train.seed", seed);
-                    snprintf(nm, sizeof nm, "unlearn-%02d-%s-%s", pct, m->string, tag);
+                    snprintf(nm, sizeof nm, "unlearn-%s-%s-%s", lv, m->string, tag);
                     int j_u = rc ? -1 : add_job(s, nm, "unlearn", u, &j_origin, 1, NULL, group, err, errlen);
                     cJSON_Delete(u);
                     char uck[800];
                     snprintf(uck, sizeof uck, "%s/%s/model.h5", dir, nm);
                     c = cJSON_Duplicate(e, 1);
                     set_str(c, "init.checkpoint", uck);
-                    snprintf(nm, sizeof nm, "eval-%02d-%s-%s", pct, m->string, tag);
+                    snprintf(nm, sizeof nm, "eval-%s-%s-%s", lv, m->string, tag);
                     int d3[2] = {j_u, j_ref};
                     int j_e = rc ? -1 : add_job(s, nm, "eval", c, d3, 2, lab2, group, err, errlen);
                     cJSON_Delete(c);
@@ -284,7 +303,7 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
                         c = cJSON_Duplicate(e, 1);
                         rc = apply(c, relearn, "relearn", err, errlen);
                         set_str(c, "init.checkpoint", uck);
-                        snprintf(nm, sizeof nm, "relearn-%02d-%s-%s", pct, m->string, tag);
+                        snprintf(nm, sizeof nm, "relearn-%s-%s-%s", lv, m->string, tag);
                         int j_r = rc ? -1 : add_job(s, nm, "relearn", c, d3, 2, lab2, group, err, errlen);
                         cJSON_Delete(c);
                         if (j_r >= 0) evals[nevals++] = j_r;

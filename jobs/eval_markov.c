@@ -1,0 +1,351 @@
+/* jobs/eval_markov.c — `lethe eval` on a mixture of Markov chains (`lethe synth`
+ * kind "markov", the SimNPO paper's analysis).
+ *
+ * The dataset holds the true transition matrices (/chains/<chain>, S x S) and
+ * initial distributions (/chains/initial_<chain>). For every held-out row of
+ * eval/retain, eval/forget1 and eval/forget2 the model's next-token distribution
+ * at each position is compared with the true one (the initial distribution after
+ * BOS, row s of the chain's matrix after state s):
+ *     KL_t = sum_j p_j log p_j - sum_j p_j log q_j
+ * over the S state tokens; mass the model puts on other tokens is not renormalised
+ * away, so it counts as error. The cross term comes from the model's own
+ * vocab-parallel cross-entropy with the true distributions as soft targets, so it
+ * works under any tp x pp layout and the logits are never gathered. Rows are
+ * spread over the dp replicas. Also per row: token-mean NLL of the sequence and its
+ * probability exp(-NLL).
+ *
+ * Writes eval.h5 (per split: sample_id, kl, nll, prob) and summary.json: splits
+ * retain_chain, forget_chain1, forget_chain2 and forget_chains (both forget chains
+ * pooled), roles (forget: forget_chains, retain: retain_chain), and
+ * markov.{kl_retain, kl_forget1, kl_forget2} (token-mean KL). TOFU's forget quality
+ * and model utility have no meaning here: null, with a note in errors. */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "../io/dataset.h"
+#include "../io/loader.h"
+#include "../io/synth.h"
+#include "../mpi/fatal.h"
+#include "evaluate.h"
+
+#define S_ SYNTH_MARKOV_STATES
+
+static const char *const CHAIN[3] = {"retain", "forget1", "forget2"};
+static const char *const SPLIT_KEY[3] = {"retain_chain", "forget_chain1", "forget_chain2"};
+
+typedef struct {
+    int64_t id;
+    double kl, nll, n; /* KL summed over the row's positions, NLL per token, positions */
+} row_result;
+
+static int cmp_row(const void *a, const void *b)
+{
+    int64_t x = ((const row_result *)a)->id, y = ((const row_result *)b)->id;
+    return (x > y) - (x < y);
+}
+
+int eval_is_markov(const char *path)
+{
+    h5_quiet q;
+    h5_quiet_on(&q);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char kind[32] = "";
+    if (f >= 0) {
+        if (h5_attr_read_str(f, "synth_kind", kind, sizeof kind)) kind[0] = 0;
+        H5Fclose(f);
+    }
+    h5_quiet_off(&q);
+    return !strcmp(kind, "markov");
+}
+
+/* The true distributions: P[c] (S, S) then init[c] (S) for the 3 chains, read on
+ * world rank 0 and broadcast. */
+static void read_chains(lethe_session *S, double *P, double *init)
+{
+    char err[1024] = "";
+    int ok = 1;
+    if (S->grid.rank == 0) {
+        h5_quiet q;
+        h5_quiet_on(&q);
+        hid_t f = H5Fopen(S->cfg.data.path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        ok = f >= 0;
+        if (!ok) snprintf(err, sizeof err, "cannot open it");
+        for (int c = 0; c < 3 && ok; c++)
+            for (int ini = 0; ini < 2 && ok; ini++) {
+                char name[64];
+                snprintf(name, sizeof name, "/chains/%s%s", ini ? "initial_" : "", CHAIN[c]);
+                hsize_t want[2] = {S_, S_}, dims[2] = {0, 0};
+                hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+                hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+                int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+                if (sp >= 0) H5Sget_simple_extent_dims(sp, dims, NULL);
+                ok = d >= 0 && nd == (ini ? 1 : 2) && dims[0] == want[0] &&
+                     (ini || dims[1] == want[1]);
+                if (ok)
+                    ok = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                 ini ? init + c * S_ : P + c * S_ * S_) >= 0;
+                if (!ok)
+                    snprintf(err, sizeof err, "dataset '%s' missing or not float64 of shape %s",
+                             name, ini ? "[10]" : "[10,10]");
+                if (sp >= 0) H5Sclose(sp);
+                if (d >= 0) H5Dclose(d);
+            }
+        if (f >= 0) H5Fclose(f);
+        h5_quiet_off(&q);
+        for (int k = 0; ok && k < 3 * S_ * S_; k++) ok = isfinite(P[k]) && P[k] >= 0;
+        for (int k = 0; ok && k < 3 * S_; k++) ok = isfinite(init[k]) && init[k] >= 0;
+        if (ok == 0 && !err[0]) snprintf(err, sizeof err, "a chain holds a negative or non-finite probability");
+    }
+    lethe_check(S->grid.world, ok, 2, "eval: markov dataset '%s': %s", S->cfg.data.path, err);
+    MPI_CHECK(MPI_Bcast(P, 3 * S_ * S_, MPI_DOUBLE, 0, S->grid.world));
+    MPI_CHECK(MPI_Bcast(init, 3 * S_, MPI_DOUBLE, 0, S->grid.world));
+}
+
+/* sum_j p_j log p_j over a distribution (terms with p_j = 0 omitted) */
+static double negentropy(const double *p)
+{
+    double h = 0.0;
+    for (int j = 0; j < S_; j++)
+        if (p[j] > 0) h += p[j] * log(p[j]);
+    return h;
+}
+
+/* Evaluates the rows of chain c's eval split. Returns this replica's results
+ * gathered over dp (all rows of the split, sorted by sample id) in *out. */
+static int64_t eval_chain(lethe_session *S, int c, const double *P, const double *init,
+                          row_result **out)
+{
+    const lethe_eval_config *E = &S->cfg.eval;
+    lethe_model *m = &S->model;
+    char split[32];
+    snprintf(split, sizeof split, "eval/%s", CHAIN[c]);
+    loader *ld;
+    job_open_loader(S, &ld, split, E->batch_size, 0, 0, 0, 1, 0);
+    int Br = E->batch_size / S->grid.dp, T = m->T;
+    lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+    double *s_hard = lethe_malloc(sizeof(double) * Br, "eval"), *n_hard = lethe_malloc(sizeof(double) * Br, "eval"),
+           *s_soft = lethe_malloc(sizeof(double) * Br, "eval");
+    unsigned char *all = lethe_malloc((size_t)Br, "eval");
+    memset(all, 1, (size_t)Br);
+    float *soft = m->last ? lethe_malloc(sizeof(float) * (size_t)Br * T * m->v_l, "soft targets") : NULL;
+    /* log p of every token column of this rank's shard, for each of the S + 1 contexts
+     * (state s, or BOS) */
+    float *lq = lethe_malloc(sizeof(float) * (size_t)(S_ + 1) * (m->v_l > 0 ? m->v_l : 1), "soft targets");
+    for (int ctx = 0; ctx <= S_; ctx++) {
+        const double *p = ctx < S_ ? P + (size_t)c * S_ * S_ + (size_t)ctx * S_ : init + c * S_;
+        for (int j = 0; j < m->v_l; j++) {
+            int v = m->v0 + j;
+            lq[(size_t)ctx * m->v_l + j] = v < S_ && p[v] > 0 ? (float)log(p[v]) : -INFINITY;
+        }
+    }
+    row_result *mine = lethe_malloc(sizeof(row_result) * (size_t)(loader_info(ld)->n + 1), "eval");
+    double *ne = lethe_malloc(sizeof(double) * Br, "eval");
+    int64_t nmine = 0;
+    char err[1024];
+    for (;;) {
+        loader_batch *lb;
+        int r = loader_next(ld, &lb, err, sizeof err);
+        lethe_check(S->grid.world, r >= 0, 1, "%s", err);
+        if (r == 0) break;
+        job_fill_batch(&b, 0, Br, lb);
+        /* the true distribution at each position with a target: after BOS the
+         * initial one, after state s row s */
+        int bad = -1;
+        for (int i = 0; i < Br; i++) {
+            ne[i] = 0.0;
+            for (int t = 0; t < T; t++) {
+                size_t k = (size_t)i * T + t;
+                if (b.targets[k] < 0) continue;
+                int cur = b.tokens[k];
+                if (cur != SYNTH_MARKOV_BOS && (cur < 0 || cur >= S_)) {
+                    bad = cur;
+                    continue;
+                }
+                int ctx = cur == SYNTH_MARKOV_BOS ? S_ : cur;
+                const double *p = ctx < S_ ? P + (size_t)c * S_ * S_ + (size_t)ctx * S_ : init + c * S_;
+                ne[i] += negentropy(p);
+                if (soft) memcpy(soft + k * m->v_l, lq + (size_t)ctx * m->v_l, sizeof(float) * m->v_l);
+            }
+        }
+        lethe_check(S->grid.world, bad < 0, 2,
+                    "eval: markov dataset '%s' split '%s': token %d in a row is neither a state "
+                    "(0..%d) nor BOS (%d)",
+                    S->cfg.data.path, split, bad, S_ - 1, SYNTH_MARKOV_BOS);
+        model_forward(m, &b, s_hard, n_hard, NULL);
+        m->soft_lp = soft;
+        m->soft_seq = all;
+        model_forward(m, &b, s_soft, NULL, NULL);
+        m->soft_lp = NULL;
+        m->soft_seq = NULL;
+        for (int i = 0; i < lb->n; i++) {
+            double n = n_hard[i] > 0 ? n_hard[i] : 1.0;
+            mine[nmine++] = (row_result){lb->rows.sample_id[i], ne[i] - s_soft[i], -s_hard[i] / n, n_hard[i]};
+        }
+    }
+    free(ne);
+    loader_close(ld);
+    /* every replica's rows, to every rank */
+    int dp = S->grid.dp, *counts = lethe_malloc(sizeof(int) * dp, "eval"),
+        *displs = lethe_malloc(sizeof(int) * dp, "eval");
+    int bytes = (int)(nmine * (int64_t)sizeof(row_result));
+    MPI_CHECK(MPI_Allgather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, S->grid.dp_comm));
+    int total = 0;
+    for (int r = 0; r < dp; r++) {
+        displs[r] = total;
+        total += counts[r];
+    }
+    row_result *res = lethe_malloc((size_t)total + sizeof(row_result), "eval");
+    MPI_CHECK(MPI_Allgatherv(mine, bytes, MPI_BYTE, res, counts, displs, MPI_BYTE, S->grid.dp_comm));
+    int64_t n = total / (int64_t)sizeof(row_result);
+    qsort(res, (size_t)n, sizeof(row_result), cmp_row);
+    if (E->max_rows > 0 && n > E->max_rows) n = E->max_rows; /* the first rows by sample id */
+    free(counts);
+    free(displs);
+    free(mine);
+    free(lq);
+    free(soft);
+    free(all);
+    free(s_hard);
+    free(n_hard);
+    free(s_soft);
+    free(b.tokens);
+    free(b.targets);
+    *out = res;
+    return n;
+}
+
+/* Token-mean KL, mean probability of a set of rows. */
+static void aggregate(const row_result *r, int64_t n, double *kl, double *prob)
+{
+    double k = 0, t = 0, p = 0;
+    for (int64_t i = 0; i < n; i++) {
+        k += r[i].kl;
+        t += r[i].n;
+        p += exp(-r[i].nll);
+    }
+    *kl = t > 0 ? k / t : NAN;
+    *prob = n > 0 ? p / (double)n : NAN;
+}
+
+static int write_h5(const char *path, row_result *const *res, const int64_t *n)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return -1;
+    int ok = 1;
+    for (int c = 0; c < 3 && ok; c++) {
+        char g[64];
+        snprintf(g, sizeof g, "/%s", SPLIT_KEY[c]);
+        hid_t grp = H5Gcreate2(f, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ok = grp >= 0;
+        hsize_t dim = (hsize_t)n[c];
+        double *col = lethe_malloc(sizeof(double) * (size_t)(n[c] + 1), "eval");
+        int64_t *ids = lethe_malloc(sizeof(int64_t) * (size_t)(n[c] + 1), "eval");
+        for (int k = 0; k < 4 && ok; k++) {
+            static const char *const NAME[4] = {"sample_id", "kl", "nll", "prob"};
+            for (int64_t i = 0; i < n[c]; i++) {
+                const row_result *r = &res[c][i];
+                ids[i] = r->id;
+                col[i] = k == 1 ? (r->n > 0 ? r->kl / r->n : NAN) : k == 2 ? r->nll : exp(-r->nll);
+            }
+            hid_t sp = H5Screate_simple(1, &dim, NULL);
+            hid_t d = H5Dcreate2(grp, NAME[k], k ? H5T_IEEE_F64LE : H5T_STD_I64LE, sp, H5P_DEFAULT,
+                                 H5P_DEFAULT, H5P_DEFAULT);
+            ok = d >= 0 && (dim == 0 || H5Dwrite(d, k ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, H5S_ALL,
+                                                 H5S_ALL, H5P_DEFAULT, k ? (void *)col : (void *)ids) >= 0);
+            if (d >= 0) H5Dclose(d);
+            H5Sclose(sp);
+        }
+        free(col);
+        free(ids);
+        if (grp >= 0) H5Gclose(grp);
+    }
+    if (H5Fclose(f) < 0) ok = 0;
+    return ok ? 0 : -1;
+}
+
+static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+static cJSON *split_json(double n, double prob, double kl)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", n);
+    cJSON_AddItemToObject(o, "prob", num_or_null(prob));
+    cJSON_AddItemToObject(o, "kl", num_or_null(kl));
+    cJSON_AddItemToObject(o, "rouge_recall", cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "rouge_f1", cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "truth_ratio", cJSON_CreateNull());
+    return o;
+}
+
+void eval_markov(lethe_session *S, const char *digest)
+{
+    double P[3 * S_ * S_], init[3 * S_];
+    read_chains(S, P, init);
+    double t0 = MPI_Wtime();
+    row_result *res[3];
+    int64_t n[3];
+    for (int c = 0; c < 3; c++) {
+        n[c] = eval_chain(S, c, P, init, &res[c]);
+        if (S->grid.rank == 0)
+            printf("lethe eval: eval/%-10s %5lld rows  (%.1f s)\n", CHAIN[c], (long long)n[c],
+                   MPI_Wtime() - t0);
+    }
+    if (S->grid.rank == 0) {
+        double kl[4], prob[4];
+        for (int c = 0; c < 3; c++) aggregate(res[c], n[c], &kl[c], &prob[c]);
+        /* both forget chains pooled */
+        row_result *pool = lethe_malloc(sizeof(row_result) * (size_t)(n[1] + n[2] + 1), "eval");
+        memcpy(pool, res[1], sizeof(row_result) * (size_t)n[1]);
+        memcpy(pool + n[1], res[2], sizeof(row_result) * (size_t)n[2]);
+        aggregate(pool, n[1] + n[2], &kl[3], &prob[3]);
+        free(pool);
+        const lethe_config *c = &S->cfg;
+        cJSON *sum = cJSON_CreateObject(), *splits = cJSON_AddObjectToObject(sum, "splits");
+        cJSON_AddStringToObject(sum, "checkpoint", c->init.checkpoint);
+        cJSON_AddStringToObject(sum, "dataset", c->data.path);
+        cJSON_AddStringToObject(sum, "dataset_digest", digest);
+        cJSON_AddItemToObject(sum, "reference", cJSON_CreateNull());
+        for (int k = 0; k < 3; k++) cJSON_AddItemToObject(splits, SPLIT_KEY[k], split_json((double)n[k], prob[k], kl[k]));
+        cJSON_AddItemToObject(splits, "forget_chains", split_json((double)(n[1] + n[2]), prob[3], kl[3]));
+        cJSON *roles = cJSON_AddObjectToObject(sum, "roles");
+        cJSON_AddStringToObject(roles, "forget", "forget_chains");
+        cJSON_AddStringToObject(roles, "retain", "retain_chain");
+        cJSON_AddItemToObject(roles, "utility", cJSON_CreateArray());
+        static const char *const NULLS[] = {"forget_quality", "log10_forget_quality",
+                                            "forget_quality_trained_wording", "model_utility",
+                                            "forget_prob_gap"};
+        for (size_t k = 0; k < sizeof NULLS / sizeof NULLS[0]; k++)
+            cJSON_AddItemToObject(sum, NULLS[k], cJSON_CreateNull());
+        cJSON *mk = cJSON_AddObjectToObject(sum, "markov");
+        cJSON_AddItemToObject(mk, "kl_retain", num_or_null(kl[0]));
+        cJSON_AddItemToObject(mk, "kl_forget1", num_or_null(kl[1]));
+        cJSON_AddItemToObject(mk, "kl_forget2", num_or_null(kl[2]));
+        cJSON_AddItemToObject(mk, "kl_forget", num_or_null(kl[3]));
+        cJSON *errs = cJSON_AddArrayToObject(sum, "errors");
+        cJSON_AddItemToArray(errs, cJSON_CreateString(
+                                       "forget_quality, model_utility: TOFU metrics, not defined "
+                                       "on Markov chains (see markov.kl_*)"));
+        cJSON_AddNumberToObject(sum, "seconds", MPI_Wtime() - t0);
+        char path[1100], tmp[1200];
+        session_path(S, "eval.h5", path, sizeof path);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        if (write_h5(tmp, res, n) || rename(tmp, path)) lethe_fatal("cannot write '%s'", path);
+        char *txt = cJSON_Print(sum);
+        session_path(S, "summary.json", path, sizeof path);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *fp = fopen(tmp, "w");
+        if (!fp || fputs(txt, fp) < 0 || fputc('\n', fp) < 0 || fclose(fp) || rename(tmp, path))
+            lethe_fatal("cannot write '%s'", path);
+        printf("lethe eval: KL to the true chains per token: retain %.4f, forget1 (long) %.4f, "
+               "forget2 (short) %.4f; %s/summary.json\n",
+               kl[0], kl[1], kl[2], c->output.dir);
+        free(txt);
+        cJSON_Delete(sum);
+    }
+    for (int c = 0; c < 3; c++) free(res[c]);
+}
