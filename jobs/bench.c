@@ -4,7 +4,9 @@
  * configured BLAS threads), then `bench.warmup` untimed and `bench.steps` timed
  * training steps on the synthetic stream. Prints one JSON line: median ms per
  * step, tokens/s, model GFLOP/s and its share of the sgemm peak, the split of
- * step time into compute, collectives and pipeline waits (bubble), and the bytes
+ * step time into compute (of the busiest rank), collectives and pipeline waits
+ * (the busiest rank's: the bubble), the spread of compute between ranks
+ * (imbalance: what lighter stages wait for the heaviest), and the bytes
  * this rank sent per step beside the analytic count for the layout. A benchmark,
  * not a test: nothing here asserts on time. */
 #include <cblas.h>
@@ -88,7 +90,8 @@ int job_bench(int argc, char **argv)
     double *tstep = lethe_calloc((size_t)K, sizeof(double), "bench"),
            *tcomm = lethe_calloc((size_t)K, sizeof(double), "bench"),
            *tp2p = lethe_calloc((size_t)K, sizeof(double), "bench"),
-           *bytes = lethe_calloc((size_t)K, sizeof(double), "bench");
+           *bytes = lethe_calloc((size_t)K, sizeof(double), "bench"),
+           *mine = lethe_calloc(2 * (size_t)K, sizeof(double), "bench");
     for (int step = 0; step < W + K; step++) {
         synth_markov_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S.model, &b)};
@@ -98,6 +101,10 @@ int job_bench(int argc, char **argv)
         step_stats st;
         model_train_step(&S.model, &b, &obj, &c->optim, step, W + K, &st);
         double v[3] = {st.seconds, lethe_comm_stats.seconds, lethe_comm_stats.p2p_seconds};
+        if (step >= W) { /* this rank's own compute and point-to-point waits */
+            mine[step - W] = v[0] - v[1] - v[2];
+            mine[K + step - W] = v[2];
+        }
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_MAX, S.grid.world));
         if (step >= W) {
             tstep[step - W] = v[0];
@@ -106,7 +113,22 @@ int job_bench(int argc, char **argv)
             bytes[step - W] = lethe_comm_stats.bytes;
         }
     }
-    double ms = median(tstep, K), comm = median(tcomm, K), wait = median(tp2p, K);
+    double ms = median(tstep, K), comm = median(tcomm, K);
+    /* Waiting in point-to-point calls mixes two causes: the schedule's warm-up and
+     * cool-down (the bubble) and lighter stages waiting for the heaviest one. The
+     * heaviest stage never waits for a slower one, so its waits are the bubble;
+     * the spread of compute between ranks is the imbalance. */
+    double own[2] = {median(mine, K), median(mine + K, K)};
+    double *all = lethe_malloc(sizeof(double) * 2 * (size_t)S.grid.size, "bench");
+    MPI_CHECK(MPI_Allgather(own, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, S.grid.world));
+    int heavy = 0;
+    double lightest = all[0];
+    for (int r = 1; r < S.grid.size; r++) {
+        if (all[2 * r] > all[2 * heavy]) heavy = r;
+        if (all[2 * r] < lightest) lightest = all[2 * r];
+    }
+    double busy = all[2 * heavy], wait = all[2 * heavy + 1], imbalance = busy - lightest;
+    free(all);
     double sent = median(bytes, K), ana = analytic_bytes(&S);
     double maxsent = sent, maxana = ana;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &maxsent, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
@@ -123,12 +145,13 @@ int job_bench(int argc, char **argv)
                  "\"batch\":%d,\"seq_len\":%d,\"steps\":%d,\"sgemm_gflops\":%.1f,"
                  "\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"model_gflops\":%.2f,"
                  "\"pct_sgemm_peak\":%.1f,\"compute_ms\":%.3f,\"comm_ms\":%.3f,\"bubble_ms\":%.3f,"
+                 "\"imbalance_ms\":%.3f,"
                  "\"bubble_analytic\":%.3f,\"bytes_sent_per_step\":%.0f,"
                  "\"bytes_analytic_per_step\":%.0f}",
                  S.grid.size, c->layout.dp, c->layout.pp, c->layout.tp, c->layout.micro_batches,
                  c->threads, core, (long long)model_num_params(&c->model), B, T, K, peak,
-                 ms * 1e3, tps, gf, 100.0 * gf / (peak * S.grid.size), (ms - comm - wait) * 1e3,
-                 comm * 1e3, wait * 1e3, (P - 1) / (Mb + P - 1), maxsent, maxana);
+                 ms * 1e3, tps, gf, 100.0 * gf / (peak * S.grid.size), busy * 1e3, comm * 1e3,
+                 wait * 1e3, imbalance * 1e3, (P - 1) / (Mb + P - 1), maxsent, maxana);
         printf("%s\n", line);
         char path[1100];
         session_path(&S, "bench.jsonl", path, sizeof path);
@@ -142,6 +165,7 @@ int job_bench(int argc, char **argv)
     free(tcomm);
     free(tp2p);
     free(bytes);
+    free(mine);
     session_close(&S);
     return 0;
 }

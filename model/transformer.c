@@ -71,6 +71,83 @@ double model_flops_per_token(const lethe_model_config *c, int T)
     return 6.0 * (c->n_layers * w_layer + V * C) + 3.0 * c->n_layers * attn;
 }
 
+/* Relative cost per token (forward + backward) of one block and of what the end
+ * stages add: matrix products at 6 flops per weight, attention over the full
+ * T x T square, and the cross-entropy's ~4 passes over the V logits (max,
+ * sum of exps, gradient), which run at memory speed: one pass of a float costs
+ * about as much as 64 sgemm flops (160 GFLOP/s against ~10 GB/s). The embedding
+ * does no product: its gather and scatter-add are one pass each over C. */
+static void stage_costs(const lethe_model_config *c, double *layer, double *embed, double *head)
+{
+    double C = c->dim, hd = (double)c->dim / c->n_heads, I = c->mlp_dim, V = c->vocab_size;
+    double T = c->max_seq_len;
+    double w_layer = C * c->n_heads * hd * 2 + 2 * C * c->n_kv_heads * hd + 3 * C * I;
+    *layer = 6.0 * w_layer + 3.0 * 4.0 * T * c->n_heads * hd;
+    *embed = 2.0 * 64.0 * C;
+    *head = 6.0 * V * C + 4.0 * 64.0 * V;
+}
+
+/* Layers stage s of pp can hold within a cost bound X (in flops per token). */
+static long stage_cap(double X, int s, int pp, double c, double e, double h)
+{
+    double extra = (s == 0 ? e : 0.0) + (s == pp - 1 ? h : 0.0);
+    return (long)floor((X - extra) / c * (1.0 + 1e-12));
+}
+
+void model_stage_layers(const lethe_model_config *cfg, int pp, int stage, int *layer0, int *nl)
+{
+    int L = cfg->n_layers;
+    double c, e, h;
+    stage_costs(cfg, &c, &e, &h);
+    /* The smallest bound X on a stage's cost under which stages of >= 1 layer
+     * hold all L layers; it is one of the values extra + k c (extra: 0, e, h,
+     * or e + h when one stage is both ends). */
+    double X = -1.0;
+    for (int form = 0; form < 4; form++)
+        for (int k = 1; k <= L; k++) {
+            double x = (form & 1 ? e : 0.0) + (form & 2 ? h : 0.0) + k * c;
+            if (X >= 0.0 && x >= X) continue;
+            long total = 0, least = L;
+            for (int s = 0; s < pp; s++) {
+                long cap = stage_cap(x, s, pp, c, e, h);
+                total += cap;
+                least = cap < least ? cap : least;
+            }
+            if (least >= 1 && total >= L) X = x;
+        }
+    /* Within that bound, spread the layers evenly: the lowest level such that
+     * min(cap, level) per stage holds them all, then the surplus is taken off
+     * the front stages, which keep the most micro-batches in flight under 1F1B. */
+    int level = 1;
+    for (;; level++) {
+        long total = 0;
+        for (int s = 0; s < pp; s++) {
+            long cap = stage_cap(X, s, pp, c, e, h);
+            total += cap < level ? cap : level;
+        }
+        if (total >= L) break;
+    }
+    long surplus = -L;
+    for (int s = 0; s < pp; s++) {
+        long cap = stage_cap(X, s, pp, c, e, h);
+        surplus += cap < level ? cap : level;
+    }
+    int first = 0;
+    for (int s = 0; s <= stage; s++) {
+        long cap = stage_cap(X, s, pp, c, e, h);
+        int n = (int)(cap < level ? cap : level);
+        if (surplus > 0 && n == level && n > 1) {
+            n--;
+            surplus--;
+        }
+        if (s == stage) {
+            *layer0 = first;
+            *nl = n;
+        }
+        first += n;
+    }
+}
+
 static float *carve(float **cursor, size_t n)
 {
     float *p = *cursor;
@@ -110,10 +187,7 @@ void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_gri
     m->v_l = m->Vpad / tp;
     m->v0 = tr * m->v_l;
     m->v_valid = m->V - m->v0 < 0 ? 0 : (m->V - m->v0 > m->v_l ? m->v_l : m->V - m->v0);
-    /* contiguous stages; the first L % pp stages take one extra layer */
-    int L = cfg->n_layers, base = L / pp, extra = L % pp;
-    m->nl = base + (pr < extra);
-    m->layer0 = pr * base + (pr < extra ? pr : extra);
+    model_stage_layers(cfg, pp, pr, &m->layer0, &m->nl);
     m->first = pr == 0;
     m->last = pr == pp - 1;
     m->tied_copy = cfg->tie_embeddings && pp > 1 && m->last;

@@ -91,6 +91,13 @@ typedef struct {
 int model_check_layout(const lethe_model_config *cfg, int dp, int pp, int tp, int batch,
                        int micro_batches, int T, char *err, size_t errlen);
 
+/* The layers [*layer0, *layer0 + *nl) of pipeline stage `stage` of pp: contiguous
+ * stages of >= 1 layer each, chosen to minimise the largest stage cost, where
+ * the first stage also pays for the embedding and the last for the final norm,
+ * the head and the cross-entropy over the vocabulary (model/transformer.c counts
+ * them in flops per token). Depends on cfg and pp only (1 <= pp <= n_layers). */
+void model_stage_layers(const lethe_model_config *cfg, int pp, int stage, int *layer0, int *nl);
+
 /* Builds this rank's shard and sizes activations for micro-batches of Bm x T. */
 void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
                   int T);

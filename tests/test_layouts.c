@@ -331,6 +331,42 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     grid_free(&g);
 }
 
+/* Pipeline stages: contiguous, >= 1 layer each, covering every layer; where the
+ * head and the cross-entropy outweigh a block the last stage takes fewer layers. */
+static void check_stage_splits(const lethe_model_config *cases, int ncases)
+{
+    lethe_model_config tiny = {.vocab_size = 8192, .dim = 256, .n_layers = 4, .n_heads = 4,
+                               .n_kv_heads = 4, .mlp_dim = 688, .max_seq_len = 128};
+    lethe_model_config big = {.vocab_size = 32000, .dim = 768, .n_layers = 12, .n_heads = 12,
+                              .n_kv_heads = 12, .mlp_dim = 2048, .max_seq_len = 256};
+    const lethe_model_config *all[4] = {&tiny, &big, &cases[0], ncases > 1 ? &cases[1] : &tiny};
+    for (int c = 0; c < 4; c++)
+        for (int pp = 1; pp <= all[c]->n_layers && pp <= 8; pp++) {
+            int next = 0, ok = 1;
+            for (int s = 0; s < pp; s++) {
+                int l0 = -1, nl = -1;
+                model_stage_layers(all[c], pp, s, &l0, &nl);
+                ok &= l0 == next && nl >= 1;
+                next = l0 + nl;
+            }
+            check(ok && next == all[c]->n_layers, "stages of %s not a cover (pp=%.0f)",
+                  c == 0 ? "tiny" : c == 1 ? "100m" : "a test case", pp);
+        }
+    /* tiny: the head (V x C) weighs ~2.9 blocks, so pp=2 splits 3 + 1 layers;
+     * 100m: ~3.3 blocks, 8 + 4; a head lighter than a block keeps equal stages */
+    struct {
+        const lethe_model_config *cfg;
+        int pp, stage, l0, nl;
+    } want[] = {{&tiny, 2, 0, 0, 3}, {&tiny, 2, 1, 3, 1}, {&big, 2, 0, 0, 8},
+                {&big, 2, 1, 8, 4},  {&cases[0], 2, 1, 4, 4}, {&cases[0], 4, 3, 6, 2}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int l0 = -1, nl = -1;
+        model_stage_layers(want[i].cfg, want[i].pp, want[i].stage, &l0, &nl);
+        check(l0 == want[i].l0 && nl == want[i].nl, "stage split %s: got %.0f layers",
+              want[i].cfg == &tiny ? "tiny" : want[i].cfg == &big ? "100m" : "mha-tied", nl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -418,6 +454,8 @@ int main(int argc, char **argv)
     /* refusals the model must make regardless of the rank count */
     char msg[512];
     if (rank == 0) {
+        lethe_model_config cfgs[2] = {cases[0].cfg, cases[1].cfg};
+        check_stage_splits(cfgs, 2);
         check(model_check_layout(&cases[1].cfg, 1, 1, 8, 8, 1, 12, msg, sizeof msg) != 0 &&
                   strstr(msg, "tp=8 does not divide model.n_kv_heads=4"),
               "tp=8 with 4 kv-heads not refused: '%s'%.0f", msg, 0.0);
