@@ -1,0 +1,13 @@
+# The PyTorch peer benchmark (tests/bench_peer.sh), smoke-run: one round of a very
+# small model must print a lethe line and a positive lethe/PyTorch ratio (no timing is
+# asserted; a benchmark is never a test). Needs PyTorch like the parity tests.
+set(LETHE_PEER_SMOKE --rounds 1 --set model.vocab_size=512 --set model.dim=64
+  --set model.n_layers=1 --set model.n_heads=2 --set model.n_kv_heads=2 --set model.mlp_dim=128
+  --set model.max_seq_len=32 --set train.batch_size=2 --set train.seq_len=32
+  --set data.min_len=16 --set bench.warmup=1 --set bench.steps=2)
+lethe_test(NAME perf.bench_peer_smoke
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bench_peer.sh
+          ${CMAKE_SOURCE_DIR}/jobs/configs/bench-tiny.json ${LETHE_PEER_SMOKE}
+  TIMEOUT 120 LABELS slow)
+set_tests_properties(perf.bench_peer_smoke PROPERTIES PASS_REGULAR_EXPRESSION
+  "median lethe: [0-9.]+ tokens/s.*ratio lethe/PyTorch \\(median tokens/s\\): [0-9]*[1-9][0-9]*\\.[0-9]+|ratio lethe/PyTorch \\(median tokens/s\\): 0\\.[0-9]*[1-9]")
