@@ -4,7 +4,8 @@
 #
 #   bash jobs/demo.sh [--dir DIR]
 #
-# The study is jobs/studies/tofu-tiny.json under `mpirun -n 2`: it generates the
+# The study is jobs/studies/tofu-tiny.json under `mpirun -n 4`, every job sharded with
+# tensor and pipeline parallelism (tp 2 x pp 2, 2 micro-batches): it generates the
 # fictitious-authors benchmark, trains the origin and retrained models, unlearns 5 % of
 # the authors with GA, GradDiff, NPO and SimNPO, evaluates every model, attacks each
 # unlearned one with a short relearning run, and writes the report (tables and plots)
@@ -25,7 +26,9 @@ if [ ! -f "$study" ]; then
     exit 1
 fi
 
-ranks=2 # the study's layout: dp=2
+# the layout of every job: tp 2 x pp 2 (the study file's own is dp 2)
+layout=(--set layout.dp=1 --set layout.tp=2 --set layout.pp=2 --set layout.micro_batches=2)
+ranks=4
 mpi_args=(-n "$ranks")
 # More ranks than cores: Open MPI refuses unless told to share cores.
 if [ "$(lethe_nproc)" -lt "$ranks" ]; then
@@ -44,5 +47,30 @@ else
     echo "lethe demo: OPENBLAS_CORETYPE is not set: OpenBLAS picks its kernels for this CPU"
 fi
 
-echo "+ mpirun ${mpi_args[*]} build/lethe study $study $*"
-exec mpirun "${mpi_args[@]}" build/lethe study "$study" "$@"
+echo "+ mpirun ${mpi_args[*]} build/lethe study $study ${layout[*]} $*"
+t0=$SECONDS
+mpirun "${mpi_args[@]}" build/lethe study "$study" "${layout[@]}" "$@"
+
+# The study's folder (--dir DIR, else runs/tofu-tiny), its table and plots.
+dir=runs/tofu-tiny
+while [ $# -gt 0 ]; do
+    [ "$1" = --dir ] && [ $# -gt 1 ] && dir="$2"
+    shift
+done
+csv="$dir/report/results.csv"
+[ -f "$csv" ] || { echo "lethe demo: no $csv" >&2; exit 1; }
+echo
+echo "lethe demo: done in $((SECONDS - t0)) s. The study's results ($csv, one seed):"
+# columns by name: method, forget quality, model utility, forget/retain probability,
+# forget ROUGE-L, truth ratio, PrivLeak, relearn recovery
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i
+                   printf "%-9s %10s %7s %8s %8s %8s %7s %8s %9s\n", "method", "FQ", "MU",
+                          "forget p", "retain p", "f ROUGE", "f TR", "PrivLeak", "relearn+"
+                   next }
+         function v(k,  x) { x = $(col[k]); return x == "" ? "-" : sprintf("%.4g", x) }
+         { printf "%-9s %10s %7s %8s %8s %8s %7s %8s %9s\n", $(col["method"]),
+                  v("forget_quality"), v("model_utility"), v("forget_prob"), v("retain_prob"),
+                  v("forget_rouge_recall"), v("forget_truth_ratio"), v("privleak"),
+                  v("relearn_recovery") }' "$csv"
+echo "Tables: $dir/report/results.md (all columns, seeds, the best setting per method)"
+echo "Plots:  $(ls "$dir"/report/*.png 2>/dev/null | tr '\n' ' ')"

@@ -97,6 +97,12 @@ static int level_pct(const char *forget, int *pct)
 
 int study_load(study *s, const char *path, const char *dir, char *err, size_t errlen)
 {
+    return study_load_with(s, path, dir, NULL, 0, err, errlen);
+}
+
+int study_load_with(study *s, const char *path, const char *dir, char **overrides,
+                    int noverrides, char *err, size_t errlen)
+{
     memset(s, 0, sizeof *s);
     FILE *f = fopen(path, "rb");
     if (!f) return lethe_errf(err, errlen, "study '%s': cannot open: %s", path, strerror(errno));
@@ -168,6 +174,17 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
     snprintf(data, sizeof data, "%s/data/%s.h5", dir, cJSON_IsString(kind) ? kind->valuestring : "authors");
     int markov = cJSON_IsString(kind) && !strcmp(kind->valuestring, "markov");
     cJSON *b = cJSON_Duplicate(base, 1);
+    for (int i = 0; i < noverrides && !rc; i++) {
+        /* --set key=value: the base config of every job */
+        const char *eq = strchr(overrides[i], '=');
+        NEED(eq && eq > overrides[i] && eq - overrides[i] < 120,
+             "study '%s': --set '%s': expected key=value", path, overrides[i]);
+        if (rc) break;
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - overrides[i]), overrides[i]);
+        cJSON *v = cJSON_Parse(eq + 1);
+        study_json_set(b, key, v ? v : cJSON_CreateString(eq + 1));
+    }
     set_str(b, "data.source", "hdf5");
     set_str(b, "data.path", data);
 
@@ -402,23 +419,28 @@ static int run_job(const char *job, int argc, char **argv)
 int job_study(int argc, char **argv)
 {
     const char *file = NULL, *dir = NULL;
-    int dry = 0, rank;
+    char *over[64];
+    int dry = 0, rank, nover = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     char err[1024] = "";
     int ok = 1;
     for (int i = 0; i < argc && ok; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             if (rank == 0)
-                printf("usage: mpirun -n RANKS lethe study STUDY.json [--dir DIR] [--dry-run]\n\n"
+                printf("usage: mpirun -n RANKS lethe study STUDY.json [--dir DIR] [--dry-run] "
+                       "[--set key=value ...]\n\n"
                        "Runs a study (a DAG of synth, train, unlearn, eval, relearn and report "
                        "jobs) on these ranks,\nskipping jobs whose folder holds .done; DIR "
-                       "defaults to runs/<study name>. See jobs/studies/.\n");
+                       "defaults to runs/<study name>. --set overrides a key\nof the study's "
+                       "base config for every job (e.g. --set layout.tp=2). See jobs/studies/.\n");
             return 0;
         }
         if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--dry-run"))
             dry = 1;
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && nover < 64)
+            over[nover++] = argv[++i];
         else if (argv[i][0] == '-')
             ok = 0, snprintf(err, sizeof err, "study: unknown option '%s'", argv[i]);
         else if (!file)
@@ -437,10 +459,10 @@ int job_study(int argc, char **argv)
     /* the study name gives the default folder: parse once to learn it */
     if (!dir) {
         study t;
-        ok = study_load(&t, file, "/", err, sizeof err) == 0;
+        ok = study_load_with(&t, file, "/", over, nover, err, sizeof err) == 0;
         if (ok) snprintf(adir, sizeof adir, "%s/runs/%.120s", cwd, t.name), study_free(&t);
     }
-    if (ok) ok = study_load(&s, file, adir, err, sizeof err) == 0;
+    if (ok) ok = study_load_with(&s, file, adir, over, nover, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
     if (rank == 0) {
         ok = study_write_configs(&s, err, sizeof err) == 0;

@@ -42,6 +42,10 @@ typedef struct {
 
 /* Reads and expands a study file into dir. 0, or -1 with one line in err. */
 int study_load(study *s, const char *path, const char *dir, char *err, size_t errlen);
+/* The same with "key=value" overrides of the base config (every job's), as `lethe
+ * study --set` gives them: value parsed as JSON if it parses, else taken as a string. */
+int study_load_with(study *s, const char *path, const char *dir, char **overrides,
+                    int noverrides, char *err, size_t errlen);
 void study_free(study *s);
 /* Writes each job's folder and config file (dir/<name>/job.json). */
 int study_write_configs(const study *s, char *err, size_t errlen);
