@@ -178,6 +178,10 @@ static const key_def SCHEMA[] = {
     K_INT("relearn.samples", relearn.samples, 8, 1, G9, "forget samples the attack trains on"),
     K_INT("relearn.steps", relearn.steps, 20, 1, G9, "attack fine-tuning steps"),
     K_INT("relearn.eval_every", relearn.eval_every, 5, 1, G9, "steps between evaluations"),
+    K_STR("relearn.k", relearn.k, "", 0,
+          "comma-separated steps at which the attack is evaluated and recorded (k axis of the "
+          "sweep); the run goes to the largest (empty: every relearn.eval_every steps to "
+          "relearn.steps)"),
     K_STR("relearn.sweep_samples", relearn.sweep_samples, "", 0,
           "sweep: comma-separated sample counts"),
     K_STR("relearn.sweep_lr", relearn.sweep_lr, "", 0, "sweep: comma-separated learning rates"),

@@ -105,6 +105,7 @@ typedef struct {
     int samples;                /* n: forget samples the attacker fine-tunes on */
     int steps;                  /* k */
     int eval_every;             /* evaluate the forget metrics every this many steps */
+    char k[128];                /* comma-separated evaluation steps ("" = eval_every, steps) */
     char sweep_samples[128];    /* sweep: comma-separated n values ("" = just samples) */
     char sweep_lr[128];         /* sweep: comma-separated learning rates ("" = optim.lr) */
     char sweep_seeds[128];      /* sweep: comma-separated seeds ("" = train.seed) */

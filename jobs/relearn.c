@@ -1,15 +1,27 @@
 /* jobs/relearn.c — `lethe relearn`: the relearning attack, and its sweep.
  *
  * From an unlearned checkpoint (init.checkpoint), fine-tune on n forget samples
- * (drawn by a seeded shuffle of the forget split) for k steps at a constant
- * learning rate with plain NLL, and evaluate the forget metrics at step 0, every
- * relearn.eval_every steps and at the end: forget probability, ROUGE-L recall,
- * truth ratio, and forget quality against the reference model (eval.reference).
+ * (drawn by a seeded shuffle of the forget split) with plain NLL at a constant
+ * learning rate, and evaluate the forget metrics (forget probability, ROUGE-L
+ * recall, truth ratio, forget quality against eval.reference) at step 0 and at
+ * every k of relearn.k (default: every relearn.eval_every steps to relearn.steps).
  * A sweep is the grid relearn.sweep_samples x relearn.sweep_lr x
- * relearn.sweep_seeds, walked in one job; each point restarts from the same
- * checkpoint with fresh AdamW moments and writes its own folder
- * (n<N>_lr<LR>_seed<S>/relearn.jsonl + labels.json). Finished points are
- * skipped, so an interrupted sweep resumes where it stopped. */
+ * relearn.sweep_seeds; the k axis is the checkpoints along one run: each point
+ * runs once to the largest k. Each point restarts from the same checkpoint with
+ * fresh AdamW moments and writes its own folder n<N>_lr<LR>_seed<S>/:
+ *   k<K>.json      the forget metrics at step K (one JSON line), written when reached;
+ *   relearn.jsonl  the curve (the k<K>.json lines in step order) and labels.json:
+ *                  the point is finished.
+ * Points run one at a time; the running one keeps its model and AdamW moments at its
+ * last recorded k (or where a SIGUSR1 stopped the job: the scheduler's warning) in
+ * output.dir/checkpoint.h5, tagged with the point, and removes it when finished; so
+ * the Slurm glue sees a preempted relearn job as it sees train and unlearn.
+ * Resuming: finished points are skipped; an unfinished one continues from the
+ * checkpoint when it is that point's and not past a step still missing, and
+ * evaluates only the steps that have no k<K>.json yet. Training is deterministic (one
+ * fixed batch, the step number drives AdamW), so a resumed curve equals an
+ * uninterrupted one. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +30,13 @@
 #include <cjson/cJSON.h>
 
 #include "../analysis/metrics.h"
+#include "../io/checkpoint.h"
 #include "../io/tokenizer.h"
 #include "../mpi/fatal.h"
 #include "evaluate.h"
 
 #define MAX_GRID 64
+#define MAX_K 64
 
 static int parse_list(const char *s, double *v, int max, double dflt)
 {
@@ -33,8 +47,9 @@ static int parse_list(const char *s, double *v, int max, double dflt)
     char buf[128];
     snprintf(buf, sizeof buf, "%s", s);
     int n = 0;
-    for (char *t = strtok(buf, ","); t && n < max; t = strtok(NULL, ",")) {
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
         char *end;
+        if (n == max) return -1;
         v[n] = strtod(t, &end);
         if (end == t || *end) return -1;
         n++;
@@ -42,10 +57,113 @@ static int parse_list(const char *s, double *v, int max, double dflt)
     return n;
 }
 
+/* The evaluation steps after 0: relearn.k, or every eval_every steps and the last. */
+static int eval_steps(const lethe_relearn_config *R, int *ks)
+{
+    int n = 0;
+    if (!R->k[0]) {
+        for (int s = R->eval_every; s < R->steps && n < MAX_K - 1; s += R->eval_every) ks[n++] = s;
+        ks[n++] = R->steps;
+        return n;
+    }
+    double v[MAX_K];
+    n = parse_list(R->k, v, MAX_K, 0);
+    for (int i = 0; i < n; i++) {
+        if (!(v[i] >= 1 && v[i] <= 1e9 && v[i] == floor(v[i])) || (i && v[i] <= v[i - 1]))
+            return -1;
+        ks[i] = (int)v[i];
+    }
+    return n;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Rank 0: text to path through a temporary name. */
+static void write_atomic(const char *path, const char *text)
+{
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) || rename(tmp, path))
+        lethe_fatal("cannot write '%s': %s", path, strerror(errno));
+}
+
+/* Rank 0: the point's labels: the attacked run's (labels.json beside this job's
+ * config, written by the study runner) plus the attack's own settings. */
+static void write_labels(const lethe_config *c, const char *dir, int n, double lr, uint64_t seed,
+                         int steps)
+{
+    char pl[1100], lp[1100], *ptxt = NULL;
+    snprintf(pl, sizeof pl, "%s/labels.json", c->output.dir);
+    FILE *pf = fopen(pl, "rb");
+    if (pf) {
+        ptxt = calloc(1, 65536);
+        if (ptxt && fread(ptxt, 1, 65535, pf) == 0) ptxt[0] = 0;
+        fclose(pf);
+    }
+    cJSON *lab = ptxt ? cJSON_Parse(ptxt) : NULL;
+    free(ptxt);
+    if (!cJSON_IsObject(lab)) {
+        cJSON_Delete(lab);
+        lab = cJSON_CreateObject();
+        cJSON_AddStringToObject(lab, "method", "unknown");
+        cJSON_AddStringToObject(lab, "split", c->eval.forget_split);
+    }
+    cJSON_AddNumberToObject(lab, "relearn_samples", n);
+    cJSON_AddNumberToObject(lab, "relearn_lr", lr);
+    cJSON_AddNumberToObject(lab, "relearn_seed", (double)seed);
+    cJSON_AddNumberToObject(lab, "relearn_steps", steps);
+    char *lt = cJSON_Print(lab);
+    snprintf(lp, sizeof lp, "%s/labels.json", dir);
+    write_atomic(lp, lt);
+    free(lt);
+    cJSON_Delete(lab);
+}
+
+/* The forget metrics of the model now: one curve line (malloc'd, rank 0; NULL elsewhere). */
+static char *forget_metrics(lethe_session *S, lethe_generator *gen, const tokenizer *tk,
+                            const double *ref_tr, int64_t nref, int step)
+{
+    const lethe_config *c = &S->cfg;
+    split_eval ev;
+    eval_split(S, gen, tk, c->eval.forget_split, c->eval.max_rows, c->eval.generate, &ev);
+    char *line = NULL;
+    if (S->grid.rank == 0) {
+        split_aggregate ag;
+        eval_aggregate(&ev, 0, &ag);
+        double fq = NAN, lfq = NAN;
+        if (ref_tr && ev.has_cand) {
+            double *tr = lethe_malloc(sizeof(double) * (ev.n + 1), "truth ratios");
+            eval_truth_ratios(&ev, 0, tr);
+            fq = eval_ks_p(tr, ev.n, ref_tr, nref, &lfq);
+            free(tr);
+        }
+        char v[4][32];
+        double vals[4] = {ag.prob, ag.rouge_recall, ag.truth_ratio, fq};
+        for (int k = 0; k < 4; k++)
+            if (isfinite(vals[k]))
+                snprintf(v[k], 32, "%.9g", vals[k]);
+            else
+                snprintf(v[k], 32, "null");
+        line = lethe_malloc(256, "curve line");
+        snprintf(line, 256,
+                 "{\"step\":%d,\"forget_prob\":%s,\"rouge_recall\":%s,\"truth_ratio\":%s,"
+                 "\"forget_quality\":%s}\n",
+                 step, v[0], v[1], v[2], v[3]);
+    }
+    split_eval_free(&ev);
+    return line;
+}
+
 int job_relearn(int argc, char **argv)
 {
     lethe_session S;
     session_open(&S, "relearn", argc, argv);
+    session_catch_preemption();
     lethe_config *c = &S.cfg;
     const lethe_relearn_config *R = &c->relearn;
     double ns[MAX_GRID], lrs[MAX_GRID], seeds[MAX_GRID];
@@ -55,10 +173,18 @@ int job_relearn(int argc, char **argv)
     int ok = nn > 0 && nl > 0 && nsd > 0;
     lethe_check(S.grid.world, ok, 2,
                 "relearn: relearn.sweep_samples, sweep_lr and sweep_seeds must be comma-separated "
-                "numbers (got '%s', '%s', '%s')",
-                R->sweep_samples, R->sweep_lr, R->sweep_seeds);
+                "numbers, at most %d each (got '%s', '%s', '%s')",
+                MAX_GRID, R->sweep_samples, R->sweep_lr, R->sweep_seeds);
+    int ks[MAX_K], nk = eval_steps(R, ks);
+    ok = nk > 0;
+    lethe_check(S.grid.world, ok, 2,
+                "relearn: relearn.k='%s' must be increasing whole numbers >= 1, comma-separated, "
+                "at most %d",
+                R->k, MAX_K);
+    int kmax = ks[nk - 1];
     ok = c->data.path[0] && c->init.checkpoint[0];
-    lethe_check(S.grid.world, ok, 2, "relearn: data.path and init.checkpoint (the unlearned model) are required");
+    lethe_check(S.grid.world, ok, 2,
+                "relearn: data.path and init.checkpoint (the unlearned model) are required");
     int cap = c->eval.batch_size;
     for (int i = 0; i < nn; i++) {
         ok = ns[i] >= 1 && ns[i] <= cap && ns[i] == floor(ns[i]);
@@ -71,10 +197,13 @@ int job_relearn(int argc, char **argv)
         lethe_check(S.grid.world, ok, 2, "relearn: learning rate %g is not in (0, 10]", lrs[i]);
     }
     ok = cap % S.grid.dp == 0 && (cap / S.grid.dp) % c->layout.micro_batches == 0;
-    lethe_check(S.grid.world, ok, 2, "relearn: eval.batch_size=%d must be a multiple of layout.dp x layout.micro_batches", cap);
+    lethe_check(
+        S.grid.world, ok, 2,
+        "relearn: eval.batch_size=%d must be a multiple of layout.dp x layout.micro_batches", cap);
     char err[1024];
     dataset_info info;
-    ok = dataset_inspect(&info, c->data.path, c->eval.forget_split, DATASET_CHECK_META, 0, err, sizeof err) == 0;
+    ok = dataset_inspect(&info, c->data.path, c->eval.forget_split, DATASET_CHECK_META, 0, err,
+                         sizeof err) == 0;
     lethe_check(S.grid.world, ok, 2, "relearn: %s", err);
     int T = info.t;
     session_build_model(&S, cap, T);
@@ -100,118 +229,146 @@ int job_relearn(int argc, char **argv)
     int Br = cap / S.grid.dp;
     lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
                      lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
-    int points = 0, skipped = 0;
-    for (int a = 0; a < nn; a++)
-        for (int l = 0; l < nl; l++)
-            for (int sd = 0; sd < nsd; sd++) {
+    /* the recorded steps: 0 and the ks */
+    int steps[MAX_K + 1], nsteps = nk + 1;
+    steps[0] = 0;
+    memcpy(steps + 1, ks, sizeof(int) * nk);
+    int points = 0, skipped = 0, preempted = 0;
+    for (int a = 0; a < nn && !preempted; a++)
+        for (int l = 0; l < nl && !preempted; l++)
+            for (int sd = 0; sd < nsd && !preempted; sd++) {
                 int n = (int)ns[a];
                 uint64_t seed = (uint64_t)seeds[sd];
-                char name[128], dir[700], path[1100], tmp[1200];
-                snprintf(name, sizeof name, "n%d_lr%g_seed%llu", n, lrs[l], (unsigned long long)seed);
+                char name[128], dir[700], path[1100], kpath[MAX_K + 1][1100], ck[1100];
+                snprintf(name, sizeof name, "n%d_lr%g_seed%llu", n, lrs[l],
+                         (unsigned long long)seed);
                 snprintf(dir, sizeof dir, "%s/%s", c->output.dir, name);
                 snprintf(path, sizeof path, "%s/relearn.jsonl", dir);
-                struct stat st;
-                int done = stat(path, &st) == 0;
-                MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT, 0, S.grid.world));
-                if (done) {
+                session_path(&S, "checkpoint.h5", ck, sizeof ck);
+                /* the checkpoint's tag: this point */
+                int64_t tag[3] = {n, (int64_t)seed, 0};
+                memcpy(&tag[2], &lrs[l], sizeof(double));
+                for (int i = 0; i < nsteps; i++)
+                    snprintf(kpath[i], sizeof kpath[i], "%s/k%d.json", dir, steps[i]);
+                /* what is there already: [0] finished, [1] checkpoint, [2 + i] step i recorded */
+                int have[MAX_K + 3];
+                if (S.grid.rank == 0) {
+                    have[0] = file_exists(path);
+                    have[1] = c->checkpoint.resume && file_exists(ck);
+                    for (int i = 0; i < nsteps; i++) have[2 + i] = file_exists(kpath[i]);
+                }
+                MPI_CHECK(MPI_Bcast(have, nsteps + 2, MPI_INT, 0, S.grid.world));
+                if (have[0]) {
                     skipped++;
                     continue;
                 }
-                FILE *f = NULL;
+                int first_missing = -1, last_missing = -1;
+                for (int i = 0; i < nsteps; i++)
+                    if (!have[2 + i]) {
+                        if (first_missing < 0) first_missing = steps[i];
+                        last_missing = steps[i];
+                    }
                 if (S.grid.rank == 0) {
-                    mkdir(dir, 0755);
-                    char lp[1100];
-                    snprintf(lp, sizeof lp, "%s/labels.json", dir);
-                    FILE *lf = fopen(lp, "w");
-                    if (!lf) lethe_fatal("cannot write '%s'", lp);
-                    /* the labels of the unlearning run attacked (written beside this job's
-                     * config by the study runner), plus the attack's own settings */
-                    char pl[1100], *ptxt = NULL;
-                    snprintf(pl, sizeof pl, "%s/labels.json", c->output.dir);
-                    FILE *pf = fopen(pl, "rb");
-                    if (pf) {
-                        ptxt = calloc(1, 65536);
-                        if (ptxt && fread(ptxt, 1, 65535, pf) == 0) ptxt[0] = 0;
-                        fclose(pf);
-                    }
-                    cJSON *lab = ptxt ? cJSON_Parse(ptxt) : NULL;
-                    free(ptxt);
-                    if (!cJSON_IsObject(lab)) {
-                        cJSON_Delete(lab);
-                        lab = cJSON_CreateObject();
-                        cJSON_AddStringToObject(lab, "method", "unknown");
-                        cJSON_AddStringToObject(lab, "split", c->eval.forget_split);
-                    }
-                    cJSON_AddNumberToObject(lab, "relearn_samples", n);
-                    cJSON_AddNumberToObject(lab, "relearn_lr", lrs[l]);
-                    cJSON_AddNumberToObject(lab, "relearn_seed", (double)seed);
-                    cJSON_AddNumberToObject(lab, "relearn_steps", R->steps);
-                    char *lt = cJSON_Print(lab);
-                    if (fputs(lt, lf) < 0 || fclose(lf)) lethe_fatal("cannot write '%s'", lp);
-                    free(lt);
-                    cJSON_Delete(lab);
-                    snprintf(tmp, sizeof tmp, "%s.partial", path);
-                    f = fopen(tmp, "w");
-                    if (!f) lethe_fatal("cannot write '%s'", tmp);
+                    if (mkdir(dir, 0777) && errno != EEXIST)
+                        lethe_fatal("cannot create '%s': %s", dir, strerror(errno));
+                    write_labels(c, dir, n, lrs[l], seed, kmax);
                 }
-                /* the same start for every point: the unlearned weights, fresh moments */
-                session_load_init(&S);
-                memset(m->params.m, 0, sizeof(float) * m->params.total);
-                memset(m->params.v, 0, sizeof(float) * m->params.total);
+                /* the start: the checkpoint when it is this point's and not past a missing
+                 * step, else the unlearned weights with fresh moments */
+                int start = 0;
+                if (have[1] && first_missing >= 0) {
+                    lethe_ckpt_meta meta;
+                    memset(&meta, 0, sizeof meta);
+                    ok = ckpt_load(ck, &m->params, &S.grid, &meta, 1, err, sizeof err) == 0;
+                    lethe_check(S.grid.world, ok, 1, "%s", err);
+                    int mine = meta.n_cursor == 3 && !memcmp(meta.cursor, tag, sizeof tag);
+                    start = mine ? (int)meta.step : 0;
+                    ckpt_meta_free(&meta);
+                    ok = !mine || (start > 0 && start <= kmax);
+                    lethe_check(S.grid.world, ok, 1, "relearn: '%s' is at step %d, outside (0, %d]",
+                                ck, start, kmax);
+                    if (start > first_missing)
+                        start = 0;
+                    else if (start > 0 && S.grid.rank == 0)
+                        printf("relearn %s: resuming from %s at step %d\n", name, ck, start);
+                }
+                if (start == 0 && last_missing >= 0) {
+                    session_load_init(&S);
+                    memset(m->params.m, 0, sizeof(float) * m->params.total);
+                    memset(m->params.v, 0, sizeof(float) * m->params.total);
+                }
                 lethe_optim_config o = c->optim;
                 snprintf(o.schedule, sizeof o.schedule, "constant");
                 o.lr = (float)lrs[l];
                 o.warmup_steps = 0;
                 /* the attacker's n samples: the first n of a seeded shuffle of the split */
-                loader *ld;
-                job_open_loader(&S, &ld, c->eval.forget_split, cap, seed, 1, 0, 1, 0);
-                loader_batch *lb;
-                int r = loader_next(ld, &lb, err, sizeof err);
-                lethe_check(S.grid.world, r > 0, 2, "relearn: %s", r < 0 ? err : "forget split is empty");
-                job_fill_batch(&b, 0, Br, lb);
-                for (int i = 0; i < Br; i++)
-                    if (lb->first + i >= n)
-                        for (int t = 0; t < T; t++) b.targets[(size_t)i * T + t] = -1;
-                loader_close(ld);
-                for (int step = 0; step <= R->steps; step++) {
-                    if (step % R->eval_every == 0 || step == R->steps) {
-                        split_eval ev;
-                        eval_split(&S, &gen, tk, c->eval.forget_split, c->eval.max_rows, c->eval.generate, &ev);
+                if (last_missing >= 0) {
+                    loader *ld;
+                    job_open_loader(&S, &ld, c->eval.forget_split, cap, seed, 1, 0, 1, 0);
+                    loader_batch *lb;
+                    int r = loader_next(ld, &lb, err, sizeof err);
+                    lethe_check(S.grid.world, r > 0, 2, "relearn: %s",
+                                r < 0 ? err : "forget split is empty");
+                    job_fill_batch(&b, 0, Br, lb);
+                    for (int i = 0; i < Br; i++)
+                        if (lb->first + i >= n)
+                            for (int t = 0; t < T; t++) b.targets[(size_t)i * T + t] = -1;
+                    loader_close(ld);
+                }
+                for (int step = start, si = 0; step <= last_missing; step++) {
+                    while (si < nsteps && steps[si] < step) si++;
+                    if (si < nsteps && steps[si] == step && !have[2 + si]) {
+                        char *line = forget_metrics(&S, &gen, tk, ref_tr, nref, step);
                         if (S.grid.rank == 0) {
-                            split_aggregate ag;
-                            eval_aggregate(&ev, 0, &ag);
-                            double fq = NAN, lfq = NAN;
-                            if (ref_tr && ev.has_cand) {
-                                double *tr = lethe_malloc(sizeof(double) * (ev.n + 1), "tr");
-                                eval_truth_ratios(&ev, 0, tr);
-                                fq = eval_ks_p(tr, ev.n, ref_tr, nref, &lfq);
-                                free(tr);
-                            }
-                            char v[4][32];
-                            double vals[4] = {ag.prob, ag.rouge_recall, ag.truth_ratio, fq};
-                            for (int k = 0; k < 4; k++)
-                                if (isfinite(vals[k])) snprintf(v[k], 32, "%.6g", vals[k]);
-                                else snprintf(v[k], 32, "null");
-                            fprintf(f, "{\"step\":%d,\"forget_prob\":%s,\"rouge_recall\":%s,"
-                                       "\"truth_ratio\":%s,\"forget_quality\":%s}\n",
-                                    step, v[0], v[1], v[2], v[3]);
-                            fflush(f);
-                            printf("relearn %s step %3d: forget prob %s  ROUGE %s  truth ratio %s  FQ %s\n",
-                                   name, step, v[0], v[1], v[2], v[3]);
+                            write_atomic(kpath[si], line);
+                            printf("relearn %s step %3d: %s", name, step, line);
+                            fflush(stdout);
+                            free(line);
                         }
-                        split_eval_free(&ev);
+                        have[2 + si] = 1;
+                        /* the resume point of this run (the last step needs none) */
+                        if (step > 0 && step < kmax)
+                            session_save(&S, "checkpoint.h5", step, 0, tag, 3);
                     }
-                    if (step == R->steps) break;
+                    if (step == last_missing) break;
                     nll_objective_ctx ctx = {1.0 / model_count_targets(m, &b)};
                     lethe_objective obj = {nll_objective_seq, &ctx};
                     step_stats sst;
-                    model_train_step(m, &b, &obj, &o, step, R->steps, &sst);
+                    model_train_step(m, &b, &obj, &o, step, kmax, &sst);
+                    job_fault_point(&S, step + 1);
+                    if (session_preempted(&S)) {
+                        session_save(&S, "checkpoint.h5", step + 1, 0, tag, 3);
+                        if (S.grid.rank == 0)
+                            printf(
+                                "lethe relearn: preempted after step %d of %s; %s written, a new "
+                                "run resumes from it\n",
+                                step + 1, name, ck);
+                        S.status = "preempted";
+                        preempted = 1;
+                        break;
+                    }
                 }
-                if (S.grid.rank == 0 && (fclose(f) || rename(tmp, path)))
-                    lethe_fatal("cannot write '%s'", path);
+                if (preempted) break;
+                /* every step recorded: the curve, then the point is finished */
+                if (S.grid.rank == 0) {
+                    size_t len = 0, capb = 256 * (size_t)nsteps;
+                    char *curve = lethe_malloc(capb + 1, "curve");
+                    for (int i = 0; i < nsteps; i++) {
+                        FILE *f = fopen(kpath[i], "rb");
+                        size_t got = f ? fread(curve + len, 1, capb - len, f) : 0;
+                        if (!f || got == 0 || ferror(f)) lethe_fatal("cannot read '%s'", kpath[i]);
+                        fclose(f);
+                        len += got;
+                    }
+                    curve[len] = 0;
+                    write_atomic(path, curve);
+                    free(curve);
+                    if (remove(ck) && errno != ENOENT)
+                        lethe_warn("cannot remove '%s': %s", ck, strerror(errno));
+                }
                 points++;
             }
-    if (S.grid.rank == 0)
+    if (S.grid.rank == 0 && !preempted)
         printf("lethe relearn: %d point%s run, %d already done; results under %s/\n", points,
                points == 1 ? "" : "s", skipped, c->output.dir);
     free(ref_tr);

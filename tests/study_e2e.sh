@@ -103,9 +103,43 @@ ok = c[-1]["forget_prob"] > c[0]["forget_prob"]
 print(("" if ok else "FAIL: ") + f"relearn of the origin model: forget prob {c[0]['forget_prob']} -> {c[-1]['forget_prob']}")
 sys.exit(0 if ok else 1)
 PY
-rm "$work/rl/n4_lr0.001_seed42/relearn.jsonl"
+# an interrupted point (its last step and curve missing) redoes only that step
+P="$work/rl/n4_lr0.001_seed42"
+cp "$P/relearn.jsonl" "$work/rl-curve.jsonl"
+rm "$P/relearn.jsonl" "$P/k2.json"
 "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" relearn "$R" --set init.checkpoint="$D/origin/model.h5" \
     --set relearn.sweep_lr=1e-3,3e-3 --set output.dir="$work/rl" >"$work/rl2.log" 2>&1
 grep -q "1 point run, 1 already done" "$work/rl2.log" || { echo "FAIL: sweep resume"; tail -2 "$work/rl2.log"; fail=1; }
-[ $fail -eq 0 ] && echo "study_e2e: pipeline, re-run skip, unlearn resume, eval under 5 layouts, relearn and sweep resume all pass"
+[ "$(grep -c 'relearn n4_lr0.001_seed42 step' "$work/rl2.log")" = 1 ] && grep -q 'seed42 step   2:' "$work/rl2.log" ||
+    { echo "FAIL: the resumed point did not evaluate step 2 alone"; grep 'step ' "$work/rl2.log"; fail=1; }
+cmp -s "$P/relearn.jsonl" "$work/rl-curve.jsonl" || { echo "FAIL: the resumed point's curve differs"; fail=1; }
+# relearn.k: one run to the largest k, recorded at each; SIGUSR1 mid-point checkpoints the
+# point and exits 0, and the resumed point's curve equals an uninterrupted run's
+rk() { "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" relearn "$R" --set init.checkpoint="$D/origin/model.h5" \
+    --set relearn.k=1,4,40 "$@"; }
+rk --set output.dir="$work/rk-a" >"$work/rk-a.log" 2>&1 || { echo "FAIL: relearn.k run"; tail -3 "$work/rk-a.log"; fail=1; }
+K="n4_lr0.001_seed42"
+[ "$(cut -d, -f1 "$work/rk-a/$K/relearn.jsonl" | tr '\n' ' ')" = '{"step":0 {"step":1 {"step":4 {"step":40 ' ] ||
+    { echo "FAIL: relearn.k=1,4,40 curve steps"; cat "$work/rk-a/$K/relearn.jsonl"; fail=1; }
+# mpirun itself in the background (it forwards the signal to the ranks), not a subshell
+"$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" relearn "$R" --set init.checkpoint="$D/origin/model.h5" \
+    --set relearn.k=1,4,40 --set output.dir="$work/rk-b" >"$work/rk-b1.log" 2>&1 &
+pid=$!
+for _ in $(seq 2400); do [ -f "$work/rk-b/$K/k1.json" ] && break; sleep 0.05; done
+kill -USR1 $pid
+wait $pid
+rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: preempted relearn exit $rc"; tail -3 "$work/rk-b1.log"; fail=1; }
+grep -q "preempted after step" "$work/rk-b1.log" && [ -f "$work/rk-b/checkpoint.h5" ] &&
+    [ ! -f "$work/rk-b/$K/relearn.jsonl" ] || { echo "FAIL: relearn preemption"; tail -3 "$work/rk-b1.log"; fail=1; }
+rk --set output.dir="$work/rk-b" >"$work/rk-b2.log" 2>&1 || { echo "FAIL: resumed relearn"; tail -3 "$work/rk-b2.log"; fail=1; }
+grep -q "relearn $K: resuming from .*/rk-b/checkpoint.h5 at step" "$work/rk-b2.log" || { echo "FAIL: relearn did not resume its point"; fail=1; }
+cmp -s "$work/rk-a/$K/relearn.jsonl" "$work/rk-b/$K/relearn.jsonl" ||
+    { echo "FAIL: preempted and resumed relearn curve differs"; diff "$work/rk-a/$K/relearn.jsonl" "$work/rk-b/$K/relearn.jsonl"; fail=1; }
+[ -f "$work/rk-b/checkpoint.h5" ] && { echo "FAIL: relearn checkpoint left after the point finished"; fail=1; }
+[ $fail -eq 0 ] && echo "relearn: $(grep -o 'preempted after step [0-9]*' "$work/rk-b1.log"), resumed, curve equal"
+out=$(rk --set relearn.k=4,2 --set output.dir="$work/rk-bad" 2>&1)
+[ $? -eq 2 ] && [[ "$out" == *"relearn.k='4,2' must be increasing whole numbers"* ]] && [ ! -e "$work/rk-bad" ] ||
+    { echo "FAIL: relearn.k=4,2 not refused: $out"; fail=1; }
+[ $fail -eq 0 ] && echo "study_e2e: pipeline, re-run skip, unlearn resume, eval under 5 layouts, relearn, sweep resume and relearn preemption all pass"
 exit $fail
