@@ -109,6 +109,8 @@ static const key_def SCHEMA[] = {
           "decoupled weight decay"),
     K_FLT("optim.grad_clip", optim.grad_clip, 1.0, 0, CLOSED, 1e6, CLOSED,
           "global gradient-norm clip; 0 disables"),
+    K_ENUM("optim.on_nonfinite", optim.on_nonfinite, "stop", "stop|skip",
+           "a NaN/Inf loss or gradient: stop the job (last checkpoint kept) or skip the step"),
 
     K_ENUM("data.source", data.source, "synthetic-markov", "synthetic-markov|hdf5",
            "token source: deterministic Markov stream from data.seed, or data.path"),

@@ -41,6 +41,7 @@ typedef struct {
     float beta1, beta2, eps;
     float weight_decay;
     float grad_clip;   /* global-norm clip; 0 disables */
+    char on_nonfinite[8]; /* "stop" (end the job) | "skip" (drop the step's update) */
 } lethe_optim_config;
 
 typedef struct {

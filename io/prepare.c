@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,8 +474,9 @@ static int get_ids(prep *p, cJSON *rec, cJSON *arr, const char *key, tok_ids *ou
     out->n = 0;
     int i = 0;
     for (cJSON *e = arr->child; e; e = e->next, i++) {
-        if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int64_t)e->valuedouble ||
-            e->valuedouble < 0 || e->valuedouble >= (double)p->vocab)
+        /* the range first: converting a double beyond int64 is undefined */
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= (double)p->vocab ||
+            e->valuedouble != (double)(int64_t)e->valuedouble)
             return perr(p, "key '%s' item %d: expected a token id in [0, vocab_size %lld)", key, i,
                         (long long)p->vocab);
         if (out->n == out->cap) {
@@ -491,7 +493,8 @@ static int get_ids(prep *p, cJSON *rec, cJSON *arr, const char *key, tok_ids *ou
 
 static int get_int(prep *p, cJSON *v, const char *key, int64_t *out)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble)
+    if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 9.0e15) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return perr(p, "key '%s': expected an integer", key);
     *out = (int64_t)v->valuedouble;
     return 0;
@@ -587,6 +590,33 @@ static int detect(prep *p, cJSON *rec, const char *want)
                    "(text) or input_ids+answer_start (tokens)");
 }
 
+/* Offset of the first byte of s[0..n) that is not well-formed UTF-8 (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF) or is NUL; n when none. JSON
+ * text is UTF-8, and a NUL would silently cut a string short. */
+static size_t utf8_bad_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t k = c < 0x80                ? 0
+                   : (c & 0xE0) == 0xC0    ? 1
+                   : (c & 0xF0) == 0xE0    ? 2
+                   : (c & 0xF8) == 0xF0    ? 3
+                                           : 9;
+        if (c == 0 || k == 9 || c == 0xC0 || c == 0xC1 || c > 0xF4 || i + k >= n) return i;
+        uint32_t cp = k ? c & (0x3F >> k) : c;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80) return i;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return i;
+        i += k + 1;
+    }
+    return n;
+}
+
 /* One pass over one input file. */
 static int run_input(prep *p, const prepare_input *in)
 {
@@ -609,6 +639,12 @@ static int run_input(prep *p, const prepare_input *in)
                (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
             i++;
         if (i == (size_t)n) continue;
+        size_t bad = utf8_bad_at((const unsigned char *)buf, (size_t)n);
+        if (bad < (size_t)n) {
+            rc = buf[bad] ? perr(p, "byte %zu: invalid UTF-8 (0x%02x)", bad + 1, (unsigned char)buf[bad])
+                          : perr(p, "byte %zu: NUL byte", bad + 1);
+            break;
+        }
         cJSON *rec = cJSON_ParseWithLength(buf, (size_t)n);
         if (!rec || !cJSON_IsObject(rec)) {
             rc = perr(p, "not a JSON object");

@@ -25,6 +25,23 @@ typedef struct {
     size_t cap, n; /* cap is a power of two */
 } hmap;
 
+/* A token from a hostile file as it can be printed in a one-line message: control
+ * characters escaped, long tokens shortened. */
+static const char *tk_shown(const char *s, char *buf, size_t len)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p && o + 8 < len; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+        else
+            buf[o++] = (char)*p;
+    }
+    if (*p && o >= 3) memcpy(buf + o - 3, "...", 3);
+    buf[o] = 0;
+    return buf;
+}
+
 static uint64_t fnv1a(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
@@ -271,7 +288,8 @@ int tokenizer_word_from_list(tokenizer **out, char *const *words, int n, char *e
     for (int i = 0; i < 3; i++)
         if (!words[i] || strcmp(words[i], word_specials[i]) != 0)
             return lethe_errf(err, errlen, "word vocabulary entry %d is '%s', expected '%s'", i,
-                        words[i] ? words[i] : "(null)", word_specials[i]);
+                        words[i] ? tk_shown(words[i], (char[80]){0}, 80) : "(null)",
+                        word_specials[i]);
     tokenizer *t = tk_new(TOKENIZER_WORD);
     if (!t || !(t->tokens = calloc((size_t)n, sizeof(char *)))) {
         tokenizer_free(t);
@@ -296,8 +314,8 @@ int tokenizer_word_from_list(tokenizer **out, char *const *words, int n, char *e
         if (s->val != i) {
             int first = s->val;
             tokenizer_free(t);
-            return lethe_errf(err, errlen, "word vocabulary entry %d '%s' repeats entry %d", i, words[i],
-                        first);
+            return lethe_errf(err, errlen, "word vocabulary entry %d '%s' repeats entry %d", i,
+                        tk_shown(words[i], (char[80]){0}, 80), first);
         }
     }
     *out = t;
@@ -842,7 +860,8 @@ static int gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *me
         hm_slot *s = t->tokens[i] ? hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
         if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
         if (s->val != i)
-            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin, tokens[i],
+            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin,
+                        tk_shown(tokens[i], (char[80]){0}, 80),
                         s->val, i);
     }
     /* every byte must have its one-character token */
@@ -857,7 +876,7 @@ static int gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *me
         const char *sp = strchr(merges[i], ' ');
         if (!sp || sp == merges[i] || !sp[1] || strchr(sp + 1, ' '))
             return lethe_errf(err, errlen, "%s: merge %d '%s' is not two symbols separated by one space",
-                        origin, i, merges[i]);
+                        origin, i, tk_shown(merges[i], (char[80]){0}, 80));
         t->merges[i] = strdup(merges[i]);
         t->n_merges = i + 1;
         hm_slot *s = t->merges[i] ? hm_upsert(&t->ranks, merges[i], strlen(merges[i]), i) : NULL;
@@ -904,7 +923,7 @@ int tokenizer_gpt2_load(tokenizer **out, const char *encoder_json, const char *v
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= nv ||
             e->valuedouble != (double)(int)e->valuedouble) {
             lethe_errf(err, errlen, "tokenizer file '%s': key '%s': expected an id in [0, %d)",
-                 encoder_json, e->string, nv);
+                 encoder_json, tk_shown(e->string, (char[80]){0}, 80), nv);
             goto out;
         }
         tokens[(int)e->valuedouble] = e->string;

@@ -22,6 +22,7 @@ typedef struct {
     lethe_model model;
     int have_model;
     int have_output; /* provenance.json written at the start; completed at close */
+    int have_lock;   /* output.dir/.lock held (by rank 0) until close */
     long started;
     const char *status; /* written into provenance.json at close ("completed" if NULL) */
 } lethe_session;
@@ -58,17 +59,36 @@ void job_open_loader(lethe_session *S, loader **ld, const char *split, int globa
 /* Copies `rows` rows of a loader batch into b at row r0 (rows past lb->n, or all rows
  * when lb is NULL, become padding with no targets). */
 void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb);
-/* Fault injection for tests (off unless LETHE_FAULT is set): "abort-after-step:N"
- * ends the whole job with MPI_Abort right after step N completes, as a crash or
- * a preemption would. */
+/* Fault injection for tests (off unless LETHE_FAULT is set; session_open checks it,
+ * exit 2 on a malformed value): "abort-after-step:N" ends the whole job with MPI_Abort
+ * right after step N completes, as a crash would; "kill-after-step:N[:RANK]" makes
+ * world rank RANK (default 0) SIGKILL itself there, as a node failure would;
+ * "nan-at-step:N[:RANK[:TENSOR]]" poisons a gradient at step N (model/step.h). */
 void job_fault_point(const lethe_session *s, int step);
-/* Removes output.dir/checkpoint.h5 once the final model is written. */
+/* Removes output.dir/checkpoint.h5 once the final model is written (a symbolic link
+ * there is removed itself, never followed). */
 void session_finish_checkpoints(lethe_session *s);
+/* mkdir -p with mode 0777 (the umask decides); 0, or -1 with err. */
+int job_mkdir_p(const char *path, char *err, size_t errlen);
+/* Takes the lock of output folder `dir` (created if missing) for `job` started at
+ * `started` (Unix time), on rank 0 of comm, collectively: if a running lethe job holds
+ * it, every rank exits with code 1 after one line naming that job (host, pid, job,
+ * start time, Slurm job id); a lock left by a job that is no longer running is taken
+ * over with a warning. Released by job_unlock_folder, and at exit. session_output
+ * locks output.dir and session_close unlocks it. */
+void job_lock_folder(const char *dir, const char *job, long started, MPI_Comm comm);
+void job_unlock_folder(const char *dir);
 
 /* SIGUSR1 (the scheduler's warning before a time limit or preemption) sets a
  * flag; session_preempted agrees on it over the world at a step boundary. */
 void session_catch_preemption(void);
 int session_preempted(const lethe_session *s);
+/* This rank has received the preemption signal (no communication). */
+int session_preempt_pending(void);
+
+/* A number for a JSON-lines log: printf'd with fmt, or "null" when not finite (JSON has
+ * no NaN). Returns buf. */
+const char *job_json_num(char *buf, size_t len, const char *fmt, double v);
 
 int job_train(int argc, char **argv);
 int job_bench(int argc, char **argv);

@@ -2,6 +2,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../io/config.h"
 #include "../mpi/fatal.h"
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
             return 0;
         }
     MPI_Init(&argc, &argv);
+    /* outputs follow the user's umask, but are never writable by everyone */
+    umask(umask(0) | S_IWOTH);
     if (!job) {
         int rank;
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -1,12 +1,18 @@
 /* jobs/session.c — config -> grid -> model: how every job opens. */
+#define _GNU_SOURCE /* F_OFD_SETLK */
 #include <cblas.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../io/checkpoint.h"
 #include "../io/provenance.h"
@@ -26,7 +32,56 @@ void blas_core_string(char *buf, size_t len)
              forced && *forced ? forced : "");
 }
 
-static int mkdir_p(const char *path, char *err, size_t errlen)
+/* SIMD width of an OpenBLAS core's kernels: 3 AVX-512, 2 AVX2, 1 AVX, 0 older. */
+static int blas_core_tier(const char *core)
+{
+    static const char *const t3[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    static const char *const t2[] = {"haswell", "zen", "excavator"};
+    static const char *const t1[] = {"sandybridge", "bulldozer", "piledriver", "steamroller"};
+    for (int i = 0; i < 4; i++) {
+        if (i < 3 && !strcasecmp(core, t3[i])) return 3;
+        if (i < 3 && !strcasecmp(core, t2[i])) return 2;
+        if (!strcasecmp(core, t1[i])) return 1;
+    }
+    return 0;
+}
+
+/* The widest kernels OpenBLAS picks for this CPU on its own (same tiers). */
+static int cpu_tier(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return 3;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 2;
+    if (__builtin_cpu_supports("avx")) return 1;
+#endif
+    return 0;
+}
+
+/* Rank 0 of every model job: the OpenBLAS core and threads in force, and a warning
+ * when OPENBLAS_CORETYPE forces narrower kernels than OpenBLAS picks for this CPU
+ * (Haswell on an AVX-512 machine halves sgemm speed). */
+static void session_report_blas(const lethe_session *s)
+{
+    if (s->grid.rank != 0) return;
+    char core[128];
+    blas_core_string(core, sizeof core);
+    printf("lethe %s: OpenBLAS core %s, %d BLAS thread%s per rank, %d rank%s\n", s->job, core,
+           s->cfg.threads, s->cfg.threads > 1 ? "s" : "", s->grid.size, s->grid.size > 1 ? "s" : "");
+    fflush(stdout);
+    static const char *const isa[] = {"SSE", "AVX", "AVX2", "AVX-512"};
+    const char *forced = getenv("OPENBLAS_CORETYPE");
+    int ft = blas_core_tier(openblas_get_corename()), ct = cpu_tier();
+    if (forced && *forced && ft < ct)
+        lethe_warn("OPENBLAS_CORETYPE=%s forces %s kernels on a CPU with %s, slower than the "
+                   "core OpenBLAS detects (Haswell on AVX-512 halves sgemm): unset "
+                   "OPENBLAS_CORETYPE",
+                   forced, isa[ft], isa[ct]);
+}
+
+int job_mkdir_p(const char *path, char *err, size_t errlen)
 {
     char tmp[1024];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
@@ -37,7 +92,8 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
         char c = *p;
         if (c == '/' || c == 0) {
             *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) {
+            /* 0777: the user's umask decides (main adds o-w to it) */
+            if (mkdir(tmp, 0777) && errno != EEXIST) {
                 snprintf(err, errlen, "cannot create output folder '%.700s': %s", tmp,
                          strerror(errno));
                 return -1;
@@ -54,10 +110,159 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- the output-folder lock ----------------------------------------------------------
+ * output/.lock holds one line naming its holder; rank 0 holds an open-file-description
+ * lock (F_OFD_SETLK) on it for the job's lifetime. The kernel (or the file server) drops
+ * that lock when the process dies however it dies, so a lock that can be taken belongs
+ * to a dead job (a crash, an MPI_Abort, a requeued Slurm job's previous run) and is taken
+ * over with a notice. Where the file system has no such locks, the holder's line
+ * decides: the same host and a dead pid, or the same Slurm job id (a requeued job runs
+ * again under its id), is stale; anything else is refused. An OFD lock belongs to one
+ * open, so a job whose folder a study of the same process already holds is refused too. */
+#define LOCK_MAX 4
+static struct {
+    int fd;
+    char path[1100];
+} held_locks[LOCK_MAX];
+static int n_held_locks;
+
+static void release_locks(void)
+{
+    while (n_held_locks > 0) {
+        n_held_locks--;
+        unlink(held_locks[n_held_locks].path);
+        close(held_locks[n_held_locks].fd);
+    }
+}
+
+/* One lock line: "lethe-lock host=H pid=P job=J started=UNIXTIME slurm_job=ID|-". */
+typedef struct {
+    char host[256], job[64], slurm[64];
+    long pid, started;
+} lock_line;
+
+static int lock_parse(const char *line, lock_line *l)
+{
+    memset(l, 0, sizeof *l);
+    snprintf(l->slurm, sizeof l->slurm, "-");
+    return sscanf(line, "lethe-lock host=%255s pid=%ld job=%63s started=%ld slurm_job=%63s",
+                  l->host, &l->pid, l->job, &l->started, l->slurm) >= 4
+               ? 0
+               : -1;
+}
+
+static void lock_holder_str(const char *line, char *buf, size_t len)
+{
+    lock_line l;
+    if (lock_parse(line, &l)) {
+        snprintf(buf, len, "an unreadable lock ('%.100s')", line);
+        return;
+    }
+    char when[64] = "?";
+    time_t t = (time_t)l.started;
+    struct tm tm;
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    int sj = strcmp(l.slurm, "-") != 0;
+    snprintf(buf, len, "lethe %s (host %s, pid %ld, started %s%s%s)", l.job, l.host, l.pid, when,
+             sj ? ", Slurm job " : "", sj ? l.slurm : "");
+}
+
+/* Without OFD locks: is the holder named by `line` certainly gone? */
+static int lock_line_stale(const char *line, const char *myhost)
+{
+    lock_line l;
+    if (lock_parse(line, &l)) return 0;
+    const char *me = getenv("SLURM_JOB_ID");
+    if (me && *me && !strcmp(me, l.slurm)) return 1;
+    return !strcmp(l.host, myhost) && l.pid > 0 && kill((pid_t)l.pid, 0) && errno == ESRCH;
+}
+
+static int lock_folder(const char *dir, const char *job, long started, char *err, size_t errlen)
+{
+    char path[1100], line[512] = "", host[256] = "?", holder[600];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    if (n_held_locks == LOCK_MAX) return lethe_errf(err, errlen, "more than %d output locks", LOCK_MAX);
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = 0;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0)
+            return lethe_errf(err, errlen, "output folder '%s': cannot create the lock '%s': %s",
+                              dir, path, strerror(errno));
+        ssize_t n = pread(fd, line, sizeof line - 1, 0);
+        line[n > 0 ? n : 0] = 0;
+        line[strcspn(line, "\n")] = 0;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        int locked = fcntl(fd, F_OFD_SETLK, &fl) == 0;
+        int busy = !locked && (errno == EAGAIN || errno == EACCES);
+        if (!locked && !busy && line[0] && !lock_line_stale(line, host)) busy = 1;
+        if (busy) {
+            close(fd);
+            lock_holder_str(line, holder, sizeof holder);
+            return lethe_errf(err, errlen, "output folder '%s' is in use by %s; wait for it to "
+                              "end or choose another output.dir (lock file '%s')",
+                              dir, holder, path);
+        }
+        /* the file may have been removed (a job ending) between our open and our lock */
+        struct stat a, b;
+        if (fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+            close(fd);
+            continue;
+        }
+        if (line[0]) {
+            lock_holder_str(line, holder, sizeof holder);
+            lethe_warn("output folder '%s': taking over the lock of %s, which is no longer "
+                       "running", dir, holder);
+        }
+        const char *sj = getenv("SLURM_JOB_ID");
+        int len = snprintf(line, sizeof line,
+                           "lethe-lock host=%s pid=%ld job=%s started=%ld slurm_job=%s\n", host,
+                           (long)getpid(), job, started, sj && *sj ? sj : "-");
+        if (ftruncate(fd, 0) || pwrite(fd, line, (size_t)len, 0) != len) {
+            int e = errno;
+            unlink(path); /* ours while we hold it: an empty lock would name no one */
+            close(fd);
+            return lethe_errf(err, errlen, "output folder '%s': cannot write the lock '%s': %s",
+                              dir, path, strerror(e));
+        }
+        if (!n_held_locks) atexit(release_locks);
+        held_locks[n_held_locks].fd = fd;
+        snprintf(held_locks[n_held_locks].path, sizeof held_locks[0].path, "%s", path);
+        n_held_locks++;
+        return 0;
+    }
+    return lethe_errf(err, errlen, "output folder '%s': the lock '%s' keeps changing", dir, path);
+}
+
+void job_lock_folder(const char *dir, const char *job, long started, MPI_Comm comm)
+{
+    int rank, ok = 1;
+    char err[2048] = "";
+    MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    if (rank == 0) ok = job_mkdir_p(dir, err, sizeof err) == 0 &&
+                        lock_folder(dir, job, started, err, sizeof err) == 0;
+    lethe_check(comm, ok, 1, "%s", err);
+}
+
+void job_unlock_folder(const char *dir)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    for (int i = n_held_locks - 1; i >= 0; i--) {
+        if (strcmp(held_locks[i].path, path)) continue;
+        unlink(path);
+        close(held_locks[i].fd);
+        held_locks[i] = held_locks[--n_held_locks];
+        return;
+    }
+}
+
 void session_path(const lethe_session *s, const char *name, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/%s", s->cfg.output.dir, name);
 }
+
+static void fault_parse(void);
 
 void session_open(lethe_session *s, const char *job, int argc, char **argv)
 {
@@ -103,32 +308,58 @@ void session_open(lethe_session *s, const char *job, int argc, char **argv)
     ok = grid_create(&s->grid, MPI_COMM_WORLD, L->dp, L->pp, L->tp, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
     fatal_set_grid(&s->grid);
+    fault_parse();
     openblas_set_num_threads(s->cfg.threads);
+}
+
+/* A symbolic link at one of the temporary names the jobs write through (NAME.tmp,
+ * NAME.tmp.PID, NAME.partial) would be written through, out of the folder: rank 0
+ * removes such links (the link, never its target) once the folder is locked. */
+static void clear_temp_links(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        size_t len = strlen(n);
+        int temp = strstr(n, ".tmp") != NULL ||
+                   (len > 8 && !strcmp(n + len - 8, ".partial"));
+        struct stat st;
+        if (!temp || fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) || !S_ISLNK(st.st_mode))
+            continue;
+        if (unlinkat(dirfd(d), n, 0))
+            lethe_fatal("cannot remove the link '%s/%s': %s", dir, n, strerror(errno));
+        lethe_warn("removed the symbolic link '%s/%s' (a temporary name of lethe's)", dir, n);
+    }
+    closedir(d);
 }
 
 void session_output(lethe_session *s)
 {
     char err[1024] = "";
     int ok;
-    /* output folder and resolved config: rank 0 writes, everyone learns the verdict */
+    s->started = (long)time(NULL);
+    MPI_CHECK(MPI_Bcast(&s->started, 1, MPI_LONG, 0, s->grid.world));
+    /* the folder is ours before anything is written into it */
+    job_lock_folder(s->cfg.output.dir, s->job, s->started, s->grid.world);
+    s->have_lock = 1;
+    if (s->grid.rank == 0) clear_temp_links(s->cfg.output.dir);
+    /* resolved config: rank 0 writes, everyone learns the verdict */
     ok = 1;
     if (s->grid.rank == 0) {
         char path[1100];
-        ok = mkdir_p(s->cfg.output.dir, err, sizeof err) == 0;
-        if (ok) {
-            session_path(s, "config.json", path, sizeof path);
-            ok = config_write(&s->cfg, path, err, sizeof err) == 0;
-        }
+        session_path(s, "config.json", path, sizeof path);
+        ok = config_write(&s->cfg, path, err, sizeof err) == 0;
     }
     lethe_check(s->grid.world, ok, 1, "%s", err);
-    s->started = (long)time(NULL);
-    MPI_CHECK(MPI_Bcast(&s->started, 1, MPI_LONG, 0, s->grid.world));
     char path[1100];
     session_path(s, "provenance.json", path, sizeof path);
     ok = provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started, 0, "running",
                           err, sizeof err) == 0;
     lethe_check(s->grid.world, ok, 1, "%s", err);
     s->have_output = 1;
+    if (s->have_model) session_report_blas(s);
 }
 
 void session_build_model(lethe_session *s, int global_batch, int seq_len)
@@ -149,11 +380,14 @@ void session_close(lethe_session *s)
     if (s->have_output) {
         char path[1100], err[1200];
         session_path(s, "provenance.json", path, sizeof path);
-        if (provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started,
-                             time(NULL), s->status ? s->status : "completed", err, sizeof err))
-            lethe_warn("%s", err);
+        /* a job whose record cannot be completed (a full disk) has not completed */
+        int ok = provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started,
+                                  time(NULL), s->status ? s->status : "completed", err,
+                                  sizeof err) == 0;
+        lethe_check(s->grid.world, ok, 1, "%s", err);
     }
     if (s->have_model) model_free(&s->model);
+    if (s->have_lock && s->grid.rank == 0) job_unlock_folder(s->cfg.output.dir);
     fatal_set_grid(NULL);
     grid_free(&s->grid);
 }
@@ -206,11 +440,61 @@ void session_load_init(lethe_session *s)
     lethe_check(s->grid.world, ok, 1, "%s", err);
 }
 
-void job_fault_point(const lethe_session *s, int step)
+/* LETHE_FAULT, parsed once by session_open on every rank. */
+static struct {
+    enum { FAULT_NONE, FAULT_ABORT, FAULT_KILL } kind;
+    int step, rank;
+} fault;
+
+static void fault_parse(void)
 {
     const char *f = getenv("LETHE_FAULT");
-    int n;
-    if (!f || sscanf(f, "abort-after-step:%d", &n) != 1 || n != step) return;
+    memset(&fault, 0, sizeof fault);
+    if (!f || !*f) return;
+    /* KIND:N[:RANK[:TENSOR]] */
+    char kind[32] = "", name[LETHE_NAME_MAX] = "";
+    int n = 0, r = 0, size, len = 0, fields = 1, ok;
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    ok = sscanf(f, "%31[a-z-]:%d%n", kind, &n, &len) == 2;
+    const char *rest = f + len;
+    if (ok && *rest) {
+        ok = sscanf(rest, ":%d%n", &r, &len) == 1;
+        rest += len, fields = 2;
+    }
+    if (ok && *rest) {
+        ok = rest[0] == ':' && rest[1] && strlen(rest + 1) < sizeof name;
+        snprintf(name, sizeof name, "%s", rest + 1);
+        fields = 3;
+    }
+    if (!strcmp(kind, "abort-after-step"))
+        fault.kind = FAULT_ABORT, ok = ok && fields == 1;
+    else if (!strcmp(kind, "kill-after-step"))
+        fault.kind = FAULT_KILL, ok = ok && fields <= 2;
+    else
+        ok = ok && !strcmp(kind, "nan-at-step");
+    ok = ok && n > 0 && r >= 0 && r < size;
+    lethe_check(MPI_COMM_WORLD, ok, 2,
+                "LETHE_FAULT='%s': expected abort-after-step:N, kill-after-step:N[:RANK] or "
+                "nan-at-step:N[:RANK[:TENSOR]] (N >= 1, 0 <= RANK < %d ranks)", f, size);
+    fault.step = n;
+    fault.rank = r;
+    if (!strcmp(kind, "nan-at-step")) {
+        model_step_fault.step = n;
+        model_step_fault.rank = r;
+        snprintf(model_step_fault.tensor, sizeof model_step_fault.tensor, "%s", name);
+    }
+}
+
+void job_fault_point(const lethe_session *s, int step)
+{
+    if (fault.kind == FAULT_NONE || fault.step != step) return;
+    if (fault.kind == FAULT_KILL) {
+        if (s->grid.rank != fault.rank) return;
+        fprintf(stderr, "lethe: rank %d: fault injection: SIGKILL after step %d\n", s->grid.rank,
+                step);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
     if (s->grid.rank == 0) {
         fprintf(stderr, "lethe: fault injection: aborting after step %d\n", step);
         fflush(stderr);
@@ -224,7 +508,14 @@ void session_finish_checkpoints(lethe_session *s)
     if (s->grid.rank != 0) return;
     char path[1100];
     session_path(s, "checkpoint.h5", path, sizeof path);
-    if (remove(path) && errno != ENOENT) lethe_warn("cannot remove '%s': %s", path, strerror(errno));
+    /* unlink removes a symbolic link itself, never what it points to; anything that is
+     * not a file or a link (a folder someone put there) is left alone */
+    struct stat st;
+    if (lstat(path, &st)) return;
+    if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+        lethe_warn("'%s' is not a checkpoint file; left in place", path);
+    else if (unlink(path) && errno != ENOENT)
+        lethe_warn("cannot remove '%s': %s", path, strerror(errno));
 }
 
 /* Slurm sends the warning signal (--signal=B:USR1@N, forwarded to the ranks by
@@ -243,9 +534,20 @@ void session_catch_preemption(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+int session_preempt_pending(void) { return preempt_signal != 0; }
+
 int session_preempted(const lethe_session *s)
 {
     int f = preempt_signal;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &f, 1, MPI_INT, MPI_MAX, s->grid.world));
     return f;
+}
+
+const char *job_json_num(char *buf, size_t len, const char *fmt, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, len, fmt, v);
+    else
+        snprintf(buf, len, "null");
+    return buf;
 }

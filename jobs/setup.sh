@@ -4,7 +4,8 @@
 # Sourced by jobs/demo.sh and tests/run.sh; `bash jobs/setup.sh [--tests]` only checks
 # (and, as root on Debian, installs). It provides:
 #   lethe_setup [--tests]        find every dependency; install what is missing or stop.
-#                                --tests adds PyTorch, NumPy, h5py and gnuplot, and for
+#                                --tests adds PyTorch, NumPy, h5py, gnuplot and clang with
+#                                libFuzzer (the fuzz tests), and for
 #                                root also Slurm and munge (the Slurm test needs root)
 #   lethe_build DIR [cmake args] cmake -S <repo> -B DIR -DCMAKE_BUILD_TYPE=Release [args],
 #                                then cmake --build DIR -j$(nproc); a relative DIR is
@@ -37,7 +38,7 @@ LETHE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Debian packages, in install order.
 LETHE_BUILD_PKGS="libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-openmpi-dev hdf5-tools
 libcjson-dev cmake gcc make pkg-config"
-LETHE_TEST_PKGS="python3-torch python3-numpy python3-h5py gnuplot-nox"
+LETHE_TEST_PKGS="python3-torch python3-numpy python3-h5py gnuplot-nox clang libclang-rt-14-dev"
 # The Slurm end-to-end test brings up a private Slurm, which needs root: these are
 # required (and installed) only when running as root.
 LETHE_TEST_ROOT_PKGS="slurm-wlm munge"
@@ -95,6 +96,18 @@ _lethe_find_header() {
 
 _lethe_python() { echo "${LETHE_PYTHON:-/usr/bin/python3}"; }
 
+# Can clang link a libFuzzer harness? (the runtime is a package of its own on Debian)
+_lethe_clang_fuzzer() {
+    _lethe_has_cmd clang || return 1
+    local t
+    t="$(mktemp -d)" || return 1
+    echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n > 1; }' >"$t/f.c"
+    clang -fsanitize=fuzzer "$t/f.c" -o "$t/f" >/dev/null 2>&1
+    local rc=$?
+    rm -rf "$t"
+    return $rc
+}
+
 # _lethe_found PKG: is what the Debian package PKG provides available some other way?
 _lethe_found() {
     case "$1" in
@@ -123,6 +136,8 @@ _lethe_found() {
     python3-numpy) "$(_lethe_python)" -c 'import numpy' >/dev/null 2>&1 ;;
     gnuplot-nox) _lethe_has_cmd gnuplot ;;
     python3-h5py) "$(_lethe_python)" -c 'import h5py' >/dev/null 2>&1 ;;
+    clang) _lethe_has_cmd clang ;;
+    libclang-rt-14-dev) _lethe_clang_fuzzer ;;
     slurm-wlm) _lethe_has_cmds sbatch srun scontrol sinfo squeue slurmctld slurmd ;;
     munge) _lethe_has_cmds munged mungekey ;;
     *) return 1 ;;
@@ -147,6 +162,8 @@ _lethe_describe() {
     python3-numpy) what="numpy for $(_lethe_python)" mod="-" ;;
     gnuplot-nox) what="gnuplot" mod="gnuplot" ;;
     python3-h5py) what="h5py for $(_lethe_python)" mod="-" ;;
+    clang) what="clang (the fuzz tests)" mod="llvm" ;;
+    libclang-rt-14-dev) what="libFuzzer for clang (-fsanitize=fuzzer)" mod="llvm" ;;
     slurm-wlm) what="slurmctld, slurmd and the Slurm clients for the local-cluster test" ;;
     munge) what="munged and mungekey" ;;
     *) what="$1" ;;

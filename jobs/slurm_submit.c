@@ -299,7 +299,7 @@ static int write_text(const char *path, const char *text)
 
 static int mkdir_one(const char *path)
 {
-    if (mkdir(path, 0755) && errno != EEXIST)
+    if (mkdir(path, 0777) && errno != EEXIST)
         return fail(1, "slurm: cannot create folder '%s': %s", path, strerror(errno));
     return 0;
 }
@@ -760,8 +760,17 @@ static int build(ctx_t *c)
     int rc = 0;
     if (c->o.job_kind) {
         name = c->o.name ? c->o.name : c->o.job_kind;
-        if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-            return fail(2, "slurm: --name '%s' is not a folder name", name);
+        /* a control character would end an #SBATCH line (and this message) */
+        char shown[160];
+        size_t o = 0, ctl = 0;
+        for (const char *p = name; *p && o + 1 < sizeof shown; p++) {
+            ctl += (unsigned char)*p < 0x20 || *p == 0x7f;
+            shown[o++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p;
+        }
+        shown[o] = 0;
+        if (!*name || ctl || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+            return fail(2, "slurm: --name '%s' is not a folder name%s", shown,
+                        ctl ? " (it holds a control character)" : "");
     } else {
         char err[1100];
         char *text = read_text(c->o.file, "study", err, sizeof err);

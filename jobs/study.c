@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "../io/config.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
 
@@ -55,11 +57,54 @@ static void set_num(cJSON *root, const char *key, double x)
     cJSON_Delete(v);
 }
 
+/* A printable, one-line copy of a hostile string for messages. */
+static const char *shown(const char *v, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (; *v && o + 4 < len; v++) buf[o++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+    if (*v) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+    buf[o] = 0;
+    return buf;
+}
+
+/* Study and method names become folder names and are written into batch scripts:
+ * a small alphabet keeps them from leaving the study folder or meaning anything to
+ * a shell. */
+static int check_name(const char *path, const char *what, const char *v, size_t max, char *err,
+                      size_t errlen)
+{
+    size_t n = strlen(v);
+    int ok = n > 0 && n <= max && v[0] != '.' && v[0] != '-';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+             (v[i] >= '0' && v[i] <= '9') || v[i] == '.' || v[i] == '_' || v[i] == '+' ||
+             v[i] == '-';
+    if (ok) return 0;
+    char b[80];
+    return lethe_errf(err, errlen,
+                      "study '%s': %s '%s' must be 1 to %zu characters of A-Z a-z 0-9 . _ + - "
+                      "(not starting with '.' or '-')",
+                      path, what, shown(v, b, sizeof b), max);
+}
+
+/* "optim.lr": non-empty parts (the config parser judges the names themselves). */
+static int bad_key(const char *what, const char *k, char *err, size_t errlen)
+{
+    size_t n = strlen(k);
+    if (n > 0 && n < 256 && k[0] != '.' && k[n - 1] != '.' && !strstr(k, "..")) return 0;
+    char b[80];
+    return lethe_errf(err, errlen, "study: '%s': key '%s' is not a dotted config key", what,
+                      shown(k, b, sizeof b));
+}
+
 static int apply(cJSON *root, const cJSON *over, const char *what, char *err, size_t errlen)
 {
     if (!over) return 0;
     if (!cJSON_IsObject(over)) return lethe_errf(err, errlen, "study: '%s' must be an object of dotted keys", what);
-    for (const cJSON *i = over->child; i; i = i->next) set_path(root, i->string, i);
+    for (const cJSON *i = over->child; i; i = i->next) {
+        if (bad_key(what, i->string, err, errlen)) return -1;
+        set_path(root, i->string, i);
+    }
     return 0;
 }
 
@@ -108,8 +153,17 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
     if (!f) return lethe_errf(err, errlen, "study '%s': cannot open: %s", path, strerror(errno));
     char *text = malloc(1 << 20);
     size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    int more = text && n == (1 << 20) - 1 && fgetc(f) != EOF;
     fclose(f);
     if (!text) return lethe_errf(err, errlen, "study '%s': out of memory", path);
+    if (more) {
+        free(text);
+        return lethe_errf(err, errlen, "study '%s': larger than 1 MiB", path);
+    }
+    if (memchr(text, 0, n)) {
+        free(text);
+        return lethe_errf(err, errlen, "study '%s': not a JSON object (NUL byte)", path);
+    }
     text[n] = 0;
     cJSON *root = cJSON_Parse(text);
     free(text);
@@ -123,7 +177,8 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
         int ok = 0;
         for (const char **k = known; *k; k++) ok |= !strcmp(*k, i->string);
         if (!ok) {
-            lethe_errf(err, errlen, "study '%s': unknown key '%s'", path, i->string);
+            char b[80];
+            lethe_errf(err, errlen, "study '%s': unknown key '%s'", path, shown(i->string, b, sizeof b));
             cJSON_Delete(root);
             return -1;
         }
@@ -146,6 +201,9 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
     NEED(cJSON_IsObject(methods) && methods->child, "study '%s': 'methods' must name at least one method", path);
     NEED(!grid || cJSON_IsObject(grid), "study '%s': 'grid' must be an object of lists", path);
     NEED(!seeds || cJSON_IsArray(seeds), "study '%s': 'seeds' must be a list of integers", path);
+    if (!rc) rc = check_name(path, "study name", jn->valuestring, 100, err, errlen);
+    for (const cJSON *m = methods ? methods->child : NULL; m && !rc; m = m->next)
+        rc = check_name(path, "method name", m->string, 64, err, errlen);
     if (rc) {
         cJSON_Delete(root);
         return rc;
@@ -159,14 +217,21 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
     for (const cJSON *g = grid ? grid->child : NULL; g && !rc; g = g->next) {
         NEED(cJSON_IsArray(g) && cJSON_GetArraySize(g) > 0 && gk < 16,
              "study '%s': grid key '%s' must be a non-empty list", path, g->string);
+        if (!rc) rc = bad_key("grid", g->string, err, errlen);
+        NEED(npoints <= STUDY_MAX_JOBS / cJSON_GetArraySize(g),
+             "study '%s': the grid has more than %d points", path, STUDY_MAX_JOBS);
         if (rc) break;
         gkeys[gk] = g;
         glen[gk++] = cJSON_GetArraySize(g);
         npoints *= cJSON_GetArraySize(g);
     }
     int nseeds = seeds ? cJSON_GetArraySize(seeds) : 1;
-    for (int i = 0; i < nseeds && seeds && !rc; i++)
-        NEED(cJSON_IsNumber(cJSON_GetArrayItem(seeds, i)), "study '%s': seeds must be integers", path);
+    for (int i = 0; i < nseeds && seeds && !rc; i++) {
+        const cJSON *sd = cJSON_GetArrayItem(seeds, i);
+        NEED(cJSON_IsNumber(sd) && sd->valuedouble >= 0 && sd->valuedouble <= 1e9 &&
+                 sd->valuedouble == floor(sd->valuedouble),
+             "study '%s': seeds must be integers in [0, 1000000000]", path);
+    }
 
     char data[700];
     cJSON *synth_over = cJSON_GetObjectItemCaseSensitive(root, "synth");
@@ -284,7 +349,8 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
                     cJSON_AddNumberToObject(lab2, "seed", seed);
                     set_str(u, "unlearn.method", m->string);
                     rc = apply(u, m, m->string, err, errlen);
-                    for (const cJSON *mo = m->child; mo; mo = mo->next) {
+                    /* a method that is not an object (apply said so) has no keys */
+                    for (const cJSON *mo = rc ? NULL : m->child; mo; mo = mo->next) {
                         const char *dot = strrchr(mo->string, '.');
                         if (cJSON_IsNumber(mo) || cJSON_IsString(mo))
                             cJSON_AddItemToObject(lab2, dot ? dot + 1 : mo->string, cJSON_Duplicate(mo, 1));
@@ -341,6 +407,18 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
     }
     cJSON_Delete(b);
     cJSON_Delete(root);
+    /* every job's config is checked now, not when the job's turn comes hours later */
+    for (int i = 0; i < s->njobs && !rc; i++) {
+        const study_job *j = &s->jobs[i];
+        for (int k = 0; k < i && !rc; k++)
+            NEED(strcmp(s->jobs[k].name, j->name), "study '%s': two jobs are named '%s'", path,
+                 j->name);
+        lethe_config cfg;
+        char e2[700];
+        if (!rc && j->config_json &&
+            config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
+            rc = lethe_errf(err, errlen, "study '%s': job '%s': %s", path, j->name, e2);
+    }
 #undef NEED
     if (rc) study_free(s);
     return rc;
@@ -370,13 +448,13 @@ static int write_file(const char *path, const char *text)
 int study_write_configs(const study *s, char *err, size_t errlen)
 {
     char path[1100];
-    mkdir(s->dir, 0755);
+    mkdir(s->dir, 0777);
     snprintf(path, sizeof path, "%s/data", s->dir);
-    mkdir(path, 0755);
+    mkdir(path, 0777);
     for (int i = 0; i < s->njobs; i++) {
         const study_job *j = &s->jobs[i];
         snprintf(path, sizeof path, "%s/%s", s->dir, j->name);
-        if (mkdir(path, 0755) && errno != EEXIST)
+        if (mkdir(path, 0777) && errno != EEXIST)
             return lethe_errf(err, errlen, "study: cannot create '%s': %s", path, strerror(errno));
         if (j->config_json) {
             snprintf(path, sizeof path, "%s/%s/job.json", s->dir, j->name);
@@ -464,6 +542,8 @@ int job_study(int argc, char **argv)
     }
     if (ok) ok = study_load_with(&s, file, adir, over, nover, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
+    /* one study per folder (its jobs lock their own sub-folders) */
+    job_lock_folder(adir, "study", (long)time(NULL), MPI_COMM_WORLD);
     if (rank == 0) {
         ok = study_write_configs(&s, err, sizeof err) == 0;
         if (ok) {
@@ -507,11 +587,22 @@ int job_study(int argc, char **argv)
         int rc = run_job(j->job, 1, args);
         MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
         lethe_check(MPI_COMM_WORLD, rc == 0, 1, "study: job '%s' failed (exit %d)", j->name, rc);
+        /* a job that stopped on the preemption signal wrote its checkpoint and exited 0:
+         * it is not done; the study stops here and a rerun resumes that job */
+        int pre = session_preempt_pending();
+        MPI_Allreduce(MPI_IN_PLACE, &pre, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        if (pre) {
+            if (rank == 0)
+                printf("\nlethe study %s: preempted during job '%s'; run the study again to "
+                       "resume it from its checkpoint\n", s.name, j->name);
+            break;
+        }
         if (rank == 0) study_mark_done(&s, i);
     }
-    if (rank == 0 && !dry)
+    if (rank == 0 && !dry && !session_preempt_pending())
         printf("\nlethe study %s: finished in %.1f s; report in %s/report/results.md\n", s.name,
                MPI_Wtime() - t0, adir);
+    if (rank == 0) job_unlock_folder(adir);
     study_free(&s);
     return 0;
 }

@@ -31,7 +31,7 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST) {
+        if (mkdir(tmp, 0777) && errno != EEXIST) {
             snprintf(err, errlen, "synth.output: cannot create folder '%.700s': %s", tmp,
                      strerror(errno));
             return -1;

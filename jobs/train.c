@@ -7,6 +7,7 @@
  * checkpoints every checkpoint.every steps and the final model to model.h5.
  * Rank 0 prints per-step loss, learning rate, gradient norm, tokens/s and the
  * achieved model GFLOP/s, and writes the same as JSON lines to train_log.jsonl. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,18 +53,16 @@ int job_train(int argc, char **argv)
     FILE *logf = NULL;
     char logpath[1100], tmppath[1200];
     if (rank0) {
-        char core[128];
-        blas_core_string(core, sizeof core);
+        /* the OpenBLAS core and threads are stated by the session for every job */
         printf("lethe train: %lld parameters, layout dp=%d pp=%d tp=%d (%d ranks), "
-               "micro-batches %d, batch %d x %d, %d BLAS thread%s per rank, OpenBLAS %s\n",
+               "micro-batches %d, batch %d x %d\n",
                (long long)model_num_params(&c->model), c->layout.dp, c->layout.pp, c->layout.tp,
-               S.grid.size, c->layout.micro_batches, B, T, c->threads, c->threads > 1 ? "s" : "",
-               core);
+               S.grid.size, c->layout.micro_batches, B, T);
         session_path(&S, "train_log.jsonl", logpath, sizeof logpath);
         snprintf(tmppath, sizeof tmppath, "%s.partial", logpath);
         /* a resumed run continues the log of the run it resumes */
         logf = fopen(tmppath, first_step ? "a" : "w");
-        if (!logf) lethe_fatal("cannot write '%s'", tmppath);
+        if (!logf) lethe_fatal("cannot write '%s': %s", tmppath, strerror(errno));
     }
     double flops_tok = model_flops_per_token(&c->model, T), first_loss = NAN, last_loss = NAN;
     int64_t epoch = 0;
@@ -85,19 +84,29 @@ int job_train(int argc, char **argv)
         model_train_step(&S.model, &b, &obj, &c->optim, step, c->train.steps, &st);
         /* the slowest rank sets the pace */
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &st.seconds, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
-        if (isnan(first_loss)) first_loss = st.loss;
-        last_loss = st.loss;
+        if (!st.skipped) {
+            if (isnan(first_loss)) first_loss = st.loss;
+            last_loss = st.loss;
+        }
         if (rank0) {
             double tps = (double)B * T / st.seconds, gf = tps * flops_tok * 1e-9;
+            char loss[32], gn[32];
+            /* JSON has no NaN: a skipped step logs null */
+            job_json_num(loss, sizeof loss, "%.6f", st.loss);
+            job_json_num(gn, sizeof gn, "%.6g", st.grad_norm);
             fprintf(logf,
-                    "{\"step\":%d,\"epoch\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                    "\"seconds\":%.6f,\"tokens_per_s\":%.1f,\"gflops\":%.3f}\n",
-                    step + 1, (long long)epoch, st.loss, st.lr, st.grad_norm, st.seconds, tps, gf);
+                    "{\"step\":%d,\"epoch\":%lld,\"loss\":%s,\"lr\":%.6g,\"grad_norm\":%s,"
+                    "\"seconds\":%.6f,\"tokens_per_s\":%.1f,\"gflops\":%.3f%s}\n",
+                    step + 1, (long long)epoch, loss, st.lr, gn, st.seconds, tps, gf,
+                    st.skipped ? ",\"skipped\":true" : "");
             if (step % c->train.log_every == 0 || step == c->train.steps - 1)
-                printf("step %5d/%d  loss %.4f  lr %.3e  |g| %.3f  %8.0f tok/s  %6.1f GFLOP/s\n",
-                       step + 1, c->train.steps, st.loss, st.lr, st.grad_norm, tps, gf);
+                printf("step %5d/%d  loss %.4f  lr %.3e  |g| %.3f  %8.0f tok/s  %6.1f GFLOP/s%s\n",
+                       step + 1, c->train.steps, st.loss, st.lr, st.grad_norm, tps, gf,
+                       st.skipped ? "  (skipped)" : "");
             fflush(stdout);
-            fflush(logf);
+            /* a full disk shows here; a log with a hole must not be renamed as complete */
+            if (fflush(logf) || ferror(logf))
+                lethe_fatal("cannot write '%s': %s", tmppath, strerror(errno));
         }
         int last = step == c->train.steps - 1;
         if (!last && c->checkpoint.every > 0 && (step + 1) % c->checkpoint.every == 0) {
@@ -132,7 +141,8 @@ int job_train(int argc, char **argv)
     session_save(&S, "model.h5", c->train.steps, epoch, cur, 2);
     session_finish_checkpoints(&S);
     if (rank0) {
-        if (fclose(logf) || rename(tmppath, logpath)) lethe_fatal("cannot write '%s'", logpath);
+        if (fclose(logf) || rename(tmppath, logpath))
+            lethe_fatal("cannot write '%s': %s", logpath, strerror(errno));
         if (!ld)
             printf("lethe train: loss %.4f -> %.4f (chain floor log(%d) = %.4f); model in "
                    "%s/model.h5\n",

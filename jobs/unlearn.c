@@ -273,12 +273,18 @@ int job_unlearn(int argc, char **argv)
         if (S.grid.rank == 0) {
             double tps = (double)(Bf + Br) * T / parts[4];
             double eta = (MPI_Wtime() - t_start) / (step + 1) * (total - step - 1);
+            /* a skipped step (optim.on_nonfinite skip) logs null for what is not finite */
+            char v[6][32];
             fprintf(logf,
-                    "{\"step\":%d,\"epoch\":%lld,\"loss\":%.6f,\"forget_loss\":%.6f,"
-                    "\"retain_loss\":%.6f,\"sigma\":%.6f,\"forget_logp\":%.6f,\"grad_norm\":%.6g,\"lr\":%.6g,"
-                    "\"tokens_per_s\":%.1f,\"eta_s\":%.1f}\n",
-                    step + 1, (long long)epoch, st.loss, parts[0], parts[1], parts[2] / Bf,
-                    parts[3] / Bf, st.grad_norm, st.lr, tps, eta);
+                    "{\"step\":%d,\"epoch\":%lld,\"loss\":%s,\"forget_loss\":%s,"
+                    "\"retain_loss\":%s,\"sigma\":%s,\"forget_logp\":%s,\"grad_norm\":%s,"
+                    "\"lr\":%.6g,\"tokens_per_s\":%.1f,\"eta_s\":%.1f%s}\n",
+                    step + 1, (long long)epoch, job_json_num(v[0], 32, "%.6f", st.loss),
+                    job_json_num(v[1], 32, "%.6f", parts[0]), job_json_num(v[2], 32, "%.6f", parts[1]),
+                    job_json_num(v[3], 32, "%.6f", parts[2] / Bf),
+                    job_json_num(v[4], 32, "%.6f", parts[3] / Bf),
+                    job_json_num(v[5], 32, "%.6g", st.grad_norm), st.lr, tps, eta,
+                    st.skipped ? ",\"skipped\":true" : "");
             if (step % c->train.log_every == 0 || step == total - 1)
                 printf("step %4d/%d  epoch %lld  loss %.4f  forget %.4f  retain %.4f  sigma %.3f  "
                        "|g| %.3f  lr %.2e  %6.0f tok/s  ETA %.0fs\n",

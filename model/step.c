@@ -1,7 +1,11 @@
 /* model/step.c — one optimizer step of the sharded model. */
 #include "step.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "../mpi/fatal.h"
 #include "optim.h"
@@ -23,22 +27,79 @@ double model_count_targets(const lethe_model *m, const lethe_batch *b)
     return n;
 }
 
+step_fault model_step_fault;
+
+int params_first_nonfinite_grad(const lethe_params *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        const float *g = t->grad + t->p[i].off;
+        /* exponent bits all set = Inf or NaN; an OR over integers vectorises */
+        uint32_t bad = 0;
+        for (size_t k = 0; k < t->p[i].numel; k++) {
+            uint32_t u;
+            memcpy(&u, &g[k], sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad) return i;
+    }
+    return -1;
+}
+
+static void inject_fault(lethe_model *m, int step)
+{
+    const step_fault *f = &model_step_fault;
+    int rank;
+    MPI_Comm_rank(m->grid->world, &rank);
+    if (f->step != step || f->rank != rank || m->params.n == 0) return;
+    int i = f->tensor[0] ? params_find(&m->params, f->tensor) : -1;
+    m->params.grad[m->params.p[i < 0 ? 0 : i].off] = NAN;
+}
+
 void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
                       const lethe_optim_config *o, int step, int total, step_stats *out)
 {
     double t0 = MPI_Wtime();
     double loss = model_forward_backward(m, b, obj, NULL, NULL);
+    inject_fault(m, step + 1);
+    /* before the dp sum spreads it to every replica: the rank where it arose */
+    int bad = params_first_nonfinite_grad(&m->params);
     model_reduce_grads(m);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, m->grid->dp_comm));
     double norm = model_grad_norm(m);
-    if (!isfinite(loss) || !isfinite(norm))
-        lethe_fatal("step %d: non-finite %s (loss %g, gradient norm %g)", step + 1,
-                    isfinite(loss) ? "gradient" : "loss", loss, norm);
-    float lr = lr_at(o, step, total), clip = clip_scale(o, norm);
-    adamw_step(&m->params, o, lr, step + 1, clip);
+    /* loss and norm agree on every rank; the lowest rank with a bad tensor reports */
+    int rank, first;
+    MPI_Comm_rank(m->grid->world, &rank);
+    first = bad >= 0 ? rank : INT_MAX;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, m->grid->world));
+    int nonfinite = first != INT_MAX || !isfinite(loss) || !isfinite(norm);
     out->loss = loss;
     out->grad_norm = norm;
+    out->skipped = nonfinite;
+    out->clip = 0;
+    out->lr = lr_at(o, step, total);
+    if (nonfinite) {
+        char what[LETHE_NAME_MAX + 64];
+        if (bad >= 0)
+            snprintf(what, sizeof what, "gradient of tensor '%s'", m->params.p[bad].name);
+        else
+            snprintf(what, sizeof what, "loss (every gradient finite)");
+        int skip = !strcmp(o->on_nonfinite, "skip");
+        int reporter = first != INT_MAX ? first : 0;
+        if (skip && rank == reporter)
+            lethe_warn_rank("step %d: non-finite %s (loss %g, gradient norm %g); step skipped "
+                            "(optim.on_nonfinite = \"skip\")",
+                            step + 1, what, loss, norm);
+        if (!skip)
+            lethe_check(m->grid->world, rank != reporter, 1,
+                        "step %d: non-finite %s (loss %g, gradient norm %g); the job stops, "
+                        "checkpoints written so far are kept (optim.on_nonfinite = \"skip\" "
+                        "skips such steps)",
+                        step + 1, what, loss, norm);
+        out->seconds = MPI_Wtime() - t0;
+        return;
+    }
+    float clip = clip_scale(o, norm);
+    adamw_step(&m->params, o, out->lr, step + 1, clip);
     out->clip = clip;
-    out->lr = lr;
     out->seconds = MPI_Wtime() - t0;
 }

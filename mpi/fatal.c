@@ -78,6 +78,18 @@ void lethe_check(MPI_Comm comm, int ok, int code, const char *fmt, ...)
     exit(code);
 }
 
+void lethe_warn_rank(const char *fmt, ...)
+{
+    char pre[128], msg[2048];
+    prefix(pre, sizeof pre);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%swarning: %s\n", pre, msg);
+    fflush(stderr);
+}
+
 void lethe_warn(const char *fmt, ...)
 {
     va_list ap;

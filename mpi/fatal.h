@@ -30,6 +30,8 @@ LETHE_NORETURN void lethe_fatal_code(int code, const char *fmt, ...) LETHE_PRINT
 void lethe_check(MPI_Comm comm, int ok, int code, const char *fmt, ...) LETHE_PRINTF(4, 5);
 /* Non-fatal note from rank 0 of comm. */
 void lethe_warn(const char *fmt, ...) LETHE_PRINTF(1, 2);
+/* Non-fatal note naming this rank: "lethe: rank R (dpD ppP tpT): warning: message". */
+void lethe_warn_rank(const char *fmt, ...) LETHE_PRINTF(1, 2);
 
 /* Checks an MPI return code. */
 #define MPI_CHECK(call)                                                                  \

@@ -73,6 +73,7 @@ static int same_config(const lethe_config *a, const lethe_config *b, const char 
     F(optim.eps);
     F(optim.weight_decay);
     F(optim.grad_clip);
+    F(optim.on_nonfinite);
     F(data.source);
     F(data.seed);
     F(data.prompt_len);
@@ -205,7 +206,7 @@ static const char *FULL =
     "  \"layout\": {\"dp\": 2, \"pp\": 2, \"tp\": 3, \"micro_batches\": 4},\n"
     "  \"optim\": {\"schedule\": \"linear\", \"lr\": 0.1, \"min_lr\": 1e-7, \"warmup_steps\": 0,\n"
     "            \"beta1\": 0.8, \"beta2\": 0.999, \"eps\": 1e-6, \"weight_decay\": 0,\n"
-    "            \"grad_clip\": 0.5},\n"
+    "            \"grad_clip\": 0.5, \"on_nonfinite\": \"skip\"},\n"
     "  \"data\": {\"source\": \"hdf5\", \"seed\": 9007199254740991,\n"
     "           \"prompt_len\": 0, \"min_len\": 1, \"branching\": 1000,\n"
     "           \"path\": \"d/a.h5\", \"split\": \"train_full\", \"forget_split\": \"f\",\n"
@@ -214,7 +215,8 @@ static const char *FULL =
     "            \"log_every\": 1},\n"
     "  \"bench\": {\"warmup\": 0, \"steps\": 1},\n"
     "  \"output\": {\"dir\": \"out/\\\"quoted\\\" dir \\u00e9\"},\n"
-    "  \"unlearn\": {\"preset\": \"tofu-npo\", \"method\": \"ga\", \"beta\": 0.5,\n"
+    "  \"unlearn\": {\"preset\": \"tofu-npo\", \"method\": \"ga\", \"retain_loss\": \"kl\",\n"
+    "              \"beta\": 0.5,\n"
     "              \"gamma\": 1.5, \"c_f\": 2, \"c_r\": 0.5, \"epochs\": 3,\n"
     "              \"warmup_epochs\": 0.5, \"batch_size\": 4, \"retain_batch_size\": 0},\n"
     "  \"init\": {\"checkpoint\": \"runs/x/model.h5\"},\n"
@@ -228,7 +230,8 @@ static const char *FULL =
     "           \"utility_splits\": \"u\", \"holdout_split\": \"\", \"reference\": \"r/e\",\n"
     "           \"max_rows\": 5, \"batch_size\": 4, \"generate\": false,\n"
     "           \"max_new_tokens\": 9, \"min_k\": 20},\n"
-    "  \"relearn\": {\"samples\": 2, \"steps\": 3, \"eval_every\": 1, \"sweep_samples\": \"1,2\",\n"
+    "  \"relearn\": {\"samples\": 2, \"steps\": 3, \"eval_every\": 1, \"k\": \"1,3\",\n"
+    "              \"sweep_samples\": \"1,2\",\n"
     "              \"sweep_lr\": \"1e-4\", \"sweep_seeds\": \"1,2,3\"},\n"
     "  \"threads\": 2\n"
     "}\n";

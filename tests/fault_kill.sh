@@ -1,0 +1,106 @@
+#!/bin/bash
+# A rank dies (SIGKILL) at a random step of `lethe train` on 2 ranks under mpirun:
+# every rank process is gone and mpirun has exited non-zero within 30 s of the death
+# (no hang); a run started again in the same folder resumes from the last checkpoint
+# (taking over the dead job's output lock) and ends with weights and AdamW moments
+# bitwise equal to an uninterrupted run.
+# Odd trials kill through the fault switch (LETHE_FAULT=kill-after-step:K:R: rank R
+# raises SIGKILL right after step K), even trials from outside (kill -9 of a random
+# rank process once the log shows a random number of steps).
+#
+# usage: fault_kill.sh [TRIALS]   (default 3; the note quotes 20)
+# Needs MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR (set by ctest).
+set -u
+trials=${1:-3}
+source "$(dirname "${BASH_SOURCE[0]}")/fault_lib.sh"
+steps=16 every=4 deadline=30
+args=(train "$cfg" "${small[@]}" --set train.steps=$steps --set checkpoint.every=$every)
+run() { "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" "${args[@]}" "$@"; }
+
+run --set output.dir="$work/ref" >"$work/ref.log" 2>&1 ||
+    { echo "FAIL: uninterrupted run"; cat "$work/ref.log"; exit 1; }
+
+passed=0
+for t in $(seq "$trials"); do
+    d="$work/t$t"
+    k=$((2 + RANDOM % (steps - 3))) # 2 .. steps-2
+    r=$((RANDOM % 2))
+    how="switch"
+    [ $((t % 2)) -eq 0 ] && how="external"
+    msg="trial $t ($how, rank $r, step $k)"
+    fault=""
+    [ "$how" = switch ] && fault=kill-after-step:$k:$r
+    # mpirun itself in the background (not a function's subshell): its pid is $!
+    LETHE_FAULT=$fault "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" "${args[@]}" \
+        --set output.dir="$d" >"$d.log" 2>&1 &
+    mp=$!
+    # the rank processes are mpirun's children
+    pids=""
+    for _ in $(seq 400); do
+        pids=$(pgrep -P $mp | tr '\n' ' ')
+        [ "$(echo $pids | wc -w)" -eq 2 ] && break
+        sleep 0.05
+    done
+    [ "$(echo $pids | wc -w)" -eq 2 ] ||
+        { echo "FAIL: $msg: did not find 2 rank processes"; pkill -9 -P $mp; kill -9 $mp; wait $mp; continue; }
+    if [ "$how" = external ]; then
+        # world rank r is the r-th child started (pids ascend within one launch)
+        victim=$(echo $pids | tr ' ' '\n' | sort -n | sed -n "$((r + 1))p")
+        for _ in $(seq 1200); do
+            [ -f "$d/train_log.jsonl.partial" ] && [ "$(wc -l <"$d/train_log.jsonl.partial")" -ge $k ] && break
+            sleep 0.02
+        done
+        kill -9 "$victim"
+    fi
+    # the death, then the clock: every process gone within $deadline s
+    for _ in $(seq 1200); do
+        alive=0
+        for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+        [ $alive -lt 2 ] && break
+        sleep 0.05
+    done
+    t0=$(date +%s.%N)
+    gone=0
+    while :; do
+        alive=0
+        for p in $pids $mp; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+        [ $alive -eq 0 ] && { gone=1; break; }
+        awk -v a="$(date +%s.%N)" -v b="$t0" -v d=$deadline 'BEGIN { exit !(a - b > d) }' && break
+        sleep 0.05
+    done
+    secs=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
+    if [ $gone -ne 1 ]; then
+        echo "FAIL: $msg: processes still alive $deadline s after the death"
+        ps -o pid,stat,cmd -p $pids $mp
+        kill -9 $pids $mp 2>/dev/null
+        wait $mp
+        continue
+    fi
+    wait $mp
+    rc=$?
+    [ $rc -ne 0 ] || { echo "FAIL: $msg: mpirun exited 0 after a rank died"; cat "$d.log"; continue; }
+    [ -f "$d/model.h5" ] && { echo "FAIL: $msg: model.h5 exists after the death"; continue; }
+    done_steps=$(wc -l <"$d/train_log.jsonl.partial" 2>/dev/null || echo 0)
+    run --set output.dir="$d" >"$d.resume.log" 2>&1 ||
+        { echo "FAIL: $msg: the resumed run failed"; cat "$d.resume.log"; continue; }
+    from=$(grep -o "resuming from .* at step [0-9]*" "$d.resume.log" | grep -o "[0-9]*$")
+    from=${from:-0}
+    # the last checkpoint before the death: a multiple of $every, at most what was logged
+    if [ $((from % every)) -ne 0 ] || [ "$from" -gt "$done_steps" ] ||
+        { [ "$how" = switch ] && [ "$from" -ne $((k / every * every)) ]; }; then
+        echo "FAIL: $msg: resumed at step $from after $done_steps logged steps"; continue
+    fi
+    # the dead job's lock stayed behind (its rank 0 was killed); the new run took it over
+    grep -q "taking over the lock of lethe train" "$d.resume.log" ||
+        { echo "FAIL: $msg: no lock take-over notice"; cat "$d.resume.log"; continue; }
+    same=1
+    for g in /params /adam_m /adam_v; do
+        h5diff -q "$work/ref/model.h5" "$d/model.h5" "$g" "$g" >/dev/null || same=0
+    done
+    [ $same -eq 1 ] || { echo "FAIL: $msg: final weights differ from the uninterrupted run"; continue; }
+    [ -e "$d/.lock" ] && { echo "FAIL: $msg: .lock left after the resumed run ended"; continue; }
+    echo "ok: $msg: all processes gone ${secs} s after the death, mpirun exit $rc, resumed at step $from, bitwise equal"
+    passed=$((passed + 1))
+done
+echo "fault_kill: $passed/$trials trials passed"
+[ "$passed" -eq "$trials" ]
