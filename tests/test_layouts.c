@@ -141,12 +141,13 @@ static void check(int ok, const char *fmt, const char *a, double v)
     }
 }
 
-/* Unlearning objectives through the same pipeline: even global sequences are
+/* Unlearning objectives (SimNPO, NPO, SimNPO with the KL retain term, GA, GradDiff)
+ * through the same pipeline: even global sequences are
  * forget rows, odd ones retain rows; NPO gets fixed reference sums; the KL retain
  * term's reference is the model with every weight scaled by 0.9 (layout-independent),
  * its distributions made by exchanging those weights in for one forward, as the
  * unlearn job does. Returns the global loss; gradients are reduced over dp. */
-#define N_UOBJ 3
+#define N_UOBJ 5
 static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, int which,
                             double *scale)
 {
@@ -176,7 +177,9 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
         m->soft_lp = lsm;
         m->soft_seq = is_retain;
     }
-    unlearn_ctx ctx = {.method = which == 1 ? METHOD_NPO : METHOD_SIMNPO,
+    static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO, METHOD_SIMNPO, METHOD_GA,
+                                            METHOD_GRADDIFF};
+    unlearn_ctx ctx = {.method = M[which],
                        .beta = which == 1 ? 2.0 : 2.5, .gamma = which == 0 ? 0.5 : 0.0,
                        .c_f = which == 1 ? 1.0 : 0.3, .c_r = 1.0, .is_forget = is_forget,
                        .s_ref = s_ref, .negent = which == 2 ? negent : NULL,
@@ -198,7 +201,8 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     *scale = fmax(fabs(loss), h / rt);
     return loss;
 }
-static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo", "simnpo+kl retain"};
+static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo", "simnpo+kl retain", "ga",
+                                        "graddiff"};
 
 /* Reference: the one-rank model, gradients of step 0 and the trajectory. */
 typedef struct {
@@ -283,7 +287,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
             check(e <= TOL, "%s: unlearning loss relative error %.3g", UOBJ_NAME[u], e);
         }
     }
-    if (world_rank == 0) printf("%-28s simnpo/npo/kl loss and gradients %.3g\n", what, worst_u);
+    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl loss and gradients %.3g\n", what, worst_u);
     model_free(&m);
     free(b.tokens);
     free(b.targets);
