@@ -660,12 +660,13 @@ static void test_markov(void)
     synth_free(d2);
     synth_free(d3);
 
-    const char *names[8] = {"retain",       "forget1",      "forget2",    "eval/retain",
-                            "eval/forget1", "eval/forget2", "train_full", "train_retain"};
-    const int64_t rows[8] = {M, M, M, M / 4, M / 4, M / 4, 3 * M, M};
-    split_data X[8];
-    CHECK(m.n_splits == 8, "markov: %d splits, expected 8", m.n_splits);
-    for (int i = 0; i < 8; i++) {
+    const char *names[9] = {"retain",       "forget1",      "forget2",    "eval/retain",
+                            "eval/forget1", "eval/forget2", "train_full", "train_retain",
+                            "forget"};
+    const int64_t rows[9] = {M, M, M, M / 4, M / 4, M / 4, 3 * M, M, 2 * M};
+    split_data X[9];
+    CHECK(m.n_splits == 9, "markov: %d splits, expected 9", m.n_splits);
+    for (int i = 0; i < 9; i++) {
         if (read_split(&X[i], c.output, names[i])) return;
         CHECK(X[i].n == rows[i] && X[i].t == 32 && !X[i].has_para && !X[i].has_pert,
               "markov split '%s': %lld rows, T %d, expected %lld rows, T 32", names[i],
@@ -696,6 +697,11 @@ static void test_markov(void)
                   !memcmp(X[6].sid + (int64_t)c0 * M, X[c0].sid, 8 * (size_t)M),
               "train_full part %d differs from '%s'", c0, names[c0]);
     CHECK(!memcmp(X[7].ids, X[0].ids, 4 * (size_t)M * 32), "train_retain differs from retain");
+    /* forget = forget1 + forget2 (the forget set of an unlearning run) */
+    for (int c0 = 0; c0 < 2; c0++)
+        CHECK(!memcmp(X[8].ids + (int64_t)c0 * M * 32, X[1 + c0].ids, 4 * (size_t)M * 32) &&
+                  !memcmp(X[8].sid + (int64_t)c0 * M, X[1 + c0].sid, 8 * (size_t)M),
+              "forget part %d differs from '%s'", c0, names[1 + c0]);
 
     /* the stored chains: rows sum to 1, leak / 7 off the chain, and they are the library's */
     const char *chain_ds[3] = {"/chains/retain", "/chains/forget1", "/chains/forget2"};
@@ -796,7 +802,7 @@ static void test_markov(void)
                   "KL on eval/retain row 0 against %s: %.6f, expected %.6f", names[w], kl, want);
         }
     }
-    for (int i = 0; i < 8; i++) split_free(&X[i]);
+    for (int i = 0; i < 9; i++) split_free(&X[i]);
     printf("markov: M %d, lengths %d/%d: %lld rows, %.1f KiB, generate %.3f s, write %.3f s\n", M,
            LL, LS, (long long)m.total_rows, m.file_bytes / 1024.0, m.gen_seconds, m.write_seconds);
     synth_free(d);
