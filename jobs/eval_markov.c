@@ -190,22 +190,10 @@ static int64_t eval_chain(lethe_session *S, int c, const double *P, const double
     free(ne);
     loader_close(ld);
     /* every replica's rows, to every rank */
-    int dp = S->grid.dp, *counts = lethe_malloc(sizeof(int) * dp, "eval"),
-        *displs = lethe_malloc(sizeof(int) * dp, "eval");
-    int bytes = (int)(nmine * (int64_t)sizeof(row_result));
-    MPI_CHECK(MPI_Allgather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, S->grid.dp_comm));
-    int total = 0;
-    for (int r = 0; r < dp; r++) {
-        displs[r] = total;
-        total += counts[r];
-    }
-    row_result *res = lethe_malloc((size_t)total + sizeof(row_result), "eval");
-    MPI_CHECK(MPI_Allgatherv(mine, bytes, MPI_BYTE, res, counts, displs, MPI_BYTE, S->grid.dp_comm));
-    int64_t n = total / (int64_t)sizeof(row_result);
-    qsort(res, (size_t)n, sizeof(row_result), cmp_row);
+    int64_t n;
+    row_result *res = job_allgather_sorted(mine, nmine, sizeof(row_result), S->grid.dp_comm,
+                                           cmp_row, &n);
     if (E->max_rows > 0 && n > E->max_rows) n = E->max_rows; /* the first rows by sample id */
-    free(counts);
-    free(displs);
     free(mine);
     free(lq);
     free(soft);

@@ -59,6 +59,11 @@ void job_open_loader(lethe_session *S, loader **ld, const char *split, int globa
 /* Copies `rows` rows of a loader batch into b at row r0 (rows past lb->n, or all rows
  * when lb is NULL, become padding with no targets). */
 void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb);
+/* Every replica's records (n of `size` bytes each on this rank) to every rank of
+ * `comm` (the dp communicator), sorted with cmp; returns a malloc'd array and the
+ * total count in *total. Collective over comm. */
+void *job_allgather_sorted(const void *mine, int64_t n, size_t size, MPI_Comm comm,
+                           int (*cmp)(const void *, const void *), int64_t *total);
 /* Fault injection for tests (off unless LETHE_FAULT is set; session_open checks it,
  * exit 2 on a malformed value): "abort-after-step:N" ends the whole job with MPI_Abort
  * right after step N completes, as a crash would; "kill-after-step:N[:RANK]" makes

@@ -80,6 +80,27 @@ void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb)
     }
 }
 
+void *job_allgather_sorted(const void *mine, int64_t n, size_t size, MPI_Comm comm,
+                           int (*cmp)(const void *, const void *), int64_t *total)
+{
+    int np, bytes = (int)(n * (int64_t)size), sum = 0;
+    MPI_CHECK(MPI_Comm_size(comm, &np));
+    int *counts = lethe_malloc(sizeof(int) * np, "gather"),
+        *displs = lethe_malloc(sizeof(int) * np, "gather");
+    MPI_CHECK(MPI_Allgather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, comm));
+    for (int r = 0; r < np; r++) {
+        displs[r] = sum;
+        sum += counts[r];
+    }
+    char *all = lethe_malloc((size_t)sum + size, "gather");
+    MPI_CHECK(MPI_Allgatherv(mine, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, comm));
+    *total = sum / (int64_t)size;
+    qsort(all, (size_t)*total, size, cmp);
+    free(counts);
+    free(displs);
+    return all;
+}
+
 /* NPO: s_ref of every forget sample under the starting model, sorted by id. */
 static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
 {
@@ -105,23 +126,9 @@ static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
     }
     loader_close(ld);
     /* every replica needs every sample's reference */
-    int dp = S->grid.dp, *counts = lethe_malloc(sizeof(int) * dp, "npo"),
-        *displs = lethe_malloc(sizeof(int) * dp, "npo");
-    int bytes = nmine * (int)sizeof(ref_entry);
-    MPI_CHECK(MPI_Allgather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, S->grid.dp_comm));
-    int total = 0;
-    for (int r = 0; r < dp; r++) {
-        displs[r] = total;
-        total += counts[r];
-    }
-    ref_entry *all = lethe_malloc((size_t)total + 1, "npo reference");
-    MPI_CHECK(MPI_Allgatherv(mine, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE,
-                             S->grid.dp_comm));
-    *n_out = total / (int64_t)sizeof(ref_entry);
-    qsort(all, (size_t)*n_out, sizeof(ref_entry), cmp_ref);
+    ref_entry *all = job_allgather_sorted(mine, nmine, sizeof(ref_entry), S->grid.dp_comm,
+                                          cmp_ref, n_out);
     free(mine);
-    free(counts);
-    free(displs);
     free(s);
     free(cnt);
     free(b.tokens);
