@@ -59,6 +59,17 @@ void job_open_loader(lethe_session *S, loader **ld, const char *split, int globa
 /* Copies `rows` rows of a loader batch into b at row r0 (rows past lb->n, or all rows
  * when lb is NULL, become padding with no targets). */
 void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb);
+/* What a job's steps waited for the data stream: `wait` seconds in loader_next (and
+ * copying the batch in), `compute` seconds in the optimizer steps, over `steps` steps. */
+typedef struct {
+    double wait, compute;
+    int steps;
+} job_data_clock;
+/* Rank 0 prints one line: the busiest rank's wait as a share of its step time
+ * (wait + compute), and whether the loader `ld` reads ahead (or why not).
+ * Collective over the session's world. */
+void job_data_report(const lethe_session *S, const char *job, const job_data_clock *c,
+                     const loader *ld);
 /* Every replica's records (n of `size` bytes each on this rank) to every rank of
  * `comm` (the dp communicator), sorted with cmp; returns a malloc'd array and the
  * total count in *total. Collective over comm. */

@@ -67,7 +67,9 @@ int job_train(int argc, char **argv)
     double flops_tok = model_flops_per_token(&c->model, T), first_loss = NAN, last_loss = NAN;
     int64_t epoch = 0;
     char err[1024];
+    job_data_clock clk = {0, 0, 0};
     for (int step = first_step; step < c->train.steps; step++) {
+        double t_data = MPI_Wtime();
         if (ld) {
             loader_batch *lb;
             int r = loader_next(ld, &lb, err, sizeof err);
@@ -78,10 +80,14 @@ int job_train(int argc, char **argv)
             synth_markov_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens,
                                b.targets);
         }
+        t_data = MPI_Wtime() - t_data;
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S.model, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         step_stats st;
         model_train_step(&S.model, &b, &obj, &c->optim, step, c->train.steps, &st);
+        clk.wait += t_data;
+        clk.compute += st.seconds;
+        clk.steps++;
         /* the slowest rank sets the pace */
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &st.seconds, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
         if (!st.skipped) {
@@ -96,8 +102,8 @@ int job_train(int argc, char **argv)
             job_json_num(gn, sizeof gn, "%.6g", st.grad_norm);
             fprintf(logf,
                     "{\"step\":%d,\"epoch\":%lld,\"loss\":%s,\"lr\":%.6g,\"grad_norm\":%s,"
-                    "\"seconds\":%.6f,\"tokens_per_s\":%.1f,\"gflops\":%.3f%s}\n",
-                    step + 1, (long long)epoch, loss, st.lr, gn, st.seconds, tps, gf,
+                    "\"seconds\":%.6f,\"data_s\":%.6f,\"tokens_per_s\":%.1f,\"gflops\":%.3f%s}\n",
+                    step + 1, (long long)epoch, loss, st.lr, gn, st.seconds, t_data, tps, gf,
                     st.skipped ? ",\"skipped\":true" : "");
             if (step % c->train.log_every == 0 || step == c->train.steps - 1)
                 printf("step %5d/%d  loss %.4f  lr %.3e  |g| %.3f  %8.0f tok/s  %6.1f GFLOP/s%s\n",
@@ -140,6 +146,7 @@ int job_train(int argc, char **argv)
     }
     session_save(&S, "model.h5", c->train.steps, epoch, cur, 2);
     session_finish_checkpoints(&S);
+    if (ld) job_data_report(&S, "train", &clk, ld);
     if (rank0) {
         if (fclose(logf) || rename(tmppath, logpath))
             lethe_fatal("cannot write '%s': %s", logpath, strerror(errno));

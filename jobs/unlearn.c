@@ -61,6 +61,27 @@ void job_open_loader(lethe_session *S, loader **ld, const char *split, int globa
 
 /* Copies loader rows into the batch at row offset r0 (rows beyond n are padding
  * with no targets). */
+void job_data_report(const lethe_session *S, const char *job, const job_data_clock *c,
+                     const loader *ld)
+{
+    /* the rank that waited most, as a share of its own step time */
+    double mine[2] = {c->wait, c->wait + c->compute}, all[2];
+    struct {
+        double share;
+        int rank;
+    } in = {mine[1] > 0 ? mine[0] / mine[1] : 0.0, S->grid.rank}, out;
+    MPI_CHECK(MPI_Allreduce(&in, &out, 1, MPI_DOUBLE_INT, MPI_MAXLOC, S->grid.world));
+    memcpy(all, mine, sizeof all);
+    MPI_CHECK(MPI_Bcast(all, 2, MPI_DOUBLE, out.rank, S->grid.world));
+    if (S->grid.rank != 0) return;
+    const char *why = "";
+    int ahead = loader_prefetch_status(ld, &why);
+    printf("lethe %s: data stream: %.3f s waiting for batches in %d steps, %.2f%% of step "
+           "time (rank %d, the most); %s%s\n",
+           job, all[0], c->steps, 100.0 * out.share, out.rank,
+           ahead ? "the next batch is read ahead in a thread" : "no read-ahead: ", why);
+}
+
 void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb)
 {
     int T = b->T;
@@ -238,7 +259,9 @@ int job_unlearn(int argc, char **argv)
                c->optim.lr, c->layout.dp, c->layout.pp, c->layout.tp);
     }
     double t_start = MPI_Wtime();
+    job_data_clock clk = {0, 0, 0};
     for (int step = first_step; step < total; step++) {
+        double t_data = MPI_Wtime();
         loader_batch *fb, *rb = NULL;
         int r = loader_next(lf, &fb, err, sizeof err);
         lethe_check(S.grid.world, r > 0, 1, "%s", r < 0 ? err : "forget stream ended early");
@@ -251,6 +274,7 @@ int job_unlearn(int argc, char **argv)
             lethe_check(S.grid.world, r > 0, 1, "%s", r < 0 ? err : "retain stream ended");
             job_fill_batch(&b, rf, rr, rb);
         }
+        t_data = MPI_Wtime() - t_data;
         double rt = 0;
         for (int i = rf; i < rows; i++)
             for (int t = 0; t < T; t++) rt += b.targets[(size_t)i * T + t] >= 0;
@@ -268,6 +292,9 @@ int job_unlearn(int argc, char **argv)
         lethe_objective obj = {unlearn_objective_seq, &ctx};
         step_stats st;
         model_train_step(&S.model, &b, &obj, &c->optim, step, total, &st);
+        clk.wait += t_data;
+        clk.compute += st.seconds;
+        clk.steps++;
         S.model.soft_lp = NULL;
         S.model.soft_seq = NULL;
         /* the objective ran on the last stage of each replica: sum over replicas and
@@ -285,12 +312,12 @@ int job_unlearn(int argc, char **argv)
             fprintf(logf,
                     "{\"step\":%d,\"epoch\":%lld,\"loss\":%s,\"forget_loss\":%s,"
                     "\"retain_loss\":%s,\"sigma\":%s,\"forget_logp\":%s,\"grad_norm\":%s,"
-                    "\"lr\":%.6g,\"tokens_per_s\":%.1f,\"eta_s\":%.1f%s}\n",
+                    "\"lr\":%.6g,\"tokens_per_s\":%.1f,\"data_s\":%.6f,\"eta_s\":%.1f%s}\n",
                     step + 1, (long long)epoch, job_json_num(v[0], 32, "%.6f", st.loss),
                     job_json_num(v[1], 32, "%.6f", parts[0]), job_json_num(v[2], 32, "%.6f", parts[1]),
                     job_json_num(v[3], 32, "%.6f", parts[2] / Bf),
                     job_json_num(v[4], 32, "%.6f", parts[3] / Bf),
-                    job_json_num(v[5], 32, "%.6g", st.grad_norm), st.lr, tps, eta,
+                    job_json_num(v[5], 32, "%.6g", st.grad_norm), st.lr, tps, t_data, eta,
                     st.skipped ? ",\"skipped\":true" : "");
             if (step % c->train.log_every == 0 || step == total - 1)
                 printf("step %4d/%d  epoch %lld  loss %.4f  forget %.4f  retain %.4f  sigma %.3f  "
@@ -319,6 +346,7 @@ int job_unlearn(int argc, char **argv)
         }
     }
     session_finish_checkpoints(&S);
+    job_data_report(&S, "unlearn", &clk, lf);
     if (S.grid.rank == 0) {
         if (fclose(logf) || rename(tmppath, logpath)) lethe_fatal("cannot write '%s'", logpath);
         printf("lethe unlearn: done in %.1f s; model in %s/model.h5\n", MPI_Wtime() - t_start,

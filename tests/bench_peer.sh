@@ -41,28 +41,13 @@ while [ $# -gt 0 ]; do
     *) cfg="$1"; shift ;;
     esac
 done
-for v in "$ranks" "$rounds" ${tthreads:+"$tthreads"}; do
-    case "$v" in '' | *[!0-9]* | 0) echo "bench_peer.sh: '$v' is not a positive count" >&2; exit 2 ;; esac
-done
-[ -f "$cfg" ] || { echo "bench_peer.sh: config '$cfg' not found" >&2; exit 2; }
-lethe="${LETHE_BIN:-$root/build/lethe}"
-[ -x "$lethe" ] || { echo "bench_peer.sh: no lethe at '$lethe' (build it or set LETHE_BIN)" >&2; exit 2; }
-mpirun="${MPIRUN:-mpirun}"
+. "$here/bench_lib.sh"
+bench_counts bench_peer.sh "$ranks" "$rounds" ${tthreads:+"$tthreads"}
+bench_setup bench_peer.sh "$cfg" "$coretype"
 py="${LETHE_PYTHON:-/usr/bin/python3}"
 tthreads="${tthreads:-$ranks}"
-
-case "$coretype" in
-inherit) ;;
-auto) unset OPENBLAS_CORETYPE ;;
-*) export OPENBLAS_CORETYPE="$coretype" ;;
-esac
-export OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-if [ "$(id -u)" = 0 ]; then
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
-mpi_args=(-n "$ranks")
-nproc="$(nproc 2>/dev/null || echo 1)"
-[ "$ranks" -le "$nproc" ] || mpi_args+=(--oversubscribe)
+export OMP_WAIT_POLICY=PASSIVE
+bench_mpi_args "$ranks"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-bench-peer.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

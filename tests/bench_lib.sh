@@ -1,0 +1,42 @@
+# tests/bench_lib.sh — what the benchmark scripts share (sourced, not run).
+#
+#   bench_counts NAME VALUE...   exit 2 unless every VALUE is a positive count
+#   bench_setup NAME CONFIG CORETYPE
+#                                checks CONFIG and the lethe binary, sets `lethe`
+#                                (LETHE_BIN, else build/lethe), `mpirun` (MPIRUN) and
+#                                `py` (LETHE_PYTHON, else python3), applies the
+#                                OpenBLAS core type (inherit | auto: unset | a name),
+#                                one BLAS thread per rank, and Open MPI's root switches
+#                                when run as root
+#   bench_mpi_args N             sets `mpi_args` to -n N, oversubscribed past the cores
+bench_counts() {
+    local name="$1" v
+    shift
+    for v in "$@"; do
+        case "$v" in '' | *[!0-9]* | 0) echo "$name: '$v' is not a positive count" >&2; exit 2 ;; esac
+    done
+}
+
+bench_setup() {
+    local name="$1" config="$2" core="$3" root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    [ -f "$config" ] || { echo "$name: config '$config' not found" >&2; exit 2; }
+    lethe="${LETHE_BIN:-$root/build/lethe}"
+    [ -x "$lethe" ] || { echo "$name: no lethe at '$lethe' (build it or set LETHE_BIN)" >&2; exit 2; }
+    mpirun="${MPIRUN:-mpirun}"
+    py="${LETHE_PYTHON:-python3}"
+    case "$core" in
+    inherit) ;;
+    auto) unset OPENBLAS_CORETYPE ;;
+    *) export OPENBLAS_CORETYPE="$core" ;;
+    esac
+    export OPENBLAS_NUM_THREADS=1
+    if [ "$(id -u)" = 0 ]; then
+        export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    fi
+}
+
+bench_mpi_args() {
+    mpi_args=(-n "$1")
+    [ "$1" -le "$(nproc 2>/dev/null || echo 1)" ] || mpi_args+=(--oversubscribe)
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# tests/bench_scaling.sh — one rank against every two-rank layout, interleaved
+#
+#   bash tests/bench_scaling.sh [CONFIG.json] [--rounds R] [--micro-batches M]
+#        [--coretype NAME|auto] [--set key=value ...]
+#
+# CONFIG defaults to jobs/configs/bench-tiny.json. Each round runs, in fresh
+# processes and in this order,
+#   lethe bench CONFIG                          (1 rank, layout 1x1x1)
+#   mpirun -n 2 lethe bench CONFIG tp=2
+#   mpirun -n 2 lethe bench CONFIG dp=2
+#   mpirun -n 2 lethe bench CONFIG pp=2, micro-batches M (default 8)
+# on the same global batch, one BLAS thread per rank, so that load from other
+# processes on a shared machine falls on every layout alike. At the end: the
+# median tokens/s of each layout, its speed-up over the one-rank median, and the
+# median split of a step into compute, communication, pipeline bubble and
+# imbalance as `lethe bench` measures them. OPENBLAS_CORETYPE is inherited, or set
+# (--coretype NAME) or unset (--coretype auto). A benchmark: it asserts nothing on
+# time.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+cfg="$root/jobs/configs/bench-tiny.json"
+rounds=5 mb=8 coretype="inherit"
+sets=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --micro-batches) mb="$2"; shift 2 ;;
+    --coretype) coretype="$2"; shift 2 ;;
+    --set) sets+=(--set "$2"); shift 2 ;;
+    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "bench_scaling.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) cfg="$1"; shift ;;
+    esac
+done
+. "$here/bench_lib.sh"
+bench_counts bench_scaling.sh "$rounds" "$mb"
+bench_setup bench_scaling.sh "$cfg" "$coretype"
+bench_mpi_args 2
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-bench-scaling.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+results="$work/results.jsonl"
+echo "bench_scaling: $cfg ${sets[*]:-}, $rounds round(s), pp micro-batches $mb," \
+    "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+run() { # label, ranks, extra --set pairs
+    local label="$1" n="$2"; shift 2
+    local launch=("$lethe")
+    [ "$n" = 1 ] || launch=("$mpirun" "${mpi_args[@]}" "$lethe")
+    "${launch[@]}" bench "$cfg" "${sets[@]}" "$@" --set output.dir="$work/out" >"$work/out.txt" 2>&1 ||
+        { echo "bench_scaling.sh: '$label' failed:" >&2; cat "$work/out.txt" >&2; exit 1; }
+    local line
+    line="$(grep '^{"job":"bench"' "$work/out.txt")" ||
+        { echo "bench_scaling.sh: '$label' printed no result:" >&2; cat "$work/out.txt" >&2; exit 1; }
+    printf '{"label":"%s",%s\n' "$label" "${line#\{}" >>"$results"
+}
+for r in $(seq 1 "$rounds"); do
+    run "1 rank" 1
+    run "tp=2" 2 --set layout.tp=2
+    run "dp=2" 2 --set layout.dp=2
+    run "pp=2 m=$mb" 2 --set layout.pp=2 --set layout.micro_batches="$mb"
+    echo "  round $r done, load average $(cut -d' ' -f1 /proc/loadavg)"
+done
+"$py" - "$results" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+labels = list(dict.fromkeys(r["label"] for r in rows))
+med = lambda lab, k: statistics.median(r[k] for r in rows if r["label"] == lab)
+base = med(labels[0], "tokens_per_s")
+print("%-10s %12s %8s %11s %9s %9s %12s  %s" % ("layout", "tokens/s", "speedup", "compute_ms",
+      "comm_ms", "bubble_ms", "imbalance_ms", "every round (tokens/s)"))
+for lab in labels:
+    every = " ".join("%.0f" % r["tokens_per_s"] for r in rows if r["label"] == lab)
+    print("%-10s %12.1f %8.2f %11.1f %9.1f %9.1f %12.1f  %s" % (lab, med(lab, "tokens_per_s"),
+          med(lab, "tokens_per_s") / base, med(lab, "compute_ms"), med(lab, "comm_ms"),
+          med(lab, "bubble_ms"), med(lab, "imbalance_ms"), every))
+EOF
