@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "../io/config.h"
+#include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
 
@@ -69,7 +70,7 @@ int main(int argc, char **argv)
             job_help(job);
             return 0;
         }
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     /* outputs follow the user's umask, but are never writable by everyone */
     umask(umask(0) | S_IWOTH);
     if (!job) {

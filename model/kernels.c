@@ -29,6 +29,24 @@ static inline float fast_expf(float x)
     return u.f;
 }
 
+double sum_squares(const float *x, size_t n)
+{
+    enum { LANES = 16, BLOCK = 4096 };
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += BLOCK) {
+        size_t m = n - b < BLOCK ? n - b : BLOCK, k = 0;
+        const float *p = x + b;
+        float acc[LANES] = {0};
+        for (; k + LANES <= m; k += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] += p[k + j] * p[k + j];
+        double part = 0.0;
+        for (; k < m; k++) part += (double)p[k] * p[k];
+        for (int j = 0; j < LANES; j++) part += acc[j];
+        total += part;
+    }
+    return total;
+}
+
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC)
 {
     /* out (N,OC) = inp (N,C) . weight (OC,C)^T */

@@ -529,8 +529,7 @@ double model_grad_norm(lethe_model *m)
         const lethe_param *p = &t->p[i];
         if (!p->owner) continue;
         if (p->split < 0 && m->grid->tp_rank != 0) continue; /* replicated over tp: count once */
-        const float *gr = t->grad + p->off;
-        for (size_t k = 0; k < p->numel; k++) ss += (double)gr[k] * gr[k];
+        ss += sum_squares(t->grad + p->off, p->numel);
     }
     comm_allreduce_sum_d(&ss, 1, m->grid->mp_comm);
     return sqrt(ss);

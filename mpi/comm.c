@@ -2,6 +2,7 @@
 #include "comm.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fatal.h"
@@ -9,6 +10,24 @@
 comm_stats lethe_comm_stats;
 
 void comm_stats_reset(void) { memset(&lethe_comm_stats, 0, sizeof lethe_comm_stats); }
+
+static const char *io_component = "";
+
+void comm_init(int *argc, char ***argv)
+{
+#if defined(OMPI_MAJOR_VERSION) && OMPI_MAJOR_VERSION == 4
+    const char *romio = "romio321";
+#elif defined(OMPI_MAJOR_VERSION) && OMPI_MAJOR_VERSION == 5
+    const char *romio = "romio341";
+#else
+    const char *romio = NULL;
+#endif
+    if (romio && !getenv("OMPI_MCA_io") && setenv("OMPI_MCA_io", romio, 0) == 0)
+        io_component = romio;
+    MPI_Init(argc, argv);
+}
+
+const char *comm_io_component(void) { return io_component; }
 
 int comm_size(MPI_Comm c)
 {

@@ -20,6 +20,7 @@
  * Prints figures; asserts nothing. */
 #define _XOPEN_SOURCE 700
 #include "io/checkpoint.h"
+#include "mpi/comm.h"
 #include "mpi/fatal.h"
 
 #include <fcntl.h>
@@ -165,7 +166,7 @@ static void mpiio_io(const char *path, size_t bytes, double *tw, double *tr)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -249,9 +250,10 @@ int main(int argc, char **argv)
         }
         printf("checkpoint bench: %d ranks (dp1 pp1 tp%d), %ld MiB of parameters in %d tensors "
                "(half row-, half column-split), file %.0f MiB (parameters + AdamW m, v), dir %s, "
-               "%d repetitions, load average %.1f, OPENBLAS_CORETYPE=%s\n",
+               "%d repetitions, load average %.1f, OPENBLAS_CORETYPE=%s, MPI-IO %s\n",
                size, size, (long)ntens * 16, ntens, file_mib, dir, reps, la[0],
-               ct ? ct : "(unset)");
+               ct ? ct : "(unset)",
+               comm_io_component()[0] ? comm_io_component() : "as the environment chooses");
         printf("  %-38s %9s %9s %10s %10s\n", "", "best s", "median s", "best MiB/s", "med. MiB/s");
         for (int k = 0; k < NM; k++) {
             double mn, med;

@@ -46,6 +46,7 @@
 #include "../model/objectives.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
+#include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "../mpi/grid.h"
 
@@ -170,7 +171,7 @@ static void build_model(lethe_model *m, const lethe_model_config *mc, const leth
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     const char *outdir = NULL, *cname = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--case") && i + 1 < argc)

@@ -31,6 +31,7 @@
 #include "../model/optim.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
+#include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "../mpi/grid.h"
 
@@ -97,7 +98,7 @@ static void write_or_die(const char *path, int n, const char **names, const st_d
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     const char *outdir = NULL, *cname = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--case") && i + 1 < argc)

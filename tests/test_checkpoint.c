@@ -29,6 +29,7 @@
 #define _GNU_SOURCE /* syscall() for capget/capset */
 #include "io/checkpoint.h"
 #include "model/params.h"
+#include "mpi/comm.h"
 #include "mpi/fatal.h"
 #include "mpi/grid.h"
 
@@ -735,7 +736,7 @@ static int run_atomic(const char *base)
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0) {
-            MPI_Init(NULL, NULL);
+            comm_init(NULL, NULL);
             if (stage == 1) {
                 struct rlimit rl = {100 << 10, 100 << 10};
                 signal(SIGXFSZ, SIG_IGN);
@@ -756,7 +757,7 @@ static int run_atomic(const char *base)
         }
     }
 
-    MPI_Init(NULL, NULL);
+    comm_init(NULL, NULL);
     int64_t step = load_one(path);
     CHECK(step == 1, "after the failed save, '%s' holds step %lld, expected 1", path,
           (long long)step);
@@ -828,7 +829,7 @@ static int run_atomic(const char *base)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "--atomic")) return run_atomic(argc >= 3 ? argv[2] : ".");
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     int rc = run_mpi();
     MPI_Finalize();
     return rc;

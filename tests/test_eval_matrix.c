@@ -41,6 +41,7 @@
 #include "io/synth.h"
 #include "io/tokenizer.h"
 #include "jobs/evaluate.h"
+#include "mpi/comm.h"
 #include "mpi/fatal.h"
 #include "tests/layout_list.h"
 
@@ -213,7 +214,7 @@ static void compare(const char *lay, const split_eval *a, const split_eval *r, i
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

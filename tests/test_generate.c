@@ -15,6 +15,7 @@
 #include "io/synthetic.h"
 #include "model/generate.h"
 #include "model/step.h"
+#include "mpi/comm.h"
 #include "mpi/fatal.h"
 
 #define T 24
@@ -65,7 +66,7 @@ static void prompts(int *p, int *plen)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     int rank, size, failures = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

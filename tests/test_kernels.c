@@ -895,6 +895,22 @@ static void test_add_inplace(size_t N)
     free(o), free(a), free(ref);
 }
 
+/* ---------------------------------------------------------------- sum_squares */
+
+/* Against a double-precision sum: lengths around the 16-lane and 4096-element blocks,
+ * values of mixed magnitude; relative error within a few fp32 roundings. */
+static void test_sum_squares(size_t N)
+{
+    snprintf(current_case, sizeof current_case, "sum_squares N=%zu", N);
+    float *x = falloc(N ? N : 1);
+    fill(x, N, -3, 3);
+    for (size_t i = 0; i < N; i += 7) x[i] *= 1e-3f;
+    double ref = 0.0;
+    for (size_t i = 0; i < N; i++) ref += (double)x[i] * x[i];
+    check("sum_squares", "sum", N, sum_squares(x, N), ref, 0.0, 1e-6);
+    free(x);
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(void)
@@ -940,6 +956,9 @@ int main(void)
 
     test_add_inplace(1);
     test_add_inplace(37);
+
+    size_t sq[] = {0, 1, 15, 16, 17, 4095, 4096, 4097, 100003};
+    for (size_t i = 0; i < sizeof sq / sizeof sq[0]; i++) test_sum_squares(sq[i]);
 
     printf("%-52s %8s %10s %10s\n", "check", "entries", "max err", "tol");
     for (int i = 0; i < nrecords; i++)

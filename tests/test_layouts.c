@@ -31,6 +31,7 @@
 #include "model/objectives.h"
 #include "model/step.h"
 #include "model/transformer.h"
+#include "mpi/comm.h"
 #include "mpi/fatal.h"
 #include "mpi/grid.h"
 #include "tests/layout_list.h"
@@ -373,7 +374,7 @@ static void check_stage_splits(const lethe_model_config *cases, int ncases)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

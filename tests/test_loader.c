@@ -22,6 +22,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/dataset.h"
 #include "io/loader.h"
+#include "mpi/comm.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -777,7 +778,7 @@ static void bench(const char *path, double compute_ms)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     char prefix[64], main_file[96], big[96], good[96];

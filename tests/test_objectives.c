@@ -32,6 +32,7 @@
 #include "../io/dataset.h"
 #include "../model/objectives.h"
 #include "../model/transformer.h"
+#include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "../mpi/grid.h"
 
@@ -346,7 +347,7 @@ static void npo_cache(const char *dir)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    comm_init(&argc, &argv);
     if (argc == 2 && !strcmp(argv[1], "unit"))
         unit();
     else if (argc == 3 && !strcmp(argv[1], "npo-cache"))
