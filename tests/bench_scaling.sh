@@ -12,7 +12,8 @@
 #   mpirun -n 2 lethe bench CONFIG pp=2, micro-batches M (default 8)
 # on the same global batch, one BLAS thread per rank, so that load from other
 # processes on a shared machine falls on every layout alike. At the end: the
-# median tokens/s of each layout, its speed-up over the one-rank median, and the
+# median tokens/s of each layout, its speed-up over the one-rank median and the
+# median of its per-round ratios to one rank (paired), and the
 # median split of a step into compute, communication, pipeline bubble and
 # imbalance as `lethe bench` measures them. OPENBLAS_CORETYPE is inherited, or set
 # (--coretype NAME) or unset (--coretype auto). A benchmark: it asserts nothing on
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --micro-batches) mb="$2"; shift 2 ;;
     --coretype) coretype="$2"; shift 2 ;;
     --set) sets+=(--set "$2"); shift 2 ;;
-    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "bench_scaling.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) cfg="$1"; shift ;;
     esac
@@ -67,13 +68,19 @@ done
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 labels = list(dict.fromkeys(r["label"] for r in rows))
-med = lambda lab, k: statistics.median(r[k] for r in rows if r["label"] == lab)
+of = lambda lab: [r for r in rows if r["label"] == lab]
+med = lambda lab, k: statistics.median(r[k] for r in of(lab))
 base = med(labels[0], "tokens_per_s")
-print("%-10s %12s %8s %11s %9s %9s %12s  %s" % ("layout", "tokens/s", "speedup", "compute_ms",
-      "comm_ms", "bubble_ms", "imbalance_ms", "every round (tokens/s)"))
+print("%-10s %10s %8s %8s %10s %8s %9s %9s  %s" % ("layout", "tokens/s", "speedup", "paired",
+      "compute_ms", "comm_ms", "bubble_ms", "imbal_ms", "every round (tokens/s)"))
 for lab in labels:
-    every = " ".join("%.0f" % r["tokens_per_s"] for r in rows if r["label"] == lab)
-    print("%-10s %12.1f %8.2f %11.1f %9.1f %9.1f %12.1f  %s" % (lab, med(lab, "tokens_per_s"),
-          med(lab, "tokens_per_s") / base, med(lab, "compute_ms"), med(lab, "comm_ms"),
-          med(lab, "bubble_ms"), med(lab, "imbalance_ms"), every))
+    # paired: the median over rounds of this layout's tokens/s over one rank's in the
+    # same round (load that drifts between rounds cancels)
+    paired = statistics.median(a["tokens_per_s"] / b["tokens_per_s"]
+                               for a, b in zip(of(lab), of(labels[0])))
+    every = " ".join("%.0f" % r["tokens_per_s"] for r in of(lab))
+    print("%-10s %10.1f %8.2f %8.2f %10.1f %8.1f %9.1f %9.1f  %s" % (lab,
+          med(lab, "tokens_per_s"), med(lab, "tokens_per_s") / base, paired,
+          med(lab, "compute_ms"), med(lab, "comm_ms"), med(lab, "bubble_ms"),
+          med(lab, "imbalance_ms"), every))
 EOF

@@ -26,7 +26,7 @@ lethe_test(NAME perf.bench_scaling_smoke
           ${LETHE_BENCH_SMALL} --set bench.warmup=1 --set bench.steps=2
   TIMEOUT 120 LABELS slow)
 set_tests_properties(perf.bench_scaling_smoke PROPERTIES PASS_REGULAR_EXPRESSION
-  "pp=2 m=4 +[0-9.]+ +[0-9]+\\.[0-9][0-9] ")
+  "pp=2 m=4 +[0-9.]+ +[0-9]+\\.[0-9][0-9] +[0-9]+\\.[0-9][0-9] ")
 lethe_test(NAME perf.bench_stream_smoke
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bench_stream.sh
           ${CMAKE_SOURCE_DIR}/jobs/configs/bench-tiny.json --steps 4 --rows 200 ${LETHE_BENCH_SMALL}
