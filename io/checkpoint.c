@@ -632,8 +632,11 @@ int ckpt_save(const char *path, const lethe_params *t, const lethe_grid *g,
     /* Rank 0 creates the temporary file with plain POSIX first: the errno of a missing
      * or read-only directory says more than MPI-IO's error class. */
     if (g->rank == 0) {
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        if (fd < 0)
+        /* never through a symbolic link planted at the temporary name */
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0666);
+        if (fd < 0 && errno == ELOOP)
+            ok = fail(msg, "cannot create '%s': it is a symbolic link (remove it)", tmp);
+        else if (fd < 0)
             ok = fail(msg, "cannot create '%s': %s", tmp, strerror(errno));
         else
             close(fd);

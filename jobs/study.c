@@ -176,6 +176,17 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
     for (cJSON *i = root->child; i; i = i->next) {
         int ok = 0;
         for (const char **k = known; *k; k++) ok |= !strcmp(*k, i->string);
+        if (!ok && !strcmp(i->string, "bench")) {
+            /* a node-count sweep of bench jobs, run by `lethe slurm` */
+            lethe_errf(err, errlen,
+                       "study '%s': unknown key 'bench': this is a bench sweep over node "
+                       "counts; run it with 'lethe slurm %s --nodes-list 1,2,4' (known keys "
+                       "of a study: study, base, synth, forget, origin, retrain, methods, "
+                       "grid, seeds, eval, relearn, report)",
+                       path, path);
+            cJSON_Delete(root);
+            return -1;
+        }
         if (!ok) {
             char b[80];
             lethe_errf(err, errlen, "study '%s': unknown key '%s'", path, shown(i->string, b, sizeof b));

@@ -776,6 +776,24 @@ static int run_atomic(const char *base)
     rmdir(tmp);
     CHECK(same_bytes(path, ref, nref), "'%s' changed", path);
 
+    /* 2b. The temporary name is a symbolic link to another file: refused, the link's
+     * target untouched. */
+    {
+        char victim[1400];
+        snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+        FILE *vf = fopen(victim, "w");
+        CHECK(vf && fputs("keep me\n", vf) >= 0 && fclose(vf) == 0, "cannot write '%s'", victim);
+        CHECK(symlink(victim, tmp) == 0, "cannot link '%s'", tmp);
+        rc = save_one(path, 2, err, sizeof err);
+        CHECK(rc == -1 && strstr(err, "is a symbolic link") && strstr(err, tmp),
+              "save with '%s' a symbolic link: rc %d, '%s'", tmp, rc, err);
+        printf("  temporary name is a symbolic link -> %s\n", err);
+        CHECK(same_bytes(victim, "keep me\n", 8), "the link's target '%s' changed", victim);
+        unlink(tmp);
+        unlink(victim);
+        CHECK(same_bytes(path, ref, nref), "'%s' changed", path);
+    }
+
     /* 3. The target directory is not writable. */
     snprintf(sub, sizeof sub, "%s/ro", dir);
     mkdir(sub, 0755);
