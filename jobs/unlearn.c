@@ -149,6 +149,16 @@ static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
     /* every replica needs every sample's reference */
     ref_entry *all = job_allgather_sorted(mine, nmine, sizeof(ref_entry), S->grid.dp_comm,
                                           cmp_ref, n_out);
+    /* the cache is keyed by sample_id: every rank holds the same sorted table, so every
+     * rank finds the same repeat */
+    int64_t dup = -1;
+    for (int64_t i = 1; dup < 0 && i < *n_out; i++)
+        if (all[i].id == all[i - 1].id) dup = i;
+    lethe_check(S->grid.world, dup < 0, 2,
+                "dataset '%s': split '%s' holds sample_id %lld more than once; NPO keys its "
+                "reference log-likelihoods by sample_id (give every row its own id)",
+                S->cfg.data.path, S->cfg.data.forget_split,
+                (long long)(dup < 0 ? 0 : all[dup].id));
     free(mine);
     free(s);
     free(cnt);

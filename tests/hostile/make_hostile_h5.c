@@ -15,7 +15,7 @@
  *   vocab_huge     vocab_size is 2^62
  *   pad_out        pad_id is 300, outside [0, vocab_size)
  *   split_scalar   /forget/input_ids is a scalar
- *   dup_sample     sample_id repeats
+ *   dup_sample     sample_id repeats (NPO, which keys its reference by sample_id, refuses it)
  * (the truncated file is made by the driver from good.h5). */
 #include <hdf5.h>
 #include <stdint.h>
