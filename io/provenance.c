@@ -1,10 +1,12 @@
 /* io/provenance.c — provenance.json: versions, layout, hosts, seeds, times. */
 #include "provenance.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 
 #include "../mpi/fatal.h"
@@ -109,12 +111,19 @@ int provenance_write(const char *path, const char *job, const lethe_config *c, M
     cJSON_Delete(p);
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    errno = 0;
     FILE *f = fopen(tmp, "w");
     int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
     if (f && fclose(f)) ok = 0;
     free(txt);
-    if (!ok || rename(tmp, path)) {
-        snprintf(err, errlen, "cannot write '%s'", path);
+    if (!ok) {
+        snprintf(err, errlen, "cannot write '%s': %s", tmp, errno ? strerror(errno) : "write failed");
+        if (f) unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path)) {
+        snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        unlink(tmp);
         return -1;
     }
     return 0;
