@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "../mpi/fatal.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "io/safetensors.c reads and writes tensor data in host order, which must be little-endian"
 #endif
@@ -68,23 +70,6 @@ float st_bf16_to_f32(uint16_t h)
 
 /* ---- messages ------------------------------------------------------------- */
 
-/* A name as it can be printed on one line: control characters and quotes escaped,
- * long names shortened. */
-static const char *printable(const char *s, char *buf, size_t len)
-{
-    size_t o = 0;
-    const unsigned char *p = (const unsigned char *)s;
-    for (; *p && o + 8 < len; p++) {
-        if (*p < 0x20 || *p == 0x7f || *p == '\'' || *p == '\\')
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-        else
-            buf[o++] = (char)*p;
-    }
-    if (*p && o >= 3) memcpy(buf + o - 3, "...", 3); /* shortened */
-    buf[o] = 0;
-    return buf;
-}
-
 typedef struct {
     const char *path;
     char *err;
@@ -106,7 +91,7 @@ static void efail(const ectx *e, const char *tensor, const char *fmt, ...)
     va_end(ap);
     if (tensor)
         snprintf(e->err, e->errlen, "safetensors '%.400s': tensor '%s': %s", e->path,
-                 printable(tensor, nm, sizeof nm), msg);
+                 lethe_shown(tensor, nm, sizeof nm, 1), msg);
     else
         snprintf(e->err, e->errlen, "safetensors '%.400s': %s", e->path, msg);
 }
@@ -155,7 +140,7 @@ static const char *json_text(const cJSON *v, char *buf, size_t len)
         snprintf(buf, len, "?");
         return buf;
     }
-    printable(s, buf, len);
+    lethe_shown(s, buf, len, 1);
     free(s);
     return buf;
 }
@@ -178,7 +163,7 @@ static int parse_tensor(const ectx *e, const cJSON *entry, st_tensor *t, uint64_
         char kb[120];
         if (!slot) {
             efail(e, nm, "unknown key '%s' (expected dtype, shape, data_offsets)",
-                  printable(c->string, kb, sizeof kb));
+                  lethe_shown(c->string, kb, sizeof kb, 1));
             return -1;
         }
         if (*slot) {
@@ -201,7 +186,7 @@ static int parse_tensor(const ectx *e, const cJSON *entry, st_tensor *t, uint64_
     if (d == ST_NDTYPES) {
         char b[120];
         efail(e, nm, "unknown dtype '%s' (lethe reads F32, F16, BF16 and I32)",
-              printable(dt->valuestring, b, sizeof b));
+              lethe_shown(dt->valuestring, b, sizeof b, 1));
         return -1;
     }
     t->dtype = (st_dtype)d;
@@ -310,7 +295,7 @@ static int check_layout(const ectx *e, st_file *st)
         if (t->begin < cursor) {
             efail(e, t->name, "data_offsets [%llu, %llu] overlap tensor '%s' (ends at %llu)",
                   (unsigned long long)t->begin, (unsigned long long)t->end,
-                  printable(st->t[prev].name, pb, sizeof pb), (unsigned long long)cursor);
+                  lethe_shown(st->t[prev].name, pb, sizeof pb, 1), (unsigned long long)cursor);
             free(ix);
             return -1;
         }
@@ -352,7 +337,7 @@ static int parse_metadata(const ectx *e, st_file *st, const cJSON *md)
         if (!cJSON_IsString(c)) {
             char kb[120];
             efail(e, NULL, "__metadata__ key '%s' is %s, expected a string",
-                  printable(c->string, kb, sizeof kb), json_text(c, jb, sizeof jb));
+                  lethe_shown(c->string, kb, sizeof kb, 1), json_text(c, jb, sizeof jb));
             return -1;
         }
         st->meta_key[st->n_meta] = strdup(c->string);

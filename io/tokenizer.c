@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* ---- a string -> int32 hash map (open addressing, FNV-1a) ------------------------ */
 
 typedef struct {
@@ -24,23 +23,6 @@ typedef struct {
     hm_slot *slots;
     size_t cap, n; /* cap is a power of two */
 } hmap;
-
-/* A token from a hostile file as it can be printed in a one-line message: control
- * characters escaped, long tokens shortened. */
-static const char *tk_shown(const char *s, char *buf, size_t len)
-{
-    size_t o = 0;
-    const unsigned char *p = (const unsigned char *)s;
-    for (; *p && o + 8 < len; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-        else
-            buf[o++] = (char)*p;
-    }
-    if (*p && o >= 3) memcpy(buf + o - 3, "...", 3);
-    buf[o] = 0;
-    return buf;
-}
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -282,14 +264,14 @@ int tokenizer_word_from_list(tokenizer **out, char *const *words, int n, char *e
     *out = NULL;
     if (n < 3)
         return lethe_errf(err, errlen,
-                    "word vocabulary has %d entries, expected at least the 3 "
-                    "specials",
-                    n);
+                          "word vocabulary has %d entries, expected at least the 3 "
+                          "specials",
+                          n);
     for (int i = 0; i < 3; i++)
         if (!words[i] || strcmp(words[i], word_specials[i]) != 0)
             return lethe_errf(err, errlen, "word vocabulary entry %d is '%s', expected '%s'", i,
-                        words[i] ? tk_shown(words[i], (char[80]){0}, 80) : "(null)",
-                        word_specials[i]);
+                              words[i] ? lethe_shown(words[i], (char[80]){0}, 80, 0) : "(null)",
+                              word_specials[i]);
     tokenizer *t = tk_new(TOKENIZER_WORD);
     if (!t || !(t->tokens = calloc((size_t)n, sizeof(char *)))) {
         tokenizer_free(t);
@@ -315,7 +297,7 @@ int tokenizer_word_from_list(tokenizer **out, char *const *words, int n, char *e
             int first = s->val;
             tokenizer_free(t);
             return lethe_errf(err, errlen, "word vocabulary entry %d '%s' repeats entry %d", i,
-                        tk_shown(words[i], (char[80]){0}, 80), first);
+                              lethe_shown(words[i], (char[80]){0}, 80, 0), first);
         }
     }
     *out = t;
@@ -338,8 +320,8 @@ int tokenizer_word_build(tokenizer **out, const word_counter *wc, int min_count,
     *out = NULL;
     if (wc->oom) return lethe_errf(err, errlen, "out of memory while counting words");
     if (max_vocab != 0 && max_vocab < 4)
-        return lethe_errf(err, errlen, "word vocabulary limit %d is too small (3 specials + 1 word)",
-                    max_vocab);
+        return lethe_errf(err, errlen,
+                          "word vocabulary limit %d is too small (3 specials + 1 word)", max_vocab);
     size_t n = 0;
     hm_slot **v = malloc((wc->counts.n + 1) * sizeof *v);
     if (!v) return lethe_errf(err, errlen, "out of memory sorting %zu words", wc->counts.n);
@@ -834,7 +816,8 @@ static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
     fclose(f);
     if (!b || bad) {
         free(b);
-        lethe_errf(err, errlen, "tokenizer file '%s': %s", path, bad ? "read error" : "out of memory");
+        lethe_errf(err, errlen, "tokenizer file '%s': %s", path,
+                   bad ? "read error" : "out of memory");
         return NULL;
     }
     b[len] = 0;
@@ -854,29 +837,30 @@ static int gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *me
     if (!t->tokens || !t->merges) return lethe_errf(err, errlen, "%s: out of memory", origin);
     for (int i = 0; i < nv; i++) {
         if (!tokens[i])
-            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin, i,
-                        nv - 1);
+            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin,
+                              i, nv - 1);
         t->tokens[i] = strdup(tokens[i]);
         hm_slot *s = t->tokens[i] ? hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
         if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
         if (s->val != i)
             return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin,
-                        tk_shown(tokens[i], (char[80]){0}, 80),
-                        s->val, i);
+                              lethe_shown(tokens[i], (char[80]){0}, 80, 0), s->val, i);
     }
     /* every byte must have its one-character token */
     for (int b = 0; b < 256; b++) {
         char u[4];
         size_t l = put_utf8(u, t->byte_cp[b]);
         if (hm_get(&t->vocab, u, l) < 0)
-            return lethe_errf(err, errlen, "%s: the byte token of 0x%02x is missing from the vocabulary",
-                        origin, b);
+            return lethe_errf(err, errlen,
+                              "%s: the byte token of 0x%02x is missing from the vocabulary", origin,
+                              b);
     }
     for (int i = 0; i < nm; i++) {
         const char *sp = strchr(merges[i], ' ');
         if (!sp || sp == merges[i] || !sp[1] || strchr(sp + 1, ' '))
-            return lethe_errf(err, errlen, "%s: merge %d '%s' is not two symbols separated by one space",
-                        origin, i, tk_shown(merges[i], (char[80]){0}, 80));
+            return lethe_errf(err, errlen,
+                              "%s: merge %d '%s' is not two symbols separated by one space", origin,
+                              i, lethe_shown(merges[i], (char[80]){0}, 80, 0));
         t->merges[i] = strdup(merges[i]);
         t->n_merges = i + 1;
         hm_slot *s = t->merges[i] ? hm_upsert(&t->ranks, merges[i], strlen(merges[i]), i) : NULL;
@@ -910,7 +894,8 @@ int tokenizer_gpt2_load(tokenizer **out, const char *encoder_json, const char *v
         goto out;
     }
     if (!root || !cJSON_IsObject(root)) {
-        lethe_errf(err, errlen, "tokenizer file '%s': not a JSON object of token -> id", encoder_json);
+        lethe_errf(err, errlen, "tokenizer file '%s': not a JSON object of token -> id",
+                   encoder_json);
         goto out;
     }
     nv = cJSON_GetArraySize(root);
@@ -923,7 +908,7 @@ int tokenizer_gpt2_load(tokenizer **out, const char *encoder_json, const char *v
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= nv ||
             e->valuedouble != (double)(int)e->valuedouble) {
             lethe_errf(err, errlen, "tokenizer file '%s': key '%s': expected an id in [0, %d)",
-                 encoder_json, tk_shown(e->string, (char[80]){0}, 80), nv);
+                       encoder_json, lethe_shown(e->string, (char[80]){0}, 80, 0), nv);
             goto out;
         }
         tokens[(int)e->valuedouble] = e->string;
@@ -1130,9 +1115,9 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
     if (h5_attr_read_str(f, "tokenizer", kind, sizeof kind) ||
         h5_attr_read_i64(f, "vocab_size", &vocab)) {
         lethe_errf(err, errlen,
-             "dataset '%s': root attributes 'tokenizer' (string) and 'vocab_size' "
-             "(integer) are required",
-             path);
+                   "dataset '%s': root attributes 'tokenizer' (string) and 'vocab_size' "
+                   "(integer) are required",
+                   path);
         goto out;
     }
     if (strcmp(kind, "byte") == 0) {
@@ -1143,9 +1128,9 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
         int r = g < 0 ? 1 : read_strings(g, "vocab", &vs, &nv);
         if (r) {
             lethe_errf(err, errlen, "dataset '%s': '/tokenizer/vocab' is %s", path,
-                 r == 1   ? "missing"
-                 : r == 2 ? "not a 1-D string dataset"
-                          : "unreadable");
+                       r == 1   ? "missing"
+                       : r == 2 ? "not a 1-D string dataset"
+                                : "unreadable");
             goto out;
         }
         if (kind[0] == 'w') {
@@ -1154,9 +1139,9 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
             r = read_strings(g, "merges", &ms, &nm);
             if (r) {
                 lethe_errf(err, errlen, "dataset '%s': '/tokenizer/merges' is %s", path,
-                     r == 1   ? "missing"
-                     : r == 2 ? "not a 1-D string dataset"
-                              : "unreadable");
+                           r == 1   ? "missing"
+                           : r == 2 ? "not a 1-D string dataset"
+                                    : "unreadable");
                 goto out;
             }
             tokenizer *t = tk_new(TOKENIZER_GPT2);
@@ -1175,14 +1160,14 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
             if (strncmp(m, "dataset", 7) != 0) lethe_errf(err, errlen, "dataset '%s': %s", path, m);
         }
     } else {
-        lethe_errf(err, errlen, "dataset '%s': tokenizer '%s' is not built in (byte, word, gpt2)", path,
-             kind);
+        lethe_errf(err, errlen, "dataset '%s': tokenizer '%s' is not built in (byte, word, gpt2)",
+                   path, kind);
     }
     if (rc == 0 && tokenizer_vocab_size(*out) != vocab) {
         lethe_errf(err, errlen,
-             "dataset '%s': vocab_size attribute %lld differs from the %s "
-             "tokenizer's %d",
-             path, (long long)vocab, kind, tokenizer_vocab_size(*out));
+                   "dataset '%s': vocab_size attribute %lld differs from the %s "
+                   "tokenizer's %d",
+                   path, (long long)vocab, kind, tokenizer_vocab_size(*out));
         tokenizer_free(*out);
         *out = NULL;
         rc = -1;

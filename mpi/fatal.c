@@ -8,7 +8,10 @@
 
 static const lethe_grid *fatal_grid;
 
-void fatal_set_grid(const lethe_grid *g) { fatal_grid = g; }
+void fatal_set_grid(const lethe_grid *g)
+{
+    fatal_grid = g;
+}
 
 static void prefix(char *buf, size_t len)
 {
@@ -109,6 +112,21 @@ int lethe_errf(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
+}
+
+const char *lethe_shown(const char *s, char *buf, size_t len, int quotes)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p && o + 8 < len; p++) {
+        if (*p < 0x20 || *p == 0x7f || (quotes && (*p == '\'' || *p == '\\')))
+            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+        else
+            buf[o++] = (char)*p;
+    }
+    if (*p && o >= 3) memcpy(buf + o - 3, "...", 3); /* shortened */
+    buf[o] = 0;
+    return buf;
 }
 
 void *lethe_malloc(size_t n, const char *what)

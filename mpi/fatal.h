@@ -45,6 +45,11 @@ void lethe_warn_rank(const char *fmt, ...) LETHE_PRINTF(1, 2);
  * "0, or -1 with a message in err" function. */
 int lethe_errf(char *err, size_t errlen, const char *fmt, ...) LETHE_PRINTF(3, 4);
 
+/* A string from a hostile file as it can stand in a one-line message: control
+ * characters and DEL as \xNN (also ' and \ when quotes is set, for names shown between
+ * quotes), shortened with "..." to fit len. Returns buf. */
+const char *lethe_shown(const char *s, char *buf, size_t len, int quotes);
+
 void *lethe_malloc(size_t n, const char *what);
 void *lethe_calloc(size_t n, size_t size, const char *what);
 
