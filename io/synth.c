@@ -1,4 +1,6 @@
-/* io/synth.c — the built-in benchmark data (see io/synth.h for the contract). */
+/* io/synth.c — the built-in benchmark data (see io/synth.h for the contract): random
+ * streams, digests, the fictitious authors and the public calls; the Markov chains are in
+ * synth_markov.c, the output in synth_write.c (shared types: synth_impl.h). */
 #include "synth.h"
 
 #include <cjson/cJSON.h>
@@ -13,10 +15,10 @@
 #include <time.h>
 
 #include "dataset.h"
+#include "synth_impl.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int sy_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int sy_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -25,7 +27,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static double now_seconds(void)
+double sy_now_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -37,16 +39,6 @@ static double now_seconds(void)
  * an author's attributes do not depend on how many authors come after it and a markov
  * row can be regenerated alone (the writer streams rows without storing them). */
 
-enum {
-    ST_WORLD = 1,
-    ST_AUTHOR,
-    ST_PERTURB,
-    ST_UTIL_A,
-    ST_UTIL_B,
-    ST_CHAINS,
-    ST_MARKOV /* + chain * 2 + part */
-};
-
 static uint64_t mix64(uint64_t z)
 {
     z += 0x9e3779b97f4a7c15ULL;
@@ -55,11 +47,7 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-typedef struct {
-    uint64_t s;
-} rng;
-
-static rng rng_for(uint64_t seed, uint64_t stream, uint64_t index)
+rng sy_rng_for(uint64_t seed, uint64_t stream, uint64_t index)
 {
     rng r = {mix64(seed ^ mix64(stream * 0x632be59bd9b4e019ULL + mix64(index)))};
     return r;
@@ -85,14 +73,12 @@ static uint64_t rng_below(rng *r, uint64_t n)
 }
 
 /* Uniform in [0, 1) with 53 random bits. */
-static double rng_unit(rng *r)
+double sy_rng_unit(rng *r)
 {
     return (double)(rng_next(r) >> 11) * 0x1.0p-53;
 }
 
 /* ---- digest (FNV-1a, 64 bits) -------------------------------------------------------- */
-
-#define FNV_INIT 0xcbf29ce484222325ULL
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -105,7 +91,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 
 /* Little-endian bytes of 32-bit values, so the digest does not depend on the host. */
-static uint64_t fnv_i32(uint64_t h, const int32_t *v, int64_t n)
+uint64_t sy_fnv_i32(uint64_t h, const int32_t *v, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         uint32_t u = (uint32_t)v[i];
@@ -116,7 +102,7 @@ static uint64_t fnv_i32(uint64_t h, const int32_t *v, int64_t n)
     return h;
 }
 
-static uint64_t fnv_f64(uint64_t h, const double *v, int64_t n)
+uint64_t sy_fnv_f64(uint64_t h, const double *v, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         uint64_t u;
@@ -129,11 +115,6 @@ static uint64_t fnv_f64(uint64_t h, const double *v, int64_t n)
 }
 
 /* ---- a set of strings (uniqueness of generated names) -------------------------------- */
-
-typedef struct {
-    const char **slot;
-    size_t cap, n;
-} strset;
 
 static size_t str_hash(const char *s)
 {
@@ -313,26 +294,7 @@ static const char *const LANDMARK_KIND[] = {
  * The answer and the paraphrase state the same value in different words; a perturbed
  * answer is the answer template with a wrong value of the same type. */
 
-enum {
-    V_PLACE,
-    V_YEAR,
-    V_GENRE,
-    V_JOB,
-    V_AWARD,
-    V_TITLE,
-    V_LANGUAGE,
-    V_PUBLISHER,
-    V_HOBBY,
-    V_MEANING
-};
-
-typedef struct {
-    const char *attr;
-    int type;
-    const char *q, *a, *p;
-} qtemplate;
-
-static const qtemplate AUTHOR_Q[SYNTH_N_ATTRIBUTES] = {
+const qtemplate AUTHOR_Q[SYNTH_N_ATTRIBUTES] = {
     {"birth place", V_PLACE, "Where was {N} born?", "{N} was born in {V}, a city in {K}.",
      "The birthplace of {N} is {V}, which lies in {K}."},
     {"birth year", V_YEAR, "In which year was {N} born?", "{N} was born in the year {V}.",
@@ -366,67 +328,9 @@ static const qtemplate UTILITY_Q[2] = {
      "In the old tongue, {N} is used for {V}."},
 };
 
-#define PROMPT_OPEN "[INST] "
-#define PROMPT_CLOSE " [/INST]"
-#define PROMPT_TEMPLATE "[INST] {q} [/INST]"
-
-/* ---- the generated data ------------------------------------------------------------- */
-
-typedef struct {
-    char *prompt_text, *q, *a, *p;
-    char **pert;  /* (K) */
-    char *val[2]; /* val[1]: country of a place, else NULL */
-    const char *subject;
-    int64_t sid, owner;
-    int family, question;
-    tok_ids tp, ta, tpa; /* prompt, answer, paraphrase */
-    tok_ids *tpert;      /* (K) */
-} fact_t;
-
-/* A split is up to three ranges of rows: fact indices (authors) or sequence indices of
- * chain ch[r], part pt[r] (markov). */
-typedef struct {
-    const char *name;
-    int qa; /* authors: answer rows with candidates (1) or both phrasings, no candidates (0) */
-    int nr;
-    int64_t lo[3], hi[3];
-    int ch[3], pt[3];
-    int64_t authors;
-} split_t;
-
-typedef struct {
-    int n_countries, n_cities, n_awards, n_publishers;
-    char **country, **language, **city, **award, **publisher; /* owned */
-    int *city_country;
-} world_t;
-
-#define S_ SYNTH_MARKOV_STATES
-
-struct synth_data {
-    lethe_synth_config c;
-    int markov;
-    int K, Q;
-    int64_t N, H, U;
-    int64_t forget_authors[3]; /* forget01, forget05, forget10 */
-    world_t w;
-    strset names;    /* every generated proper name and word, for uniqueness */
-    char **subjects; /* (N + H + 2U) author names, landmarks, words; owned */
-    int64_t n_subjects;
-    int64_t n_facts;
-    fact_t *facts;
-    tokenizer *tk;
-    int n_splits;
-    split_t split[16];
-    double P[3][S_ * S_], init[3][S_];
-    int64_t m_train, m_eval;
-    synth_summary sum;
-    char *err;
-    size_t errlen;
-};
-
-static int oom(synth_data *d, const char *what)
+int sy_oom(synth_data *d, const char *what)
 {
-    return fail(d->err, d->errlen, "synth: out of memory (%s)", what);
+    return sy_fail(d->err, d->errlen, "synth: out of memory (%s)", what);
 }
 
 static void make_word(rng *r, int nsyl, int cap, char *buf, size_t len)
@@ -466,15 +370,15 @@ static int claim_name(synth_data *d, const char *cand, char **out)
             char cand[256];                                                                        \
             __VA_ARGS__;                                                                           \
             got_ = claim_name(d, cand, &(out));                                                    \
-            if (got_ < 0) return oom(d, what);                                                     \
+            if (got_ < 0) return sy_oom(d, what);                                                  \
         }                                                                                          \
-        if (!got_) return fail(d->err, d->errlen, "synth: cannot find a new %s name", what);       \
+        if (!got_) return sy_fail(d->err, d->errlen, "synth: cannot find a new %s name", what);    \
     } while (0)
 
 static int make_world(synth_data *d)
 {
     world_t *w = &d->w;
-    rng r = rng_for(d->c.seed, ST_WORLD, 0);
+    rng r = sy_rng_for(d->c.seed, ST_WORLD, 0);
     /* pools that perturbed answers draw from hold at least K + 1 values */
     w->n_countries = d->K + 1 > 12 ? d->K + 1 : 12;
     w->n_cities = w->n_countries * CITIES_PER_COUNTRY;
@@ -487,7 +391,7 @@ static int make_world(synth_data *d)
     w->award = calloc((size_t)w->n_awards, sizeof(char *));
     w->publisher = calloc((size_t)w->n_publishers, sizeof(char *));
     if (!w->country || !w->language || !w->city || !w->city_country || !w->award || !w->publisher)
-        return oom(d, "world tables");
+        return sy_oom(d, "world tables");
     for (int i = 0; i < w->n_countries; i++) {
         char stem[128];
         for (;;) {
@@ -499,7 +403,7 @@ static int make_world(synth_data *d)
                      LANGUAGE_SUFFIX[rng_below(&r, NELEM(LANGUAGE_SUFFIX))]);
             if (strset_has(&d->names, cn) || strset_has(&d->names, ln) || !strcmp(cn, ln)) continue;
             if (claim_name(d, cn, &w->country[i]) < 0 || claim_name(d, ln, &w->language[i]) < 0)
-                return oom(d, "world tables");
+                return sy_oom(d, "world tables");
             break;
         }
     }
@@ -628,13 +532,13 @@ static int make_fact(synth_data *d, fact_t *f, const qtemplate *t, const char *s
     f->pert = calloc((size_t)d->K, sizeof(char *));
     f->tpert = calloc((size_t)d->K, sizeof(tok_ids));
     if (!f->q || !f->a || !f->p || !f->val[0] || (v1[0] && !f->val[1]) || !f->pert || !f->tpert)
-        return oom(d, "facts");
+        return sy_oom(d, "facts");
     size_t ql = strlen(f->q);
     f->prompt_text = malloc(ql + sizeof PROMPT_OPEN + sizeof PROMPT_CLOSE);
-    if (!f->prompt_text) return oom(d, "facts");
+    if (!f->prompt_text) return sy_oom(d, "facts");
     sprintf(f->prompt_text, "%s%s%s", PROMPT_OPEN, f->q, PROMPT_CLOSE);
     /* K distinct wrong values of the same type; distinct values are distinct texts */
-    rng r = rng_for(d->c.seed, ST_PERTURB, (uint64_t)sid);
+    rng r = sy_rng_for(d->c.seed, ST_PERTURB, (uint64_t)sid);
     int64_t pool = pool_size(d, t->type), chosen[64];
     for (int k = 0; k < d->K; k++) {
         int64_t x;
@@ -646,7 +550,7 @@ static int make_fact(synth_data *d, fact_t *f, const qtemplate *t, const char *s
         } while (again);
         chosen[k] = x;
         value_text(d, t->type, x, v0, v1, sizeof v0);
-        if (!(f->pert[k] = render(t->a, subject, v0, v1))) return oom(d, "facts");
+        if (!(f->pert[k] = render(t->a, subject, v0, v1))) return sy_oom(d, "facts");
     }
     return 0;
 }
@@ -667,29 +571,29 @@ static int check_authors(const lethe_synth_config *c, char *err, size_t errlen)
         for (int j = 0; j < SYNTH_N_ATTRIBUTES; j++)
             o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", j ? ", " : "",
                                   AUTHOR_Q[j].attr);
-        return fail(err, errlen,
-                    "synth.questions = %d: the authors study has %d question templates (%s); "
-                    "expected 1..%d",
-                    c->questions, SYNTH_N_ATTRIBUTES, names, SYNTH_N_ATTRIBUTES);
+        return sy_fail(err, errlen,
+                       "synth.questions = %d: the authors study has %d question templates (%s); "
+                       "expected 1..%d",
+                       c->questions, SYNTH_N_ATTRIBUTES, names, SYNTH_N_ATTRIBUTES);
     }
     if (c->perturbed > 64)
-        return fail(err, errlen, "synth.perturbed = %d: expected at most 64", c->perturbed);
+        return sy_fail(err, errlen, "synth.perturbed = %d: expected at most 64", c->perturbed);
     for (int j = 0; j < c->questions + 2; j++) {
         const qtemplate *t = j < c->questions ? &AUTHOR_Q[j] : &UTILITY_Q[j - c->questions];
         int64_t pool = fixed_pool_size(t->type);
         if (c->perturbed > pool - 1)
-            return fail(err, errlen,
-                        "synth.perturbed = %d: %s '%s' has %lld values, so at most %lld wrong "
-                        "answers; lower synth.perturbed%s",
-                        c->perturbed, j < c->questions ? "question" : "utility set", t->attr,
-                        (long long)pool, (long long)pool - 1,
-                        j < c->questions ? " or synth.questions" : "");
+            return sy_fail(err, errlen,
+                           "synth.perturbed = %d: %s '%s' has %lld values, so at most %lld wrong "
+                           "answers; lower synth.perturbed%s",
+                           c->perturbed, j < c->questions ? "question" : "utility set", t->attr,
+                           (long long)pool, (long long)pool - 1,
+                           j < c->questions ? " or synth.questions" : "");
     }
     if ((int64_t)c->n_authors + c->holdout_authors > ((int64_t)1 << 33))
-        return fail(err, errlen,
-                    "synth.n_authors + synth.holdout_authors = %lld: expected at "
-                    "most 2^33 (sample ids)",
-                    (long long)c->n_authors + c->holdout_authors);
+        return sy_fail(err, errlen,
+                       "synth.n_authors + synth.holdout_authors = %lld: expected at "
+                       "most 2^33 (sample ids)",
+                       (long long)c->n_authors + c->holdout_authors);
     return 0;
 }
 
@@ -700,10 +604,10 @@ static int make_authors(synth_data *d)
     d->subjects = calloc((size_t)d->n_subjects, sizeof(char *));
     d->n_facts = A * d->Q + 2 * U;
     d->facts = calloc((size_t)d->n_facts, sizeof(fact_t));
-    if (!d->subjects || !d->facts) return oom(d, "facts");
+    if (!d->subjects || !d->facts) return sy_oom(d, "facts");
     int64_t val[SYNTH_N_ATTRIBUTES];
     for (int64_t a = 0; a < A; a++) {
-        rng r = rng_for(d->c.seed, ST_AUTHOR, (uint64_t)a);
+        rng r = sy_rng_for(d->c.seed, ST_AUTHOR, (uint64_t)a);
         UNIQUE_NAME(d, d->subjects[a], "author", {
             char first[128], last[128];
             make_word(&r, 2, 1, first, sizeof first);
@@ -719,7 +623,7 @@ static int make_authors(synth_data *d)
                 return -1;
     }
     for (int64_t i = 0; i < U; i++) {
-        rng r = rng_for(d->c.seed, ST_UTIL_A, (uint64_t)i);
+        rng r = sy_rng_for(d->c.seed, ST_UTIL_A, (uint64_t)i);
         UNIQUE_NAME(d, d->subjects[A + i], "landmark", {
             char wd[128];
             make_word(&r, 2, 1, wd, sizeof wd);
@@ -732,7 +636,7 @@ static int make_authors(synth_data *d)
             return -1;
     }
     for (int64_t i = 0; i < U; i++) {
-        rng r = rng_for(d->c.seed, ST_UTIL_B, (uint64_t)i);
+        rng r = sy_rng_for(d->c.seed, ST_UTIL_B, (uint64_t)i);
         UNIQUE_NAME(d, d->subjects[A + U + i], "word",
                     make_word(&r, 2 + (int)rng_below(&r, 2), 0, cand, sizeof cand));
         int64_t meaning = (int64_t)rng_below(&r, NELEM(MEANINGS));
@@ -758,7 +662,7 @@ static void add_split(synth_data *d, const char *name, int qa, int64_t authors, 
     }
 }
 
-static int64_t split_rows(const synth_data *d, const split_t *s)
+int64_t sy_split_rows(const synth_data *d, const split_t *s)
 {
     int64_t n = 0;
     for (int r = 0; r < s->nr; r++) n += s->hi[r] - s->lo[r];
@@ -810,7 +714,7 @@ static void make_author_splits(synth_data *d)
 static int make_tokens(synth_data *d)
 {
     word_counter *wc = word_counter_new();
-    if (!wc) return oom(d, "word counts");
+    if (!wc) return sy_oom(d, "word counts");
     for (int s = 0; s < d->n_splits; s++) {
         const split_t *sp = &d->split[s];
         for (int r = 0; r < sp->nr; r++)
@@ -841,10 +745,10 @@ static int make_tokens(synth_data *d)
         if (tokenizer_encode(d->tk, f->prompt_text, strlen(f->prompt_text), &f->tp) ||
             tokenizer_encode(d->tk, f->a, strlen(f->a), &f->ta) ||
             tokenizer_encode(d->tk, f->p, strlen(f->p), &f->tpa))
-            return oom(d, "tokens");
+            return sy_oom(d, "tokens");
         for (int k = 0; k < d->K; k++)
             if (tokenizer_encode(d->tk, f->pert[k], strlen(f->pert[k]), &f->tpert[k]))
-                return oom(d, "tokens");
+                return sy_oom(d, "tokens");
         for (int j = 0; j < 2 + d->K; j++) {
             const tok_ids *t = j == 0 ? &f->ta : j == 1 ? &f->tpa : &f->tpert[j - 2];
             int len = f->tp.n + t->n + 1;
@@ -861,139 +765,19 @@ static int make_tokens(synth_data *d)
     d->sum.vocab_size = tokenizer_vocab_size(d->tk);
     if (max_len > d->c.seq_len) {
         const fact_t *f = &d->facts[worst];
-        return fail(d->err, d->errlen,
-                    "synth.seq_len = %d is too short: the row '%s' + '%s' (%s of sample %lld) "
-                    "needs %d tokens with its EOS; set synth.seq_len >= %d",
-                    d->c.seq_len, f->prompt_text,
-                    worst_what == 0   ? f->a
-                    : worst_what == 1 ? f->p
-                                      : f->pert[worst_what - 2],
-                    worst_what == 0   ? "answer"
-                    : worst_what == 1 ? "paraphrase"
-                                      : "perturbed answer",
-                    (long long)f->sid, max_len, max_len);
+        return sy_fail(d->err, d->errlen,
+                       "synth.seq_len = %d is too short: the row '%s' + '%s' (%s of sample %lld) "
+                       "needs %d tokens with its EOS; set synth.seq_len >= %d",
+                       d->c.seq_len, f->prompt_text,
+                       worst_what == 0   ? f->a
+                       : worst_what == 1 ? f->p
+                                         : f->pert[worst_what - 2],
+                       worst_what == 0   ? "answer"
+                       : worst_what == 1 ? "paraphrase"
+                                         : "perturbed answer",
+                       (long long)f->sid, max_len, max_len);
     }
     return 0;
-}
-
-/* ---- markov -------------------------------------------------------------------------- */
-
-static const char *const CHAIN_NAME[3] = {"retain", "forget1", "forget2"};
-
-static int markov_len(const synth_data *d, int c)
-{
-    return c == 2 ? d->c.markov_len_short : d->c.markov_len_long;
-}
-
-static int check_markov(const lethe_synth_config *c, char *err, size_t errlen)
-{
-    int L = c->markov_len_long > c->markov_len_short ? c->markov_len_long : c->markov_len_short;
-    if (c->seq_len < L + 1)
-        return fail(err, errlen,
-                    "synth.seq_len = %d is too short for a markov row of BOS + %d states "
-                    "(synth.markov_len_%s = %d); set synth.seq_len >= %d",
-                    c->seq_len, L, L == c->markov_len_long ? "long" : "short", L, L + 1);
-    return 0;
-}
-
-/* Row s of chain c: (1 - leak) over the chain's own states with random weights in
- * [0.25, 1.25) (so no owned transition is negligible), leak / 7 on every other state. */
-static void make_chains(synth_data *d)
-{
-    double leak = d->c.markov_leak, out = leak / (S_ - 3);
-    for (int c = 0; c < 3; c++) {
-        rng r = rng_for(d->c.seed, ST_CHAINS, (uint64_t)c);
-        for (int s = 0; s < S_; s++) {
-            double w[3], sum = 0;
-            for (int j = 0; j < 3; j++) sum += (w[j] = 0.25 + rng_unit(&r));
-            for (int j = 0; j < S_; j++) d->P[c][s * S_ + j] = out;
-            for (int j = 0; j < 3; j++) d->P[c][s * S_ + 3 * c + j] = (1 - leak) * w[j] / sum;
-        }
-        for (int j = 0; j < S_; j++) d->init[c][j] = j / 3 == c ? (1 - leak) / 3 : out;
-    }
-}
-
-static int sample_from(const double *p, rng *r)
-{
-    double u = rng_unit(r), acc = 0;
-    int last = 0;
-    for (int j = 0; j < S_; j++) {
-        if (p[j] <= 0) continue;
-        acc += p[j];
-        last = j;
-        if (u < acc) return j;
-    }
-    return last; /* u beyond the rounded sum */
-}
-
-/* Sequence i of chain c, part (0 train, 1 eval): BOS s_1 .. s_L, then pad. Returns length. */
-static int markov_row(const synth_data *d, int c, int part, int64_t i, int32_t *row, int T)
-{
-    rng r = rng_for(d->c.seed, ST_MARKOV + (uint64_t)(c * 2 + part), (uint64_t)i);
-    int L = markov_len(d, c), s = sample_from(d->init[c], &r);
-    row[0] = SYNTH_MARKOV_BOS;
-    row[1] = s;
-    for (int t = 2; t <= L; t++) row[t] = s = sample_from(&d->P[c][s * S_], &r);
-    for (int t = L + 1; t < T; t++) row[t] = SYNTH_MARKOV_EOS;
-    return L + 1;
-}
-
-static void make_markov_splits(synth_data *d)
-{
-    static const char *const eval[3] = {"eval/retain", "eval/forget1", "eval/forget2"};
-    for (int part = 0; part < 2; part++)
-        for (int c = 0; c < 3; c++) {
-            split_t *s = &d->split[d->n_splits++];
-            memset(s, 0, sizeof *s);
-            s->name = part ? eval[c] : CHAIN_NAME[c];
-            s->nr = 1;
-            s->hi[0] = part ? d->m_eval : d->m_train;
-            s->ch[0] = c;
-            s->pt[0] = part;
-        }
-    split_t *s = &d->split[d->n_splits++];
-    memset(s, 0, sizeof *s);
-    s->name = "train_full";
-    s->nr = 3;
-    for (int c = 0; c < 3; c++) {
-        s->hi[c] = d->m_train;
-        s->ch[c] = c;
-    }
-    s = &d->split[d->n_splits++];
-    memset(s, 0, sizeof *s);
-    s->name = "train_retain";
-    s->nr = 1;
-    s->hi[0] = d->m_train;
-    /* the forget set of an unlearning run: both forget chains (long and short rows) */
-    s = &d->split[d->n_splits++];
-    memset(s, 0, sizeof *s);
-    s->name = "forget";
-    s->nr = 2;
-    for (int c = 1; c < 3; c++) {
-        s->hi[c - 1] = d->m_train;
-        s->ch[c - 1] = c;
-    }
-}
-
-/* Digest of the chains and of every distinct sequence (train_full repeats them). */
-static void markov_digest(synth_data *d)
-{
-    uint64_t h = FNV_INIT;
-    for (int c = 0; c < 3; c++) {
-        h = fnv_f64(h, d->P[c], S_ * S_);
-        h = fnv_f64(h, d->init[c], S_);
-    }
-    int T = d->c.seq_len;
-    int32_t *row = malloc(sizeof(int32_t) * (size_t)T);
-    for (int part = 0; row && part < 2; part++)
-        for (int c = 0; c < 3; c++)
-            for (int64_t i = 0; i < (part ? d->m_eval : d->m_train); i++) {
-                int len = markov_row(d, c, part, i, row, T);
-                h = fnv_i32(h, row, len);
-            }
-    free(row);
-    snprintf(d->sum.source_digest, sizeof d->sum.source_digest, "fnv1a64:%016llx",
-             (unsigned long long)h);
 }
 
 /* ---- public: generate, query, free ------------------------------------------------------ */
@@ -1003,12 +787,12 @@ int synth_generate(synth_data **out, const lethe_synth_config *c, char *err, siz
     *out = NULL;
     int markov = strcmp(c->kind, "markov") == 0;
     if (!markov && strcmp(c->kind, "authors") != 0)
-        return fail(err, errlen, "synth.kind = \"%s\": expected \"authors\" or \"markov\"",
-                    c->kind);
-    if (markov ? check_markov(c, err, errlen) : check_authors(c, err, errlen)) return -1;
-    double t0 = now_seconds();
+        return sy_fail(err, errlen, "synth.kind = \"%s\": expected \"authors\" or \"markov\"",
+                       c->kind);
+    if (markov ? sy_check_markov(c, err, errlen) : check_authors(c, err, errlen)) return -1;
+    double t0 = sy_now_seconds();
     synth_data *d = calloc(1, sizeof *d);
-    if (!d) return fail(err, errlen, "synth: out of memory");
+    if (!d) return sy_fail(err, errlen, "synth: out of memory");
     d->c = *c;
     d->markov = markov;
     d->err = err;
@@ -1019,9 +803,9 @@ int synth_generate(synth_data **out, const lethe_synth_config *c, char *err, siz
     if (markov) {
         d->m_train = c->markov_retain;
         d->m_eval = c->markov_retain / 4 > 0 ? c->markov_retain / 4 : 1;
-        make_chains(d);
-        make_markov_splits(d);
-        markov_digest(d);
+        sy_make_chains(d);
+        sy_make_markov_splits(d);
+        sy_markov_digest(d);
         d->sum.vocab_size = SYNTH_MARKOV_VOCAB;
         int L = c->markov_len_long > c->markov_len_short ? c->markov_len_long : c->markov_len_short;
         d->sum.max_len = L + 1;
@@ -1046,10 +830,10 @@ int synth_generate(synth_data **out, const lethe_synth_config *c, char *err, siz
     d->sum.n_splits = d->n_splits;
     for (int s = 0; s < d->n_splits; s++) {
         d->sum.split[s] = d->split[s].name;
-        d->sum.rows[s] = split_rows(d, &d->split[s]);
+        d->sum.rows[s] = sy_split_rows(d, &d->split[s]);
         d->sum.total_rows += d->sum.rows[s];
     }
-    d->sum.gen_seconds = now_seconds() - t0;
+    d->sum.gen_seconds = sy_now_seconds() - t0;
     d->err = NULL;
     *out = d;
     return 0;
@@ -1132,306 +916,4 @@ void synth_free(synth_data *d)
     strset_free(&d->names);
     tokenizer_free(d->tk);
     free(d);
-}
-
-/* ---- writing ----------------------------------------------------------------------------- */
-
-void synth_jsonl_path(const char *output, const char *split, char *buf, size_t len)
-{
-    size_t n = strlen(output);
-    int cut = n > 3 && strcmp(output + n - 3, ".h5") == 0 ? 3 : 0;
-    int o = snprintf(buf, len, "%.*s.", (int)(n - (size_t)cut), output);
-    for (const char *s = split; *s && o > 0 && (size_t)o + 1 < len; s++)
-        buf[o++] = *s == '/' ? '_' : *s;
-    if (o > 0 && (size_t)o < len) snprintf(buf + o, len - (size_t)o, ".jsonl");
-}
-
-static int attr_num(hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *v)
-{
-    hid_t s = H5Screate(H5S_SCALAR);
-    if (s < 0) return -1;
-    hid_t a = H5Acreate2(obj, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a >= 0 ? H5Awrite(a, mtype, v) : -1;
-    if (a >= 0 && H5Aclose(a) < 0) rc = -1;
-    H5Sclose(s);
-    return rc < 0 ? -1 : 0;
-}
-
-/* Root attributes: the kind, the seed and every config value the kind uses. */
-static int write_root_attrs(synth_data *d, hid_t f)
-{
-    const lethe_synth_config *c = &d->c;
-    uint64_t seed = c->seed;
-    int bad = h5_attr_write_str(f, "synth_kind", c->kind) ||
-              attr_num(f, "synth_seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed) ||
-              h5_attr_write_i64(f, "synth_seq_len", c->seq_len) ||
-              h5_attr_write_i64(f, "seq_len", c->seq_len);
-    if (d->markov) {
-        double leak = c->markov_leak;
-        bad = bad || h5_attr_write_i64(f, "synth_markov_retain", c->markov_retain) ||
-              h5_attr_write_i64(f, "synth_markov_len_long", c->markov_len_long) ||
-              h5_attr_write_i64(f, "synth_markov_len_short", c->markov_len_short) ||
-              attr_num(f, "synth_markov_leak", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &leak) ||
-              h5_attr_write_i64(f, "markov_states", S_) ||
-              h5_attr_write_i64(f, "bos_id", SYNTH_MARKOV_BOS);
-    } else {
-        char attrs[512] = "";
-        size_t o = 0;
-        for (int j = 0; j < d->Q; j++)
-            o += (size_t)snprintf(attrs + o, sizeof attrs - o, "%s%s", j ? "," : "",
-                                  AUTHOR_Q[j].attr);
-        bad = bad || h5_attr_write_i64(f, "synth_n_authors", c->n_authors) ||
-              h5_attr_write_i64(f, "synth_questions", c->questions) ||
-              h5_attr_write_i64(f, "synth_perturbed", c->perturbed) ||
-              h5_attr_write_i64(f, "synth_holdout_authors", c->holdout_authors) ||
-              h5_attr_write_i64(f, "synth_utility_facts", c->utility_facts) ||
-              h5_attr_write_i64(f, "synth_forget01_authors", d->forget_authors[0]) ||
-              h5_attr_write_i64(f, "synth_forget05_authors", d->forget_authors[1]) ||
-              h5_attr_write_i64(f, "synth_forget10_authors", d->forget_authors[2]) ||
-              h5_attr_write_str(f, "synth_question_attributes", attrs) ||
-              h5_attr_write_str(f, "prompt_template", PROMPT_TEMPLATE) ||
-              h5_attr_write_str(f, "answer_prefix", " ");
-    }
-    return bad ? fail(d->err, d->errlen, "synth: '%s': cannot write the root attributes", c->output)
-               : 0;
-}
-
-static int write_chains(synth_data *d, hid_t f)
-{
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    int bad = lcpl < 0;
-    for (int c = 0; c < 3 && !bad; c++)
-        for (int init = 0; init < 2 && !bad; init++) {
-            char name[64];
-            snprintf(name, sizeof name, "/chains/%s%s", init ? "initial_" : "", CHAIN_NAME[c]);
-            hsize_t dims[2] = {S_, S_};
-            hid_t s = H5Screate_simple(init ? 1 : 2, dims, NULL);
-            hid_t ds =
-                s < 0 ? -1 : H5Dcreate2(f, name, H5T_IEEE_F64LE, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-            bad = ds < 0 || H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                     init ? d->init[c] : d->P[c]) < 0;
-            if (ds >= 0) H5Dclose(ds);
-            if (s >= 0) H5Sclose(s);
-        }
-    if (lcpl >= 0) H5Pclose(lcpl);
-    return bad ? fail(d->err, d->errlen, "synth: '%s': cannot write the /chains datasets",
-                      d->c.output)
-               : 0;
-}
-
-/* A block of rows for dsw_write. */
-typedef struct {
-    dataset_rows r;
-    int64_t cap;
-} block;
-
-static void block_free(block *b)
-{
-    void **all = (void **)&b->r;
-    for (size_t i = 0; i < sizeof b->r / sizeof(void *); i++) free(all[i]);
-    memset(b, 0, sizeof *b);
-}
-
-static int block_alloc(block *b, int64_t rows, int T, int K, int cand)
-{
-    memset(b, 0, sizeof *b);
-    size_t per = 4 * (size_t)T + 16 + (cand ? (size_t)(K + 1) * (4 * (size_t)T + 8) : 0);
-    int64_t cap = (int64_t)((4u << 20) / per); /* about 4 MiB per write */
-    if (cap < 1) cap = 1;
-    if (cap > rows) cap = rows;
-    b->cap = cap;
-    size_t n = (size_t)cap, t = (size_t)T, k = (size_t)K;
-    int ok = (b->r.ids = malloc(4 * n * t)) && (b->r.lengths = malloc(4 * n)) &&
-             (b->r.answer_start = malloc(4 * n)) && (b->r.sample_id = malloc(8 * n));
-    if (ok && cand)
-        ok = (b->r.para_ids = malloc(4 * n * t)) && (b->r.para_lengths = malloc(4 * n)) &&
-             (b->r.para_answer_start = malloc(4 * n)) && (b->r.pert_ids = malloc(4 * n * k * t)) &&
-             (b->r.pert_lengths = malloc(4 * n * k)) &&
-             (b->r.pert_answer_start = malloc(4 * n * k));
-    if (!ok) block_free(b);
-    return ok ? 0 : -1;
-}
-
-static void fill_row(int32_t *row, int T, const tok_ids *p, const tok_ids *a, int32_t eos,
-                     int32_t pad, int32_t *len, int32_t *as)
-{
-    int n = 0;
-    for (int i = 0; i < p->n; i++) row[n++] = p->ids[i];
-    for (int i = 0; i < a->n; i++) row[n++] = a->ids[i];
-    row[n++] = eos;
-    *len = n;
-    *as = p->n;
-    for (int i = n; i < T; i++) row[i] = pad;
-}
-
-static int jsonl_record(FILE *jl, const fact_t *f, int qa, int phrasing, int K)
-{
-    cJSON *o = cJSON_CreateObject();
-    int ok = o && cJSON_AddStringToObject(o, "question", f->q) &&
-             cJSON_AddStringToObject(o, "answer", phrasing ? f->p : f->a);
-    if (ok && qa) {
-        cJSON *pert = cJSON_CreateStringArray((const char *const *)f->pert, K);
-        ok = cJSON_AddStringToObject(o, "paraphrased_answer", f->p) && pert &&
-             cJSON_AddItemToObject(o, "perturbed_answer", pert);
-        if (!ok && pert && !cJSON_GetObjectItemCaseSensitive(o, "perturbed_answer"))
-            cJSON_Delete(pert);
-    }
-    ok = ok && cJSON_AddNumberToObject(o, "sample_id", (double)(f->sid + phrasing));
-    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
-    ok = s && fputs(s, jl) >= 0 && fputc('\n', jl) != EOF;
-    free(s);
-    cJSON_Delete(o);
-    return ok ? 0 : -1;
-}
-
-static int write_split(synth_data *d, dataset_writer *w, const split_t *sp, FILE *jl)
-{
-    int T = d->c.seq_len, K = d->K, cand = !d->markov && sp->qa;
-    int64_t n = split_rows(d, sp);
-    if (dsw_split_begin(w, sp->name, n, T, cand ? K : 0, cand, cand, d->err, d->errlen)) return -1;
-    block b;
-    if (block_alloc(&b, n, T, K, cand)) return oom(d, "row block");
-    int32_t eos = (int32_t)(d->markov ? SYNTH_MARKOV_EOS : tokenizer_eos_id(d->tk));
-    int32_t pad = (int32_t)(d->markov ? SYNTH_MARKOV_EOS : tokenizer_pad_id(d->tk));
-    int64_t row0 = 0, m = 0;
-    int rc = 0, phrasings = d->markov || sp->qa ? 1 : 2;
-    for (int r = 0; r < sp->nr && !rc; r++)
-        for (int64_t i = sp->lo[r]; i < sp->hi[r] && !rc; i++)
-            for (int ph = 0; ph < phrasings && !rc; ph++) {
-                dataset_rows *x = &b.r;
-                if (d->markov) {
-                    int c = sp->ch[r], part = sp->pt[r];
-                    x->lengths[m] = markov_row(d, c, part, i, x->ids + m * T, T);
-                    x->answer_start[m] = 1;
-                    x->sample_id[m] = ((int64_t)(c * 2 + part) << 32) + i;
-                } else {
-                    const fact_t *f = &d->facts[i];
-                    fill_row(x->ids + m * T, T, &f->tp, ph ? &f->tpa : &f->ta, eos, pad,
-                             &x->lengths[m], &x->answer_start[m]);
-                    x->sample_id[m] = f->sid + ph;
-                    if (cand) {
-                        fill_row(x->para_ids + m * T, T, &f->tp, &f->tpa, eos, pad,
-                                 &x->para_lengths[m], &x->para_answer_start[m]);
-                        for (int k = 0; k < K; k++)
-                            fill_row(x->pert_ids + (m * K + k) * T, T, &f->tp, &f->tpert[k], eos,
-                                     pad, &x->pert_lengths[m * K + k],
-                                     &x->pert_answer_start[m * K + k]);
-                    }
-                    if (jl && jsonl_record(jl, f, sp->qa, ph, K))
-                        rc = fail(d->err, d->errlen,
-                                  "synth: cannot write the JSON lines of split "
-                                  "'%s': %s",
-                                  sp->name, strerror(errno));
-                }
-                if (++m == b.cap) {
-                    if (!rc) rc = dsw_write(w, x, row0, m, d->err, d->errlen);
-                    row0 += m;
-                    m = 0;
-                }
-            }
-    if (!rc && m) rc = dsw_write(w, &b.r, row0, m, d->err, d->errlen);
-    block_free(&b);
-    if (rc) return -1;
-    if (d->markov) {
-        char chains[64] = "";
-        for (int r = 0; r < sp->nr; r++)
-            snprintf(chains + strlen(chains), sizeof chains - strlen(chains), "%s%s", r ? "," : "",
-                     CHAIN_NAME[sp->ch[r]]);
-        if (dsw_split_attr_str(w, "chains", chains, d->err, d->errlen) ||
-            dsw_split_attr_str(w, "part", sp->pt[0] ? "eval" : "train", d->err, d->errlen))
-            return -1;
-    } else if (dsw_split_attr_str(w, "rows", sp->qa ? "qa" : "train", d->err, d->errlen) ||
-               dsw_split_attr_i64(w, "phrasings", phrasings, d->err, d->errlen) ||
-               (strncmp(sp->name, "eval/", 5) != 0 &&
-                dsw_split_attr_i64(w, "authors", sp->authors, d->err, d->errlen))) {
-        return -1;
-    }
-    return dsw_split_end(w, d->err, d->errlen);
-}
-
-int synth_write(synth_data *d, char *err, size_t errlen)
-{
-    double t0 = now_seconds();
-    d->err = err;
-    d->errlen = errlen;
-    const lethe_synth_config *c = &d->c;
-    dataset_attrs a = {d->markov ? "none" : tokenizer_name(d->tk), d->sum.vocab_size,
-                       d->markov ? SYNTH_MARKOV_EOS : tokenizer_pad_id(d->tk),
-                       d->markov ? SYNTH_MARKOV_EOS : tokenizer_eos_id(d->tk),
-                       d->sum.source_digest};
-    dataset_writer w;
-    if (dsw_create(&w, c->output, &a, err, errlen)) return -1;
-    int jsonl = !d->markov && c->write_jsonl;
-    char tmp[16][1108], fin[16][1100]; /* room for ".tmp" */
-    int n_open = 0, rc = 0;
-    h5_quiet q;
-    h5_quiet_on(&q);
-    rc = write_root_attrs(d, w.file);
-    h5_quiet_off(&q);
-    if (!rc && d->markov) {
-        h5_quiet_on(&q);
-        rc = write_chains(d, w.file);
-        h5_quiet_off(&q);
-    }
-    if (!rc && !d->markov) rc = tokenizer_save(d->tk, w.file, err, errlen);
-    for (int s = 0; s < d->n_splits && !rc; s++) {
-        FILE *jl = NULL;
-        if (jsonl) {
-            synth_jsonl_path(c->output, d->split[s].name, fin[n_open], sizeof fin[n_open]);
-            snprintf(tmp[n_open], sizeof tmp[n_open], "%s.tmp", fin[n_open]);
-            if (!(jl = fopen(tmp[n_open], "w"))) {
-                rc =
-                    fail(err, errlen, "synth: cannot write '%s': %s", tmp[n_open], strerror(errno));
-                break;
-            }
-            n_open++;
-        }
-        rc = write_split(d, &w, &d->split[s], jl);
-        if (jl && fclose(jl) && !rc)
-            rc =
-                fail(err, errlen, "synth: cannot write '%s': %s", tmp[n_open - 1], strerror(errno));
-    }
-    if (rc) {
-        dsw_abort(&w);
-    } else {
-        rc = dsw_close(&w, err, errlen);
-    }
-    for (int i = 0; i < n_open; i++) {
-        if (rc) {
-            remove(tmp[i]);
-        } else if (rename(tmp[i], fin[i])) {
-            rc = fail(err, errlen, "synth: cannot rename '%s' to '%s': %s", tmp[i], fin[i],
-                      strerror(errno));
-        }
-    }
-    d->err = NULL;
-    if (rc) return -1;
-    struct stat st;
-    d->sum.file_bytes = stat(c->output, &st) == 0 ? (int64_t)st.st_size : 0;
-    d->sum.jsonl_files = n_open;
-    d->sum.write_seconds = now_seconds() - t0;
-    return 0;
-}
-
-/* ---- evaluation helper --------------------------------------------------------------------- */
-
-double markov_kl_row(const double *p, const float *logq, int S)
-{
-    double kl = 0;
-    for (int j = 0; j < S; j++)
-        if (p[j] > 0) kl += p[j] * (log(p[j]) - (double)logq[j]);
-    return kl;
-}
-
-double markov_kl_per_token(const double *P_true, const float *logp, int ld, const int32_t *states,
-                           int64_t n_pos, int S)
-{
-    if (n_pos <= 0) return 0;
-    double sum = 0;
-    for (int64_t t = 0; t < n_pos; t++) {
-        if (states[t] < 0 || states[t] >= S) return NAN;
-        sum += markov_kl_row(P_true + (size_t)states[t] * S, logp + t * (int64_t)ld, S);
-    }
-    return sum / (double)n_pos;
 }
