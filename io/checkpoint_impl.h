@@ -1,0 +1,88 @@
+/* io/checkpoint_impl.h — what the parts of the checkpoint code share (internal): the
+ * format constants, the quiet HDF5 error stack, the collective-call check, the union of
+ * all ranks' tensor tables with their digests (checkpoint_union.c), and the helpers of
+ * checkpoint.c used by the reader (checkpoint_load.c). */
+#ifndef LETHE_IO_CHECKPOINT_IMPL_H
+#define LETHE_IO_CHECKPOINT_IMPL_H
+
+#include <hdf5.h>
+#include <limits.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../mpi/fatal.h"
+#include "checkpoint.h"
+
+#define CK_FORMAT "lethe-checkpoint"
+#define CK_FORMAT_VERSION 1
+#define CK_MSG 1024 /* messages agreed on travel in buffers of this size */
+#define CK_KINDS 3
+
+typedef struct {
+    H5E_auto2_t func;
+    void *data;
+} ck_quiet;
+
+/* An HDF5 call inside a collective section: failure ends the job (see the top). */
+#define H5C(call, ...)                                                                             \
+    do {                                                                                           \
+        if ((call) < 0) {                                                                          \
+            char h5b_[256], fn_[64], what_[PATH_MAX + 512];                                        \
+            snprintf(what_, sizeof what_, __VA_ARGS__);                                            \
+            lethe_fatal("%s: %s failed: %s", what_, ck_call_name(#call, fn_, sizeof fn_),          \
+                        ck_h5msg(h5b_));                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* What every rank must know of every tensor: dataset creation is collective, so all
+ * ranks create all datasets in one order, including those of other pipeline stages. */
+typedef struct {
+    char name[LETHE_NAME_MAX];
+    int32_t ndim, pad_;
+    int64_t gshape[2];
+} ck_entry;
+
+typedef struct {
+    ck_entry *u; /* nu tensors, in order of first appearance by mp rank (pp, then tp) */
+    int nu;
+    int *ht; /* open-addressing name -> union index; hcap slots, -1 empty */
+    int hcap;
+    int *prim; /* nu: this rank's table index for the tensor (an owner copy if it has
+                  one), or -1 */
+    int *uidx; /* t->n: union index of each table entry */
+} ck_union;
+
+/* The HDF5 groups of the three kinds: parameters, AdamW m, AdamW v (checkpoint.c). */
+extern const char *const ck_group[CK_KINDS];
+
+/* checkpoint.c */
+/* Records the first failure of a phase in msg (CK_MSG bytes); returns 0 (= not ok). */
+LETHE_PRINTF(2, 3) int ck_fail(char *msg, const char *fmt, ...);
+int ck_agree(MPI_Comm comm, int ok, char *msg);
+void ck_quiet_on(ck_quiet *q);
+void ck_quiet_off(const ck_quiet *q);
+const char *ck_h5msg(char *buf);
+const char *ck_call_name(const char *call, char *buf, size_t len);
+uint64_t ck_mix64(uint64_t x);
+void ck_shape_str(char *buf, size_t len, int nd, const int64_t *s);
+hid_t ck_select_piece(hid_t fs, int nd, const lethe_param *p);
+hid_t ck_str_type(const char *file, const char *what, size_t len);
+int ck_read_attr(hid_t obj, const char *where, const char *name, hid_t mtype, int n, void *buf,
+                 char *msg);
+int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, size_t len,
+                     char *msg);
+hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg);
+
+/* checkpoint_union.c */
+void ck_union_free(ck_union *U);
+int ck_validate_table(const lethe_params *t, int need_moments, char *msg);
+int ck_build_union(const lethe_params *t, const lethe_grid *g, ck_union *U, char *msg);
+uint64_t ck_union_hash(const ck_union *U);
+void ck_all_equal(MPI_Comm comm, const uint64_t *h, int n, int *eq);
+int ck_counts_in_replica(const lethe_param *p, const lethe_grid *g);
+uint64_t *ck_replica_digests(const lethe_params *t, const lethe_grid *g, const ck_union *U,
+                             int nkinds);
+int ck_check_coverage(const ck_union *U, const uint64_t *d, char *msg);
+
+#endif
