@@ -39,6 +39,13 @@ const char *const ck_group[CK_KINDS] = {"/params", "/adam_m", "/adam_v"};
 /* ---- small helpers --------------------------------------------------------------- */
 
 /* Records the first failure of a phase in msg (CK_MSG bytes); returns 0 (= not ok). */
+int ck_result(const char *msg, const char *path, char *err, size_t errlen)
+{
+    if (!msg[0]) return 0;
+    snprintf(err, errlen, "checkpoint '%s': %s", path, msg);
+    return -1;
+}
+
 LETHE_PRINTF(2, 3) int ck_fail(char *msg, const char *fmt, ...)
 {
     if (msg[0]) return 0;
@@ -520,9 +527,5 @@ out:
     free(dg);
     ck_union_free(&U);
     ck_quiet_off(&q);
-    if (msg[0]) {
-        snprintf(err, errlen, "checkpoint '%s': %s", path, msg);
-        return -1;
-    }
-    return 0;
+    return ck_result(msg, path, err, errlen);
 }

@@ -59,6 +59,8 @@ extern const char *const ck_group[CK_KINDS];
 /* checkpoint.c */
 /* Records the first failure of a phase in msg (CK_MSG bytes); returns 0 (= not ok). */
 LETHE_PRINTF(2, 3) int ck_fail(char *msg, const char *fmt, ...);
+/* The end of save, load and verify: 0, or -1 with "checkpoint 'PATH': MSG" in err. */
+int ck_result(const char *msg, const char *path, char *err, size_t errlen);
 int ck_agree(MPI_Comm comm, int ok, char *msg);
 void ck_quiet_on(ck_quiet *q);
 void ck_quiet_off(const ck_quiet *q);

@@ -292,11 +292,7 @@ out:
     free(dg);
     ck_union_free(&U);
     ck_quiet_off(&q);
-    if (msg[0]) {
-        snprintf(err, errlen, "checkpoint '%s': %s", path, msg);
-        return -1;
-    }
-    return 0;
+    return ck_result(msg, path, err, errlen);
 }
 
 void ckpt_meta_free(lethe_ckpt_meta *meta)
@@ -421,9 +417,5 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
 out:
     ck_quiet_off(&q);
     if (n_checked) *n_checked = checked;
-    if (msg[0]) {
-        snprintf(err, errlen, "checkpoint '%s': %s", path, msg);
-        return -1;
-    }
-    return 0;
+    return ck_result(msg, path, err, errlen);
 }
