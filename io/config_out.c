@@ -1,0 +1,150 @@
+/* io/config_out.c — the resolved config as JSON (config_to_json, config_write, written
+ * through a temporary file) and the key listing of --help. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config_impl.h"
+
+/* ------------------------------------------------------------------------ */
+/* Output. */
+
+char *config_to_json(const lethe_config *c)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    for (int i = 0; i < N_KEYS; i++) {
+        const key_def *k = &SCHEMA[i];
+        cJSON *node = root;
+        const char *comp = k->name;
+        char name[64];
+        size_t cl;
+        /* Sections are created on first use, in table order. */
+        while (comp[cl = strcspn(comp, ".")] == '.') {
+            memcpy(name, comp, cl);
+            name[cl] = 0;
+            cJSON *child = cJSON_GetObjectItemCaseSensitive(node, name);
+            if (!child) child = cJSON_AddObjectToObject(node, name);
+            if (!child) goto oom;
+            node = child;
+            comp += cl + 1;
+        }
+        const void *p = cf_cfield(c, k);
+        cJSON *v = NULL;
+        switch (k->type) {
+        case T_INT: v = cJSON_CreateNumber(*(const int *)p); break;
+        case T_U64: {
+            /* Raw digits: cJSON prints doubles with 15 significant digits when
+             * that is "close enough", which would change a seed above 1e15. */
+            uint64_t u = *(const uint64_t *)p;
+            char s[32];
+            snprintf(s, sizeof s, "%llu", (unsigned long long)u);
+            v = u <= (uint64_t)EXACT_DOUBLE_MAX ? cJSON_CreateRaw(s) : cJSON_CreateString(s);
+            break;
+        }
+        case T_FLOAT: v = cJSON_CreateNumber(cf_float_to_short_double(*(const float *)p)); break;
+        case T_BOOL: v = cJSON_CreateBool(*(const int *)p); break;
+        case T_STRING:
+        case T_ENUM: {
+            /* Bounded copy: the struct's buffer may be full without a NUL. */
+            char s[1024];
+            size_t l = strnlen(p, k->cap);
+            if (l >= sizeof s) l = sizeof s - 1;
+            memcpy(s, p, l);
+            s[l] = 0;
+            v = cJSON_CreateString(s);
+            break;
+        }
+        }
+        if (!v) goto oom;
+        if (!cJSON_AddItemToObject(node, comp, v)) {
+            cJSON_Delete(v);
+            goto oom;
+        }
+    }
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    return out;
+oom:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+int config_write(const lethe_config *c, const char *path, char *err, size_t errlen)
+{
+    char tmp[4096];
+    if (err && errlen) err[0] = 0;
+    int w = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (w < 0 || (size_t)w >= sizeof tmp) {
+        if (err) snprintf(err, errlen, "config '%s': path too long", path);
+        return -1;
+    }
+    char *json = config_to_json(c);
+    if (!json) {
+        if (err) snprintf(err, errlen, "config '%s': out of memory while formatting", path);
+        return -1;
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        if (err) snprintf(err, errlen, "config '%s': cannot create: %s", tmp, strerror(errno));
+        free(json);
+        return -1;
+    }
+    size_t len = strlen(json);
+    const char *what = NULL;
+    int e = 0;
+    if (fwrite(json, 1, len, f) != len || fputc('\n', f) == EOF)
+        what = "write", e = errno;
+    else if (fflush(f) != 0)
+        what = "write", e = errno;
+    else if (fsync(fileno(f)) != 0)
+        what = "fsync", e = errno;
+    free(json);
+    if (fclose(f) != 0 && !what) what = "close", e = errno;
+    if (!what && rename(tmp, path) != 0) {
+        e = errno;
+        if (err)
+            snprintf(err, errlen, "config '%s': rename from '%s' failed: %s", path, tmp,
+                     strerror(e));
+        unlink(tmp);
+        return -1;
+    }
+    if (what) {
+        if (err) snprintf(err, errlen, "config '%s': %s failed: %s", tmp, what, strerror(e));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void config_print_keys(void *file)
+{
+    FILE *f = file;
+    lethe_config d;
+    config_defaults(&d);
+    int wk = 3, wt = 4, wd = 7, wr = 14;
+    char def[600], range[128];
+    for (int i = 0; i < N_KEYS; i++) {
+        int l;
+        if ((l = (int)strlen(SCHEMA[i].name)) > wk) wk = l;
+        if ((l = (int)strlen(cf_type_name(SCHEMA[i].type))) > wt) wt = l;
+        cf_fmt_value(def, sizeof def, &d, &SCHEMA[i]);
+        if ((l = (int)strlen(def)) > wd) wd = l;
+        cf_fmt_range(range, sizeof range, &SCHEMA[i]);
+        if ((l = (int)strlen(range)) > wr) wr = l;
+    }
+    fprintf(f, "%-*s  %-*s  %-*s  %-*s  %s\n", wk, "key", wt, "type", wd, "default", wr,
+            "range/choices", "description");
+    for (int i = 0; i < N_KEYS; i++) {
+        const key_def *k = &SCHEMA[i];
+        cf_fmt_value(def, sizeof def, &d, k);
+        cf_fmt_range(range, sizeof range, k);
+        fprintf(f, "%-*s  %-*s  %-*s  %-*s  %s\n", wk, k->name, wt, cf_type_name(k->type), wd, def,
+                wr, range, k->desc);
+    }
+}
