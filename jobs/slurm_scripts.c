@@ -382,7 +382,7 @@ int sl_write_script(ctx_t *c, unit_t *x, const unsigned long *afterok, size_t n_
     sp.overcommit = c->o.overcommit;
     /* root may start ranks only with these (mpirun refuses otherwise) */
     sp.ompi_allow_root = geteuid() == 0;
-    sp.ompi_tcp_loopback = c->o.loopback && x->nodes > 1;
+    sp.ompi_one_host = c->o.loopback && x->nodes > 1;
     sp.launcher = c->o.launcher;
     sp.lethe_bin = c->lethe_bin;
     sp.args = args;

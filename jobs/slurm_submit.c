@@ -85,7 +85,7 @@ void job_slurm_usage(FILE *f)
             "  --signal-seconds S   USR1 this long before the time limit to train, unlearn\n"
             "                       and relearn jobs (checkpoint, requeue); default 120, or\n"
             "                       half the time limit when that is shorter than 240 s\n"
-            "  --loopback           multi-node jobs talk TCP over loopback, no shared memory\n"
+            "  --loopback           multi-node jobs message through Open MPI's UCX layer\n"
             "                       (virtual nodes of one host, slurm/local-cluster.sh)\n"
             "  --overcommit         #SBATCH --overcommit (more ranks than CPUs on a node)\n"
             "  --serial             a sweep's bench jobs run one after another (afterok chain)\n"

@@ -483,11 +483,19 @@ char *lethe_sbatch_render(const lethe_sbatch_spec *s, char *err, size_t errlen)
         if (!env_has(s, "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"))
             export_var(&b, "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     }
-    if (s->ompi_tcp_loopback) {
-        sb_put(&b, "# Virtual nodes of one host: no shared-memory transport between them.\n");
-        if (!env_has(s, "OMPI_MCA_btl")) export_var(&b, "OMPI_MCA_btl", "self,tcp");
-        if (!env_has(s, "OMPI_MCA_btl_tcp_if_include"))
-            export_var(&b, "OMPI_MCA_btl_tcp_if_include", "lo");
+    if (s->ompi_one_host) {
+        /* ob1's shared-memory segments are named by host name and local rank, so they
+         * collide between virtual nodes of one host; its TCP transport over loopback
+         * crashed in 2 of 260 four-rank launches while wiring up peers. UCX finds
+         * the peers on the same host itself and names its segments per process. */
+        sb_put(&b, "# Virtual nodes of one host: Open MPI messages through UCX, which finds the\n"
+                   "# peers on this host itself (ob1's shared-memory segments would collide).\n");
+        static const char *const ucx[][2] = {{"OMPI_MCA_pml", "ucx"},
+                                             {"OMPI_MCA_pml_ucx_tls", "any"},
+                                             {"OMPI_MCA_pml_ucx_devices", "any"},
+                                             {"OMPI_MCA_btl", "self"}};
+        for (size_t i = 0; i < sizeof ucx / sizeof ucx[0]; i++)
+            if (!env_has(s, ucx[i][0])) export_var(&b, ucx[i][0], ucx[i][1]);
     }
     for (size_t i = 0; i < s->n_env; i++) export_var(&b, s->env[i].name, s->env[i].value);
     sb_putc(&b, '\n');

@@ -74,8 +74,10 @@ typedef struct {
     /* Environment of the ranks. */
     const lethe_sbatch_env *env;
     size_t n_env;
-    int ompi_allow_root;   /* export OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 */
-    int ompi_tcp_loopback; /* export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo */
+    int ompi_allow_root; /* export OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 */
+    int ompi_one_host;   /* nodes are virtual nodes of one host: export OMPI_MCA_pml=ucx
+                            OMPI_MCA_pml_ucx_tls=any OMPI_MCA_pml_ucx_devices=any
+                            OMPI_MCA_btl=self */
 
     /* What runs. */
     lethe_sbatch_launcher launcher;

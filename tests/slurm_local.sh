@@ -128,10 +128,10 @@ cat >"$work/train.sbatch" <<EOF
 #SBATCH --time=5
 #SBATCH --output=$work/train-%j.out
 set -eu
-# Root may start MPI ranks only with these; virtual nodes of one host must not use
-# Open MPI's shared-memory transport between them (their /dev/shm segments collide).
+# Root may start MPI ranks only with these; virtual nodes of one host message through
+# Open MPI's UCX layer (ob1's /dev/shm segments would collide between them).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo
+export OMPI_MCA_pml=ucx OMPI_MCA_pml_ucx_tls=any OMPI_MCA_pml_ucx_devices=any OMPI_MCA_btl=self
 export OPENBLAS_NUM_THREADS=1
 echo "nodes: \$SLURM_JOB_NODELIST"
 srun --mpi=pmix -N2 -n2 '$bin' train '$src/jobs/configs/demo.json' \\

@@ -4,8 +4,8 @@
 # slurm_study.sh --offline (no Slurm needed): every bad command line gives its one-line
 # message and exit 2; the dry run of jobs/studies/tofu-slurm-ci.json writes 12 scripts
 # that pass `bash -n` and hold no dependency, with the right shape: the 2-rank jobs on 2
-# nodes of 1 rank with TCP over loopback, the signal (half of a 3-minute limit) and
-# requeue on train/unlearn/relearn only, job arrays over a task list with the throttle,
+# nodes of 1 rank messaging through Open MPI's UCX layer (virtual nodes of one host),
+# the signal (half of a 3-minute limit) and requeue on train/unlearn/relearn only, job arrays over a task list with the throttle,
 # the report on DIR; the scripts skip a job marked done and pick their array task's
 # folder; the dry run of jobs/studies/scaling.json --nodes-list 1,2,4 --serial writes
 # one exclusive bench job per node count and kind with layout.dp = 2 x nodes, the strong
@@ -16,8 +16,8 @@
 # virtual nodes (slurm/local-cluster.sh, in a folder of its own), then
 #   1. submit the study jobs/studies/tofu-slurm-ci.json (synth, origin, retrain, their
 #      evals, 2 methods x 2 seeds of unlearn -> eval -> relearn as 6 job arrays of 2
-#      tasks, report) with every MPI job on 2 nodes of 1 rank each (layout dp=2, TCP over
-#      loopback). Every job and array task must end COMPLETED 0:0, the 2-rank jobs on 2
+#      tasks, report) with every MPI job on 2 nodes of 1 rank each (layout dp=2, UCX
+#      messaging). Every job and array task must end COMPLETED 0:0, the 2-rank jobs on 2
 #      nodes; no job may start before the jobs it waited for (afterok) ended; every job
 #      folder must hold .done; the report's results.md must have a row per method (ga,
 #      simnpo, origin, retrain). Submitting the finished study again submits nothing.
@@ -56,6 +56,7 @@ check() { # condition-result message
     else
         echo "FAIL $2"
         nfail=$((nfail + 1))
+        return 1
     fi
 }
 
@@ -163,15 +164,15 @@ output.dir=x|lethe: slurm: --set output.dir=x: the job's output folder is DIR/NA
     has "$o" "#SBATCH --signal=B:USR1@90" && has "$o" "#SBATCH --requeue" &&
         has "$o" 'scontrol requeue'
     check $? "origin (train): USR1 90 s before the 3-minute limit, requeue"
-    has "$o" "export OMPI_MCA_btl=self,tcp" && has "$o" "export OMPI_MCA_btl_tcp_if_include=lo"
-    check $? "origin: 2 nodes with --loopback: TCP over loopback"
+    has "$o" "export OMPI_MCA_pml=ucx" && has "$o" "export OMPI_MCA_btl=self"
+    check $? "origin: 2 nodes with --loopback: Open MPI's UCX messaging"
     has "$o" "srun --mpi=pmix $bin train $d/origin/job.json"
     check $? "origin: srun --mpi=pmix lethe train <dir>/origin/job.json"
     local e="$d/eval-origin-05/job.sbatch"
     ! has "$e" "--signal" && ! has "$e" "--requeue"
     check $? "eval: no signal, no requeue"
     local s1="$d/synth/job.sbatch"
-    has "$s1" "#SBATCH --nodes=1" && has "$s1" "#SBATCH --ntasks=1" && ! has "$s1" OMPI_MCA_btl
+    has "$s1" "#SBATCH --nodes=1" && has "$s1" "#SBATCH --ntasks=1" && ! has "$s1" OMPI_MCA_pml
     check $? "synth: 1 rank on 1 node, no loopback transport"
     has "$d/report/job.sbatch" "$bin report $d" && has "$d/report/job.sbatch" "--ntasks=1"
     check $? "report: lethe report <dir> on 1 rank"
@@ -186,7 +187,7 @@ output.dir=x|lethe: slurm: --set output.dir=x: the job's output folder is DIR/NA
     check $? "the report waits for every submission no other one waits for"
     "$bin" slurm "$ci" --dir "$w/dry-mpirun" --launcher mpirun --nodes 2 --dry-run >/dev/null &&
         has "$w/dry-mpirun/origin/job.sbatch" "mpirun -n 2 $bin train" &&
-        ! has "$w/dry-mpirun/origin/job.sbatch" OMPI_MCA_btl
+        ! has "$w/dry-mpirun/origin/job.sbatch" OMPI_MCA_pml
     check $? "--launcher mpirun: mpirun -n 2 inside the allocation; no loopback without --loopback"
     # the scripts' own logic, run by bash: a job marked done does not run again, and an
     # array task runs the folder on its line of the task list
@@ -447,7 +448,9 @@ for row in "${srows[@]}"; do
     want="${name##*-n}"
     [ "$name" = report ] && want=1
     [ "$state" = COMPLETED ] && [ "$code" = 0:0 ] && [ "$nodes" = "$want" ]
-    check $? "$name ($id): ${state:-no record} ${code:-} on ${nodes:-?} node(s) (expected $want)"
+    if ! check $? "$name ($id): ${state:-no record} ${code:-} on ${nodes:-?} node(s) (expected $want)"; then
+        for f in "$sweep/$name"/slurm-*.out; do [ -f "$f" ] && show_log "$f"; done
+    fi
     if [ "$name" != report ]; then
         grep -q "\"nodes\":[[:space:]]*$want," "$sweep/$name/labels.json"
         check $? "$name/labels.json names $want nodes"

@@ -74,9 +74,12 @@ static const char golden2[] =
     "unset OPENBLAS_CORETYPE\n"
     "export OMPI_ALLOW_RUN_AS_ROOT=1\n"
     "export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n"
-    "# Virtual nodes of one host: no shared-memory transport between them.\n"
-    "export OMPI_MCA_btl=self,tcp\n"
-    "export OMPI_MCA_btl_tcp_if_include=lo\n"
+    "# Virtual nodes of one host: Open MPI messages through UCX, which finds the\n"
+    "# peers on this host itself (ob1's shared-memory segments would collide).\n"
+    "export OMPI_MCA_pml=ucx\n"
+    "export OMPI_MCA_pml_ucx_tls=any\n"
+    "export OMPI_MCA_pml_ucx_devices=any\n"
+    "export OMPI_MCA_btl=self\n"
     "export LETHE_STUDY='simnpo sweep'\n"
     "\n"
     "# SIGUSR1 reaches this shell only, 120 s before the time limit: pass it on to the\n"
@@ -169,7 +172,7 @@ static lethe_sbatch_spec spec2(void)
     s.env = env2;
     s.n_env = 1;
     s.ompi_allow_root = 1;
-    s.ompi_tcp_loopback = 1;
+    s.ompi_one_host = 1;
     s.launcher = LETHE_LAUNCH_SRUN;
     s.lethe_bin = "/opt/lethe/bin/lethe";
     s.args = args2;
