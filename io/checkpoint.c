@@ -356,9 +356,10 @@ static uint64_t meta_hash(const lethe_ckpt_meta *m)
     return ck_mix64(h ^ lethe_hash_str(m->config_json ? m->config_json : ""));
 }
 
-int ckpt_save(const char *path, const lethe_params *t, const lethe_grid *g,
+int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
               const lethe_ckpt_meta *meta_in, char *err, size_t errlen)
 {
+    params_full_moments(t, g->dp_comm);
     lethe_ckpt_meta none;
     memset(&none, 0, sizeof none);
     const lethe_ckpt_meta *meta = meta_in ? meta_in : &none;

@@ -66,9 +66,10 @@ typedef struct {
 } lethe_ckpt_meta;
 
 /* Writes the table's parameters and AdamW moments (t->data, t->m, t->v) and meta to
- * `path` (via "<path>.tmp" and a rename); meta may be NULL (zeros). Collective over
- * g->world. 0, or -1 with err. */
-int ckpt_save(const char *path, const lethe_params *t, const lethe_grid *g,
+ * `path` (via "<path>.tmp" and a rename); meta may be NULL (zeros). Moments left
+ * sharded over dp by the last update (t->moments_sharded) are all-gathered first.
+ * Collective over g->world. 0, or -1 with err. */
+int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
               const lethe_ckpt_meta *meta, char *err, size_t errlen);
 
 /* Fills every piece of the table (owner or duplicate, every dp replica) from `path`,

@@ -285,6 +285,7 @@ close:
         ok = ok && cok;
     }
     ck_agree(g->world, ok && !msg[0], msg);
+    if (load_optimizer) t->moments_sharded = 0; /* every rank now holds the whole moments */
 
 out:
     free(dsets);

@@ -42,6 +42,7 @@ typedef struct {
     float weight_decay;
     float grad_clip;   /* global-norm clip; 0 disables */
     char on_nonfinite[8]; /* "stop" (end the job) | "skip" (drop the step's update) */
+    int shard_update;     /* dp > 1: each replica updates its 1/dp share of the weights */
 } lethe_optim_config;
 
 typedef struct {

@@ -75,6 +75,9 @@ const key_def SCHEMA[] = {
           "global gradient-norm clip; 0 disables"),
     K_ENUM("optim.on_nonfinite", optim.on_nonfinite, "stop", "stop|skip",
            "a NaN/Inf loss or gradient: stop the job (last checkpoint kept) or skip the step"),
+    K_BOOL("optim.shard_update", optim.shard_update, 1,
+           "dp > 1: each replica updates 1/dp of the weights (gradient reduce-scatter, "
+           "weight all-gather: the bytes of one all-reduce)"),
 
     K_ENUM("data.source", data.source, "synthetic-markov", "synthetic-markov|hdf5",
            "token source: deterministic Markov stream from data.seed, or data.path"),

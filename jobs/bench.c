@@ -68,8 +68,13 @@ static double analytic_bytes(const lethe_session *S)
     double tied = 0;
     if (S->cfg.model.tie_embeddings && g->pp > 1 && (m->first || m->last))
         tied = (double)m->params.p[params_find(&m->params, "model.embed_tokens.weight")].numel;
-    double mp = (double)g->pp * g->tp, fmp = 2.0 * (mp - 1) / mp; /* the gradient-norm double */
-    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->params.total + tied) + 8.0 * fmp;
+    /* the gradient-norm double: over one replica (pp x tp), or over every rank when the
+     * replicas split the update (optim.shard_update; the gradient reduce-scatter and the
+     * weight all-gather move the bytes of the one all-reduce) */
+    double nr = (double)g->pp * g->tp;
+    if (g->dp > 1 && S->cfg.optim.shard_update) nr *= g->dp;
+    double fnr = 2.0 * (nr - 1) / nr;
+    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->params.total + tied) + 8.0 * fnr;
 }
 
 int job_bench(int argc, char **argv)

@@ -27,13 +27,22 @@ float clip_scale(const lethe_optim_config *o, double norm)
 void adamw_step(lethe_params *t, const lethe_optim_config *o, float lr, int step,
                 float grad_scale)
 {
+    adamw_range(t, o, lr, step, grad_scale, 0, t->total);
+}
+
+void adamw_range(lethe_params *t, const lethe_optim_config *o, float lr, int step,
+                 float grad_scale, size_t lo, size_t hi)
+{
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     const float c1 = 1.0f - powf(b1, (float)step), c2 = 1.0f - powf(b2, (float)step);
     for (int i = 0; i < t->n; i++) {
         const lethe_param *p = &t->p[i];
-        float *w = t->data + p->off, *g = t->grad + p->off, *m = t->m + p->off, *v = t->v + p->off;
+        /* the part of tensor i inside [lo, hi) */
+        size_t a = p->off > lo ? p->off : lo, b = p->off + p->numel < hi ? p->off + p->numel : hi;
+        if (a >= b) continue;
+        float *w = t->data + a, *g = t->grad + a, *m = t->m + a, *v = t->v + a;
         float wd = p->decay ? o->weight_decay : 0.0f;
-        for (size_t k = 0; k < p->numel; k++) {
+        for (size_t k = 0; k < b - a; k++) {
             float gr = g[k] * grad_scale;
             m[k] = b1 * m[k] + (1.0f - b1) * gr;
             v[k] = b2 * v[k] + (1.0f - b2) * gr * gr;

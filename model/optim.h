@@ -19,6 +19,9 @@ float lr_at(const lethe_optim_config *o, int step, int total);
  * multiplied by grad_scale first (global-norm clipping). */
 void adamw_step(lethe_params *t, const lethe_optim_config *o, float lr, int step,
                 float grad_scale);
+/* The same on the elements [lo, hi) of the flat buffers only (one dp replica's share). */
+void adamw_range(lethe_params *t, const lethe_optim_config *o, float lr, int step,
+                 float grad_scale, size_t lo, size_t hi);
 
 /* Scale that clips a gradient of norm `norm` to o->grad_clip (1 if disabled or below). */
 float clip_scale(const lethe_optim_config *o, double norm);

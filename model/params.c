@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 
 void params_init(lethe_params *t) { memset(t, 0, sizeof(*t)); }
@@ -136,6 +137,14 @@ void params_fill(lethe_params *t, int idx, float value)
     for (int64_t i = 0; i < p->lshape[0]; i++)
         for (int64_t j = 0; j < p->lshape[1]; j++)
             w[i * p->lshape[1] + j] = (i < p->vshape[0] && j < p->vshape[1]) ? value : 0.0f;
+}
+
+void params_full_moments(lethe_params *t, MPI_Comm dp_comm)
+{
+    if (!t->moments_sharded) return;
+    comm_allgather_shares(t->m, t->total, dp_comm);
+    comm_allgather_shares(t->v, t->total, dp_comm);
+    t->moments_sharded = 0;
 }
 
 void params_gather(const lethe_params *t, MPI_Comm world, int dp_rank, const char *name,

@@ -34,6 +34,9 @@ typedef struct {
     int n, cap;
     size_t total; /* floats per buffer */
     float *data, *grad, *m, *v; /* each `total` floats, 64-byte aligned */
+    int moments_sharded; /* 1 after an update split over dp replicas: m and v are current
+                            only in this rank's dp share (comm_share of total); a
+                            checkpoint save completes them first */
 } lethe_params;
 
 void params_init(lethe_params *t);
@@ -71,5 +74,9 @@ float lethe_normal_from_u64(uint64_t h);
 #include <mpi.h>
 void params_gather(const lethe_params *t, MPI_Comm world, int dp_rank, const char *name,
                    int which, int64_t rows, int64_t cols, float *out, int root);
+/* Completes AdamW moments left sharded over the dp replicas by a split update
+ * (t->moments_sharded): all-gathers every replica's share of m and v. Collective over
+ * dp_comm; nothing to do otherwise. */
+void params_full_moments(lethe_params *t, MPI_Comm dp_comm);
 
 #endif

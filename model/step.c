@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "optim.h"
 
@@ -63,9 +64,18 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
     inject_fault(m, step + 1);
     /* before the dp sum spreads it to every replica: the rank where it arose */
     int bad = params_first_nonfinite_grad(&m->params);
-    model_reduce_grads(m);
+    /* With dp > 1 and optim.shard_update each replica sums, clips and applies only its
+     * share of the gradient, then the replicas exchange the updated weights: the bytes
+     * of the one all-reduce, and 1/dp of the update's passes over the weights and
+     * moments. Elsewhere every replica updates everything. */
+    int shard = m->grid->dp > 1 && o->shard_update;
+    size_t lo = 0, hi = m->params.total;
+    if (shard)
+        model_reduce_scatter_grads(m, &lo, &hi);
+    else
+        model_reduce_grads(m);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, m->grid->dp_comm));
-    double norm = model_grad_norm(m);
+    double norm = shard ? model_grad_norm_share(m, lo, hi) : model_grad_norm(m);
     /* loss and norm agree on every rank; the lowest rank with a bad tensor reports */
     int rank, first;
     MPI_Comm_rank(m->grid->world, &rank);
@@ -99,7 +109,11 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
         return;
     }
     float clip = clip_scale(o, norm);
-    adamw_step(&m->params, o, out->lr, step + 1, clip);
+    adamw_range(&m->params, o, out->lr, step + 1, clip, lo, hi);
+    if (shard) {
+        comm_allgather_shares(m->params.data, m->params.total, m->grid->dp_comm);
+        m->params.moments_sharded = 1;
+    }
     out->clip = clip;
     out->seconds = MPI_Wtime() - t0;
 }

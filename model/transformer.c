@@ -502,16 +502,22 @@ void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
 
 /* ---- reductions over replicas -------------------------------------------- */
 
-void model_reduce_grads(lethe_model *m)
+static void reduce_tied(lethe_model *m)
 {
     const lethe_grid *g = m->grid;
     lethe_params *t = &m->params;
     if (m->cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
         /* the embedding (first stage) and its copy (last stage) get the sum of both uses */
-        const char *nm = "model.embed_tokens.weight";
-        int i = params_find(t, nm);
+        int i = params_find(t, "model.embed_tokens.weight");
         comm_allreduce_sum(t->grad + t->p[i].off, t->p[i].numel, g->ends_comm);
     }
+}
+
+void model_reduce_grads(lethe_model *m)
+{
+    const lethe_grid *g = m->grid;
+    lethe_params *t = &m->params;
+    reduce_tied(m);
     /* bucketed all-reduce over replicas: 4 MiB buckets keep each call in the
      * bandwidth regime without a second buffer */
     const size_t bucket = (size_t)1 << 20;
@@ -521,7 +527,15 @@ void model_reduce_grads(lethe_model *m)
     }
 }
 
-double model_grad_norm(lethe_model *m)
+void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi)
+{
+    reduce_tied(m);
+    comm_reduce_scatter_sum(m->params.grad, m->params.total, m->grid->dp_comm);
+    comm_share(m->params.total, m->grid->dp, m->grid->dp_rank, lo, hi);
+}
+
+/* Sum of squares of the gradient elements in [lo, hi), each tensor counted once. */
+static double grad_ss(const lethe_model *m, size_t lo, size_t hi)
 {
     const lethe_params *t = &m->params;
     double ss = 0.0;
@@ -529,8 +543,22 @@ double model_grad_norm(lethe_model *m)
         const lethe_param *p = &t->p[i];
         if (!p->owner) continue;
         if (p->split < 0 && m->grid->tp_rank != 0) continue; /* replicated over tp: count once */
-        ss += sum_squares(t->grad + p->off, p->numel);
+        size_t a = p->off > lo ? p->off : lo, b = p->off + p->numel < hi ? p->off + p->numel : hi;
+        if (a < b) ss += sum_squares(t->grad + a, b - a);
     }
+    return ss;
+}
+
+double model_grad_norm(lethe_model *m)
+{
+    double ss = grad_ss(m, 0, m->params.total);
     comm_allreduce_sum_d(&ss, 1, m->grid->mp_comm);
+    return sqrt(ss);
+}
+
+double model_grad_norm_share(lethe_model *m, size_t lo, size_t hi)
+{
+    double ss = grad_ss(m, lo, hi);
+    comm_allreduce_sum_d(&ss, 1, m->grid->world);
     return sqrt(ss);
 }

@@ -126,6 +126,12 @@ void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, 
 void model_reduce_grads(lethe_model *m);
 /* Global gradient L2 norm over the whole model (each tensor counted once). */
 double model_grad_norm(lethe_model *m);
+/* The split update over dp replicas: sums the tied-embedding pair, then reduce-scatters
+ * the gradients over dp so that only this replica's share [*lo, *hi) of the flat buffer
+ * (comm_share) holds the sum. */
+void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi);
+/* The global gradient L2 norm from the shares [lo, hi) of every replica. */
+double model_grad_norm_share(lethe_model *m, size_t lo, size_t hi);
 
 /* Model FLOPs per trained token (forward + backward), as counted by bench/train. */
 double model_flops_per_token(const lethe_model_config *cfg, int T);

@@ -77,6 +77,71 @@ void comm_bcast_d(double *buf, size_t n, int root, MPI_Comm c)
     lethe_comm_stats.seconds += MPI_Wtime() - t0;
 }
 
+void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi)
+{
+    size_t per = (n + (size_t)p - 1) / (size_t)p;
+    per = (per + 15) & ~(size_t)15;
+    size_t a = per * (size_t)r, b = a + per;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}
+
+/* Ring steps move pieces of at most PIECE floats: the staging buffer of the
+ * reduce-scatter stays at 4 MiB whatever the model. */
+#define PIECE ((size_t)1 << 20)
+
+static float *ring_staging;
+
+/* One ring pass over the p shares of buf. Step s (0 .. p-2) sends a share to rank r+1
+ * and receives one from rank r-1: the reduce-scatter sends share r-s-1 (its own data at
+ * s = 0, then the partial sum it received last) and adds what it receives into share
+ * r-s-2, which is its own share r at the last step; the all-gather sends share r-s
+ * (its own at s = 0, then the one it received last) and receives share r-s-1 in place. */
+static void ring(float *buf, size_t n, MPI_Comm c, int reduce)
+{
+    int p = comm_size(c), r;
+    if (p == 1 || n == 0) return;
+    MPI_Comm_rank(c, &r);
+    if (reduce && !ring_staging)
+        ring_staging = lethe_malloc(sizeof(float) * PIECE, "reduce-scatter staging buffer");
+    double t0 = MPI_Wtime();
+    int next = (r + 1) % p, prev = (r + p - 1) % p;
+    size_t lo0, hi0;
+    comm_share(n, p, 0, &lo0, &hi0);
+    size_t per = hi0 - lo0; /* the longest share */
+    for (size_t at = 0; at < per; at += PIECE) {
+        for (int s = 0; s < p - 1; s++) {
+            int cs = reduce ? (r - s - 1 + 2 * p) % p : (r - s + p) % p;
+            int cr = reduce ? (r - s - 2 + 2 * p) % p : (r - s - 1 + 2 * p) % p;
+            size_t slo, shi, rlo, rhi;
+            comm_share(n, p, cs, &slo, &shi);
+            comm_share(n, p, cr, &rlo, &rhi);
+            size_t sa = slo + at < shi ? slo + at : shi, ra = rlo + at < rhi ? rlo + at : rhi;
+            size_t ns = shi - sa < PIECE ? shi - sa : PIECE,
+                   nr = rhi - ra < PIECE ? rhi - ra : PIECE;
+            float *into = reduce ? ring_staging : buf + ra;
+            MPI_CHECK(MPI_Sendrecv(buf + sa, (int)ns, MPI_FLOAT, next, 0x4c52, into, (int)nr,
+                                   MPI_FLOAT, prev, 0x4c52, c, MPI_STATUS_IGNORE));
+            if (reduce) {
+                float *dst = buf + ra;
+                for (size_t k = 0; k < nr; k++) dst[k] += ring_staging[k];
+            }
+        }
+    }
+    lethe_comm_stats.seconds += MPI_Wtime() - t0;
+    lethe_comm_stats.bytes += (double)(p - 1) / p * (double)n * sizeof(float);
+}
+
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c)
+{
+    ring(buf, n, c, 1);
+}
+
+void comm_allgather_shares(float *buf, size_t n, MPI_Comm c)
+{
+    ring(buf, n, c, 0);
+}
+
 void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req)
 {
     if (n > INT_MAX) lethe_fatal("point-to-point message of %zu floats exceeds INT_MAX", n);

@@ -2,7 +2,8 @@
  * their time and bytes accounted, large counts chunked, and every return code
  * checked. A communicator of size 1 costs nothing. Bytes are counted as this
  * rank sends them: exact for point-to-point, the ring-algorithm volume
- * 2 (p-1)/p * bytes for an all-reduce. */
+ * 2 (p-1)/p * bytes for an all-reduce, (p-1)/p * bytes for a reduce-scatter or an
+ * all-gather. */
 #ifndef LETHE_COMM_H
 #define LETHE_COMM_H
 
@@ -22,6 +23,17 @@ void comm_allreduce_sum(float *buf, size_t n, MPI_Comm c);
 void comm_allreduce_max(float *buf, size_t n, MPI_Comm c);
 void comm_allreduce_sum_d(double *buf, size_t n, MPI_Comm c);
 void comm_bcast_d(double *buf, size_t n, int root, MPI_Comm c);
+
+/* Shares of a flat buffer of n floats over the p ranks of a communicator: rank r owns
+ * [*lo, *hi), equal parts rounded up to 16 floats (one cache line); the last ones may be
+ * shorter or empty. */
+void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi);
+/* Ring reduce-scatter in place: on return this rank's share of buf (comm_share) holds
+ * the sum over the ranks of c; the rest of buf holds partial sums. The share of rank r
+ * is summed in ring order from rank r+1 on, the same order at every call. */
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c);
+/* Ring all-gather in place: every rank's share of buf is copied to all the others. */
+void comm_allgather_shares(float *buf, size_t n, MPI_Comm c);
 
 void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req);
 void comm_recv(float *buf, size_t n, int src, int tag, MPI_Comm c);

@@ -9,6 +9,8 @@
 #   lethe bench CONFIG                          (1 rank, layout 1x1x1)
 #   mpirun -n 2 lethe bench CONFIG tp=2
 #   mpirun -n 2 lethe bench CONFIG dp=2
+#   mpirun -n 2 lethe bench CONFIG dp=2, optim.shard_update=false (each replica
+#                                          updates every weight)
 #   mpirun -n 2 lethe bench CONFIG pp=2, micro-batches M (default 8)
 # on the same global batch, one BLAS thread per rank, so that load from other
 # processes on a shared machine falls on every layout alike. At the end: the
@@ -61,6 +63,7 @@ for r in $(seq 1 "$rounds"); do
     run "1 rank" 1
     run "tp=2" 2 --set layout.tp=2
     run "dp=2" 2 --set layout.dp=2
+    run "dp=2 unsplit" 2 --set layout.dp=2 --set optim.shard_update=false
     run "pp=2 m=$mb" 2 --set layout.pp=2 --set layout.micro_batches="$mb"
     echo "  round $r done, load average $(cut -d' ' -f1 /proc/loadavg)"
 done
@@ -71,7 +74,7 @@ labels = list(dict.fromkeys(r["label"] for r in rows))
 of = lambda lab: [r for r in rows if r["label"] == lab]
 med = lambda lab, k: statistics.median(r[k] for r in of(lab))
 base = med(labels[0], "tokens_per_s")
-print("%-10s %10s %8s %8s %10s %8s %9s %9s  %s" % ("layout", "tokens/s", "speedup", "paired",
+print("%-13s %10s %8s %8s %10s %8s %9s %9s  %s" % ("layout", "tokens/s", "speedup", "paired",
       "compute_ms", "comm_ms", "bubble_ms", "imbal_ms", "every round (tokens/s)"))
 for lab in labels:
     # paired: the median over rounds of this layout's tokens/s over one rank's in the
@@ -79,7 +82,7 @@ for lab in labels:
     paired = statistics.median(a["tokens_per_s"] / b["tokens_per_s"]
                                for a, b in zip(of(lab), of(labels[0])))
     every = " ".join("%.0f" % r["tokens_per_s"] for r in of(lab))
-    print("%-10s %10.1f %8.2f %8.2f %10.1f %8.1f %9.1f %9.1f  %s" % (lab,
+    print("%-13s %10.1f %8.2f %8.2f %10.1f %8.1f %9.1f %9.1f  %s" % (lab,
           med(lab, "tokens_per_s"), med(lab, "tokens_per_s") / base, paired,
           med(lab, "compute_ms"), med(lab, "comm_ms"), med(lab, "bubble_ms"),
           med(lab, "imbalance_ms"), every))

@@ -74,6 +74,7 @@ static int same_config(const lethe_config *a, const lethe_config *b, const char 
     F(optim.weight_decay);
     F(optim.grad_clip);
     F(optim.on_nonfinite);
+    F(optim.shard_update);
     F(data.source);
     F(data.seed);
     F(data.prompt_len);
@@ -206,7 +207,7 @@ static const char *FULL =
     "  \"layout\": {\"dp\": 2, \"pp\": 2, \"tp\": 3, \"micro_batches\": 4},\n"
     "  \"optim\": {\"schedule\": \"linear\", \"lr\": 0.1, \"min_lr\": 1e-7, \"warmup_steps\": 0,\n"
     "            \"beta1\": 0.8, \"beta2\": 0.999, \"eps\": 1e-6, \"weight_decay\": 0,\n"
-    "            \"grad_clip\": 0.5, \"on_nonfinite\": \"skip\"},\n"
+    "            \"grad_clip\": 0.5, \"on_nonfinite\": \"skip\", \"shard_update\": false},\n"
     "  \"data\": {\"source\": \"hdf5\", \"seed\": 9007199254740991,\n"
     "           \"prompt_len\": 0, \"min_len\": 1, \"branching\": 1000,\n"
     "           \"path\": \"d/a.h5\", \"split\": \"train_full\", \"forget_split\": \"f\",\n"

@@ -4,12 +4,14 @@
  * admits, and one or two micro-batch counts: for the same weights and global
  * batch, the loss and every gradient (gathered to global tensors) equal the
  * one-rank values to 1e-5 relative; 10 optimizer steps give the same losses to
- * 1e-5 and the same weights to 1e-5; the same layout run twice gives bitwise
- * identical weights. Layouts the model refuses are checked to be refused with
- * a message naming the numbers. The one-rank reference is computed by every
- * rank on MPI_COMM_SELF, so the verdict does not depend on N. The same holds for
- * the unlearning objectives (SimNPO with a margin, NPO with a reference), whose
- * per-sequence weights ride through micro-batches and replicas.
+ * 1e-5 and the same weights and AdamW moments to 1e-5 — with the dp replicas
+ * splitting the update (optim.shard_update, the job default; the moments made whole
+ * as a checkpoint save does) and, for dp > 1, once more with every replica updating
+ * everything; the same layout run twice gives bitwise identical weights. Layouts the model refuses
+ * are checked to be refused with a message naming the numbers. The one-rank reference is computed
+ * by every rank on MPI_COMM_SELF, so the verdict does not depend on N. The same holds for the
+ * unlearning objectives (SimNPO with a margin, NPO with a reference), whose per-sequence weights
+ * ride through micro-batches and replicas.
  *
  * Tolerance: errors are max|a - b| / max|b| over each tensor. fp32 sums in a
  * different order (tp splits the inner products, dp and micro-batches split the
@@ -84,6 +86,7 @@ static lethe_optim_config optim_cfg(void)
     o.eps = 1e-8f;
     o.weight_decay = 0.1f;
     o.grad_clip = 0.5f; /* bites on the first steps: clipping goes through the world norm */
+    o.shard_update = 1; /* the job default: dp replicas split the update */
     return o;
 }
 
@@ -101,7 +104,7 @@ typedef struct {
     double losses[NSTEPS];
 } run_result;
 
-static void run(const model_case *mc, const lethe_grid *g, int M, run_result *res,
+static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run_result *res,
                 lethe_model *m_out)
 {
     int Br = mc->B / g->dp, Bm = Br / M;
@@ -111,6 +114,7 @@ static void run(const model_case *mc, const lethe_grid *g, int M, run_result *re
     lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
                      malloc(sizeof(int) * (size_t)Br * mc->T)};
     lethe_optim_config o = optim_cfg();
+    o.shard_update = shard;
     for (int step = 0; step <= NSTEPS; step++) {
         synth_markov_batch(&src, step, (int64_t)g->dp_rank * Br, Br, mc->T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(m_out, &b)};
@@ -127,6 +131,8 @@ static void run(const model_case *mc, const lethe_grid *g, int M, run_result *re
         model_train_step(m_out, &b, &obj, &o, step - 1, NSTEPS, &st);
         res->losses[step - 1] = st.loss;
     }
+    /* what a checkpoint save does first: the moments of a split update made whole */
+    params_full_moments(&m_out->params, g->dp_comm);
     free(b.tokens);
     free(b.targets);
 }
@@ -140,6 +146,37 @@ static void check(int ok, const char *fmt, const char *a, double v)
         fprintf(stderr, fmt, a, v);
         fprintf(stderr, "\n");
     }
+}
+
+/* Weights and both AdamW moments of a model after the 10 steps against the one-rank
+ * model's, each tensor gathered to world rank 0; returns the worst relative error. */
+static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_grid *g,
+                          int world_rank, const char *what, const char *how)
+{
+    static const char *kind[4] = {"weights", "", "AdamW m", "AdamW v"};
+    const lethe_params *ft = &ref->params;
+    double worst = 0;
+    for (int which = 0; which < 4; which++) {
+        if (which == 1) continue; /* gradients: compared at step 0 */
+        const float *rbuf = which == 0 ? ft->data : which == 2 ? ft->m : ft->v;
+        for (int i = 0; i < ft->n; i++) {
+            const lethe_param *p = &ft->p[i];
+            size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
+            float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
+            params_gather(&mm->params, g->world, g->dp_rank, p->name, which, p->gshape[0],
+                          p->gshape[1], glob, 0);
+            if (world_rank == 0) {
+                double e = relerr_l2(glob, rbuf + p->off, n);
+                if (e > worst) worst = e;
+                char nm[400];
+                snprintf(nm, sizeof nm, "%s%s: %s after %d steps %s", what, how, kind[which],
+                         NSTEPS, p->name);
+                check(e <= TOL, "%s: relative error %.3g", nm, e);
+            }
+            free(glob);
+        }
+    }
+    return worst;
 }
 
 /* Unlearning objectives (SimNPO, NPO, SimNPO with the KL retain term, GA, GradDiff)
@@ -293,11 +330,13 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     free(b.tokens);
     free(b.targets);
 
-    /* trajectory, twice for bitwise reproducibility */
-    lethe_model m1, m2;
-    run_result r2;
-    run(mc, &g, M, &r, &m1);
-    run(mc, &g, M, &r2, &m2);
+    /* trajectory, twice for bitwise reproducibility; with dp > 1 once more with every
+     * replica updating everything (optim.shard_update = false) */
+    lethe_model m1, m2, m3;
+    run_result r2, r3;
+    run(mc, &g, M, 1, &r, &m1);
+    run(mc, &g, M, 1, &r2, &m2);
+    if (dp > 1) run(mc, &g, M, 0, &r3, &m3);
     int same = m1.params.total == m2.params.total &&
                !memcmp(m1.params.data, m2.params.data, sizeof(float) * m1.params.total);
     int all_same;
@@ -310,29 +349,27 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
             if (e > worst_loss) worst_loss = e;
         }
         check(worst_loss <= TOL, "%s: 10-step losses relative error %.3g", what, worst_loss);
-    }
-    const lethe_params *ft = &ref->m.params;
-    for (int i = 0; i < ft->n; i++) {
-        const lethe_param *p = &ft->p[i];
-        size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
-        float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
-        params_gather(&m1.params, g.world, g.dp_rank, p->name, 0, p->gshape[0], p->gshape[1],
-                      glob, 0);
-        if (world_rank == 0) {
-            double e = relerr_l2(glob, ft->data + p->off, n);
-            if (e > worst_w) worst_w = e;
-            char nm[400];
-            snprintf(nm, sizeof nm, "%s: weights after %d steps %s", what, NSTEPS, p->name);
-            check(e <= TOL, "%s: relative error %.3g", nm, e);
+        for (int s = 0; dp > 1 && s < NSTEPS; s++) {
+            double e = fabs(r3.losses[s] - ref->r.losses[s]) / fabs(ref->r.losses[s]);
+            check(e <= TOL, "%s, unsplit update: 10-step losses relative error %.3g", what, e);
         }
-        free(glob);
     }
+    worst_w = final_state(&m1, &ref->m, &g, world_rank, what, "");
+    char unsplit[64];
+    double worst_u3 =
+        dp > 1 ? final_state(&m3, &ref->m, &g, world_rank, what, ", unsplit update") : 0.0;
     if (world_rank == 0)
-        printf("%-28s loss %.3g  grads %.3g  10-step losses %.3g  weights %.3g  bitwise %s\n",
+        printf("%-28s loss %.3g  grads %.3g  10-step losses %.3g  weights+moments %.3g%s  "
+               "bitwise %s\n",
                what, fabs(loss - ref->r0.loss0) / fabs(ref->r0.loss0), worst_grad, worst_loss,
-               worst_w, all_same ? "yes" : "NO");
+               worst_w,
+               dp > 1 ? (snprintf(unsplit, sizeof unsplit, " (unsplit update %.3g)", worst_u3),
+                         unsplit)
+                      : "",
+               all_same ? "yes" : "NO");
     model_free(&m1);
     model_free(&m2);
+    if (dp > 1) model_free(&m3);
     grid_free(&g);
 }
 
@@ -422,7 +459,7 @@ int main(int argc, char **argv)
             free(bt.tokens);
             free(bt.targets);
         }
-        run(mc, &ref.g, 1, &ref.r, &ref.m);
+        run(mc, &ref.g, 1, 1, &ref.r, &ref.m);
         test_layout lays[64];
         int nlay = test_layouts_of(size, lays, 64);
         for (int li = 0; li < nlay; li++) {
