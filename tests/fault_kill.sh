@@ -6,33 +6,45 @@
 # bitwise equal to an uninterrupted run.
 # Odd trials kill through the fault switch (LETHE_FAULT=kill-after-step:K:R: rank R
 # raises SIGKILL right after step K), even trials from outside (kill -9 of a random
-# rank process once the log shows a random number of steps).
+# rank process once the log shows a random number of steps). The external kills run
+# 320 steps instead of 16 (against their own uninterrupted run): a step of this small
+# model and its share of the checkpoints take 2-5 ms, so a 16-step job could finish
+# between the poll that sees step K logged and the kill (seen once in CI); 320 leave
+# more than a second.
 #
 # usage: fault_kill.sh [TRIALS]   (default 3; the note quotes 20)
 # Needs MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR (set by ctest).
 set -u
 trials=${1:-3}
 source "$(dirname "${BASH_SOURCE[0]}")/fault_lib.sh"
-steps=16 every=4 deadline=30
-args=(train "$cfg" "${small[@]}" --set train.steps=$steps --set checkpoint.every=$every)
-run() { "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" "${args[@]}" "$@"; }
+steps=16 ext_steps=320 every=4 deadline=30
+args=(train "$cfg" "${small[@]}" --set checkpoint.every=$every)
+run() { # steps, more --set pairs
+    local n="$1"
+    shift
+    "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" "${args[@]}" --set train.steps="$n" "$@"
+}
 
-run --set output.dir="$work/ref" >"$work/ref.log" 2>&1 ||
+run $steps --set output.dir="$work/ref" >"$work/ref.log" 2>&1 ||
     { echo "FAIL: uninterrupted run"; cat "$work/ref.log"; exit 1; }
+if [ "$trials" -ge 2 ]; then
+    run $ext_steps --set output.dir="$work/ref-ext" >"$work/ref-ext.log" 2>&1 ||
+        { echo "FAIL: uninterrupted run of $ext_steps steps"; cat "$work/ref-ext.log"; exit 1; }
+fi
 
 passed=0
 for t in $(seq "$trials"); do
     d="$work/t$t"
     k=$((2 + RANDOM % (steps - 3))) # 2 .. steps-2
     r=$((RANDOM % 2))
-    how="switch"
-    [ $((t % 2)) -eq 0 ] && how="external"
+    how="switch" n=$steps ref="$work/ref"
+    [ $((t % 2)) -eq 0 ] && how="external" n=$ext_steps ref="$work/ref-ext"
     msg="trial $t ($how, rank $r, step $k)"
     fault=""
     [ "$how" = switch ] && fault=kill-after-step:$k:$r
     # mpirun itself in the background (not a function's subshell): its pid is $!
     LETHE_FAULT=$fault "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" "${args[@]}" \
-        --set output.dir="$d" >"$d.log" 2>&1 &
+        --set train.steps="$n" --set output.dir="$d" >"$d.log" 2>&1 &
     mp=$!
     # the rank processes are mpirun's children
     pids=""
@@ -81,7 +93,7 @@ for t in $(seq "$trials"); do
     [ $rc -ne 0 ] || { echo "FAIL: $msg: mpirun exited 0 after a rank died"; cat "$d.log"; continue; }
     [ -f "$d/model.h5" ] && { echo "FAIL: $msg: model.h5 exists after the death"; continue; }
     done_steps=$(wc -l <"$d/train_log.jsonl.partial" 2>/dev/null || echo 0)
-    run --set output.dir="$d" >"$d.resume.log" 2>&1 ||
+    run "$n" --set output.dir="$d" >"$d.resume.log" 2>&1 ||
         { echo "FAIL: $msg: the resumed run failed"; cat "$d.resume.log"; continue; }
     from=$(grep -o "resuming from .* at step [0-9]*" "$d.resume.log" | grep -o "[0-9]*$")
     from=${from:-0}
@@ -95,7 +107,7 @@ for t in $(seq "$trials"); do
         { echo "FAIL: $msg: no lock take-over notice"; cat "$d.resume.log"; continue; }
     same=1
     for g in /params /adam_m /adam_v; do
-        h5diff -q "$work/ref/model.h5" "$d/model.h5" "$g" "$g" >/dev/null || same=0
+        h5diff -q "$ref/model.h5" "$d/model.h5" "$g" "$g" >/dev/null || same=0
     done
     [ $same -eq 1 ] || { echo "FAIL: $msg: final weights differ from the uninterrupted run"; continue; }
     [ -e "$d/.lock" ] && { echo "FAIL: $msg: .lock left after the resumed run ended"; continue; }
