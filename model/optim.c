@@ -24,12 +24,6 @@ float clip_scale(const lethe_optim_config *o, double norm)
     return (float)(o->grad_clip / norm);
 }
 
-void adamw_step(lethe_params *t, const lethe_optim_config *o, float lr, int step,
-                float grad_scale)
-{
-    adamw_range(t, o, lr, step, grad_scale, 0, t->total);
-}
-
 void adamw_range(lethe_params *t, const lethe_optim_config *o, float lr, int step,
                  float grad_scale, size_t lo, size_t hi)
 {
@@ -37,9 +31,8 @@ void adamw_range(lethe_params *t, const lethe_optim_config *o, float lr, int ste
     const float c1 = 1.0f - powf(b1, (float)step), c2 = 1.0f - powf(b2, (float)step);
     for (int i = 0; i < t->n; i++) {
         const lethe_param *p = &t->p[i];
-        /* the part of tensor i inside [lo, hi) */
-        size_t a = p->off > lo ? p->off : lo, b = p->off + p->numel < hi ? p->off + p->numel : hi;
-        if (a >= b) continue;
+        size_t a, b;
+        if (!params_overlap(p, lo, hi, &a, &b)) continue;
         float *w = t->data + a, *g = t->grad + a, *m = t->m + a, *v = t->v + a;
         float wd = p->decay ? o->weight_decay : 0.0f;
         for (size_t k = 0; k < b - a; k++) {

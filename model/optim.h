@@ -15,11 +15,10 @@
  * min_lr at the last step. */
 float lr_at(const lethe_optim_config *o, int step, int total);
 
-/* One AdamW step; `step` counts from 1 (bias correction); gradients are
- * multiplied by grad_scale first (global-norm clipping). */
-void adamw_step(lethe_params *t, const lethe_optim_config *o, float lr, int step,
-                float grad_scale);
-/* The same on the elements [lo, hi) of the flat buffers only (one dp replica's share). */
+/* One AdamW step on the elements [lo, hi) of the flat buffers (all of them: 0, total;
+ * one dp replica's share when the replicas split the update); `step` counts from 1
+ * (bias correction); gradients are multiplied by grad_scale first (global-norm
+ * clipping). */
 void adamw_range(lethe_params *t, const lethe_optim_config *o, float lr, int step,
                  float grad_scale, size_t lo, size_t hi);
 

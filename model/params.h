@@ -48,6 +48,14 @@ int params_add(lethe_params *t, const char *name, int ndim, int64_t rows, int64_
 /* Allocates the four buffers (zeroed). */
 void params_alloc(lethe_params *t);
 void params_free(lethe_params *t);
+/* The part [*a, *b) of tensor p's elements in the flat buffers that lies inside
+ * [lo, hi); 0 when there is none. */
+static inline int params_overlap(const lethe_param *p, size_t lo, size_t hi, size_t *a, size_t *b)
+{
+    *a = p->off > lo ? p->off : lo;
+    *b = p->off + p->numel < hi ? p->off + p->numel : hi;
+    return *a < *b;
+}
 /* Index by name, or -1. */
 int params_find(const lethe_params *t, const char *name);
 

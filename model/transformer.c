@@ -543,8 +543,8 @@ static double grad_ss(const lethe_model *m, size_t lo, size_t hi)
         const lethe_param *p = &t->p[i];
         if (!p->owner) continue;
         if (p->split < 0 && m->grid->tp_rank != 0) continue; /* replicated over tp: count once */
-        size_t a = p->off > lo ? p->off : lo, b = p->off + p->numel < hi ? p->off + p->numel : hi;
-        if (a < b) ss += sum_squares(t->grad + a, b - a);
+        size_t a, b;
+        if (params_overlap(p, lo, hi, &a, &b)) ss += sum_squares(t->grad + a, b - a);
     }
     return ss;
 }
