@@ -281,6 +281,7 @@ static void report_main(ctx_t *c)
         c->have_out = 1;
     }
     const char *env = getenv("LETHE_GNUPLOT");
+    int explicit_gnuplot = (o->gnuplot && o->gnuplot[0]) || (env && env[0]);
     c->gnuplot = o->gnuplot && o->gnuplot[0] ? o->gnuplot : env && env[0] ? env : "gnuplot";
 
     /* read and group: every input error surfaces before anything is written */
@@ -294,18 +295,27 @@ static void report_main(ctx_t *c)
     rp_group_runs(c);
     rp_pick_best(c);
     rp_group_bench(c);
-    if (o->plots) {
+    int plots = o->plots;
+    if (plots) {
         int rc = rp_run_gnuplot(c, NULL, NULL, "--version", NULL, NULL);
-        if (rc == 127)
+        if (rc == 127 && !explicit_gnuplot) {
+            /* No gnuplot was asked for by name and none is on PATH: the tables are the
+             * result, the pictures an extra (a cluster login without gnuplot). */
+            printf("lethe report: plots skipped: no gnuplot on PATH (install gnuplot-nox, "
+                   "module load gnuplot, or set LETHE_GNUPLOT); tables only\n");
+            plots = 0;
+        } else if (rc == 127) {
             rp_fail(c, REPORT_EINPUT,
                     "gnuplot '%s' cannot be run (install gnuplot-nox, set "
                     "LETHE_GNUPLOT, or pass --no-plots)",
                     c->gnuplot);
-        if (rc) rp_fail(c, REPORT_EINPUT, "'%s --version' exits with %d", c->gnuplot, rc);
+        } else if (rc) {
+            rp_fail(c, REPORT_EINPUT, "'%s --version' exits with %d", c->gnuplot, rc);
+        }
     }
 
     rp_mkdirs(c, c->out);
-    if (o->plots) { /* a fresh log for this report */
+    if (plots) { /* a fresh log for this report */
         char *log = rp_path_join(c, c->out, "gnuplot.log");
         c->f = fopen(log, "w");
         if (!c->f || fclose(c->f)) {

@@ -6,7 +6,7 @@
  * folder once, the output folder skipped), writes the outputs listed below into the
  * output folder (created if needed), and returns REPORT_OK. On failure it returns
  * REPORT_EINPUT (bad usage, a missing or malformed input file, nothing to report, a
- * missing gnuplot when plots are asked for) or REPORT_EIO (an output cannot be written,
+ * gnuplot named by opts->gnuplot or $LETHE_GNUPLOT that cannot be run) or REPORT_EIO (an output cannot be written,
  * gnuplot fails), with one line in err (at most errlen - 1 characters, no newline)
  * naming the file, the key and what was expected. Inputs are checked, and gnuplot found,
  * before anything is written; every output is written to a temporary name and renamed
@@ -59,7 +59,8 @@
  * tokens_per_s / (ranks * tokens_per_s at one rank). Comm share = comm_ms / ms_per_step.
  *
  * gnuplot: opts->gnuplot, else $LETHE_GNUPLOT, else `gnuplot` on PATH; the scripts pick
- * the pngcairo terminal when the gnuplot has it, else png. */
+ * the pngcairo terminal when the gnuplot has it, else png. When neither names one and
+ * PATH has none, the plots are skipped with one line on stdout and the tables written. */
 #ifndef LETHE_REPORT_H
 #define LETHE_REPORT_H
 

@@ -16,7 +16,7 @@ set -euo pipefail
 
 # shellcheck source=jobs/setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-lethe_setup
+lethe_setup --demo
 lethe_build build
 
 cd "$LETHE_ROOT"
@@ -73,4 +73,5 @@ awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i
                   v("forget_rouge_recall"), v("forget_truth_ratio"), v("privleak"),
                   v("relearn_recovery") }' "$csv"
 echo "Tables: $dir/report/results.md (all columns, seeds, the best setting per method)"
-echo "Plots:  $(ls "$dir"/report/*.png 2>/dev/null | tr '\n' ' ')"
+plots="$(ls "$dir"/report/*.png 2>/dev/null | tr '\n' ' ')"
+echo "Plots:  ${plots:-none (no gnuplot: install gnuplot-nox or module load gnuplot, then build/lethe report $dir)}"

@@ -30,7 +30,8 @@ void job_report_usage(FILE *f)
             "exist, each beside its gnuplot data (.dat) and script (.gp).\n\n"
             "  --out OUTDIR  output folder (created if needed)\n"
             "  --no-plots    tables only; gnuplot is not needed\n\n"
-            "gnuplot: $LETHE_GNUPLOT, else gnuplot on PATH (Debian: gnuplot-nox).\n");
+            "gnuplot: $LETHE_GNUPLOT, else gnuplot on PATH (Debian: gnuplot-nox); with\n"
+            "neither, the plots are skipped with one line and the tables are written.\n");
 }
 
 /* Rank 0's work: parse the arguments, run the report. */
