@@ -195,18 +195,17 @@ static int set_leaf(ctx *x, lethe_config *c, const key_def *k, const cJSON *v)
         }
         break;
     case T_ENUM:
-        if (cJSON_IsString(v)) {
-            const char *s = v->valuestring, *ch = k->choices;
-            size_t l = strlen(s);
-            while (*ch && !ok) {
-                size_t cl = strcspn(ch, "|");
-                ok = cl == l && strncmp(ch, s, l) == 0;
-                ch += cl + (ch[cl] == '|');
-            }
-            ok = ok && l < k->cap;
-            if (ok) cf_set_string(p, k->cap, s);
-        }
+        ok = cJSON_IsString(v) && cf_choice_index(k->choices, v->valuestring) >= 0 &&
+             strlen(v->valuestring) < k->cap;
+        if (ok) cf_set_string(p, k->cap, v->valuestring);
         break;
+    case T_CHOICE: {
+        /* the name becomes its enum value here, once */
+        int i = cJSON_IsString(v) ? cf_choice_index(k->choices, v->valuestring) : -1;
+        ok = i >= 0;
+        if (ok) *(int *)p = i;
+        break;
+    }
     }
     if (ok) return 0;
     char exp[256], got[200];
@@ -345,7 +344,7 @@ static cJSON *override_value(const char *text, const key_def *k)
     if (n > 0 && strspn(text, "0123456789") == n && strtod(text, NULL) > EXACT_DOUBLE_MAX)
         return cJSON_CreateString(text);
     cJSON *v = cJSON_ParseWithLengthOpts(text, n + 1, NULL, 1);
-    if (v && k && (k->type == T_STRING || k->type == T_ENUM) &&
+    if (v && k && (k->type == T_STRING || k->type == T_ENUM || k->type == T_CHOICE) &&
         (cJSON_IsNumber(v) || cJSON_IsBool(v) || cJSON_IsNull(v))) {
         cJSON_Delete(v);
         v = NULL;

@@ -1,49 +1,27 @@
 /* io/config.h — job configuration: JSON (cJSON) -> typed struct with defaults.
  *
- * Every key is declared once in a schema table (io/config.c) with its type,
+ * Every key is declared once in a schema table (io/config_keys.c) with its type,
  * default, range or allowed values; parsing rejects unknown keys, wrong types,
  * out-of-range values and broken cross-field rules with one line naming the
  * key, the value and what was expected. `--set a.b=value` overrides are applied
  * to the JSON tree before validation. The resolved config (defaults filled in,
- * overrides applied) can be written back as JSON. No MPI here: callers parse on
- * every rank and agree on the verdict with lethe_check. */
+ * overrides applied) can be written back as JSON. What the model reads (its shape,
+ * the optimizer, the unlearning method) lands in the structs and enums of
+ * model/model_config.h: a name such as "cosine" is turned into its enum value here,
+ * once. No MPI here: callers parse on every rank and agree on the verdict with
+ * lethe_check. */
 #ifndef LETHE_CONFIG_H
 #define LETHE_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
-    int vocab_size;   /* V */
-    int dim;          /* C */
-    int n_layers;     /* L */
-    int n_heads;      /* NH */
-    int n_kv_heads;   /* NKV, divides NH */
-    int mlp_dim;      /* SwiGLU hidden width */
-    int max_seq_len;  /* RoPE table length */
-    float rope_theta;
-    float norm_eps;
-    int tie_embeddings; /* bool */
-    float init_std;
-    uint64_t init_seed;
-} lethe_model_config;
+#include "../model/model_config.h"
 
 typedef struct {
     int dp, pp, tp;
     int micro_batches; /* per replica per step; divides batch_size / dp */
 } lethe_layout_config;
-
-typedef struct {
-    char schedule[16]; /* "constant" | "linear" | "cosine" */
-    float lr;
-    float min_lr;      /* floor of the decay */
-    int warmup_steps;
-    float beta1, beta2, eps;
-    float weight_decay;
-    float grad_clip;   /* global-norm clip; 0 disables */
-    char on_nonfinite[8]; /* "stop" (end the job) | "skip" (drop the step's update) */
-    int shard_update;     /* dp > 1: each replica updates its 1/dp share of the weights */
-} lethe_optim_config;
 
 typedef struct {
     char source[32];    /* "synthetic-markov" (deterministic token stream from a seed) | "hdf5" */
@@ -77,8 +55,8 @@ typedef struct {
 
 typedef struct {
     char preset[32];    /* "none" | "tofu-forget05" | "tofu-forget10" | "tofu-npo" */
-    char method[16];    /* "ga" | "graddiff" | "npo" | "simnpo" */
-    char retain_loss[8];  /* "nll": token-mean NLL; "kl": token-mean KL(initial || current) */
+    lethe_method method;
+    lethe_retain_loss retain_loss;
     float beta, gamma, c_f, c_r;
     int epochs;             /* passes over the forget split */
     float warmup_epochs;    /* linear warm-up, in epochs of the forget split */

@@ -27,7 +27,9 @@
 #define CFG_PRINTF(a, b)
 #endif
 
-typedef enum { T_INT, T_U64, T_FLOAT, T_BOOL, T_STRING, T_ENUM } key_type;
+/* T_ENUM keys hold the name itself (a char buffer); T_CHOICE keys hold its index in
+ * choices, the value of a model/model_config.h enum declared in the same order. */
+typedef enum { T_INT, T_U64, T_FLOAT, T_BOOL, T_STRING, T_ENUM, T_CHOICE } key_type;
 
 typedef struct {
     const char *name; /* dotted path, e.g. "model.dim" */
@@ -35,10 +37,10 @@ typedef struct {
     size_t off;           /* offsetof(lethe_config, field) */
     size_t cap;           /* sizeof the field (string buffers: capacity incl. NUL) */
     double def;           /* default of int / uint64 / float / bool keys */
-    const char *sdef;     /* default of string / enum keys */
+    const char *sdef;     /* default of string / enum / choice keys */
     double lo, hi;        /* int / float range; string: minimum length in lo */
     int lo_open, hi_open; /* float bounds that exclude the endpoint */
-    const char *choices;  /* enum: "a|b|c" */
+    const char *choices;  /* enum and choice: "a|b|c" */
     const char *desc;
 } key_def;
 
@@ -73,6 +75,8 @@ void cf_fmt_expected(char *buf, size_t n, const key_def *k);
 void cf_fmt_value(char *buf, size_t n, const lethe_config *c, const key_def *k);
 const char *cf_type_name(key_type t);
 void cf_set_string(char *dst, size_t cap, const char *s);
+int cf_choice_index(const char *choices, const char *name);
+void cf_choice_name(char *buf, size_t n, const char *choices, int index);
 int cf_apply_preset(ctx *x, cJSON *root);
 
 #endif

@@ -30,6 +30,8 @@
 #define K_BOOL(k, f, d, desc) {k, T_BOOL, FIELD(f, int), d, NULL, 0, 1, 0, 0, NULL, desc}
 #define K_STR(k, f, d, minlen, desc) {k, T_STRING, SFIELD(f), 0, d, minlen, 0, 0, 0, NULL, desc}
 #define K_ENUM(k, f, d, choices, desc) {k, T_ENUM, SFIELD(f), 0, d, 0, 0, 0, 0, choices, desc}
+#define K_CHOICE(k, f, d, choices, desc)                                                           \
+    {k, T_CHOICE, FIELD(f, int), 0, d, 0, 0, 0, 0, choices, desc}
 
 /* clang-format on */
 
@@ -60,8 +62,8 @@ const key_def SCHEMA[] = {
     K_INT("layout.micro_batches", layout.micro_batches, 1, 1, 65536,
           "micro-batches per replica per step"),
 
-    K_ENUM("optim.schedule", optim.schedule, "cosine", "constant|linear|cosine",
-           "learning-rate schedule after warm-up"),
+    K_CHOICE("optim.schedule", optim.schedule, "cosine", "constant|linear|cosine",
+             "learning-rate schedule after warm-up"),
     K_FLT("optim.lr", optim.lr, 3e-3, 0, OPEN, 10, CLOSED, "peak learning rate"),
     K_FLT("optim.min_lr", optim.min_lr, 3e-4, 0, CLOSED, 10, CLOSED,
           "floor of the decay; <= optim.lr"),
@@ -73,8 +75,8 @@ const key_def SCHEMA[] = {
           "decoupled weight decay"),
     K_FLT("optim.grad_clip", optim.grad_clip, 1.0, 0, CLOSED, 1e6, CLOSED,
           "global gradient-norm clip; 0 disables"),
-    K_ENUM("optim.on_nonfinite", optim.on_nonfinite, "stop", "stop|skip",
-           "a NaN/Inf loss or gradient: stop the job (last checkpoint kept) or skip the step"),
+    K_CHOICE("optim.on_nonfinite", optim.on_nonfinite, "stop", "stop|skip",
+             "a NaN/Inf loss or gradient: stop the job (last checkpoint kept) or skip the step"),
     K_BOOL("optim.shard_update", optim.shard_update, 1,
            "dp > 1: each replica updates 1/dp of the weights (gradient reduce-scatter, "
            "weight all-gather: the bytes of one all-reduce)"),
@@ -106,10 +108,10 @@ const key_def SCHEMA[] = {
 
     K_ENUM("unlearn.preset", unlearn.preset, "none", "none|tofu-forget05|tofu-forget10|tofu-npo",
            "reference settings (keys given explicitly win)"),
-    K_ENUM("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo",
-           "unlearning objective"),
-    K_ENUM("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
-           "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
+    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo",
+             "unlearning objective"),
+    K_CHOICE("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
+             "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
     K_FLT("unlearn.beta", unlearn.beta, 2.5, 0, OPEN, 1000, CLOSED, "inverse temperature"),
     K_FLT("unlearn.gamma", unlearn.gamma, 0, -100, CLOSED, 100, CLOSED,
           "SimNPO margin (nats per token)"),
@@ -337,7 +339,8 @@ void cf_fmt_range(char *buf, size_t n, const key_def *k)
         break;
     case T_BOOL: snprintf(buf, n, "true|false"); break;
     case T_STRING: snprintf(buf, n, "%s to %zu characters", lo, k->cap - 1); break;
-    case T_ENUM: snprintf(buf, n, "%s", k->choices); break;
+    case T_ENUM:
+    case T_CHOICE: snprintf(buf, n, "%s", k->choices); break;
     }
 }
 
@@ -356,7 +359,8 @@ void cf_fmt_expected(char *buf, size_t n, const key_def *k)
     case T_FLOAT: snprintf(buf, n, "a number in %s", r); break;
     case T_BOOL: snprintf(buf, n, "true or false"); break;
     case T_STRING: snprintf(buf, n, "a string of %s, no control characters", r); break;
-    case T_ENUM: snprintf(buf, n, "one of %s", r); break;
+    case T_ENUM:
+    case T_CHOICE: snprintf(buf, n, "one of %s", r); break;
     }
 }
 
@@ -370,6 +374,7 @@ void cf_fmt_value(char *buf, size_t n, const lethe_config *c, const key_def *k)
     case T_BOOL: snprintf(buf, n, "%s", *(const int *)p ? "true" : "false"); break;
     case T_STRING: snprintf(buf, n, "\"%s\"", (const char *)p); break;
     case T_ENUM: snprintf(buf, n, "%s", (const char *)p); break;
+    case T_CHOICE: cf_choice_name(buf, n, k->choices, *(const int *)p); break;
     }
 }
 
@@ -381,7 +386,8 @@ const char *cf_type_name(key_type t)
     case T_FLOAT: return "float";
     case T_BOOL: return "bool";
     case T_STRING: return "string";
-    case T_ENUM: return "enum";
+    case T_ENUM:
+    case T_CHOICE: return "enum";
     }
     return "?";
 }
@@ -399,6 +405,28 @@ void cf_set_string(char *dst, size_t cap, const char *s)
     memcpy(dst, s, l);
 }
 
+/* The position of name among the '|'-separated names of choices, or -1. */
+int cf_choice_index(const char *choices, const char *name)
+{
+    size_t l = strlen(name);
+    for (int i = 0; *choices; i++) {
+        size_t cl = strcspn(choices, "|");
+        if (cl == l && strncmp(choices, name, l) == 0) return i;
+        choices += cl + (choices[cl] == '|');
+    }
+    return -1;
+}
+
+/* The name at position index of choices ("" outside them). */
+void cf_choice_name(char *buf, size_t n, const char *choices, int index)
+{
+    for (int i = 0; i < index && *choices; i++) {
+        choices += strcspn(choices, "|");
+        choices += *choices == '|';
+    }
+    snprintf(buf, n, "%.*s", index < 0 ? 0 : (int)strcspn(choices, "|"), choices);
+}
+
 void config_defaults(lethe_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -412,6 +440,7 @@ void config_defaults(lethe_config *c)
         case T_FLOAT: *(float *)p = (float)k->def; break;
         case T_STRING:
         case T_ENUM: cf_set_string(p, k->cap, k->sdef); break;
+        case T_CHOICE: *(int *)p = cf_choice_index(k->choices, k->sdef); break;
         }
     }
 }

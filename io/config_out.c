@@ -60,6 +60,12 @@ char *config_to_json(const lethe_config *c)
             v = cJSON_CreateString(s);
             break;
         }
+        case T_CHOICE: {
+            char s[64];
+            cf_choice_name(s, sizeof s, k->choices, *(const int *)p);
+            v = cJSON_CreateString(s);
+            break;
+        }
         }
         if (!v) goto oom;
         if (!cJSON_AddItemToObject(node, comp, v)) {

@@ -298,7 +298,7 @@ int job_relearn(int argc, char **argv)
                     memset(m->params.v, 0, sizeof(float) * m->params.total);
                 }
                 lethe_optim_config o = c->optim;
-                snprintf(o.schedule, sizeof o.schedule, "constant");
+                o.schedule = SCHEDULE_CONSTANT;
                 o.lr = (float)lrs[l];
                 o.warmup_steps = 0;
                 /* the attacker's n samples: the first n of a seeded shuffle of the split */

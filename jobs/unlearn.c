@@ -194,7 +194,7 @@ int job_unlearn(int argc, char **argv)
     session_catch_preemption();
     lethe_config *c = &S.cfg;
     const lethe_unlearn_config *u = &c->unlearn;
-    int method = method_from_name(u->method);
+    lethe_method method = u->method;
     int Bf = u->batch_size, Br = method == METHOD_GA ? 0 : u->retain_batch_size;
     int ok = c->data.path[0] != 0;
     lethe_check(S.grid.world, ok, 2, "unlearn: data.path must name an HDF5 token dataset");
@@ -225,7 +225,7 @@ int job_unlearn(int argc, char **argv)
 
     /* KL retain term: a frozen copy of the starting weights (parameters only), run
      * through the same shard by exchanging values before and after its forward */
-    int kl = Br > 0 && !strcmp(u->retain_loss, "kl");
+    int kl = Br > 0 && u->retain_loss == RETAIN_KL;
     float *kl_weights = NULL;
     if (kl) {
         kl_weights = lethe_malloc(sizeof(float) * S.model.params.total, "KL reference weights");
@@ -265,7 +265,7 @@ int job_unlearn(int argc, char **argv)
         if (!logf) lethe_fatal("cannot write '%s'", tmppath);
         printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g, retain %s), %d epochs x "
                "%lld steps, forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
-               u->method, u->beta, u->gamma, u->c_f, u->c_r, kl ? "kl" : "nll", u->epochs, (long long)spe, Bf, Br,
+               method_name(method), u->beta, u->gamma, u->c_f, u->c_r, kl ? "kl" : "nll", u->epochs, (long long)spe, Bf, Br,
                c->optim.lr, c->layout.dp, c->layout.pp, c->layout.tp);
     }
     double t_start = MPI_Wtime();

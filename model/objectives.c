@@ -2,16 +2,8 @@
 #include "objectives.h"
 
 #include <math.h>
-#include <string.h>
 
 static const char *names[] = {"ga", "graddiff", "npo", "simnpo"};
-
-int method_from_name(const char *name)
-{
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(name, names[i])) return i;
-    return -1;
-}
 
 const char *method_name(lethe_method m) { return names[m]; }
 

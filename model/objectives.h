@@ -21,12 +21,10 @@
 #ifndef LETHE_OBJECTIVES_H
 #define LETHE_OBJECTIVES_H
 
+#include "model_config.h"
 #include "transformer.h"
 
-typedef enum { METHOD_GA, METHOD_GRADDIFF, METHOD_NPO, METHOD_SIMNPO } lethe_method;
-
-/* "ga" | "graddiff" | "npo" | "simnpo" -> method, or -1. */
-int method_from_name(const char *name);
+/* The method's name in configs and messages: "ga" | "graddiff" | "npo" | "simnpo". */
 const char *method_name(lethe_method m);
 
 typedef struct {

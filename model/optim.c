@@ -2,18 +2,17 @@
 #include "optim.h"
 
 #include <math.h>
-#include <string.h>
 
 float lr_at(const lethe_optim_config *o, int step, int total)
 {
     if (o->warmup_steps > 0 && step < o->warmup_steps)
         return o->lr * (float)(step + 1) / (float)o->warmup_steps;
-    if (!strcmp(o->schedule, "constant")) return o->lr;
+    if (o->schedule == SCHEDULE_CONSTANT) return o->lr;
     int span = total - o->warmup_steps - 1;
     float frac = span > 0 ? (float)(step - o->warmup_steps) / (float)span : 1.0f;
     if (frac > 1.0f) frac = 1.0f;
     if (frac < 0.0f) frac = 0.0f;
-    float decay = !strcmp(o->schedule, "cosine") ? 0.5f * (1.0f + cosf(3.14159265358979f * frac))
+    float decay = o->schedule == SCHEDULE_COSINE ? 0.5f * (1.0f + cosf(3.14159265358979f * frac))
                                                  : 1.0f - frac;
     return o->min_lr + (o->lr - o->min_lr) * decay;
 }

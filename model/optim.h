@@ -7,7 +7,7 @@
 #ifndef LETHE_OPTIM_H
 #define LETHE_OPTIM_H
 
-#include "../io/config.h"
+#include "model_config.h"
 #include "params.h"
 
 /* Learning rate at step `step` (0-based) of `total`: linear warm-up over

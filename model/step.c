@@ -93,7 +93,7 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
             snprintf(what, sizeof what, "gradient of tensor '%s'", m->params.p[bad].name);
         else
             snprintf(what, sizeof what, "loss (every gradient finite)");
-        int skip = !strcmp(o->on_nonfinite, "skip");
+        int skip = o->on_nonfinite == NONFINITE_SKIP;
         int reporter = first != INT_MAX ? first : 0;
         if (skip && rank == reporter)
             lethe_warn_rank("step %d: non-finite %s (loss %g, gradient norm %g); step skipped "

@@ -5,7 +5,7 @@
 #ifndef LETHE_STEP_H
 #define LETHE_STEP_H
 
-#include "../io/config.h"
+#include "model_config.h"
 #include "transformer.h"
 
 typedef struct {
@@ -19,10 +19,10 @@ typedef struct {
 
 /* `step` counts from 0; `total` is the schedule's length. A NaN or Inf in the loss or
  * in any gradient on any rank (each rank checks its own gradients before the dp
- * reduction) is agreed on over the world; with o->on_nonfinite "stop" every rank
+ * reduction) is agreed on over the world; with o->on_nonfinite NONFINITE_STOP every rank
  * exits with code 1 and the lowest rank holding a non-finite gradient prints one
  * line naming the step and its first such tensor (the loss when no gradient is bad);
- * with "skip" that rank prints the line as a warning, the weights and AdamW moments
+ * with NONFINITE_SKIP that rank prints the line as a warning, the weights and AdamW moments
  * are left untouched, and out->skipped is 1. */
 void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
                       const lethe_optim_config *o, int step, int total, step_stats *out);

@@ -10,8 +10,8 @@
 #ifndef LETHE_TRANSFORMER_H
 #define LETHE_TRANSFORMER_H
 
-#include "../io/config.h"
 #include "../mpi/grid.h"
+#include "model_config.h"
 #include "params.h"
 
 /* The batch one replica processes in one step.

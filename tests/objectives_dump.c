@@ -260,7 +260,7 @@ int main(int argc, char **argv)
      * under the retain one; unlearning starts from a model that knows its data. */
     {
         lethe_optim_config mo = {0};
-        snprintf(mo.schedule, sizeof mo.schedule, "constant");
+        mo.schedule = SCHEDULE_CONSTANT;
         mo.lr = 1e-2f;
         mo.beta1 = 0.9f;
         mo.beta2 = 0.95f;
@@ -373,7 +373,7 @@ int main(int argc, char **argv)
 
     /* ---- one optimizer step, as the unlearn job takes it ---- */
     lethe_optim_config opt = {0};
-    snprintf(opt.schedule, sizeof opt.schedule, "constant");
+    opt.schedule = SCHEDULE_CONSTANT;
     opt.lr = 1e-3f;
     opt.min_lr = 0.0f;
     opt.warmup_steps = 0;

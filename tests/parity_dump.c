@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 
     /* ---- NSTEPS optimizer steps, as a training job takes them ---- */
     lethe_optim_config oc = {0};
-    snprintf(oc.schedule, sizeof oc.schedule, "cosine");
+    oc.schedule = SCHEDULE_COSINE; /* "cosine" in the meta below */
     oc.lr = 1e-3f;
     oc.min_lr = 1e-4f;
     oc.warmup_steps = 2;
@@ -262,7 +262,7 @@ int main(int argc, char **argv)
                  "{\"schedule\":\"%s\",\"lr\":\"%.9g\",\"min_lr\":\"%.9g\",\"warmup_steps\":\"%d\","
                  "\"beta1\":\"%.9g\",\"beta2\":\"%.9g\",\"eps\":\"%.9g\",\"weight_decay\":\"%.9g\","
                  "\"grad_clip\":\"%.9g\",\"steps\":\"%d\"}",
-                 oc.schedule, (double)oc.lr, (double)oc.min_lr, oc.warmup_steps, (double)oc.beta1,
+                 "cosine", (double)oc.lr, (double)oc.min_lr, oc.warmup_steps, (double)oc.beta1,
                  (double)oc.beta2, (double)oc.eps, (double)oc.weight_decay, (double)oc.grad_clip,
                  NSTEPS);
         int64_t s_sbt[] = {NSTEPS, B, T}, s_s[] = {NSTEPS};

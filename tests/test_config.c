@@ -5,7 +5,8 @@
  * nested path; overrides (numbers, strings, booleans, nested objects, uint64
  * seeds beyond 2^53, later ones winning) and their errors; file-level errors
  * (missing, directory, over 16 MiB); config_write's rename discipline; the
- * --help listing; and that every tests/configs_bad/X.json is rejected with one
+ * --help listing; the names of the model's enum keys mapped onto model/model_config.h's
+ * values; and that every tests/configs_bad/X.json is rejected with one
  * line containing X.expect.
  *
  * usage: test_config <tests/configs_bad folder> <scratch folder> */
@@ -146,7 +147,7 @@ static void test_defaults(void)
     CHECK(c.model.init_std == 0.02f && c.model.init_seed == 1234, "init");
     CHECK(c.layout.dp == 1 && c.layout.pp == 1 && c.layout.tp == 1 && c.layout.micro_batches == 1,
           "layout");
-    CHECK(!strcmp(c.optim.schedule, "cosine") && c.optim.lr == 3e-3f && c.optim.min_lr == 3e-4f,
+    CHECK(c.optim.schedule == SCHEDULE_COSINE && c.optim.lr == 3e-3f && c.optim.min_lr == 3e-4f,
           "schedule/lr");
     CHECK(c.optim.warmup_steps == 10 && c.optim.beta1 == 0.9f && c.optim.beta2 == 0.95f,
           "warmup/betas");
@@ -247,7 +248,7 @@ static void test_round_trip(const char *scratch)
     CHECK(a.model.init_seed == UINT64_MAX, "string seed %llu",
           (unsigned long long)a.model.init_seed);
     CHECK(a.data.seed == 9007199254740991ull, "largest exact number seed");
-    CHECK(!strcmp(a.optim.schedule, "linear") && a.optim.lr == 0.1f && a.optim.min_lr == 1e-7f,
+    CHECK(a.optim.schedule == SCHEDULE_LINEAR && a.optim.lr == 0.1f && a.optim.min_lr == 1e-7f,
           "optim");
     CHECK(!strcmp(a.output.dir, "out/\"quoted\" dir \xc3\xa9"), "dir '%s'", a.output.dir);
     config_defaults(&d);
@@ -326,7 +327,7 @@ static void test_overrides(void)
           "overrides: %s", err);
     CHECK(c.model.dim == 128 && c.optim.lr == 1e-3f && c.model.tie_embeddings == 1,
           "numbers/bools");
-    CHECK(!strcmp(c.optim.schedule, "constant"), "enum override");
+    CHECK(c.optim.schedule == SCHEDULE_CONSTANT, "enum override");
     CHECK(c.train.seed == UINT64_MAX, "big seed override %llu", (unsigned long long)c.train.seed);
     CHECK(c.layout.dp == 2 && c.layout.micro_batches == 2 && c.layout.pp == 1, "object override");
     CHECK(c.bench.steps == 11, "later override wins (%d)", c.bench.steps);
@@ -459,6 +460,45 @@ static int test_bad_files(const char *dir)
     return n;
 }
 
+/* The names of the keys the model reads as enums land on model/model_config.h's values;
+ * a name of another case is refused naming the key. */
+static void test_model_enums(void)
+{
+    lethe_config c;
+    const struct {
+        const char *set;
+        const void *field;
+        int want;
+    } cases[] = {
+        {"optim.schedule=constant", &c.optim.schedule, SCHEDULE_CONSTANT},
+        {"optim.schedule=linear", &c.optim.schedule, SCHEDULE_LINEAR},
+        {"optim.schedule=cosine", &c.optim.schedule, SCHEDULE_COSINE},
+        {"optim.on_nonfinite=stop", &c.optim.on_nonfinite, NONFINITE_STOP},
+        {"optim.on_nonfinite=skip", &c.optim.on_nonfinite, NONFINITE_SKIP},
+        {"unlearn.method=ga", &c.unlearn.method, METHOD_GA},
+        {"unlearn.method=graddiff", &c.unlearn.method, METHOD_GRADDIFF},
+        {"unlearn.method=npo", &c.unlearn.method, METHOD_NPO},
+        {"unlearn.method=simnpo", &c.unlearn.method, METHOD_SIMNPO},
+        {"unlearn.retain_loss=nll", &c.unlearn.retain_loss, RETAIN_NLL},
+        {"unlearn.retain_loss=kl", &c.unlearn.retain_loss, RETAIN_KL},
+    };
+    char err[1024] = "";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *o[] = {(char *)cases[i].set};
+        int rc = config_parse(&c, "{}", "e.json", o, 1, err, sizeof err), v = -1;
+        memcpy(&v, cases[i].field, sizeof v);
+        CHECK(rc == 0 && v == cases[i].want, "%s: value %d, expected %d (%s)", cases[i].set, v,
+              cases[i].want, err);
+    }
+    config_defaults(&c);
+    CHECK(c.optim.on_nonfinite == NONFINITE_STOP && c.unlearn.method == METHOD_SIMNPO &&
+              c.unlearn.retain_loss == RETAIN_NLL,
+          "enum defaults");
+    char *e1[] = {"unlearn.method=SimNPO"};
+    parse_expect("{}", e1, 1,
+                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo, got \"SimNPO\"");
+}
+
 /* unlearn.preset fills the reference settings; keys given explicitly win. */
 static void test_presets(void)
 {
@@ -467,11 +507,11 @@ static void test_presets(void)
     CHECK(config_parse(&c, "{\"unlearn\": {\"preset\": \"tofu-forget10\", \"beta\": 3}}", "p.json",
                        NULL, 0, err, sizeof err) == 0,
           "preset: %s", err);
-    CHECK(!strcmp(c.unlearn.method, "simnpo") && c.unlearn.beta == 3.0f &&
-              c.unlearn.c_f == 0.125f && c.unlearn.c_r == 1.0f && c.unlearn.gamma == 0.0f,
+    CHECK(c.unlearn.method == METHOD_SIMNPO && c.unlearn.beta == 3.0f && c.unlearn.c_f == 0.125f &&
+              c.unlearn.c_r == 1.0f && c.unlearn.gamma == 0.0f,
           "tofu-forget10 objective (explicit beta 3 wins)");
     CHECK(c.optim.lr == 1e-5f && c.optim.weight_decay == 0.01f && c.optim.min_lr == 0.0f &&
-              !strcmp(c.optim.schedule, "linear") && c.unlearn.epochs == 10 &&
+              c.optim.schedule == SCHEDULE_LINEAR && c.unlearn.epochs == 10 &&
               c.unlearn.warmup_epochs == 1.0f && c.unlearn.batch_size == 32,
           "tofu-forget10 optimizer and schedule");
     char *ovr[] = {"unlearn.preset=tofu-forget05", "optim.lr=2e-5"};
@@ -481,7 +521,7 @@ static void test_presets(void)
     CHECK(config_parse(&c, "{\"unlearn\": {\"preset\": \"tofu-npo\"}}", "p.json", NULL, 0, err,
                        sizeof err) == 0,
           "npo preset: %s", err);
-    CHECK(!strcmp(c.unlearn.method, "npo") && c.unlearn.beta == 0.1f && c.unlearn.c_f == 1.0f &&
+    CHECK(c.unlearn.method == METHOD_NPO && c.unlearn.beta == 0.1f && c.unlearn.c_f == 1.0f &&
               c.unlearn.c_r == 1.0f,
           "tofu-npo");
     CHECK(config_parse(&c, "{\"unlearn\": {\"preset\": \"tofu\"}}", "p.json", NULL, 0, err,
@@ -505,6 +545,7 @@ int main(int argc, char **argv)
     test_defaults();
     test_round_trip(scratch);
     test_presets();
+    test_model_enums();
     test_overrides();
     test_misc_errors(argv[1], scratch);
     int n = test_bad_files(argv[1]);

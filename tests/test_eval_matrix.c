@@ -114,7 +114,7 @@ static void train_reference(lethe_session *S, int T, const char *ckpt)
     lethe_batch b = {EVAL_B, T, lethe_malloc(sizeof(int) * EVAL_B * T, "batch"),
                      lethe_malloc(sizeof(int) * EVAL_B * T, "batch")};
     lethe_optim_config o = S->cfg.optim;
-    snprintf(o.schedule, sizeof o.schedule, "constant");
+    o.schedule = SCHEDULE_CONSTANT;
     o.lr = 3e-3f;
     o.warmup_steps = 0;
     o.weight_decay = 0;

@@ -36,7 +36,7 @@ static void train(lethe_model *m, const lethe_grid *g)
 {
     lethe_optim_config o;
     memset(&o, 0, sizeof o);
-    strcpy(o.schedule, "constant");
+    o.schedule = SCHEDULE_CONSTANT;
     o.lr = 3e-3f;
     o.beta1 = 0.9f;
     o.beta2 = 0.95f;

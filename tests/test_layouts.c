@@ -77,7 +77,7 @@ static lethe_optim_config optim_cfg(void)
 {
     lethe_optim_config o;
     memset(&o, 0, sizeof o);
-    strcpy(o.schedule, "cosine");
+    o.schedule = SCHEDULE_COSINE;
     o.lr = 1e-4f;
     o.min_lr = 1e-5f;
     o.warmup_steps = 2;

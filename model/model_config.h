@@ -1,0 +1,49 @@
+/* model/model_config.h — what the model reads of a job's configuration: its shape, the
+ * optimizer and its schedule, the unlearning objective. Plain numbers and enums, no
+ * strings: io/config fills these structs from the JSON (a name such as "cosine" becomes
+ * its enum value once, when the config is validated; an unknown name is refused there)
+ * and the jobs pass them down. Each enum's values follow the order of its key's allowed
+ * names in the config schema (io/config_keys.c), which is how io/config maps them. */
+#ifndef LETHE_MODEL_CONFIG_H
+#define LETHE_MODEL_CONFIG_H
+
+#include <stdint.h>
+
+typedef struct {
+    int vocab_size;  /* V */
+    int dim;         /* C */
+    int n_layers;    /* L */
+    int n_heads;     /* NH */
+    int n_kv_heads;  /* NKV, divides NH */
+    int mlp_dim;     /* SwiGLU hidden width */
+    int max_seq_len; /* RoPE table length */
+    float rope_theta;
+    float norm_eps;
+    int tie_embeddings; /* bool */
+    float init_std;
+    uint64_t init_seed;
+} lethe_model_config;
+
+/* optim.schedule: "constant" | "linear" | "cosine" (the decay after the warm-up) */
+typedef enum { SCHEDULE_CONSTANT, SCHEDULE_LINEAR, SCHEDULE_COSINE } lethe_schedule;
+/* optim.on_nonfinite: "stop" (end the job) | "skip" (drop the step's update) */
+typedef enum { NONFINITE_STOP, NONFINITE_SKIP } lethe_on_nonfinite;
+
+typedef struct {
+    lethe_schedule schedule;
+    float lr;
+    float min_lr; /* floor of the decay */
+    int warmup_steps;
+    float beta1, beta2, eps;
+    float weight_decay;
+    float grad_clip; /* global-norm clip; 0 disables */
+    lethe_on_nonfinite on_nonfinite;
+    int shard_update; /* dp > 1: each replica updates its 1/dp share of the weights */
+} lethe_optim_config;
+
+/* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" (model/objectives.h) */
+typedef enum { METHOD_GA, METHOD_GRADDIFF, METHOD_NPO, METHOD_SIMNPO } lethe_method;
+/* unlearn.retain_loss: "nll" (token-mean NLL) | "kl" (token-mean KL(initial || current)) */
+typedef enum { RETAIN_NLL, RETAIN_KL } lethe_retain_loss;
+
+#endif
