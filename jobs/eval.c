@@ -233,10 +233,9 @@ int job_eval(int argc, char **argv)
                 eval_truth_ratios(&ev[fi], 1, rt);
                 fq = eval_ks_p(r, ev[fi].n, rr, nr, &lfq);
                 fqt = eval_ks_p(rt, ev[fi].n, rrt, nrt, &lfqt);
-                double pm = 0, pr = 0;
-                for (int64_t i = 0; i < ev[fi].n; i++) pm += ev[fi].prob[i] / ev[fi].n;
-                for (int64_t i = 0; i < np; i++) pr += rp[i] / np;
-                gap = np ? pm - pr : NAN;
+                double pm, pr;
+                if (!metrics_mean(&pm, ev[fi].prob, ev[fi].n) && !metrics_mean(&pr, rp, np))
+                    gap = pm - pr;
                 if (hi >= 0) {
                     snprintf(dset, sizeof dset, "/%s/mink", E->holdout_split);
                     int64_t nh = 0;

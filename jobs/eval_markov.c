@@ -26,6 +26,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
+#include "../analysis/metrics.h"
 #include "../io/dataset.h"
 #include "../io/loader.h"
 #include "../io/synth.h"
@@ -210,14 +211,15 @@ static int64_t eval_chain(lethe_session *S, int c, const double *P, const double
 /* Token-mean KL, mean probability of a set of rows. */
 static void aggregate(const row_result *r, int64_t n, double *kl, double *prob)
 {
-    double k = 0, t = 0, p = 0;
+    double k = 0, t = 0, *p = lethe_malloc(sizeof(double) * (size_t)(n + 1), "eval");
     for (int64_t i = 0; i < n; i++) {
         k += r[i].kl;
         t += r[i].n;
-        p += exp(-r[i].nll);
+        p[i] = exp(-r[i].nll);
     }
     *kl = t > 0 ? k / t : NAN;
-    *prob = n > 0 ? p / (double)n : NAN;
+    if (metrics_mean(prob, p, n)) *prob = NAN;
+    free(p);
 }
 
 static int write_h5(const char *path, row_result *const *res, const int64_t *n)

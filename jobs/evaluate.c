@@ -226,24 +226,23 @@ void split_eval_free(split_eval *e)
 
 void eval_truth_ratios(const split_eval *e, int trained, double *r)
 {
-    for (int64_t i = 0; i < e->n; i++) {
-        double mp = 0;
-        for (int j = 0; j < e->k; j++) mp += e->nll_pert[(size_t)i * e->k + j];
-        mp /= e->k;
-        r[i] = exp(mp - (trained ? e->nll[i] : e->nll_para[i]));
-    }
+    /* sample by sample, so that a sample without a value (NAN NLL) is NAN alone */
+    const double *l = trained ? e->nll : e->nll_para;
+    for (int64_t i = 0; i < e->n; i++)
+        if (metrics_truth_ratio(r + i, l + i, e->nll_pert + (size_t)i * e->k, 1, e->k)) r[i] = NAN;
 }
 
+/* Mean of the values that are not NAN (samples without a generation have none); NAN
+ * when there are none. */
 static double mean_of(const double *x, int64_t n)
 {
-    double s = 0;
+    double *v = lethe_malloc(sizeof(double) * (size_t)(n + 1), "mean"), m;
     int64_t c = 0;
     for (int64_t i = 0; i < n; i++)
-        if (!isnan(x[i])) {
-            s += x[i];
-            c++;
-        }
-    return c ? s / c : NAN;
+        if (!isnan(x[i])) v[c++] = x[i];
+    if (c == 0 || metrics_mean(&m, v, c)) m = NAN;
+    free(v);
+    return m;
 }
 
 void eval_aggregate(const split_eval *e, int role, split_aggregate *a)

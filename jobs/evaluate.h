@@ -40,7 +40,10 @@ typedef struct {
 } split_aggregate;
 void eval_aggregate(const split_eval *e, int role, split_aggregate *a);
 /* Truth ratios R_i = exp(mean_j nll_pert - nll_para) (trained = 0) or with the
- * answer's own NLL in place of the paraphrase (trained = 1). r (n). */
+ * answer's own NLL in place of the paraphrase (trained = 1), by metrics_truth_ratio
+ * (analysis/metrics.h, the one implementation); NAN for a sample whose NLLs are not
+ * all finite. r (n). The aggregates (eval_aggregate) are metrics_truth_ratio_forget
+ * for role 0 and metrics_truth_ratio_other otherwise. */
 void eval_truth_ratios(const split_eval *e, int trained, double *r);
 
 /* Reads a 1-D float64 dataset of an eval.h5 (malloc'd, n in *n), or NULL + err. */

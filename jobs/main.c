@@ -1,8 +1,11 @@
 /* jobs/main.c — the `lethe` command: `lethe <job> CONFIG.json [--set key=value ...]`. */
+#include <cblas.h>
+#include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <cjson/cJSON.h>
 
 #include "../io/config.h"
 #include "../mpi/comm.h"
@@ -32,13 +35,17 @@ static const job_entry jobs[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "lethe %s — LLM unlearning studies on CPU clusters\n\n"
-               "usage: mpirun -n RANKS lethe <job> CONFIG.json [--set key.path=value ...]\n"
-               "       lethe study STUDY.json [--dir DIR] | lethe report DIR\n"
-               "       lethe --help | lethe <job> --help\n\njobs:\n",
+    fprintf(f,
+            "lethe %s — LLM unlearning studies on CPU clusters\n\n"
+            "usage: mpirun -n RANKS lethe <job> CONFIG.json [--set key.path=value ...]\n"
+            "       lethe study STUDY.json [--dir DIR] | lethe report DIR\n"
+            "       lethe --help | lethe <job> --help\n"
+            "       lethe --version (or -V, version): lethe's version and commit, and its "
+            "libraries'\n\njobs:\n",
             LETHE_VERSION);
     for (int i = 0; i < NJOBS; i++) fprintf(f, "  %-8s %s\n", jobs[i].name, jobs[i].summary);
-    fprintf(f, "\nThe layout (layout.dp x layout.pp x layout.tp) must equal the number of ranks.\n");
+    fprintf(f,
+            "\nThe layout (layout.dp x layout.pp x layout.tp) must equal the number of ranks.\n");
 }
 
 void job_convert_help(FILE *f);
@@ -52,8 +59,41 @@ static void job_help(const job_entry *j)
     config_print_keys(stdout);
 }
 
+char *openblas_get_config(void);
+
+/* `lethe --version`: lethe's version and commit, then Open MPI, OpenBLAS (with the core
+ * in use), HDF5 and cJSON, one library a line. No MPI_Init (MPI_Get_library_version
+ * may be called before it), so it runs without mpirun. */
+static int print_version(void)
+{
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "unknown", core[128];
+    int len = 0;
+    if (MPI_Get_library_version(mpi, &len) != MPI_SUCCESS) snprintf(mpi, sizeof mpi, "unknown");
+    mpi[strcspn(mpi, "\r\n")] = 0; /* the first line (MPICH, for one, returns several) */
+    unsigned maj = 0, min = 0, rel = 0;
+    int h5 = H5get_libversion(&maj, &min, &rel) >= 0;
+#ifdef H5_HAVE_PARALLEL
+    const char *h5kind = "parallel";
+#else
+    const char *h5kind = "serial";
+#endif
+    blas_core_string(core, sizeof core);
+    printf("lethe %s (commit %s)\n", LETHE_VERSION, LETHE_GIT);
+    printf("MPI: %s\n", mpi);
+    printf("OpenBLAS: %s; core %s\n", openblas_get_config(), core);
+    if (h5)
+        printf("HDF5: %u.%u.%u (%s)\n", maj, min, rel, h5kind);
+    else
+        printf("HDF5: unknown (%s)\n", h5kind);
+    printf("cJSON: %s\n", cJSON_Version());
+    return fflush(stdout) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")))
+        return print_version();
     /* help needs no MPI */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);

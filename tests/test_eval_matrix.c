@@ -21,7 +21,8 @@
  * and per split the aggregates of DESIGN §6 (probability, normalised probability,
  * ROUGE-L, truth ratio) to 1e-6 relative. Refused layouts (tp = 8 > 4 kv-heads,
  * pp = 8 > 4 layers) are counted and must be refused. The worst difference per
- * layout is printed.
+ * layout is printed. First, the one-rank truth ratios and aggregates are checked
+ * against DESIGN §6's formulas computed independently here (check_definitions).
  *
  * The tolerance is the issue's bound. Layouts differ only in fp32 summation order:
  * tp splits the inner products, dp and micro-batches change the row count of each
@@ -212,6 +213,60 @@ static void compare(const char *lay, const split_eval *a, const split_eval *r, i
     free(trr);
 }
 
+/* The one-rank values against DESIGN §6's definitions, computed here in long double
+ * from the split's own per-sample NLLs (not through analysis/metrics): per sample
+ * R = exp(mean_j l(pert_j) - l(para)) and, for the trained wording, with l(answer) in
+ * place of l(para), to 1e-12 relative; the split's truth ratio mean min(R, 1/R) on the
+ * forget set and mean max(0, 1 - 1/R) elsewhere, its probability mean exp(-l) (utility
+ * sets: mean 1 / (1 + sum_j exp(l - l(pert_j)))) and ROUGE-L recall mean over the
+ * generated rows, to 1e-12 absolute. So a wrong formula in the code `lethe eval` runs
+ * fails here, whatever the layouts agree on. */
+static void check_definitions(const split_eval *e, int role)
+{
+    char what[120];
+    snprintf(what, sizeof what, "definitions, split %.64s", e->split);
+    double *r = lethe_malloc(sizeof(double) * (e->n + 1), "tr");
+    double *rt = lethe_malloc(sizeof(double) * (e->n + 1), "tr");
+    if (e->has_cand) {
+        eval_truth_ratios(e, 0, r);
+        eval_truth_ratios(e, 1, rt);
+    }
+    long double sp = 0, sq = 0, st = 0, sr = 0;
+    double worst = 0;
+    int ng = 0;
+    for (int64_t i = 0; i < e->n; i++) {
+        sp += expl(-(long double)e->nll[i]);
+        if (!isnan(e->rouge_recall[i])) sr += e->rouge_recall[i], ng++;
+        if (!e->has_cand) continue;
+        long double m = 0, d = 1;
+        for (int j = 0; j < e->k; j++) {
+            m += e->nll_pert[i * e->k + j];
+            d += expl((long double)e->nll[i] - e->nll_pert[i * e->k + j]);
+        }
+        m /= e->k;
+        long double R = expl(m - e->nll_para[i]), Rt = expl(m - e->nll[i]);
+        upd(&worst, rel(r[i], (double)R));
+        upd(&worst, rel(rt[i], (double)Rt));
+        st += role == 0 ? (R < 1 ? R : 1 / R) : (R > 1 ? 1 - 1 / R : 0);
+        sq += 1 / d;
+    }
+    check(worst <= 1e-12, what, "per-sample truth ratio relative error %.3g", worst);
+    split_aggregate a;
+    eval_aggregate(e, role, &a);
+    double n = (double)e->n, want_p = (double)(sp / n),
+           want_t = e->has_cand ? (double)(st / n) : NAN;
+    double want_q = e->has_cand ? (double)(sq / n) : NAN, want_r = ng ? (double)(sr / ng) : NAN;
+    double got[4] = {a.prob, a.truth_ratio, a.prob_norm, a.rouge_recall};
+    double want[4] = {want_p, want_t, want_q, want_r}, err = 0;
+    for (int q = 0; q < 4; q++)
+        upd(&err, isnan(got[q]) && isnan(want[q]) ? 0 : fabs(got[q] - want[q]));
+    check(err <= 1e-12, what, "aggregate absolute error %.3g", err);
+    printf("%-32s truth ratio %.17g (want %.17g), per-sample error %.2g, aggregates %.2g\n", what,
+           a.truth_ratio, want_t, worst, err);
+    free(r);
+    free(rt);
+}
+
 int main(int argc, char **argv)
 {
     comm_init(&argc, &argv);
@@ -282,6 +337,7 @@ int main(int argc, char **argv)
         printf("one rank: %lld + %lld + %lld rows evaluated (%.1f s)\n", (long long)ref[0].n,
                (long long)ref[1].n, (long long)ref[2].n, MPI_Wtime() - t0);
         session_close(&S);
+        for (int s = 0; s < NSPLIT; s++) check_definitions(&ref[s], ROLE[s]);
         check(ref[0].n == 12 && ref[0].has_cand && ref[1].has_cand && ref[2].n == 8, "reference",
               "splits not as generated (forget rows %g)", (double)ref[0].n);
         int gl = 0;
