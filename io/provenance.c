@@ -12,7 +12,7 @@
 #include "../mpi/fatal.h"
 
 #ifndef LETHE_GIT
-#define LETHE_GIT "unknown"
+#include <lethe_git.h> /* generated at every build: the source's git describe */
 #endif
 
 char *openblas_get_config(void);

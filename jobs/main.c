@@ -10,6 +10,10 @@
 #include "../io/config.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
+
+#ifndef LETHE_GIT
+#include <lethe_git.h> /* generated at every build: the source's git describe */
+#endif
 #include "jobs.h"
 
 typedef struct {
