@@ -56,51 +56,6 @@ LETHE_PRINTF(2, 3) int ck_fail(char *msg, const char *fmt, ...)
     return 0;
 }
 
-/* Every rank of comm learns whether all were ok; if not, every rank gets the message of
- * the lowest failing rank in msg. Returns 1 if all were ok. */
-int ck_agree(MPI_Comm comm, int ok, char *msg)
-{
-    int rank, first;
-    MPI_CHECK(MPI_Comm_rank(comm, &rank));
-    int mine = ok ? INT_MAX : rank;
-    MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm));
-    if (first == INT_MAX) return 1;
-    if (rank == first && !msg[0]) snprintf(msg, CK_MSG, "failed (no message)");
-    MPI_CHECK(MPI_Bcast(msg, CK_MSG, MPI_CHAR, first, comm));
-    msg[CK_MSG - 1] = 0;
-    return 0;
-}
-
-/* HDF5 reports into its error stack; lethe reports one line. While a checkpoint call
- * runs, automatic printing is off and the innermost entry of the stack (the most
- * specific: "truncated file: eof = ...") goes into our message. */
-
-void ck_quiet_on(ck_quiet *q)
-{
-    if (H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data) < 0) q->func = NULL, q->data = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-void ck_quiet_off(const ck_quiet *q)
-{
-    H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
-}
-
-static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
-{
-    if (n == 0 && e->desc) snprintf((char *)data, 256, "%s", e->desc);
-    return 0;
-}
-
-/* The innermost HDF5 error message (buf: 256 bytes). */
-const char *ck_h5msg(char *buf)
-{
-    buf[0] = 0;
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, buf);
-    if (!buf[0]) snprintf(buf, 256, "HDF5 error (no detail)");
-    return buf;
-}
-
 /* The HDF5 function named in a stringified call: "ds = H5Dcreate2(grp, ...)" -> "H5Dcreate2". */
 const char *ck_call_name(const char *call, char *buf, size_t len)
 {
@@ -221,7 +176,8 @@ int ck_read_attr(hid_t obj, const char *where, const char *name, hid_t mtype, in
     if (ex <= 0) return ck_fail(msg, "%s has no attribute '%s'", where, name);
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0)
-        return ck_fail(msg, "%s: cannot open attribute '%s': %s", where, name, ck_h5msg(h5b));
+        return ck_fail(msg, "%s: cannot open attribute '%s': %s", where, name,
+                       h5_last_error(h5b, sizeof h5b));
     int ok = 1;
     hid_t sp = H5Aget_space(a);
     hssize_t np = sp >= 0 ? H5Sget_select_npoints(sp) : -1;
@@ -229,7 +185,8 @@ int ck_read_attr(hid_t obj, const char *where, const char *name, hid_t mtype, in
         ok = ck_fail(msg, "%s: attribute '%s' has %lld elements, expected %d", where, name,
                      (long long)np, n < 0 ? 1 : n);
     else if (H5Aread(a, mtype, buf) < 0)
-        ok = ck_fail(msg, "%s: cannot read attribute '%s': %s", where, name, ck_h5msg(h5b));
+        ok = ck_fail(msg, "%s: cannot read attribute '%s': %s", where, name,
+                     h5_last_error(h5b, sizeof h5b));
     if (sp >= 0) H5Sclose(sp);
     H5Aclose(a);
     return ok;
@@ -244,7 +201,8 @@ int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, 
     if (H5Aexists(obj, name) <= 0) return ck_fail(msg, "%s has no attribute '%s'", where, name);
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0)
-        return ck_fail(msg, "%s: cannot open attribute '%s': %s", where, name, ck_h5msg(h5b));
+        return ck_fail(msg, "%s: cannot open attribute '%s': %s", where, name,
+                       h5_last_error(h5b, sizeof h5b));
     int ok = 1;
     hid_t ft = H5Aget_type(a);
     size_t sz =
@@ -255,7 +213,8 @@ int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, 
         char *tmp = lethe_calloc(sz + 1, 1, "checkpoint attribute");
         hid_t mt = H5Tcopy(H5T_C_S1);
         if (mt < 0 || H5Tset_size(mt, sz) < 0 || H5Aread(a, mt, tmp) < 0)
-            ok = ck_fail(msg, "%s: cannot read attribute '%s': %s", where, name, ck_h5msg(h5b));
+            ok = ck_fail(msg, "%s: cannot read attribute '%s': %s", where, name,
+                         h5_last_error(h5b, sizeof h5b));
         else
             snprintf(buf, len, "%s", tmp);
         if (mt >= 0) H5Tclose(mt);
@@ -299,16 +258,16 @@ hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg)
         else if (H5Fis_hdf5(path) <= 0)
             ok = ck_fail(msg, "not an HDF5 file");
     }
-    if (!ck_agree(comm, ok, msg)) return -1;
+    if (lethe_agree(comm, ok, msg, CK_MSG, NULL)) return -1;
     hid_t fapl = mpio_fapl(comm, path);
     hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (fid < 0) ck_fail(msg, "cannot open as HDF5: %s", ck_h5msg(h5b));
+    if (fid < 0) ck_fail(msg, "cannot open as HDF5: %s", h5_last_error(h5b, sizeof h5b));
     H5Pclose(fapl);
     int in[2] = {fid >= 0, -(fid >= 0)}, out[2];
     MPI_CHECK(MPI_Allreduce(in, out, 2, MPI_INT, MPI_MAX, comm));
     /* A file open on some ranks only cannot be closed without them: end the job. */
     if (out[0] != -out[1]) lethe_fatal("checkpoint '%s': opened on some ranks only", path);
-    if (!ck_agree(comm, fid >= 0, msg)) return -1;
+    if (lethe_agree(comm, fid >= 0, msg, CK_MSG, NULL)) return -1;
     char fmt[64], why[CK_MSG] = "";
     int ver = 0;
     ok = ck_read_str_attr(fid, "the file", "format", fmt, sizeof fmt, why);
@@ -318,7 +277,7 @@ hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg)
     if (ok && ver != CK_FORMAT_VERSION)
         ok = ck_fail(why, "format_version %d, this lethe reads %d", ver, CK_FORMAT_VERSION);
     if (!ok) ck_fail(msg, "not a lethe checkpoint (%.900s)", why);
-    if (!ck_agree(comm, ok, msg)) {
+    if (lethe_agree(comm, ok, msg, CK_MSG, NULL)) {
         H5Fclose(fid);
         return -1;
     }
@@ -366,8 +325,8 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     char msg[CK_MSG] = "", tmp[PATH_MAX], h5b[256];
     ck_union U = {0};
     uint64_t *dg = NULL;
-    ck_quiet q;
-    ck_quiet_on(&q);
+    h5_quiet q;
+    h5_quiet_on(&q);
     int ok = 1;
 
     if (strlen(path) + 5 > sizeof tmp) ok = ck_fail(msg, "path too long");
@@ -376,7 +335,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     if (ok && (meta->n_cursor < 0 || meta->n_cursor > LETHE_CKPT_CURSOR_MAX))
         ok = ck_fail(msg, "loader cursor of %d values, at most %d", meta->n_cursor,
                      LETHE_CKPT_CURSOR_MAX);
-    if (!ck_agree(g->world, ok, msg)) goto out;
+    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
 
     ok = ck_build_union(t, g, &U, msg);
     {
@@ -387,13 +346,13 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
         if (!eq[1]) ok = ck_fail(msg, "step, epoch, loader cursor or config differ between ranks");
         if (!eq[2]) ok = ck_fail(msg, "the ranks were given different paths");
     }
-    if (!ck_agree(g->world, ok, msg)) goto out;
+    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
 
     /* Digests of the dp_rank 0 replica's contents, known on every rank because attribute
      * writes are collective and must carry the same value everywhere. */
     dg = ck_replica_digests(t, g, &U, CK_KINDS);
     MPI_CHECK(MPI_Bcast(dg, (CK_KINDS + 1) * U.nu, MPI_UINT64_T, 0, g->dp_comm));
-    if (!ck_agree(g->world, ck_check_coverage(&U, dg, msg), msg)) goto out;
+    if (lethe_agree(g->world, ck_check_coverage(&U, dg, msg), msg, CK_MSG, NULL)) goto out;
 
     /* Rank 0 creates the temporary file with plain POSIX first: the errno of a missing
      * or read-only directory says more than MPI-IO's error class. */
@@ -407,18 +366,19 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
         else
             close(fd);
     }
-    if (!ck_agree(g->world, ok, msg)) goto out;
+    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
 
     hid_t fapl = mpio_fapl(g->world, tmp);
     hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (fid < 0) ck_fail(msg, "cannot create '%s' as HDF5: %s", tmp, ck_h5msg(h5b));
+    if (fid < 0)
+        ck_fail(msg, "cannot create '%s' as HDF5: %s", tmp, h5_last_error(h5b, sizeof h5b));
     H5Pclose(fapl);
     {
         int in[2] = {fid >= 0, -(fid >= 0)}, outv[2];
         MPI_CHECK(MPI_Allreduce(in, outv, 2, MPI_INT, MPI_MAX, g->world));
         if (outv[0] != -outv[1]) lethe_fatal("checkpoint '%s': created on some ranks only", tmp);
     }
-    if (!ck_agree(g->world, fid >= 0, msg)) {
+    if (lethe_agree(g->world, fid >= 0, msg, CK_MSG, NULL)) {
         if (g->rank == 0) unlink(tmp);
         goto out;
     }
@@ -496,8 +456,8 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     /* ---- end of the collective section ---- */
 
     ok = H5Fclose(fid) >= 0;
-    if (!ok) ck_fail(msg, "closing '%s' failed: %s", tmp, ck_h5msg(h5b));
-    if (!ck_agree(g->world, ok, msg)) {
+    if (!ok) ck_fail(msg, "closing '%s' failed: %s", tmp, h5_last_error(h5b, sizeof h5b));
+    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) {
         if (g->rank == 0) unlink(tmp);
         goto out;
     }
@@ -522,11 +482,11 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
             if (fd >= 0) close(fd);
         }
     }
-    ck_agree(g->world, ok, msg);
+    lethe_agree(g->world, ok, msg, CK_MSG, NULL);
 
 out:
     free(dg);
     ck_union_free(&U);
-    ck_quiet_off(&q);
+    h5_quiet_off(&q);
     return ck_result(msg, path, err, errlen);
 }

@@ -13,16 +13,12 @@
 
 #include "../mpi/fatal.h"
 #include "checkpoint.h"
+#include "h5util.h"
 
 #define CK_FORMAT "lethe-checkpoint"
 #define CK_FORMAT_VERSION 1
 #define CK_MSG 1024 /* messages agreed on travel in buffers of this size */
 #define CK_KINDS 3
-
-typedef struct {
-    H5E_auto2_t func;
-    void *data;
-} ck_quiet;
 
 /* An HDF5 call inside a collective section: failure ends the job (see the top). */
 #define H5C(call, ...)                                                                             \
@@ -31,7 +27,7 @@ typedef struct {
             char h5b_[256], fn_[64], what_[PATH_MAX + 512];                                        \
             snprintf(what_, sizeof what_, __VA_ARGS__);                                            \
             lethe_fatal("%s: %s failed: %s", what_, ck_call_name(#call, fn_, sizeof fn_),          \
-                        ck_h5msg(h5b_));                                                           \
+                        h5_last_error(h5b_, sizeof h5b_));                                         \
         }                                                                                          \
     } while (0)
 
@@ -61,10 +57,6 @@ extern const char *const ck_group[CK_KINDS];
 LETHE_PRINTF(2, 3) int ck_fail(char *msg, const char *fmt, ...);
 /* The end of save, load and verify: 0, or -1 with "checkpoint 'PATH': MSG" in err. */
 int ck_result(const char *msg, const char *path, char *err, size_t errlen);
-int ck_agree(MPI_Comm comm, int ok, char *msg);
-void ck_quiet_on(ck_quiet *q);
-void ck_quiet_off(const ck_quiet *q);
-const char *ck_h5msg(char *buf);
 const char *ck_call_name(const char *call, char *buf, size_t len);
 uint64_t ck_mix64(uint64_t x);
 void ck_shape_str(char *buf, size_t len, int nd, const int64_t *s);

@@ -36,14 +36,20 @@ static hid_t open_tensor(hid_t fid, const char *gname, ck_entry *e, uint64_t *di
     snprintf(where, sizeof where, "dataset '%s'", dpath);
     htri_t ex = H5Lexists(fid, dpath, H5P_DEFAULT);
     if (ex == 0) return ck_fail(msg, "dataset '%s' is missing", dpath), -1;
-    if (ex < 0)
-        return ck_fail(msg, "dataset '%s': cannot look it up: %s", dpath, ck_h5msg(h5b)), -1;
+    if (ex < 0) {
+        ck_fail(msg, "dataset '%s': cannot look it up: %s", dpath, h5_last_error(h5b, sizeof h5b));
+        return -1;
+    }
     hid_t ds = H5Dopen2(fid, dpath, H5P_DEFAULT);
-    if (ds < 0) return ck_fail(msg, "dataset '%s': cannot open: %s", dpath, ck_h5msg(h5b)), -1;
+    if (ds < 0) {
+        ck_fail(msg, "dataset '%s': cannot open: %s", dpath, h5_last_error(h5b, sizeof h5b));
+        return -1;
+    }
     int ok = 1;
     hid_t ty = H5Dget_type(ds), sp = H5Dget_space(ds);
     if (ty < 0 || sp < 0) {
-        ok = ck_fail(msg, "dataset '%s': cannot read its type or shape: %s", dpath, ck_h5msg(h5b));
+        ok = ck_fail(msg, "dataset '%s': cannot read its type or shape: %s", dpath,
+                     h5_last_error(h5b, sizeof h5b));
     } else if (H5Tget_class(ty) != H5T_FLOAT || H5Tget_size(ty) != 4) {
         ok = ck_fail(msg, "dataset '%s' has type %s, expected float32", dpath,
                      type_str(ty, a, sizeof a));
@@ -112,10 +118,11 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     uint64_t *dg = NULL, *stored = NULL;
     hid_t *dsets = NULL, fid = -1;
     int nkinds = load_optimizer ? CK_KINDS : 1;
-    ck_quiet q;
-    ck_quiet_on(&q);
+    h5_quiet q;
+    h5_quiet_on(&q);
 
-    if (!ck_agree(g->world, ck_validate_table(t, load_optimizer, msg), msg)) goto out;
+    if (lethe_agree(g->world, ck_validate_table(t, load_optimizer, msg), msg, CK_MSG, NULL))
+        goto out;
     int ok = ck_build_union(t, g, &U, msg);
     {
         uint64_t h[3] = {ok ? ck_union_hash(&U) : 0, lethe_hash_str(path), (uint64_t)nkinds};
@@ -125,11 +132,11 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
         if (!eq[1]) ok = ck_fail(msg, "the ranks were given different paths");
         if (!eq[2]) ok = ck_fail(msg, "the ranks disagree on loading the optimizer state");
     }
-    if (!ck_agree(g->world, ok, msg)) goto out;
+    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
     /* The load layout must cover every tensor too, or the digest check below could not
      * tell a bad file from a bad table. */
     dg = ck_replica_digests(t, g, &U, 0);
-    if (!ck_agree(g->world, ck_check_coverage(&U, dg, msg), msg)) goto out;
+    if (lethe_agree(g->world, ck_check_coverage(&U, dg, msg), msg, CK_MSG, NULL)) goto out;
     free(dg);
     dg = NULL;
 
@@ -196,7 +203,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
             dsets[at] = open_tensor(fid, ck_group[kind], &U.u[k], &stored[at], msg);
             if (dsets[at] < 0) ok = 0;
         }
-    if (!ck_agree(g->world, ok, msg)) goto close;
+    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto close;
 
     /* Data phase: every rank joins every read; every replica reads its pieces. */
     hid_t dxpl;
@@ -281,10 +288,10 @@ close:
     {
         char h5b[256];
         int cok = H5Fclose(fid) >= 0;
-        if (!cok) ck_fail(msg, "closing failed: %s", ck_h5msg(h5b));
+        if (!cok) ck_fail(msg, "closing failed: %s", h5_last_error(h5b, sizeof h5b));
         ok = ok && cok;
     }
-    ck_agree(g->world, ok && !msg[0], msg);
+    lethe_agree(g->world, ok && !msg[0], msg, CK_MSG, NULL);
     if (load_optimizer) t->moments_sharded = 0; /* every rank now holds the whole moments */
 
 out:
@@ -292,7 +299,7 @@ out:
     free(stored);
     free(dg);
     ck_union_free(&U);
-    ck_quiet_off(&q);
+    h5_quiet_off(&q);
     return ck_result(msg, path, err, errlen);
 }
 
@@ -331,13 +338,15 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
     int64_t checked = 0;
     MPI_CHECK(MPI_Comm_rank(comm, &rank));
     MPI_CHECK(MPI_Comm_size(comm, &size));
-    ck_quiet q;
-    ck_quiet_on(&q);
+    h5_quiet q;
+    h5_quiet_on(&q);
     uint64_t h = lethe_hash_str(path);
     int eq;
     ck_all_equal(comm, &h, 1, &eq);
     hid_t fid = -1;
-    if (!ck_agree(comm, eq || ck_fail(msg, "the ranks were given different paths"), msg)) goto out;
+    if (lethe_agree(comm, eq || ck_fail(msg, "the ranks were given different paths"), msg, CK_MSG,
+                    NULL))
+        goto out;
     fid = ck_open_for_read(path, comm, msg);
     if (fid < 0) goto out;
     hid_t dxpl;
@@ -356,7 +365,8 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
         }
         hid_t grp = H5Gopen2(fid, ck_group[kind], H5P_DEFAULT);
         if (grp < 0 || H5Literate(grp, H5_INDEX_NAME, H5_ITER_INC, NULL, list_cb, &L[kind]) < 0)
-            ok = ck_fail(msg, "cannot list group '%s': %s", ck_group[kind], ck_h5msg(h5b));
+            ok = ck_fail(msg, "cannot list group '%s': %s", ck_group[kind],
+                         h5_last_error(h5b, sizeof h5b));
         if (grp >= 0) H5Gclose(grp);
     }
     int nall = L[0].n + L[1].n + L[2].n;
@@ -413,10 +423,10 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
     free(dig);
     free(buf);
     H5Pclose(dxpl);
-    if (H5Fclose(fid) < 0) ok = ck_fail(msg, "closing failed: %s", ck_h5msg(h5b));
-    ck_agree(comm, ok, msg);
+    if (H5Fclose(fid) < 0) ok = ck_fail(msg, "closing failed: %s", h5_last_error(h5b, sizeof h5b));
+    lethe_agree(comm, ok, msg, CK_MSG, NULL);
 out:
-    ck_quiet_off(&q);
+    h5_quiet_off(&q);
     if (n_checked) *n_checked = checked;
     return ck_result(msg, path, err, errlen);
 }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "h5util.h"
+
 #define DATASET_SPLIT_MAX 256
 
 typedef struct {
@@ -71,16 +73,6 @@ int dataset_split_path(char *out, size_t outlen, const char *split, char *err, s
 int dataset_check_rows(const dataset_info *info, const char *origin, const dataset_rows *r,
                        int64_t row0, int64_t n, int check_ids, int64_t *bad_row, char *err,
                        size_t errlen);
-
-/* HDF5 prints its error stack by default; lethe reports one line instead. */
-typedef struct {
-    H5E_auto2_t func;
-    void *data;
-} h5_quiet;
-void h5_quiet_on(h5_quiet *q);
-void h5_quiet_off(const h5_quiet *q);
-/* The innermost message of the current HDF5 error stack ("" if none). */
-void h5_last_error(char *buf, size_t len);
 
 /* ---- writer ------------------------------------------------------------------ */
 

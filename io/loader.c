@@ -161,22 +161,6 @@ int64_t loader_batches_per_epoch(const loader *ld)
     return ld->o.drop_last ? ld->n / b : (ld->n + b - 1) / b;
 }
 
-/* Every rank passes ok and its message; if any failed, all get the message of the
- * lowest failing rank and -1. */
-static int agree(MPI_Comm comm, int ok, char *err, size_t errlen)
-{
-    int rank, first;
-    MPI_Comm_rank(comm, &rank);
-    int mine = ok ? INT_MAX : rank;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == INT_MAX) return 0;
-    char buf[ERR_LEN];
-    if (rank == first) snprintf(buf, sizeof buf, "%s", err ? err : "");
-    MPI_Bcast(buf, ERR_LEN, MPI_CHAR, first, comm);
-    lethe_errf(err, errlen, "%s", buf);
-    return -1;
-}
-
 static int cursor_valid(const loader *ld, loader_cursor c)
 {
     if (c.position + (ld->o.drop_last ? ld->o.global_batch : 1) > ld->n) return 0;
@@ -548,7 +532,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     MPI_Comm world = o->world;
     if (world == MPI_COMM_NULL) return lethe_errf(err, errlen, "loader: no communicator given");
     int ok = check_opts(o, e, sizeof e) == 0;
-    if (agree(world, ok, e, sizeof e)) return lethe_errf(err, errlen, "%s", e);
+    if (lethe_agree(world, ok, e, sizeof e, NULL)) return lethe_errf(err, errlen, "%s", e);
     /* all options but dp_rank must be the same everywhere: a rank reading ahead while
      * another joins a collective read would hang the job */
     long long mine[9] = {o->dp,
@@ -561,8 +545,8 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
                          o->prefetch,
                          o->candidates},
               lo[9], hi[9];
-    MPI_Allreduce(mine, lo, 9, MPI_LONG_LONG, MPI_MIN, world);
-    MPI_Allreduce(mine, hi, 9, MPI_LONG_LONG, MPI_MAX, world);
+    MPI_CHECK(MPI_Allreduce(mine, lo, 9, MPI_LONG_LONG, MPI_MIN, world));
+    MPI_CHECK(MPI_Allreduce(mine, hi, 9, MPI_LONG_LONG, MPI_MAX, world));
     static const char *const optname[9] = {"dp",         "global_batch", "seed",
                                            "seed",       "shuffle",      "drop_last",
                                            "max_epochs", "prefetch",     "candidates"};
@@ -574,7 +558,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     loader *ld = calloc(1, sizeof *ld);
     ok = ld != NULL;
     if (!ok) lethe_errf(e, sizeof e, "loader: out of memory");
-    if (agree(world, ok, e, sizeof e)) {
+    if (lethe_agree(world, ok, e, sizeof e, NULL)) {
         free(ld);
         return lethe_errf(err, errlen, "%s", e);
     }
@@ -585,17 +569,18 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     ld->held = -1;
     for (int f = 0; f < NF; f++) ld->dset[f] = -1;
     snprintf(ld->path, sizeof ld->path, "%s", path);
-    MPI_Comm_dup(world, &ld->comm);
-    MPI_Comm_rank(ld->comm, &ld->rank);
-    MPI_Comm_size(ld->comm, &ld->size);
+    MPI_CHECK(MPI_Comm_dup(world, &ld->comm));
+    lethe_errors_return(ld->comm);
+    MPI_CHECK(MPI_Comm_rank(ld->comm, &ld->rank));
+    MPI_CHECK(MPI_Comm_size(ld->comm, &ld->size));
 
     /* one rank validates the file and every row's lengths; all get its verdict */
     int rc = 0;
     if (ld->rank == 0)
         rc = dataset_inspect(&ld->info, path, split, DATASET_CHECK_ROWS, ld->o.budget, e, sizeof e);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, ld->comm);
-    MPI_Bcast(e, sizeof e, MPI_CHAR, 0, ld->comm);
-    MPI_Bcast(&ld->info, sizeof ld->info, MPI_BYTE, 0, ld->comm);
+    MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, ld->comm));
+    MPI_CHECK(MPI_Bcast(e, sizeof e, MPI_CHAR, 0, ld->comm));
+    MPI_CHECK(MPI_Bcast(&ld->info, sizeof ld->info, MPI_BYTE, 0, ld->comm));
     if (rc) goto fail_all;
     ld->n = ld->info.n;
     ld->cap = ld->o.global_batch / ld->o.dp;
@@ -631,17 +616,17 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
      * shuffled batch span the whole file, and ROMIO's default 16 MiB collective
      * buffer would otherwise be filled with it */
     MPI_Info info;
-    MPI_Info_create(&info);
+    MPI_CHECK(MPI_Info_create(&info));
     size_t cb = ld->o.budget / 4;
     cb = cb < ((size_t)64 << 10)   ? (size_t)64 << 10
          : cb > ((size_t)16 << 20) ? (size_t)16 << 20
                                    : cb;
     char cbs[32];
     snprintf(cbs, sizeof cbs, "%zu", cb);
-    MPI_Info_set(info, "cb_buffer_size", cbs);
-    MPI_Info_set(info, "ind_rd_buffer_size", cbs);
+    MPI_CHECK(MPI_Info_set(info, "cb_buffer_size", cbs));
+    MPI_CHECK(MPI_Info_set(info, "ind_rd_buffer_size", cbs));
     H5Pset_fapl_mpio(fapl, ld->comm, info);
-    MPI_Info_free(&info);
+    MPI_CHECK(MPI_Info_free(&info));
     ld->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     ok = ld->file >= 0;
@@ -670,11 +655,11 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
                                              ld->why, sizeof ld->why);
     }
     h5_quiet_off(&q);
-    if (agree(ld->comm, ok, e, sizeof e)) goto fail_all;
+    if (lethe_agree(ld->comm, ok, e, sizeof e, NULL)) goto fail_all;
     /* the same file gives the same answer everywhere, but a rank must never
      * prefetch alone: the collective path needs every rank */
     int fast = ld->fast;
-    MPI_Allreduce(&fast, &ld->fast, 1, MPI_INT, MPI_MIN, ld->comm);
+    MPI_CHECK(MPI_Allreduce(&fast, &ld->fast, 1, MPI_INT, MPI_MIN, ld->comm));
     if (!o->prefetch)
         snprintf(ld->why, sizeof ld->why, "prefetch is off");
     else if (!ld->fast && !ld->why[0])
@@ -692,13 +677,13 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
                  strerror(errno));
         }
     }
-    if (agree(ld->comm, ok, e, sizeof e)) goto fail_all;
+    if (lethe_agree(ld->comm, ok, e, sizeof e, NULL)) goto fail_all;
     if (o->prefetch && ld->fast) {
         pthread_mutex_init(&ld->mu, NULL);
         pthread_cond_init(&ld->cv, NULL);
         ok = pthread_create(&ld->thread, NULL, reader_main, ld) == 0;
         if (!ok) lethe_errf(e, sizeof e, "loader: cannot start the read-ahead thread");
-        if (agree(ld->comm, ok, e, sizeof e)) {
+        if (lethe_agree(ld->comm, ok, e, sizeof e, NULL)) {
             pthread_mutex_destroy(&ld->mu);
             pthread_cond_destroy(&ld->cv);
             goto fail_all;
@@ -742,11 +727,12 @@ int loader_next(loader *ld, loader_batch **out, char *err, size_t errlen)
     /* every rank learns the first bad row found anywhere (the same message at any
      * rank count: the lowest file row wins, I/O errors first) */
     long long key = s->bad_key, low;
-    MPI_Allreduce(&key, &low, 1, MPI_LONG_LONG, MPI_MIN, ld->comm);
+    MPI_CHECK(MPI_Allreduce(&key, &low, 1, MPI_LONG_LONG, MPI_MIN, ld->comm));
     if (low != INT64_MAX) {
         char e[ERR_LEN];
         lethe_errf(e, sizeof e, "%s", s->msg);
-        if (agree(ld->comm, key != low, e, sizeof e)) return lethe_errf(err, errlen, "%s", e);
+        if (lethe_agree(ld->comm, key != low, e, sizeof e, NULL))
+            return lethe_errf(err, errlen, "%s", e);
     }
     ld->cur = normalize(ld, (loader_cursor){c.epoch, c.position + s->b.global_n});
     *out = &s->b;
@@ -790,6 +776,6 @@ void loader_close(loader *ld)
     if (ld->dxpl >= 0) H5Pclose(ld->dxpl);
     if (ld->file >= 0) H5Fclose(ld->file);
     h5_quiet_off(&q);
-    if (ld->comm != MPI_COMM_NULL) MPI_Comm_free(&ld->comm);
+    if (ld->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&ld->comm));
     free(ld);
 }

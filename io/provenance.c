@@ -29,11 +29,11 @@ int provenance_write(const char *path, const char *job, const lethe_config *c, M
                      time_t started, time_t ended, const char *status, char *err, size_t errlen)
 {
     int rank, size;
-    MPI_Comm_rank(world, &rank);
-    MPI_Comm_size(world, &size);
+    MPI_CHECK(MPI_Comm_rank(world, &rank));
+    MPI_CHECK(MPI_Comm_size(world, &size));
     char host[MPI_MAX_PROCESSOR_NAME] = "";
     int hl = 0;
-    MPI_Get_processor_name(host, &hl);
+    MPI_CHECK(MPI_Get_processor_name(host, &hl));
     char *hosts = rank == 0 ? lethe_calloc((size_t)size, MPI_MAX_PROCESSOR_NAME, "hosts") : NULL;
     MPI_CHECK(MPI_Gather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, hosts, MPI_MAX_PROCESSOR_NAME,
                          MPI_CHAR, 0, world));
@@ -74,7 +74,7 @@ int provenance_write(const char *path, const char *job, const lethe_config *c, M
     cJSON *lib = cJSON_AddObjectToObject(p, "libraries");
     char mpiv[MPI_MAX_LIBRARY_VERSION_STRING] = "";
     int ml = 0;
-    MPI_Get_library_version(mpiv, &ml);
+    MPI_CHECK(MPI_Get_library_version(mpiv, &ml));
     char *nl = strchr(mpiv, '\n');
     if (nl) *nl = 0;
     cJSON_AddStringToObject(lib, "mpi", mpiv);

@@ -101,7 +101,7 @@ int job_bench(int argc, char **argv)
         synth_markov_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S.model, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
-        MPI_Barrier(S.grid.world);
+        MPI_CHECK(MPI_Barrier(S.grid.world));
         comm_stats_reset();
         step_stats st;
         model_train_step(&S.model, &b, &obj, &c->optim, step, W + K, &st);

@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     umask(umask(0) | S_IWOTH);
     if (!job) {
         int rank;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
         if (rank == 0) fprintf(stderr, "lethe: unknown job '%s' (see lethe --help)\n", argv[1]);
         MPI_Finalize();
         return 2;

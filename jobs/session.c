@@ -504,7 +504,7 @@ void job_fault_point(const lethe_session *s, int step)
 
 void session_finish_checkpoints(lethe_session *s)
 {
-    MPI_Barrier(s->grid.world);
+    MPI_CHECK(MPI_Barrier(s->grid.world));
     if (s->grid.rank != 0) return;
     char path[1100];
     session_path(s, "checkpoint.h5", path, sizeof path);

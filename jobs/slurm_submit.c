@@ -462,13 +462,13 @@ static int slurm_rank0(int argc, char **argv)
 int job_slurm(int argc, char **argv)
 {
     int rank, rc = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             if (rank == 0) job_slurm_usage(stdout);
             return 0;
         }
     if (rank == 0) rc = slurm_rank0(argc, argv);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
     return rc;
 }

@@ -510,7 +510,7 @@ int job_study(int argc, char **argv)
     const char *file = NULL, *dir = NULL;
     char *over[64];
     int dry = 0, rank, nover = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     char err[1024] = "";
     int ok = 1;
     for (int i = 0; i < argc && ok; i++) {
@@ -580,7 +580,7 @@ int job_study(int argc, char **argv)
     for (int i = 0; i < s.njobs && !dry; i++) {
         study_job *j = &s.jobs[i];
         int done = rank == 0 ? study_job_done(&s, i) : 0;
-        MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD));
         if (done) continue;
         char cfg[1100], *args[2];
         if (j->config_json) {
@@ -596,12 +596,12 @@ int job_study(int argc, char **argv)
             fflush(stdout);
         }
         int rc = run_job(j->job, 1, args);
-        MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
         lethe_check(MPI_COMM_WORLD, rc == 0, 1, "study: job '%s' failed (exit %d)", j->name, rc);
         /* a job that stopped on the preemption signal wrote its checkpoint and exited 0:
          * it is not done; the study stops here and a rerun resumes that job */
         int pre = session_preempt_pending();
-        MPI_Allreduce(MPI_IN_PLACE, &pre, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &pre, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
         if (pre) {
             if (rank == 0)
                 printf("\nlethe study %s: preempted during job '%s'; run the study again to "

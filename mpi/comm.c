@@ -24,7 +24,14 @@ void comm_init(int *argc, char ***argv)
 #endif
     if (romio && !getenv("OMPI_MCA_io") && setenv("OMPI_MCA_io", romio, 0) == 0)
         io_component = romio;
-    MPI_Init(argc, argv);
+    MPI_CHECK(MPI_Init(argc, argv));
+    /* errors come back to MPI_CHECK (a lethe line naming the rank and the call) instead
+     * of aborting inside MPI; communicators made from these inherit it. MPI-IO files
+     * (HDF5's MPI-IO driver) return errors by default, which HDF5 reports to lethe: the
+     * default is made explicit here. */
+    lethe_errors_return(MPI_COMM_WORLD);
+    lethe_errors_return(MPI_COMM_SELF);
+    MPI_CHECK(MPI_File_set_errhandler(MPI_FILE_NULL, MPI_ERRORS_RETURN));
 }
 
 const char *comm_io_component(void) { return io_component; }
@@ -32,7 +39,7 @@ const char *comm_io_component(void) { return io_component; }
 int comm_size(MPI_Comm c)
 {
     int s = 1;
-    if (c != MPI_COMM_NULL) MPI_Comm_size(c, &s);
+    if (c != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(c, &s));
     return s;
 }
 
@@ -101,7 +108,7 @@ static void ring(float *buf, size_t n, MPI_Comm c, int reduce)
 {
     int p = comm_size(c), r;
     if (p == 1 || n == 0) return;
-    MPI_Comm_rank(c, &r);
+    MPI_CHECK(MPI_Comm_rank(c, &r));
     if (reduce && !ring_staging)
         ring_staging = lethe_malloc(sizeof(float) * PIECE, "reduce-scatter staging buffer");
     double t0 = MPI_Wtime();

@@ -43,7 +43,9 @@ void comm_wait(MPI_Request *req);
  * ROMIO for MPI-IO when the environment names no I/O component (OMPI_MCA_io unset):
  * collective checkpoint writes through ROMIO ran at 72-82 % of the raw write on the
  * reference machine against 33-51 % through OMPIO (tests/bench_checkpoint). An
- * OMPI_MCA_io set by the user or the site is kept. */
+ * OMPI_MCA_io set by the user or the site is kept. MPI_COMM_WORLD, MPI_COMM_SELF and
+ * MPI-IO files return errors (MPI_ERRORS_RETURN) to MPI_CHECK (mpi/fatal.h), which
+ * prints the lethe line and aborts the job. */
 void comm_init(int *argc, char ***argv);
 /* The MPI-IO component comm_init chose ("romio321"), or "" when it left the choice to
  * MPI. */

@@ -1,6 +1,7 @@
 /* mpi/fatal.c — errors that end the whole job, printed once, never a hang. */
 #include "fatal.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,10 @@ void fatal_set_grid(const lethe_grid *g)
 
 static void prefix(char *buf, size_t len)
 {
-    int rank = 0, inited = 0;
+    int rank = 0, inited = 0, finalized = 0;
     MPI_Initialized(&inited);
-    if (inited) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Finalized(&finalized);
+    if (inited && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (fatal_grid) {
         char c[64];
         grid_coords_str(fatal_grid, c, sizeof c);
@@ -27,22 +29,20 @@ static void prefix(char *buf, size_t len)
     }
 }
 
-static void vprint(const char *fmt, va_list ap)
+static void print_line(const char *msg)
 {
-    char pre[128], msg[2048];
+    char pre[128];
     prefix(pre, sizeof pre);
-    vsnprintf(msg, sizeof msg, fmt, ap);
     /* One write so lines from different ranks do not interleave. */
     fprintf(stderr, "%s%s\n", pre, msg);
     fflush(stderr);
 }
 
-void lethe_fatal_code(int code, const char *fmt, ...)
+LETHE_NORETURN static void vfatal(int code, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vprint(fmt, ap);
-    va_end(ap);
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    print_line(msg);
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
@@ -50,33 +50,63 @@ void lethe_fatal_code(int code, const char *fmt, ...)
     exit(code);
 }
 
+void lethe_fatal_code(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfatal(code, fmt, ap);
+}
+
 void lethe_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vprint(fmt, ap);
-    va_end(ap);
-    int inited = 0, finalized = 0;
-    MPI_Initialized(&inited);
-    MPI_Finalized(&finalized);
-    if (inited && !finalized) MPI_Abort(MPI_COMM_WORLD, 1);
-    exit(1);
+    vfatal(1, fmt, ap);
+}
+
+void lethe_mpi_failed(int rc, const char *call, const char *file, int line)
+{
+    char why[MPI_MAX_ERROR_STRING + 1] = "";
+    int n = 0;
+    if (MPI_Error_string(rc, why, &n) != MPI_SUCCESS || n <= 0)
+        snprintf(why, sizeof why, "MPI error code %d", rc);
+    why[MPI_MAX_ERROR_STRING] = 0;
+    lethe_fatal("MPI call failed: %s (%s:%d): %s", call, file, line, why);
+}
+
+void lethe_errors_return(MPI_Comm c)
+{
+    if (c != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN));
+}
+
+int lethe_agree(MPI_Comm comm, int ok, char *msg, size_t len, int *first)
+{
+    int rank, low;
+    MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    int mine = ok ? INT_MAX : rank;
+    MPI_CHECK(MPI_Allreduce(&mine, &low, 1, MPI_INT, MPI_MIN, comm));
+    if (first) *first = low;
+    if (low == INT_MAX) return 0;
+    if (rank == low && !msg[0]) snprintf(msg, len, "failed (no message)");
+    MPI_CHECK(MPI_Bcast(msg, (int)len, MPI_CHAR, low, comm));
+    msg[len - 1] = 0;
+    return -1;
 }
 
 void lethe_check(MPI_Comm comm, int ok, int code, const char *fmt, ...)
 {
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    int mine = ok ? 1 << 30 : rank, first;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == 1 << 30) return;
-    if (rank == first) {
+    char msg[2048] = "";
+    if (!ok) {
         va_list ap;
         va_start(ap, fmt);
-        vprint(fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
     }
-    MPI_Barrier(comm);
+    int rank, first;
+    if (lethe_agree(comm, ok, msg, sizeof msg, &first) == 0) return;
+    MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    if (rank == first) print_line(msg);
+    MPI_CHECK(MPI_Barrier(comm));
     MPI_Finalize();
     exit(code);
 }

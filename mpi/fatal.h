@@ -1,13 +1,19 @@
 /* mpi/fatal.h — rank-aware errors that end the whole job.
  *
- * lethe_fatal:   one rank found a problem the others may not know about: print
- *                "lethe: rank R (dpD ppP tpT): message" and MPI_Abort the job.
- * lethe_collective_fail: every rank reached the same verdict (config or layout
- *                validation): the lowest failing rank prints once, all ranks
- *                finalize and exit with `code` (no abort, no hang).
- * lethe_check:   collective form — each rank passes ok (1) or not (0) and its own
- *                message; if any rank failed, the lowest failing rank prints its
- *                message and every rank exits with `code`. */
+ * lethe_fatal, lethe_fatal_code: one rank found a problem the others may not know
+ *                about: print "lethe: rank R (dpD ppP tpT): message" and MPI_Abort the
+ *                job (exit code 1, or `code`).
+ * MPI_CHECK:     wraps every MPI call; a failure is such a problem, and its line names
+ *                the call, the file and line, and MPI_Error_string of the code. MPI
+ *                returns errors instead of aborting inside MPI because comm_init and
+ *                grid_create set MPI_ERRORS_RETURN (lethe_errors_return).
+ * lethe_agree:   collective — each rank passes ok (1) or not (0) and its own message;
+ *                every rank learns whether all were ok and, if not, the lowest failing
+ *                rank and its message.
+ * lethe_check:   lethe_agree that ends the job: if any rank failed, the lowest failing
+ *                rank prints its message, every rank finalizes and exits with `code`
+ *                (no abort, no hang). For verdicts every rank reaches together (config
+ *                or layout validation, an agreed I/O failure). */
 #ifndef LETHE_FATAL_H
 #define LETHE_FATAL_H
 
@@ -27,18 +33,30 @@ void fatal_set_grid(const lethe_grid *g);
 
 LETHE_NORETURN void lethe_fatal(const char *fmt, ...) LETHE_PRINTF(1, 2);
 LETHE_NORETURN void lethe_fatal_code(int code, const char *fmt, ...) LETHE_PRINTF(2, 3);
+
+/* Returns 0 when every rank of comm passed ok; otherwise -1, with the lowest failing
+ * rank in *first (if first) and its message in msg on every rank ("failed (no message)"
+ * if it gave none). msg holds len bytes, the same len on every rank. */
+int lethe_agree(MPI_Comm comm, int ok, char *msg, size_t len, int *first);
 void lethe_check(MPI_Comm comm, int ok, int code, const char *fmt, ...) LETHE_PRINTF(4, 5);
-/* Non-fatal note from rank 0 of comm. */
+
+/* Non-fatal note without a rank, "lethe: warning: message" (callers print it from one
+ * rank). */
 void lethe_warn(const char *fmt, ...) LETHE_PRINTF(1, 2);
 /* Non-fatal note naming this rank: "lethe: rank R (dpD ppP tpT): warning: message". */
 void lethe_warn_rank(const char *fmt, ...) LETHE_PRINTF(1, 2);
 
-/* Checks an MPI return code. */
-#define MPI_CHECK(call)                                                                  \
-    do {                                                                                 \
-        int mpi_rc_ = (call);                                                            \
-        if (mpi_rc_ != MPI_SUCCESS) lethe_fatal("MPI call failed: %s (%s:%d)", #call,     \
-                                                __FILE__, __LINE__);                     \
+/* MPI calls on c (a communicator) return their error codes to MPI_CHECK instead of
+ * aborting inside MPI without a lethe line. */
+void lethe_errors_return(MPI_Comm c);
+
+/* "lethe: rank R (...): MPI call failed: CALL (FILE:LINE): <MPI_Error_string(rc)>", then
+ * MPI_Abort. */
+LETHE_NORETURN void lethe_mpi_failed(int rc, const char *call, const char *file, int line);
+#define MPI_CHECK(call)                                                                            \
+    do {                                                                                           \
+        int mpi_rc_ = (call);                                                                      \
+        if (mpi_rc_ != MPI_SUCCESS) lethe_mpi_failed(mpi_rc_, #call, __FILE__, __LINE__);          \
     } while (0)
 
 /* Formats one line into err (if err and errlen) and returns -1: the shape of every

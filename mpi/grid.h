@@ -27,7 +27,8 @@ typedef struct {
 
 /* Builds the grid over `world`. Returns 0, or -1 with a message in err when
  * dp*pp*tp != size or an axis is < 1. Collective over world; every rank reaches
- * the same verdict. */
+ * the same verdict. Every communicator of the grid returns MPI errors to MPI_CHECK
+ * (MPI_ERRORS_RETURN). */
 int grid_create(lethe_grid *g, MPI_Comm world, int dp, int pp, int tp, char *err, size_t errlen);
 void grid_free(lethe_grid *g);
 

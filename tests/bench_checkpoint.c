@@ -106,23 +106,23 @@ static void own_buffers_io(int fd, const char *path, int write, float *const *bu
 static void raw_own_io(const char *path, const lethe_params *t, double *tw, double *tr)
 {
     int rank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     size_t n = t->total * sizeof(float);
     float *bufs[3] = {t->data, t->m, t->v};
     if (rank == 0) close(open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     double t0 = MPI_Wtime();
     int fd = open(path, O_WRONLY);
     if (fd < 0) lethe_fatal("bench: cannot open '%s'", path);
     own_buffers_io(fd, path, 1, bufs, n, rank);
     if (fsync(fd) || close(fd)) lethe_fatal("bench: fsync/close of '%s' failed", path);
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     *tw = MPI_Wtime() - t0;
     t0 = MPI_Wtime();
     fd = open(path, O_RDONLY);
     own_buffers_io(fd, path, 0, bufs, n, rank);
     close(fd);
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     *tr = MPI_Wtime() - t0;
     if (rank == 0) unlink(path);
 }
@@ -132,17 +132,17 @@ static void raw_own_io(const char *path, const lethe_params *t, double *tw, doub
 static void mpiio_io(const char *path, size_t bytes, double *tw, double *tr)
 {
     int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     const size_t blk = 1u << 20;
     size_t nblk = bytes / blk / (size_t)size;
     char *buf = lethe_malloc(nblk * blk, "bench share");
     memset(buf, 0x5a, nblk * blk);
     MPI_Datatype mib;
-    MPI_Type_contiguous((int)blk, MPI_BYTE, &mib);
-    MPI_Type_commit(&mib);
+    MPI_CHECK(MPI_Type_contiguous((int)blk, MPI_BYTE, &mib));
+    MPI_CHECK(MPI_Type_commit(&mib));
     MPI_File fh;
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     double t0 = MPI_Wtime();
     MPI_CHECK(
         MPI_File_open(MPI_COMM_WORLD, path, MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh));
@@ -151,16 +151,16 @@ static void mpiio_io(const char *path, size_t bytes, double *tw, double *tr)
     MPI_CHECK(MPI_File_sync(fh));
     MPI_CHECK(MPI_File_close(&fh));
     *tw = MPI_Wtime() - t0;
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     t0 = MPI_Wtime();
     MPI_CHECK(MPI_File_open(MPI_COMM_WORLD, path, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh));
     MPI_CHECK(MPI_File_read_at_all(fh, (MPI_Offset)(rank * nblk * blk), buf, (int)nblk, mib,
                                    MPI_STATUS_IGNORE));
     MPI_CHECK(MPI_File_close(&fh));
     *tr = MPI_Wtime() - t0;
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     if (rank == 0) unlink(path);
-    MPI_Type_free(&mib);
+    MPI_CHECK(MPI_Type_free(&mib));
     free(buf);
 }
 
@@ -168,8 +168,8 @@ int main(int argc, char **argv)
 {
     comm_init(&argc, &argv);
     int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     long mib = argc > 1 ? atol(argv[1]) : 256;
     const char *dir = argc > 2 ? argv[2] : ".";
     int reps = argc > 3 ? atoi(argv[3]) : 5;
@@ -207,7 +207,7 @@ int main(int argc, char **argv)
         }
         td = MPI_Wtime() - t0;
         if (d == 42) printf("(digest %llu)\n", (unsigned long long)d);
-        MPI_Allreduce(MPI_IN_PLACE, &td, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &td, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
     }
     /* The methods take turns within each repetition, so that a burst of load from other
      * processes on the machine (or the kernel's writeback of an earlier file) does not
@@ -222,23 +222,23 @@ int main(int argc, char **argv)
     double tm[NM][MAX_REPS];
     size_t bytes = (size_t)(file_mib * (1 << 20));
     for (int r = 0; r < reps; r++) {
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
         double t0 = MPI_Wtime();
         if (ckpt_save(path, &t, &g, NULL, err, sizeof err)) lethe_fatal("%s", err);
         tm[SAVE][r] = MPI_Wtime() - t0;
         for (int pass = 0; pass < 2; pass++) {
             if (pass == 1 && rank == 0) drop_cache(path);
-            MPI_Barrier(MPI_COMM_WORLD);
+            MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
             t0 = MPI_Wtime();
             if (ckpt_load(path, &t, &g, NULL, 1, err, sizeof err)) lethe_fatal("%s", err);
             tm[pass == 0 ? LOAD_WARM : LOAD_COLD][r] = MPI_Wtime() - t0;
         }
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
         if (rank == 0) unlink(path);
         raw_own_io(plain, &t, &tm[RAW_W][r], &tm[RAW_R][r]);
         mpiio_io(plain, bytes, &tm[MPI_W][r], &tm[MPI_R][r]);
         if (rank == 0) plain_io(plain, bytes, &tm[PLAIN_W][r], &tm[PLAIN_RW][r], &tm[PLAIN_RC][r]);
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     }
     if (rank == 0) {
         const char *ct = getenv("OPENBLAS_CORETYPE");

@@ -189,10 +189,10 @@ static void expect_error_x(MPI_Comm comm, int rc, const char *err, const char *w
                            const char *what, int same_msg)
 {
     uint64_t h = str_hash(err), in[2] = {h, ~h}, out[2];
-    MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_MAX, comm);
+    MPI_CHECK(MPI_Allreduce(in, out, 2, MPI_UINT64_T, MPI_MAX, comm));
     int rc_max, rc_min;
-    MPI_Allreduce(&rc, &rc_max, 1, MPI_INT, MPI_MAX, comm);
-    MPI_Allreduce(&rc, &rc_min, 1, MPI_INT, MPI_MIN, comm);
+    MPI_CHECK(MPI_Allreduce(&rc, &rc_max, 1, MPI_INT, MPI_MAX, comm));
+    MPI_CHECK(MPI_Allreduce(&rc, &rc_min, 1, MPI_INT, MPI_MIN, comm));
     CHECK(rc_max == -1 && rc_min == -1, "%s: expected -1 on every rank, got %d..%d", what, rc_min,
           rc_max);
     CHECK(!same_msg || out[0] == ~out[1], "%s: ranks disagree on the message (mine: %s)", what,
@@ -297,7 +297,7 @@ static void roundtrip(MPI_Comm all, const char *path, const shape_cfg *c, MPI_Co
     if (comm_a != MPI_COMM_NULL) {
         lethe_grid g;
         int rank;
-        MPI_Comm_rank(comm_a, &rank);
+        MPI_CHECK(MPI_Comm_rank(comm_a, &rank));
         if (grid_create(&g, comm_a, A.dp, A.pp, A.tp, err, sizeof err))
             lethe_fatal("test: %s", err);
         lethe_params t;
@@ -310,13 +310,13 @@ static void roundtrip(MPI_Comm all, const char *path, const shape_cfg *c, MPI_Co
         params_free(&t);
         grid_free(&g);
     }
-    MPI_Barrier(all);
+    MPI_CHECK(MPI_Barrier(all));
     if (thorough && wrank == 0) check_file_serial(path, c);
     if (comm_b != MPI_COMM_NULL) {
         lethe_grid g;
         int rank;
-        MPI_Comm_size(comm_b, &size_b);
-        MPI_Comm_rank(comm_b, &rank);
+        MPI_CHECK(MPI_Comm_size(comm_b, &size_b));
+        MPI_CHECK(MPI_Comm_rank(comm_b, &rank));
         if (grid_create(&g, comm_b, B.dp, B.pp, B.tp, err, sizeof err))
             lethe_fatal("test: %s", err);
         lethe_params t, want;
@@ -383,7 +383,7 @@ static void roundtrip(MPI_Comm all, const char *path, const shape_cfg *c, MPI_Co
         params_free(&want);
         grid_free(&g);
     }
-    MPI_Barrier(all);
+    MPI_CHECK(MPI_Barrier(all));
 }
 
 /* ---- bad inputs ------------------------------------------------------------------------ */
@@ -410,7 +410,7 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
         fputs("{\"not\": \"hdf5\"}\n", f);
         fclose(f);
     }
-    MPI_Barrier(world);
+    MPI_CHECK(MPI_Barrier(world));
     rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
     expect_error(world, rc, err, "not an HDF5 file", "not HDF5");
     rc = ckpt_verify(path, world, NULL, err, sizeof err);
@@ -423,7 +423,7 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
         stat(path, &st);
         if (truncate(path, st.st_size / 2)) lethe_fatal("test: truncate failed");
     }
-    MPI_Barrier(world);
+    MPI_CHECK(MPI_Barrier(world));
     rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
     expect_error(world, rc, err, "truncated file", "truncated to half");
     rc = ckpt_verify(path, world, NULL, err, sizeof err);
@@ -434,7 +434,7 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
         hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
         H5Fclose(f);
     }
-    MPI_Barrier(world);
+    MPI_CHECK(MPI_Barrier(world));
     rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
     expect_error(world, rc, err, "not a lethe checkpoint", "HDF5 but no checkpoint");
 
@@ -446,7 +446,7 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
             lethe_fatal("test: H5Ldelete failed");
         H5Fclose(f);
     }
-    MPI_Barrier(world);
+    MPI_CHECK(MPI_Barrier(world));
     rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
     expect_error(world, rc, err, "dataset '/params/model.layers.1.mlp.up_proj.weight' is missing",
                  "missing dataset");
@@ -458,7 +458,7 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
         if (H5Ldelete(f, "/adam_v", H5P_DEFAULT) < 0) lethe_fatal("test: H5Ldelete failed");
         H5Fclose(f);
     }
-    MPI_Barrier(world);
+    MPI_CHECK(MPI_Barrier(world));
     rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
     expect_error(world, rc, err, "holds no optimizer state (group '/adam_v' is missing)",
                  "missing optimizer state");
@@ -493,7 +493,7 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
         H5Sclose(sp);
         H5Fclose(f);
     }
-    MPI_Barrier(world);
+    MPI_CHECK(MPI_Barrier(world));
     rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
     expect_error(world, rc, err,
                  "dataset '/params/model.norm.weight' has type float64, expected float32",
@@ -520,7 +520,7 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
         H5Dclose(ds);
         H5Fclose(f);
     }
-    MPI_Barrier(world);
+    MPI_CHECK(MPI_Barrier(world));
     rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
     expect_error(world, rc, err,
                  "dataset '/adam_v/model.layers.2.self_attn.o_proj.weight': digest mismatch",
@@ -577,10 +577,10 @@ static void error_cases(MPI_Comm world, const char *dir, layout A)
 static int run_mpi(void)
 {
     MPI_Comm world;
-    MPI_Comm_dup(MPI_COMM_WORLD, &world);
+    MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &world));
     int size;
-    MPI_Comm_rank(world, &wrank);
-    MPI_Comm_size(world, &size);
+    MPI_CHECK(MPI_Comm_rank(world, &wrank));
+    MPI_CHECK(MPI_Comm_size(world, &size));
 
     /* A scratch folder in the current (build) directory, one per run. */
     char dir[512] = "";
@@ -588,7 +588,7 @@ static int run_mpi(void)
         snprintf(dir, sizeof dir, "ckpt-test-np%d-XXXXXX", size);
         if (!mkdtemp(dir)) lethe_fatal("test: mkdtemp failed: %s", strerror(errno));
     }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, world);
+    MPI_CHECK(MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, world));
 
     layout L[8];
     int nl = pick_layouts(size, base_cfg.L, L);
@@ -613,12 +613,12 @@ static int run_mpi(void)
 
     /* across world sizes: rank 0 alone on one side */
     MPI_Comm solo;
-    MPI_Comm_split(world, wrank == 0 ? 0 : MPI_UNDEFINED, 0, &solo);
+    MPI_CHECK(MPI_Comm_split(world, wrank == 0 ? 0 : MPI_UNDEFINED, 0, &solo));
     snprintf(path, sizeof path, "%s/all-to-one.h5", dir);
     roundtrip(world, path, &base_cfg, world, E, solo, one, 9, 0, size);
     snprintf(path, sizeof path, "%s/one-to-all.h5", dir);
     roundtrip(world, path, &base_cfg, solo, one, world, E, 10, 0, 1);
-    if (solo != MPI_COMM_NULL) MPI_Comm_free(&solo);
+    if (solo != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_free(&solo));
     if (wrank == 0)
         printf("  untied head, and across world sizes: %d failures so far (%.1f s)\n", failures,
                MPI_Wtime() - t0);
@@ -629,14 +629,14 @@ static int run_mpi(void)
     if (wrank == 0) printf("  (%.1f s)\n", MPI_Wtime() - t0);
 
     int total;
-    MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, world);
+    MPI_CHECK(MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, world));
     if (total == 0 && wrank == 0) {
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
     }
     if (wrank == 0) printf("checkpoint.reshard: %d failures\n", total);
-    MPI_Comm_free(&world);
+    MPI_CHECK(MPI_Comm_free(&world));
     return total ? 1 : 0;
 }
 

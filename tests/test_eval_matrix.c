@@ -271,8 +271,8 @@ int main(int argc, char **argv)
 {
     comm_init(&argc, &argv);
     int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     double t0 = MPI_Wtime();
     /* the dataset, written by rank 0 into a fresh folder */
     char dir[256] = "", data[300], ckpt[300], err[1024];
@@ -302,9 +302,9 @@ int main(int argc, char **argv)
         T = sm.seq_len;
         synth_free(d);
     }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
-    MPI_Bcast(&vocab, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    MPI_Bcast(&T, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast(&vocab, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast(&T, 1, MPI_INT, 0, MPI_COMM_WORLD));
     snprintf(data, sizeof data, "%s/authors.h5", dir);
     snprintf(ckpt, sizeof ckpt, "%s/model.h5", dir);
     /* an odd vocabulary, so tp = 2 and 4 pad the vocab-parallel embedding and head;
@@ -344,7 +344,7 @@ int main(int argc, char **argv)
         for (int64_t i = 0; i < ref[0].n; i++) gl += ref[0].gen_len[i];
         check(gl > 0, "reference", "no generated tokens (%g)", (double)gl);
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
 
     test_layout lays[64];
     int nlay = test_layouts_of(size, lays, 64), compared = 0, refused = 0;
@@ -397,7 +397,7 @@ int main(int argc, char **argv)
         rmdir(dir);
     }
     tokenizer_free(tk);
-    MPI_Bcast(&failures, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Bcast(&failures, 1, MPI_INT, 0, MPI_COMM_WORLD));
     MPI_Finalize();
     return failures ? 1 : 0;
 }

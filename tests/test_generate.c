@@ -68,8 +68,8 @@ int main(int argc, char **argv)
 {
     comm_init(&argc, &argv);
     int rank, size, failures = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     lethe_model_config c = cfg();
     int p[NPROMPT * T], plen[NPROMPT], ref[NPROMPT][NEW], nref[NPROMPT];
     prompts(p, plen);
@@ -148,7 +148,7 @@ int main(int argc, char **argv)
             grid_free(&g);
             layouts++;
         }
-    MPI_Allreduce(MPI_IN_PLACE, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
     if (rank == 0) {
         printf("prompt 0 continues with:");
         for (int k = 0; k < nref[0]; k++) printf(" %d", ref[0][k]);

@@ -123,7 +123,7 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
             /* gradients of step 0 are compared before any update */
             double loss = model_forward_backward(m_out, &b, &obj, NULL, NULL);
             model_reduce_grads(m_out);
-            MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm);
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
             res->loss0 = loss;
             continue;
         }
@@ -199,7 +199,7 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
         if (!is_forget[i])
             for (int t = 0; t < b->T; t++) rt += b->targets[i * b->T + t] >= 0;
     }
-    MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     unsigned char is_retain[64];
     double negent[64];
     float *lsm = NULL;
@@ -233,9 +233,9 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     double h = 0.0;
     for (int i = 0; which == 2 && i < B; i++)
         if (is_retain[i]) h -= negent[i];
-    MPI_Allreduce(MPI_IN_PLACE, &h, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &h, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     model_reduce_grads(m);
-    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     *scale = fmax(fabs(loss), h / rt);
     return loss;
 }
@@ -275,7 +275,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     lethe_objective obj = {nll_objective_seq, &ctx};
     double loss = model_forward_backward(&m, &b, &obj, NULL, NULL);
     model_reduce_grads(&m);
-    MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g.dp_comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g.dp_comm));
     char what[256];
     snprintf(what, sizeof what, "%s dp%d pp%d tp%d mb%d", mc->name, dp, pp, tp, M);
     double worst_grad = 0;
@@ -340,7 +340,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     int same = m1.params.total == m2.params.total &&
                !memcmp(m1.params.data, m2.params.data, sizeof(float) * m1.params.total);
     int all_same;
-    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, g.world);
+    MPI_CHECK(MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, g.world));
     double worst_loss = 0, worst_w = 0;
     if (world_rank == 0) {
         check(all_same, "%s: same layout twice is not bitwise identical%.0f", what, 0.0);
@@ -413,8 +413,8 @@ int main(int argc, char **argv)
 {
     comm_init(&argc, &argv);
     int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     /* Two models: one admits every layout up to 8 ranks (8 heads, 8 kv-heads,
      * 8 layers, tied, vocabulary 101 so tp pads it), one has grouped-query
      * heads (8 / 4) and an untied head, so tp = 8 and pp > 4 are refused. */
@@ -518,7 +518,7 @@ int main(int argc, char **argv)
         printf("%d ranks: %d layouts compared, %d refused, %d checks, %d failures\n", size,
                layouts_run, refusals, checks, failures);
     }
-    MPI_Bcast(&failures, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Bcast(&failures, 1, MPI_INT, 0, MPI_COMM_WORLD));
     MPI_Finalize();
     return failures ? 1 : 0;
 }

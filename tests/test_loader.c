@@ -23,6 +23,7 @@
 #include "io/dataset.h"
 #include "io/loader.h"
 #include "mpi/comm.h"
+#include "mpi/fatal.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -129,7 +130,7 @@ static void make_file(const char *path, int64_t n, int t, int cand)
         void **p = (void **)&r;
         for (size_t q = 0; q < sizeof r / sizeof(void *); q++) free(p[q]);
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
 }
 
 /* Checks every row of a batch against the fixture functions; returns rows checked. */
@@ -279,7 +280,7 @@ static void test_order(const char *path)
         }
     /* the same order on every rank (each rank is its own process) */
     uint64_t h = fnv(1469598103934665603ull, ref, 2 * N_MAIN * sizeof *ref), h0 = h;
-    MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD));
     CHECK(h == h0, "rank %d's order differs from rank 0's", rank);
     /* a second loader (fresh state) gives the same order */
     ld = open_or_die(path, "forget", &o);
@@ -315,7 +316,8 @@ static void test_order(const char *path)
             int64_t mine[B_MAIN + 1];
             mine[0] = (int64_t)batch_hash(b);
             for (int i = 0; i < cap; i++) mine[1 + i] = i < b->n ? b->index[i] : -1;
-            MPI_Allgather(mine, cap + 1, MPI_INT64_T, all, cap + 1, MPI_INT64_T, MPI_COMM_WORLD);
+            MPI_CHECK(MPI_Allgather(mine, cap + 1, MPI_INT64_T, all, cap + 1, MPI_INT64_T,
+                                    MPI_COMM_WORLD));
             int per = size / dp;
             for (int q = 0; q < size; q++) {
                 int rep = q / per, lead = rep * per;
@@ -366,7 +368,7 @@ static void test_partial(const char *path)
         check_rows(b, 0);
     }
     int64_t tot[2] = {rows, sum}, g[2];
-    MPI_Allreduce(tot, g, 2, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Allreduce(tot, g, 2, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
     CHECK(batches == 5 && g[0] == N_MAIN && g[1] == (int64_t)N_MAIN * (N_MAIN - 1) / 2,
           "drop_last off: %lld batches, %lld rows, row sum %lld", (long long)batches,
           (long long)g[0], (long long)g[1]);
@@ -475,7 +477,7 @@ static void test_budget(const char *path)
             if (r > peak) peak = r;
         }
         int64_t all_rows = 0;
-        MPI_Allreduce(&rows, &all_rows, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+        MPI_CHECK(MPI_Allreduce(&rows, &all_rows, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
         int64_t want = n / o.global_batch * o.global_batch;
         CHECK(all_rows == want, "prefetch %d: %lld rows of %lld", pf, (long long)all_rows,
               (long long)want);
@@ -598,7 +600,7 @@ static void test_bad(const char *good, const char *prefix)
         H5Ldelete(h, "/forget/answer_start", H5P_DEFAULT);
         H5Fclose(h);
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     char e[16][512];
     snprintf(e[0], 512, "dataset '%s': cannot open: No such file or directory", p[0]);
     snprintf(e[1], 512, "dataset '%s': not an HDF5 file", p[1]);
@@ -683,12 +685,12 @@ static void test_bad(const char *good, const char *prefix)
     }
 
     int total = 0;
-    MPI_Allreduce(&passed, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Allreduce(&passed, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
     CHECK(total == 2 * ncases * size, "bad datasets: %d messages of %d expected over all ranks",
           total, 2 * ncases * size);
     if (rank == 0)
         printf("bad datasets: %d of %d messages on %d ranks\n", total, 2 * ncases * size, size);
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     if (rank == 0)
         for (int i = 0; i < 11; i++) remove(p[i]);
 }
@@ -779,8 +781,8 @@ static void bench(const char *path, double compute_ms)
 int main(int argc, char **argv)
 {
     comm_init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     char prefix[64], main_file[96], big[96], good[96];
     snprintf(prefix, sizeof prefix, "test_loader_np%d", size);
     snprintf(main_file, sizeof main_file, "%s_main.h5", prefix);
@@ -798,14 +800,14 @@ int main(int argc, char **argv)
         test_budget(big);
         test_bad(good, prefix);
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     if (rank == 0) {
         remove(main_file);
         remove(big);
         remove(good);
     }
     int all = 0;
-    MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_CHECK(MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
     if (rank == 0)
         printf(all ? "test_loader: %d failure(s)\n" : "test_loader: all checks passed\n", all);
     MPI_Finalize();

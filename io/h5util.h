@@ -1,0 +1,24 @@
+/* io/h5util.h — HDF5's error stack as lethe reports it: one line, not a printed stack.
+ *
+ * While an HDF5 section runs, h5_quiet_on turns HDF5's automatic printing off (and
+ * h5_quiet_off restores what was there); when a call fails, h5_last_error gives the
+ * innermost description of the error stack, the most specific one ("truncated file:
+ * eof = ..."), to end the caller's one-line message. */
+#ifndef LETHE_IO_H5UTIL_H
+#define LETHE_IO_H5UTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+
+typedef struct {
+    H5E_auto2_t func;
+    void *data;
+} h5_quiet;
+void h5_quiet_on(h5_quiet *q);
+void h5_quiet_off(const h5_quiet *q);
+
+/* The innermost non-empty description of the current HDF5 error stack into buf (len
+ * bytes), or "HDF5 error (no detail)" if the stack holds none. Returns buf. */
+const char *h5_last_error(char *buf, size_t len);
+
+#endif
