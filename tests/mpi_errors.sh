@@ -16,8 +16,9 @@ trap 'rm -rf "$work"' EXIT
 line_of() { grep -n -F "$1" "$src" | cut -d: -f1; }
 send_call='MPI_Send(&x, 1, MPI_INT, n, 0, comm)'
 file_call='MPI_File_open(g.world, missing, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh)'
-send_at="$src:$(line_of "MPI_CHECK($send_call)")"
-file_at="$src:$(line_of "MPI_CHECK($file_call)")"
+# the build maps __FILE__ to the path under the source tree (-fmacro-prefix-map)
+send_at="tests/test_mpi_errors.c:$(line_of "MPI_CHECK($send_call)")"
+file_at="tests/test_mpi_errors.c:$(line_of "MPI_CHECK($file_call)")"
 # Open MPI's MPI_Error_string of the error classes raised here
 rank_err='MPI_ERR_RANK: invalid rank'
 file_err='MPI_ERR_NO_SUCH_FILE: no such file or directory'
