@@ -9,6 +9,10 @@
 #                                one BLAS thread per rank, and Open MPI's root switches
 #                                when run as root
 #   bench_mpi_args N             sets `mpi_args` to -n N, oversubscribed past the cores
+#   bench_work NAME              sets `work` to a new scratch folder, removed at exit; a
+#                                non-zero exit prints "NAME: FAILED (exit N)" last (the
+#                                smoke tests of tests/perf.cmake fail on it: ctest's
+#                                PASS_REGULAR_EXPRESSION alone ignores the exit status)
 bench_counts() {
     local name="$1" v
     shift
@@ -39,4 +43,13 @@ bench_setup() {
 bench_mpi_args() {
     mpi_args=(-n "$1")
     [ "$1" -le "$(nproc 2>/dev/null || echo 1)" ] || mpi_args+=(--oversubscribe)
+}
+
+bench_work() {
+    bench_name="$1"
+    work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-${1%.sh}.XXXXXX")"
+    # shellcheck disable=SC2154 # rc is set by the trap itself
+    trap 'rc=$?; rm -rf "$work"
+        [ $rc = 0 ] || echo "$bench_name: FAILED (exit $rc)" >&2
+        exit $rc' EXIT
 }

@@ -49,8 +49,7 @@ tthreads="${tthreads:-$ranks}"
 export OMP_WAIT_POLICY=PASSIVE
 bench_mpi_args "$ranks"
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-bench-peer.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+bench_work bench_peer.sh
 results="$work/results.jsonl"
 echo "bench_peer: $cfg ${sets[*]:-}, lethe on $ranks rank(s) x 1 BLAS thread, PyTorch on" \
     "$tthreads thread(s), $rounds round(s), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}," \

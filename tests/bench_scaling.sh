@@ -43,8 +43,7 @@ bench_counts bench_scaling.sh "$rounds" "$mb"
 bench_setup bench_scaling.sh "$cfg" "$coretype"
 bench_mpi_args 2
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-bench-scaling.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+bench_work bench_scaling.sh
 results="$work/results.jsonl"
 echo "bench_scaling: $cfg ${sets[*]:-}, $rounds round(s), pp micro-batches $mb," \
     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -40,8 +40,7 @@ bench_counts bench_stream.sh "$ranks" "$steps" "$rows"
 bench_setup bench_stream.sh "$cfg" "$coretype"
 bench_mpi_args "$ranks"
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-bench-stream.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+bench_work bench_stream.sh
 T="$("$py" -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c.get("train",{}).get("seq_len",64))' "$cfg")"
 for s in "${sets[@]}"; do case "$s" in train.seq_len=*) T="${s#*=}" ;; esac; done
 echo '{"synth": {"kind": "markov"}}' >"$work/synth.json"

@@ -12,12 +12,16 @@
 # OMPI_MCA_orte_execute_quiet (Open MPI's `mpirun -q`): it is mpirun's text, not
 # lethe's, and would otherwise add ten lines to every failing run. The runs
 # spend their time waiting on MPI start-up and tear-down, not computing, so
-# they go four at a time.
+# they go four at a time. Each run is a case of tests/cases_lib.sh, under a 120 s
+# limit: one verdict line per run, PASS only with exit status 0 and the run's own PASS
+# line (a hang, a crash or a silent exit fails); the closing line counts them.
 #
 # usage: cli_bad_config.sh [CONFIGS_BAD_DIR]   (env: MPIRUN, LETHE_BIN)
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/cases_lib.sh"
 
-# One run: cli_bad_config.sh --one CONFIG N SCRATCH. Prints FAIL lines, exits 1 on failure.
+# One run: cli_bad_config.sh --one CONFIG N SCRATCH. Prints what failed, then its verdict
+# line ("PASS NAME npN" or "FAIL NAME npN"); exits 1 on failure.
 if [ "${1:-}" = "--one" ]; then
     cfg="$2" n="$3" scratch="$4"
     name="$(basename "$cfg" .json)"
@@ -29,7 +33,7 @@ if [ "${1:-}" = "--one" ]; then
     rc=$?
     bad=0
     fail() {
-        echo "FAIL $name np$n: $*"
+        echo "$name np$n: $*"
         bad=1
     }
     lines="$(wc -l <"$work.err")"
@@ -46,7 +50,8 @@ if [ "${1:-}" = "--one" ]; then
     [[ "$first" == *"$want"* ]] || fail "stderr lacks '$want': $first"
     [ -z "$(ls -A "$work")" ] || fail "created $(ls -A "$work" | tr '\n' ' ')"
     rm -rf "$work" "$work.out" "$work.err"
-    exit "$bad"
+    case_done "$name np$n" $bad
+    exit
 fi
 
 dir="${1:-${LETHE_SOURCE_DIR:-$(dirname "$0")/..}/tests/configs_bad}"
@@ -61,12 +66,11 @@ dir="$(cd "$dir" && pwd)"
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/lethe-cli-bad.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 
-runs=0 missing=0 files=0
-list="$scratch/runs"
-: >"$list"
+missing=0 files=0
+cases_init "$scratch/runs"
 for cfg in "$dir"/*.json; do
     if [ ! -f "${cfg%.json}.expect" ]; then
-        echo "FAIL $(basename "$cfg"): no .expect sidecar"
+        echo "cli_bad_config: $(basename "$cfg") has no .expect sidecar"
         missing=$((missing + 1))
         continue
     fi
@@ -76,21 +80,17 @@ for cfg in "$dir"/*.json; do
     [ $((files % 4)) -eq 0 ] && ranks="1 2"
     files=$((files + 1))
     for n in $ranks; do
-        printf '%s\0%s\0%s\0' "$cfg" "$n" "$scratch" >>"$list"
-        runs=$((runs + 1))
+        case_add "$(basename "$cfg" .json) np$n" bash "$0" --one "$cfg" "$n" "$scratch"
     done
 done
 
-xargs -0 -n 3 -P 4 bash "$0" --one <"$list" >"$scratch/log" 2>&1
-cat "$scratch/log"
-failures="$(grep -c '^FAIL' "$scratch/log")"
-failures=$((failures + missing))
+cases_xargs 4 120
+ok=0
+cases_end cli_bad_config || ok=1
 if [ "$files" -lt 15 ]; then
-    echo "FAIL only $files bad configs (expected at least 15)"
-    failures=$((failures + 1))
+    echo "cli_bad_config: only $files bad configs (expected at least 15)"
+    ok=1
 fi
-if [ "$failures" -ne 0 ]; then
-    echo "cli_bad_config: $failures failed checks in $runs runs" >&2
-    exit 1
-fi
-echo "cli_bad_config: $runs runs, each exit 2 with one 'lethe: ' line and no output"
+[ "$missing" -eq 0 ] || ok=1
+[ $ok -eq 0 ] && echo "cli_bad_config: each run exit 2 with one 'lethe: ' line and no output"
+exit $ok

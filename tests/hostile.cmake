@@ -1,7 +1,7 @@
 # Bad and hostile inputs through the real `lethe` binary (tests/hostile.sh): configs,
 # HDF5 datasets, safetensors, JSON lines, GPT-2 tokenizer files and study files, each
 # refused with one "lethe: " line, a non-zero exit and no hang, at 1 and 2 ranks, with
-# the sentinel files of the output folder unchanged; asserts "hostile inputs: K/K".
+# the sentinel files of the output folder unchanged; one verdict per input, K/K passed.
 # make_hostile_h5 writes the bad HDF5 datasets with the HDF5 library itself. nosan: ~90
 # lethe start-ups per rank count take minutes under AddressSanitizer (the parsers run
 # under ASan/UBSan in the fuzz tests instead).

@@ -20,10 +20,14 @@
 # begun its folder: config.json, provenance.json, a .partial log). Configs go through
 # tests/cli_bad_config.sh --one, which asserts exit 2, one "lethe: " line with the
 # .expect text and nothing created at all.
-# Prints and asserts "hostile inputs: K/K refused cleanly".
+# Each run is a case of tests/cases_lib.sh, under a 120 s limit: one verdict line per
+# input, PASS only with exit status 0 and the case's own PASS line (a hang, a crash or a
+# silent exit fails); the closing line "hostile npN: K passed, 0 failed of K cases".
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/cases_lib.sh"
 
-# One case: hostile.sh --one NAME N WORK EXPECT ARGS... (prints PASS or FAIL lines).
+# One case: hostile.sh --one NAME N WORK EXPECT ARGS... (its verdict line last; exit 0
+# when it passed).
 if [ "${1:-}" = "--one" ]; then
     name=$2 n=$3 work=$4 want=$5
     shift 5
@@ -37,7 +41,7 @@ if [ "${1:-}" = "--one" ]; then
     rc=$?
     bad=0
     fail() {
-        echo "FAIL $name np$n: $*"
+        echo "$name np$n: $*"
         bad=1
     }
     # warnings (an environment variable that slows OpenBLAS, ...) are not error lines
@@ -60,9 +64,9 @@ if [ "${1:-}" = "--one" ]; then
     made="$(cd "$work/out" && ls -A | grep -v '^\(model.h5\|data.h5\|SENTINEL\)$' |
         grep '\.h5$\|\.safetensors$\|\.done$\|^results')"
     [ -z "$made" ] || fail "left outputs that look complete: $made"
-    [ $bad = 0 ] && echo "PASS $name np$n"
     rm -rf "$work" "$work.out" "$work.err"
-    exit 0
+    case_done "$name np$n" $bad
+    exit
 fi
 
 n="${1:?usage: hostile.sh N MAKE_H5}"
@@ -92,16 +96,12 @@ if ! (cd "$scratch/control" && timeout 120 "$MPIRUN" --oversubscribe -n "$n" "$L
     exit 1
 fi
 
-# every run is a one-line script of shell-quoted words; four run at a time (they spend
-# their time waiting on MPI start-up and tear-down)
-mkdir "$scratch/runs"
-cases=0
-add_run() {
-    cases=$((cases + 1))
-    printf '%q ' "$@" >"$scratch/runs/$(printf %03d $cases).sh"
-}
+# every run is a case; four run at a time (they spend their time waiting on MPI start-up
+# and tear-down)
+cases_init "$scratch/runs"
 for cfg in "$H"/configs/*.json; do
-    add_run timeout 120 bash "$src/tests/cli_bad_config.sh" --one "$cfg" "$n" "$scratch"
+    case_add "$(basename "$cfg" .json) np$n" \
+        bash "$src/tests/cli_bad_config.sh" --one "$cfg" "$n" "$scratch"
 done
 while IFS=$'\t' read -r name want args; do
     case "$name" in "" | "#"*) continue ;; esac
@@ -110,19 +110,7 @@ while IFS=$'\t' read -r name want args; do
     args="${args//@D/$src/tests/data}"
     args="${args//@N/$n}"
     # shellcheck disable=SC2086 # the arguments are split at spaces on purpose
-    add_run bash "$0" --one "$name" "$n" "$scratch/$name.np$n" "$want" $args
+    case_add "$name np$n" bash "$0" --one "$name" "$n" "$scratch/$name.np$n" "$want" $args
 done <"$H/cases.txt"
-
-log="$scratch/log"
-ls "$scratch"/runs/*.sh | xargs -n 1 -P 4 bash >"$log" 2>&1
-sed -n '/^FAIL/,/^PASS/p' "$log" | grep -v '^PASS'
-failed="$(grep -c '^FAIL' "$log")"
-# a config run prints nothing when it passes; a case prints PASS: count the runs that failed
-bad_runs="$(grep '^FAIL' "$log" | awk '{print $2}' | sort -u | wc -l)"
-ok=$((cases - bad_runs))
-echo "hostile inputs: $ok/$cases refused cleanly ($n ranks)"
-if [ "$cases" -lt 60 ]; then
-    echo "FAIL only $cases hostile inputs (expected at least 60)"
-    exit 1
-fi
-[ "$failed" -eq 0 ] && [ "$ok" -eq "$cases" ]
+cases_xargs 4 120
+cases_end "hostile np$n" 60

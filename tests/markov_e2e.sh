@@ -50,24 +50,29 @@ if ! timeout 900 "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" study "$work/study.
 fi
 grep -c "^==>" "$work/study.log" | sed 's/^/jobs run: /'
 
-# summary values: kl KEY of a run folder, prob of the pooled forget chains
-val() { "$py" -c "import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+# summary values: kl KEY of a run folder, prob of the pooled forget chains. A value that
+# is not there, or not a number, fails the test (an empty or "None" value would pass some
+# of awk's comparisons as a string)
+val() {
+    "$py" -c "import json,sys; s=json.load(open(sys.argv[1])); print(float(eval(sys.argv[2])))" "$@" ||
+        { echo "FAIL: no number $2 in $1" >&2 && return 1; }
+}
 S="$work/s"
-o1="$(val "$S/eval-origin-forget/summary.json" "s['markov']['kl_forget1']")"
-o2="$(val "$S/eval-origin-forget/summary.json" "s['markov']['kl_forget2']")"
-of="$(val "$S/eval-origin-forget/summary.json" "s['markov']['kl_forget']")"
-op="$(val "$S/eval-origin-forget/summary.json" "s['splits']['forget_chains']['prob']")"
-r1="$(val "$S/eval-retrain-forget/summary.json" "s['markov']['kl_forget1']")"
-r2="$(val "$S/eval-retrain-forget/summary.json" "s['markov']['kl_forget2']")"
+o1="$(val "$S/eval-origin-forget/summary.json" "s['markov']['kl_forget1']")" || fail=1
+o2="$(val "$S/eval-origin-forget/summary.json" "s['markov']['kl_forget2']")" || fail=1
+of="$(val "$S/eval-origin-forget/summary.json" "s['markov']['kl_forget']")" || fail=1
+op="$(val "$S/eval-origin-forget/summary.json" "s['splits']['forget_chains']['prob']")" || fail=1
+r1="$(val "$S/eval-retrain-forget/summary.json" "s['markov']['kl_forget1']")" || fail=1
+r2="$(val "$S/eval-retrain-forget/summary.json" "s['markov']['kl_forget2']")" || fail=1
 echo "origin:  KL forget1 $o1  forget2 $o2  (pooled $of, forget prob $op)"
 echo "retrain: KL forget1 $r1  forget2 $r2"
 awk -v o="$o1" -v r="$r1" -v p="$o2" -v q="$r2" 'BEGIN { exit !(o < 0.5 * r && p < 0.5 * q) }' ||
     say_fail "the origin did not learn the forget chains (KL $o1, $o2 vs retrain $r1, $r2)"
 for m in npo simnpo; do
     d="$(ls -d "$S"/eval-forget-$m-* | head -n 1)"
-    kf="$(val "$d/summary.json" "s['markov']['kl_forget']")"
-    kr="$(val "$d/summary.json" "s['markov']['kl_retain']")"
-    pf="$(val "$d/summary.json" "s['splits']['forget_chains']['prob']")"
+    kf="$(val "$d/summary.json" "s['markov']['kl_forget']")" || fail=1
+    kr="$(val "$d/summary.json" "s['markov']['kl_retain']")" || fail=1
+    pf="$(val "$d/summary.json" "s['splits']['forget_chains']['prob']")" || fail=1
     echo "$m: KL forget (pooled) $kf  retain $kr  forget prob $pf"
     awk -v a="$kf" -v b="$of" -v p="$pf" -v q="$op" 'BEGIN { exit !(a > b && p < q) }' ||
         say_fail "$m did not move away from the forget chains (KL $kf vs origin $of, prob $pf vs $op)"

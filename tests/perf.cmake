@@ -1,6 +1,8 @@
 # The PyTorch peer benchmark (tests/bench_peer.sh), smoke-run: one round of a very
 # small model must print a lethe line and a positive lethe/PyTorch ratio (no timing is
 # asserted; a benchmark is never a test). Needs PyTorch like the parity tests.
+# PASS_REGULAR_EXPRESSION alone ignores the exit status: a bench script that fails prints
+# "NAME: FAILED (exit N)" last (bench_work, tests/bench_lib.sh), which fails the smoke test.
 set(LETHE_PEER_SMOKE --rounds 1 --set model.vocab_size=512 --set model.dim=64
   --set model.n_layers=1 --set model.n_heads=2 --set model.n_kv_heads=2 --set model.mlp_dim=128
   --set model.max_seq_len=32 --set train.batch_size=2 --set train.seq_len=32
@@ -9,7 +11,8 @@ lethe_test(NAME perf.bench_peer_smoke
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bench_peer.sh
           ${CMAKE_SOURCE_DIR}/jobs/configs/bench-tiny.json ${LETHE_PEER_SMOKE}
   TIMEOUT 120 LABELS slow)
-set_tests_properties(perf.bench_peer_smoke PROPERTIES PASS_REGULAR_EXPRESSION
+set_tests_properties(perf.bench_peer_smoke PROPERTIES
+  FAIL_REGULAR_EXPRESSION "FAILED \\(exit" PASS_REGULAR_EXPRESSION
   "median lethe: [0-9.]+ tokens/s.*ratio lethe/PyTorch \\(median tokens/s\\): [0-9]*[1-9][0-9]*\\.[0-9]+|ratio lethe/PyTorch \\(median tokens/s\\): 0\\.[0-9]*[1-9]")
 
 # The scaling and streaming benchmarks (tests/bench_scaling.sh, tests/bench_stream.sh),
@@ -25,11 +28,13 @@ lethe_test(NAME perf.bench_scaling_smoke
           ${CMAKE_SOURCE_DIR}/jobs/configs/bench-tiny.json --rounds 1 --micro-batches 4
           ${LETHE_BENCH_SMALL} --set bench.warmup=1 --set bench.steps=2
   TIMEOUT 120 LABELS slow)
-set_tests_properties(perf.bench_scaling_smoke PROPERTIES PASS_REGULAR_EXPRESSION
+set_tests_properties(perf.bench_scaling_smoke PROPERTIES
+  FAIL_REGULAR_EXPRESSION "FAILED \\(exit" PASS_REGULAR_EXPRESSION
   "pp=2 m=4 +[0-9.]+ +[0-9]+\\.[0-9][0-9] +[0-9]+\\.[0-9][0-9] ")
 lethe_test(NAME perf.bench_stream_smoke
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bench_stream.sh
           ${CMAKE_SOURCE_DIR}/jobs/configs/bench-tiny.json --steps 4 --rows 200 ${LETHE_BENCH_SMALL}
   TIMEOUT 120 LABELS slow)
-set_tests_properties(perf.bench_stream_smoke PROPERTIES PASS_REGULAR_EXPRESSION
+set_tests_properties(perf.bench_stream_smoke PROPERTIES
+  FAIL_REGULAR_EXPRESSION "FAILED \\(exit" PASS_REGULAR_EXPRESSION
   "train, no read-ahead\nlethe train: data stream: [0-9.]+ s waiting for batches in 4 steps, [0-9]+\\.[0-9][0-9]% of step time.*no read-ahead: prefetch is off.*lethe unlearn: data stream: [0-9.]+ s waiting for batches in 4 steps, [0-9]+\\.[0-9][0-9]% of step time \\(rank [01], the most\\); the next batch is read ahead in a thread")

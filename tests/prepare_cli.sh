@@ -21,6 +21,7 @@
 # stderr. env: MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR; python3 (json only) computes the
 # expected counts from the fixtures.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/cases_lib.sh"
 : "${MPIRUN:?MPIRUN is not set}"
 : "${LETHE_BIN:?LETHE_BIN is not set}"
 : "${LETHE_SOURCE_DIR:?LETHE_SOURCE_DIR is not set}"
@@ -150,40 +151,26 @@ for n in 1 2; do
 done
 
 # ---- refusals ------------------------------------------------------------------------
-# refuse TAG WANT args...: at each rank count of $ranks, in the background (the runs
-# spend their time in MPI start-up). Failures go to $work/*.fail. Flag errors are found
-# by every rank alike before any work, so they run at 2 ranks (where one line, not two,
-# is the point); errors found in the files by rank 0 alone run at 1 and 2.
+# refuse TAG WANT args...: a case of tests/cases_lib.sh at each rank count of $ranks, run
+# in the background (the runs spend their time in MPI start-up); collect waits for them
+# (at most 120 s each) and prints one verdict line per case. Flag errors are found by
+# every rank alike before any work, so they run at 2 ranks (where one line, not two, is
+# the point); errors found in the files by rank 0 alone run at 1 and 2.
+# shellcheck disable=SC2317 # run by case_bg
+refuse_one() { # TAG N WANT args...
+    local t="$1.np$2" n="$2" out="$work/$1.np$2.h5" want="$3" a args=()
+    shift 3
+    for a in "$@"; do args+=("${a//@OUT@/$out}"); done
+    prep "$t" "$n" "${args[@]}"
+    case_refusal "$t" "lethe prepare ${args[*]}" "$want" "$out" $? "$work/$t.err"
+}
 refuse() {
-    local tag="$1" want="$2"
+    local tag="$1" want="$2" n
     shift 2
-    for n in $ranks; do
-        (
-            t="$tag.np$n" out="$work/$tag.np$n.h5"
-            bad() { echo "FAIL [$t] lethe prepare $*" >>"$work/$t.fail"; }
-            args=()
-            for a in "$@"; do args+=("${a//@OUT@/$out}"); done
-            prep "$t" "$n" "${args[@]}"
-            rc=$?
-            lines="$(wc -l <"$work/$t.err")"
-            first="$(head -n 1 "$work/$t.err")"
-            [ "$rc" -eq 2 ] || bad "${args[*]}: exit $rc, expected 2"
-            [ "$lines" -eq 1 ] || bad "${args[*]}: stderr has $lines lines, expected one: $(cat "$work/$t.err")"
-            [[ "$first" == "lethe: "* ]] || bad "${args[*]}: stderr does not start with 'lethe: ': $first"
-            [[ "$first" == *"$want"* ]] || bad "${args[*]}: stderr lacks \"$want\": $first"
-            if ls "$out"* >/dev/null 2>&1; then bad "${args[*]}: left $(ls "$out"*)"; fi
-        ) &
-    done
+    for n in $ranks; do case_bg "$tag.np$n" refuse_one "$tag" "$n" "$want" "$@"; done
 }
-collect() {
-    wait
-    for f in "$work"/*.fail; do
-        [ -e "$f" ] || continue
-        cat "$f"
-        fail=1
-        rm -f "$f"
-    done
-}
+collect() { cases_wait 120; }
+cases_init "$work/cases"
 ok_in="forget=$D/tofu_retain.jsonl"
 ranks=2
 refuse unknown "unknown option '--outptu'" --outptu @OUT@ --input "$ok_in"
@@ -263,5 +250,6 @@ for flag in --output "--input SPLIT=PATH" --tokenizer --gpt2-encoder --gpt2-merg
     [[ "$help" == *"$flag"* ]] || FAIL "lethe prepare --help does not mention $flag"
 done
 
+cases_end "prepare_cli refusals" 34 || fail=1
 [ "$fail" -eq 0 ] && echo "prepare_cli: all checks passed"
 exit "$fail"

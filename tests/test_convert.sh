@@ -27,6 +27,7 @@
 # KEEP=1 keeps the scratch folder (its path is printed) for a look at the files.
 # Exit 77 (skipped) when that python lacks numpy or torch.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/cases_lib.sh"
 : "${MPIRUN:?MPIRUN is not set}"
 : "${LETHE_BIN:?LETHE_BIN is not set}"
 : "${LETHE_SOURCE_DIR:?LETHE_SOURCE_DIR is not set}"
@@ -65,34 +66,20 @@ must() { # must N args...: the run succeeds, or the test ends
         exit 1
     fi
 }
-# refuse TAG N WANT TO args...: in the background (the refusals are independent and
-# spend their time in MPI start-up); asserts exit 2, exactly one stderr line
-# 'lethe: ...WANT...', and nothing at TO or TO.tmp. Failures go to $work/TAG.fail.
-refuse() {
-    (
-        tag="$1" n="$2" want="$3" to="$4"
-        shift 4
-        bad() { echo "FAIL [$tag] lethe $*" >>"$work/$tag.fail"; }
-        run_lethe "$tag" "$n" "$@"
-        rc=$?
-        lines="$(wc -l <"$work/$tag.err")"
-        first="$(head -n 1 "$work/$tag.err")"
-        [ "$rc" -eq 2 ] || bad "$*: exit $rc, expected 2"
-        [ "$lines" -eq 1 ] || bad "$*: stderr has $lines lines, expected one: $(cat "$work/$tag.err")"
-        [[ "$first" == "lethe: "* ]] || bad "$*: stderr does not start with 'lethe: ': $first"
-        [[ "$first" == *"$want"* ]] || bad "$*: stderr lacks \"$want\": $first"
-        if [ -n "$to" ] && ls "$to"* >/dev/null 2>&1; then bad "$*: left $(ls "$to"*)"; fi
-    ) &
+# refuse TAG N WANT TO args...: a case of tests/cases_lib.sh, run in the background (the
+# refusals are independent and spend their time in MPI start-up); asserts exit 2, exactly
+# one stderr line 'lethe: ...WANT...', and nothing at TO or TO.tmp. collect waits for them
+# (at most 120 s each) and prints one verdict line per case.
+# shellcheck disable=SC2317 # run by case_bg
+refuse_one() {
+    local tag="$1" n="$2" want="$3" to="$4"
+    shift 4
+    run_lethe "$tag" "$n" "$@"
+    case_refusal "$tag" "lethe $*" "$want" "$to" $? "$work/$tag.err"
 }
-collect() { # waits for the refusals and reports their failures
-    wait
-    for f in "$work"/*.fail; do
-        [ -e "$f" ] || continue
-        cat "$f"
-        fail=1
-        rm -f "$f"
-    done
-}
+refuse() { case_bg "$1" refuse_one "$@"; }
+collect() { cases_wait 120; }
+cases_init "$work/cases"
 
 # 1. a model to convert
 must 2 train "$cfg" --set train.steps=3 --set optim.warmup_steps=1 --set train.log_every=100 \
@@ -291,5 +278,6 @@ refuse nofile 1 "cannot open" "$work/x8.h5" \
     convert "$cfg" --set layout.tp=1 --from "$work/none.safetensors" --to "$work/x8.h5"
 collect
 
+cases_end "test_convert refusals" 10 || fail=1
 [ "$fail" -eq 0 ] && echo "test_convert: all checks passed"
 exit "$fail"
