@@ -16,6 +16,8 @@ set -euo pipefail
 
 # shellcheck source=jobs/setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+# shellcheck source=jobs/mpienv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/mpienv.sh"
 lethe_setup --demo
 lethe_build build
 
@@ -49,7 +51,7 @@ fi
 
 echo "+ mpirun ${mpi_args[*]} build/lethe study $study ${layout[*]} $*"
 t0=$SECONDS
-mpirun "${mpi_args[@]}" build/lethe study "$study" "${layout[@]}" "$@"
+lethe_mpirun mpirun "${mpi_args[@]}" build/lethe study "$study" "${layout[@]}" "$@"
 
 # The study's folder (--dir DIR, else runs/tofu-tiny), its table and plots.
 dir=runs/tofu-tiny

@@ -440,6 +440,18 @@ static void command_line(sbuf *b, const lethe_sbatch_spec *s, const char *indent
     }
 }
 
+/* After the launcher, with its status in lethe_status: the signal that killed a rank
+ * (a quiet mpirun exits 128 + N without a word), the session folder removed. */
+static void job_end(sbuf *b, int quiet, int own_tmp)
+{
+    if (quiet)
+        sb_put(b, "if [ \"$lethe_status\" -gt 128 ] && [ \"$lethe_status\" -lt 160 ]; then\n"
+                  "    echo \"lethe: a process of the job was killed by signal "
+                  "$((lethe_status - 128))\" >&2\n"
+                  "fi\n");
+    if (own_tmp) sb_put(b, "rm -rf \"$lethe_ompi_tmp\"\n");
+}
+
 char *lethe_sbatch_render(const lethe_sbatch_spec *s, char *err, size_t errlen)
 {
     if (lethe_sbatch_validate(s, err, errlen) != 0) return NULL;
@@ -497,6 +509,30 @@ char *lethe_sbatch_render(const lethe_sbatch_spec *s, char *err, size_t errlen)
         for (size_t i = 0; i < sizeof ucx / sizeof ucx[0]; i++)
             if (!env_has(s, ucx[i][0])) export_var(&b, ucx[i][0], ucx[i][1]);
     }
+    /* Open MPI 4.1 keeps all of a user's jobs on a node under one
+     * <tmpdir_base>/ompi.<host>.<uid>/, which a job removes when it finds it empty at its
+     * end: a job starting on the node at that moment loses it between two mkdirs and
+     * dies (ORTE_ERROR_LOG ... session_dir.c). Slurm packs small jobs onto one node. */
+    const int own_tmp = !env_has(s, "OMPI_MCA_orte_tmpdir_base");
+    if (own_tmp)
+        sb_put(&b, "# Open MPI's session files in a folder of this job's own (jobs that share a "
+                   "node\n# would race on one <tmp>/ompi.<host>.<uid>/); removed at the end.\n"
+                   "lethe_ompi_in=\"${OMPI_MCA_orte_tmpdir_base:-${TMPDIR:-/tmp}}\"\n"
+                   "lethe_ompi_tmp=\"$(mkdir -p \"$lethe_ompi_in\" && "
+                   "mktemp -d \"$lethe_ompi_in/lethe-ompi.XXXXXX\")\" || {\n"
+                   "    echo \"lethe: cannot create a folder for Open MPI's session files in "
+                   "$lethe_ompi_in\" >&2\n"
+                   "    exit 1\n"
+                   "}\n"
+                   "export OMPI_MCA_orte_tmpdir_base=\"$lethe_ompi_tmp\"\n");
+    /* mpirun's banners after a failed rank ("Primary job terminated normally, but 1
+     * process returned a non-zero exit code", ...) would follow lethe's one error line;
+     * quiet, it does not name a killed rank's signal either, so the script does. */
+    const int quiet =
+        s->launcher == LETHE_LAUNCH_MPIRUN && !env_has(s, "OMPI_MCA_orte_execute_quiet");
+    if (quiet)
+        sb_put(&b, "# No mpirun banner after a failed rank's own error line.\n"
+                   "export OMPI_MCA_orte_execute_quiet=1\n");
     for (size_t i = 0; i < s->n_env; i++) export_var(&b, s->env[i].name, s->env[i].value);
     sb_putc(&b, '\n');
 
@@ -516,6 +552,7 @@ char *lethe_sbatch_render(const lethe_sbatch_spec *s, char *err, size_t errlen)
                    "    lethe_status=$?\n"
                    "    kill -0 \"$lethe_pid\" 2>/dev/null || break\n"
                    "done\n");
+        job_end(&b, quiet, own_tmp);
         if (s->requeue)
             sb_put(&b, "# Back to the queue: the next run resumes from the checkpoint.\n"
                        "if [ \"$lethe_signalled\" = 1 ]; then\n"
@@ -525,6 +562,11 @@ char *lethe_sbatch_render(const lethe_sbatch_spec *s, char *err, size_t errlen)
     } else {
         command_line(&b, s, "");
         sb_putc(&b, '\n');
+        if (quiet || own_tmp) {
+            sb_put(&b, "lethe_status=$?\n");
+            job_end(&b, quiet, own_tmp);
+            sb_put(&b, "exit \"$lethe_status\"\n");
+        }
     }
     if (b.oom) {
         free(b.p);

@@ -13,7 +13,14 @@
  *   it; `unset OPENBLAS_CORETYPE` unless spec->env sets it (sbatch passes the
  *   submitter's environment on, and a forced core type silently halves sgemm speed on
  *   CPUs newer than the forced one); the Open MPI variables only when asked (root may
- *   start ranks; TCP over loopback for virtual nodes of one host); spec->env in order;
+ *   start ranks; UCX for virtual nodes of one host); unless spec->env sets them, a
+ *   session folder of the job's own for Open MPI (`mktemp -d` under
+ *   $OMPI_MCA_orte_tmpdir_base, else $TMPDIR, else /tmp, exported as
+ *   OMPI_MCA_orte_tmpdir_base: jobs sharing a node would race on one
+ *   <tmp>/ompi.<host>.<uid>/; the batch node's copy is removed once the launcher ends,
+ *   other nodes keep an empty folder of that name) and, for mpirun,
+ *   OMPI_MCA_orte_execute_quiet=1 (no mpirun banner after a rank's own error line; the
+ *   script itself names the signal of a killed rank); spec->env in order;
  *   the launcher line: `srun --mpi=pmix [--cpus-per-task=C]` (Slurm 22.05's srun no
  *   longer inherits sbatch's --cpus-per-task) or `mpirun -n NTASKS` inside the
  *   allocation, then the lethe binary and its arguments, each shell-quoted, one

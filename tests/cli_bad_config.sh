@@ -28,7 +28,8 @@ if [ "${1:-}" = "--one" ]; then
     want="$(head -n 1 "${cfg%.json}.expect")"
     work="$scratch/$name.np$n"
     mkdir "$work" || exit 1
-    (cd "$work" && OMPI_MCA_orte_execute_quiet=1 "$MPIRUN" --oversubscribe -n "$n" \
+    source "$(dirname "${BASH_SOURCE[0]}")/../jobs/mpienv.sh" # lethe_mpirun: see below
+    (cd "$work" && lethe_mpirun "$MPIRUN" --oversubscribe -n "$n" \
         "$LETHE_BIN" train "$cfg" >"$work.out" 2>"$work.err")
     rc=$?
     bad=0

@@ -36,7 +36,8 @@ if [ "${1:-}" = "--one" ]; then
         printf 'sentinel %s %s\n' "$name" "$f" >"$work/out/$f"
     done
     before="$(cd "$work/out" && md5sum -- model.h5 data.h5 SENTINEL 2>&1)"
-    (cd "$work" && timeout 60 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" "$@" \
+    source "$(dirname "${BASH_SOURCE[0]}")/../jobs/mpienv.sh" # runs go four at a time
+    (cd "$work" && lethe_mpirun timeout 60 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" "$@" \
         >"$work.out" 2>"$work.err")
     rc=$?
     bad=0

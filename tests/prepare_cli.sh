@@ -17,15 +17,18 @@
 # with the expected words, and nothing at OUT.h5 or OUT.h5.tmp; a failed run leaves an
 # existing OUT.h5 as it was. `lethe prepare --help` lists the flags (exit 0).
 #
-# OMPI_MCA_orte_execute_quiet keeps mpirun's own banner about a non-zero exit off
-# stderr. env: MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR; python3 (json only) computes the
-# expected counts from the fixtures.
+# Each mpirun goes through lethe_mpirun (jobs/mpienv.sh): a session folder of its own
+# (the refusals run at once) and no mpirun banner about a non-zero exit.
+# env: MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR; python3 (json only) computes the expected
+# counts from the fixtures.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/cases_lib.sh"
 : "${MPIRUN:?MPIRUN is not set}"
 : "${LETHE_BIN:?LETHE_BIN is not set}"
 : "${LETHE_SOURCE_DIR:?LETHE_SOURCE_DIR is not set}"
 PY="${LETHE_PYTHON:-python3}"
+# shellcheck source=jobs/mpienv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../jobs/mpienv.sh"
 D="$LETHE_SOURCE_DIR/tests/data"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -37,7 +40,7 @@ FAIL() {
 prep() { # prep TAG N args...: lethe prepare on N ranks, output in $work/TAG.{out,err}
     local tag="$1" n="$2"
     shift 2
-    OMPI_MCA_orte_execute_quiet=1 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" prepare "$@" \
+    lethe_mpirun "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" prepare "$@" \
         >"$work/$tag.out" 2>"$work/$tag.err"
 }
 attr() { # attr FILE OBJECT NAME: the value of an attribute as h5dump prints it

@@ -194,7 +194,8 @@ done
 # a stand-in for lethe's checkpoint contract: on USR1 write a checkpoint and exit 0; on
 # a start that finds the checkpoint, resume (here: record it and exit 0). Each rank also
 # records its arguments and BLAS variables, which checks the script's quoting and
-# exports on a real Slurm.
+# exports on a real Slurm, and the Open MPI session folder the script makes for each
+# of its runs, inside the OMPI_MCA_orte_tmpdir_base it was submitted with, and removes.
 rec="$work/ranks"
 mkdir -p "$rec"
 cat >"$work/stand-in" <<STANDIN
@@ -205,6 +206,9 @@ rank=\$SLURM_PROCID
 printf '%s\\0' "\$@" >"\$d/args.\$rank.\$run"
 echo "OPENBLAS_NUM_THREADS=\${OPENBLAS_NUM_THREADS-unset}" \\
     "OPENBLAS_CORETYPE=\${OPENBLAS_CORETYPE-unset}" >"\$d/env.\$rank.\$run"
+s="\${OMPI_MCA_orte_tmpdir_base-unset}"
+[ -d "\$s" ] && s="\$s (a folder)"
+echo "\$s" >"\$d/session.\$rank.\$run"
 if [ -f "\$d/ckpt.\$rank" ]; then
     echo "\$run" >"\$d/resumed.\$rank"
     exit 0
@@ -217,10 +221,13 @@ STANDIN
 chmod 755 "$work/stand-in"
 args=(train "it's \$HOME \`date\` \"q\"" --set 'x=a b' --set 'p=back\slash' "" $'two\nlines')
 printf '%s\0' "${args[@]}" >"$work/args.expected"
+ompi_base="$work/ompi"
+mkdir -p "$ompi_base"
 "$render" --render "$work/stand-in" "$work/requeue-%j.out" -- "${args[@]}" \
     >"$work/requeue.sbatch" || fail "test_sbatch --render failed"
 # The submitter's BLAS variables must not reach the ranks (the script sets its own).
-rid="$(OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=4 sbatch --parsable --chdir="$work" \
+rid="$(OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=4 OMPI_MCA_orte_tmpdir_base="$ompi_base" \
+    sbatch --parsable --chdir="$work" \
     "$work/requeue.sbatch")" || fail "sbatch of the rendered script failed"
 rid="${rid%%;*}"
 echo "submitted rendered job $rid"
@@ -264,7 +271,19 @@ for r in 0 1; do
     envl="$(cat "$rec/env.$r.0" 2>/dev/null)"
     [ "$envl" = "OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=unset" ]
     check $? "rank $r: ${envl:-no environment recorded} (expected 1 BLAS thread, no forced core)"
+    for run in 0 1; do
+        sess="$(cat "$rec/session.$r.$run" 2>/dev/null)"
+        [[ "$sess" == "$ompi_base"/lethe-ompi.*" (a folder)" ]]
+        check $? "rank $r run $run: Open MPI session base ${sess:-not recorded}" \
+            "(expected a folder $ompi_base/lethe-ompi.*)"
+    done
 done
+# each run of the batch script had a folder of its own, and removed it
+[ "$(cat "$rec/session.0.0" 2>/dev/null)" != "$(cat "$rec/session.0.1" 2>/dev/null)" ]
+check $? "the requeued run had a session folder of its own"
+left="$(ls -d "$ompi_base"/lethe-ompi.* 2>/dev/null)"
+[ -z "$left" ]
+check $? "the job's session folders are removed at its end (left: ${left:-none})"
 [ $nfail = 0 ] || show_logs "$work/requeue-$rid.out"
 
 echo "$nfail failed"

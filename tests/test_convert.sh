@@ -53,10 +53,14 @@ FAIL() {
     echo "FAIL: $*"
     fail=1
 }
-run_lethe() { # run_lethe TAG N args...: N ranks, output in $work/TAG.{out,err}
+# shellcheck source=jobs/mpienv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../jobs/mpienv.sh"
+# run_lethe TAG N args...: N ranks, output in $work/TAG.{out,err}; the refusals run at
+# once, each mpirun in a session folder of its own (jobs/mpienv.sh)
+run_lethe() {
     local tag="$1" n="$2"
     shift 2
-    OMPI_MCA_orte_execute_quiet=1 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" "$@" \
+    lethe_mpirun "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" "$@" \
         >"$work/$tag.out" 2>"$work/$tag.err"
 }
 must() { # must N args...: the run succeeds, or the test ends

@@ -2,10 +2,11 @@
  * error (no Slurm needed).
  *
  * Asserts: three specs (minimal; every option with a batch-shell signal, requeue and
- * Open MPI variables; mpirun with env overrides and values sbatch must quote) render to
- * exactly the golden scripts below, and each passes `bash -n`; lethe_shell_quote gives
- * the expected words and /bin/sh reads every awkward string (spaces, quotes, $, backticks,
- * backslashes, newlines, globs, empty) back unchanged; lethe_slurm_time_seconds accepts
+ * Open MPI variables; mpirun with env overrides, Open MPI's session folder among them,
+ * and values sbatch must quote) render to exactly the golden scripts below, and each
+ * passes `bash -n`; lethe_shell_quote gives the expected words and /bin/sh reads every
+ * awkward string (spaces, quotes, $, backticks, backslashes, newlines, globs, empty) back
+ * unchanged; lethe_slurm_time_seconds accepts
  * the six Slurm formats with their values and rejects malformed ones; each invalid spec
  * is refused by validate and render with exactly the expected one-line message.
  *
@@ -37,6 +38,19 @@ static int failures;
 
 /* ---- the three golden cases ---- */
 
+/* A session folder of the job's own for Open MPI. */
+#define OMPI_SESSION                                                                               \
+    "# Open MPI's session files in a folder of this job's own (jobs that share a node\n"           \
+    "# would race on one <tmp>/ompi.<host>.<uid>/); removed at the end.\n"                         \
+    "lethe_ompi_in=\"${OMPI_MCA_orte_tmpdir_base:-${TMPDIR:-/tmp}}\"\n"                            \
+    "lethe_ompi_tmp=\"$(mkdir -p \"$lethe_ompi_in\" && mktemp -d "                                 \
+    "\"$lethe_ompi_in/lethe-ompi.XXXXXX\")\" || {\n"                                               \
+    "    echo \"lethe: cannot create a folder for Open MPI's session files in $lethe_ompi_in\" "   \
+    ">&2\n"                                                                                        \
+    "    exit 1\n"                                                                                 \
+    "}\n"                                                                                          \
+    "export OMPI_MCA_orte_tmpdir_base=\"$lethe_ompi_tmp\"\n"
+
 static const char golden1[] =
     "#!/bin/bash\n"
     "#SBATCH --job-name=demo\n"
@@ -46,9 +60,11 @@ static const char golden1[] =
     "# Environment of the ranks (sbatch passes the submitter's on; these override it).\n"
     "export OPENBLAS_NUM_THREADS=1\n"
     "# A forced OpenBLAS core type halves sgemm speed on newer CPUs: let it detect the CPU.\n"
-    "unset OPENBLAS_CORETYPE\n"
-    "\n"
-    "srun --mpi=pmix lethe train jobs/configs/demo.json\n";
+    "unset OPENBLAS_CORETYPE\n" OMPI_SESSION "\n"
+    "srun --mpi=pmix lethe train jobs/configs/demo.json\n"
+    "lethe_status=$?\n"
+    "rm -rf \"$lethe_ompi_tmp\"\n"
+    "exit \"$lethe_status\"\n";
 
 static const char golden2[] =
     "#!/bin/bash\n"
@@ -79,8 +95,7 @@ static const char golden2[] =
     "export OMPI_MCA_pml=ucx\n"
     "export OMPI_MCA_pml_ucx_tls=any\n"
     "export OMPI_MCA_pml_ucx_devices=any\n"
-    "export OMPI_MCA_btl=self\n"
-    "export LETHE_STUDY='simnpo sweep'\n"
+    "export OMPI_MCA_btl=self\n" OMPI_SESSION "export LETHE_STUDY='simnpo sweep'\n"
     "\n"
     "# SIGUSR1 reaches this shell only, 120 s before the time limit: pass it on to the\n"
     "# ranks, which write a checkpoint and exit.\n"
@@ -98,6 +113,7 @@ static const char golden2[] =
     "    lethe_status=$?\n"
     "    kill -0 \"$lethe_pid\" 2>/dev/null || break\n"
     "done\n"
+    "rm -rf \"$lethe_ompi_tmp\"\n"
     "# Back to the queue: the next run resumes from the checkpoint.\n"
     "if [ \"$lethe_signalled\" = 1 ]; then\n"
     "    scontrol requeue \"$SLURM_JOB_ID\"\n"
@@ -118,13 +134,21 @@ static const char golden3[] =
     "# Environment of the ranks (sbatch passes the submitter's on; these override it).\n"
     "export OMPI_ALLOW_RUN_AS_ROOT=1\n"
     "export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n"
+    "# No mpirun banner after a failed rank's own error line.\n"
+    "export OMPI_MCA_orte_execute_quiet=1\n"
     "export OPENBLAS_NUM_THREADS=2\n"
     "export OPENBLAS_CORETYPE=SkylakeX\n"
+    "export OMPI_MCA_orte_tmpdir_base=/local/scratch\n"
     "\n"
     "mpirun -n 8 '/home/a b/lethe' eval cfg.json \\\n"
     "    --set 'eval.prompt=a\n"
     "b' \\\n"
-    "    --set output.note=\n";
+    "    --set output.note=\n"
+    "lethe_status=$?\n"
+    "if [ \"$lethe_status\" -gt 128 ] && [ \"$lethe_status\" -lt 160 ]; then\n"
+    "    echo \"lethe: a process of the job was killed by signal $((lethe_status - 128))\" >&2\n"
+    "fi\n"
+    "exit \"$lethe_status\"\n";
 
 /* ---- the specs behind them ---- */
 
@@ -181,7 +205,8 @@ static lethe_sbatch_spec spec2(void)
 }
 
 static const lethe_sbatch_env env3[] = {{"OPENBLAS_NUM_THREADS", "2"},
-                                        {"OPENBLAS_CORETYPE", "SkylakeX"}};
+                                        {"OPENBLAS_CORETYPE", "SkylakeX"},
+                                        {"OMPI_MCA_orte_tmpdir_base", "/local/scratch"}};
 static const char *const args3[] = {"eval",  "cfg.json",    "--set", "eval.prompt=a\nb",
                                     "--set", "output.note="};
 
@@ -198,7 +223,7 @@ static lethe_sbatch_spec spec3(void)
     s.signal_seconds = 60;
     s.overcommit = 1;
     s.env = env3;
-    s.n_env = 2;
+    s.n_env = 3;
     s.ompi_allow_root = 1;
     s.launcher = LETHE_LAUNCH_MPIRUN;
     s.lethe_bin = "/home/a b/lethe";
