@@ -86,10 +86,11 @@ done >"$scratch/list"
 
 t0=$SECONDS
 xargs -0 -n 4 -P "$at_once" bash "$0" --one <"$scratch/list" >"$scratch/log" 2>&1
+xrc=$?
 secs=$((SECONDS - t0))
 grep -v '^PASS \|^SESSION_DIR ' "$scratch/log" | head -n 60
 pass="$(grep -c '^PASS ' "$scratch/log")"
-failed="$(grep -c '^FAIL ' "$scratch/log")"
+failed=$((launches - pass)) # a launch that hung or printed nothing counts too
 session="$(grep -c '^SESSION_DIR ' "$scratch/log")"
 left="$(find "$scratch/sessions" -mindepth 1 -maxdepth 1 | wc -l)"
 echo "stress_mpirun ($mode session folders): $pass/$launches launches passed, $failed failed" \
@@ -99,4 +100,5 @@ if [ "$mode" = private ] && [ "$left" -ne 0 ]; then
         "$(find "$scratch/sessions" -mindepth 1 | head -n 5 | tr '\n' ' ')"
     exit 1
 fi
-[ "$pass" -eq "$launches" ] && [ "$failed" -eq 0 ]
+[ "$xrc" = 0 ] || echo "FAIL: xargs exited $xrc"
+[ "$pass" -eq "$launches" ] && [ "$xrc" = 0 ]
