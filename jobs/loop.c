@@ -29,23 +29,19 @@ static void open_log(loop_state *L)
     if (!L->log) lethe_fatal("cannot write '%s': %s", L->partial, strerror(errno));
 }
 
-/* The checkpoint's cursors: the loaders' positions, or the job's own values. */
+/* The checkpoint: the loaders' positions and the job's own values. */
 static void save(loop_state *L, const char *name, int step, int64_t epoch)
 {
     const loop_spec *sp = L->spec;
     int64_t cur[LETHE_CKPT_CURSOR_MAX] = {0};
     int n = 0;
-    if (sp->n_state > 0) {
-        for (; n < sp->n_state; n++) cur[n] = sp->state[n];
-    } else {
-        for (int i = 0; i < sp->n_loaders; i++) {
-            loader_cursor lc = {0, 0};
-            if (sp->loaders[i]) lc = loader_cursor_get(sp->loaders[i]);
-            cur[n++] = lc.epoch;
-            cur[n++] = lc.position;
-        }
+    for (int i = 0; i < sp->n_loaders; i++) {
+        loader_cursor lc = {0, 0};
+        if (sp->loaders[i]) lc = loader_cursor_get(sp->loaders[i]);
+        cur[n++] = lc.epoch;
+        cur[n++] = lc.position;
     }
-    session_save(L->S, name, step, epoch, cur, n);
+    session_save(L->S, name, step, epoch, cur, n, sp->state_keys, sp->state, sp->n_state);
 }
 
 /* Continues from checkpoint.h5 when there is one: returns its step and moves the
@@ -54,9 +50,8 @@ static int resume(loop_state *L)
 {
     const loop_spec *sp = L->spec;
     int64_t cur[LETHE_CKPT_CURSOR_MAX] = {0};
-    int n = sp->n_state > 0 ? sp->n_state : 2 * sp->n_loaders;
-    int first = (int)session_resume(L->S, cur, n);
-    if (!first || sp->n_state > 0) return first;
+    int first = (int)session_resume(L->S, cur, 2 * sp->n_loaders);
+    if (!first) return first;
     char err[1024] = "";
     int ok = 1;
     for (int i = 0; ok && i < sp->n_loaders; i++) {

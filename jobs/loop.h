@@ -31,10 +31,11 @@ typedef struct {
     int resume; /* continue from output.dir/checkpoint.h5 (checkpoint.resume decides) */
     int every;  /* checkpoint every this many steps (0: none) */
     /* the checkpoint's cursors: {epoch, position} of each of n_loaders loaders (a NULL
-     * loader counts as {0, 0}); or, when n_state > 0, the job's own n_state values */
+     * loader counts as {0, 0}); and the job's own named values (its /job group) */
     loader *loaders[2];
     int n_loaders;
-    const int64_t *state;
+    const char *const *state_keys;
+    const double *state;
     int n_state;
     const char *final_name; /* written after the last step (NULL: nothing) */
     const char *log_name;   /* the JSON-lines log (NULL: no log and no step line) */

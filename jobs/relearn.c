@@ -14,8 +14,9 @@
  *                  the point is finished.
  * Points run one at a time; the running one keeps its model and AdamW moments at its
  * last recorded k (or where a SIGUSR1 stopped the job: the scheduler's warning) in
- * output.dir/checkpoint.h5, tagged with the point, and removes it when finished; so
- * the Slurm glue sees a preempted relearn job as it sees train and unlearn.
+ * output.dir/checkpoint.h5, tagged with the point (n, seed and lr, the named values of
+ * its /job group), and removes it when finished; so the Slurm glue sees a preempted
+ * relearn job as it sees train and unlearn.
  * Resuming: finished points are skipped; an unfinished one continues from the
  * checkpoint when it is that point's and not past a step still missing, and
  * evaluates only the steps that have no k<K>.json yet. Training is deterministic (one
@@ -173,7 +174,7 @@ typedef struct {
     lethe_optim_config o;
     char name[128], dir[700], curve[1100], ck[1100], kpath[MAX_K + 1][1100];
     int have[MAX_K + 3]; /* [0] finished, [1] checkpoint, [2 + i] step i recorded */
-    int64_t tag[3];      /* the checkpoint's tag: n, seed, the lr's bits */
+    double tag[3];       /* the checkpoint's job state: the point (n, seed, lr) */
 } relearn_job;
 
 /* The model is at `step`: its forget metrics when the step is recorded and missing;
@@ -205,6 +206,18 @@ static void relearn_step(void *job, int step, int total, step_stats *st, double 
     (void)total;
 }
 
+/* The checkpoint's job state names the point it belongs to. */
+static const char *const point_keys[3] = {"n", "seed", "lr"};
+
+static int is_point(const lethe_ckpt_meta *meta, const double *tag)
+{
+    int found = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < meta->n_job; i++)
+            found += !strcmp(meta->job_key[i], point_keys[k]) && meta->job_value[i] == tag[k];
+    return found == 3 && meta->n_job == 3;
+}
+
 /* The start of a point: the checkpoint when it is this point's and not past a missing
  * step, else the unlearned weights with fresh moments. */
 static int point_start(relearn_job *J, int first_missing, int last_missing)
@@ -218,7 +231,7 @@ static int point_start(relearn_job *J, int first_missing, int last_missing)
         memset(&meta, 0, sizeof meta);
         int ok = ckpt_load(J->ck, &m->params, &S->grid, &meta, 1, err, sizeof err) == 0;
         lethe_check(S->grid.world, ok, 1, "%s", err);
-        int mine = meta.n_cursor == 3 && !memcmp(meta.cursor, J->tag, sizeof J->tag);
+        int mine = is_point(&meta, J->tag);
         start = mine ? (int)meta.step : 0;
         ckpt_meta_free(&meta);
         ok = !mine || (start > 0 && start <= J->kmax);
@@ -284,8 +297,8 @@ static void point_files(relearn_job *J, int n, double lr, uint64_t seed)
     snprintf(J->curve, sizeof J->curve, "%s/relearn.jsonl", J->dir);
     session_path(S, "checkpoint.h5", J->ck, sizeof J->ck);
     J->tag[0] = n;
-    J->tag[1] = (int64_t)seed;
-    memcpy(&J->tag[2], &lr, sizeof(double));
+    J->tag[1] = (double)seed;
+    J->tag[2] = lr;
     for (int i = 0; i < J->nsteps; i++)
         snprintf(J->kpath[i], sizeof J->kpath[i], "%s/k%d.json", J->dir, J->steps[i]);
     if (S->grid.rank == 0) {
@@ -323,6 +336,7 @@ static int run_point(relearn_job *J, int n, double lr, uint64_t seed)
         loop_spec sp = {.job = J,
                         .total = last_missing,
                         .first = start,
+                        .state_keys = point_keys,
                         .state = J->tag,
                         .n_state = 3,
                         .what = J->name,
