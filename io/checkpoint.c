@@ -312,7 +312,26 @@ static uint64_t meta_hash(const lethe_ckpt_meta *m)
     h = ck_mix64(h ^ (uint64_t)m->n_cursor);
     for (int i = 0; i < m->n_cursor && i < LETHE_CKPT_CURSOR_MAX; i++)
         h = ck_mix64(h ^ (uint64_t)m->cursor[i]);
+    h = ck_mix64(h ^ (uint64_t)m->n_job);
+    for (int i = 0; i < m->n_job && i < LETHE_CKPT_JOB_MAX; i++) {
+        uint64_t bits;
+        memcpy(&bits, &m->job_value[i], sizeof bits);
+        h = ck_mix64(h ^ lethe_hash_str(m->job_key[i]) ^ ck_mix64(bits));
+    }
     return ck_mix64(h ^ lethe_hash_str(m->config_json ? m->config_json : ""));
+}
+
+/* The job's own named values: /job, one float64 attribute each. */
+static void write_job_state(const char *file, hid_t fid, const lethe_ckpt_meta *m)
+{
+    if (m->n_job <= 0) return;
+    hid_t grp;
+    H5C(grp = H5Gcreate2(fid, "/job", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+        "checkpoint '%s': group '/job'", file);
+    for (int i = 0; i < m->n_job; i++)
+        write_attr(file, grp, m->job_key[i], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, -1,
+                   &m->job_value[i]);
+    H5C(H5Gclose(grp), "checkpoint '%s': group '/job'", file);
 }
 
 int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
@@ -335,6 +354,12 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     if (ok && (meta->n_cursor < 0 || meta->n_cursor > LETHE_CKPT_CURSOR_MAX))
         ok = ck_fail(msg, "loader cursor of %d values, at most %d", meta->n_cursor,
                      LETHE_CKPT_CURSOR_MAX);
+    if (ok && (meta->n_job < 0 || meta->n_job > LETHE_CKPT_JOB_MAX))
+        ok = ck_fail(msg, "job state of %d values, at most %d", meta->n_job, LETHE_CKPT_JOB_MAX);
+    for (int i = 0; ok && i < meta->n_job; i++)
+        if (!memchr(meta->job_key[i], 0, LETHE_CKPT_JOB_KEY) || !meta->job_key[i][0] ||
+            strchr(meta->job_key[i], '/'))
+            ok = ck_fail(msg, "job state value %d has no valid name", i);
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
 
     ok = ck_build_union(t, g, &U, msg);
@@ -396,6 +421,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     write_attr(tmp, fid, "n_tensors", H5T_STD_I64LE, H5T_NATIVE_INT64, -1, &nt);
     write_attr(tmp, fid, "loader_cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, meta->n_cursor,
                meta->cursor);
+    write_job_state(tmp, fid, meta);
 
     hid_t dxpl, dcpl, grp, sp, ds, ty;
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", tmp);

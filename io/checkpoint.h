@@ -23,6 +23,8 @@
  *                      step, epoch (int64), layout int32[3] = {dp, pp, tp},
  *                      world_size (int32), n_tensors (int64),
  *                      loader_cursor int64[n] (null dataspace when n == 0)
+ *   /job               (only when the job saved state of its own) one float64 scalar
+ *                      attribute per named value, e.g. relearn's point: n, seed, lr
  *   /meta/config       scalar fixed-length string: the resolved config JSON (a dataset,
  *                      not an attribute, because attributes are capped at 64 KiB)
  *   /meta/rng          uint64[world_size]: each rank's RNG state, by world rank
@@ -46,6 +48,8 @@
 #include "../mpi/grid.h"
 
 #define LETHE_CKPT_CURSOR_MAX 8
+#define LETHE_CKPT_JOB_MAX 8
+#define LETHE_CKPT_JOB_KEY 32
 
 typedef struct {
     /* Saved as given (identical on every rank, checked); restored by ckpt_load. */
@@ -53,6 +57,10 @@ typedef struct {
     int64_t epoch;
     int n_cursor;                          /* 0..LETHE_CKPT_CURSOR_MAX */
     int64_t cursor[LETHE_CKPT_CURSOR_MAX]; /* the data loader's position */
+    /* The job's own state, by name (stored in /job; load: sorted by name). */
+    int n_job; /* 0..LETHE_CKPT_JOB_MAX */
+    char job_key[LETHE_CKPT_JOB_MAX][LETHE_CKPT_JOB_KEY];
+    double job_value[LETHE_CKPT_JOB_MAX];
     char *config_json;                     /* save: resolved config text (NULL = "");
                                               load: malloc'd copy, freed by ckpt_meta_free */
     /* Per rank (may differ between ranks). */

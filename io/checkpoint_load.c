@@ -110,6 +110,38 @@ static void zero_padding(const lethe_param *p, float *w)
             w[i * p->lshape[1] + j] = 0.0f;
 }
 
+/* One value of /job into the meta (an H5Aiterate2 callback, by name). */
+static herr_t read_job_value(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    (void)info;
+    lethe_ckpt_meta *m = data;
+    if (m->n_job == LETHE_CKPT_JOB_MAX || strlen(name) >= LETHE_CKPT_JOB_KEY) return -1;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT), sp = a >= 0 ? H5Aget_space(a) : -1;
+    int ok = sp >= 0 && H5Sget_simple_extent_type(sp) == H5S_SCALAR &&
+             H5Aread(a, H5T_NATIVE_DOUBLE, &m->job_value[m->n_job]) >= 0;
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    if (!ok) return -1;
+    snprintf(m->job_key[m->n_job++], LETHE_CKPT_JOB_KEY, "%s", name);
+    return 0;
+}
+
+/* /job, when the job saved state of its own: its named values. Returns 1, or 0 with msg. */
+static int read_job_state(hid_t fid, lethe_ckpt_meta *m, char *msg)
+{
+    m->n_job = 0;
+    if (H5Lexists(fid, "/job", H5P_DEFAULT) <= 0) return 1;
+    hid_t grp = H5Gopen2(fid, "/job", H5P_DEFAULT);
+    int ok = grp >= 0 && H5Aiterate2(grp, H5_INDEX_NAME, H5_ITER_INC, NULL, read_job_value, m) >= 0;
+    if (grp >= 0) H5Gclose(grp);
+    if (!ok)
+        return ck_fail(msg,
+                       "group '/job': its values must be at most %d float64 scalars with "
+                       "names shorter than %d characters",
+                       LETHE_CKPT_JOB_MAX, LETHE_CKPT_JOB_KEY);
+    return 1;
+}
+
 int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
               int load_optimizer, char *err, size_t errlen)
 {
@@ -164,6 +196,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
         if (sp >= 0) H5Sclose(sp);
         if (a >= 0) H5Aclose(a);
     }
+    if (ok) ok = read_job_state(fid, &mm, msg);
     if (ok && mm.world_size < 1) ok = ck_fail(msg, "world_size %d is invalid", mm.world_size);
     hid_t cfg_ds = -1, rng_ds = -1;
     size_t cfg_len = 0;

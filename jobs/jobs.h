@@ -42,10 +42,12 @@ void session_path(const lethe_session *s, const char *name, char *buf, size_t le
 /* The OpenBLAS core in use and whether OPENBLAS_CORETYPE forces it: "Cooperlake (auto)". */
 void blas_core_string(char *buf, size_t len);
 
-/* Writes the model (weights and AdamW moments) with the step and loader cursors
- * to output.dir/<name>, collectively, via a temporary file. */
+/* Writes the model (weights and AdamW moments) with the step, the loader cursors and
+ * the job's own named values (n_values of them, in the checkpoint's /job) to
+ * output.dir/<name>, collectively, via a temporary file. */
 void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoch,
-                  const int64_t *cursor, int n_cursor);
+                  const int64_t *cursor, int n_cursor, const char *const *keys,
+                  const double *values, int n_values);
 /* Loads output.dir/checkpoint.h5 if checkpoint.resume is set and it exists (weights,
  * moments, step, cursors): returns the step to continue from, or 0. */
 int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor);

@@ -14,8 +14,9 @@
  *                  the point is finished.
  * Points run one at a time; the running one keeps its model and AdamW moments at its
  * last recorded k (or where a SIGUSR1 stopped the job: the scheduler's warning) in
- * output.dir/checkpoint.h5, tagged with the point, and removes it when finished; so
- * the Slurm glue sees a preempted relearn job as it sees train and unlearn.
+ * output.dir/checkpoint.h5, tagged with the point (n, seed and lr, the named values of
+ * its /job group), and removes it when finished; so the Slurm glue sees a preempted
+ * relearn job as it sees train and unlearn.
  * Resuming: finished points are skipped; an unfinished one continues from the
  * checkpoint when it is that point's and not past a step still missing, and
  * evaluates only the steps that have no k<K>.json yet. Training is deterministic (one
@@ -34,6 +35,7 @@
 #include "../io/tokenizer.h"
 #include "../mpi/fatal.h"
 #include "evaluate.h"
+#include "loop.h"
 
 #define MAX_GRID 64
 #define MAX_K 64
@@ -159,223 +161,294 @@ static char *forget_metrics(lethe_session *S, lethe_generator *gen, const tokeni
     return line;
 }
 
+/* What every point shares, and the point being run. */
+typedef struct {
+    lethe_session *S;
+    lethe_generator gen;
+    tokenizer *tk;
+    double *ref_tr;
+    int64_t nref;
+    lethe_batch b;
+    int steps[MAX_K + 1], nsteps, kmax; /* the recorded steps: 0 and the ks */
+    /* the point */
+    lethe_optim_config o;
+    char name[128], dir[700], curve[1100], ck[1100], kpath[MAX_K + 1][1100];
+    int have[MAX_K + 3]; /* [0] finished, [1] checkpoint, [2 + i] step i recorded */
+    double tag[3];       /* the checkpoint's job state: the point (n, seed, lr) */
+} relearn_job;
+
+/* The model is at `step`: its forget metrics when the step is recorded and missing;
+ * such a step (not 0, not the last) is the point's resume point. */
+static int relearn_reached(void *job, int step)
+{
+    relearn_job *J = job;
+    int si = 0;
+    while (si < J->nsteps && J->steps[si] < step) si++;
+    if (si == J->nsteps || J->steps[si] != step || J->have[2 + si]) return 0;
+    char *line = forget_metrics(J->S, &J->gen, J->tk, J->ref_tr, J->nref, step);
+    if (J->S->grid.rank == 0) {
+        write_atomic(J->kpath[si], line);
+        printf("relearn %s step %3d: %s", J->name, step, line);
+        fflush(stdout);
+        free(line);
+    }
+    J->have[2 + si] = 1;
+    return step > 0 && step < J->kmax;
+}
+
+static void relearn_step(void *job, int step, int total, step_stats *st, double *values)
+{
+    (void)values;
+    relearn_job *J = job;
+    nll_objective_ctx ctx = {1.0 / model_count_targets(&J->S->model, &J->b)};
+    lethe_objective obj = {nll_objective_seq, &ctx};
+    model_train_step(&J->S->model, &J->b, &obj, &J->o, step, J->kmax, st);
+    (void)total;
+}
+
+/* The checkpoint's job state names the point it belongs to. */
+static const char *const point_keys[3] = {"n", "seed", "lr"};
+
+static int is_point(const lethe_ckpt_meta *meta, const double *tag)
+{
+    int found = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < meta->n_job; i++)
+            found += !strcmp(meta->job_key[i], point_keys[k]) && meta->job_value[i] == tag[k];
+    return found == 3 && meta->n_job == 3;
+}
+
+/* The start of a point: the checkpoint when it is this point's and not past a missing
+ * step, else the unlearned weights with fresh moments. */
+static int point_start(relearn_job *J, int first_missing, int last_missing)
+{
+    lethe_session *S = J->S;
+    lethe_model *m = &S->model;
+    char err[1024];
+    int start = 0;
+    if (J->have[1] && first_missing >= 0) {
+        lethe_ckpt_meta meta;
+        memset(&meta, 0, sizeof meta);
+        int ok = ckpt_load(J->ck, &m->params, &S->grid, &meta, 1, err, sizeof err) == 0;
+        lethe_check(S->grid.world, ok, 1, "%s", err);
+        int mine = is_point(&meta, J->tag);
+        start = mine ? (int)meta.step : 0;
+        ckpt_meta_free(&meta);
+        ok = !mine || (start > 0 && start <= J->kmax);
+        lethe_check(S->grid.world, ok, 1, "relearn: '%s' is at step %d, outside (0, %d]", J->ck,
+                    start, J->kmax);
+        if (start > first_missing)
+            start = 0;
+        else if (start > 0 && S->grid.rank == 0)
+            printf("relearn %s: resuming from %s at step %d\n", J->name, J->ck, start);
+    }
+    if (start == 0 && last_missing >= 0) {
+        session_load_init(S);
+        memset(m->params.m, 0, sizeof(float) * m->params.total);
+        memset(m->params.v, 0, sizeof(float) * m->params.total);
+    }
+    return start;
+}
+
+/* The attacker's n samples: the first n of a seeded shuffle of the forget split. */
+static void point_batch(relearn_job *J, int n, uint64_t seed)
+{
+    lethe_session *S = J->S;
+    const lethe_config *c = &S->cfg;
+    lethe_batch *b = &J->b;
+    char err[1024];
+    loader *ld;
+    job_open_loader(S, &ld, c->eval.forget_split, c->eval.batch_size, seed, 1, 0, 1, 0);
+    loader_batch *lb;
+    int r = loader_next(ld, &lb, err, sizeof err);
+    lethe_check(S->grid.world, r > 0, 2, "relearn: %s", r < 0 ? err : "forget split is empty");
+    job_fill_batch(b, 0, b->B, lb);
+    for (int i = 0; i < b->B; i++)
+        if (lb->first + i >= n)
+            for (int t = 0; t < b->T; t++) b->targets[(size_t)i * b->T + t] = -1;
+    loader_close(ld);
+}
+
+/* Rank 0, every step recorded: the curve, then the point is finished. */
+static void point_curve(relearn_job *J)
+{
+    size_t len = 0, capb = 256 * (size_t)J->nsteps;
+    char *curve = lethe_malloc(capb + 1, "curve");
+    for (int i = 0; i < J->nsteps; i++) {
+        FILE *f = fopen(J->kpath[i], "rb");
+        size_t got = f ? fread(curve + len, 1, capb - len, f) : 0;
+        if (!f || got == 0 || ferror(f)) lethe_fatal("cannot read '%s'", J->kpath[i]);
+        fclose(f);
+        len += got;
+    }
+    curve[len] = 0;
+    write_atomic(J->curve, curve);
+    free(curve);
+    if (remove(J->ck) && errno != ENOENT)
+        lethe_warn("cannot remove '%s': %s", J->ck, strerror(errno));
+}
+
+/* Names the point's files and learns what is there already. */
+static void point_files(relearn_job *J, int n, double lr, uint64_t seed)
+{
+    lethe_session *S = J->S;
+    snprintf(J->name, sizeof J->name, "n%d_lr%g_seed%llu", n, lr, (unsigned long long)seed);
+    snprintf(J->dir, sizeof J->dir, "%s/%s", S->cfg.output.dir, J->name);
+    snprintf(J->curve, sizeof J->curve, "%s/relearn.jsonl", J->dir);
+    session_path(S, "checkpoint.h5", J->ck, sizeof J->ck);
+    J->tag[0] = n;
+    J->tag[1] = (double)seed;
+    J->tag[2] = lr;
+    for (int i = 0; i < J->nsteps; i++)
+        snprintf(J->kpath[i], sizeof J->kpath[i], "%s/k%d.json", J->dir, J->steps[i]);
+    if (S->grid.rank == 0) {
+        J->have[0] = file_exists(J->curve);
+        J->have[1] = S->cfg.checkpoint.resume && file_exists(J->ck);
+        for (int i = 0; i < J->nsteps; i++) J->have[2 + i] = file_exists(J->kpath[i]);
+    }
+    MPI_CHECK(MPI_Bcast(J->have, J->nsteps + 2, MPI_INT, 0, S->grid.world));
+}
+
+/* One point of the sweep: 0 run, 1 already finished, 2 preempted. */
+static int run_point(relearn_job *J, int n, double lr, uint64_t seed)
+{
+    lethe_session *S = J->S;
+    point_files(J, n, lr, seed);
+    if (J->have[0]) return 1;
+    int first_missing = -1, last_missing = -1;
+    for (int i = 0; i < J->nsteps; i++)
+        if (!J->have[2 + i]) {
+            if (first_missing < 0) first_missing = J->steps[i];
+            last_missing = J->steps[i];
+        }
+    if (S->grid.rank == 0) {
+        if (mkdir(J->dir, 0777) && errno != EEXIST)
+            lethe_fatal("cannot create '%s': %s", J->dir, strerror(errno));
+        write_labels(&S->cfg, J->dir, n, lr, seed, J->kmax);
+    }
+    int start = point_start(J, first_missing, last_missing);
+    J->o = S->cfg.optim;
+    J->o.schedule = SCHEDULE_CONSTANT;
+    J->o.lr = (float)lr;
+    J->o.warmup_steps = 0;
+    if (last_missing >= 0) {
+        point_batch(J, n, seed);
+        loop_spec sp = {.job = J,
+                        .total = last_missing,
+                        .first = start,
+                        .state_keys = point_keys,
+                        .state = J->tag,
+                        .n_state = 3,
+                        .what = J->name,
+                        .step = relearn_step,
+                        .reached = relearn_reached};
+        loop_outcome out;
+        if (loop_run(S, &sp, &out) == LOOP_PREEMPTED) return 2;
+    }
+    if (S->grid.rank == 0) point_curve(J);
+    return 0;
+}
+
+/* The sweep's axes and recorded steps, checked (exit 2 naming the setting). */
+static void relearn_grid(lethe_session *S, double *ns, int *nn, double *lrs, int *nl, double *seeds,
+                         int *nsd, relearn_job *J)
+{
+    const lethe_config *c = &S->cfg;
+    const lethe_relearn_config *R = &c->relearn;
+    *nn = parse_list(R->sweep_samples, ns, MAX_GRID, R->samples);
+    *nl = parse_list(R->sweep_lr, lrs, MAX_GRID, c->optim.lr);
+    *nsd = parse_list(R->sweep_seeds, seeds, MAX_GRID, (double)c->train.seed);
+    int ok = *nn > 0 && *nl > 0 && *nsd > 0;
+    lethe_check(S->grid.world, ok, 2,
+                "relearn: relearn.sweep_samples, sweep_lr and sweep_seeds must be comma-separated "
+                "numbers, at most %d each (got '%s', '%s', '%s')",
+                MAX_GRID, R->sweep_samples, R->sweep_lr, R->sweep_seeds);
+    int nk = eval_steps(R, J->steps + 1);
+    ok = nk > 0;
+    lethe_check(S->grid.world, ok, 2,
+                "relearn: relearn.k='%s' must be increasing whole numbers >= 1, comma-separated, "
+                "at most %d",
+                R->k, MAX_K);
+    J->steps[0] = 0;
+    J->nsteps = nk + 1;
+    J->kmax = J->steps[nk];
+    ok = c->data.path[0] && c->init.checkpoint[0];
+    lethe_check(S->grid.world, ok, 2,
+                "relearn: data.path and init.checkpoint (the unlearned model) are required");
+    int cap = c->eval.batch_size;
+    for (int i = 0; i < *nn; i++) {
+        ok = ns[i] >= 1 && ns[i] <= cap && ns[i] == floor(ns[i]);
+        lethe_check(S->grid.world, ok, 2,
+                    "relearn: %g forget samples: must be a whole number in [1, eval.batch_size=%d]",
+                    ns[i], cap);
+    }
+    for (int i = 0; i < *nl; i++) {
+        ok = lrs[i] > 0 && lrs[i] <= 10;
+        lethe_check(S->grid.world, ok, 2, "relearn: learning rate %g is not in (0, 10]", lrs[i]);
+    }
+    ok = cap % S->grid.dp == 0 && (cap / S->grid.dp) % c->layout.micro_batches == 0;
+    lethe_check(
+        S->grid.world, ok, 2,
+        "relearn: eval.batch_size=%d must be a multiple of layout.dp x layout.micro_batches", cap);
+}
+
+/* Rank 0: the reference truth ratios for forget quality (eval.reference), or NULL. */
+static double *reference_truth_ratios(const lethe_config *c, int64_t *nref)
+{
+    char path[1100], dset[160], grp[80], err[1024];
+    snprintf(path, sizeof path, "%s/eval.h5", c->eval.reference);
+    snprintf(grp, sizeof grp, "%s", c->eval.forget_split);
+    for (char *p = grp; *p; p++)
+        if (*p == '/') *p = '_';
+    snprintf(dset, sizeof dset, "/%s/truth_ratio", grp);
+    double *tr = eval_read_ref(path, dset, nref, err, sizeof err);
+    if (!tr) lethe_warn("relearn: forget quality unavailable: %s", err);
+    return tr;
+}
+
 int job_relearn(int argc, char **argv)
 {
     lethe_session S;
     session_open(&S, "relearn", argc, argv);
     session_catch_preemption();
     lethe_config *c = &S.cfg;
-    const lethe_relearn_config *R = &c->relearn;
+    static relearn_job J; /* its paths are large */
+    memset(&J, 0, sizeof J);
+    J.S = &S;
     double ns[MAX_GRID], lrs[MAX_GRID], seeds[MAX_GRID];
-    int nn = parse_list(R->sweep_samples, ns, MAX_GRID, R->samples);
-    int nl = parse_list(R->sweep_lr, lrs, MAX_GRID, c->optim.lr);
-    int nsd = parse_list(R->sweep_seeds, seeds, MAX_GRID, (double)c->train.seed);
-    int ok = nn > 0 && nl > 0 && nsd > 0;
-    lethe_check(S.grid.world, ok, 2,
-                "relearn: relearn.sweep_samples, sweep_lr and sweep_seeds must be comma-separated "
-                "numbers, at most %d each (got '%s', '%s', '%s')",
-                MAX_GRID, R->sweep_samples, R->sweep_lr, R->sweep_seeds);
-    int ks[MAX_K], nk = eval_steps(R, ks);
-    ok = nk > 0;
-    lethe_check(S.grid.world, ok, 2,
-                "relearn: relearn.k='%s' must be increasing whole numbers >= 1, comma-separated, "
-                "at most %d",
-                R->k, MAX_K);
-    int kmax = ks[nk - 1];
-    ok = c->data.path[0] && c->init.checkpoint[0];
-    lethe_check(S.grid.world, ok, 2,
-                "relearn: data.path and init.checkpoint (the unlearned model) are required");
-    int cap = c->eval.batch_size;
-    for (int i = 0; i < nn; i++) {
-        ok = ns[i] >= 1 && ns[i] <= cap && ns[i] == floor(ns[i]);
-        lethe_check(S.grid.world, ok, 2,
-                    "relearn: %g forget samples: must be a whole number in [1, eval.batch_size=%d]",
-                    ns[i], cap);
-    }
-    for (int i = 0; i < nl; i++) {
-        ok = lrs[i] > 0 && lrs[i] <= 10;
-        lethe_check(S.grid.world, ok, 2, "relearn: learning rate %g is not in (0, 10]", lrs[i]);
-    }
-    ok = cap % S.grid.dp == 0 && (cap / S.grid.dp) % c->layout.micro_batches == 0;
-    lethe_check(
-        S.grid.world, ok, 2,
-        "relearn: eval.batch_size=%d must be a multiple of layout.dp x layout.micro_batches", cap);
+    int nn, nl, nsd;
+    relearn_grid(&S, ns, &nn, lrs, &nl, seeds, &nsd, &J);
     char err[1024];
     dataset_info info;
-    ok = dataset_inspect(&info, c->data.path, c->eval.forget_split, DATASET_CHECK_META, 0, err,
-                         sizeof err) == 0;
+    int ok = dataset_inspect(&info, c->data.path, c->eval.forget_split, DATASET_CHECK_META, 0, err,
+                             sizeof err) == 0;
     lethe_check(S.grid.world, ok, 2, "relearn: %s", err);
-    int T = info.t;
+    int T = info.t, cap = c->eval.batch_size;
     session_build_model(&S, cap, T);
     session_output(&S);
-    /* reference truth ratios for forget quality (rank 0) */
-    double *ref_tr = NULL;
-    int64_t nref = 0;
-    if (S.grid.rank == 0 && c->eval.reference[0]) {
-        char path[1100], dset[160], grp[80];
-        snprintf(path, sizeof path, "%s/eval.h5", c->eval.reference);
-        snprintf(grp, sizeof grp, "%s", c->eval.forget_split);
-        for (char *p = grp; *p; p++)
-            if (*p == '/') *p = '_';
-        snprintf(dset, sizeof dset, "/%s/truth_ratio", grp);
-        ref_tr = eval_read_ref(path, dset, &nref, err, sizeof err);
-        if (!ref_tr) lethe_warn("relearn: forget quality unavailable: %s", err);
-    }
-    tokenizer *tk = NULL;
-    if (tokenizer_load(&tk, c->data.path, err, sizeof err)) tk = NULL;
-    lethe_generator gen;
-    gen_create(&gen, &S.model, T);
-    lethe_model *m = &S.model;
+    if (S.grid.rank == 0 && c->eval.reference[0]) J.ref_tr = reference_truth_ratios(c, &J.nref);
+    if (tokenizer_load(&J.tk, c->data.path, err, sizeof err)) J.tk = NULL;
+    gen_create(&J.gen, &S.model, T);
     int Br = cap / S.grid.dp;
-    lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
-    /* the recorded steps: 0 and the ks */
-    int steps[MAX_K + 1], nsteps = nk + 1;
-    steps[0] = 0;
-    memcpy(steps + 1, ks, sizeof(int) * nk);
+    J.b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                        lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
     int points = 0, skipped = 0, preempted = 0;
     for (int a = 0; a < nn && !preempted; a++)
         for (int l = 0; l < nl && !preempted; l++)
             for (int sd = 0; sd < nsd && !preempted; sd++) {
-                int n = (int)ns[a];
-                uint64_t seed = (uint64_t)seeds[sd];
-                char name[128], dir[700], path[1100], kpath[MAX_K + 1][1100], ck[1100];
-                snprintf(name, sizeof name, "n%d_lr%g_seed%llu", n, lrs[l],
-                         (unsigned long long)seed);
-                snprintf(dir, sizeof dir, "%s/%s", c->output.dir, name);
-                snprintf(path, sizeof path, "%s/relearn.jsonl", dir);
-                session_path(&S, "checkpoint.h5", ck, sizeof ck);
-                /* the checkpoint's tag: this point */
-                int64_t tag[3] = {n, (int64_t)seed, 0};
-                memcpy(&tag[2], &lrs[l], sizeof(double));
-                for (int i = 0; i < nsteps; i++)
-                    snprintf(kpath[i], sizeof kpath[i], "%s/k%d.json", dir, steps[i]);
-                /* what is there already: [0] finished, [1] checkpoint, [2 + i] step i recorded */
-                int have[MAX_K + 3];
-                if (S.grid.rank == 0) {
-                    have[0] = file_exists(path);
-                    have[1] = c->checkpoint.resume && file_exists(ck);
-                    for (int i = 0; i < nsteps; i++) have[2 + i] = file_exists(kpath[i]);
-                }
-                MPI_CHECK(MPI_Bcast(have, nsteps + 2, MPI_INT, 0, S.grid.world));
-                if (have[0]) {
-                    skipped++;
-                    continue;
-                }
-                int first_missing = -1, last_missing = -1;
-                for (int i = 0; i < nsteps; i++)
-                    if (!have[2 + i]) {
-                        if (first_missing < 0) first_missing = steps[i];
-                        last_missing = steps[i];
-                    }
-                if (S.grid.rank == 0) {
-                    if (mkdir(dir, 0777) && errno != EEXIST)
-                        lethe_fatal("cannot create '%s': %s", dir, strerror(errno));
-                    write_labels(c, dir, n, lrs[l], seed, kmax);
-                }
-                /* the start: the checkpoint when it is this point's and not past a missing
-                 * step, else the unlearned weights with fresh moments */
-                int start = 0;
-                if (have[1] && first_missing >= 0) {
-                    lethe_ckpt_meta meta;
-                    memset(&meta, 0, sizeof meta);
-                    ok = ckpt_load(ck, &m->params, &S.grid, &meta, 1, err, sizeof err) == 0;
-                    lethe_check(S.grid.world, ok, 1, "%s", err);
-                    int mine = meta.n_cursor == 3 && !memcmp(meta.cursor, tag, sizeof tag);
-                    start = mine ? (int)meta.step : 0;
-                    ckpt_meta_free(&meta);
-                    ok = !mine || (start > 0 && start <= kmax);
-                    lethe_check(S.grid.world, ok, 1, "relearn: '%s' is at step %d, outside (0, %d]",
-                                ck, start, kmax);
-                    if (start > first_missing)
-                        start = 0;
-                    else if (start > 0 && S.grid.rank == 0)
-                        printf("relearn %s: resuming from %s at step %d\n", name, ck, start);
-                }
-                if (start == 0 && last_missing >= 0) {
-                    session_load_init(&S);
-                    memset(m->params.m, 0, sizeof(float) * m->params.total);
-                    memset(m->params.v, 0, sizeof(float) * m->params.total);
-                }
-                lethe_optim_config o = c->optim;
-                o.schedule = SCHEDULE_CONSTANT;
-                o.lr = (float)lrs[l];
-                o.warmup_steps = 0;
-                /* the attacker's n samples: the first n of a seeded shuffle of the split */
-                if (last_missing >= 0) {
-                    loader *ld;
-                    job_open_loader(&S, &ld, c->eval.forget_split, cap, seed, 1, 0, 1, 0);
-                    loader_batch *lb;
-                    int r = loader_next(ld, &lb, err, sizeof err);
-                    lethe_check(S.grid.world, r > 0, 2, "relearn: %s",
-                                r < 0 ? err : "forget split is empty");
-                    job_fill_batch(&b, 0, Br, lb);
-                    for (int i = 0; i < Br; i++)
-                        if (lb->first + i >= n)
-                            for (int t = 0; t < T; t++) b.targets[(size_t)i * T + t] = -1;
-                    loader_close(ld);
-                }
-                for (int step = start, si = 0; step <= last_missing; step++) {
-                    while (si < nsteps && steps[si] < step) si++;
-                    if (si < nsteps && steps[si] == step && !have[2 + si]) {
-                        char *line = forget_metrics(&S, &gen, tk, ref_tr, nref, step);
-                        if (S.grid.rank == 0) {
-                            write_atomic(kpath[si], line);
-                            printf("relearn %s step %3d: %s", name, step, line);
-                            fflush(stdout);
-                            free(line);
-                        }
-                        have[2 + si] = 1;
-                        /* the resume point of this run (the last step needs none) */
-                        if (step > 0 && step < kmax)
-                            session_save(&S, "checkpoint.h5", step, 0, tag, 3);
-                    }
-                    if (step == last_missing) break;
-                    nll_objective_ctx ctx = {1.0 / model_count_targets(m, &b)};
-                    lethe_objective obj = {nll_objective_seq, &ctx};
-                    step_stats sst;
-                    model_train_step(m, &b, &obj, &o, step, kmax, &sst);
-                    job_fault_point(&S, step + 1);
-                    if (session_preempted(&S)) {
-                        session_save(&S, "checkpoint.h5", step + 1, 0, tag, 3);
-                        if (S.grid.rank == 0)
-                            printf(
-                                "lethe relearn: preempted after step %d of %s; %s written, a new "
-                                "run resumes from it\n",
-                                step + 1, name, ck);
-                        S.status = "preempted";
-                        preempted = 1;
-                        break;
-                    }
-                }
-                if (preempted) break;
-                /* every step recorded: the curve, then the point is finished */
-                if (S.grid.rank == 0) {
-                    size_t len = 0, capb = 256 * (size_t)nsteps;
-                    char *curve = lethe_malloc(capb + 1, "curve");
-                    for (int i = 0; i < nsteps; i++) {
-                        FILE *f = fopen(kpath[i], "rb");
-                        size_t got = f ? fread(curve + len, 1, capb - len, f) : 0;
-                        if (!f || got == 0 || ferror(f)) lethe_fatal("cannot read '%s'", kpath[i]);
-                        fclose(f);
-                        len += got;
-                    }
-                    curve[len] = 0;
-                    write_atomic(path, curve);
-                    free(curve);
-                    if (remove(ck) && errno != ENOENT)
-                        lethe_warn("cannot remove '%s': %s", ck, strerror(errno));
-                }
-                points++;
+                int r = run_point(&J, (int)ns[a], lrs[l], (uint64_t)seeds[sd]);
+                points += r == 0;
+                skipped += r == 1;
+                preempted = r == 2;
             }
     if (S.grid.rank == 0 && !preempted)
         printf("lethe relearn: %d point%s run, %d already done; results under %s/\n", points,
                points == 1 ? "" : "s", skipped, c->output.dir);
-    free(ref_tr);
-    free(b.tokens);
-    free(b.targets);
-    gen_free(&gen);
-    if (tk) tokenizer_free(tk);
+    free(J.ref_tr);
+    free(J.b.tokens);
+    free(J.b.targets);
+    gen_free(&J.gen);
+    if (J.tk) tokenizer_free(J.tk);
     session_close(&S);
     return 0;
 }

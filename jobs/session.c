@@ -393,7 +393,8 @@ void session_close(lethe_session *s)
 }
 
 void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoch,
-                  const int64_t *cursor, int n_cursor)
+                  const int64_t *cursor, int n_cursor, const char *const *keys,
+                  const double *values, int n_values)
 {
     char path[1100], err[1024];
     session_path(s, name, path, sizeof path);
@@ -403,6 +404,11 @@ void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoc
     meta.epoch = epoch;
     meta.n_cursor = n_cursor;
     for (int i = 0; i < n_cursor; i++) meta.cursor[i] = cursor[i];
+    meta.n_job = n_values;
+    for (int i = 0; i < n_values && i < LETHE_CKPT_JOB_MAX; i++) {
+        snprintf(meta.job_key[i], sizeof meta.job_key[i], "%s", keys[i]);
+        meta.job_value[i] = values[i];
+    }
     meta.config_json = config_to_json(&s->cfg);
     int ok = ckpt_save(path, &s->model.params, &s->grid, &meta, err, sizeof err) == 0;
     free(meta.config_json);

@@ -279,6 +279,12 @@ static void make_meta(lethe_ckpt_meta *m, int64_t step, int rank)
     m->cursor[0] = step * 32;
     m->cursor[1] = -5;
     m->cursor[2] = (int64_t)1 << 40;
+    /* the job's named values (loaded back sorted by name) */
+    m->n_job = 2;
+    snprintf(m->job_key[0], sizeof m->job_key[0], "seed");
+    m->job_value[0] = 1e15 + (double)step;
+    snprintf(m->job_key[1], sizeof m->job_key[1], "lr");
+    m->job_value[1] = 0.1;
     m->config_json = "{\"model\": {\"dim\": 32}, \"note\": \"\\u00e9\"}";
     m->rng = 0xabc0000000000000ULL + (uint64_t)rank;
 }
@@ -357,6 +363,9 @@ static void roundtrip(MPI_Comm all, const char *path, const shape_cfg *c, MPI_Co
               (long long)m.step, (long long)m.epoch);
         CHECK(m.n_cursor == 3 && !memcmp(m.cursor, e.cursor, sizeof(int64_t) * 3), "%s: cursor",
               what);
+        CHECK(m.n_job == 2 && !strcmp(m.job_key[0], "lr") && m.job_value[0] == e.job_value[1] &&
+                  !strcmp(m.job_key[1], "seed") && m.job_value[1] == e.job_value[0],
+              "%s: job state (%d values)", what, m.n_job);
         CHECK(m.config_json && !strcmp(m.config_json, e.config_json), "%s: config '%s'", what,
               m.config_json ? m.config_json : "(null)");
         CHECK(m.layout[0] == A.dp && m.layout[1] == A.pp && m.layout[2] == A.tp &&
