@@ -8,6 +8,8 @@
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "kernels.h"
+#include "tp_linear.h"
+#include "vocab_parallel.h"
 
 static float *fbuf(size_t n) { return lethe_calloc(n ? n : 1, sizeof(float), "generation"); }
 
@@ -52,9 +54,8 @@ static void layer_step(lethe_generator *g, int l, int pos)
     MPI_Comm tp = m->grid->tp_comm;
     float rstd;
     rmsnorm_forward(g->ln, &rstd, g->x, w->ln1, 1, C, m->cfg.norm_eps);
-    matmul_forward(g->q, g->ln, w->wq, 1, C, qw);
-    matmul_forward(g->k, g->ln, w->wk, 1, C, kw);
-    matmul_forward(g->v, g->ln, w->wv, 1, C, kw);
+    column_parallel_forward((float *[]){g->q, g->k, g->v}, g->ln,
+                            (const float *[]){w->wq, w->wk, w->wv}, &m->qkv, 1, C);
     rope_forward(g->q, m->cos_t + (size_t)pos * half, m->sin_t + (size_t)pos * half, 1, 1, m->nh_l,
                  hd, qw);
     rope_forward(g->k, m->cos_t + (size_t)pos * half, m->sin_t + (size_t)pos * half, 1, 1,
@@ -87,15 +88,13 @@ static void layer_step(lethe_generator *g, int l, int pos)
             for (int i = 0; i < hd; i++) oh[i] += p * vu[i];
         }
     }
-    matmul_forward(g->o, g->att, w->wo, 1, qw, C);
-    comm_allreduce_sum(g->o, (size_t)C, tp);
+    row_parallel_forward(g->o, g->att, w->wo, 1, qw, C, tp);
     for (int c = 0; c < C; c++) g->xmid[c] = g->x[c] + g->o[c];
     rmsnorm_forward(g->ln2, &rstd, g->xmid, w->ln2, 1, C, m->cfg.norm_eps);
-    matmul_forward(g->gate, g->ln2, w->wg, 1, C, m->ffn_l);
-    matmul_forward(g->up, g->ln2, w->wu, 1, C, m->ffn_l);
+    column_parallel_forward((float *[]){g->gate, g->up}, g->ln2, (const float *[]){w->wg, w->wu},
+                            &m->mlp_in, 1, C);
     swiglu_forward(g->h, g->gate, g->up, (size_t)m->ffn_l);
-    matmul_forward(g->o, g->h, w->wd, 1, m->ffn_l, C);
-    comm_allreduce_sum(g->o, (size_t)C, tp);
+    row_parallel_forward(g->o, g->h, w->wd, 1, m->ffn_l, C, tp);
     for (int c = 0; c < C; c++) g->x[c] = g->xmid[c] + g->o[c];
 }
 
@@ -107,8 +106,7 @@ static int step(lethe_generator *g, int tok, int pos, int want_next)
     const lethe_grid *G = m->grid;
     int C = m->C;
     if (m->first) {
-        embedding_forward(g->x, &tok, m->embed, 1, C, m->v0, m->v_l);
-        comm_allreduce_sum(g->x, (size_t)C, G->tp_comm);
+        vocab_parallel_embedding_forward(g->x, &tok, m->embed, 1, C, &m->vocab);
     } else {
         comm_recv(g->x, (size_t)C, G->pp_rank - 1, pos, G->pp_comm);
     }
@@ -123,18 +121,9 @@ static int step(lethe_generator *g, int tok, int pos, int want_next)
     if (m->last) {
         float rstd;
         rmsnorm_forward(g->ln, &rstd, g->x, m->norm, 1, C, m->cfg.norm_eps);
-        matmul_forward(g->logits, g->ln, m->head, 1, C, m->v_l);
-        struct {
-            float v;
-            int i;
-        } best = {-INFINITY, 0x7fffffff};
-        for (int j = 0; j < m->v_valid; j++)
-            if (g->logits[j] > best.v) {
-                best.v = g->logits[j];
-                best.i = m->v0 + j;
-            }
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &best, 1, MPI_FLOAT_INT, MPI_MAXLOC, G->tp_comm));
-        next = best.i;
+        column_parallel_forward(&g->logits, g->ln, (const float *const *)&m->head, &m->head_l, 1,
+                                C);
+        next = vocab_parallel_argmax(g->logits, &m->vocab);
     }
     if (G->pp > 1) MPI_CHECK(MPI_Bcast(&next, 1, MPI_INT, G->pp - 1, G->pp_comm));
     return next;

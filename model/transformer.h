@@ -13,6 +13,8 @@
 #include "../mpi/grid.h"
 #include "model_config.h"
 #include "params.h"
+#include "tp_linear.h"
+#include "vocab_parallel.h"
 
 /* The batch one replica processes in one step.
  * tokens (B, T): input ids; targets (B, T): the id that position t must predict,
@@ -61,6 +63,10 @@ typedef struct {
     int tied_copy;          /* last stage holds a synchronized copy of the embedding */
     int Bm, T;              /* micro-batch size and sequence length activations are sized for */
     int nslots;             /* micro-batches in flight on this stage */
+    /* parallel roles: the vocabulary shard (embedding, cross-entropy) and the shapes of
+     * the column-parallel layers (q|k|v, gate|up, head) */
+    vocab_shard vocab;
+    tp_column qkv, mlp_in, head_l;
     /* parameters */
     lethe_params params;
     float *embed, *norm, *head; /* embed on first stage; norm, head on last (head == embed if tied, pp == 1) */
