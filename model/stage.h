@@ -5,6 +5,12 @@
 
 #include "transformer.h"
 
+/* The gradient of parameter element p (a pointer into m->params.data). */
+static inline float *model_grad(const lethe_model *m, const float *p)
+{
+    return m->params.grad + (p - m->params.data);
+}
+
 /* Runs this stage's layers on slot->resid[0] (filled by the caller: received
  * activations, or the embedding on the first stage via stage_embed). On the last
  * stage also the final norm, the head and the vocab-parallel log-probabilities of

@@ -14,6 +14,7 @@
 
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
+#include "block.h"
 #include "kernels.h"
 #include "stage.h"
 #include "tp_linear.h"
@@ -165,7 +166,6 @@ static float *alloc_floats(size_t n, const char *what)
 }
 
 #define PTR(m, idx) ((m)->params.data + (m)->params.p[idx].off)
-#define GRAD(m, ptr) ((m)->params.grad + ((ptr) - (m)->params.data))
 
 void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
                   int T)
@@ -350,28 +350,6 @@ void stage_embed(lethe_model *m, lethe_slot *s, const int *tokens)
     vocab_parallel_embedding_forward(s->resid[0], tokens, m->embed, m->Bm * m->T, m->C, &m->vocab);
 }
 
-static void layer_forward(lethe_model *m, const lethe_layer_w *w, lethe_layer_act *a,
-                          const float *x, float *out)
-{
-    int Bm = m->Bm, T = m->T, N = Bm * T, C = m->C, hd = m->hd;
-    int qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
-    MPI_Comm tp = m->grid->tp_comm;
-    rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, N, C, m->cfg.norm_eps);
-    column_parallel_forward((float *[]){a->q, a->k, a->v}, a->ln1,
-                            (const float *[]){w->wq, w->wk, w->wv}, &m->qkv, N, C);
-    rope_forward(a->q, m->cos_t, m->sin_t, Bm, T, m->nh_l, hd, qw);
-    rope_forward(a->k, m->cos_t, m->sin_t, Bm, T, m->nkv_l, hd, kw);
-    attention_forward(a->att, a->probs, a->q, a->k, a->v, Bm, T, m->nh_l, m->nkv_l, hd);
-    row_parallel_forward(a->xmid, a->att, w->wo, N, qw, C, tp);
-    add_inplace(a->xmid, x, (size_t)N * C);
-    rmsnorm_forward(a->ln2, a->rstd2, a->xmid, w->ln2, N, C, m->cfg.norm_eps);
-    column_parallel_forward((float *[]){a->gate, a->up}, a->ln2, (const float *[]){w->wg, w->wu},
-                            &m->mlp_in, N, C);
-    swiglu_forward(a->h, a->gate, a->up, (size_t)N * Il);
-    row_parallel_forward(out, a->h, w->wd, N, Il, C, tp);
-    add_inplace(out, a->xmid, (size_t)N * C);
-}
-
 /* Soft targets of micro-batch mb: its rows of m->soft_lp and flags of m->soft_seq. */
 static const float *soft_lp_of(const lethe_model *m, int mb)
 {
@@ -385,7 +363,9 @@ static const unsigned char *soft_seq_of(const lethe_model *m, int mb)
 void stage_forward(lethe_model *m, lethe_slot *s, int mb, const int *targets, double *seq_s,
                    double *seq_n)
 {
-    for (int l = 0; l < m->nl; l++) layer_forward(m, &m->w[l], &s->layer[l], s->resid[l], s->resid[l + 1]);
+    for (int l = 0; l < m->nl; l++)
+        block_forward(m, l, &s->layer[l], s->resid[l], s->resid[l + 1], m->Bm, m->T, 0,
+                      block_full_attention, NULL);
     if (!m->last) return;
     int N = m->Bm * m->T, C = m->C, T = m->T;
     rmsnorm_forward(s->lnf, s->rstdf, s->resid[m->nl], m->norm, N, C, m->cfg.norm_eps);
@@ -419,50 +399,19 @@ void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targe
     int N = m->Bm * m->T, C = m->C;
     vocab_parallel_ce_backward(m->dlogits, m->logits, m->ce_buf, targets, soft_lp_of(m, mb),
                                soft_seq_of(m, mb), m->gcoef, m->Bm, m->T, &m->vocab);
-    column_parallel_backward(m->dln, (float *[]){GRAD(m, m->head)},
+    column_parallel_backward(m->dln, (float *[]){model_grad(m, m->head)},
                              (const float *const *)&m->dlogits, s->lnf,
                              (const float *const *)&m->head, &m->head_l, N, C,
                              m->grid->tp_comm);
     memset(m->dx, 0, sizeof(float) * (size_t)N * C);
-    rmsnorm_backward(m->dx, GRAD(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N, C);
-}
-
-static void layer_backward(lethe_model *m, const lethe_layer_w *w, const lethe_layer_act *a,
-                           const float *x)
-{
-    int Bm = m->Bm, T = m->T, N = Bm * T, C = m->C, hd = m->hd;
-    int qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
-    MPI_Comm tp = m->grid->tp_comm;
-    float *dx = m->dx; /* gradient of the layer output; becomes that of xmid, then of x */
-    memset(m->dh, 0, sizeof(float) * (size_t)N * Il);
-    row_parallel_backward(m->dh, GRAD(m, w->wd), dx, a->h, w->wd, N, Il, C);
-    memset(m->dgate, 0, sizeof(float) * (size_t)N * Il);
-    memset(m->dup, 0, sizeof(float) * (size_t)N * Il);
-    swiglu_backward(m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * Il);
-    column_parallel_backward(m->dln, (float *[]){GRAD(m, w->wg), GRAD(m, w->wu)},
-                             (const float *[]){m->dgate, m->dup}, a->ln2,
-                             (const float *[]){w->wg, w->wu}, &m->mlp_in, N, C, tp);
-    rmsnorm_backward(dx, GRAD(m, w->ln2), m->dln, a->xmid, w->ln2, a->rstd2, N, C);
-    memset(m->datt, 0, sizeof(float) * (size_t)N * qw);
-    row_parallel_backward(m->datt, GRAD(m, w->wo), dx, a->att, w->wo, N, qw, C);
-    memset(m->dq, 0, sizeof(float) * (size_t)N * qw);
-    memset(m->dk, 0, sizeof(float) * (size_t)N * kw);
-    memset(m->dv, 0, sizeof(float) * (size_t)N * kw);
-    attention_backward(m->dq, m->dk, m->dv, m->attn_scratch, m->datt, a->probs, a->q, a->k, a->v,
-                       Bm, T, m->nh_l, m->nkv_l, hd);
-    rope_backward(m->dq, m->cos_t, m->sin_t, Bm, T, m->nh_l, hd, qw);
-    rope_backward(m->dk, m->cos_t, m->sin_t, Bm, T, m->nkv_l, hd, kw);
-    column_parallel_backward(m->dln, (float *[]){GRAD(m, w->wq), GRAD(m, w->wk), GRAD(m, w->wv)},
-                             (const float *[]){m->dq, m->dk, m->dv}, a->ln1,
-                             (const float *[]){w->wq, w->wk, w->wv}, &m->qkv, N, C, tp);
-    rmsnorm_backward(dx, GRAD(m, w->ln1), m->dln, x, w->ln1, a->rstd1, N, C);
+    rmsnorm_backward(m->dx, model_grad(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N, C);
 }
 
 void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
 {
-    for (int l = m->nl - 1; l >= 0; l--) layer_backward(m, &m->w[l], &s->layer[l], s->resid[l]);
+    for (int l = m->nl - 1; l >= 0; l--) block_backward(m, l, &s->layer[l], s->resid[l]);
     if (m->first)
-        vocab_parallel_embedding_backward(GRAD(m, m->embed), m->dx, tokens, m->Bm * m->T, m->C,
+        vocab_parallel_embedding_backward(model_grad(m, m->embed), m->dx, tokens, m->Bm * m->T, m->C,
                                           &m->vocab);
 }
 
