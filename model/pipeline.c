@@ -5,7 +5,8 @@
  * go to stage s+1 and their gradients back to s-1 with point-to-point messages
  * (non-blocking sends from per-slot buffers, so neighbours never deadlock).
  * Micro-batch i lives in slot i % (P - s): its backward always runs before
- * micro-batch i + P - s is started. The last stage runs forward(i) and
+ * micro-batch i + P - s is started. The last stage runs forward(i), asks the
+ * objective for the loss gradient of micro-batch i (loss_grad) and runs
  * backward(i) back to back, so it needs a single logits buffer. */
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,17 @@ static void fwd(sched *S, int i)
     if (S->lsm)
         stage_log_softmax(m, tg, S->lsm + (size_t)i * m->Bm * m->T * m->v_l,
                           S->seq_s + (size_t)i * m->Bm);
-    if (!S->obj) return;
-    /* the objective turns per-sequence sums into loss and d loss / d s */
+}
+
+/* Last stage, after fwd(i): the objective turns micro-batch i's per-sequence sums
+ * into its loss (added to S->loss) and the per-token gradient d loss / d logp,
+ * which it returns for bwd(i). Other stages: NULL (their gradient comes from the
+ * next stage). */
+static const float *loss_grad(sched *S, int i)
+{
+    lethe_model *m = S->m;
+    if (!m->last) return NULL;
+    const int *tg = mb_rows(S->b->targets, m, i);
     for (int b = 0; b < m->Bm; b++) {
         int gb = i * m->Bm + b;
         double w = 0.0;
@@ -65,9 +75,11 @@ static void fwd(sched *S, int i)
         for (int t = 0; t < m->T; t++)
             m->gcoef[b * m->T + t] = tg[b * m->T + t] >= 0 ? (float)w : 0.0f;
     }
+    return m->gcoef;
 }
 
-static void bwd(sched *S, int i)
+/* dlogp: on the last stage, loss_grad(S, i). */
+static void bwd(sched *S, int i, const float *dlogp)
 {
     lethe_model *m = S->m;
     lethe_slot *s = &m->slots[i % m->nslots];
@@ -75,7 +87,7 @@ static void bwd(sched *S, int i)
     MPI_Comm pc = m->grid->pp_comm;
     int pr = m->grid->pp_rank;
     if (m->last)
-        stage_head_backward(m, s, i, mb_rows(S->b->targets, m, i));
+        stage_head_backward(m, s, i, mb_rows(S->b->targets, m, i), dlogp);
     else
         comm_recv(m->dx, NC, pr + 1, 2 * i + 1, pc);
     stage_backward(m, s, mb_rows(S->b->tokens, m, i));
@@ -147,9 +159,9 @@ double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_
     for (int i = 0; i < warm; i++) fwd(&S, i);
     for (int i = 0; i < M - warm; i++) {
         fwd(&S, warm + i);
-        bwd(&S, i);
+        bwd(&S, i, loss_grad(&S, i));
     }
-    for (int i = M - warm; i < M; i++) bwd(&S, i);
+    for (int i = M - warm; i < M; i++) bwd(&S, i, loss_grad(&S, i));
     sched_finish(&S, seq_s, seq_n);
     return S.loss;
 }

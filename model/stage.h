@@ -22,9 +22,10 @@ void stage_forward(lethe_model *m, lethe_slot *s, int mb, const int *targets, do
 /* Last stage, after stage_forward of micro-batch mb: its log-softmax shard into
  * out (Bm*T, v_l) and per-sequence negative entropies into negent (Bm). */
 void stage_log_softmax(lethe_model *m, const int *targets, float *out, double *negent);
-/* Last stage: loss gradient into m->dx from per-token coefficients m->gcoef
- * (d loss / d logp per token). */
-void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets);
+/* Last stage, after stage_forward of micro-batch mb: the gradient of the stage
+ * output into m->dx from the loss gradient dlogp (Bm*T): d loss / d logp per token. */
+void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets,
+                         const float *dlogp);
 /* Backward of this stage's layers from m->dx (gradient of the stage output),
  * leaving the gradient of the stage input in m->dx. First stage: also the
  * embedding gradient. */

@@ -394,11 +394,12 @@ void stage_log_softmax(lethe_model *m, const int *targets, float *out, double *n
     free(h);
 }
 
-void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets)
+void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets,
+                         const float *dlogp)
 {
     int N = m->Bm * m->T, C = m->C;
     vocab_parallel_ce_backward(m->dlogits, m->logits, m->ce_buf, targets, soft_lp_of(m, mb),
-                               soft_seq_of(m, mb), m->gcoef, m->Bm, m->T, &m->vocab);
+                               soft_seq_of(m, mb), dlogp, m->Bm, m->T, &m->vocab);
     column_parallel_backward(m->dln, (float *[]){model_grad(m, m->head)},
                              (const float *const *)&m->dlogits, s->lnf,
                              (const float *const *)&m->head, &m->head_l, N, C,

@@ -77,7 +77,8 @@ typedef struct {
     float *logits, *dlogits;    /* (N, v_l) */
     float *dx, *dx2, *dln, *dq, *dk, *dv, *datt, *dh, *dgate, *dup, *attn_scratch;
     float *ce_buf;              /* (4N) */
-    float *gcoef;               /* (N) per-token loss gradient */
+    float *gcoef;               /* (N) last stage: the loss gradient per token of one micro-batch
+                                   (model/pipeline.c loss_grad) */
     double *seq_s, *seq_n;      /* (Bm) */
     /* Soft targets (optional, set by the caller for one call of model_forward or
      * model_forward_backward): sequences b of the replica batch with soft_seq[b]
