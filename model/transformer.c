@@ -309,8 +309,14 @@ void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_gri
     }
     m->ce_buf = alloc_floats(4 * N, "cross-entropy buffers");
     m->gcoef = alloc_floats(N, "loss coefficients");
-    m->seq_s = lethe_calloc((size_t)Bm, sizeof(double), "sequence sums");
-    m->seq_n = lethe_calloc((size_t)Bm, sizeof(double), "sequence sums");
+    if (m->last) m->negent_h = lethe_calloc(N, sizeof(double), "negative entropies");
+    m->act_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
+    m->grad_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
+    m->grad_send = lethe_calloc((size_t)m->nslots, sizeof(float *), "gradient send buffers");
+    for (int k = 0; k < m->nslots; k++) {
+        m->act_req[k] = m->grad_req[k] = MPI_REQUEST_NULL;
+        if (!m->first) m->grad_send[k] = alloc_floats(N * C, "gradient send buffer");
+    }
 }
 
 void model_init_weights(lethe_model *m)
@@ -337,8 +343,11 @@ void model_free(lethe_model *m)
                      m->datt,  m->dk,    m->dv,    m->dh,    m->dgate,        m->dup,
                      m->attn_scratch,    m->logits, m->dlogits, m->ce_buf,   m->gcoef};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    free(m->seq_s);
-    free(m->seq_n);
+    free(m->negent_h);
+    for (int k = 0; k < m->nslots; k++) free(m->grad_send[k]);
+    free(m->grad_send);
+    free(m->act_req);
+    free(m->grad_req);
     params_free(&m->params);
     memset(m, 0, sizeof(*m));
 }
@@ -388,10 +397,8 @@ void stage_forward(lethe_model *m, lethe_slot *s, int mb, const int *targets, do
 
 void stage_log_softmax(lethe_model *m, const int *targets, float *out, double *negent)
 {
-    double *h = lethe_malloc(sizeof(double) * (size_t)m->Bm * m->T, "negative entropies");
-    vocab_parallel_log_softmax(out, negent, h, m->logits, m->ce_buf, targets, m->Bm, m->T,
-                               &m->vocab);
-    free(h);
+    vocab_parallel_log_softmax(out, negent, m->negent_h, m->logits, m->ce_buf, targets, m->Bm,
+                               m->T, &m->vocab);
 }
 
 void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets,
@@ -405,15 +412,16 @@ void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targe
                              (const float *const *)&m->head, &m->head_l, N, C,
                              m->grid->tp_comm);
     memset(m->dx, 0, sizeof(float) * (size_t)N * C);
-    rmsnorm_backward(m->dx, model_grad(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N, C);
+    rmsnorm_backward(m->dx, model_grad(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N,
+                     C);
 }
 
 void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
 {
     for (int l = m->nl - 1; l >= 0; l--) block_backward(m, l, &s->layer[l], s->resid[l]);
     if (m->first)
-        vocab_parallel_embedding_backward(model_grad(m, m->embed), m->dx, tokens, m->Bm * m->T, m->C,
-                                          &m->vocab);
+        vocab_parallel_embedding_backward(model_grad(m, m->embed), m->dx, tokens, m->Bm * m->T,
+                                          m->C, &m->vocab);
 }
 
 /* ---- reductions over replicas -------------------------------------------- */

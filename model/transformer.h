@@ -79,7 +79,11 @@ typedef struct {
     float *ce_buf;              /* (4N) */
     float *gcoef;               /* (N) last stage: the loss gradient per token of one micro-batch
                                    (model/pipeline.c loss_grad) */
-    double *seq_s, *seq_n;      /* (Bm) */
+    double *negent_h;           /* (N) last stage: per-token negative entropies (log-softmax) */
+    /* the pipeline's point-to-point sends, per slot: pending requests and the buffers of
+     * the gradients sent back (every stage but the first) */
+    MPI_Request *act_req, *grad_req;
+    float **grad_send;
     /* Soft targets (optional, set by the caller for one call of model_forward or
      * model_forward_backward): sequences b of the replica batch with soft_seq[b]
      * take, at each position with a target, the distribution whose log is row
@@ -87,9 +91,6 @@ typedef struct {
      * instead of the target id; their s is then sum_t sum_j q_j log p_j. */
     const float *soft_lp;
     const unsigned char *soft_seq;
-    /* statistics of the last step */
-    double comm_seconds, bubble_seconds;
-    double bytes_sent;
 } lethe_model;
 
 /* Checks that the layout admits the model (tp divides heads, kv-heads, MLP width;
