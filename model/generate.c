@@ -7,7 +7,10 @@
 
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
+#include "block.h"
 #include "kernels.h"
+#include "tp_linear.h"
+#include "vocab_parallel.h"
 
 static float *fbuf(size_t n) { return lethe_calloc(n ? n : 1, sizeof(float), "generation"); }
 
@@ -25,47 +28,45 @@ void gen_create(lethe_generator *g, lethe_model *m, int max_t)
     g->k = fbuf(kw);
     g->v = fbuf(kw);
     g->att = fbuf(qw);
-    g->o = fbuf(C);
     g->xmid = fbuf(C);
     g->ln2 = fbuf(C);
     g->gate = fbuf((size_t)m->ffn_l);
     g->up = fbuf((size_t)m->ffn_l);
     g->h = fbuf((size_t)m->ffn_l);
+    g->rstd = fbuf(2);
+    /* the block's activations of one token (no attention probabilities: the cache
+     * attention keeps none) */
+    g->act = (lethe_layer_act){.ln1 = g->ln,     .rstd1 = g->rstd,     .q = g->q,
+                               .k = g->k,        .v = g->v,            .att = g->att,
+                               .xmid = g->xmid,  .ln2 = g->ln2,        .rstd2 = g->rstd + 1,
+                               .gate = g->gate,  .up = g->up,          .h = g->h};
     g->scores = fbuf((size_t)max_t);
     g->logits = fbuf(m->last ? (size_t)m->v_l : 1);
 }
 
 void gen_free(lethe_generator *g)
 {
-    float *b[] = {g->kcache, g->vcache, g->x,    g->ln, g->q,  g->k,    g->v,      g->att,
-                  g->o,      g->xmid,   g->ln2,  g->gate, g->up, g->h, g->scores, g->logits};
+    float *b[] = {g->kcache, g->vcache, g->x,  g->ln,   g->q,    g->k,     g->v,     g->att,
+                  g->xmid,   g->ln2,    g->gate, g->up, g->h, g->rstd, g->scores, g->logits};
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) free(b[i]);
     memset(g, 0, sizeof(*g));
 }
 
-/* One layer on the hidden state g->x of the token at position pos. */
-static void layer_step(lethe_generator *g, int l, int pos)
+/* Generation's attention step: the token at pos0 stores its key and value in the
+ * cache of layer l and attends over the cache's positions 0..pos0. */
+static void cached_attention(void *ctx, const lethe_model *m, int l, lethe_layer_act *a, int B,
+                             int T, int pos0)
 {
-    lethe_model *m = g->m;
-    const lethe_layer_w *w = &m->w[l];
-    int C = m->C, hd = m->hd, qw = m->nh_l * hd, kw = m->nkv_l * hd, half = hd / 2;
-    MPI_Comm tp = m->grid->tp_comm;
-    float rstd;
-    rmsnorm_forward(g->ln, &rstd, g->x, w->ln1, 1, C, m->cfg.norm_eps);
-    matmul_forward(g->q, g->ln, w->wq, 1, C, qw);
-    matmul_forward(g->k, g->ln, w->wk, 1, C, kw);
-    matmul_forward(g->v, g->ln, w->wv, 1, C, kw);
-    rope_forward(g->q, m->cos_t + (size_t)pos * half, m->sin_t + (size_t)pos * half, 1, 1, m->nh_l,
-                 hd, qw);
-    rope_forward(g->k, m->cos_t + (size_t)pos * half, m->sin_t + (size_t)pos * half, 1, 1,
-                 m->nkv_l, hd, kw);
+    (void)B, (void)T; /* one token */
+    lethe_generator *g = ctx;
+    int hd = m->hd, kw = m->nkv_l * hd, pos = pos0;
     float *kc = g->kcache + (size_t)l * g->max_t * kw, *vc = g->vcache + (size_t)l * g->max_t * kw;
-    memcpy(kc + (size_t)pos * kw, g->k, sizeof(float) * kw);
-    memcpy(vc + (size_t)pos * kw, g->v, sizeof(float) * kw);
+    memcpy(kc + (size_t)pos * kw, a->k, sizeof(float) * kw);
+    memcpy(vc + (size_t)pos * kw, a->v, sizeof(float) * kw);
     int group = m->nh_l / m->nkv_l;
     float scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < m->nh_l; h++) {
-        const float *qh = g->q + (size_t)h * hd;
+        const float *qh = a->q + (size_t)h * hd;
         int kvh = h / group;
         float mx = -INFINITY, sum = 0.0f;
         for (int u = 0; u <= pos; u++) {
@@ -75,11 +76,13 @@ static void layer_step(lethe_generator *g, int l, int pos)
             g->scores[u] = d * scale;
             mx = g->scores[u] > mx ? g->scores[u] : mx;
         }
+        /* libm's expf, not the kernels' fast_expf: generated tokens stay those of the
+         * reference decoding */
         for (int u = 0; u <= pos; u++) {
             g->scores[u] = expf(g->scores[u] - mx);
             sum += g->scores[u];
         }
-        float *oh = g->att + (size_t)h * hd;
+        float *oh = a->att + (size_t)h * hd;
         memset(oh, 0, sizeof(float) * hd);
         for (int u = 0; u <= pos; u++) {
             const float *vu = vc + (size_t)u * kw + (size_t)kvh * hd;
@@ -87,16 +90,6 @@ static void layer_step(lethe_generator *g, int l, int pos)
             for (int i = 0; i < hd; i++) oh[i] += p * vu[i];
         }
     }
-    matmul_forward(g->o, g->att, w->wo, 1, qw, C);
-    comm_allreduce_sum(g->o, (size_t)C, tp);
-    for (int c = 0; c < C; c++) g->xmid[c] = g->x[c] + g->o[c];
-    rmsnorm_forward(g->ln2, &rstd, g->xmid, w->ln2, 1, C, m->cfg.norm_eps);
-    matmul_forward(g->gate, g->ln2, w->wg, 1, C, m->ffn_l);
-    matmul_forward(g->up, g->ln2, w->wu, 1, C, m->ffn_l);
-    swiglu_forward(g->h, g->gate, g->up, (size_t)m->ffn_l);
-    matmul_forward(g->o, g->h, w->wd, 1, m->ffn_l, C);
-    comm_allreduce_sum(g->o, (size_t)C, tp);
-    for (int c = 0; c < C; c++) g->x[c] = g->xmid[c] + g->o[c];
 }
 
 /* Runs token `tok` at position pos through the whole replica; when want_next,
@@ -107,12 +100,12 @@ static int step(lethe_generator *g, int tok, int pos, int want_next)
     const lethe_grid *G = m->grid;
     int C = m->C;
     if (m->first) {
-        embedding_forward(g->x, &tok, m->embed, 1, C, m->v0, m->v_l);
-        comm_allreduce_sum(g->x, (size_t)C, G->tp_comm);
+        vocab_parallel_embedding_forward(g->x, &tok, m->embed, 1, C, &m->vocab);
     } else {
         comm_recv(g->x, (size_t)C, G->pp_rank - 1, pos, G->pp_comm);
     }
-    for (int l = 0; l < m->nl; l++) layer_step(g, l, pos);
+    for (int l = 0; l < m->nl; l++)
+        block_forward(m, l, &g->act, g->x, g->x, 1, 1, pos, cached_attention, g);
     if (!m->last) {
         MPI_Request r;
         comm_isend(g->x, (size_t)C, G->pp_rank + 1, pos, G->pp_comm, &r);
@@ -123,18 +116,9 @@ static int step(lethe_generator *g, int tok, int pos, int want_next)
     if (m->last) {
         float rstd;
         rmsnorm_forward(g->ln, &rstd, g->x, m->norm, 1, C, m->cfg.norm_eps);
-        matmul_forward(g->logits, g->ln, m->head, 1, C, m->v_l);
-        struct {
-            float v;
-            int i;
-        } best = {-INFINITY, 0x7fffffff};
-        for (int j = 0; j < m->v_valid; j++)
-            if (g->logits[j] > best.v) {
-                best.v = g->logits[j];
-                best.i = m->v0 + j;
-            }
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &best, 1, MPI_FLOAT_INT, MPI_MAXLOC, G->tp_comm));
-        next = best.i;
+        column_parallel_forward(&g->logits, g->ln, (const float *const *)&m->head, &m->head_l, 1,
+                                C);
+        next = vocab_parallel_argmax(g->logits, &m->vocab);
     }
     if (G->pp > 1) MPI_CHECK(MPI_Bcast(&next, 1, MPI_INT, G->pp - 1, G->pp_comm));
     return next;

@@ -16,7 +16,8 @@ typedef struct {
     lethe_model *m;
     int max_t;            /* cache length (<= model.max_seq_len) */
     float *kcache, *vcache; /* (nl, max_t, nkv_l * hd) */
-    float *x, *ln, *q, *k, *v, *att, *o, *xmid, *ln2, *gate, *up, *h, *scores, *logits;
+    float *x, *ln, *q, *k, *v, *att, *xmid, *ln2, *gate, *up, *h, *rstd, *scores, *logits;
+    lethe_layer_act act;  /* the block's activations of one token, pointing into the above */
 } lethe_generator;
 
 void gen_create(lethe_generator *g, lethe_model *m, int max_t);

@@ -5,7 +5,8 @@
  * into the gradients of its inputs and parameters; callers zero them first.
  * Weights use the Hugging Face layout: a linear layer's weight is (OC, C) and
  * computes out = inp @ weight^T. No kernel communicates: tensor-parallel
- * reductions are done by the layers that call them (model/transformer.c). */
+ * reductions are done by the layers that call them (model/tp_linear.h,
+ * model/vocab_parallel.h). */
 #ifndef LETHE_KERNELS_H
 #define LETHE_KERNELS_H
 

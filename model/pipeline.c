@@ -5,7 +5,8 @@
  * go to stage s+1 and their gradients back to s-1 with point-to-point messages
  * (non-blocking sends from per-slot buffers, so neighbours never deadlock).
  * Micro-batch i lives in slot i % (P - s): its backward always runs before
- * micro-batch i + P - s is started. The last stage runs forward(i) and
+ * micro-batch i + P - s is started. The last stage runs forward(i), asks the
+ * objective for the loss gradient of micro-batch i (loss_grad) and runs
  * backward(i) back to back, so it needs a single logits buffer. */
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,6 @@ typedef struct {
     float *tok_logp;       /* (B, T) or NULL */
     float *lsm;            /* (B*T, v_l) log-softmax out (model_forward_logsoftmax), or NULL */
     double loss;
-    MPI_Request *act_req;  /* per slot */
-    MPI_Request *grad_req; /* per slot */
-    float **grad_send;     /* per slot */
 } sched;
 
 static const int *mb_rows(const int *base, const lethe_model *m, int i)
@@ -39,7 +37,7 @@ static void fwd(sched *S, int i)
     size_t NC = (size_t)m->Bm * m->T * m->C;
     MPI_Comm pc = m->grid->pp_comm;
     int pr = m->grid->pp_rank;
-    comm_wait(&S->act_req[i % m->nslots]); /* slot's previous send done before reuse */
+    comm_wait(&m->act_req[i % m->nslots]); /* slot's previous send done before reuse */
     if (m->first)
         stage_embed(m, s, mb_rows(S->b->tokens, m, i));
     else
@@ -47,7 +45,7 @@ static void fwd(sched *S, int i)
     const int *tg = mb_rows(S->b->targets, m, i);
     stage_forward(m, s, i, tg, S->seq_s + (size_t)i * m->Bm, S->seq_n + (size_t)i * m->Bm);
     if (!m->last) {
-        comm_isend(s->resid[m->nl], NC, pr + 1, 2 * i, pc, &S->act_req[i % m->nslots]);
+        comm_isend(s->resid[m->nl], NC, pr + 1, 2 * i, pc, &m->act_req[i % m->nslots]);
         return;
     }
     if (S->tok_logp)
@@ -56,8 +54,17 @@ static void fwd(sched *S, int i)
     if (S->lsm)
         stage_log_softmax(m, tg, S->lsm + (size_t)i * m->Bm * m->T * m->v_l,
                           S->seq_s + (size_t)i * m->Bm);
-    if (!S->obj) return;
-    /* the objective turns per-sequence sums into loss and d loss / d s */
+}
+
+/* Last stage, after fwd(i): the objective turns micro-batch i's per-sequence sums
+ * into its loss (added to S->loss) and the per-token gradient d loss / d logp,
+ * which it returns for bwd(i). Other stages: NULL (their gradient comes from the
+ * next stage). */
+static const float *loss_grad(sched *S, int i)
+{
+    lethe_model *m = S->m;
+    if (!m->last) return NULL;
+    const int *tg = mb_rows(S->b->targets, m, i);
     for (int b = 0; b < m->Bm; b++) {
         int gb = i * m->Bm + b;
         double w = 0.0;
@@ -65,9 +72,11 @@ static void fwd(sched *S, int i)
         for (int t = 0; t < m->T; t++)
             m->gcoef[b * m->T + t] = tg[b * m->T + t] >= 0 ? (float)w : 0.0f;
     }
+    return m->gcoef;
 }
 
-static void bwd(sched *S, int i)
+/* dlogp: on the last stage, loss_grad(S, i). */
+static void bwd(sched *S, int i, const float *dlogp)
 {
     lethe_model *m = S->m;
     lethe_slot *s = &m->slots[i % m->nslots];
@@ -75,19 +84,19 @@ static void bwd(sched *S, int i)
     MPI_Comm pc = m->grid->pp_comm;
     int pr = m->grid->pp_rank;
     if (m->last)
-        stage_head_backward(m, s, i, mb_rows(S->b->targets, m, i));
+        stage_head_backward(m, s, i, mb_rows(S->b->targets, m, i), dlogp);
     else
         comm_recv(m->dx, NC, pr + 1, 2 * i + 1, pc);
     stage_backward(m, s, mb_rows(S->b->tokens, m, i));
     if (!m->first) {
         int k = i % m->nslots;
-        comm_wait(&S->grad_req[k]);
-        memcpy(S->grad_send[k], m->dx, sizeof(float) * NC);
-        comm_isend(S->grad_send[k], NC, pr - 1, 2 * i + 1, pc, &S->grad_req[k]);
+        comm_wait(&m->grad_req[k]);
+        memcpy(m->grad_send[k], m->dx, sizeof(float) * NC);
+        comm_isend(m->grad_send[k], NC, pr - 1, 2 * i + 1, pc, &m->grad_req[k]);
     }
 }
 
-static void sched_init(sched *S, lethe_model *m, const lethe_batch *b, int with_grad)
+static void sched_init(sched *S, lethe_model *m, const lethe_batch *b)
 {
     memset(S, 0, sizeof(*S));
     S->m = m;
@@ -97,15 +106,6 @@ static void sched_init(sched *S, lethe_model *m, const lethe_batch *b, int with_
                     b->T, m->Bm, m->T);
     S->seq_s = lethe_calloc((size_t)b->B, sizeof(double), "sequence sums");
     S->seq_n = lethe_calloc((size_t)b->B, sizeof(double), "sequence sums");
-    S->act_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
-    S->grad_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
-    S->grad_send = lethe_calloc((size_t)m->nslots, sizeof(float *), "gradient send buffers");
-    for (int k = 0; k < m->nslots; k++) {
-        S->act_req[k] = S->grad_req[k] = MPI_REQUEST_NULL;
-        if (with_grad && !m->first)
-            S->grad_send[k] = lethe_malloc(sizeof(float) * (size_t)m->Bm * m->T * m->C,
-                                           "gradient send buffer");
-    }
 }
 
 /* Waits for outstanding sends and gives every rank of the replica the results
@@ -114,9 +114,8 @@ static void sched_finish(sched *S, double *seq_s, double *seq_n)
 {
     lethe_model *m = S->m;
     for (int k = 0; k < m->nslots; k++) {
-        comm_wait(&S->act_req[k]);
-        comm_wait(&S->grad_req[k]);
-        free(S->grad_send[k]);
+        comm_wait(&m->act_req[k]);
+        comm_wait(&m->grad_req[k]);
     }
     int B = S->b->B, last = m->grid->pp - 1;
     double *buf = lethe_malloc(sizeof(double) * (2 * (size_t)B + 1), "results");
@@ -130,16 +129,13 @@ static void sched_finish(sched *S, double *seq_s, double *seq_n)
     free(buf);
     free(S->seq_s);
     free(S->seq_n);
-    free(S->act_req);
-    free(S->grad_req);
-    free(S->grad_send);
 }
 
 double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
                               double *seq_s, double *seq_n)
 {
     sched S;
-    sched_init(&S, m, b, 1);
+    sched_init(&S, m, b);
     S.obj = obj;
     memset(m->params.grad, 0, sizeof(float) * m->params.total);
     int M = b->B / m->Bm, P = m->grid->pp, st = m->grid->pp_rank;
@@ -147,9 +143,9 @@ double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_
     for (int i = 0; i < warm; i++) fwd(&S, i);
     for (int i = 0; i < M - warm; i++) {
         fwd(&S, warm + i);
-        bwd(&S, i);
+        bwd(&S, i, loss_grad(&S, i));
     }
-    for (int i = M - warm; i < M; i++) bwd(&S, i);
+    for (int i = M - warm; i < M; i++) bwd(&S, i, loss_grad(&S, i));
     sched_finish(&S, seq_s, seq_n);
     return S.loss;
 }
@@ -158,7 +154,7 @@ void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *
                    float *tok_logp)
 {
     sched S;
-    sched_init(&S, m, b, 0);
+    sched_init(&S, m, b);
     int M = b->B / m->Bm;
     float *lp = NULL;
     if (tok_logp && m->last) lp = tok_logp;
@@ -175,7 +171,7 @@ void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *
 void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent)
 {
     sched S;
-    sched_init(&S, m, b, 0);
+    sched_init(&S, m, b);
     S.lsm = m->last ? out : NULL;
     int M = b->B / m->Bm;
     for (int i = 0; i < M; i++) fwd(&S, i);

@@ -1,12 +1,10 @@
 /* model/transformer.c — the Llama-style decoder sharded over (pp, tp).
  *
- * Tensor parallelism (Megatron): q/k/v and gate/up are column-parallel (output
- * rows split; the input gradient is all-reduced over tp), o_proj and down_proj
- * are row-parallel (input columns split; the output is all-reduced over tp).
- * The residual stream, the norms and their gradients are replicated over tp.
- * The vocabulary (embedding and head) is split over tp and padded to a multiple
- * of tp; the cross-entropy reduces max, sum of exps and target logit over tp
- * and never gathers logits. */
+ * Tensor parallelism (Megatron): q/k/v, gate/up and the head are column-parallel
+ * layers, o_proj and down_proj row-parallel ones (model/tp_linear.h); the
+ * embedding and the cross-entropy are vocabulary-parallel (model/vocab_parallel.h).
+ * Each owns its communication over tp; the residual stream, the norms and their
+ * gradients are replicated over tp. */
 #include "transformer.h"
 
 #include <math.h>
@@ -16,8 +14,11 @@
 
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
+#include "block.h"
 #include "kernels.h"
 #include "stage.h"
+#include "tp_linear.h"
+#include "vocab_parallel.h"
 
 int model_check_layout(const lethe_model_config *cfg, int dp, int pp, int tp, int batch,
                        int micro_batches, int T, char *err, size_t errlen)
@@ -165,7 +166,6 @@ static float *alloc_floats(size_t n, const char *what)
 }
 
 #define PTR(m, idx) ((m)->params.data + (m)->params.p[idx].off)
-#define GRAD(m, ptr) ((m)->params.grad + ((ptr) - (m)->params.data))
 
 void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
                   int T)
@@ -194,6 +194,10 @@ void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_gri
     m->Bm = Bm;
     m->T = T;
     m->nslots = pp - pr; /* 1F1B: at most pp - stage forwards in flight */
+    m->vocab = (vocab_shard){m->v_l, m->v_valid, m->v0, g->tp_comm};
+    m->qkv = (tp_column){3, {m->nh_l * m->hd, m->nkv_l * m->hd, m->nkv_l * m->hd}};
+    m->mlp_in = (tp_column){2, {m->ffn_l, m->ffn_l}};
+    m->head_l = (tp_column){1, {m->v_l}};
 
     int C = m->C, hd = m->hd;
     lethe_params *t = &m->params;
@@ -305,8 +309,14 @@ void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_gri
     }
     m->ce_buf = alloc_floats(4 * N, "cross-entropy buffers");
     m->gcoef = alloc_floats(N, "loss coefficients");
-    m->seq_s = lethe_calloc((size_t)Bm, sizeof(double), "sequence sums");
-    m->seq_n = lethe_calloc((size_t)Bm, sizeof(double), "sequence sums");
+    if (m->last) m->negent_h = lethe_calloc(N, sizeof(double), "negative entropies");
+    m->act_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
+    m->grad_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
+    m->grad_send = lethe_calloc((size_t)m->nslots, sizeof(float *), "gradient send buffers");
+    for (int k = 0; k < m->nslots; k++) {
+        m->act_req[k] = m->grad_req[k] = MPI_REQUEST_NULL;
+        if (!m->first) m->grad_send[k] = alloc_floats(N * C, "gradient send buffer");
+    }
 }
 
 void model_init_weights(lethe_model *m)
@@ -333,8 +343,11 @@ void model_free(lethe_model *m)
                      m->datt,  m->dk,    m->dv,    m->dh,    m->dgate,        m->dup,
                      m->attn_scratch,    m->logits, m->dlogits, m->ce_buf,   m->gcoef};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    free(m->seq_s);
-    free(m->seq_n);
+    free(m->negent_h);
+    for (int k = 0; k < m->nslots; k++) free(m->grad_send[k]);
+    free(m->grad_send);
+    free(m->act_req);
+    free(m->grad_req);
     params_free(&m->params);
     memset(m, 0, sizeof(*m));
 }
@@ -343,76 +356,35 @@ void model_free(lethe_model *m)
 
 void stage_embed(lethe_model *m, lethe_slot *s, const int *tokens)
 {
-    int N = m->Bm * m->T;
-    embedding_forward(s->resid[0], tokens, m->embed, N, m->C, m->v0, m->v_l);
-    comm_allreduce_sum(s->resid[0], (size_t)N * m->C, m->grid->tp_comm);
+    vocab_parallel_embedding_forward(s->resid[0], tokens, m->embed, m->Bm * m->T, m->C, &m->vocab);
 }
 
-static void layer_forward(lethe_model *m, const lethe_layer_w *w, lethe_layer_act *a,
-                          const float *x, float *out)
+/* Soft targets of micro-batch mb: its rows of m->soft_lp and flags of m->soft_seq. */
+static const float *soft_lp_of(const lethe_model *m, int mb)
 {
-    int Bm = m->Bm, T = m->T, N = Bm * T, C = m->C, hd = m->hd;
-    int qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
-    MPI_Comm tp = m->grid->tp_comm;
-    rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, N, C, m->cfg.norm_eps);
-    matmul_forward(a->q, a->ln1, w->wq, N, C, qw);
-    matmul_forward(a->k, a->ln1, w->wk, N, C, kw);
-    matmul_forward(a->v, a->ln1, w->wv, N, C, kw);
-    rope_forward(a->q, m->cos_t, m->sin_t, Bm, T, m->nh_l, hd, qw);
-    rope_forward(a->k, m->cos_t, m->sin_t, Bm, T, m->nkv_l, hd, kw);
-    attention_forward(a->att, a->probs, a->q, a->k, a->v, Bm, T, m->nh_l, m->nkv_l, hd);
-    matmul_forward(a->xmid, a->att, w->wo, N, qw, C); /* partial over tp */
-    comm_allreduce_sum(a->xmid, (size_t)N * C, tp);
-    add_inplace(a->xmid, x, (size_t)N * C);
-    rmsnorm_forward(a->ln2, a->rstd2, a->xmid, w->ln2, N, C, m->cfg.norm_eps);
-    matmul_forward(a->gate, a->ln2, w->wg, N, C, Il);
-    matmul_forward(a->up, a->ln2, w->wu, N, C, Il);
-    swiglu_forward(a->h, a->gate, a->up, (size_t)N * Il);
-    matmul_forward(out, a->h, w->wd, N, Il, C); /* partial over tp */
-    comm_allreduce_sum(out, (size_t)N * C, tp);
-    add_inplace(out, a->xmid, (size_t)N * C);
+    return m->soft_seq ? m->soft_lp + (size_t)mb * m->Bm * m->T * m->v_l : NULL;
 }
-
-/* Micro-batch mb's sequence b uses soft targets: its rows in m->soft_lp, or NULL. */
-static const float *soft_rows(const lethe_model *m, int mb, int b)
+static const unsigned char *soft_seq_of(const lethe_model *m, int mb)
 {
-    int gb = mb * m->Bm + b;
-    if (!m->soft_seq || !m->soft_seq[gb]) return NULL;
-    return m->soft_lp + (size_t)gb * m->T * m->v_l;
+    return m->soft_seq ? m->soft_seq + (size_t)mb * m->Bm : NULL;
 }
 
 void stage_forward(lethe_model *m, lethe_slot *s, int mb, const int *targets, double *seq_s,
                    double *seq_n)
 {
-    for (int l = 0; l < m->nl; l++) layer_forward(m, &m->w[l], &s->layer[l], s->resid[l], s->resid[l + 1]);
+    for (int l = 0; l < m->nl; l++)
+        block_forward(m, l, &s->layer[l], s->resid[l], s->resid[l + 1], m->Bm, m->T, 0,
+                      block_full_attention, NULL);
     if (!m->last) return;
-    int N = m->Bm * m->T, C = m->C, T = m->T, nv = m->v_l;
+    int N = m->Bm * m->T, C = m->C, T = m->T;
     rmsnorm_forward(s->lnf, s->rstdf, s->resid[m->nl], m->norm, N, C, m->cfg.norm_eps);
-    matmul_forward(m->logits, s->lnf, m->head, N, C, nv);
-    /* ce_buf: gmax (N), then sumexp (N), tlogit or soft cross term (N), soft mass (N) */
-    float *gmax = m->ce_buf, *sums = m->ce_buf + N, *qsum = m->ce_buf + 3 * N;
-    ce_local_max(gmax, m->logits, N, nv, m->v_valid);
-    comm_allreduce_max(gmax, (size_t)N, m->grid->tp_comm);
-    ce_local_sumexp(sums, sums + N, m->logits, gmax, targets, N, nv, m->v_valid, m->v0);
-    memset(qsum, 0, sizeof(float) * (size_t)N);
-    int any_soft = 0;
+    column_parallel_forward(&m->logits, s->lnf, (const float *const *)&m->head, &m->head_l, N, C);
+    vocab_parallel_ce_forward(s->logp, m->ce_buf, m->logits, targets, soft_lp_of(m, mb),
+                              soft_seq_of(m, mb), m->Bm, T, &m->vocab);
     for (int b = 0; b < m->Bm; b++) {
-        const float *q = soft_rows(m, mb, b);
-        if (!q) continue;
-        any_soft = 1;
-        size_t r0 = (size_t)b * T;
-        ce_local_cross(sums + N + r0, qsum + r0, m->logits + r0 * nv, q, T, nv, m->v_valid);
-    }
-    comm_allreduce_sum(sums, (any_soft ? 3 : 2) * (size_t)N, m->grid->tp_comm);
-    for (int b = 0; b < m->Bm; b++) {
-        int soft = soft_rows(m, mb, b) != NULL;
         double sb = 0.0, nb = 0.0;
         for (int t = 0; t < T; t++) {
             int n = b * T + t;
-            float lz = gmax[n] + logf(sums[n]);
-            s->logp[n] = targets[n] < 0 ? 0.0f
-                         : soft         ? sums[N + n] - lz * qsum[n]
-                                        : sums[N + n] - lz;
             if (targets[n] >= 0) {
                 sb += s->logp[n];
                 nb += 1.0;
@@ -425,79 +397,31 @@ void stage_forward(lethe_model *m, lethe_slot *s, int mb, const int *targets, do
 
 void stage_log_softmax(lethe_model *m, const int *targets, float *out, double *negent)
 {
-    int N = m->Bm * m->T, T = m->T;
-    float *gmax = m->ce_buf, *sums = m->ce_buf + N;
-    double *h = lethe_malloc(sizeof(double) * (size_t)N, "negative entropies");
-    log_softmax_rows(out, h, m->logits, gmax, sums, N, m->v_l, m->v_valid);
-    for (int b = 0; b < m->Bm; b++) {
-        negent[b] = 0.0;
-        for (int t = 0; t < T; t++)
-            if (targets[b * T + t] >= 0) negent[b] += h[b * T + t];
-    }
-    free(h);
-    comm_allreduce_sum_d(negent, (size_t)m->Bm, m->grid->tp_comm);
+    vocab_parallel_log_softmax(out, negent, m->negent_h, m->logits, m->ce_buf, targets, m->Bm,
+                               m->T, &m->vocab);
 }
 
-void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets)
+void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets,
+                         const float *dlogp)
 {
-    int N = m->Bm * m->T, C = m->C, T = m->T, nv = m->v_l;
-    float *gmax = m->ce_buf, *sums = m->ce_buf + N, *qsum = m->ce_buf + 3 * N;
-    for (int b = 0; b < m->Bm; b++) {
-        const float *q = soft_rows(m, mb, b);
-        size_t r0 = (size_t)b * T;
-        if (q)
-            ce_soft_backward(m->dlogits + r0 * nv, m->logits + r0 * nv, gmax + r0, sums + r0, q,
-                             qsum + r0, m->gcoef + r0, T, nv, m->v_valid);
-        else
-            ce_backward(m->dlogits + r0 * nv, m->logits + r0 * nv, gmax + r0, sums + r0,
-                        targets + r0, m->gcoef + r0, T, nv, m->v_valid, m->v0);
-    }
-    memset(m->dln, 0, sizeof(float) * (size_t)N * C);
-    matmul_backward(m->dln, GRAD(m, m->head), m->dlogits, s->lnf, m->head, N, C, nv);
-    comm_allreduce_sum(m->dln, (size_t)N * C, m->grid->tp_comm);
+    int N = m->Bm * m->T, C = m->C;
+    vocab_parallel_ce_backward(m->dlogits, m->logits, m->ce_buf, targets, soft_lp_of(m, mb),
+                               soft_seq_of(m, mb), dlogp, m->Bm, m->T, &m->vocab);
+    column_parallel_backward(m->dln, (float *[]){model_grad(m, m->head)},
+                             (const float *const *)&m->dlogits, s->lnf,
+                             (const float *const *)&m->head, &m->head_l, N, C,
+                             m->grid->tp_comm);
     memset(m->dx, 0, sizeof(float) * (size_t)N * C);
-    rmsnorm_backward(m->dx, GRAD(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N, C);
-}
-
-static void layer_backward(lethe_model *m, const lethe_layer_w *w, const lethe_layer_act *a,
-                           const float *x)
-{
-    int Bm = m->Bm, T = m->T, N = Bm * T, C = m->C, hd = m->hd;
-    int qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
-    MPI_Comm tp = m->grid->tp_comm;
-    float *dx = m->dx; /* gradient of the layer output; becomes that of xmid, then of x */
-    memset(m->dh, 0, sizeof(float) * (size_t)N * Il);
-    matmul_backward(m->dh, GRAD(m, w->wd), dx, a->h, w->wd, N, Il, C);
-    memset(m->dgate, 0, sizeof(float) * (size_t)N * Il);
-    memset(m->dup, 0, sizeof(float) * (size_t)N * Il);
-    swiglu_backward(m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * Il);
-    memset(m->dln, 0, sizeof(float) * (size_t)N * C);
-    matmul_backward(m->dln, GRAD(m, w->wg), m->dgate, a->ln2, w->wg, N, C, Il);
-    matmul_backward(m->dln, GRAD(m, w->wu), m->dup, a->ln2, w->wu, N, C, Il);
-    comm_allreduce_sum(m->dln, (size_t)N * C, tp);
-    rmsnorm_backward(dx, GRAD(m, w->ln2), m->dln, a->xmid, w->ln2, a->rstd2, N, C);
-    memset(m->datt, 0, sizeof(float) * (size_t)N * qw);
-    matmul_backward(m->datt, GRAD(m, w->wo), dx, a->att, w->wo, N, qw, C);
-    memset(m->dq, 0, sizeof(float) * (size_t)N * qw);
-    memset(m->dk, 0, sizeof(float) * (size_t)N * kw);
-    memset(m->dv, 0, sizeof(float) * (size_t)N * kw);
-    attention_backward(m->dq, m->dk, m->dv, m->attn_scratch, m->datt, a->probs, a->q, a->k, a->v,
-                       Bm, T, m->nh_l, m->nkv_l, hd);
-    rope_backward(m->dq, m->cos_t, m->sin_t, Bm, T, m->nh_l, hd, qw);
-    rope_backward(m->dk, m->cos_t, m->sin_t, Bm, T, m->nkv_l, hd, kw);
-    memset(m->dln, 0, sizeof(float) * (size_t)N * C);
-    matmul_backward(m->dln, GRAD(m, w->wq), m->dq, a->ln1, w->wq, N, C, qw);
-    matmul_backward(m->dln, GRAD(m, w->wk), m->dk, a->ln1, w->wk, N, C, kw);
-    matmul_backward(m->dln, GRAD(m, w->wv), m->dv, a->ln1, w->wv, N, C, kw);
-    comm_allreduce_sum(m->dln, (size_t)N * C, tp);
-    rmsnorm_backward(dx, GRAD(m, w->ln1), m->dln, x, w->ln1, a->rstd1, N, C);
+    rmsnorm_backward(m->dx, model_grad(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N,
+                     C);
 }
 
 void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
 {
-    for (int l = m->nl - 1; l >= 0; l--) layer_backward(m, &m->w[l], &s->layer[l], s->resid[l]);
+    for (int l = m->nl - 1; l >= 0; l--) block_backward(m, l, &s->layer[l], s->resid[l]);
     if (m->first)
-        embedding_backward(GRAD(m, m->embed), m->dx, tokens, m->Bm * m->T, m->C, m->v0, m->v_l);
+        vocab_parallel_embedding_backward(model_grad(m, m->embed), m->dx, tokens, m->Bm * m->T,
+                                          m->C, &m->vocab);
 }
 
 /* ---- reductions over replicas -------------------------------------------- */

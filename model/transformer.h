@@ -13,6 +13,8 @@
 #include "../mpi/grid.h"
 #include "model_config.h"
 #include "params.h"
+#include "tp_linear.h"
+#include "vocab_parallel.h"
 
 /* The batch one replica processes in one step.
  * tokens (B, T): input ids; targets (B, T): the id that position t must predict,
@@ -61,6 +63,10 @@ typedef struct {
     int tied_copy;          /* last stage holds a synchronized copy of the embedding */
     int Bm, T;              /* micro-batch size and sequence length activations are sized for */
     int nslots;             /* micro-batches in flight on this stage */
+    /* parallel roles: the vocabulary shard (embedding, cross-entropy) and the shapes of
+     * the column-parallel layers (q|k|v, gate|up, head) */
+    vocab_shard vocab;
+    tp_column qkv, mlp_in, head_l;
     /* parameters */
     lethe_params params;
     float *embed, *norm, *head; /* embed on first stage; norm, head on last (head == embed if tied, pp == 1) */
@@ -71,8 +77,13 @@ typedef struct {
     float *logits, *dlogits;    /* (N, v_l) */
     float *dx, *dx2, *dln, *dq, *dk, *dv, *datt, *dh, *dgate, *dup, *attn_scratch;
     float *ce_buf;              /* (4N) */
-    float *gcoef;               /* (N) per-token loss gradient */
-    double *seq_s, *seq_n;      /* (Bm) */
+    float *gcoef;               /* (N) last stage: the loss gradient per token of one micro-batch
+                                   (model/pipeline.c loss_grad) */
+    double *negent_h;           /* (N) last stage: per-token negative entropies (log-softmax) */
+    /* the pipeline's point-to-point sends, per slot: pending requests and the buffers of
+     * the gradients sent back (every stage but the first) */
+    MPI_Request *act_req, *grad_req;
+    float **grad_send;
     /* Soft targets (optional, set by the caller for one call of model_forward or
      * model_forward_backward): sequences b of the replica batch with soft_seq[b]
      * take, at each position with a target, the distribution whose log is row
@@ -80,9 +91,6 @@ typedef struct {
      * instead of the target id; their s is then sum_t sum_j q_j log p_j. */
     const float *soft_lp;
     const unsigned char *soft_seq;
-    /* statistics of the last step */
-    double comm_seconds, bubble_seconds;
-    double bytes_sent;
 } lethe_model;
 
 /* Checks that the layout admits the model (tp divides heads, kv-heads, MLP width;

@@ -1,0 +1,105 @@
+/* model/vocab_parallel.c — vocabulary-parallel embedding and cross-entropy; see
+ * vocab_parallel.h. */
+#include "vocab_parallel.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../mpi/comm.h"
+#include "../mpi/fatal.h"
+#include "kernels.h"
+
+void vocab_parallel_embedding_forward(float *out, const int *tokens, const float *table, int N,
+                                      int C, const vocab_shard *v)
+{
+    embedding_forward(out, tokens, table, N, C, v->v0, v->nv);
+    comm_allreduce_sum(out, (size_t)N * C, v->tp);
+}
+
+void vocab_parallel_embedding_backward(float *dtable, const float *dout, const int *tokens, int N,
+                                       int C, const vocab_shard *v)
+{
+    embedding_backward(dtable, dout, tokens, N, C, v->v0, v->nv);
+}
+
+static int is_soft(const unsigned char *soft_seq, int b)
+{
+    return soft_seq && soft_seq[b];
+}
+
+void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, const int *targets,
+                               const float *soft_lp, const unsigned char *soft_seq, int B, int T,
+                               const vocab_shard *v)
+{
+    int N = B * T, nv = v->nv;
+    /* stats: gmax (N), sumexp (N), target logit or soft cross term (N), soft mass (N) */
+    float *gmax = stats, *sums = stats + N, *qsum = stats + 3 * N;
+    ce_local_max(gmax, logits, N, nv, v->nvalid);
+    comm_allreduce_max(gmax, (size_t)N, v->tp);
+    ce_local_sumexp(sums, sums + N, logits, gmax, targets, N, nv, v->nvalid, v->v0);
+    memset(qsum, 0, sizeof(float) * (size_t)N);
+    int any_soft = 0;
+    for (int b = 0; b < B; b++) {
+        if (!is_soft(soft_seq, b)) continue;
+        any_soft = 1;
+        size_t r0 = (size_t)b * T;
+        ce_local_cross(sums + N + r0, qsum + r0, logits + r0 * nv, soft_lp + r0 * nv, T, nv,
+                       v->nvalid);
+    }
+    comm_allreduce_sum(sums, (any_soft ? 3 : 2) * (size_t)N, v->tp);
+    for (int b = 0; b < B; b++) {
+        int soft = is_soft(soft_seq, b);
+        for (int t = 0; t < T; t++) {
+            int n = b * T + t;
+            float lz = gmax[n] + logf(sums[n]);
+            logp[n] = targets[n] < 0 ? 0.0f : soft ? sums[N + n] - lz * qsum[n] : sums[N + n] - lz;
+        }
+    }
+}
+
+void vocab_parallel_ce_backward(float *dlogits, const float *logits, const float *stats,
+                                const int *targets, const float *soft_lp,
+                                const unsigned char *soft_seq, const float *g, int B, int T,
+                                const vocab_shard *v)
+{
+    int N = B * T, nv = v->nv;
+    const float *gmax = stats, *sums = stats + N, *qsum = stats + 3 * N;
+    for (int b = 0; b < B; b++) {
+        size_t r0 = (size_t)b * T;
+        if (is_soft(soft_seq, b))
+            ce_soft_backward(dlogits + r0 * nv, logits + r0 * nv, gmax + r0, sums + r0,
+                             soft_lp + r0 * nv, qsum + r0, g + r0, T, nv, v->nvalid);
+        else
+            ce_backward(dlogits + r0 * nv, logits + r0 * nv, gmax + r0, sums + r0, targets + r0,
+                        g + r0, T, nv, v->nvalid, v->v0);
+    }
+}
+
+void vocab_parallel_log_softmax(float *out, double *negent, double *h, const float *logits,
+                                const float *stats, const int *targets, int B, int T,
+                                const vocab_shard *v)
+{
+    int N = B * T;
+    log_softmax_rows(out, h, logits, stats, stats + N, N, v->nv, v->nvalid);
+    for (int b = 0; b < B; b++) {
+        negent[b] = 0.0;
+        for (int t = 0; t < T; t++)
+            if (targets[b * T + t] >= 0) negent[b] += h[b * T + t];
+    }
+    comm_allreduce_sum_d(negent, (size_t)B, v->tp);
+}
+
+int vocab_parallel_argmax(const float *logits, const vocab_shard *v)
+{
+    struct {
+        float v;
+        int i;
+    } best = {-INFINITY, 0x7fffffff};
+    for (int j = 0; j < v->nvalid; j++)
+        if (logits[j] > best.v) {
+            best.v = logits[j];
+            best.i = v->v0 + j;
+        }
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &best, 1, MPI_FLOAT_INT, MPI_MAXLOC, v->tp));
+    return best.i;
+}

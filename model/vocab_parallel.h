@@ -1,0 +1,55 @@
+/* model/vocab_parallel.h — the vocabulary split over tp: embedding lookup and
+ * cross-entropy (Megatron's VocabParallelEmbedding and vocab-parallel CE).
+ *
+ * Rank r of tp holds rows [v0, v0 + nv) of the vocabulary padded to a multiple of
+ * tp; the first nvalid of them are real. The lookup gives zeros for tokens outside
+ * the shard and all-reduces the rows over tp; its backward scatters into the shard
+ * and needs no communication. The cross-entropy never gathers logits: it
+ * all-reduces the row max, then the sums of exps together with the target logit
+ * (and, with soft targets, the cross term and the target mass) over tp; its
+ * backward is local. */
+#ifndef LETHE_VOCAB_PARALLEL_H
+#define LETHE_VOCAB_PARALLEL_H
+
+#include <mpi.h>
+
+typedef struct {
+    int nv;     /* rows held (padded vocabulary / tp) */
+    int nvalid; /* real rows among them */
+    int v0;     /* first row */
+    MPI_Comm tp;
+} vocab_shard;
+
+/* out (N, C) = table rows of tokens (N), summed over the tp shards. */
+void vocab_parallel_embedding_forward(float *out, const int *tokens, const float *table, int N,
+                                      int C, const vocab_shard *v);
+/* dtable (nv, C) += dout (N, C) scattered by token within the shard. No communication. */
+void vocab_parallel_embedding_backward(float *dtable, const float *dout, const int *tokens, int N,
+                                       int C, const vocab_shard *v);
+
+/* Log-probabilities of B sequences of T positions from this rank's logits shard
+ * (B*T, nv): logp (B*T) = log p(target) at positions with a target (targets >= 0),
+ * 0 elsewhere. Sequence b takes soft targets when soft_seq && soft_seq[b]: the
+ * distribution whose log is rows b*T.. of soft_lp (B*T, nv), and logp is then
+ * sum_j q_j log p_j. stats (4*B*T) keeps the reduced max, sum of exps, target term
+ * and soft mass for the backward and for vocab_parallel_log_softmax. */
+void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, const int *targets,
+                               const float *soft_lp, const unsigned char *soft_seq, int B, int T,
+                               const vocab_shard *v);
+/* dlogits (B*T, nv) = the gradient of sum_n g[n] logp[n] (overwritten), from the
+ * stats of the forward of the same logits. No communication. */
+void vocab_parallel_ce_backward(float *dlogits, const float *logits, const float *stats,
+                                const int *targets, const float *soft_lp,
+                                const unsigned char *soft_seq, const float *g, int B, int T,
+                                const vocab_shard *v);
+/* After vocab_parallel_ce_forward: out (B*T, nv) = this shard of log-softmax (padding
+ * -INF), and negent (B) = per sequence, sum over positions with a target of
+ * sum_j p_j log p_j (all-reduced over tp). h: scratch of B*T doubles. */
+void vocab_parallel_log_softmax(float *out, double *negent, double *h, const float *logits,
+                                const float *stats, const int *targets, int B, int T,
+                                const vocab_shard *v);
+/* The id of the largest logit of one row (nv) over all shards; ties go to the
+ * lowest id, so every layout picks the same token. Same result on every tp rank. */
+int vocab_parallel_argmax(const float *logits, const vocab_shard *v);
+
+#endif
