@@ -151,8 +151,8 @@ void params_gather(const lethe_params *t, MPI_Comm world, int dp_rank, const cha
                    int which, int64_t rows, int64_t cols, float *out, int root)
 {
     int rank, size;
-    MPI_Comm_rank(world, &rank);
-    MPI_Comm_size(world, &size);
+    MPI_CHECK(MPI_Comm_rank(world, &rank));
+    MPI_CHECK(MPI_Comm_size(world, &size));
     /* this rank's contribution: header (gstart, vshape) then the valid rows */
     int idx = dp_rank == 0 ? params_find(t, name) : -1;
     if (idx >= 0 && !t->p[idx].owner) idx = -1;

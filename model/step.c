@@ -50,7 +50,7 @@ static void inject_fault(lethe_model *m, int step)
 {
     const step_fault *f = &model_step_fault;
     int rank;
-    MPI_Comm_rank(m->grid->world, &rank);
+    MPI_CHECK(MPI_Comm_rank(m->grid->world, &rank));
     if (f->step != step || f->rank != rank || m->params.n == 0) return;
     int i = f->tensor[0] ? params_find(&m->params, f->tensor) : -1;
     m->params.grad[m->params.p[i < 0 ? 0 : i].off] = NAN;
@@ -78,7 +78,7 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
     double norm = shard ? model_grad_norm_share(m, lo, hi) : model_grad_norm(m);
     /* loss and norm agree on every rank; the lowest rank with a bad tensor reports */
     int rank, first;
-    MPI_Comm_rank(m->grid->world, &rank);
+    MPI_CHECK(MPI_Comm_rank(m->grid->world, &rank));
     first = bad >= 0 ? rank : INT_MAX;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, m->grid->world));
     int nonfinite = first != INT_MAX || !isfinite(loss) || !isfinite(norm);
