@@ -104,7 +104,7 @@ int job_bench(int argc, char **argv)
         MPI_CHECK(MPI_Barrier(S.grid.world));
         comm_stats_reset();
         step_stats st;
-        model_train_step(&S.model, &b, &obj, &c->optim, step, W + K, &st);
+        model_train_step(&S.model, &b, &obj, &c->optim, &S.fault.nan, step, W + K, &st);
         double v[3] = {st.seconds, lethe_comm_stats.seconds, lethe_comm_stats.p2p_seconds};
         if (step >= W) { /* this rank's own compute and point-to-point waits */
             mine[step - W] = v[0] - v[1] - v[2];

@@ -14,6 +14,14 @@
 #include "../model/transformer.h"
 #include "../mpi/grid.h"
 
+/* Fault injection for tests, from LETHE_FAULT (parsed once by session_open; all zero
+ * when unset): see job_fault_point. */
+typedef struct {
+    enum { FAULT_NONE, FAULT_ABORT, FAULT_KILL } kind; /* the after-step faults */
+    int step, rank;
+    step_fault nan; /* nan-at-step, handed to model_train_step (step 0: off) */
+} job_fault;
+
 typedef struct {
     const char *job;
     const char *config_path;
@@ -25,6 +33,7 @@ typedef struct {
     int have_lock;   /* output.dir/.lock held (by rank 0) until close */
     long started;
     const char *status; /* written into provenance.json at close ("completed" if NULL) */
+    job_fault fault;
 } lethe_session;
 
 /* argv: the arguments after the job name. Parses the config on every rank and

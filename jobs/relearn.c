@@ -202,7 +202,7 @@ static void relearn_step(void *job, int step, int total, step_stats *st, double 
     relearn_job *J = job;
     nll_objective_ctx ctx = {1.0 / model_count_targets(&J->S->model, &J->b)};
     lethe_objective obj = {nll_objective_seq, &ctx};
-    model_train_step(&J->S->model, &J->b, &obj, &J->o, step, J->kmax, st);
+    model_train_step(&J->S->model, &J->b, &obj, &J->o, &J->S->fault.nan, step, J->kmax, st);
     (void)total;
 }
 
@@ -412,12 +412,11 @@ int job_relearn(int argc, char **argv)
     session_open(&S, "relearn", argc, argv);
     session_catch_preemption();
     lethe_config *c = &S.cfg;
-    static relearn_job J; /* its paths are large */
-    memset(&J, 0, sizeof J);
-    J.S = &S;
+    relearn_job *J = lethe_calloc(1, sizeof *J, "relearn job"); /* its paths are large */
+    J->S = &S;
     double ns[MAX_GRID], lrs[MAX_GRID], seeds[MAX_GRID];
     int nn, nl, nsd;
-    relearn_grid(&S, ns, &nn, lrs, &nl, seeds, &nsd, &J);
+    relearn_grid(&S, ns, &nn, lrs, &nl, seeds, &nsd, J);
     char err[1024];
     dataset_info info;
     int ok = dataset_inspect(&info, c->data.path, c->eval.forget_split, DATASET_CHECK_META, 0, err,
@@ -426,17 +425,17 @@ int job_relearn(int argc, char **argv)
     int T = info.t, cap = c->eval.batch_size;
     session_build_model(&S, cap, T);
     session_output(&S);
-    if (S.grid.rank == 0 && c->eval.reference[0]) J.ref_tr = reference_truth_ratios(c, &J.nref);
-    if (tokenizer_load(&J.tk, c->data.path, err, sizeof err)) J.tk = NULL;
-    gen_create(&J.gen, &S.model, T);
+    if (S.grid.rank == 0 && c->eval.reference[0]) J->ref_tr = reference_truth_ratios(c, &J->nref);
+    if (tokenizer_load(&J->tk, c->data.path, err, sizeof err)) J->tk = NULL;
+    gen_create(&J->gen, &S.model, T);
     int Br = cap / S.grid.dp;
-    J.b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                        lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+    J->b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                         lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
     int points = 0, skipped = 0, preempted = 0;
     for (int a = 0; a < nn && !preempted; a++)
         for (int l = 0; l < nl && !preempted; l++)
             for (int sd = 0; sd < nsd && !preempted; sd++) {
-                int r = run_point(&J, (int)ns[a], lrs[l], (uint64_t)seeds[sd]);
+                int r = run_point(J, (int)ns[a], lrs[l], (uint64_t)seeds[sd]);
                 points += r == 0;
                 skipped += r == 1;
                 preempted = r == 2;
@@ -444,11 +443,12 @@ int job_relearn(int argc, char **argv)
     if (S.grid.rank == 0 && !preempted)
         printf("lethe relearn: %d point%s run, %d already done; results under %s/\n", points,
                points == 1 ? "" : "s", skipped, c->output.dir);
-    free(J.ref_tr);
-    free(J.b.tokens);
-    free(J.b.targets);
-    gen_free(&J.gen);
-    if (J.tk) tokenizer_free(J.tk);
+    free(J->ref_tr);
+    free(J->b.tokens);
+    free(J->b.targets);
+    gen_free(&J->gen);
+    if (J->tk) tokenizer_free(J->tk);
+    free(J);
     session_close(&S);
     return 0;
 }

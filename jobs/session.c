@@ -16,6 +16,7 @@
 
 #include "../io/checkpoint.h"
 #include "../io/provenance.h"
+#include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
 
@@ -120,6 +121,10 @@ int job_mkdir_p(const char *path, char *err, size_t errlen)
  * again under its id), is stale; anything else is refused. An OFD lock belongs to one
  * open, so a job whose folder a study of the same process already holds is refused too. */
 #define LOCK_MAX 4
+/* Process-wide on purpose: the locks this process holds (a study's own and its running
+ * job's), which release_locks, registered with atexit, removes however the process ends
+ * (lethe_fatal exits); job_unlock_folder drops a job's at session_close, so none passes
+ * from one job of a study to the next. */
 static struct {
     int fd;
     char path[1100];
@@ -262,7 +267,7 @@ void session_path(const lethe_session *s, const char *name, char *buf, size_t le
     snprintf(buf, len, "%s/%s", s->cfg.output.dir, name);
 }
 
-static void fault_parse(void);
+static void fault_parse(job_fault *fault);
 
 void session_open(lethe_session *s, const char *job, int argc, char **argv)
 {
@@ -308,7 +313,8 @@ void session_open(lethe_session *s, const char *job, int argc, char **argv)
     ok = grid_create(&s->grid, MPI_COMM_WORLD, L->dp, L->pp, L->tp, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
     fatal_set_grid(&s->grid);
-    fault_parse();
+    comm_stats_reset();
+    fault_parse(&s->fault);
     openblas_set_num_threads(s->cfg.threads);
 }
 
@@ -446,16 +452,11 @@ void session_load_init(lethe_session *s)
     lethe_check(s->grid.world, ok, 1, "%s", err);
 }
 
-/* LETHE_FAULT, parsed once by session_open on every rank. */
-static struct {
-    enum { FAULT_NONE, FAULT_ABORT, FAULT_KILL } kind;
-    int step, rank;
-} fault;
-
-static void fault_parse(void)
+/* LETHE_FAULT, parsed once by session_open on every rank into its session. */
+static void fault_parse(job_fault *fault)
 {
     const char *f = getenv("LETHE_FAULT");
-    memset(&fault, 0, sizeof fault);
+    memset(fault, 0, sizeof *fault);
     if (!f || !*f) return;
     /* KIND:N[:RANK[:TENSOR]] */
     char kind[32] = "", name[LETHE_NAME_MAX] = "";
@@ -473,29 +474,30 @@ static void fault_parse(void)
         fields = 3;
     }
     if (!strcmp(kind, "abort-after-step"))
-        fault.kind = FAULT_ABORT, ok = ok && fields == 1;
+        fault->kind = FAULT_ABORT, ok = ok && fields == 1;
     else if (!strcmp(kind, "kill-after-step"))
-        fault.kind = FAULT_KILL, ok = ok && fields <= 2;
+        fault->kind = FAULT_KILL, ok = ok && fields <= 2;
     else
         ok = ok && !strcmp(kind, "nan-at-step");
     ok = ok && n > 0 && r >= 0 && r < size;
     lethe_check(MPI_COMM_WORLD, ok, 2,
                 "LETHE_FAULT='%s': expected abort-after-step:N, kill-after-step:N[:RANK] or "
                 "nan-at-step:N[:RANK[:TENSOR]] (N >= 1, 0 <= RANK < %d ranks)", f, size);
-    fault.step = n;
-    fault.rank = r;
+    fault->step = n;
+    fault->rank = r;
     if (!strcmp(kind, "nan-at-step")) {
-        model_step_fault.step = n;
-        model_step_fault.rank = r;
-        snprintf(model_step_fault.tensor, sizeof model_step_fault.tensor, "%s", name);
+        fault->nan.step = n;
+        fault->nan.rank = r;
+        snprintf(fault->nan.tensor, sizeof fault->nan.tensor, "%s", name);
     }
 }
 
 void job_fault_point(const lethe_session *s, int step)
 {
-    if (fault.kind == FAULT_NONE || fault.step != step) return;
-    if (fault.kind == FAULT_KILL) {
-        if (s->grid.rank != fault.rank) return;
+    const job_fault *fault = &s->fault;
+    if (fault->kind == FAULT_NONE || fault->step != step) return;
+    if (fault->kind == FAULT_KILL) {
+        if (s->grid.rank != fault->rank) return;
         fprintf(stderr, "lethe: rank %d: fault injection: SIGKILL after step %d\n", s->grid.rank,
                 step);
         fflush(stderr);
@@ -526,7 +528,10 @@ void session_finish_checkpoints(lethe_session *s)
 
 /* Slurm sends the warning signal (--signal=B:USR1@N, forwarded to the ranks by
  * the batch script) some time before the limit; the job finishes its step,
- * writes checkpoint.h5 and exits, and the requeued job resumes from it. */
+ * writes checkpoint.h5 and exits, and the requeued job resumes from it. Process-wide
+ * on purpose: the handler can reach only a volatile sig_atomic_t, and the signal is
+ * the process's: it outlives the job it interrupted, so that `lethe study` stops
+ * before its next job (session_preempt_pending). */
 static volatile sig_atomic_t preempt_signal;
 
 static void on_preempt(int sig) { preempt_signal = sig; }

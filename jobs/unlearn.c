@@ -159,7 +159,7 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .n_forget = J->Bf,
                        .retain_tokens = rt};
     lethe_objective obj = {unlearn_objective_seq, &ctx};
-    model_train_step(&S->model, &J->b, &obj, &S->cfg.optim, step, total, st);
+    model_train_step(&S->model, &J->b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     S->model.soft_lp = NULL;
     S->model.soft_seq = NULL;
     /* the objective ran on the last stage of each replica: sum over replicas and

@@ -28,8 +28,6 @@ double model_count_targets(const lethe_model *m, const lethe_batch *b)
     return n;
 }
 
-step_fault model_step_fault;
-
 int params_first_nonfinite_grad(const lethe_params *t)
 {
     for (int i = 0; i < t->n; i++) {
@@ -46,9 +44,9 @@ int params_first_nonfinite_grad(const lethe_params *t)
     return -1;
 }
 
-static void inject_fault(lethe_model *m, int step)
+static void inject_fault(lethe_model *m, const step_fault *f, int step)
 {
-    const step_fault *f = &model_step_fault;
+    if (!f || f->step == 0) return;
     int rank;
     MPI_CHECK(MPI_Comm_rank(m->grid->world, &rank));
     if (f->step != step || f->rank != rank || m->params.n == 0) return;
@@ -57,11 +55,12 @@ static void inject_fault(lethe_model *m, int step)
 }
 
 void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
-                      const lethe_optim_config *o, int step, int total, step_stats *out)
+                      const lethe_optim_config *o, const step_fault *fault, int step, int total,
+                      step_stats *out)
 {
     double t0 = MPI_Wtime();
     double loss = model_forward_backward(m, b, obj, NULL, NULL);
-    inject_fault(m, step + 1);
+    inject_fault(m, fault, step + 1);
     /* before the dp sum spreads it to every replica: the rank where it arose */
     int bad = params_first_nonfinite_grad(&m->params);
     /* With dp > 1 and optim.shard_update each replica sums, clips and applies only its

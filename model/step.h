@@ -17,6 +17,16 @@ typedef struct {
     int skipped;      /* 1: a non-finite loss or gradient, update dropped (on_nonfinite skip) */
 } step_stats;
 
+/* Fault injection for tests, model_train_step's `fault` argument (NULL or step 0: off;
+ * the jobs pass their session's, parsed from LETHE_FAULT=nan-at-step:N[:R[:NAME]]):
+ * after the forward/backward of step `step` (counting from 1), world rank `rank` writes
+ * NaN into the gradient of `tensor` (its first tensor when empty or not held by that
+ * rank), as an overflow in the backward would. */
+typedef struct {
+    int step, rank;
+    char tensor[LETHE_NAME_MAX];
+} step_fault;
+
 /* `step` counts from 0; `total` is the schedule's length. A NaN or Inf in the loss or
  * in any gradient on any rank (each rank checks its own gradients before the dp
  * reduction) is agreed on over the world; with o->on_nonfinite NONFINITE_STOP every rank
@@ -25,21 +35,12 @@ typedef struct {
  * with NONFINITE_SKIP that rank prints the line as a warning, the weights and AdamW moments
  * are left untouched, and out->skipped is 1. */
 void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
-                      const lethe_optim_config *o, int step, int total, step_stats *out);
+                      const lethe_optim_config *o, const step_fault *fault, int step, int total,
+                      step_stats *out);
 
 /* Index of the first tensor of t whose gradient (every local element, padding
  * included) holds a NaN or an Inf, or -1. */
 int params_first_nonfinite_grad(const lethe_params *t);
-
-/* Fault injection for tests (set by the jobs from LETHE_FAULT=nan-at-step:N[:R[:NAME]],
- * step 0 = off): after the forward/backward of step `step` (counting from 1), world
- * rank `rank` writes NaN into the gradient of `tensor` (its first tensor when empty
- * or not held by that rank), as an overflow in the backward would. */
-typedef struct {
-    int step, rank;
-    char tensor[LETHE_NAME_MAX];
-} step_fault;
-extern step_fault model_step_fault;
 
 /* Token-mean negative log-likelihood: the objective of pre-training and
  * fine-tuning. inv_tokens = 1 / (target tokens in the GLOBAL batch). */

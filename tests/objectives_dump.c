@@ -270,7 +270,7 @@ int main(int argc, char **argv)
         lethe_objective no = {nll_objective_seq, &nc};
         step_stats st;
         for (int s = 0; s < MEMORISE_STEPS; s++)
-            model_train_step(&m, &b, &no, &mo, s, MEMORISE_STEPS, &st);
+            model_train_step(&m, &b, &no, &mo, NULL, s, MEMORISE_STEPS, &st);
         /* the unlearn job starts from weights alone (init.checkpoint): fresh moments */
         memset(m.params.m, 0, sizeof(float) * m.params.total);
         memset(m.params.v, 0, sizeof(float) * m.params.total);
@@ -385,7 +385,7 @@ int main(int argc, char **argv)
     unlearn_ctx cs = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective os = {unlearn_objective_seq, &cs};
     step_stats st;
-    model_train_step(&m, &b, &os, &opt, 0, 1, &st);
+    model_train_step(&m, &b, &os, &opt, NULL, 0, 1, &st);
     /* the loss after the step, and the per-sequence sums it moved */
     unlearn_ctx ca = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective oa = {unlearn_objective_seq, &ca};

@@ -241,7 +241,7 @@ int main(int argc, char **argv)
         nll_objective_ctx cs = {1.0 / model_count_targets(&m, &bs)};
         lethe_objective os = {nll_objective_seq, &cs};
         step_stats st;
-        model_train_step(&m, &bs, &os, &oc, s, NSTEPS, &st);
+        model_train_step(&m, &bs, &os, &oc, NULL, s, NSTEPS, &st);
         double l = st.loss, norm = st.grad_norm;
         float lr = st.lr, clip = st.clip;
         losses[s] = (float)l;

@@ -127,7 +127,7 @@ static void train_reference(lethe_session *S, int T, const char *ckpt)
         job_fill_batch(&b, 0, EVAL_B, lb);
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S->model, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
-        model_train_step(&S->model, &b, &obj, &o, step, TRAIN_STEPS, &st);
+        model_train_step(&S->model, &b, &obj, &o, NULL, step, TRAIN_STEPS, &st);
     }
     printf("reference model: %d steps on train_full, last loss %.4f\n", TRAIN_STEPS, st.loss);
     loader_close(ld);

@@ -50,7 +50,7 @@ static void train(lethe_model *m, const lethe_grid *g)
         nll_objective_ctx ctx = {1.0 / model_count_targets(m, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         step_stats st;
-        model_train_step(m, &b, &obj, &o, s, 40, &st);
+        model_train_step(m, &b, &obj, &o, NULL, s, 40, &st);
     }
     free(b.tokens);
     free(b.targets);

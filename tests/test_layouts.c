@@ -128,7 +128,7 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
             continue;
         }
         step_stats st;
-        model_train_step(m_out, &b, &obj, &o, step - 1, NSTEPS, &st);
+        model_train_step(m_out, &b, &obj, &o, NULL, step - 1, NSTEPS, &st);
         res->losses[step - 1] = st.loss;
     }
     /* what a checkpoint save does first: the moments of a split update made whole */
