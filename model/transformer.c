@@ -348,6 +348,7 @@ void model_free(lethe_model *m)
     free(m->grad_send);
     free(m->act_req);
     free(m->grad_req);
+    free(m->ring_staging);
     params_free(&m->params);
     memset(m, 0, sizeof(*m));
 }
@@ -454,7 +455,9 @@ void model_reduce_grads(lethe_model *m)
 void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi)
 {
     reduce_tied(m);
-    comm_reduce_scatter_sum(m->params.grad, m->params.total, m->grid->dp_comm);
+    if (!m->ring_staging)
+        m->ring_staging = lethe_malloc(sizeof(float) * COMM_PIECE, "reduce-scatter staging buffer");
+    comm_reduce_scatter_sum(m->params.grad, m->params.total, m->grid->dp_comm, m->ring_staging);
     comm_share(m->params.total, m->grid->dp, m->grid->dp_rank, lo, hi);
 }
 

@@ -84,6 +84,7 @@ typedef struct {
      * the gradients sent back (every stage but the first) */
     MPI_Request *act_req, *grad_req;
     float **grad_send;
+    float *ring_staging; /* the dp reduce-scatter's (COMM_PIECE floats; at its first use) */
     /* Soft targets (optional, set by the caller for one call of model_forward or
      * model_forward_backward): sequences b of the replica batch with soft_seq[b]
      * take, at each position with a target, the distribution whose log is row

@@ -7,10 +7,15 @@
 
 #include "fatal.h"
 
+/* Process-wide on purpose: the traffic of this process's MPI calls, as MPI's own
+ * counters are; every comm_ call adds to it wherever it is made. session_open resets it,
+ * so a job of a study starts from zero (bench resets it again around its measurement). */
 comm_stats lethe_comm_stats;
 
 void comm_stats_reset(void) { memset(&lethe_comm_stats, 0, sizeof lethe_comm_stats); }
 
+/* Process-wide: written once, by comm_init (main's set-up, before MPI_Init), read by
+ * the provenance of every job of the process. */
 static const char *io_component = "";
 
 void comm_init(int *argc, char ***argv)
@@ -93,24 +98,21 @@ void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi)
     *hi = b < n ? b : n;
 }
 
-/* Ring steps move pieces of at most PIECE floats: the staging buffer of the
+/* Ring steps move pieces of at most COMM_PIECE floats: the staging buffer of the
  * reduce-scatter stays at 4 MiB whatever the model. */
-#define PIECE ((size_t)1 << 20)
-
-static float *ring_staging;
+#define PIECE COMM_PIECE
 
 /* One ring pass over the p shares of buf. Step s (0 .. p-2) sends a share to rank r+1
  * and receives one from rank r-1: the reduce-scatter sends share r-s-1 (its own data at
  * s = 0, then the partial sum it received last) and adds what it receives into share
  * r-s-2, which is its own share r at the last step; the all-gather sends share r-s
  * (its own at s = 0, then the one it received last) and receives share r-s-1 in place. */
-static void ring(float *buf, size_t n, MPI_Comm c, int reduce)
+static void ring(float *buf, size_t n, MPI_Comm c, float *staging)
 {
     int p = comm_size(c), r;
     if (p == 1 || n == 0) return;
     MPI_CHECK(MPI_Comm_rank(c, &r));
-    if (reduce && !ring_staging)
-        ring_staging = lethe_malloc(sizeof(float) * PIECE, "reduce-scatter staging buffer");
+    int reduce = staging != NULL;
     double t0 = MPI_Wtime();
     int next = (r + 1) % p, prev = (r + p - 1) % p;
     size_t lo0, hi0;
@@ -126,12 +128,12 @@ static void ring(float *buf, size_t n, MPI_Comm c, int reduce)
             size_t sa = slo + at < shi ? slo + at : shi, ra = rlo + at < rhi ? rlo + at : rhi;
             size_t ns = shi - sa < PIECE ? shi - sa : PIECE,
                    nr = rhi - ra < PIECE ? rhi - ra : PIECE;
-            float *into = reduce ? ring_staging : buf + ra;
+            float *into = reduce ? staging : buf + ra;
             MPI_CHECK(MPI_Sendrecv(buf + sa, (int)ns, MPI_FLOAT, next, 0x4c52, into, (int)nr,
                                    MPI_FLOAT, prev, 0x4c52, c, MPI_STATUS_IGNORE));
             if (reduce) {
                 float *dst = buf + ra;
-                for (size_t k = 0; k < nr; k++) dst[k] += ring_staging[k];
+                for (size_t k = 0; k < nr; k++) dst[k] += staging[k];
             }
         }
     }
@@ -139,14 +141,15 @@ static void ring(float *buf, size_t n, MPI_Comm c, int reduce)
     lethe_comm_stats.bytes += (double)(p - 1) / p * (double)n * sizeof(float);
 }
 
-void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c)
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging)
 {
-    ring(buf, n, c, 1);
+    if (!staging) lethe_fatal("reduce-scatter of %zu floats without a staging buffer", n);
+    ring(buf, n, c, staging);
 }
 
 void comm_allgather_shares(float *buf, size_t n, MPI_Comm c)
 {
-    ring(buf, n, c, 0);
+    ring(buf, n, c, NULL);
 }
 
 void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req)

@@ -16,6 +16,8 @@ typedef struct {
     double bytes;        /* sent by this rank */
 } comm_stats;
 
+/* This process's traffic since the last comm_stats_reset (session_open resets it for
+ * every job). */
 extern comm_stats lethe_comm_stats;
 void comm_stats_reset(void);
 
@@ -28,10 +30,13 @@ void comm_bcast_d(double *buf, size_t n, int root, MPI_Comm c);
  * [*lo, *hi), equal parts rounded up to 16 floats (one cache line); the last ones may be
  * shorter or empty. */
 void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi);
+/* Floats in one ring step: the size of the reduce-scatter's staging buffer (4 MiB). */
+#define COMM_PIECE ((size_t)1 << 20)
 /* Ring reduce-scatter in place: on return this rank's share of buf (comm_share) holds
  * the sum over the ranks of c; the rest of buf holds partial sums. The share of rank r
- * is summed in ring order from rank r+1 on, the same order at every call. */
-void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c);
+ * is summed in ring order from rank r+1 on, the same order at every call. staging
+ * (COMM_PIECE floats, the caller's: the model owns it) receives each ring step. */
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging);
 /* Ring all-gather in place: every rank's share of buf is copied to all the others. */
 void comm_allgather_shares(float *buf, size_t n, MPI_Comm c);
 

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Process-wide on purpose: the process's error-reporting identity, which lethe_fatal
+ * (reached from anywhere, MPI_CHECK included) must find without being handed it. The
+ * job's session sets it when its grid exists and clears it at session_close, so it never
+ * names the grid of a study's previous job. */
 static const lethe_grid *fatal_grid;
 
 void fatal_set_grid(const lethe_grid *g)
