@@ -412,7 +412,7 @@ int sl_write_script(ctx_t *c, unit_t *x, const unsigned long *afterok, size_t n_
 int sl_submit(unit_t *x)
 {
     const char *argv[] = {"sbatch", "--parsable", x->script, NULL};
-    static char out[65536];
+    char out[65536];
     int r = sl_run_capture(argv, out, sizeof out);
     if (r < 0) return 1;
     if (r)

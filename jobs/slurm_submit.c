@@ -355,12 +355,16 @@ static int read_previous(ctx_t *c)
     free(text);
     if (!any || c->o.dry) return 0;
     /* which of those ids Slurm still holds as queued or running (one line per array task) */
-    static char out[1 << 20];
+    const size_t cap = (size_t)1 << 20;
+    char *out = lethe_malloc(cap, "squeue output");
     const char *argv[] = {"squeue", "-h", "-r", "-t", "PD,R,CF,CG,RQ,RS,RH,S,SE,SO,ST",
                           "-o",     "%i", NULL};
-    int r = sl_run_capture(argv, out, sizeof out);
-    if (r < 0) return 1;
-    if (r) return sl_fail(1, "slurm: squeue failed (exit %d): %s", r, sl_last_line(out));
+    int r = sl_run_capture(argv, out, cap);
+    if (r) {
+        if (r > 0) sl_fail(1, "slurm: squeue failed (exit %d): %s", r, sl_last_line(out));
+        free(out);
+        return 1;
+    }
     for (int j = 0; j < c->s.njobs; j++) {
         job_plan *p = &c->plan[j];
         if (p->status != ST_TODO || !p->prev_id[0]) continue;
@@ -372,6 +376,7 @@ static int read_previous(ctx_t *c)
             l += len + (e ? 1 : 0);
         }
     }
+    free(out);
     return 0;
 }
 

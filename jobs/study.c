@@ -171,11 +171,12 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
         cJSON_Delete(root);
         return lethe_errf(err, errlen, "study '%s': not a JSON object (malformed JSON)", path);
     }
-    static const char *known[] = {"study", "base", "synth", "forget", "origin", "retrain",
-                                  "methods", "grid", "seeds", "eval", "relearn", "report", NULL};
+    static const char *const known[] = {"study",   "base",    "synth", "forget", "origin",
+                                        "retrain", "methods", "grid",  "seeds",  "eval",
+                                        "relearn", "report",  NULL};
     for (cJSON *i = root->child; i; i = i->next) {
         int ok = 0;
-        for (const char **k = known; *k; k++) ok |= !strcmp(*k, i->string);
+        for (const char *const *k = known; *k; k++) ok |= !strcmp(*k, i->string);
         if (!ok && !strcmp(i->string, "bench")) {
             /* a node-count sweep of bench jobs, run by `lethe slurm` */
             lethe_errf(err, errlen,
