@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_jsonl.c — libFuzzer harness of the JSON-lines reader (io/prepare.c):
+/* tests/fuzz/fuzz_jsonl.c — libFuzzer harness of the JSON-lines reader (io/text/prepare.c):
  * the bytes are one JSON-lines input of `lethe prepare`, converted to a real HDF5
  * dataset with T = 16. The tokenizer follows the input size (byte, word, or none with
  * vocab 300) so every record format is reached. A refused input gives one line. */
@@ -6,7 +6,7 @@
 
 #include <hdf5.h>
 
-#include "io/prepare.h"
+#include "io/text/prepare.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -1,4 +1,4 @@
-/* io/tokenizer_impl.h — what the parts of the tokenizers share (internal): the string
+/* io/text/tokenizer_impl.h — what the parts of the tokenizers share (internal): the string
  * hash map, the tokenizer's state and the helpers each part exports (tokenizer.c: the
  * map, ids, byte and word tokenizers, encode/decode; tokenizer_gpt2.c: GPT-2 BPE;
  * tokenizer_h5.c: saving into and loading from a dataset). */

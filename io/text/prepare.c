@@ -1,8 +1,8 @@
-/* io/prepare.c — JSON lines -> HDF5 token dataset. */
+/* io/text/prepare.c — JSON lines -> HDF5 token dataset. */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
-#include "../mpi/fatal.h"
+#include "../../mpi/fatal.h"
 #include "prepare.h"
-#include "dataset.h"
+#include "../dataset.h"
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>

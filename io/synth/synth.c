@@ -1,6 +1,6 @@
-/* io/synth.c — the built-in benchmark data (see io/synth.h for the contract): random
+/* io/synth/synth.c — the built-in benchmark data (see io/synth/synth.h for the contract): random
  * streams, digests, the fictitious authors and the public calls; the Markov chains are in
- * synth_markov.c, the output in synth_write.c (shared types: synth_impl.h). */
+ * markov_chains.c, the output in synth_write.c (shared types: synth_impl.h). */
 #include "synth.h"
 
 #include <cjson/cJSON.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "dataset.h"
+#include "../dataset.h"
 #include "synth_impl.h"
 
 int sy_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -1,6 +1,6 @@
-/* io/synth_impl.h — what the parts of the built-in data generator share (internal):
+/* io/synth/synth_impl.h — what the parts of the built-in data generator share (internal):
  * the random streams, the name set, the generated facts, splits and world, and the
- * generator's state (synth.c: randomness, digests, the authors; synth_markov.c: the
+ * generator's state (synth.c: randomness, digests, the authors; markov_chains.c: the
  * Markov chains; synth_write.c: the HDF5 and JSON-lines output). */
 #ifndef LETHE_IO_SYNTH_IMPL_H
 #define LETHE_IO_SYNTH_IMPL_H
@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "synth.h"
-#include "tokenizer.h"
+#include "../text/tokenizer.h"
 
 enum {
     ST_WORLD = 1,
@@ -110,7 +110,7 @@ struct synth_data {
 };
 
 /* The question templates of the authors study (synth.c) and the chains' split names
- * (synth_markov.c). */
+ * (markov_chains.c). */
 extern const qtemplate AUTHOR_Q[SYNTH_N_ATTRIBUTES];
 extern const char *const CHAIN_NAME[3];
 
@@ -124,7 +124,7 @@ uint64_t sy_fnv_f64(uint64_t h, const double *v, int64_t n);
 int sy_oom(synth_data *d, const char *what);
 int64_t sy_split_rows(const synth_data *d, const split_t *s);
 
-/* synth_markov.c */
+/* markov_chains.c */
 int sy_check_markov(const lethe_synth_config *c, char *err, size_t errlen);
 void sy_make_chains(synth_data *d);
 int sy_markov_row(const synth_data *d, int c, int part, int64_t i, int32_t *row, int T);

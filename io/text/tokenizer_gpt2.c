@@ -1,4 +1,4 @@
-/* io/tokenizer_gpt2.c — the GPT-2 byte-level BPE tokenizer: the pre-tokenizer's
+/* io/text/tokenizer_gpt2.c — the GPT-2 byte-level BPE tokenizer: the pre-tokenizer's
  * Unicode classes, the byte <-> code point map, BPE merges by rank, and loading
  * encoder.json + vocab.bpe with every id and merge checked. */
 #define _POSIX_C_SOURCE 200809L
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../mpi/fatal.h"
+#include "../../mpi/fatal.h"
 #include "tokenizer_impl.h"
 
 /* ---- GPT-2 ---------------------------------------------------------------------------- */
