@@ -1,4 +1,5 @@
-/* io/dataset.c — HDF5 token dataset: validation (serial) and the writer. */
+/* io/dataset.c — the HDF5 token dataset's validation (serial): the attribute helpers,
+ * the row checks and dataset_inspect (the writer is dataset_write.c). */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
 #include "../mpi/fatal.h"
 #include "dataset.h"
@@ -42,13 +43,13 @@ int dataset_split_path(char *out, size_t outlen, const char *split, char *err, s
 {
     if (!split || !split[0] || strcmp(split, "/") == 0)
         return lethe_errf(err, errlen,
-                    "split name is empty (expected e.g. \"forget\" or \"eval/retain\")");
+                          "split name is empty (expected e.g. \"forget\" or \"eval/retain\")");
     if (strstr(split, "..") || strstr(split, "//"))
         return lethe_errf(err, errlen, "split name '%s' is not a plain group path", split);
     int n = snprintf(out, outlen, "%s%s", split[0] == '/' ? "" : "/", split);
     if (n < 0 || (size_t)n >= outlen)
         return lethe_errf(err, errlen, "split name '%s' is longer than %zu characters", split,
-                    outlen - 1);
+                          outlen - 1);
     size_t l = strlen(out);
     if (l > 1 && out[l - 1] == '/') out[l - 1] = 0;
     return 0;
@@ -187,7 +188,8 @@ static hid_t open_checked(hid_t g, const char *origin, const char *split, const 
     }
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
     if (d < 0)
-        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' is not a dataset", origin, split, name);
+        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' is not a dataset", origin, split,
+                          name);
     hid_t t = H5Dget_type(d), s = H5Dget_space(d);
     char tn[64];
     type_name(t, tn, sizeof tn);
@@ -198,7 +200,7 @@ static hid_t open_checked(hid_t g, const char *origin, const char *split, const 
         H5Sclose(s);
         H5Dclose(d);
         return lethe_errf(err, errlen, "dataset '%s': '%s/%s' has type %s, expected int%zu", origin,
-                    split, name, tn, size * 8);
+                          split, name, tn, size * 8);
     }
     int r = H5Sget_simple_extent_ndims(s);
     hsize_t got[8] = {0};
@@ -223,8 +225,8 @@ static hid_t open_checked(hid_t g, const char *origin, const char *split, const 
         }
         snprintf(ws + o, sizeof ws - o, "]");
         H5Dclose(d);
-        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' has shape %s, expected %s", origin, split,
-                    name, gs, ws);
+        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' has shape %s, expected %s", origin,
+                          split, name, gs, ws);
     }
     for (int i = 0; i < rank; i++) dims[i] = got[i];
     return d;
@@ -255,12 +257,14 @@ static int check_len(const char *origin, const char *split, const char *lname, c
     char c[32] = "";
     if (cand >= 0) snprintf(c, sizeof c, " candidate %d", cand);
     if (len < 1 || len > t)
-        return lethe_errf(err, errlen, "dataset '%s': '%s/%s' sample %lld%s: length %d outside [1, %d]",
-                    origin, split, lname, (long long)row, c, len, t);
-    if (as < 0 || as >= len)
         return lethe_errf(err, errlen,
-                    "dataset '%s': '%s/%s' sample %lld%s: answer_start %d outside [0, length %d)",
-                    origin, split, aname, (long long)row, c, as, len);
+                          "dataset '%s': '%s/%s' sample %lld%s: length %d outside [1, %d]", origin,
+                          split, lname, (long long)row, c, len, t);
+    if (as < 0 || as >= len)
+        return lethe_errf(
+            err, errlen,
+            "dataset '%s': '%s/%s' sample %lld%s: answer_start %d outside [0, length %d)", origin,
+            split, aname, (long long)row, c, as, len);
     return 0;
 }
 
@@ -274,9 +278,9 @@ static int check_ids(const char *origin, const char *split, const char *name, co
         if (sid) snprintf(s, sizeof s, " (sample_id %lld)", (long long)*sid);
         if (cand >= 0) snprintf(c, sizeof c, " candidate %d", cand);
         return lethe_errf(err, errlen,
-                    "dataset '%s': '%s/%s' sample %lld%s%s position %d: id %d outside [0, "
-                    "vocab_size %lld)",
-                    origin, split, name, (long long)row, s, c, j, ids[j], (long long)v);
+                          "dataset '%s': '%s/%s' sample %lld%s%s position %d: id %d outside [0, "
+                          "vocab_size %lld)",
+                          origin, split, name, (long long)row, s, c, j, ids[j], (long long)v);
     }
     return 0;
 }
@@ -367,7 +371,7 @@ static int inspect_rows(const dataset_info *in, const char *origin, split_dsets 
     void **all = (void **)&r;
     if (oom)
         rc = lethe_errf(err, errlen, "dataset '%s': out of memory for a block of %lld rows", origin,
-                  (long long)block);
+                        (long long)block);
     for (int64_t row0 = 0; rc == 0 && row0 < in->n; row0 += block) {
         int64_t n = in->n - row0 < block ? in->n - row0 : block;
         const char *what = NULL;
@@ -398,8 +402,9 @@ static int inspect_rows(const dataset_info *in, const char *origin, split_dsets 
         if (what) {
             char h5[256];
             h5_last_error(h5, sizeof h5);
-            rc = lethe_errf(err, errlen, "dataset '%s': '%s/%s': reading rows %lld..%lld failed: %s",
-                      origin, in->split, what, (long long)row0, (long long)(row0 + n - 1), h5);
+            rc =
+                lethe_errf(err, errlen, "dataset '%s': '%s/%s': reading rows %lld..%lld failed: %s",
+                           origin, in->split, what, (long long)row0, (long long)(row0 + n - 1), h5);
             break;
         }
         int64_t bad;
@@ -424,7 +429,8 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
     struct stat st;
     if (stat(path, &st) != 0)
         return lethe_errf(err, errlen, "dataset '%s': cannot open: %s", origin, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return lethe_errf(err, errlen, "dataset '%s': not a regular file", origin);
+    if (!S_ISREG(st.st_mode))
+        return lethe_errf(err, errlen, "dataset '%s': not a regular file", origin);
     if (access(path, R_OK) != 0)
         return lethe_errf(err, errlen, "dataset '%s': cannot read: %s", origin, strerror(errno));
 
@@ -445,14 +451,14 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
         char h5[256];
         h5_last_error(h5, sizeof h5);
         lethe_errf(err, errlen, "dataset '%s': HDF5 cannot open it (truncated or damaged file): %s",
-             origin, h5);
+                   origin, h5);
         goto out;
     }
     /* root attributes */
     int a = h5_attr_read_str(f, "tokenizer", in->tokenizer, sizeof in->tokenizer);
     if (a) {
         lethe_errf(err, errlen, "dataset '%s': root attribute 'tokenizer' is %s", origin,
-             a == 1 ? "missing (expected a string such as \"byte\")" : "not a string");
+                   a == 1 ? "missing (expected a string such as \"byte\")" : "not a string");
         goto out;
     }
     const char *iname[3] = {"vocab_size", "pad_id", "eos_id"};
@@ -461,25 +467,27 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
         a = h5_attr_read_i64(f, iname[i], ival[i]);
         if (a) {
             lethe_errf(err, errlen, "dataset '%s': root attribute '%s' is %s", origin, iname[i],
-                 a == 1 ? "missing" : "not a scalar integer");
+                       a == 1 ? "missing" : "not a scalar integer");
             goto out;
         }
     }
     if (in->vocab_size < 1 || in->vocab_size > INT32_MAX) {
-        lethe_errf(err, errlen, "dataset '%s': root attribute 'vocab_size' is %lld, expected [1, %d]",
-             origin, (long long)in->vocab_size, INT32_MAX);
+        lethe_errf(err, errlen,
+                   "dataset '%s': root attribute 'vocab_size' is %lld, expected [1, %d]", origin,
+                   (long long)in->vocab_size, INT32_MAX);
         goto out;
     }
     for (int i = 1; i < 3; i++) {
         if (*ival[i] < 0 || *ival[i] >= in->vocab_size) {
             lethe_errf(err, errlen, "dataset '%s': root attribute '%s' is %lld, expected [0, %lld)",
-                 origin, iname[i], (long long)*ival[i], (long long)in->vocab_size);
+                       origin, iname[i], (long long)*ival[i], (long long)in->vocab_size);
             goto out;
         }
     }
     a = h5_attr_read_str(f, "source_digest", in->source_digest, sizeof in->source_digest);
     if (a == 2) {
-        lethe_errf(err, errlen, "dataset '%s': root attribute 'source_digest' is not a string", origin);
+        lethe_errf(err, errlen, "dataset '%s': root attribute 'source_digest' is not a string",
+                   origin);
         goto out;
     }
     /* the split group, one path component at a time (H5Lexists needs the parents) */
@@ -490,8 +498,8 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
             if (H5Lexists(f, part, H5P_DEFAULT) <= 0) {
                 char present[512];
                 list_splits(f, present, sizeof present);
-                lethe_errf(err, errlen, "dataset '%s': split '%s' not found (splits present: %s)", origin,
-                     in->split, present);
+                lethe_errf(err, errlen, "dataset '%s': split '%s' not found (splits present: %s)",
+                           origin, in->split, present);
                 goto out;
             }
             if (*p == 0) break;
@@ -509,9 +517,10 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
     in->t = (int)d2[1];
     if (in->n < 1 || d2[1] < 2 || d2[1] > (1u << 24)) {
         lethe_errf(err, errlen,
-             "dataset '%s': '%s/input_ids' has shape [%llu,%llu], expected N >= 1 "
-             "and 2 <= T <= %u",
-             origin, in->split, (unsigned long long)d2[0], (unsigned long long)d2[1], 1u << 24);
+                   "dataset '%s': '%s/input_ids' has shape [%llu,%llu], expected N >= 1 "
+                   "and 2 <= T <= %u",
+                   origin, in->split, (unsigned long long)d2[0], (unsigned long long)d2[1],
+                   1u << 24);
         goto out;
     }
     hsize_t wn[1] = {(hsize_t)in->n};
@@ -543,9 +552,9 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
         in->k = (int)d3[1];
         if (d3[1] < 1 || d3[1] > 4096) {
             lethe_errf(err, errlen,
-                 "dataset '%s': '%s/perturbed_ids' has K = %llu candidates, "
-                 "expected [1, 4096]",
-                 origin, in->split, (unsigned long long)d3[1]);
+                       "dataset '%s': '%s/perturbed_ids' has K = %llu candidates, "
+                       "expected [1, 4096]",
+                       origin, in->split, (unsigned long long)d3[1]);
             goto out;
         }
         hsize_t wnk[2] = {(hsize_t)in->n, d3[1]};
@@ -567,211 +576,4 @@ out:
     H5Eclear2(H5E_DEFAULT);
     h5_quiet_off(&q);
     return rc;
-}
-
-/* ---- writer ------------------------------------------------------------------------- */
-
-int dsw_create(dataset_writer *w, const char *path, const dataset_attrs *a, char *err,
-               size_t errlen)
-{
-    memset(w, 0, sizeof *w);
-    w->file = w->group = -1;
-    if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path)
-        return lethe_errf(err, errlen, "dataset '%s': path too long", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    h5_quiet q;
-    h5_quiet_on(&q);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = 0;
-    if (w->file < 0) {
-        char h5[256];
-        h5_last_error(h5, sizeof h5);
-        rc = lethe_errf(err, errlen, "dataset '%s': cannot create '%s': %s", path, w->tmp, h5);
-    } else if (h5_attr_write_str(w->file, "tokenizer", a->tokenizer) ||
-               h5_attr_write_i64(w->file, "vocab_size", a->vocab_size) ||
-               h5_attr_write_i64(w->file, "pad_id", a->pad_id) ||
-               h5_attr_write_i64(w->file, "eos_id", a->eos_id) ||
-               (a->source_digest &&
-                h5_attr_write_str(w->file, "source_digest", a->source_digest))) {
-        rc = lethe_errf(err, errlen, "dataset '%s': cannot write root attributes", path);
-    }
-    h5_quiet_off(&q);
-    if (rc) dsw_abort(w);
-    return rc;
-}
-
-static hid_t create_i(hid_t g, const char *name, hid_t type, int rank, const hsize_t *dims)
-{
-    hid_t s = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(g, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Sclose(s);
-    if (d >= 0) H5Dclose(d);
-    return d < 0 ? -1 : 0;
-}
-
-int dsw_split_begin(dataset_writer *w, const char *split, int64_t n, int t, int k, int has_para,
-                    int has_pert, char *err, size_t errlen)
-{
-    char sp[DATASET_SPLIT_MAX];
-    if (dataset_split_path(sp, sizeof sp, split, err, errlen)) return -1;
-    if (n < 1 || t < 2 || (has_pert && k < 1))
-        return lethe_errf(err, errlen, "dataset '%s': split '%s': bad shape N=%lld T=%d K=%d", w->path,
-                    sp, (long long)n, t, k);
-    h5_quiet q;
-    h5_quiet_on(&q);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    w->group = H5Gcreate2(w->file, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5Pclose(lcpl);
-    int rc = 0;
-    if (w->group < 0) {
-        char h5[256];
-        h5_last_error(h5, sizeof h5);
-        rc = lethe_errf(err, errlen, "dataset '%s': cannot create split '%s': %s", w->path, sp, h5);
-        goto out;
-    }
-    w->n = n;
-    w->t = t;
-    w->k = k;
-    w->has_para = has_para;
-    w->has_pert = has_pert;
-    hsize_t nt[2] = {(hsize_t)n, (hsize_t)t}, n1[1] = {(hsize_t)n};
-    hsize_t nkt[3] = {(hsize_t)n, (hsize_t)k, (hsize_t)t}, nk[2] = {(hsize_t)n, (hsize_t)k};
-    int bad = create_i(w->group, "input_ids", H5T_STD_I32LE, 2, nt) ||
-              create_i(w->group, "lengths", H5T_STD_I32LE, 1, n1) ||
-              create_i(w->group, "answer_start", H5T_STD_I32LE, 1, n1) ||
-              create_i(w->group, "sample_id", H5T_STD_I64LE, 1, n1);
-    if (!bad && has_para)
-        bad = create_i(w->group, "paraphrased_ids", H5T_STD_I32LE, 2, nt) ||
-              create_i(w->group, "paraphrased_lengths", H5T_STD_I32LE, 1, n1) ||
-              create_i(w->group, "paraphrased_answer_start", H5T_STD_I32LE, 1, n1);
-    if (!bad && has_pert)
-        bad = create_i(w->group, "perturbed_ids", H5T_STD_I32LE, 3, nkt) ||
-              create_i(w->group, "perturbed_lengths", H5T_STD_I32LE, 2, nk) ||
-              create_i(w->group, "perturbed_answer_start", H5T_STD_I32LE, 2, nk);
-    if (bad)
-        rc = lethe_errf(err, errlen, "dataset '%s': cannot create the datasets of split '%s'", w->path,
-                  sp);
-out:
-    h5_quiet_off(&q);
-    return rc;
-}
-
-static int write_rows(hid_t g, const char *name, hid_t memtype, int64_t row0, int64_t n,
-                      const void *buf)
-{
-    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    if (d < 0) return -1;
-    hid_t fs = H5Dget_space(d);
-    int rank = H5Sget_simple_extent_ndims(fs);
-    hsize_t dims[3], start[3] = {0, 0, 0};
-    H5Sget_simple_extent_dims(fs, dims, NULL);
-    start[0] = (hsize_t)row0;
-    dims[0] = (hsize_t)n;
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, dims, NULL);
-    hid_t ms = H5Screate_simple(rank, dims, NULL);
-    herr_t rc = H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    H5Dclose(d);
-    return rc < 0 ? -1 : 0;
-}
-
-int dsw_write(dataset_writer *w, const dataset_rows *r, int64_t row0, int64_t n, char *err,
-              size_t errlen)
-{
-    if (w->group < 0 || row0 < 0 || n < 0 || row0 + n > w->n)
-        return lethe_errf(err, errlen, "dataset '%s': rows %lld..%lld outside the open split", w->path,
-                    (long long)row0, (long long)(row0 + n));
-    if (n == 0) return 0;
-    h5_quiet q;
-    h5_quiet_on(&q);
-    const char *what = NULL;
-    if (write_rows(w->group, "input_ids", H5T_NATIVE_INT32, row0, n, r->ids))
-        what = "input_ids";
-    else if (write_rows(w->group, "lengths", H5T_NATIVE_INT32, row0, n, r->lengths))
-        what = "lengths";
-    else if (write_rows(w->group, "answer_start", H5T_NATIVE_INT32, row0, n, r->answer_start))
-        what = "answer_start";
-    else if (write_rows(w->group, "sample_id", H5T_NATIVE_INT64, row0, n, r->sample_id))
-        what = "sample_id";
-    else if (w->has_para &&
-             write_rows(w->group, "paraphrased_ids", H5T_NATIVE_INT32, row0, n, r->para_ids))
-        what = "paraphrased_ids";
-    else if (w->has_para && write_rows(w->group, "paraphrased_lengths", H5T_NATIVE_INT32, row0, n,
-                                       r->para_lengths))
-        what = "paraphrased_lengths";
-    else if (w->has_para && write_rows(w->group, "paraphrased_answer_start", H5T_NATIVE_INT32, row0,
-                                       n, r->para_answer_start))
-        what = "paraphrased_answer_start";
-    else if (w->has_pert &&
-             write_rows(w->group, "perturbed_ids", H5T_NATIVE_INT32, row0, n, r->pert_ids))
-        what = "perturbed_ids";
-    else if (w->has_pert &&
-             write_rows(w->group, "perturbed_lengths", H5T_NATIVE_INT32, row0, n, r->pert_lengths))
-        what = "perturbed_lengths";
-    else if (w->has_pert && write_rows(w->group, "perturbed_answer_start", H5T_NATIVE_INT32, row0,
-                                       n, r->pert_answer_start))
-        what = "perturbed_answer_start";
-    int rc = 0;
-    if (what) {
-        char h5[256];
-        h5_last_error(h5, sizeof h5);
-        rc = lethe_errf(err, errlen, "dataset '%s': writing '%s' rows %lld..%lld failed: %s", w->tmp,
-                  what, (long long)row0, (long long)(row0 + n - 1), h5);
-    }
-    h5_quiet_off(&q);
-    return rc;
-}
-
-int dsw_split_attr_str(dataset_writer *w, const char *name, const char *value, char *err,
-                       size_t errlen)
-{
-    if (w->group < 0 || h5_attr_write_str(w->group, name, value))
-        return lethe_errf(err, errlen, "dataset '%s': cannot write split attribute '%s'", w->path, name);
-    return 0;
-}
-
-int dsw_split_attr_i64(dataset_writer *w, const char *name, int64_t value, char *err, size_t errlen)
-{
-    if (w->group < 0 || h5_attr_write_i64(w->group, name, value))
-        return lethe_errf(err, errlen, "dataset '%s': cannot write split attribute '%s'", w->path, name);
-    return 0;
-}
-
-int dsw_split_end(dataset_writer *w, char *err, size_t errlen)
-{
-    if (w->group >= 0 && H5Gclose(w->group) < 0) {
-        w->group = -1;
-        return lethe_errf(err, errlen, "dataset '%s': closing a split failed", w->path);
-    }
-    w->group = -1;
-    return 0;
-}
-
-int dsw_close(dataset_writer *w, char *err, size_t errlen)
-{
-    if (w->group >= 0) H5Gclose(w->group);
-    w->group = -1;
-    herr_t rc = H5Fclose(w->file);
-    w->file = -1;
-    if (rc < 0) {
-        remove(w->tmp);
-        return lethe_errf(err, errlen, "dataset '%s': closing '%s' failed", w->path, w->tmp);
-    }
-    if (rename(w->tmp, w->path) != 0) {
-        int e = errno;
-        remove(w->tmp);
-        return lethe_errf(err, errlen, "dataset '%s': renaming '%s' failed: %s", w->path, w->tmp,
-                    strerror(e));
-    }
-    return 0;
-}
-
-void dsw_abort(dataset_writer *w)
-{
-    if (w->group >= 0) H5Gclose(w->group);
-    if (w->file >= 0) H5Fclose(w->file);
-    w->group = w->file = -1;
-    if (w->tmp[0]) remove(w->tmp);
 }

@@ -1,7 +1,10 @@
-/* io/loader.c — collective, shuffled, prefetching reads of an HDF5 token split. */
+/* io/loader.c — collective, shuffled, prefetching reads of an HDF5 token split: the
+ * shuffled order, the cursor, and open / next / seek / close (filling a batch and the
+ * read-ahead thread are loader_fill.c; the shared state is loader_impl.h). */
 #define _POSIX_C_SOURCE 200809L /* pread */
 #include "../mpi/fatal.h"
 #include "loader.h"
+#include "loader_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,9 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define ERR_LEN 1024
-
 
 /* ---- order --------------------------------------------------------------------------- */
 
@@ -68,63 +68,16 @@ void loader_targets(int32_t *targets, const int32_t *ids, const int32_t *lengths
     }
 }
 
-/* ---- state ------------------------------------------------------------------------------ */
-
-enum { F_IDS, F_LEN, F_AS, F_SID, F_PIDS, F_PLEN, F_PAS, F_KIDS, F_KLEN, F_KAS, NF };
-static const char *const fname[NF] = {"input_ids",
-                                      "lengths",
-                                      "answer_start",
-                                      "sample_id",
-                                      "paraphrased_ids",
-                                      "paraphrased_lengths",
-                                      "paraphrased_answer_start",
-                                      "perturbed_ids",
-                                      "perturbed_lengths",
-                                      "perturbed_answer_start"};
-
-typedef struct {
-    loader_batch b;
-    int64_t *sorted; /* (cap) row indices, ascending */
-    int32_t *src;    /* (cap) batch position i holds sorted element src[i] */
-    int32_t *spos;   /* (cap) batch position of sorted element k */
-    int64_t *runs;   /* (2*cap) [start, length] of consecutive sorted rows */
-    int nruns;
-    unsigned char *seen; /* (cap) */
-    char *tmp;           /* one row of the widest dataset */
-    int64_t bad_key;     /* INT64_MAX: fine; -1: I/O error; else first bad file row */
-    char msg[ERR_LEN];
-} slot;
-
-enum { JOB_IDLE, JOB_REQUESTED, JOB_DONE };
-
-struct loader {
-    loader_opts o;
-    dataset_info info;
-    char path[1024];
-    MPI_Comm comm;
-    int rank, size;
-    int64_t n;                   /* rows */
-    int cap;                     /* rows per replica per batch (max) */
-    int active[NF];              /* fields read */
-    size_t inner[NF], esize[NF]; /* elements per row, bytes per element */
-    hid_t file, dset[NF], dxpl;
-    int fast; /* pread path possible */
-    char why[256];
-    int fd;
-    int64_t off[NF]; /* file offsets of contiguous datasets */
-    slot slots[2];
-    int nslots;
-    size_t mem;
-    loader_cursor cur;
-    /* prefetch */
-    int threaded;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int state, stop, job_slot;
-    loader_cursor job;
-    int held; /* slot of the batch the caller holds (-1: none); read-ahead goes to the other */
-};
+const char *const ld_fname[NF] = {"input_ids",
+                                  "lengths",
+                                  "answer_start",
+                                  "sample_id",
+                                  "paraphrased_ids",
+                                  "paraphrased_lengths",
+                                  "paraphrased_answer_start",
+                                  "perturbed_ids",
+                                  "perturbed_lengths",
+                                  "perturbed_answer_start"};
 
 void loader_opts_defaults(loader_opts *o)
 {
@@ -181,251 +134,10 @@ static int finished(const loader *ld, loader_cursor c)
     return ld->o.max_epochs > 0 && c.epoch >= ld->o.max_epochs;
 }
 
-static int64_t global_rows(const loader *ld, loader_cursor c)
+int64_t ld_global_rows(const loader *ld, loader_cursor c)
 {
     int64_t left = ld->n - c.position;
     return left < ld->o.global_batch ? left : ld->o.global_batch;
-}
-
-/* ---- filling a slot -------------------------------------------------------------------------- */
-
-static int cmp_pair(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Rows of this replica for the batch at c, in epoch order and sorted. */
-static void plan(loader *ld, slot *s, loader_cursor c)
-{
-    loader_batch *b = &s->b;
-    int64_t gn = global_rows(ld, c), dp = ld->o.dp, r = ld->o.dp_rank;
-    int64_t base = gn / dp, extra = gn % dp;
-    int64_t start = r * base + (r < extra ? r : extra);
-    b->n = (int)(base + (r < extra ? 1 : 0));
-    b->epoch = c.epoch;
-    b->position = c.position;
-    b->step = c.position / ld->o.global_batch;
-    b->first = c.position + start;
-    b->global_n = gn;
-    /* sort (row, position) pairs: 2 int64 per row, reusing runs[] as scratch */
-    int64_t *pairs = s->runs;
-    for (int i = 0; i < b->n; i++) {
-        b->index[i] = loader_order(ld->o.seed, c.epoch, ld->n, b->first + i, ld->o.shuffle);
-        pairs[2 * i] = b->index[i];
-        pairs[2 * i + 1] = i;
-    }
-    qsort(pairs, (size_t)b->n, 2 * sizeof(int64_t), cmp_pair);
-    for (int k = 0; k < b->n; k++) {
-        s->sorted[k] = pairs[2 * k];
-        s->spos[k] = (int32_t)pairs[2 * k + 1];
-        s->src[pairs[2 * k + 1]] = k;
-    }
-    s->nruns = 0;
-    for (int k = 0; k < b->n; k++) {
-        if (s->nruns &&
-            s->runs[2 * (s->nruns - 1)] + s->runs[2 * (s->nruns - 1) + 1] == s->sorted[k])
-            s->runs[2 * (s->nruns - 1) + 1]++;
-        else {
-            s->runs[2 * s->nruns] = s->sorted[k];
-            s->runs[2 * s->nruns + 1] = 1;
-            s->nruns++;
-        }
-    }
-    s->bad_key = INT64_MAX;
-    s->msg[0] = 0;
-}
-
-static void *field_ptr(slot *s, int f)
-{
-    return ((void **)&s->b.rows)[f];
-}
-
-/* Puts rows read in sorted order back in epoch order (cycle-following, one spare row). */
-static void unsort(loader *ld, slot *s, int f)
-{
-    size_t rb = ld->inner[f] * ld->esize[f];
-    char *base = field_ptr(s, f);
-    int n = s->b.n;
-    memset(s->seen, 0, (size_t)n);
-    for (int i = 0; i < n; i++) {
-        if (s->seen[i]) continue;
-        if (s->src[i] == i) {
-            s->seen[i] = 1;
-            continue;
-        }
-        memcpy(s->tmp, base + (size_t)i * rb, rb);
-        int j = i;
-        for (;;) {
-            s->seen[j] = 1;
-            int from = s->src[j];
-            if (from == i) {
-                memcpy(base + (size_t)j * rb, s->tmp, rb);
-                break;
-            }
-            memcpy(base + (size_t)j * rb, base + (size_t)from * rb, rb);
-            j = from;
-        }
-    }
-}
-
-/* Token ids are checked as they are read; lengths and answer starts were checked at open. */
-static void check_slot(loader *ld, slot *s)
-{
-    loader_batch *b = &s->b;
-    for (int i = 0; i < b->n; i++) {
-        dataset_rows r = {0};
-        r.ids = b->rows.ids + (size_t)i * b->t;
-        r.sample_id = b->rows.sample_id + i;
-        if (b->rows.para_ids) r.para_ids = b->rows.para_ids + (size_t)i * b->t;
-        if (b->rows.pert_ids) r.pert_ids = b->rows.pert_ids + (size_t)i * b->k * b->t;
-        dataset_info in = ld->info;
-        in.has_para = b->rows.para_ids != NULL;
-        in.has_pert = b->rows.pert_ids != NULL;
-        int64_t bad;
-        char m[ERR_LEN];
-        if (dataset_check_rows(&in, ld->path, &r, b->index[i], 1, 1, &bad, m, sizeof m) &&
-            b->index[i] < s->bad_key) {
-            s->bad_key = b->index[i];
-            lethe_errf(s->msg, sizeof s->msg, "%s", m);
-        }
-    }
-}
-
-/* The read-ahead path: plain reads at the contiguous datasets' offsets. */
-static void fill_pread(loader *ld, slot *s)
-{
-    for (int f = 0; f < NF && s->bad_key == INT64_MAX; f++) {
-        if (!ld->active[f]) continue;
-        size_t rb = ld->inner[f] * ld->esize[f];
-        char *dst = field_ptr(s, f);
-        for (int k = 0; k < s->b.n;) {
-            /* consecutive rows going to consecutive positions: one read */
-            int m = 1;
-            while (k + m < s->b.n && s->sorted[k + m] == s->sorted[k] + m &&
-                   s->spos[k + m] == s->spos[k] + m)
-                m++;
-            size_t want = (size_t)m * rb, got = 0;
-            off_t at = (off_t)(ld->off[f] + s->sorted[k] * (int64_t)rb);
-            char *p = dst + (size_t)s->spos[k] * rb;
-            while (got < want) {
-                ssize_t r = pread(ld->fd, p + got, want - got, at + (off_t)got);
-                if (r <= 0) {
-                    s->bad_key = -1;
-                    lethe_errf(s->msg, sizeof s->msg,
-                         "dataset '%s': '%s/%s' rows %lld..%lld: read failed: %s", ld->path,
-                         ld->info.split, fname[f], (long long)s->sorted[k],
-                         (long long)(s->sorted[k] + m - 1),
-                         r < 0 ? strerror(errno) : "unexpected end of file");
-                    return;
-                }
-                got += (size_t)r;
-            }
-            k += m;
-        }
-    }
-}
-
-/* The collective path: one H5Dread per dataset, every rank of the world joining. */
-static void fill_hdf5(loader *ld, slot *s)
-{
-    h5_quiet q;
-    h5_quiet_on(&q);
-    for (int f = 0; f < NF; f++) {
-        if (!ld->active[f]) continue;
-        hid_t fs = H5Dget_space(ld->dset[f]);
-        int rank = H5Sget_simple_extent_ndims(fs);
-        hsize_t dims[3], start[3] = {0, 0, 0}, count[3];
-        H5Sget_simple_extent_dims(fs, dims, NULL);
-        for (int i = 0; i < rank; i++) count[i] = dims[i];
-        hsize_t mdims[3];
-        memcpy(mdims, count, sizeof mdims);
-        mdims[0] = (hsize_t)(s->b.n ? s->b.n : 1);
-        hid_t ms = H5Screate_simple(rank, mdims, NULL);
-        if (s->b.n == 0) {
-            H5Sselect_none(fs);
-            H5Sselect_none(ms);
-        } else {
-            for (int r = 0; r < s->nruns; r++) {
-                start[0] = (hsize_t)s->runs[2 * r];
-                count[0] = (hsize_t)s->runs[2 * r + 1];
-                H5Sselect_hyperslab(fs, r ? H5S_SELECT_OR : H5S_SELECT_SET, start, NULL, count,
-                                    NULL);
-            }
-        }
-        hid_t mt = ld->esize[f] == 8 ? H5T_NATIVE_INT64 : H5T_NATIVE_INT32;
-        herr_t rc = H5Dread(ld->dset[f], mt, ms, fs, ld->dxpl, field_ptr(s, f));
-        H5Sclose(ms);
-        H5Sclose(fs);
-        if (rc < 0 && s->bad_key == INT64_MAX) {
-            char h5[256];
-            h5_last_error(h5, sizeof h5);
-            s->bad_key = -1;
-            lethe_errf(s->msg, sizeof s->msg,
-                 "dataset '%s': '%s/%s': collective read of %d rows "
-                 "failed: %s",
-                 ld->path, ld->info.split, fname[f], s->b.n, h5);
-        }
-        if (rc >= 0) unsort(ld, s, f);
-    }
-    h5_quiet_off(&q);
-}
-
-static void finish_slot(loader *ld, slot *s)
-{
-    if (s->bad_key != INT64_MAX) return;
-    check_slot(ld, s);
-    if (s->bad_key == INT64_MAX)
-        loader_targets(s->b.targets, s->b.rows.ids, s->b.rows.lengths, s->b.rows.answer_start,
-                       s->b.n, s->b.t);
-}
-
-/* ---- the read-ahead thread ----------------------------------------------------------------------
- */
-
-static void *reader_main(void *arg)
-{
-    loader *ld = arg;
-    pthread_mutex_lock(&ld->mu);
-    for (;;) {
-        while (!ld->stop && ld->state != JOB_REQUESTED) pthread_cond_wait(&ld->cv, &ld->mu);
-        if (ld->stop) break;
-        slot *s = &ld->slots[ld->job_slot];
-        loader_cursor c = ld->job;
-        pthread_mutex_unlock(&ld->mu);
-        plan(ld, s, c);
-        fill_pread(ld, s);
-        finish_slot(ld, s);
-        pthread_mutex_lock(&ld->mu);
-        ld->state = JOB_DONE;
-        pthread_cond_broadcast(&ld->cv);
-    }
-    pthread_mutex_unlock(&ld->mu);
-    return NULL;
-}
-
-static void job_start(loader *ld, int slot_index, loader_cursor c)
-{
-    pthread_mutex_lock(&ld->mu);
-    ld->job_slot = slot_index;
-    ld->job = c;
-    ld->state = JOB_REQUESTED;
-    pthread_cond_broadcast(&ld->cv);
-    pthread_mutex_unlock(&ld->mu);
-}
-
-/* Waits for the pending job; returns its slot, or -1 when none is pending. */
-static int job_wait(loader *ld)
-{
-    pthread_mutex_lock(&ld->mu);
-    int s = -1;
-    if (ld->state != JOB_IDLE) {
-        while (ld->state != JOB_DONE) pthread_cond_wait(&ld->cv, &ld->mu);
-        s = ld->job_slot;
-        ld->state = JOB_IDLE;
-    }
-    pthread_mutex_unlock(&ld->mu);
-    return s;
 }
 
 /* ---- open / next / seek / close
@@ -437,9 +149,11 @@ static int check_opts(const loader_opts *o, char *err, size_t errlen)
     if (o->dp < 1 || o->dp_rank < 0 || o->dp_rank >= o->dp)
         return lethe_errf(err, errlen, "loader: dp_rank %d outside [0, dp %d)", o->dp_rank, o->dp);
     if (o->global_batch < 1 || o->global_batch % o->dp != 0)
-        return lethe_errf(err, errlen, "loader: global batch %d is not a positive multiple of dp %d",
-                    o->global_batch, o->dp);
-    if (o->max_epochs < 0) return lethe_errf(err, errlen, "loader: max_epochs %d < 0", o->max_epochs);
+        return lethe_errf(err, errlen,
+                          "loader: global batch %d is not a positive multiple of dp %d",
+                          o->global_batch, o->dp);
+    if (o->max_epochs < 0)
+        return lethe_errf(err, errlen, "loader: max_epochs %d < 0", o->max_epochs);
     return 0;
 }
 
@@ -553,7 +267,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     for (int i = 0; i < 9; i++)
         if (lo[i] != hi[i])
             return lethe_errf(err, errlen, "loader: ranks disagree on option '%s' (%lld vs %lld)",
-                        optname[i], lo[i], hi[i]);
+                              optname[i], lo[i], hi[i]);
 
     loader *ld = calloc(1, sizeof *ld);
     ok = ld != NULL;
@@ -586,9 +300,9 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     ld->cap = ld->o.global_batch / ld->o.dp;
     if (ld->o.drop_last && ld->n < ld->o.global_batch) {
         lethe_errf(e, sizeof e,
-             "dataset '%s': split '%s' has %lld rows, fewer than one global "
-             "batch of %d (drop_last)",
-             path, ld->info.split, (long long)ld->n, ld->o.global_batch);
+                   "dataset '%s': split '%s' has %lld rows, fewer than one global "
+                   "batch of %d (drop_last)",
+                   path, ld->info.split, (long long)ld->n, ld->o.global_batch);
         goto fail_all;
     }
     for (int f = 0; f < NF; f++) ld->esize[f] = f == F_SID ? 8 : 4;
@@ -602,9 +316,9 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     size_t need = slot_bytes(ld) * (size_t)ld->nslots;
     if (need > ld->o.budget) {
         lethe_errf(e, sizeof e,
-             "loader: '%s' split '%s': %d buffer(s) of %d rows x T=%d need %zu "
-             "bytes, over the budget of %zu bytes (lower the batch or raise the budget)",
-             path, ld->info.split, ld->nslots, ld->cap, ld->info.t, need, ld->o.budget);
+                   "loader: '%s' split '%s': %d buffer(s) of %d rows x T=%d need %zu "
+                   "bytes, over the budget of %zu bytes (lower the batch or raise the budget)",
+                   path, ld->info.split, ld->nslots, ld->cap, ld->info.t, need, ld->o.budget);
         goto fail_all;
     }
 
@@ -638,7 +352,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
     for (int f = 0; ok && f < NF; f++) {
         if (!ld->active[f]) continue;
         char name[DATASET_SPLIT_MAX + 64];
-        snprintf(name, sizeof name, "%s/%s", ld->info.split, fname[f]);
+        snprintf(name, sizeof name, "%s/%s", ld->info.split, ld_fname[f]);
         ld->dset[f] = H5Dopen2(ld->file, name, H5P_DEFAULT);
         if (ld->dset[f] < 0) {
             ok = 0;
@@ -651,7 +365,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
         ld->fast = 1;
         for (int f = 0; ld->fast && f < NF; f++)
             if (ld->active[f])
-                ld->fast = contiguous_native(ld->dset[f], &ld->off[f], ld->esize[f], fname[f],
+                ld->fast = contiguous_native(ld->dset[f], &ld->off[f], ld->esize[f], ld_fname[f],
                                              ld->why, sizeof ld->why);
     }
     h5_quiet_off(&q);
@@ -674,14 +388,14 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
         if (ld->fd < 0) {
             ok = 0;
             lethe_errf(e, sizeof e, "dataset '%s': cannot open for read-ahead: %s", path,
-                 strerror(errno));
+                       strerror(errno));
         }
     }
     if (lethe_agree(ld->comm, ok, e, sizeof e, NULL)) goto fail_all;
     if (o->prefetch && ld->fast) {
         pthread_mutex_init(&ld->mu, NULL);
         pthread_cond_init(&ld->cv, NULL);
-        ok = pthread_create(&ld->thread, NULL, reader_main, ld) == 0;
+        ok = pthread_create(&ld->thread, NULL, ld_reader_main, ld) == 0;
         if (!ok) lethe_errf(e, sizeof e, "loader: cannot start the read-ahead thread");
         if (lethe_agree(ld->comm, ok, e, sizeof e, NULL)) {
             pthread_mutex_destroy(&ld->mu);
@@ -691,7 +405,7 @@ int loader_open(loader **out, const char *path, const char *split, const loader_
         ld->threaded = 1;
     }
     ld->cur = normalize(ld, (loader_cursor){0, 0});
-    if (ld->threaded && !finished(ld, ld->cur)) job_start(ld, 0, ld->cur);
+    if (ld->threaded && !finished(ld, ld->cur)) ld_job_start(ld, 0, ld->cur);
     *out = ld;
     return 0;
 
@@ -709,20 +423,21 @@ int loader_next(loader *ld, loader_batch **out, char *err, size_t errlen)
     if (finished(ld, c)) return 0;
     slot *s;
     if (ld->threaded) {
-        int si = job_wait(ld);
+        int si = ld_job_wait(ld);
         if (si < 0) { /* nothing pending: read now */
-            job_start(ld, ld->held >= 0 ? 1 - ld->held : 0, c);
-            si = job_wait(ld);
+            ld_job_start(ld, ld->held >= 0 ? 1 - ld->held : 0, c);
+            si = ld_job_wait(ld);
         }
         s = &ld->slots[si];
         ld->held = si;
-        loader_cursor nx = normalize(ld, (loader_cursor){c.epoch, c.position + global_rows(ld, c)});
-        if (!finished(ld, nx)) job_start(ld, 1 - si, nx);
+        loader_cursor nx =
+            normalize(ld, (loader_cursor){c.epoch, c.position + ld_global_rows(ld, c)});
+        if (!finished(ld, nx)) ld_job_start(ld, 1 - si, nx);
     } else {
         s = &ld->slots[0];
-        plan(ld, s, c);
-        fill_hdf5(ld, s);
-        finish_slot(ld, s);
+        ld_plan(ld, s, c);
+        ld_fill_hdf5(ld, s);
+        ld_finish_slot(ld, s);
     }
     /* every rank learns the first bad row found anywhere (the same message at any
      * rank count: the lowest file row wins, I/O errors first) */
@@ -744,13 +459,13 @@ int loader_seek(loader *ld, loader_cursor c, char *err, size_t errlen)
     /* every rank is given the same cursor, so the verdict is the same everywhere */
     if (c.epoch < 0 || c.position < 0 || c.position > ld->n)
         return lethe_errf(err, errlen,
-                    "loader: cursor (epoch %lld, position %lld) outside the split "
-                    "of %lld rows",
-                    (long long)c.epoch, (long long)c.position, (long long)ld->n);
-    if (ld->threaded) job_wait(ld); /* discard what was read ahead */
+                          "loader: cursor (epoch %lld, position %lld) outside the split "
+                          "of %lld rows",
+                          (long long)c.epoch, (long long)c.position, (long long)ld->n);
+    if (ld->threaded) ld_job_wait(ld); /* discard what was read ahead */
     ld->cur = normalize(ld, c);
     if (ld->threaded && !finished(ld, ld->cur))
-        job_start(ld, ld->held >= 0 ? 1 - ld->held : 0, ld->cur);
+        ld_job_start(ld, ld->held >= 0 ? 1 - ld->held : 0, ld->cur);
     return 0;
 }
 
@@ -758,7 +473,7 @@ void loader_close(loader *ld)
 {
     if (!ld) return;
     if (ld->threaded) {
-        job_wait(ld);
+        ld_job_wait(ld);
         pthread_mutex_lock(&ld->mu);
         ld->stop = 1;
         pthread_cond_broadcast(&ld->cv);

@@ -1,5 +1,8 @@
-/* io/safetensors.c — safetensors reader (validating) and writer. See the header. */
+/* io/safetensors.c — the safetensors reader: dtypes, the validating header parser, the
+ * tensor reads, and the messages it shares with the writer (safetensors_write.c). See the
+ * header. */
 #include "safetensors.h"
+#include "safetensors_impl.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -68,20 +71,9 @@ float st_bf16_to_f32(uint16_t h)
     return f;
 }
 
-/* ---- messages ------------------------------------------------------------- */
+/* ---- messages (shared with the writer: safetensors_impl.h) ----------------- */
 
-typedef struct {
-    const char *path;
-    char *err;
-    size_t errlen;
-} ectx;
-
-#if defined(__GNUC__)
-static void efail(const ectx *e, const char *tensor, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-#endif
-
-static void efail(const ectx *e, const char *tensor, const char *fmt, ...)
+void st_efail(const st_ectx *e, const char *tensor, const char *fmt, ...)
 {
     if (!e->err || !e->errlen) return;
     char msg[768], nm[200];
@@ -96,10 +88,7 @@ static void efail(const ectx *e, const char *tensor, const char *fmt, ...)
         snprintf(e->err, e->errlen, "safetensors '%.400s': %s", e->path, msg);
 }
 
-/* The reader's and the writer's rule for names: a name becomes a dataset path
- * in checkpoints and may become a file name in tools, so it must not be able to
- * walk a directory tree. Returns NULL or what is wrong. */
-static const char *name_problem(const char *s, char *buf, size_t len)
+const char *st_name_problem(const char *s, char *buf, size_t len)
 {
     if (!*s) return "empty tensor name";
     if (strchr(s, '/')) return "name contains '/'";
@@ -145,13 +134,13 @@ static const char *json_text(const cJSON *v, char *buf, size_t len)
     return buf;
 }
 
-static int parse_tensor(const ectx *e, const cJSON *entry, st_tensor *t, uint64_t data_len)
+static int parse_tensor(const st_ectx *e, const cJSON *entry, st_tensor *t, uint64_t data_len)
 {
     const char *nm = entry->string;
     char jb[220];
     if (!cJSON_IsObject(entry)) {
-        efail(e, nm, "entry is %s, expected an object {dtype, shape, data_offsets}",
-              json_text(entry, jb, sizeof jb));
+        st_efail(e, nm, "entry is %s, expected an object {dtype, shape, data_offsets}",
+                 json_text(entry, jb, sizeof jb));
         return -1;
     }
     const cJSON *dt = NULL, *sh = NULL, *of = NULL;
@@ -162,37 +151,37 @@ static int parse_tensor(const ectx *e, const cJSON *entry, st_tensor *t, uint64_
                                                                   : NULL;
         char kb[120];
         if (!slot) {
-            efail(e, nm, "unknown key '%s' (expected dtype, shape, data_offsets)",
-                  lethe_shown(c->string, kb, sizeof kb, 1));
+            st_efail(e, nm, "unknown key '%s' (expected dtype, shape, data_offsets)",
+                     lethe_shown(c->string, kb, sizeof kb, 1));
             return -1;
         }
         if (*slot) {
-            efail(e, nm, "key '%s' appears twice", c->string);
+            st_efail(e, nm, "key '%s' appears twice", c->string);
             return -1;
         }
         *slot = c;
     }
     if (!dt || !sh || !of) {
-        efail(e, nm, "missing '%s'", !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+        st_efail(e, nm, "missing '%s'", !dt ? "dtype" : !sh ? "shape" : "data_offsets");
         return -1;
     }
     if (!cJSON_IsString(dt)) {
-        efail(e, nm, "dtype is %s, expected a string such as \"F32\"",
-              json_text(dt, jb, sizeof jb));
+        st_efail(e, nm, "dtype is %s, expected a string such as \"F32\"",
+                 json_text(dt, jb, sizeof jb));
         return -1;
     }
     int d = 0;
     while (d < ST_NDTYPES && strcmp(dtypes[d].name, dt->valuestring)) d++;
     if (d == ST_NDTYPES) {
         char b[120];
-        efail(e, nm, "unknown dtype '%s' (lethe reads F32, F16, BF16 and I32)",
-              lethe_shown(dt->valuestring, b, sizeof b, 1));
+        st_efail(e, nm, "unknown dtype '%s' (lethe reads F32, F16, BF16 and I32)",
+                 lethe_shown(dt->valuestring, b, sizeof b, 1));
         return -1;
     }
     t->dtype = (st_dtype)d;
     if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > ST_MAX_DIMS) {
-        efail(e, nm, "shape is %s, expected an array of at most %d integers",
-              json_text(sh, jb, sizeof jb), ST_MAX_DIMS);
+        st_efail(e, nm, "shape is %s, expected an array of at most %d integers",
+                 json_text(sh, jb, sizeof jb), ST_MAX_DIMS);
         return -1;
     }
     t->ndim = 0;
@@ -201,8 +190,8 @@ static int parse_tensor(const ectx *e, const cJSON *entry, st_tensor *t, uint64_
     for (const cJSON *c = sh->child; c; c = c->next) {
         uint64_t v;
         if (json_uint(c, &v)) {
-            efail(e, nm, "shape %s: dimension %d is %s, expected an integer >= 0",
-                  json_text(sh, jb, sizeof jb), t->ndim, json_text(c, jb + 110, 110));
+            st_efail(e, nm, "shape %s: dimension %d is %s, expected an integer >= 0",
+                     json_text(sh, jb, sizeof jb), t->ndim, json_text(c, jb + 110, 110));
             return -1;
         }
         t->shape[t->ndim++] = (int64_t)v;
@@ -214,35 +203,35 @@ static int parse_tensor(const ectx *e, const cJSON *entry, st_tensor *t, uint64_
     char sb[200];
     format_shape(sb, sizeof sb, t->shape, t->ndim);
     if (overflow) {
-        efail(e, nm, "shape %s overflows: its byte count does not fit in 64 bits", sb);
+        st_efail(e, nm, "shape %s overflows: its byte count does not fit in 64 bits", sb);
         return -1;
     }
     uint64_t off[2];
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || json_uint(of->child, &off[0]) ||
         json_uint(of->child->next, &off[1])) {
-        efail(e, nm, "data_offsets is %s, expected [begin, end] with integers >= 0",
-              json_text(of, jb, sizeof jb));
+        st_efail(e, nm, "data_offsets is %s, expected [begin, end] with integers >= 0",
+                 json_text(of, jb, sizeof jb));
         return -1;
     }
     t->begin = off[0];
     t->end = off[1];
     if (t->begin > t->end) {
-        efail(e, nm, "data_offsets [%llu, %llu]: begin > end", (unsigned long long)t->begin,
-              (unsigned long long)t->end);
+        st_efail(e, nm, "data_offsets [%llu, %llu]: begin > end", (unsigned long long)t->begin,
+                 (unsigned long long)t->end);
         return -1;
     }
     if (t->end > data_len) {
-        efail(e, nm, "data_offsets [%llu, %llu] run past the end of the data buffer (%llu bytes)",
-              (unsigned long long)t->begin, (unsigned long long)t->end,
-              (unsigned long long)data_len);
+        st_efail(
+            e, nm, "data_offsets [%llu, %llu] run past the end of the data buffer (%llu bytes)",
+            (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)data_len);
         return -1;
     }
     uint64_t need = (uint64_t)t->numel * esz;
     if (t->end - t->begin != need) {
-        efail(e, nm, "data_offsets [%llu, %llu] hold %llu bytes, but shape %s of %s needs %llu",
-              (unsigned long long)t->begin, (unsigned long long)t->end,
-              (unsigned long long)(t->end - t->begin), sb, dtypes[d].name,
-              (unsigned long long)need);
+        st_efail(e, nm, "data_offsets [%llu, %llu] hold %llu bytes, but shape %s of %s needs %llu",
+                 (unsigned long long)t->begin, (unsigned long long)t->end,
+                 (unsigned long long)(t->end - t->begin), sb, dtypes[d].name,
+                 (unsigned long long)need);
         return -1;
     }
     return 0;
@@ -262,19 +251,19 @@ static int by_offset(const void *a, const void *b)
 }
 
 /* Names unique; the tensors tile [0, data_len) with no overlap and no gap. */
-static int check_layout(const ectx *e, st_file *st)
+static int check_layout(const st_ectx *e, st_file *st)
 {
     if (st->n == 0) {
         if (st->data_len) {
-            efail(e, NULL, "the data buffer holds %llu bytes but the header lists no tensor",
-                  (unsigned long long)st->data_len);
+            st_efail(e, NULL, "the data buffer holds %llu bytes but the header lists no tensor",
+                     (unsigned long long)st->data_len);
             return -1;
         }
         return 0;
     }
     int *ix = malloc(sizeof(int) * (size_t)st->n);
     if (!ix) {
-        efail(e, NULL, "out of memory sorting %d tensors", st->n);
+        st_efail(e, NULL, "out of memory sorting %d tensors", st->n);
         return -1;
     }
     for (int i = 0; i < st->n; i++) ix[i] = i;
@@ -282,7 +271,7 @@ static int check_layout(const ectx *e, st_file *st)
     qsort(ix, (size_t)st->n, sizeof(int), by_name);
     for (int i = 1; i < st->n; i++)
         if (!strcmp(st->t[ix[i]].name, st->t[ix[i - 1]].name)) {
-            efail(e, st->t[ix[i]].name, "duplicate tensor name");
+            st_efail(e, st->t[ix[i]].name, "duplicate tensor name");
             free(ix);
             return -1;
         }
@@ -293,16 +282,16 @@ static int check_layout(const ectx *e, st_file *st)
     for (int i = 0; i < st->n; i++) {
         const st_tensor *t = &st->t[ix[i]];
         if (t->begin < cursor) {
-            efail(e, t->name, "data_offsets [%llu, %llu] overlap tensor '%s' (ends at %llu)",
-                  (unsigned long long)t->begin, (unsigned long long)t->end,
-                  lethe_shown(st->t[prev].name, pb, sizeof pb, 1), (unsigned long long)cursor);
+            st_efail(e, t->name, "data_offsets [%llu, %llu] overlap tensor '%s' (ends at %llu)",
+                     (unsigned long long)t->begin, (unsigned long long)t->end,
+                     lethe_shown(st->t[prev].name, pb, sizeof pb, 1), (unsigned long long)cursor);
             free(ix);
             return -1;
         }
         if (t->begin > cursor) {
-            efail(e, t->name,
-                  "bytes [%llu, %llu) of the data buffer before this tensor belong to no tensor",
-                  (unsigned long long)cursor, (unsigned long long)t->begin);
+            st_efail(e, t->name,
+                     "bytes [%llu, %llu) of the data buffer before this tensor belong to no tensor",
+                     (unsigned long long)cursor, (unsigned long long)t->begin);
             free(ix);
             return -1;
         }
@@ -311,39 +300,39 @@ static int check_layout(const ectx *e, st_file *st)
     }
     free(ix);
     if (cursor != st->data_len) {
-        efail(e, NULL, "bytes [%llu, %llu) at the end of the data buffer belong to no tensor",
-              (unsigned long long)cursor, (unsigned long long)st->data_len);
+        st_efail(e, NULL, "bytes [%llu, %llu) at the end of the data buffer belong to no tensor",
+                 (unsigned long long)cursor, (unsigned long long)st->data_len);
         return -1;
     }
     return 0;
 }
 
-static int parse_metadata(const ectx *e, st_file *st, const cJSON *md)
+static int parse_metadata(const st_ectx *e, st_file *st, const cJSON *md)
 {
     char jb[220];
     if (!cJSON_IsObject(md)) {
-        efail(e, NULL, "__metadata__ is %s, expected an object of strings",
-              json_text(md, jb, sizeof jb));
+        st_efail(e, NULL, "__metadata__ is %s, expected an object of strings",
+                 json_text(md, jb, sizeof jb));
         return -1;
     }
     int n = cJSON_GetArraySize(md);
     st->meta_key = calloc((size_t)n + 1, sizeof(char *));
     st->meta_val = calloc((size_t)n + 1, sizeof(char *));
     if (!st->meta_key || !st->meta_val) {
-        efail(e, NULL, "out of memory reading __metadata__");
+        st_efail(e, NULL, "out of memory reading __metadata__");
         return -1;
     }
     for (const cJSON *c = md->child; c; c = c->next) {
         if (!cJSON_IsString(c)) {
             char kb[120];
-            efail(e, NULL, "__metadata__ key '%s' is %s, expected a string",
-                  lethe_shown(c->string, kb, sizeof kb, 1), json_text(c, jb, sizeof jb));
+            st_efail(e, NULL, "__metadata__ key '%s' is %s, expected a string",
+                     lethe_shown(c->string, kb, sizeof kb, 1), json_text(c, jb, sizeof jb));
             return -1;
         }
         st->meta_key[st->n_meta] = strdup(c->string);
         st->meta_val[st->n_meta] = strdup(c->valuestring);
         if (!st->meta_key[st->n_meta] || !st->meta_val[st->n_meta]) {
-            efail(e, NULL, "out of memory reading __metadata__");
+            st_efail(e, NULL, "out of memory reading __metadata__");
             st->n_meta++;
             return -1;
         }
@@ -370,65 +359,66 @@ void st_close(st_file *st)
 
 st_file *st_open(const char *path, char *err, size_t errlen)
 {
-    ectx e = {path, err, errlen};
+    st_ectx e = {path, err, errlen};
     st_file *st = calloc(1, sizeof(*st));
     char *hdr = NULL;
     cJSON *root = NULL;
     if (!st || !(st->path = strdup(path))) {
-        efail(&e, NULL, "out of memory");
+        st_efail(&e, NULL, "out of memory");
         free(st);
         return NULL;
     }
     FILE *f = fopen(path, "rb");
     if (!f) {
-        efail(&e, NULL, "cannot open: %s", strerror(errno));
+        st_efail(&e, NULL, "cannot open: %s", strerror(errno));
         goto fail;
     }
     st->fp = f;
     if (fseeko(f, 0, SEEK_END)) {
-        efail(&e, NULL, "cannot seek: %s", strerror(errno));
+        st_efail(&e, NULL, "cannot seek: %s", strerror(errno));
         goto fail;
     }
     off_t fsz = ftello(f);
     if (fsz < 0 || fseeko(f, 0, SEEK_SET)) {
-        efail(&e, NULL, "cannot determine the file size: %s", strerror(errno));
+        st_efail(&e, NULL, "cannot determine the file size: %s", strerror(errno));
         goto fail;
     }
     uint64_t size = (uint64_t)fsz;
     unsigned char lb[8];
     if (size < 8 || fread(lb, 1, 8, f) != 8) {
-        efail(&e, NULL, "file is %llu bytes, shorter than the 8-byte header length",
-              (unsigned long long)size);
+        st_efail(&e, NULL, "file is %llu bytes, shorter than the 8-byte header length",
+                 (unsigned long long)size);
         goto fail;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | lb[i];
     if (hlen > ST_HEADER_MAX) {
-        efail(&e, NULL, "header length %llu exceeds the limit of %llu bytes",
-              (unsigned long long)hlen, (unsigned long long)ST_HEADER_MAX);
+        st_efail(&e, NULL, "header length %llu exceeds the limit of %llu bytes",
+                 (unsigned long long)hlen, (unsigned long long)ST_HEADER_MAX);
         goto fail;
     }
     if (hlen > size - 8) {
-        efail(&e, NULL, "header length %llu runs past the end of the file (%llu bytes)",
-              (unsigned long long)hlen, (unsigned long long)size);
+        st_efail(&e, NULL, "header length %llu runs past the end of the file (%llu bytes)",
+                 (unsigned long long)hlen, (unsigned long long)size);
         goto fail;
     }
     st->data_start = 8 + hlen;
     st->data_len = size - 8 - hlen;
     hdr = malloc(hlen + 1);
     if (!hdr) {
-        efail(&e, NULL, "out of memory reading a header of %llu bytes", (unsigned long long)hlen);
+        st_efail(&e, NULL, "out of memory reading a header of %llu bytes",
+                 (unsigned long long)hlen);
         goto fail;
     }
     if (fread(hdr, 1, hlen, f) != hlen) {
-        efail(&e, NULL, "cannot read the %llu-byte header", (unsigned long long)hlen);
+        st_efail(&e, NULL, "cannot read the %llu-byte header", (unsigned long long)hlen);
         goto fail;
     }
     hdr[hlen] = 0;
     const char *nul = memchr(hdr, 0, hlen);
     if (nul) {
-        efail(&e, NULL, "header is not valid JSON: NUL byte at header byte %lld",
-              (long long)(nul - hdr));
+        st_efail(&e, NULL, "header is not valid JSON: NUL byte at header byte %lld",
+                 (long long)(nul - hdr));
         goto fail;
     }
     const char *end = NULL;
@@ -436,47 +426,47 @@ st_file *st_open(const char *path, char *err, size_t errlen)
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         long long pos = (at && at >= hdr && at <= hdr + hlen) ? (long long)(at - hdr) : -1;
-        efail(&e, NULL, "header is not valid JSON (error near header byte %lld of %llu)", pos,
-              (unsigned long long)hlen);
+        st_efail(&e, NULL, "header is not valid JSON (error near header byte %lld of %llu)", pos,
+                 (unsigned long long)hlen);
         goto fail;
     }
     for (const char *p = end; p && p < hdr + hlen; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            efail(&e, NULL,
-                  "header is not valid JSON: unexpected bytes after the object at "
-                  "header byte %lld",
-                  (long long)(p - hdr));
+            st_efail(&e, NULL,
+                     "header is not valid JSON: unexpected bytes after the object at "
+                     "header byte %lld",
+                     (long long)(p - hdr));
             goto fail;
         }
     if (!cJSON_IsObject(root)) {
         char jb[220];
-        efail(&e, NULL, "header is %s, not a JSON object", json_text(root, jb, sizeof jb));
+        st_efail(&e, NULL, "header is %s, not a JSON object", json_text(root, jb, sizeof jb));
         goto fail;
     }
     int cap = cJSON_GetArraySize(root), seen_meta = 0;
     st->t = calloc((size_t)cap + 1, sizeof(st_tensor));
     if (!st->t) {
-        efail(&e, NULL, "out of memory for %d tensors", cap);
+        st_efail(&e, NULL, "out of memory for %d tensors", cap);
         goto fail;
     }
     for (const cJSON *c = root->child; c; c = c->next) {
         if (!strcmp(c->string, "__metadata__")) {
             if (seen_meta++) {
-                efail(&e, NULL, "__metadata__ appears twice");
+                st_efail(&e, NULL, "__metadata__ appears twice");
                 goto fail;
             }
             if (parse_metadata(&e, st, c)) goto fail;
             continue;
         }
         char pb[64];
-        const char *why = name_problem(c->string, pb, sizeof pb);
+        const char *why = st_name_problem(c->string, pb, sizeof pb);
         if (why) {
-            efail(&e, c->string, "%s", why);
+            st_efail(&e, c->string, "%s", why);
             goto fail;
         }
         st_tensor *t = &st->t[st->n];
         if (!(t->name = strdup(c->string))) {
-            efail(&e, NULL, "out of memory");
+            st_efail(&e, NULL, "out of memory");
             goto fail;
         }
         st->n++;
@@ -508,20 +498,20 @@ const char *st_meta(const st_file *st, const char *key)
 }
 
 /* Reads `bytes` bytes at buffer offset `off` into dst. */
-static int read_at(st_file *st, const ectx *e, const char *name, uint64_t off, void *dst,
+static int read_at(st_file *st, const st_ectx *e, const char *name, uint64_t off, void *dst,
                    size_t bytes)
 {
     FILE *f = st->fp;
     if (!bytes) return 0;
     if (fseeko(f, (off_t)(st->data_start + off), SEEK_SET)) {
-        efail(e, name, "cannot seek to byte %llu: %s", (unsigned long long)(st->data_start + off),
-              strerror(errno));
+        st_efail(e, name, "cannot seek to byte %llu: %s",
+                 (unsigned long long)(st->data_start + off), strerror(errno));
         return -1;
     }
     if (fread(dst, 1, bytes, f) != bytes) {
-        efail(e, name, "short read of %zu bytes at file byte %llu (%s)", bytes,
-              (unsigned long long)(st->data_start + off),
-              ferror(f) ? strerror(errno) : "the file was truncated after it was opened");
+        st_efail(e, name, "short read of %zu bytes at file byte %llu (%s)", bytes,
+                 (unsigned long long)(st->data_start + off),
+                 ferror(f) ? strerror(errno) : "the file was truncated after it was opened");
         return -1;
     }
     return 0;
@@ -530,22 +520,22 @@ static int read_at(st_file *st, const ectx *e, const char *name, uint64_t off, v
 int st_read_f32_rows(st_file *st, int idx, int64_t row0, int64_t nrows, float *out, char *err,
                      size_t errlen)
 {
-    ectx e = {st->path, err, errlen};
+    st_ectx e = {st->path, err, errlen};
     if (idx < 0 || idx >= st->n) {
-        efail(&e, NULL, "no tensor with index %d (the file has %d)", idx, st->n);
+        st_efail(&e, NULL, "no tensor with index %d (the file has %d)", idx, st->n);
         return -1;
     }
     const st_tensor *t = &st->t[idx];
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
-        efail(&e, t->name, "dtype %s cannot be read as float (lethe reads F32, F16, BF16)",
-              dtypes[t->dtype].name);
+        st_efail(&e, t->name, "dtype %s cannot be read as float (lethe reads F32, F16, BF16)",
+                 dtypes[t->dtype].name);
         return -1;
     }
     int64_t rows = t->ndim ? t->shape[0] : 1;
     int64_t rowel = rows ? t->numel / rows : 0;
     if (row0 < 0 || nrows < 0 || row0 > rows || nrows > rows - row0) {
-        efail(&e, t->name, "rows [%lld, %lld) requested, the tensor has %lld", (long long)row0,
-              (long long)(row0 + nrows), (long long)rows);
+        st_efail(&e, t->name, "rows [%lld, %lld) requested, the tensor has %lld", (long long)row0,
+                 (long long)(row0 + nrows), (long long)rows);
         return -1;
     }
     size_t n = (size_t)(nrows * rowel), esz = dtypes[t->dtype].size;
@@ -555,7 +545,7 @@ int st_read_f32_rows(st_file *st, int idx, int64_t row0, int64_t nrows, float *o
     enum { CH = 1 << 16 };
     uint16_t *buf = malloc(CH * sizeof(uint16_t));
     if (!buf) {
-        efail(&e, t->name, "out of memory");
+        st_efail(&e, t->name, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < n; i += CH) {
@@ -573,12 +563,12 @@ int st_read_f32_rows(st_file *st, int idx, int64_t row0, int64_t nrows, float *o
 
 int st_read_f32(st_file *st, int idx, float *out, size_t count, char *err, size_t errlen)
 {
-    ectx e = {st->path, err, errlen};
+    st_ectx e = {st->path, err, errlen};
     if (idx >= 0 && idx < st->n && (uint64_t)st->t[idx].numel != count) {
         char sb[200];
         format_shape(sb, sizeof sb, st->t[idx].shape, st->t[idx].ndim);
-        efail(&e, st->t[idx].name, "has %lld elements (shape %s), expected %zu",
-              (long long)st->t[idx].numel, sb, count);
+        st_efail(&e, st->t[idx].name, "has %lld elements (shape %s), expected %zu",
+                 (long long)st->t[idx].numel, sb, count);
         return -1;
     }
     int64_t rows = (idx >= 0 && idx < st->n && st->t[idx].ndim) ? st->t[idx].shape[0] : 1;
@@ -587,156 +577,19 @@ int st_read_f32(st_file *st, int idx, float *out, size_t count, char *err, size_
 
 int st_read_i32(st_file *st, int idx, int32_t *out, size_t count, char *err, size_t errlen)
 {
-    ectx e = {st->path, err, errlen};
+    st_ectx e = {st->path, err, errlen};
     if (idx < 0 || idx >= st->n) {
-        efail(&e, NULL, "no tensor with index %d (the file has %d)", idx, st->n);
+        st_efail(&e, NULL, "no tensor with index %d (the file has %d)", idx, st->n);
         return -1;
     }
     const st_tensor *t = &st->t[idx];
     if (t->dtype != ST_I32) {
-        efail(&e, t->name, "dtype %s, expected I32", dtypes[t->dtype].name);
+        st_efail(&e, t->name, "dtype %s, expected I32", dtypes[t->dtype].name);
         return -1;
     }
     if ((uint64_t)t->numel != count) {
-        efail(&e, t->name, "has %lld elements, expected %zu", (long long)t->numel, count);
+        st_efail(&e, t->name, "has %lld elements, expected %zu", (long long)t->numel, count);
         return -1;
     }
     return read_at(st, &e, t->name, t->begin, out, count * 4);
-}
-
-/* ---- writer --------------------------------------------------------------- */
-
-int st_write_typed(const char *path, int n, const char *const *names, const st_dtype *dts,
-                   const int *ndims, const int64_t *const *shapes, const void *const *datas,
-                   const char *metadata_json, char *err, size_t errlen)
-{
-    ectx e = {path, err, errlen};
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        efail(&e, NULL, "path too long");
-        return -1;
-    }
-    cJSON *root = cJSON_CreateObject();
-    char *hdr = NULL;
-    FILE *f = NULL;
-    uint64_t *bytes = calloc((size_t)n + 1, sizeof(uint64_t));
-    int rc = -1;
-    if (!root || !bytes) {
-        efail(&e, NULL, "out of memory building the header");
-        goto done;
-    }
-    if (metadata_json) {
-        cJSON *md = cJSON_Parse(metadata_json);
-        int ok = md && cJSON_IsObject(md);
-        for (const cJSON *c = ok ? md->child : NULL; c; c = c->next) ok &= cJSON_IsString(c);
-        if (!ok) {
-            cJSON_Delete(md);
-            efail(&e, NULL, "metadata is not a JSON object of strings: %.200s", metadata_json);
-            goto done;
-        }
-        cJSON_AddItemToObject(root, "__metadata__", md);
-    }
-    uint64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        char pb[64];
-        const char *why = name_problem(names[i], pb, sizeof pb);
-        if (!why && !strcmp(names[i], "__metadata__")) why = "name is reserved for metadata";
-        if (!why && cJSON_GetObjectItemCaseSensitive(root, names[i])) why = "duplicate tensor name";
-        if (!why && dts[i] != ST_F32 && dts[i] != ST_I32) why = "the writer supports F32 and I32";
-        if (!why && (ndims[i] < 0 || ndims[i] > ST_MAX_DIMS)) why = "too many dimensions";
-        int64_t numel = 1;
-        for (int d = 0; !why && d < ndims[i]; d++) {
-            if (shapes[i][d] < 0)
-                why = "negative dimension";
-            else if (shapes[i][d] && numel > (INT64_MAX / 8) / shapes[i][d])
-                why = "shape overflows";
-            else
-                numel *= shapes[i][d];
-        }
-        if (!why && numel && !datas[i]) why = "no data";
-        if (why) {
-            efail(&e, names[i], "cannot write: %s", why);
-            goto done;
-        }
-        bytes[i] = (uint64_t)numel * dtypes[dts[i]].size;
-        cJSON *ent = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *of = cJSON_CreateArray();
-        int ok = ent && sh && of;
-        if (ok) {
-            cJSON_AddItemToObject(ent, "dtype", cJSON_CreateString(dtypes[dts[i]].name));
-            for (int d = 0; d < ndims[i]; d++)
-                cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shapes[i][d]));
-            cJSON_AddItemToObject(ent, "shape", sh);
-            cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
-            cJSON_AddItemToArray(of, cJSON_CreateNumber((double)(off + bytes[i])));
-            cJSON_AddItemToObject(ent, "data_offsets", of);
-            cJSON_AddItemToObject(root, names[i], ent);
-        } else {
-            cJSON_Delete(ent);
-            cJSON_Delete(sh);
-            cJSON_Delete(of);
-            efail(&e, NULL, "out of memory building the header");
-            goto done;
-        }
-        off += bytes[i];
-    }
-    hdr = cJSON_PrintUnformatted(root);
-    if (!hdr) {
-        efail(&e, NULL, "out of memory printing the header");
-        goto done;
-    }
-    size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
-    f = fopen(tmp, "wb");
-    if (!f) {
-        efail(&e, NULL, "cannot create '%.400s': %s", tmp, strerror(errno));
-        goto done;
-    }
-    unsigned char lb[8];
-    for (int i = 0; i < 8; i++) lb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(lb, 1, 8, f) == 8 && fwrite(hdr, 1, hl, f) == hl;
-    for (size_t i = hl; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
-    for (int i = 0; ok && i < n; i++)
-        ok = !bytes[i] || fwrite(datas[i], 1, bytes[i], f) == bytes[i];
-    if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int cerr = fclose(f);
-    f = NULL;
-    if (!ok || cerr) {
-        efail(&e, NULL, "cannot write '%.400s': %s", tmp, strerror(errno));
-        remove(tmp);
-        goto done;
-    }
-    if (rename(tmp, path)) {
-        efail(&e, NULL, "cannot rename '%.400s' to the final name: %s", tmp, strerror(errno));
-        remove(tmp);
-        goto done;
-    }
-    rc = 0;
-done:
-    free(bytes);
-    free(hdr);
-    cJSON_Delete(root);
-    return rc;
-}
-
-int st_write(const char *path, int n, const char *const *names, const int *ndims,
-             const int64_t *const *shapes, const float *const *datas, const char *metadata_json,
-             char *err, size_t errlen)
-{
-    st_dtype *dts = malloc(sizeof(st_dtype) * ((size_t)n + 1));
-    const void **dp = malloc(sizeof(void *) * ((size_t)n + 1));
-    if (!dts || !dp) {
-        free(dts);
-        free(dp);
-        ectx e = {path, err, errlen};
-        efail(&e, NULL, "out of memory");
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        dts[i] = ST_F32;
-        dp[i] = datas[i];
-    }
-    int rc = st_write_typed(path, n, names, dts, ndims, shapes, (const void *const *)dp,
-                            metadata_json, err, errlen);
-    free(dts);
-    free(dp);
-    return rc;
 }

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../io/synthetic.h"
+#include "../io/synth/markov_stream.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
@@ -88,7 +88,7 @@ int job_bench(int argc, char **argv)
     int W = c->bench.warmup, K = c->bench.steps;
     double peak = sgemm_peak_gflops(1024, 5);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &peak, 1, MPI_DOUBLE, MPI_MIN, S.grid.world));
-    synth_markov src = {c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
+    synth_stream src = {c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
                         c->data.min_len};
     lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
                      lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
@@ -98,7 +98,7 @@ int job_bench(int argc, char **argv)
            *bytes = lethe_calloc((size_t)K, sizeof(double), "bench"),
            *mine = lethe_calloc(2 * (size_t)K, sizeof(double), "bench");
     for (int step = 0; step < W + K; step++) {
-        synth_markov_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
+        synth_stream_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S.model, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         MPI_CHECK(MPI_Barrier(S.grid.world));

@@ -29,7 +29,7 @@
 #include "../analysis/metrics.h"
 #include "../io/dataset.h"
 #include "../io/loader.h"
-#include "../io/synth.h"
+#include "../io/synth/synth.h"
 #include "../mpi/fatal.h"
 #include "evaluate.h"
 

@@ -10,7 +10,7 @@
 
 #include "../analysis/metrics.h"
 #include "../io/dataset.h"
-#include "../io/tokenizer.h"
+#include "../io/text/tokenizer.h"
 #include "../mpi/fatal.h"
 
 #define NV 5 /* doubles per row before the candidates: nll, nll_para, mink, rouge r, rouge f1 */

@@ -1,7 +1,7 @@
 /* jobs/prepare_job.c — `lethe prepare`: JSON lines -> HDF5 token dataset.
  *
  * Command-line flags only (no config file): every input is SPLIT=PATH[:FORMAT] and
- * becomes one split of the output. The work (io/prepare.h) is serial, so rank 0
+ * becomes one split of the output. The work (io/text/prepare.h) is serial, so rank 0
  * runs it whatever the rank count and the others wait for its verdict; a bad flag
  * or a bad input ends every rank with exit status 2 and one line on stderr. The
  * output appears only when complete (prepare writes "<OUT>.tmp" and renames it), so
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../io/prepare.h"
+#include "../io/text/prepare.h"
 #include "../mpi/fatal.h"
 
 int job_prepare(int argc, char **argv);

@@ -32,7 +32,7 @@
 
 #include "../analysis/metrics.h"
 #include "../io/checkpoint.h"
-#include "../io/tokenizer.h"
+#include "../io/text/tokenizer.h"
 #include "../mpi/fatal.h"
 #include "evaluate.h"
 #include "loop.h"

@@ -1,4 +1,4 @@
-/* jobs/synth.c — `lethe synth`: generate the built-in benchmark data (io/synth.h).
+/* jobs/synth.c — `lethe synth`: generate the built-in benchmark data (io/synth/synth.h).
  *
  * Runs on any number of ranks: the data do not depend on the layout, so the job
  * ignores layout.* and builds a plain dp = ranks grid. Rank 0 validates and generates
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../io/synth.h"
+#include "../io/synth/synth.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "../io/loader.h"
-#include "../io/synthetic.h"
+#include "../io/synth/markov_stream.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "loop.h"
@@ -22,7 +22,7 @@
 typedef struct {
     lethe_session *S;
     loader *ld;
-    synth_markov src;
+    synth_stream src;
     lethe_batch b;
 } train_job;
 
@@ -31,7 +31,7 @@ static void train_batch(void *job, int step, int64_t *epoch)
     train_job *J = job;
     lethe_batch *b = &J->b;
     if (!J->ld) {
-        synth_markov_batch(&J->src, step, (int64_t)J->S->grid.dp_rank * b->B, b->B, b->T, b->tokens,
+        synth_stream_batch(&J->src, step, (int64_t)J->S->grid.dp_rank * b->B, b->B, b->T, b->tokens,
                            b->targets);
         return;
     }
@@ -71,7 +71,7 @@ int job_train(int argc, char **argv)
     session_load_init(&S); /* checked before anything is written */
     session_output(&S);
     int Br = B / c->layout.dp;
-    J.src = (synth_markov){c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
+    J.src = (synth_stream){c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
                            c->data.min_len};
     J.b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
                         lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};

@@ -42,7 +42,7 @@
 #include <sys/stat.h>
 
 #include "../io/safetensors.h"
-#include "../io/synthetic.h"
+#include "../io/synth/markov_stream.h"
 #include "../model/objectives.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
@@ -229,9 +229,9 @@ int main(int argc, char **argv)
     size_t BT = (size_t)B * T;
     int *tok = lethe_malloc(sizeof(int) * BT, "tokens"),
         *tg = lethe_malloc(sizeof(int) * BT, "targets");
-    synth_markov fsrc = {4101, mc.vocab_size, 4, 3, 6}, rsrc = {5303, mc.vocab_size, 4, 3, 6};
-    synth_markov_batch(&fsrc, 0, 0, nf, T, tok, tg);
-    if (nr) synth_markov_batch(&rsrc, 0, 0, nr, T, tok + (size_t)nf * T, tg + (size_t)nf * T);
+    synth_stream fsrc = {4101, mc.vocab_size, 4, 3, 6}, rsrc = {5303, mc.vocab_size, 4, 3, 6};
+    synth_stream_batch(&fsrc, 0, 0, nf, T, tok, tg);
+    if (nr) synth_stream_batch(&rsrc, 0, 0, nr, T, tok + (size_t)nf * T, tg + (size_t)nf * T);
     lethe_batch b = {B, T, tok, tg};
     unsigned char is_forget[NF + NR] = {0};
     int is_forget_i[NF + NR] = {0};

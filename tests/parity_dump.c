@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 
 #include "../io/safetensors.h"
-#include "../io/synthetic.h"
+#include "../io/synth/markov_stream.h"
 #include "../model/optim.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
@@ -172,12 +172,12 @@ int main(int argc, char **argv)
     write_params(path, &m, m.params.data, meta);
 
     /* ---- one batch: forward, backward ---- */
-    synth_markov src = {977 + (uint64_t)T, mc.vocab_size, 4, 3, 6};
+    synth_stream src = {977 + (uint64_t)T, mc.vocab_size, 4, 3, 6};
     size_t BT = (size_t)B * T;
     int *tok_all = lethe_malloc(sizeof(int) * BT * NSTEPS, "tokens");
     int *tg_all = lethe_malloc(sizeof(int) * BT * NSTEPS, "targets");
     for (int s = 0; s < NSTEPS; s++)
-        synth_markov_batch(&src, s, 0, B, T, tok_all + s * BT, tg_all + s * BT);
+        synth_stream_batch(&src, s, 0, B, T, tok_all + s * BT, tg_all + s * BT);
     lethe_batch b = {B, T, tok_all, tg_all};
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
     lethe_objective obj = {nll_objective_seq, &ctx};

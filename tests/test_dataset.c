@@ -16,8 +16,8 @@
  *   - every bad input gives its one-line message and leaves no output file. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/dataset.h"
-#include "io/prepare.h"
-#include "io/tokenizer.h"
+#include "io/text/prepare.h"
+#include "io/text/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

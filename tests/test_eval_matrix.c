@@ -39,8 +39,8 @@
 #include <unistd.h>
 
 #include "io/checkpoint.h"
-#include "io/synth.h"
-#include "io/tokenizer.h"
+#include "io/synth/synth.h"
+#include "io/text/tokenizer.h"
 #include "jobs/evaluate.h"
 #include "mpi/comm.h"
 #include "mpi/fatal.h"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/synthetic.h"
+#include "io/synth/markov_stream.h"
 #include "model/generate.h"
 #include "model/step.h"
 #include "mpi/comm.h"
@@ -42,11 +42,11 @@ static void train(lethe_model *m, const lethe_grid *g)
     o.beta2 = 0.95f;
     o.eps = 1e-8f;
     o.grad_clip = 1.0f;
-    synth_markov src = {3, 61, 2, 1, T};
+    synth_stream src = {3, 61, 2, 1, T};
     int Br = B / g->dp;
     lethe_batch b = {Br, T, malloc(sizeof(int) * Br * T), malloc(sizeof(int) * Br * T)};
     for (int s = 0; s < 40; s++) {
-        synth_markov_batch(&src, s, (int64_t)g->dp_rank * Br, Br, T, b.tokens, b.targets);
+        synth_stream_batch(&src, s, (int64_t)g->dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(m, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         step_stats st;
@@ -58,9 +58,9 @@ static void train(lethe_model *m, const lethe_grid *g)
 
 static void prompts(int *p, int *plen)
 {
-    synth_markov src = {3, 61, 2, 1, T};
+    synth_stream src = {3, 61, 2, 1, T};
     int tg[NPROMPT * T];
-    synth_markov_batch(&src, 999, 0, NPROMPT, T, p, tg);
+    synth_stream_batch(&src, 999, 0, NPROMPT, T, p, tg);
     for (int i = 0; i < NPROMPT; i++) plen[i] = 1 + i % 5;
 }
 

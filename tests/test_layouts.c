@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/synthetic.h"
+#include "io/synth/markov_stream.h"
 #include "model/objectives.h"
 #include "model/step.h"
 #include "model/transformer.h"
@@ -90,9 +90,9 @@ static lethe_optim_config optim_cfg(void)
     return o;
 }
 
-static synth_markov data_for(const model_case *mc)
+static synth_stream data_for(const model_case *mc)
 {
-    synth_markov s = {99, mc->cfg.vocab_size, 3, 3, mc->T / 2};
+    synth_stream s = {99, mc->cfg.vocab_size, 3, 3, mc->T / 2};
     return s;
 }
 
@@ -110,13 +110,13 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
     int Br = mc->B / g->dp, Bm = Br / M;
     model_create(m_out, &mc->cfg, g, Bm, mc->T);
     model_init_weights(m_out);
-    synth_markov src = data_for(mc);
+    synth_stream src = data_for(mc);
     lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
                      malloc(sizeof(int) * (size_t)Br * mc->T)};
     lethe_optim_config o = optim_cfg();
     o.shard_update = shard;
     for (int step = 0; step <= NSTEPS; step++) {
-        synth_markov_batch(&src, step, (int64_t)g->dp_rank * Br, Br, mc->T, b.tokens, b.targets);
+        synth_stream_batch(&src, step, (int64_t)g->dp_rank * Br, Br, mc->T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(m_out, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         if (step == 0) {
@@ -267,10 +267,10 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     int Br = mc->B / dp, Bm = Br / M;
     model_create(&m, &mc->cfg, &g, Bm, mc->T);
     model_init_weights(&m);
-    synth_markov src = data_for(mc);
+    synth_stream src = data_for(mc);
     lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
                      malloc(sizeof(int) * (size_t)Br * mc->T)};
-    synth_markov_batch(&src, 0, (int64_t)g.dp_rank * Br, Br, mc->T, b.tokens, b.targets);
+    synth_stream_batch(&src, 0, (int64_t)g.dp_rank * Br, Br, mc->T, b.tokens, b.targets);
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
     lethe_objective obj = {nll_objective_seq, &ctx};
     double loss = model_forward_backward(&m, &b, &obj, NULL, NULL);
@@ -443,10 +443,10 @@ int main(int argc, char **argv)
             lethe_model *m = &ref.m0;
             model_create(m, &mc->cfg, &ref.g, mc->B, mc->T);
             model_init_weights(m);
-            synth_markov src = data_for(mc);
+            synth_stream src = data_for(mc);
             lethe_batch bt = {mc->B, mc->T, malloc(sizeof(int) * mc->B * mc->T),
                               malloc(sizeof(int) * mc->B * mc->T)};
-            synth_markov_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
+            synth_stream_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
             double uscale;
             for (int u = 0; u < N_UOBJ; u++) {
                 ref.uloss[u] = unlearn_grads(m, &ref.g, &bt, u, &uscale);

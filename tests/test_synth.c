@@ -1,4 +1,4 @@
-/* tests/test_synth.c — the built-in benchmark data (io/synth.h, jobs/synth.c).
+/* tests/test_synth.c — the built-in benchmark data (io/synth/synth.h, jobs/synth.c).
  *
  *   test_synth authors DIR   fictitious authors: determinism by digest, splits and row
  *                            counts, forget/retain/holdout author sets, sample ids shared
@@ -13,9 +13,9 @@
  * Serial (the library calls need no MPI); files go to DIR. */
 #include "io/config.h"
 #include "io/dataset.h"
-#include "io/prepare.h"
-#include "io/synth.h"
-#include "io/tokenizer.h"
+#include "io/text/prepare.h"
+#include "io/synth/synth.h"
+#include "io/text/tokenizer.h"
 
 #include <hdf5.h>
 #include <math.h>

@@ -1,14 +1,14 @@
 /* tests/test_tokenizer.c — exact ids of the built-in tokenizers.
  *
  *   test_tokenizer                 byte and word tokenizers on fixed strings (ids derived
- *                                  by hand from the rules in io/tokenizer.h), decoding,
+ *                                  by hand from the rules in io/text/tokenizer.h), decoding,
  *                                  and a save/load round trip through an HDF5 file
  *   test_tokenizer gpt2 E B S X    GPT-2 BPE with encoder.json E and vocab.bpe B on the
  *                                  strings S (JSON array) against the reference ids X
  *                                  (tests/gpt2_fixture.sh makes X with the npm package) */
 #include "io/dataset.h"
-#include "io/prepare.h"
-#include "io/tokenizer.h"
+#include "io/text/prepare.h"
+#include "io/text/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,12 +1,12 @@
 /* tests/fuzz/fuzz_tokenizer.c — libFuzzer harness of the GPT-2 BPE tokenizer
- * (io/tokenizer.c): loading encoder.json + vocab.bpe, then encoding and decoding.
+ * (io/text/tokenizer.c): loading encoder.json + vocab.bpe, then encoding and decoding.
  *
  * Input: encoder.json, NUL, vocab.bpe, NUL, text to encode (the rest, NULs included).
  * A refused pair of files gives one line; an accepted one must encode the text to ids
  * inside the vocabulary, and decode them. */
 #include "fuzz_util.h"
 
-#include "io/tokenizer.h"
+#include "io/text/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {

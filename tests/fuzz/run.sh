@@ -75,7 +75,7 @@ build() {
     local newest_h srcs=() s o
     newest_h="$(find "$root"/{mpi,model,io,analysis,slurm,jobs} -name '*.h' -printf '%T@\n' |
         sort -n | tail -1)"
-    for s in "$root"/{mpi,model,io,analysis,slurm,jobs}/*.c; do
+    for s in "$root"/{mpi,model,io,io/text,io/synth,analysis,slurm,jobs}/*.c; do
         [ "$(basename "$s")" = main.c ] && continue
         o="$out/obj/$(basename "$(dirname "$s")")_$(basename "$s" .c).o"
         if [ ! -f "$o" ] || [ "$s" -nt "$o" ] ||

@@ -1,4 +1,4 @@
-/* io/tokenizer.h — the built-in tokenizers: byte-level, word-level, GPT-2 byte-level BPE.
+/* io/text/tokenizer.h — the built-in tokenizers: byte-level, word-level, GPT-2 byte-level BPE.
  *
  * byte  ids 0..255 are the UTF-8 bytes of the text; 256 = <pad>, 257 = <eos>
  *       (vocab 258). Lossless, no files needed.

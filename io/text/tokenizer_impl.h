@@ -1,7 +1,8 @@
-/* io/tokenizer_impl.h — what the parts of the tokenizers share (internal): the string
+/* io/text/tokenizer_impl.h — what the parts of the tokenizers share (internal): the string
  * hash map, the tokenizer's state and the helpers each part exports (tokenizer.c: the
  * map, ids, byte and word tokenizers, encode/decode; tokenizer_gpt2.c: GPT-2 BPE;
- * tokenizer_h5.c: saving into and loading from a dataset). */
+ * tokenizer_gpt2_pretok.c: its pre-tokenizer; tokenizer_h5.c: saving into and loading
+ * from a dataset). */
 #ifndef LETHE_IO_TOKENIZER_IMPL_H
 #define LETHE_IO_TOKENIZER_IMPL_H
 
@@ -39,8 +40,12 @@ hm_slot *tk_hm_upsert(hmap *m, const char *k, size_t n, int32_t init);
 int tk_push(tok_ids *v, int32_t id);
 tokenizer *tk_new(tokenizer_kind kind);
 
-/* tokenizer_gpt2.c */
+/* tokenizer_gpt2_pretok.c: one UTF-8 code point; the end of the GPT-2 pre-tokenizer's
+ * piece that starts at s[i] */
 size_t tk_utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp);
+size_t tk_gpt2_piece(const unsigned char *s, size_t n, size_t i);
+
+/* tokenizer_gpt2.c */
 int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out);
 int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
                   const char *origin, char *err, size_t errlen);

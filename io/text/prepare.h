@@ -1,4 +1,4 @@
-/* io/prepare.h — JSON lines -> HDF5 token dataset (the `prepare` job's work).
+/* io/text/prepare.h — JSON lines -> HDF5 token dataset (the `prepare` job's work).
  *
  * Each input is one JSON-lines file that becomes one split of the output file.
  * Record formats (`format`, or "auto" to tell by the keys of the first record):

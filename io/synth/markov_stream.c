@@ -1,15 +1,15 @@
-/* io/synthetic.c — the deterministic Markov token source. */
-#include "synthetic.h"
+/* io/synth/markov_stream.c — the deterministic Markov token source. */
+#include "markov_stream.h"
 
-#include "../model/params.h"
+#include "../../model/params.h"
 
 static uint64_t h3(uint64_t a, uint64_t b, uint64_t c)
 {
     return lethe_hash64(lethe_hash64(lethe_hash64(a) ^ b) ^ c);
 }
 
-void synth_markov_batch(const synth_markov *s, int64_t step, int64_t g0, int B, int T,
-                        int *tokens, int *targets)
+void synth_stream_batch(const synth_stream *s, int64_t step, int64_t g0, int B, int T, int *tokens,
+                        int *targets)
 {
     for (int b = 0; b < B; b++) {
         uint64_t sid = h3(s->seed, (uint64_t)step, (uint64_t)(g0 + b));

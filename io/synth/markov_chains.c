@@ -1,4 +1,4 @@
-/* io/synth_markov.c — the Markov data set of io/synth.h: three chains (retain, forget
+/* io/synth/markov_chains.c — the Markov data set of io/synth/synth.h: three chains (retain, forget
  * 1, forget 2) drawn from the seed, their sequences and splits, and the KL helpers that
  * evaluation uses against the true transition matrices. */
 #include <math.h>

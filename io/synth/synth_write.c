@@ -1,4 +1,4 @@
-/* io/synth_write.c — writing the generated data: the HDF5 token dataset of
+/* io/synth/synth_write.c — writing the generated data: the HDF5 token dataset of
  * io/DATASETS.md (root attributes, chains, every split in blocks) and the TOFU-style
  * JSON-lines files. */
 #include <cjson/cJSON.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dataset.h"
+#include "../dataset.h"
 #include "synth_impl.h"
 
 /* ---- writing ----------------------------------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* io/synth.h — lethe's built-in benchmark data, generated deterministically from a seed.
+/* io/synth/synth.h — lethe's built-in benchmark data, generated deterministically from a seed.
  *
  * Everything is a function of the `synth` config section (seed included): the same
  * config gives byte-identical token content on any machine with IEEE doubles. Serial,
@@ -53,8 +53,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "tokenizer.h"
+#include "../config.h"
+#include "../text/tokenizer.h"
 
 #define SYNTH_N_ATTRIBUTES 12 /* question templates of the authors study */
 #define SYNTH_MARKOV_STATES 10

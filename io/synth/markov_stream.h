@@ -1,4 +1,4 @@
-/* io/synthetic.h — the "synthetic-markov" token source: a deterministic stream
+/* io/synth/markov_stream.h — the "synthetic-markov" token source: a deterministic stream
  * of sequences from a sparse random Markov chain, for training before any
  * dataset exists and for benchmarks.
  *
@@ -8,20 +8,20 @@
  * (seed, step, global sequence index), so any replica can generate exactly its
  * slice of the global batch: the data do not depend on the layout. A model that
  * learns the chain reaches a loss of log(branching) nats per token. */
-#ifndef LETHE_SYNTHETIC_H
-#define LETHE_SYNTHETIC_H
+#ifndef LETHE_SYNTH_STREAM_H
+#define LETHE_SYNTH_STREAM_H
 
 #include <stdint.h>
 
 typedef struct {
     uint64_t seed;
     int vocab, branching, prompt_len, min_len;
-} synth_markov;
+} synth_stream;
 
 /* Fills tokens and targets (B, T) with global sequences [g0, g0 + B) of step
  * `step`. targets[t] = tokens[t+1] when t+1 < length and t+1 >= prompt_len,
  * else -1; tokens past the length are 0. */
-void synth_markov_batch(const synth_markov *s, int64_t step, int64_t g0, int B, int T,
-                        int *tokens, int *targets);
+void synth_stream_batch(const synth_stream *s, int64_t step, int64_t g0, int B, int T, int *tokens,
+                        int *targets);
 
 #endif

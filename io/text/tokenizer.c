@@ -1,10 +1,10 @@
-/* io/tokenizer.c — byte-level, word-level and GPT-2 BPE tokenizers: the hash map, ids,
+/* io/text/tokenizer.c — byte-level, word-level and GPT-2 BPE tokenizers: the hash map, ids,
  * the byte and word tokenizers and encode/decode here; GPT-2 BPE in tokenizer_gpt2.c,
  * saving and loading in tokenizer_h5.c (shared: tokenizer_impl.h). */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
-#include "../mpi/fatal.h"
+#include "../../mpi/fatal.h"
 #include "tokenizer.h"
-#include "dataset.h"
+#include "../dataset.h"
 #include "tokenizer_impl.h"
 
 #include <cjson/cJSON.h>

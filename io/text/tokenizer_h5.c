@@ -1,4 +1,4 @@
-/* io/tokenizer_h5.c — a tokenizer saved inside a dataset file (its kind, tokens and
+/* io/text/tokenizer_h5.c — a tokenizer saved inside a dataset file (its kind, tokens and
  * merges as HDF5 string datasets) and loaded back from one. */
 #define _POSIX_C_SOURCE 200809L
 #include <hdf5.h>
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../mpi/fatal.h"
-#include "dataset.h"
+#include "../../mpi/fatal.h"
+#include "../dataset.h"
 #include "tokenizer_impl.h"
 
 /* ---- saving inside a dataset -------------------------------------------------------------- */

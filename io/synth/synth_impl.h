@@ -1,6 +1,7 @@
-/* io/synth_impl.h — what the parts of the built-in data generator share (internal):
+/* io/synth/synth_impl.h — what the parts of the built-in data generator share (internal):
  * the random streams, the name set, the generated facts, splits and world, and the
- * generator's state (synth.c: randomness, digests, the authors; synth_markov.c: the
+ * generator's state (synth.c: randomness, digests, the name set, the public calls;
+ * synth_authors.c: the author study; synth_tables.c: its tables; markov_chains.c: the
  * Markov chains; synth_write.c: the HDF5 and JSON-lines output). */
 #ifndef LETHE_IO_SYNTH_IMPL_H
 #define LETHE_IO_SYNTH_IMPL_H
@@ -9,7 +10,7 @@
 #include <stdint.h>
 
 #include "synth.h"
-#include "tokenizer.h"
+#include "../text/tokenizer.h"
 
 enum {
     ST_WORLD = 1,
@@ -109,10 +110,36 @@ struct synth_data {
     size_t errlen;
 };
 
-/* The question templates of the authors study (synth.c) and the chains' split names
- * (synth_markov.c). */
+/* The question templates of the authors study (synth_tables.c) and the chains' split
+ * names (markov_chains.c). */
 extern const qtemplate AUTHOR_Q[SYNTH_N_ATTRIBUTES];
 extern const char *const CHAIN_NAME[3];
+
+/* synth_tables.c: the author study's tables and the constants derived from them */
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+extern const char *const ONSETS[30];
+extern const char *const VOWELS[12];
+extern const char *const CODAS[12];
+extern const char *const GENRES[24];
+extern const char *const JOBS[32];
+extern const char *const HOBBIES[24];
+extern const char *const MEANINGS[40];
+extern const char *const TITLE_ADJ[32];
+extern const char *const TITLE_NOUN[32];
+extern const char *const TITLE_PATTERN[4];
+extern const char *const AWARD_KIND[3];
+extern const char *const AWARD_FIELD[8];
+extern const char *const PUBLISHER_KIND[4];
+extern const char *const COUNTRY_SUFFIX[8];
+extern const char *const LANGUAGE_SUFFIX[4];
+extern const char *const CITY_PREFIX[8];
+extern const char *const LANDMARK_KIND[16];
+extern const qtemplate UTILITY_Q[2];
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+#define YEAR_FIRST 1920
+#define N_YEARS 80
+#define CITIES_PER_COUNTRY 5
+#define N_TITLES (NELEM(TITLE_PATTERN) * NELEM(TITLE_ADJ) * NELEM(TITLE_NOUN))
 
 /* synth.c */
 int sy_fail(char *err, size_t errlen, const char *fmt, ...);
@@ -122,9 +149,20 @@ double sy_rng_unit(rng *r);
 uint64_t sy_fnv_i32(uint64_t h, const int32_t *v, int64_t n);
 uint64_t sy_fnv_f64(uint64_t h, const double *v, int64_t n);
 int sy_oom(synth_data *d, const char *what);
+uint64_t sy_rng_below(rng *r, uint64_t n);
+uint64_t sy_fnv(uint64_t h, const void *p, size_t n);
+int sy_strset_has(const strset *s, const char *str);
+int sy_strset_add(strset *s, const char *str);
+
+/* synth_authors.c */
+int sy_check_authors(const lethe_synth_config *c, char *err, size_t errlen);
+int sy_make_world(synth_data *d);
+int sy_make_authors(synth_data *d);
+void sy_make_author_splits(synth_data *d);
+int sy_make_tokens(synth_data *d);
 int64_t sy_split_rows(const synth_data *d, const split_t *s);
 
-/* synth_markov.c */
+/* markov_chains.c */
 int sy_check_markov(const lethe_synth_config *c, char *err, size_t errlen);
 void sy_make_chains(synth_data *d);
 int sy_markov_row(const synth_data *d, int c, int part, int64_t i, int32_t *row, int T);

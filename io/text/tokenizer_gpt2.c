@@ -1,0 +1,278 @@
+/* io/text/tokenizer_gpt2.c — the GPT-2 byte-level BPE tokenizer: the byte <-> code point
+ * map, BPE merges by rank, encoding piece by piece (the pieces: tokenizer_gpt2_pretok.c),
+ * and loading encoder.json + vocab.bpe with every id and merge checked. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../mpi/fatal.h"
+#include "tokenizer_impl.h"
+
+/* ---- GPT-2 ---------------------------------------------------------------------------- */
+
+static void gpt2_byte_map(tokenizer *t)
+{
+    int n = 0;
+    for (int i = 0; i < 512; i++) t->cp_byte[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+        t->byte_cp[b] = (uint16_t)(printable ? b : 256 + n++);
+        t->cp_byte[t->byte_cp[b]] = (int16_t)b;
+    }
+}
+
+static size_t put_utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    o[0] = (char)(0xC0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2; /* mapped code points are < 0x800 */
+}
+
+/* BPE of one pre-token. w: its bytes mapped to code points (UTF-8); sym: scratch
+ * offsets. Appends ids. */
+static int gpt2_bpe(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
+                    char *key, tok_ids *out)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < wn;) {
+        size_t l = ((unsigned char)w[i] < 0x80) ? 1 : 2;
+        off[m] = i;
+        len[m++] = l;
+        i += l;
+    }
+    while (m > 1) {
+        int best = -1;
+        size_t bi = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            memcpy(key, w + off[i], len[i]);
+            key[len[i]] = ' ';
+            memcpy(key + len[i] + 1, w + off[i + 1], len[i + 1]);
+            int r = tk_hm_get(&t->ranks, key, len[i] + 1 + len[i + 1]);
+            if (r >= 0 && (best < 0 || r < best)) {
+                best = r;
+                bi = i;
+            }
+        }
+        if (best < 0) break;
+        /* merge every occurrence of the best pair, left to right */
+        const char *a = w + off[bi], *b = w + off[bi + 1];
+        size_t al = len[bi], bl = len[bi + 1], k = 0;
+        for (size_t i = 0; i < m;) {
+            if (i + 1 < m && len[i] == al && len[i + 1] == bl && memcmp(w + off[i], a, al) == 0 &&
+                memcmp(w + off[i + 1], b, bl) == 0) {
+                off[k] = off[i];
+                len[k++] = al + bl;
+                i += 2;
+            } else {
+                off[k] = off[i];
+                len[k++] = len[i];
+                i++;
+            }
+        }
+        m = k;
+    }
+    for (size_t i = 0; i < m; i++) {
+        int id = tk_hm_get(&t->vocab, w + off[i], len[i]);
+        if (id < 0)
+            id = t->unk_id >= 0 ? t->unk_id : t->eos_id; /* cannot happen with GPT-2's files */
+        if (tk_push(out, id)) return -1;
+    }
+    return 0;
+}
+
+int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t cap = 0;
+    char *w = NULL, *key = NULL;
+    size_t *off = NULL, *len = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t j = tk_gpt2_piece(s, n, i), pn = j - i;
+        if (pn * 2 + 2 > cap) {
+            cap = pn * 2 + 64;
+            free(w);
+            free(key);
+            free(off);
+            free(len);
+            w = malloc(cap);
+            key = malloc(2 * cap + 2);
+            off = malloc(cap * sizeof *off);
+            len = malloc(cap * sizeof *len);
+            if (!w || !key || !off || !len) {
+                rc = -1;
+                break;
+            }
+        }
+        size_t wn = 0;
+        for (size_t k = i; k < j; k++) wn += put_utf8(w + wn, t->byte_cp[s[k]]);
+        rc = gpt2_bpe(t, w, wn, off, len, key, out);
+        i = j;
+    }
+    free(w);
+    free(key);
+    free(off);
+    free(len);
+    return rc;
+}
+
+static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lethe_errf(err, errlen, "tokenizer file '%s': cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap + 1);
+    while (b) {
+        size_t r = fread(b + len, 1, cap - len, f);
+        len += r;
+        if (len < cap) break;
+        cap *= 2;
+        char *nb = realloc(b, cap + 1);
+        if (!nb) free(b);
+        b = nb;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b || bad) {
+        free(b);
+        lethe_errf(err, errlen, "tokenizer file '%s': %s", path,
+                   bad ? "read error" : "out of memory");
+        return NULL;
+    }
+    b[len] = 0;
+    *n = len;
+    return b;
+}
+
+/* Sets the vocabulary (id order) and merges; takes ownership of neither array's strings. */
+int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
+                  const char *origin, char *err, size_t errlen)
+{
+    gpt2_byte_map(t);
+    t->vocab_size = nv;
+    t->unk_id = -1;
+    t->tokens = calloc((size_t)nv, sizeof(char *));
+    t->merges = calloc((size_t)(nm ? nm : 1), sizeof(char *));
+    if (!t->tokens || !t->merges) return lethe_errf(err, errlen, "%s: out of memory", origin);
+    for (int i = 0; i < nv; i++) {
+        if (!tokens[i])
+            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin,
+                              i, nv - 1);
+        t->tokens[i] = strdup(tokens[i]);
+        hm_slot *s = t->tokens[i] ? tk_hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
+        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
+        if (s->val != i)
+            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin,
+                              lethe_shown(tokens[i], (char[80]){0}, 80, 0), s->val, i);
+    }
+    /* every byte must have its one-character token */
+    for (int b = 0; b < 256; b++) {
+        char u[4];
+        size_t l = put_utf8(u, t->byte_cp[b]);
+        if (tk_hm_get(&t->vocab, u, l) < 0)
+            return lethe_errf(err, errlen,
+                              "%s: the byte token of 0x%02x is missing from the vocabulary", origin,
+                              b);
+    }
+    for (int i = 0; i < nm; i++) {
+        const char *sp = strchr(merges[i], ' ');
+        if (!sp || sp == merges[i] || !sp[1] || strchr(sp + 1, ' '))
+            return lethe_errf(err, errlen,
+                              "%s: merge %d '%s' is not two symbols separated by one space", origin,
+                              i, lethe_shown(merges[i], (char[80]){0}, 80, 0));
+        t->merges[i] = strdup(merges[i]);
+        t->n_merges = i + 1;
+        hm_slot *s = t->merges[i] ? tk_hm_upsert(&t->ranks, merges[i], strlen(merges[i]), i) : NULL;
+        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
+    }
+    int eos = tk_hm_get(&t->vocab, "<|endoftext|>", 13);
+    if (eos < 0)
+        return lethe_errf(err, errlen, "%s: the vocabulary has no '<|endoftext|>' token", origin);
+    t->eos_id = t->pad_id = eos;
+    return 0;
+}
+
+int tokenizer_gpt2_load(tokenizer **out, const char *encoder_json, const char *vocab_bpe, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    size_t jn, bn;
+    char *js = slurp(encoder_json, &jn, err, errlen);
+    if (!js) return -1;
+    char *bpe = slurp(vocab_bpe, &bn, err, errlen);
+    if (!bpe) {
+        free(js);
+        return -1;
+    }
+    int rc = -1, nv = 0, nm = 0;
+    char **tokens = NULL, **merges = NULL;
+    tokenizer *t = tk_new(TOKENIZER_GPT2);
+    cJSON *root = cJSON_ParseWithLength(js, jn);
+    if (!t) {
+        lethe_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!root || !cJSON_IsObject(root)) {
+        lethe_errf(err, errlen, "tokenizer file '%s': not a JSON object of token -> id",
+                   encoder_json);
+        goto out;
+    }
+    nv = cJSON_GetArraySize(root);
+    tokens = calloc((size_t)(nv ? nv : 1), sizeof *tokens);
+    if (!tokens) {
+        lethe_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (cJSON *e = root->child; e; e = e->next) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= nv ||
+            e->valuedouble != (double)(int)e->valuedouble) {
+            lethe_errf(err, errlen, "tokenizer file '%s': key '%s': expected an id in [0, %d)",
+                       encoder_json, lethe_shown(e->string, (char[80]){0}, 80, 0), nv);
+            goto out;
+        }
+        tokens[(int)e->valuedouble] = e->string;
+    }
+    /* vocab.bpe: "#version: ..." then one "a b" merge per line, in rank order */
+    size_t lines = 1;
+    for (size_t i = 0; i < bn; i++) lines += bpe[i] == '\n';
+    merges = calloc(lines, sizeof *merges);
+    if (!merges) {
+        lethe_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    char *p = bpe;
+    int lineno = 0;
+    while (p && *p) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        size_t l = strlen(p);
+        if (l && p[l - 1] == '\r') p[--l] = 0;
+        lineno++;
+        if (!(lineno == 1 && strncmp(p, "#version", 8) == 0) && l) merges[nm++] = p;
+        p = nl ? nl + 1 : NULL;
+    }
+    char origin[2100];
+    snprintf(origin, sizeof origin, "tokenizer files '%s' + '%s'", encoder_json, vocab_bpe);
+    rc = tk_gpt2_setup(t, tokens, nv, merges, nm, origin, err, errlen);
+out:
+    cJSON_Delete(root);
+    free(tokens);
+    free(merges);
+    free(js);
+    free(bpe);
+    if (rc)
+        tokenizer_free(t);
+    else
+        *out = t;
+    return rc;
+}
