@@ -17,7 +17,7 @@
 #include "../mpi/fatal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "io/safetensors.c reads and writes tensor data in host order, which must be little-endian"
+#error "io/safetensors.c and safetensors_write.c read and write tensor data in host order, which must be little-endian"
 #endif
 
 static const struct {
@@ -237,14 +237,15 @@ static int parse_tensor(const st_ectx *e, const cJSON *entry, st_tensor *t, uint
     return 0;
 }
 
-static const st_tensor *sort_base;
+/* qsort comparators over pointers into the tensor table (no file-scope sort state). */
 static int by_name(const void *a, const void *b)
 {
-    return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    return strcmp(x->name, y->name);
 }
 static int by_offset(const void *a, const void *b)
 {
-    const st_tensor *x = &sort_base[*(const int *)a], *y = &sort_base[*(const int *)b];
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return 0;
@@ -261,30 +262,29 @@ static int check_layout(const st_ectx *e, st_file *st)
         }
         return 0;
     }
-    int *ix = malloc(sizeof(int) * (size_t)st->n);
+    const st_tensor **ix = malloc(sizeof *ix * (size_t)st->n);
     if (!ix) {
         st_efail(e, NULL, "out of memory sorting %d tensors", st->n);
         return -1;
     }
-    for (int i = 0; i < st->n; i++) ix[i] = i;
-    sort_base = st->t;
-    qsort(ix, (size_t)st->n, sizeof(int), by_name);
+    for (int i = 0; i < st->n; i++) ix[i] = &st->t[i];
+    qsort(ix, (size_t)st->n, sizeof *ix, by_name);
     for (int i = 1; i < st->n; i++)
-        if (!strcmp(st->t[ix[i]].name, st->t[ix[i - 1]].name)) {
-            st_efail(e, st->t[ix[i]].name, "duplicate tensor name");
+        if (!strcmp(ix[i]->name, ix[i - 1]->name)) {
+            st_efail(e, ix[i]->name, "duplicate tensor name");
             free(ix);
             return -1;
         }
-    qsort(ix, (size_t)st->n, sizeof(int), by_offset);
+    qsort(ix, (size_t)st->n, sizeof *ix, by_offset);
     uint64_t cursor = 0;
-    int prev = -1;
+    const st_tensor *prev = NULL;
     char pb[200];
     for (int i = 0; i < st->n; i++) {
-        const st_tensor *t = &st->t[ix[i]];
+        const st_tensor *t = ix[i];
         if (t->begin < cursor) {
             st_efail(e, t->name, "data_offsets [%llu, %llu] overlap tensor '%s' (ends at %llu)",
                      (unsigned long long)t->begin, (unsigned long long)t->end,
-                     lethe_shown(st->t[prev].name, pb, sizeof pb, 1), (unsigned long long)cursor);
+                     lethe_shown(prev ? prev->name : "", pb, sizeof pb, 1), (unsigned long long)cursor);
             free(ix);
             return -1;
         }
@@ -296,7 +296,7 @@ static int check_layout(const st_ectx *e, st_file *st)
             return -1;
         }
         cursor = t->end;
-        prev = ix[i];
+        prev = t;
     }
     free(ix);
     if (cursor != st->data_len) {
