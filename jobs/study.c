@@ -227,8 +227,10 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
     int gk = 0, glen[16], npoints = 1;
     const cJSON *gkeys[16];
     for (const cJSON *g = grid ? grid->child : NULL; g && !rc; g = g->next) {
+        char gb[80];
         NEED(cJSON_IsArray(g) && cJSON_GetArraySize(g) > 0 && gk < 16,
-             "study '%s': grid key '%s' must be a non-empty list", path, g->string);
+             "study '%s': grid key '%s' must be a non-empty list", path,
+             shown(g->string, gb, sizeof gb));
         if (!rc) rc = bad_key("grid", g->string, err, errlen);
         NEED(npoints <= STUDY_MAX_JOBS / cJSON_GetArraySize(g),
              "study '%s': the grid has more than %d points", path, STUDY_MAX_JOBS);
