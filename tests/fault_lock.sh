@@ -3,7 +3,7 @@
 #  1. while `lethe train` runs in a folder, a second `lethe train` into it refuses to
 #     start: non-zero exit, one line naming the first (host, its rank 0's pid, job,
 #     start time), and it writes nothing there (config.json stays the first job's);
-#     the first job then completes and removes its lock;
+#     the first job, preempted by SIGUSR1, then ends (exit 0) and removes its lock;
 #  2. a lock left by a dead process on this host (a pid that no longer runs) is taken
 #     over with a warning naming it, and the job completes;
 #  3. a job that fails (a bad data path after the folder is locked) releases the lock;
@@ -17,7 +17,9 @@ trap 'kill $first 2>/dev/null; rm -rf "$work"' EXIT
 
 # 1. a running job holds the folder
 d="$work/a"
-"$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" train "$cfg" "${small[@]}" --set train.steps=400 \
+# Far more steps than the test lasts (400 once finished on a quiet machine before the
+# USR1 below): SIGUSR1 ends it with a checkpoint, so the count costs nothing.
+"$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" train "$cfg" "${small[@]}" --set train.steps=1000000 \
     --set output.dir="$d" >"$work/a1.log" 2>&1 &
 first=$!
 for _ in $(seq 600); do
@@ -42,6 +44,7 @@ case "$line" in
 esac
 cmp -s "$d/config.json" "$work/config.first" || bad "the refused job changed config.json"
 echo "refused: exit $rc: $line"
+kill -0 $first 2>/dev/null || bad "the first job ended before its preemption: $(tail -3 "$work/a1.log")"
 kill -USR1 $first # preemption: a checkpoint and a clean exit (exit 0)
 wait $first
 rc=$?
