@@ -166,18 +166,29 @@ static void write_str_attr(const char *file, hid_t obj, const char *name, const 
     H5Tclose(ty);
 }
 
+/* Attribute name of obj, open; or -1 with msg set (missing, or HDF5's reason). */
+static hid_t open_attr(hid_t obj, const char *where, const char *name, char *msg)
+{
+    char h5b[256];
+    if (H5Aexists(obj, name) <= 0) {
+        ck_fail(msg, "%s has no attribute '%s'", where, name);
+        return -1;
+    }
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        ck_fail(msg, "%s: cannot open attribute '%s': %s", where, name,
+                h5_last_error(h5b, sizeof h5b));
+    return a;
+}
+
 /* Reads attribute `name` of n elements (n < 0: scalar) into buf. Metadata only, so
  * the verdict is the same on every rank. Returns 1, or 0 with msg. */
 int ck_read_attr(hid_t obj, const char *where, const char *name, hid_t mtype, int n, void *buf,
                  char *msg)
 {
     char h5b[256];
-    htri_t ex = H5Aexists(obj, name);
-    if (ex <= 0) return ck_fail(msg, "%s has no attribute '%s'", where, name);
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return ck_fail(msg, "%s: cannot open attribute '%s': %s", where, name,
-                       h5_last_error(h5b, sizeof h5b));
+    hid_t a = open_attr(obj, where, name, msg);
+    if (a < 0) return 0;
     int ok = 1;
     hid_t sp = H5Aget_space(a);
     hssize_t np = sp >= 0 ? H5Sget_select_npoints(sp) : -1;
@@ -198,11 +209,8 @@ int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, 
 {
     char h5b[256];
     buf[0] = 0;
-    if (H5Aexists(obj, name) <= 0) return ck_fail(msg, "%s has no attribute '%s'", where, name);
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return ck_fail(msg, "%s: cannot open attribute '%s': %s", where, name,
-                       h5_last_error(h5b, sizeof h5b));
+    hid_t a = open_attr(obj, where, name, msg);
+    if (a < 0) return 0;
     int ok = 1;
     hid_t ft = H5Aget_type(a);
     size_t sz =

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
 #include "../mpi/fatal.h"
 #include "dataset.h"
+#include "h5util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -109,36 +110,35 @@ int h5_attr_read_i64(hid_t obj, const char *name, int64_t *v)
     return rc;
 }
 
+/* A scalar attribute of file type ftype from *value (memory type mtype), replacing any. */
+static int attr_write_scalar(hid_t obj, const char *name, hid_t ftype, hid_t mtype,
+                             const void *value)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = -1;
+    if (a >= 0) {
+        rc = H5Awrite(a, mtype, value) < 0 ? -1 : 0;
+        H5Aclose(a);
+    }
+    H5Sclose(s);
+    return rc;
+}
+
 int h5_attr_write_str(hid_t obj, const char *name, const char *value)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t s = H5Screate(H5S_SCALAR);
-    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
-    hid_t a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = -1;
-    if (a >= 0) {
-        rc = H5Awrite(a, t, &value) < 0 ? -1 : 0;
-        H5Aclose(a);
-    }
-    H5Sclose(s);
+    int rc = attr_write_scalar(obj, name, t, t, &value);
     H5Tclose(t);
     return rc;
 }
 
 int h5_attr_write_i64(hid_t obj, const char *name, int64_t value)
 {
-    hid_t s = H5Screate(H5S_SCALAR);
-    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = -1;
-    if (a >= 0) {
-        rc = H5Awrite(a, H5T_NATIVE_INT64, &value) < 0 ? -1 : 0;
-        H5Aclose(a);
-    }
-    H5Sclose(s);
-    return rc;
+    return attr_write_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
 }
 
 /* ---- validation --------------------------------------------------------------------- */
@@ -235,19 +235,7 @@ static hid_t open_checked(hid_t g, const char *origin, const char *split, const 
 /* Reads rows [row0, row0+n) of a dataset whose first dimension is the row. */
 static int read_rows(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf)
 {
-    hid_t fs = H5Dget_space(d);
-    int rank = H5Sget_simple_extent_ndims(fs);
-    hsize_t dims[3], start[3] = {0, 0, 0}, count[3];
-    H5Sget_simple_extent_dims(fs, dims, NULL);
-    for (int i = 0; i < rank; i++) count[i] = dims[i];
-    start[0] = (hsize_t)row0;
-    count[0] = (hsize_t)n;
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
-    hid_t ms = H5Screate_simple(rank, count, NULL);
-    herr_t rc = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    return rc < 0 ? -1 : 0;
+    return h5_rows_io(d, memtype, row0, n, buf, 0);
 }
 
 static int check_len(const char *origin, const char *split, const char *lname, const char *aname,

@@ -3,6 +3,7 @@
  * renames it into place on dsw_close (validation and inspection are dataset.c). */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
 #include "../mpi/fatal.h"
+#include "h5util.h"
 #include "dataset.h"
 
 #include <errno.h>
@@ -104,19 +105,9 @@ static int write_rows(hid_t g, const char *name, hid_t memtype, int64_t row0, in
 {
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
     if (d < 0) return -1;
-    hid_t fs = H5Dget_space(d);
-    int rank = H5Sget_simple_extent_ndims(fs);
-    hsize_t dims[3], start[3] = {0, 0, 0};
-    H5Sget_simple_extent_dims(fs, dims, NULL);
-    start[0] = (hsize_t)row0;
-    dims[0] = (hsize_t)n;
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, dims, NULL);
-    hid_t ms = H5Screate_simple(rank, dims, NULL);
-    herr_t rc = H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
+    int rc = h5_rows_io(d, memtype, row0, n, (void *)buf, 1);
     H5Dclose(d);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 int dsw_write(dataset_writer *w, const dataset_rows *r, int64_t row0, int64_t n, char *err,

@@ -37,3 +37,27 @@ const char *h5_last_error(char *buf, size_t len)
     if (!buf[0]) snprintf(buf, len, "HDF5 error (no detail)");
     return buf;
 }
+
+int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int write)
+{
+    hid_t fs = H5Dget_space(d);
+    if (fs < 0) return -1;
+    int rank = H5Sget_simple_extent_ndims(fs);
+    hsize_t dims[3], start[3] = {0, 0, 0};
+    if (rank < 1 || rank > 3 || H5Sget_simple_extent_dims(fs, dims, NULL) < 0) {
+        H5Sclose(fs);
+        return -1;
+    }
+    start[0] = (hsize_t)row0;
+    dims[0] = (hsize_t)n;
+    herr_t rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, dims, NULL);
+    hid_t ms = H5Screate_simple(rank, dims, NULL);
+    if (rc >= 0 && ms >= 0)
+        rc = write ? H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf)
+                   : H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
+    else
+        rc = -1;
+    if (ms >= 0) H5Sclose(ms);
+    H5Sclose(fs);
+    return rc < 0 ? -1 : 0;
+}

@@ -3,12 +3,14 @@
  * While an HDF5 section runs, h5_quiet_on turns HDF5's automatic printing off (and
  * h5_quiet_off restores what was there); when a call fails, h5_last_error gives the
  * innermost description of the error stack, the most specific one ("truncated file:
- * eof = ..."), to end the caller's one-line message. */
+ * eof = ..."), to end the caller's one-line message. Also the one row-range
+ * transfer (a hyperslab of whole rows) that the dataset reader and writer share. */
 #ifndef LETHE_IO_H5UTIL_H
 #define LETHE_IO_H5UTIL_H
 
 #include <hdf5.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     H5E_auto2_t func;
@@ -20,5 +22,10 @@ void h5_quiet_off(const h5_quiet *q);
 /* The innermost non-empty description of the current HDF5 error stack into buf (len
  * bytes), or "HDF5 error (no detail)" if the stack holds none. Returns buf. */
 const char *h5_last_error(char *buf, size_t len);
+
+/* Reads (write == 0) or writes rows [row0, row0 + n) of dataset d, whose first
+ * dimension is the row (rank <= 3), from or into buf of memory type memtype.
+ * 0, or -1 when HDF5 fails. */
+int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int write);
 
 #endif

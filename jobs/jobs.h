@@ -38,6 +38,10 @@ typedef struct {
 
 /* argv: the arguments after the job name. Parses the config on every rank and
  * builds the grid; exits (code 2) on bad usage, config or layout. */
+/* The arguments of a job (CONFIG.json [--set key=value ...]) read into s->config_path and
+ * s->cfg on this rank. 0, or -1 with one line in err. */
+int session_read_config(lethe_session *s, const char *job, int argc, char **argv, char *err,
+                        size_t errlen);
 void session_open(lethe_session *s, const char *job, int argc, char **argv);
 /* Creates the output folder and writes the resolved config there. Jobs call it
  * after every check has passed, so a refused job leaves nothing behind. */

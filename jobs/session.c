@@ -269,44 +269,42 @@ void session_path(const lethe_session *s, const char *name, char *buf, size_t le
 
 static void fault_parse(job_fault *fault);
 
+int session_read_config(lethe_session *s, const char *job, int argc, char **argv, char *err,
+                        size_t errlen)
+{
+    char *over[MAX_OVERRIDES];
+    int nover = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--set") || !strncmp(argv[i], "--set=", 6)) {
+            char *v = argv[i][5] == '=' ? argv[i] + 6 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v) return lethe_errf(err, errlen, "--set needs key=value");
+            if (nover == MAX_OVERRIDES)
+                return lethe_errf(err, errlen, "more than %d --set overrides", MAX_OVERRIDES);
+            over[nover++] = v;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return lethe_errf(err, errlen, "%s: unknown option '%s' (see lethe %s --help)", job,
+                              argv[i], job);
+        } else if (!s->config_path) {
+            s->config_path = argv[i];
+        } else {
+            return lethe_errf(err, errlen, "%s: unexpected argument '%s' (one config file only)",
+                              job, argv[i]);
+        }
+    }
+    if (!s->config_path)
+        return lethe_errf(err, errlen,
+                          "%s: no config file given (usage: lethe %s CONFIG.json "
+                          "[--set key=value ...])",
+                          job, job);
+    return config_load(&s->cfg, s->config_path, over, nover, err, errlen) ? -1 : 0;
+}
+
 void session_open(lethe_session *s, const char *job, int argc, char **argv)
 {
     memset(s, 0, sizeof(*s));
     s->job = job;
-    char *over[MAX_OVERRIDES];
-    int nover = 0, ok = 1;
     char err[1024] = "";
-    for (int i = 0; i < argc && ok; i++) {
-        if (!strcmp(argv[i], "--set")) {
-            if (i + 1 >= argc) {
-                snprintf(err, sizeof err, "--set needs key=value");
-                ok = 0;
-            } else if (nover == MAX_OVERRIDES) {
-                snprintf(err, sizeof err, "more than %d --set overrides", MAX_OVERRIDES);
-                ok = 0;
-            } else {
-                over[nover++] = argv[++i];
-            }
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            if (nover < MAX_OVERRIDES) over[nover++] = argv[i] + 6;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            snprintf(err, sizeof err, "%s: unknown option '%s' (see lethe %s --help)", job,
-                     argv[i], job);
-            ok = 0;
-        } else if (!s->config_path) {
-            s->config_path = argv[i];
-        } else {
-            snprintf(err, sizeof err, "%s: unexpected argument '%s' (one config file only)", job,
-                     argv[i]);
-            ok = 0;
-        }
-    }
-    if (ok && !s->config_path) {
-        snprintf(err, sizeof err, "%s: no config file given (usage: lethe %s CONFIG.json "
-                                  "[--set key=value ...])", job, job);
-        ok = 0;
-    }
-    if (ok && config_load(&s->cfg, s->config_path, over, nover, err, sizeof err)) ok = 0;
+    int ok = session_read_config(s, job, argc, argv, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
 
     const lethe_layout_config *L = &s->cfg.layout;

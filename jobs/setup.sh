@@ -87,57 +87,43 @@ _lethe_prefixes() {
     return 0
 }
 
-# Include directories where a module system, pkg-config or Debian puts headers.
-_lethe_include_dirs() {
+# _lethe_dirs include|lib: the directories where a module system, pkg-config or Debian
+# puts headers (include) or libraries (lib), in search order.
+_lethe_dirs() {
+    local kind=$1
     local IFS=:
-    local d f
-    for d in ${CPATH:-} ${C_INCLUDE_PATH:-}; do
+    local d f base envs subs flag sysdirs
+    if [ "$kind" = include ]; then
+        envs="${CPATH:-}:${C_INCLUDE_PATH:-}" subs=include flag=--cflags-only-I
+        sysdirs="/usr/local/include:/usr/include"
+    else
+        envs="${LIBRARY_PATH:-}:${LD_LIBRARY_PATH:-}" subs=lib:lib64 flag=--libs-only-L
+        sysdirs="/usr/local/lib:/usr/lib:/usr/lib64"
+    fi
+    for d in $envs; do
         [ -n "$d" ] && echo "$d"
     done
     for d in $(_lethe_prefixes | tr '\n' ':'); do
-        echo "$d/include"
+        for f in $subs; do echo "$d/$f"; done
     done
     if _lethe_has_cmd pkg-config; then
-        for f in $(pkg-config --cflags-only-I openblas libcjson hdf5-openmpi hdf5 2>/dev/null |
+        for f in $(pkg-config "$flag" openblas libcjson hdf5-openmpi hdf5 2>/dev/null |
             tr ' ' ':'); do
-            [ -n "$f" ] && echo "${f#-I}"
+            [ -n "$f" ] && echo "${f#-?}"
         done
     fi
-    _lethe_sys /usr/local/include
-    _lethe_sys /usr/include
-    for d in "$(_lethe_sys /usr/include)"/*-linux-gnu "$(_lethe_sys /usr/include)"/*-linux-gnu/openblas* \
-        "$(_lethe_sys /usr/include)"/hdf5/openmpi; do
-        [ -d "$d" ] && echo "$d"
-    done
-    return 0
-}
-
-# Library directories, the same way.
-_lethe_lib_dirs() {
-    local IFS=:
-    local d f
-    for d in ${LIBRARY_PATH:-} ${LD_LIBRARY_PATH:-}; do
-        [ -n "$d" ] && echo "$d"
-    done
-    for d in $(_lethe_prefixes | tr '\n' ':'); do
-        echo "$d/lib"
-        echo "$d/lib64"
-    done
-    if _lethe_has_cmd pkg-config; then
-        for f in $(pkg-config --libs-only-L openblas libcjson hdf5-openmpi hdf5 2>/dev/null |
-            tr ' ' ':'); do
-            [ -n "$f" ] && echo "${f#-L}"
-        done
-    fi
-    local base
-    for base in /usr/local/lib /usr/lib /usr/lib64 /usr/lib/*-linux-gnu; do
-        for d in "$(_lethe_sys "$base")" "$(_lethe_sys "$base")"/openblas* \
-            "$(_lethe_sys "$base")"/hdf5/openmpi; do
+    # Debian's multiarch folders and the openblas/hdf5 subfolders of each system folder.
+    local sys=()
+    for base in $sysdirs; do sys+=("$(_lethe_sys "$base")"); done
+    for base in "${sys[@]}" "$(_lethe_sys /usr/"$kind")"/*-linux-gnu; do
+        for d in "$base" "$base"/openblas* "$base"/hdf5/openmpi; do
             [ -d "$d" ] && echo "$d"
         done
     done
     return 0
 }
+_lethe_include_dirs() { _lethe_dirs include; }
+_lethe_lib_dirs() { _lethe_dirs lib; }
 
 # _lethe_find_in DIRS_FN TEST...: prints the first directory (from DIRS_FN) holding every
 # listed file (each TEST a relative path; "a|b" means either).

@@ -18,7 +18,6 @@
 
 int job_synth(int argc, char **argv);
 
-#define MAX_OVERRIDES 256
 
 /* The folders above `path` (mkdir -p of its directory part). */
 static int make_parent_dirs(const char *path, char *err, size_t errlen)
@@ -53,40 +52,7 @@ static void synth_open(lethe_session *s, int argc, char **argv)
     ok = grid_create(&s->grid, MPI_COMM_WORLD, size, 1, 1, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
     fatal_set_grid(&s->grid);
-    char *over[MAX_OVERRIDES];
-    int nover = 0;
-    ok = 1;
-    for (int i = 0; i < argc && ok; i++) {
-        if (!strcmp(argv[i], "--set") || !strncmp(argv[i], "--set=", 6)) {
-            const char *v = argv[i][5] == '=' ? argv[i] + 6 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) {
-                snprintf(err, sizeof err, "--set needs key=value");
-                ok = 0;
-            } else if (nover == MAX_OVERRIDES) {
-                snprintf(err, sizeof err, "more than %d --set overrides", MAX_OVERRIDES);
-                ok = 0;
-            } else {
-                over[nover++] = (char *)v;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            snprintf(err, sizeof err, "synth: unknown option '%s' (see lethe synth --help)",
-                     argv[i]);
-            ok = 0;
-        } else if (!s->config_path) {
-            s->config_path = argv[i];
-        } else {
-            snprintf(err, sizeof err, "synth: unexpected argument '%s' (one config file only)",
-                     argv[i]);
-            ok = 0;
-        }
-    }
-    if (ok && !s->config_path) {
-        snprintf(err, sizeof err,
-                 "synth: no config file given (usage: lethe synth CONFIG.json [--set key=value "
-                 "...])");
-        ok = 0;
-    }
-    if (ok && config_load(&s->cfg, s->config_path, over, nover, err, sizeof err)) ok = 0;
+    ok = session_read_config(s, "synth", argc, argv, err, sizeof err) == 0;
     lethe_check(s->grid.world, ok, 2, "%s", err);
 }
 

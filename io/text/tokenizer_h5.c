@@ -102,6 +102,19 @@ static int read_strings(hid_t g, const char *name, char ***out, int *n)
     return rc;
 }
 
+/* read_strings of /tokenizer/<name> (g < 0: no such group), or -1 with the one line
+ * that says what is wrong with it. */
+static int read_strings_or_say(hid_t g, const char *name, char ***v, int *n, const char *path,
+                               char *err, size_t errlen)
+{
+    int r = g < 0 ? 1 : read_strings(g, name, v, n);
+    if (!r) return 0;
+    return lethe_errf(err, errlen, "dataset '%s': '/tokenizer/%s' is %s", path, name,
+                      r == 1   ? "missing"
+                      : r == 2 ? "not a 1-D string dataset"
+                               : "unreadable");
+}
+
 static void free_strings(char **v, int n)
 {
     for (int i = 0; v && i < n; i++) free(v[i]);
@@ -136,25 +149,11 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
         rc = *out ? 0 : lethe_errf(err, errlen, "out of memory");
     } else if (strcmp(kind, "word") == 0 || strcmp(kind, "gpt2") == 0) {
         g = H5Gopen2(f, "tokenizer", H5P_DEFAULT);
-        int r = g < 0 ? 1 : read_strings(g, "vocab", &vs, &nv);
-        if (r) {
-            lethe_errf(err, errlen, "dataset '%s': '/tokenizer/vocab' is %s", path,
-                       r == 1   ? "missing"
-                       : r == 2 ? "not a 1-D string dataset"
-                                : "unreadable");
-            goto out;
-        }
+        if (read_strings_or_say(g, "vocab", &vs, &nv, path, err, errlen)) goto out;
         if (kind[0] == 'w') {
             rc = tokenizer_word_from_list(out, vs, nv, err, errlen);
         } else {
-            r = read_strings(g, "merges", &ms, &nm);
-            if (r) {
-                lethe_errf(err, errlen, "dataset '%s': '/tokenizer/merges' is %s", path,
-                           r == 1   ? "missing"
-                           : r == 2 ? "not a 1-D string dataset"
-                                    : "unreadable");
-                goto out;
-            }
+            if (read_strings_or_say(g, "merges", &ms, &nm, path, err, errlen)) goto out;
             tokenizer *t = tk_new(TOKENIZER_GPT2);
             char origin[1100];
             snprintf(origin, sizeof origin, "dataset '%s': /tokenizer", path);
