@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     int *tg_all = lethe_malloc(sizeof(int) * BT * NSTEPS, "targets");
     for (int s = 0; s < NSTEPS; s++)
         synth_stream_batch(&src, s, 0, B, T, tok_all + s * BT, tg_all + s * BT);
-    lethe_batch b = {B, T, tok_all, .targets = tg_all};
+    lethe_batch b = {B, T, tok_all, tg_all, NULL, NULL};
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
     lethe_objective obj = {nll_objective_seq, &ctx};
     double *seq_s = lethe_calloc((size_t)B, sizeof(double), "seq"),
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
     float losses[NSTEPS], norms[NSTEPS], clips[NSTEPS], lrs[NSTEPS];
     int bit = 0;
     for (int s = 0; s < NSTEPS; s++) {
-        lethe_batch bs = {B, T, tok_all + s * BT, .targets = tg_all + s * BT};
+        lethe_batch bs = {B, T, tok_all + s * BT, tg_all + s * BT, NULL, NULL};
         /* the training jobs' own step: forward/backward, reductions, clip, AdamW */
         nll_objective_ctx cs = {1.0 / model_count_targets(&m, &bs)};
         lethe_objective os = {nll_objective_seq, &cs};

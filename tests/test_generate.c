@@ -44,7 +44,8 @@ static void train(lethe_model *m, const lethe_grid *g)
     o.grad_clip = 1.0f;
     synth_stream src = {3, 61, 2, 1, T};
     int Br = B / g->dp;
-    lethe_batch b = {Br, T, malloc(sizeof(int) * Br * T), malloc(sizeof(int) * Br * T), NULL, NULL};
+    lethe_batch b = {Br, T, malloc(sizeof(int) * Br * T), malloc(sizeof(int) * Br * T), NULL,
+                     NULL};
     for (int s = 0; s < 40; s++) {
         synth_stream_batch(&src, s, (int64_t)g->dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(m, &b)};
