@@ -61,20 +61,21 @@ static double analytic_bytes(const lethe_session *S)
 {
     const lethe_model *m = &S->model;
     const lethe_grid *g = &S->grid;
-    double N = (double)m->Bm * m->T, C = m->C, M = S->cfg.layout.micro_batches;
+    double N = (double)m->shape.Bm * m->shape.T, C = m->shape.C, M = S->cfg.layout.micro_batches;
     double ftp = 2.0 * (g->tp - 1) / g->tp, fdp = 2.0 * (g->dp - 1) / g->dp;
-    double tp = m->nl * 4.0 * N * C + (m->first ? N * C : 0) + (m->last ? N * C + 3 * N : 0);
-    double pp = (m->last ? 0 : N * C) + (m->first ? 0 : N * C);
+    double tp = m->shape.nl * 4.0 * N * C + (m->shape.first ? N * C : 0) +
+                (m->shape.last ? N * C + 3 * N : 0);
+    double pp = (m->shape.last ? 0 : N * C) + (m->shape.first ? 0 : N * C);
     double tied = 0;
-    if (S->cfg.model.tie_embeddings && g->pp > 1 && (m->first || m->last))
-        tied = (double)m->params.p[params_find(&m->params, "model.embed_tokens.weight")].numel;
+    if (S->cfg.model.tie_embeddings && g->pp > 1 && (m->shape.first || m->shape.last))
+        tied = (double)m->w.params.p[params_find(&m->w.params, "model.embed_tokens.weight")].numel;
     /* the gradient-norm double: over one replica (pp x tp), or over every rank when the
      * replicas split the update (optim.shard_update; the gradient reduce-scatter and the
      * weight all-gather move the bytes of the one all-reduce) */
     double nr = (double)g->pp * g->tp;
     if (g->dp > 1 && S->cfg.optim.shard_update) nr *= g->dp;
     double fnr = 2.0 * (nr - 1) / nr;
-    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->params.total + tied) + 8.0 * fnr;
+    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->w.params.total + tied) + 8.0 * fnr;
 }
 
 int job_bench(int argc, char **argv)
@@ -91,7 +92,7 @@ int job_bench(int argc, char **argv)
     synth_stream src = {c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
                         c->data.min_len};
     lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
     double *tstep = lethe_calloc((size_t)K, sizeof(double), "bench"),
            *tcomm = lethe_calloc((size_t)K, sizeof(double), "bench"),
            *tp2p = lethe_calloc((size_t)K, sizeof(double), "bench"),

@@ -213,7 +213,7 @@ static void import_safetensors(lethe_session *S, const char *from, const char *t
 
     /* the checkpoint is written by the first replica's owners; the others hold nothing
      * that is saved */
-    lethe_params *t = &S->model.params;
+    lethe_params *t = &S->model.w.params;
     for (int i = 0; i < t->n && ok && g->dp_rank == 0; i++)
         if (t->p[i].owner)
             ok = read_piece(st, &t->p[i], t->data + t->p[i].off, err, sizeof err) == 0;
@@ -238,7 +238,7 @@ static void export_safetensors(lethe_session *S, const char *from, const char *t
 {
     char err[1024] = "";
     const lethe_grid *g = &S->grid;
-    lethe_params *t = &S->model.params;
+    lethe_params *t = &S->model.w.params;
     /* params_gather counts in int: a tensor (with a 4-float header per piece) must fit */
     int ok = 1;
     for (int k = 0; k < n && ok; k++)
@@ -382,11 +382,11 @@ int job_convert(int argc, char **argv)
     ok = model_check_layout(&S.cfg.model, L->dp, L->pp, L->tp, L->dp * L->micro_batches,
                             L->micro_batches, 1, err, sizeof err) == 0;
     lethe_check(S.grid.world, ok, 2, "%s", err);
-    model_create(&S.model, &S.cfg.model, &S.grid, 1, 1);
+    model_create(&S.model, &S.cfg.model, &S.grid, 1, 1, 1);
     S.have_model = 1;
 
     cv_tensor *mt;
-    int n = model_tensors(&S.model.params, &S.grid, &mt);
+    int n = model_tensors(&S.model.w.params, &S.grid, &mt);
     if (import)
         import_safetensors(&S, from, to, mt, n);
     else

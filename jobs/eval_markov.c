@@ -126,22 +126,25 @@ static int64_t eval_chain(lethe_session *S, int c, const double *P, const double
     snprintf(split, sizeof split, "eval/%s", CHAIN[c]);
     loader *ld;
     job_open_loader(S, &ld, split, E->batch_size, 0, 0, 0, 1, 0);
-    int Br = E->batch_size / S->grid.dp, T = m->T;
+    int Br = E->batch_size / S->grid.dp, T = m->shape.T;
     lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
     double *s_hard = lethe_malloc(sizeof(double) * Br, "eval"), *n_hard = lethe_malloc(sizeof(double) * Br, "eval"),
            *s_soft = lethe_malloc(sizeof(double) * Br, "eval");
     unsigned char *all = lethe_malloc((size_t)Br, "eval");
     memset(all, 1, (size_t)Br);
-    float *soft = m->last ? lethe_malloc(sizeof(float) * (size_t)Br * T * m->v_l, "soft targets") : NULL;
+    float *soft = m->shape.last
+                      ? lethe_malloc(sizeof(float) * (size_t)Br * T * m->shape.v_l, "soft targets")
+                      : NULL;
     /* log p of every token column of this rank's shard, for each of the S + 1 contexts
      * (state s, or BOS) */
-    float *lq = lethe_malloc(sizeof(float) * (size_t)(S_ + 1) * (m->v_l > 0 ? m->v_l : 1), "soft targets");
+    float *lq = lethe_malloc(
+        sizeof(float) * (size_t)(S_ + 1) * (m->shape.v_l > 0 ? m->shape.v_l : 1), "soft targets");
     for (int ctx = 0; ctx <= S_; ctx++) {
         const double *p = ctx < S_ ? P + (size_t)c * S_ * S_ + (size_t)ctx * S_ : init + c * S_;
-        for (int j = 0; j < m->v_l; j++) {
-            int v = m->v0 + j;
-            lq[(size_t)ctx * m->v_l + j] = v < S_ && p[v] > 0 ? (float)log(p[v]) : -INFINITY;
+        for (int j = 0; j < m->shape.v_l; j++) {
+            int v = m->shape.v0 + j;
+            lq[(size_t)ctx * m->shape.v_l + j] = v < S_ && p[v] > 0 ? (float)log(p[v]) : -INFINITY;
         }
     }
     row_result *mine = lethe_malloc(sizeof(row_result) * (size_t)(loader_info(ld)->n + 1), "eval");
@@ -170,7 +173,9 @@ static int64_t eval_chain(lethe_session *S, int c, const double *P, const double
                 int ctx = cur == SYNTH_MARKOV_BOS ? S_ : cur;
                 const double *p = ctx < S_ ? P + (size_t)c * S_ * S_ + (size_t)ctx * S_ : init + c * S_;
                 ne[i] += negentropy(p);
-                if (soft) memcpy(soft + k * m->v_l, lq + (size_t)ctx * m->v_l, sizeof(float) * m->v_l);
+                if (soft)
+                    memcpy(soft + k * m->shape.v_l, lq + (size_t)ctx * m->shape.v_l,
+                           sizeof(float) * m->shape.v_l);
             }
         }
         lethe_check(S->grid.world, bad < 0, 2,
@@ -178,11 +183,10 @@ static int64_t eval_chain(lethe_session *S, int c, const double *P, const double
                     "(0..%d) nor BOS (%d)",
                     S->cfg.data.path, split, bad, S_ - 1, SYNTH_MARKOV_BOS);
         model_forward(m, &b, s_hard, n_hard, NULL);
-        m->soft_lp = soft;
-        m->soft_seq = all;
-        model_forward(m, &b, s_soft, NULL, NULL);
-        m->soft_lp = NULL;
-        m->soft_seq = NULL;
+        lethe_batch bs = b; /* the same rows, every one with its soft targets */
+        bs.soft_lp = soft;
+        bs.soft_seq = all;
+        model_forward(m, &bs, s_soft, NULL, NULL);
         for (int i = 0; i < lb->n; i++) {
             double n = n_hard[i] > 0 ? n_hard[i] : 1.0;
             mine[nmine++] = (row_result){lb->rows.sample_id[i], ne[i] - s_soft[i], -s_hard[i] / n, n_hard[i]};

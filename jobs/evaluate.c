@@ -64,7 +64,7 @@ void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const 
     const tokenizer *tk = tokv;
     lethe_model *m = &S->model;
     const lethe_grid *g = &S->grid;
-    int Bg = S->cfg.eval.batch_size, Br = Bg / g->dp, T = m->T;
+    int Bg = S->cfg.eval.batch_size, Br = Bg / g->dp, T = m->shape.T;
     loader *ld;
     job_open_loader(S, &ld, split, Bg, 0, 0, 0, 1, 1);
     const dataset_info *info = loader_info(ld);
@@ -76,7 +76,7 @@ void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const 
     char *mine = lethe_malloc(rowb * (size_t)(N + 1), "evaluation rows");
     int nmine = 0;
     lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
     double *s = lethe_malloc(sizeof(double) * Br, "eval"), *cnt = lethe_malloc(sizeof(double) * Br, "eval");
     double *sp = lethe_malloc(sizeof(double) * Br, "eval"), *cp = lethe_malloc(sizeof(double) * Br, "eval");
     double *pert = lethe_malloc(sizeof(double) * (size_t)Br * (K + 1), "eval");

@@ -229,7 +229,7 @@ static int point_start(relearn_job *J, int first_missing, int last_missing)
     if (J->have[1] && first_missing >= 0) {
         lethe_ckpt_meta meta;
         memset(&meta, 0, sizeof meta);
-        int ok = ckpt_load(J->ck, &m->params, &S->grid, &meta, 1, err, sizeof err) == 0;
+        int ok = ckpt_load(J->ck, &m->w.params, &S->grid, &meta, 1, err, sizeof err) == 0;
         lethe_check(S->grid.world, ok, 1, "%s", err);
         int mine = is_point(&meta, J->tag);
         start = mine ? (int)meta.step : 0;
@@ -244,8 +244,8 @@ static int point_start(relearn_job *J, int first_missing, int last_missing)
     }
     if (start == 0 && last_missing >= 0) {
         session_load_init(S);
-        memset(m->params.m, 0, sizeof(float) * m->params.total);
-        memset(m->params.v, 0, sizeof(float) * m->params.total);
+        memset(m->w.params.m, 0, sizeof(float) * m->w.params.total);
+        memset(m->w.params.v, 0, sizeof(float) * m->w.params.total);
     }
     return start;
 }
@@ -430,7 +430,7 @@ int job_relearn(int argc, char **argv)
     gen_create(&J->gen, &S.model, T);
     int Br = cap / S.grid.dp;
     J->b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                         lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+                         lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
     int points = 0, skipped = 0, preempted = 0;
     for (int a = 0; a < nn && !preempted; a++)
         for (int l = 0; l < nl && !preempted; l++)

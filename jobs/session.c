@@ -374,7 +374,7 @@ void session_build_model(lethe_session *s, int global_batch, int seq_len)
                                 L->micro_batches, seq_len, err, sizeof err) == 0;
     lethe_check(s->grid.world, ok, 2, "%s", err);
     model_create(&s->model, &s->cfg.model, &s->grid, global_batch / L->dp / L->micro_batches,
-                 seq_len);
+                 seq_len, L->micro_batches);
     model_init_weights(&s->model);
     s->have_model = 1;
 }
@@ -414,7 +414,7 @@ void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoc
         meta.job_value[i] = values[i];
     }
     meta.config_json = config_to_json(&s->cfg);
-    int ok = ckpt_save(path, &s->model.params, &s->grid, &meta, err, sizeof err) == 0;
+    int ok = ckpt_save(path, &s->model.w.params, &s->grid, &meta, err, sizeof err) == 0;
     free(meta.config_json);
     lethe_check(s->grid.world, ok, 1, "%s", err);
 }
@@ -429,7 +429,7 @@ int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor)
     if (!have) return 0;
     lethe_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
-    int ok = ckpt_load(path, &s->model.params, &s->grid, &meta, 1, err, sizeof err) == 0;
+    int ok = ckpt_load(path, &s->model.w.params, &s->grid, &meta, 1, err, sizeof err) == 0;
     lethe_check(s->grid.world, ok, 1, "%s", err);
     ok = meta.n_cursor == n_cursor;
     lethe_check(s->grid.world, ok, 1, "checkpoint '%s' holds %d loader cursors, expected %d", path,
@@ -445,7 +445,7 @@ void session_load_init(lethe_session *s)
 {
     if (!s->cfg.init.checkpoint[0]) return;
     char err[1024];
-    int ok = ckpt_load(s->cfg.init.checkpoint, &s->model.params, &s->grid, NULL, 0, err,
+    int ok = ckpt_load(s->cfg.init.checkpoint, &s->model.w.params, &s->grid, NULL, 0, err,
                        sizeof err) == 0;
     lethe_check(s->grid.world, ok, 1, "%s", err);
 }

@@ -74,7 +74,7 @@ int job_train(int argc, char **argv)
     J.src = (synth_stream){c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
                            c->data.min_len};
     J.b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                        lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+                        lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
     if (S.grid.rank == 0)
         /* the OpenBLAS core and threads are stated by the session for every job */
         printf("lethe train: %lld parameters, layout dp=%d pp=%d tp=%d (%d ranks), "

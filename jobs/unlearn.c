@@ -39,9 +39,9 @@ static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
     loader *ld;
     job_open_loader(S, &ld, S->cfg.data.forget_split, capacity, 0, 0, 0, 1, 0);
     int64_t n = loader_info(ld)->n;
-    int Br = capacity / S->grid.dp, T = S->model.T;
+    int Br = capacity / S->grid.dp, T = S->model.shape.T;
     lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch")};
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
     double *s = lethe_malloc(sizeof(double) * (size_t)Br, "npo"),
            *cnt = lethe_malloc(sizeof(double) * (size_t)Br, "npo");
     ref_entry *mine = lethe_malloc(sizeof(ref_entry) * (size_t)(n + 1), "npo reference");
@@ -141,12 +141,13 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     for (int i = J->rf; i < rows; i++)
         for (int t = 0; t < T; t++) rt += J->b.targets[(size_t)i * T + t] >= 0;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
+    lethe_batch b = J->b; /* the retain rows' soft targets travel with this step's batch */
     if (J->kl) {
-        params_swap_data(&S->model.params, J->kl_weights);
+        params_swap_data(&S->model.w.params, J->kl_weights);
         model_forward_logsoftmax(&S->model, &J->b, J->kl_lsm, J->negent);
-        params_swap_data(&S->model.params, J->kl_weights);
-        S->model.soft_lp = J->kl_lsm;
-        S->model.soft_seq = J->is_retain;
+        params_swap_data(&S->model.w.params, J->kl_weights);
+        b.soft_lp = J->kl_lsm;
+        b.soft_seq = J->is_retain;
     }
     unlearn_ctx ctx = {.method = u->method,
                        .beta = u->beta,
@@ -159,9 +160,7 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .n_forget = J->Bf,
                        .retain_tokens = rt};
     lethe_objective obj = {unlearn_objective_seq, &ctx};
-    model_train_step(&S->model, &J->b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
-    S->model.soft_lp = NULL;
-    S->model.soft_seq = NULL;
+    model_train_step(&S->model, &b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     /* the objective ran on the last stage of each replica: sum over replicas and
      * share along the pipeline */
     double parts[4] = {ctx.loss_forget, ctx.loss_retain, ctx.sigma_sum, ctx.forget_logp};
@@ -208,25 +207,25 @@ static void unlearn_open(lethe_session *S, unlearn_job *J)
 static void unlearn_buffers(unlearn_job *J)
 {
     lethe_model *m = &J->S->model;
-    int T = m->T;
+    int T = m->shape.T;
     J->kl = J->Br > 0 && J->S->cfg.unlearn.retain_loss == RETAIN_KL;
     if (J->kl) {
-        J->kl_weights = lethe_malloc(sizeof(float) * m->params.total, "KL reference weights");
-        memcpy(J->kl_weights, m->params.data, sizeof(float) * m->params.total);
+        J->kl_weights = lethe_malloc(sizeof(float) * m->w.params.total, "KL reference weights");
+        memcpy(J->kl_weights, m->w.params.data, sizeof(float) * m->w.params.total);
     }
     J->rf = J->Bf / J->S->grid.dp;
     J->rr = J->Br / J->S->grid.dp;
     int rows = J->rf + J->rr;
     J->b = (lethe_batch){rows, T, lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"),
-                         lethe_malloc(sizeof(int) * (size_t)rows * T, "batch")};
+                         lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"), NULL, NULL};
     J->is_forget = lethe_calloc((size_t)rows, 1, "batch");
     J->is_retain = lethe_calloc((size_t)rows, 1, "batch");
     J->s_ref = lethe_calloc((size_t)rows, sizeof(double), "batch");
     for (int i = 0; i < rows; i++) (i < J->rf ? J->is_forget : J->is_retain)[i] = 1;
     if (J->kl) J->negent = lethe_calloc((size_t)rows, sizeof(double), "KL reference");
-    if (J->kl && m->last)
-        J->kl_lsm =
-            lethe_malloc(sizeof(float) * (size_t)rows * T * m->v_l, "KL reference distributions");
+    if (J->kl && m->shape.last)
+        J->kl_lsm = lethe_malloc(sizeof(float) * (size_t)rows * T * m->shape.v_l,
+                                 "KL reference distributions");
 }
 
 static void unlearn_free(unlearn_job *J)

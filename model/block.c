@@ -13,27 +13,30 @@ void block_full_attention(void *ctx, const lethe_model *m, int l, lethe_layer_ac
                           int pos0)
 {
     (void)ctx, (void)l, (void)pos0;
-    attention_forward(a->att, a->probs, a->q, a->k, a->v, B, T, m->nh_l, m->nkv_l, m->hd);
+    const lethe_shape *s = &m->shape;
+    attention_forward(a->att, a->probs, a->q, a->k, a->v, B, T, s->nh_l, s->nkv_l, s->hd);
 }
 
 void block_forward(const lethe_model *m, int l, lethe_layer_act *a, const float *x, float *out,
                    int B, int T, int pos0, block_attention attend, void *ctx)
 {
-    const lethe_layer_w *w = &m->w[l];
-    int N = B * T, C = m->C, hd = m->hd, qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
+    const lethe_shape *s = &m->shape;
+    const lethe_layer_w *w = &m->w.layer[l];
+    int N = B * T, C = s->C, hd = s->hd, qw = s->nh_l * hd, kw = s->nkv_l * hd, Il = s->ffn_l;
     size_t rot = (size_t)pos0 * (hd / 2); /* rows of the rope tables before pos0 */
-    MPI_Comm tp = m->grid->tp_comm;
-    rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, N, C, m->cfg.norm_eps);
+    const float *cos_t = m->ws.cos_t + rot, *sin_t = m->ws.sin_t + rot;
+    MPI_Comm tp = s->grid->tp_comm;
+    rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, N, C, s->cfg.norm_eps);
     column_parallel_forward((float *[]){a->q, a->k, a->v}, a->ln1,
-                            (const float *[]){w->wq, w->wk, w->wv}, &m->qkv, N, C);
-    rope_forward(a->q, m->cos_t + rot, m->sin_t + rot, B, T, m->nh_l, hd, qw);
-    rope_forward(a->k, m->cos_t + rot, m->sin_t + rot, B, T, m->nkv_l, hd, kw);
+                            (const float *[]){w->wq, w->wk, w->wv}, &s->qkv, N, C);
+    rope_forward(a->q, cos_t, sin_t, B, T, s->nh_l, hd, qw);
+    rope_forward(a->k, cos_t, sin_t, B, T, s->nkv_l, hd, kw);
     attend(ctx, m, l, a, B, T, pos0);
     row_parallel_forward(a->xmid, a->att, w->wo, N, qw, C, tp);
     add_inplace(a->xmid, x, (size_t)N * C); /* x is read for the last time here: out may be x */
-    rmsnorm_forward(a->ln2, a->rstd2, a->xmid, w->ln2, N, C, m->cfg.norm_eps);
+    rmsnorm_forward(a->ln2, a->rstd2, a->xmid, w->ln2, N, C, s->cfg.norm_eps);
     column_parallel_forward((float *[]){a->gate, a->up}, a->ln2, (const float *[]){w->wg, w->wu},
-                            &m->mlp_in, N, C);
+                            &s->mlp_in, N, C);
     swiglu_forward(a->h, a->gate, a->up, (size_t)N * Il);
     row_parallel_forward(out, a->h, w->wd, N, Il, C, tp);
     add_inplace(out, a->xmid, (size_t)N * C);
@@ -41,32 +44,30 @@ void block_forward(const lethe_model *m, int l, lethe_layer_act *a, const float 
 
 void block_backward(lethe_model *m, int l, const lethe_layer_act *a, const float *x)
 {
-    const lethe_layer_w *w = &m->w[l];
-    int Bm = m->Bm, T = m->T, N = Bm * T, C = m->C, hd = m->hd;
-    int qw = m->nh_l * hd, kw = m->nkv_l * hd, Il = m->ffn_l;
-    MPI_Comm tp = m->grid->tp_comm;
-    float *dx = m->dx; /* gradient of the block output; becomes that of xmid, then of x */
-    memset(m->dh, 0, sizeof(float) * (size_t)N * Il);
-    row_parallel_backward(m->dh, model_grad(m, w->wd), dx, a->h, w->wd, N, Il, C);
-    memset(m->dgate, 0, sizeof(float) * (size_t)N * Il);
-    memset(m->dup, 0, sizeof(float) * (size_t)N * Il);
-    swiglu_backward(m->dgate, m->dup, m->dh, a->gate, a->up, (size_t)N * Il);
-    column_parallel_backward(m->dln, (float *[]){model_grad(m, w->wg), model_grad(m, w->wu)},
-                             (const float *[]){m->dgate, m->dup}, a->ln2,
-                             (const float *[]){w->wg, w->wu}, &m->mlp_in, N, C, tp);
-    rmsnorm_backward(dx, model_grad(m, w->ln2), m->dln, a->xmid, w->ln2, a->rstd2, N, C);
-    memset(m->datt, 0, sizeof(float) * (size_t)N * qw);
-    row_parallel_backward(m->datt, model_grad(m, w->wo), dx, a->att, w->wo, N, qw, C);
-    memset(m->dq, 0, sizeof(float) * (size_t)N * qw);
-    memset(m->dk, 0, sizeof(float) * (size_t)N * kw);
-    memset(m->dv, 0, sizeof(float) * (size_t)N * kw);
-    attention_backward(m->dq, m->dk, m->dv, m->attn_scratch, m->datt, a->probs, a->q, a->k, a->v,
-                       Bm, T, m->nh_l, m->nkv_l, hd);
-    rope_backward(m->dq, m->cos_t, m->sin_t, Bm, T, m->nh_l, hd, qw);
-    rope_backward(m->dk, m->cos_t, m->sin_t, Bm, T, m->nkv_l, hd, kw);
+    const lethe_shape *s = &m->shape;
+    const lethe_layer_w *w = &m->w.layer[l];
+    lethe_workspace *ws = &m->ws;
+    int Bm = s->Bm, T = s->T, N = Bm * T, C = s->C, hd = s->hd;
+    int qw = s->nh_l * hd, kw = s->nkv_l * hd, Il = s->ffn_l;
+    MPI_Comm tp = s->grid->tp_comm;
+    float *dx = ws->dx; /* gradient of the block output; becomes that of xmid, then of x */
+    /* the kernels accumulate: datt, dq, dk, dv, dh, dgate, dup are adjacent in the
+     * workspace and start from zero together */
+    memset(ws->dacc, 0, sizeof(float) * ws->dacc_n);
+    row_parallel_backward(ws->dh, model_grad(m, w->wd), dx, a->h, w->wd, N, Il, C);
+    swiglu_backward(ws->dgate, ws->dup, ws->dh, a->gate, a->up, (size_t)N * Il);
+    column_parallel_backward(ws->dln, (float *[]){model_grad(m, w->wg), model_grad(m, w->wu)},
+                             (const float *[]){ws->dgate, ws->dup}, a->ln2,
+                             (const float *[]){w->wg, w->wu}, &s->mlp_in, N, C, tp);
+    rmsnorm_backward(dx, model_grad(m, w->ln2), ws->dln, a->xmid, w->ln2, a->rstd2, N, C);
+    row_parallel_backward(ws->datt, model_grad(m, w->wo), dx, a->att, w->wo, N, qw, C);
+    attention_backward(ws->dq, ws->dk, ws->dv, ws->attn_scratch, ws->datt, a->probs, a->q, a->k,
+                       a->v, Bm, T, s->nh_l, s->nkv_l, hd);
+    rope_backward(ws->dq, ws->cos_t, ws->sin_t, Bm, T, s->nh_l, hd, qw);
+    rope_backward(ws->dk, ws->cos_t, ws->sin_t, Bm, T, s->nkv_l, hd, kw);
     column_parallel_backward(
-        m->dln, (float *[]){model_grad(m, w->wq), model_grad(m, w->wk), model_grad(m, w->wv)},
-        (const float *[]){m->dq, m->dk, m->dv}, a->ln1, (const float *[]){w->wq, w->wk, w->wv},
-        &m->qkv, N, C, tp);
-    rmsnorm_backward(dx, model_grad(m, w->ln1), m->dln, x, w->ln1, a->rstd1, N, C);
+        ws->dln, (float *[]){model_grad(m, w->wq), model_grad(m, w->wk), model_grad(m, w->wv)},
+        (const float *[]){ws->dq, ws->dk, ws->dv}, a->ln1, (const float *[]){w->wq, w->wk, w->wv},
+        &s->qkv, N, C, tp);
+    rmsnorm_backward(dx, model_grad(m, w->ln1), ws->dln, x, w->ln1, a->rstd1, N, C);
 }

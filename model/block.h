@@ -23,7 +23,7 @@ void block_full_attention(void *ctx, const lethe_model *m, int l, lethe_layer_ac
 void block_forward(const lethe_model *m, int l, lethe_layer_act *a, const float *x, float *out,
                    int B, int T, int pos0, block_attention attend, void *ctx);
 
-/* Backward of block l of a training forward (Bm x T at position 0) from m->dx, the
+/* Backward of block l of a training forward (Bm x T at position 0) from m->ws.dx, the
  * gradient of its output, which becomes that of its input x; weight gradients
  * accumulate. */
 void block_backward(lethe_model *m, int l, const lethe_layer_act *a, const float *x);

@@ -19,9 +19,10 @@ void gen_create(lethe_generator *g, lethe_model *m, int max_t)
     memset(g, 0, sizeof(*g));
     g->m = m;
     g->max_t = max_t;
-    size_t kw = (size_t)m->nkv_l * m->hd, qw = (size_t)m->nh_l * m->hd, C = (size_t)m->C;
-    g->kcache = fbuf((size_t)m->nl * max_t * kw);
-    g->vcache = fbuf((size_t)m->nl * max_t * kw);
+    const lethe_shape *s = &m->shape;
+    size_t kw = (size_t)s->nkv_l * s->hd, qw = (size_t)s->nh_l * s->hd, C = (size_t)s->C;
+    g->kcache = fbuf((size_t)s->nl * max_t * kw);
+    g->vcache = fbuf((size_t)s->nl * max_t * kw);
     g->x = fbuf(C);
     g->ln = fbuf(C);
     g->q = fbuf(qw);
@@ -30,9 +31,9 @@ void gen_create(lethe_generator *g, lethe_model *m, int max_t)
     g->att = fbuf(qw);
     g->xmid = fbuf(C);
     g->ln2 = fbuf(C);
-    g->gate = fbuf((size_t)m->ffn_l);
-    g->up = fbuf((size_t)m->ffn_l);
-    g->h = fbuf((size_t)m->ffn_l);
+    g->gate = fbuf((size_t)s->ffn_l);
+    g->up = fbuf((size_t)s->ffn_l);
+    g->h = fbuf((size_t)s->ffn_l);
     g->rstd = fbuf(2);
     /* the block's activations of one token (no attention probabilities: the cache
      * attention keeps none) */
@@ -41,7 +42,7 @@ void gen_create(lethe_generator *g, lethe_model *m, int max_t)
                                .xmid = g->xmid,  .ln2 = g->ln2,        .rstd2 = g->rstd + 1,
                                .gate = g->gate,  .up = g->up,          .h = g->h};
     g->scores = fbuf((size_t)max_t);
-    g->logits = fbuf(m->last ? (size_t)m->v_l : 1);
+    g->logits = fbuf(s->last ? (size_t)s->v_l : 1);
 }
 
 void gen_free(lethe_generator *g)
@@ -59,13 +60,14 @@ static void cached_attention(void *ctx, const lethe_model *m, int l, lethe_layer
 {
     (void)B, (void)T; /* one token */
     lethe_generator *g = ctx;
-    int hd = m->hd, kw = m->nkv_l * hd, pos = pos0;
+    const lethe_shape *s = &m->shape;
+    int hd = s->hd, kw = s->nkv_l * hd, pos = pos0;
     float *kc = g->kcache + (size_t)l * g->max_t * kw, *vc = g->vcache + (size_t)l * g->max_t * kw;
     memcpy(kc + (size_t)pos * kw, a->k, sizeof(float) * kw);
     memcpy(vc + (size_t)pos * kw, a->v, sizeof(float) * kw);
-    int group = m->nh_l / m->nkv_l;
+    int group = s->nh_l / s->nkv_l;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < m->nh_l; h++) {
+    for (int h = 0; h < s->nh_l; h++) {
         const float *qh = a->q + (size_t)h * hd;
         int kvh = h / group;
         float mx = -INFINITY, sum = 0.0f;
@@ -97,28 +99,29 @@ static void cached_attention(void *ctx, const lethe_model *m, int l, lethe_layer
 static int step(lethe_generator *g, int tok, int pos, int want_next)
 {
     lethe_model *m = g->m;
-    const lethe_grid *G = m->grid;
-    int C = m->C;
-    if (m->first) {
-        vocab_parallel_embedding_forward(g->x, &tok, m->embed, 1, C, &m->vocab);
+    const lethe_shape *s = &m->shape;
+    const lethe_grid *G = s->grid;
+    int C = s->C;
+    if (s->first) {
+        vocab_parallel_embedding_forward(g->x, &tok, m->w.embed, 1, C, &s->vocab);
     } else {
         comm_recv(g->x, (size_t)C, G->pp_rank - 1, pos, G->pp_comm);
     }
-    for (int l = 0; l < m->nl; l++)
+    for (int l = 0; l < s->nl; l++)
         block_forward(m, l, &g->act, g->x, g->x, 1, 1, pos, cached_attention, g);
-    if (!m->last) {
+    if (!s->last) {
         MPI_Request r;
         comm_isend(g->x, (size_t)C, G->pp_rank + 1, pos, G->pp_comm, &r);
         comm_wait(&r);
     }
     if (!want_next) return -1;
     int next = 0;
-    if (m->last) {
+    if (s->last) {
         float rstd;
-        rmsnorm_forward(g->ln, &rstd, g->x, m->norm, 1, C, m->cfg.norm_eps);
-        column_parallel_forward(&g->logits, g->ln, (const float *const *)&m->head, &m->head_l, 1,
+        rmsnorm_forward(g->ln, &rstd, g->x, m->w.norm, 1, C, s->cfg.norm_eps);
+        column_parallel_forward(&g->logits, g->ln, (const float *const *)&m->w.head, &s->head_l, 1,
                                 C);
-        next = vocab_parallel_argmax(g->logits, &m->vocab);
+        next = vocab_parallel_argmax(g->logits, &s->vocab);
     }
     if (G->pp > 1) MPI_CHECK(MPI_Bcast(&next, 1, MPI_INT, G->pp - 1, G->pp_comm));
     return next;

@@ -8,7 +8,6 @@
  * micro-batch i + P - s is started. The last stage runs forward(i), asks the
  * objective for the loss gradient of micro-batch i (loss_grad) and runs
  * backward(i) back to back, so it needs a single logits buffer. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "../mpi/comm.h"
@@ -19,41 +18,40 @@ typedef struct {
     lethe_model *m;
     const lethe_batch *b;
     const lethe_objective *obj;
-    double *seq_s, *seq_n; /* (B) replica-wide results, filled on the last stage */
+    double *seq_s, *seq_n; /* (B) replica-wide results, filled on the last stage (workspace) */
     float *tok_logp;       /* (B, T) or NULL */
     float *lsm;            /* (B*T, v_l) log-softmax out (model_forward_logsoftmax), or NULL */
     double loss;
 } sched;
 
-static const int *mb_rows(const int *base, const lethe_model *m, int i)
+/* Rows of micro-batch i of a (B, T) array. */
+static const int *mb_rows(const int *base, const lethe_shape *s, int i)
 {
-    return base + (size_t)i * m->Bm * m->T;
+    return base + (size_t)i * s->Bm * s->T;
 }
 
 static void fwd(sched *S, int i)
 {
     lethe_model *m = S->m;
-    lethe_slot *s = &m->slots[i % m->nslots];
-    size_t NC = (size_t)m->Bm * m->T * m->C;
-    MPI_Comm pc = m->grid->pp_comm;
-    int pr = m->grid->pp_rank;
-    comm_wait(&m->act_req[i % m->nslots]); /* slot's previous send done before reuse */
-    if (m->first)
-        stage_embed(m, s, mb_rows(S->b->tokens, m, i));
+    const lethe_shape *sh = &m->shape;
+    int k = i % sh->nslots, Bm = sh->Bm, pr = sh->grid->pp_rank;
+    lethe_slot *s = &m->ws.slots[k];
+    size_t N = (size_t)Bm * sh->T, NC = N * sh->C;
+    MPI_Comm pc = sh->grid->pp_comm;
+    comm_wait(&m->ws.act_req[k]); /* slot's previous send done before reuse */
+    if (sh->first)
+        stage_embed(m, s, mb_rows(S->b->tokens, sh, i));
     else
         comm_recv(s->resid[0], NC, pr - 1, 2 * i, pc);
-    const int *tg = mb_rows(S->b->targets, m, i);
-    stage_forward(m, s, i, tg, S->seq_s + (size_t)i * m->Bm, S->seq_n + (size_t)i * m->Bm);
-    if (!m->last) {
-        comm_isend(s->resid[m->nl], NC, pr + 1, 2 * i, pc, &m->act_req[i % m->nslots]);
+    stage_forward(m, s, S->b, i, S->seq_s + (size_t)i * Bm, S->seq_n + (size_t)i * Bm);
+    if (!sh->last) {
+        comm_isend(s->resid[sh->nl], NC, pr + 1, 2 * i, pc, &m->ws.act_req[k]);
         return;
     }
-    if (S->tok_logp)
-        memcpy(S->tok_logp + (size_t)i * m->Bm * m->T, s->logp,
-               sizeof(float) * (size_t)m->Bm * m->T);
+    if (S->tok_logp) memcpy(S->tok_logp + (size_t)i * N, s->logp, sizeof(float) * N);
     if (S->lsm)
-        stage_log_softmax(m, tg, S->lsm + (size_t)i * m->Bm * m->T * m->v_l,
-                          S->seq_s + (size_t)i * m->Bm);
+        stage_log_softmax(m, mb_rows(S->b->targets, sh, i), S->lsm + (size_t)i * N * sh->v_l,
+                          S->seq_s + (size_t)i * Bm);
 }
 
 /* Last stage, after fwd(i): the objective turns micro-batch i's per-sequence sums
@@ -63,49 +61,54 @@ static void fwd(sched *S, int i)
 static const float *loss_grad(sched *S, int i)
 {
     lethe_model *m = S->m;
-    if (!m->last) return NULL;
-    const int *tg = mb_rows(S->b->targets, m, i);
-    for (int b = 0; b < m->Bm; b++) {
-        int gb = i * m->Bm + b;
+    const lethe_shape *sh = &m->shape;
+    if (!sh->last) return NULL;
+    const int *tg = mb_rows(S->b->targets, sh, i);
+    for (int b = 0; b < sh->Bm; b++) {
+        int gb = i * sh->Bm + b;
         double w = 0.0;
         S->loss += S->obj->seq(S->obj, gb, S->seq_s[gb], S->seq_n[gb], &w);
-        for (int t = 0; t < m->T; t++)
-            m->gcoef[b * m->T + t] = tg[b * m->T + t] >= 0 ? (float)w : 0.0f;
+        for (int t = 0; t < sh->T; t++)
+            m->ws.gcoef[b * sh->T + t] = tg[b * sh->T + t] >= 0 ? (float)w : 0.0f;
     }
-    return m->gcoef;
+    return m->ws.gcoef;
 }
 
 /* dlogp: on the last stage, loss_grad(S, i). */
 static void bwd(sched *S, int i, const float *dlogp)
 {
     lethe_model *m = S->m;
-    lethe_slot *s = &m->slots[i % m->nslots];
-    size_t NC = (size_t)m->Bm * m->T * m->C;
-    MPI_Comm pc = m->grid->pp_comm;
-    int pr = m->grid->pp_rank;
-    if (m->last)
-        stage_head_backward(m, s, i, mb_rows(S->b->targets, m, i), dlogp);
+    const lethe_shape *sh = &m->shape;
+    int k = i % sh->nslots, pr = sh->grid->pp_rank;
+    lethe_slot *s = &m->ws.slots[k];
+    size_t NC = (size_t)sh->Bm * sh->T * sh->C;
+    MPI_Comm pc = sh->grid->pp_comm;
+    if (sh->last)
+        stage_head_backward(m, s, S->b, i, dlogp);
     else
-        comm_recv(m->dx, NC, pr + 1, 2 * i + 1, pc);
-    stage_backward(m, s, mb_rows(S->b->tokens, m, i));
-    if (!m->first) {
-        int k = i % m->nslots;
-        comm_wait(&m->grad_req[k]);
-        memcpy(m->grad_send[k], m->dx, sizeof(float) * NC);
-        comm_isend(m->grad_send[k], NC, pr - 1, 2 * i + 1, pc, &m->grad_req[k]);
+        comm_recv(m->ws.dx, NC, pr + 1, 2 * i + 1, pc);
+    stage_backward(m, s, mb_rows(S->b->tokens, sh, i));
+    if (!sh->first) {
+        comm_wait(&m->ws.grad_req[k]);
+        memcpy(m->ws.grad_send[k], m->ws.dx, sizeof(float) * NC);
+        comm_isend(m->ws.grad_send[k], NC, pr - 1, 2 * i + 1, pc, &m->ws.grad_req[k]);
     }
 }
 
 static void sched_init(sched *S, lethe_model *m, const lethe_batch *b)
 {
+    const lethe_shape *sh = &m->shape;
     memset(S, 0, sizeof(*S));
     S->m = m;
     S->b = b;
-    if (b->T != m->T || b->B % m->Bm)
-        lethe_fatal("batch of %d x %d does not fit the model's micro-batches of %d x %d", b->B,
-                    b->T, m->Bm, m->T);
-    S->seq_s = lethe_calloc((size_t)b->B, sizeof(double), "sequence sums");
-    S->seq_n = lethe_calloc((size_t)b->B, sizeof(double), "sequence sums");
+    if (b->T != sh->T || b->B % sh->Bm || b->B > sh->M * sh->Bm)
+        lethe_fatal("batch of %d x %d does not fit the model's micro-batches of %d x %d (at most "
+                    "%d per call)",
+                    b->B, b->T, sh->Bm, sh->T, sh->M);
+    S->seq_s = m->ws.seq_s;
+    S->seq_n = m->ws.seq_n;
+    memset(S->seq_s, 0, sizeof(double) * (size_t)b->B);
+    memset(S->seq_n, 0, sizeof(double) * (size_t)b->B);
 }
 
 /* Waits for outstanding sends and gives every rank of the replica the results
@@ -113,22 +116,20 @@ static void sched_init(sched *S, lethe_model *m, const lethe_batch *b)
 static void sched_finish(sched *S, double *seq_s, double *seq_n)
 {
     lethe_model *m = S->m;
-    for (int k = 0; k < m->nslots; k++) {
-        comm_wait(&m->act_req[k]);
-        comm_wait(&m->grad_req[k]);
+    for (int k = 0; k < m->shape.nslots; k++) {
+        comm_wait(&m->ws.act_req[k]);
+        comm_wait(&m->ws.grad_req[k]);
     }
-    int B = S->b->B, last = m->grid->pp - 1;
-    double *buf = lethe_malloc(sizeof(double) * (2 * (size_t)B + 1), "results");
+    size_t B = (size_t)S->b->B;
+    int last = m->shape.grid->pp - 1;
+    double *buf = m->ws.results; /* (2B + 1) */
     memcpy(buf, S->seq_s, sizeof(double) * B);
     memcpy(buf + B, S->seq_n, sizeof(double) * B);
     buf[2 * B] = S->loss;
-    comm_bcast_d(buf, 2 * (size_t)B + 1, last, m->grid->pp_comm);
+    comm_bcast_d(buf, 2 * B + 1, last, m->shape.grid->pp_comm);
     if (seq_s) memcpy(seq_s, buf, sizeof(double) * B);
     if (seq_n) memcpy(seq_n, buf + B, sizeof(double) * B);
     S->loss = buf[2 * B];
-    free(buf);
-    free(S->seq_s);
-    free(S->seq_n);
 }
 
 double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
@@ -137,8 +138,8 @@ double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_
     sched S;
     sched_init(&S, m, b);
     S.obj = obj;
-    memset(m->params.grad, 0, sizeof(float) * m->params.total);
-    int M = b->B / m->Bm, P = m->grid->pp, st = m->grid->pp_rank;
+    memset(m->w.params.grad, 0, sizeof(float) * m->w.params.total);
+    int M = b->B / m->shape.Bm, P = m->shape.grid->pp, st = m->shape.grid->pp_rank;
     int warm = P - st - 1 < M ? P - st - 1 : M;
     for (int i = 0; i < warm; i++) fwd(&S, i);
     for (int i = 0; i < M - warm; i++) {
@@ -155,16 +156,15 @@ void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *
 {
     sched S;
     sched_init(&S, m, b);
-    int M = b->B / m->Bm;
-    float *lp = NULL;
-    if (tok_logp && m->last) lp = tok_logp;
-    S.tok_logp = lp;
+    int M = b->B / m->shape.Bm;
+    S.tok_logp = tok_logp && m->shape.last ? tok_logp : NULL;
     for (int i = 0; i < M; i++) fwd(&S, i);
     sched_finish(&S, seq_s, seq_n);
-    if (tok_logp && m->grid->pp > 1) {
+    if (tok_logp && m->shape.grid->pp > 1) {
         /* per-token log-probabilities live on the last stage; share them */
         size_t n = (size_t)b->B * b->T;
-        MPI_CHECK(MPI_Bcast(tok_logp, (int)n, MPI_FLOAT, m->grid->pp - 1, m->grid->pp_comm));
+        MPI_CHECK(
+            MPI_Bcast(tok_logp, (int)n, MPI_FLOAT, m->shape.grid->pp - 1, m->shape.grid->pp_comm));
     }
 }
 
@@ -172,8 +172,8 @@ void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, 
 {
     sched S;
     sched_init(&S, m, b);
-    S.lsm = m->last ? out : NULL;
-    int M = b->B / m->Bm;
+    S.lsm = m->shape.last ? out : NULL;
+    int M = b->B / m->shape.Bm;
     for (int i = 0; i < M; i++) fwd(&S, i);
     sched_finish(&S, negent, NULL);
 }

@@ -1,7 +1,6 @@
 /* model/step.c — one optimizer step of the sharded model. */
 #include "step.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +23,7 @@ double model_count_targets(const lethe_model *m, const lethe_batch *b)
 {
     double n = 0;
     for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->targets[i] >= 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_DOUBLE, MPI_SUM, m->grid->dp_comm));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_DOUBLE, MPI_SUM, m->shape.grid->dp_comm));
     return n;
 }
 
@@ -48,10 +47,28 @@ static void inject_fault(lethe_model *m, const step_fault *f, int step)
 {
     if (!f || f->step == 0) return;
     int rank;
-    MPI_CHECK(MPI_Comm_rank(m->grid->world, &rank));
-    if (f->step != step || f->rank != rank || m->params.n == 0) return;
-    int i = f->tensor[0] ? params_find(&m->params, f->tensor) : -1;
-    m->params.grad[m->params.p[i < 0 ? 0 : i].off] = NAN;
+    MPI_CHECK(MPI_Comm_rank(m->shape.grid->world, &rank));
+    if (f->step != step || f->rank != rank || m->w.params.n == 0) return;
+    int i = f->tensor[0] ? params_find(&m->w.params, f->tensor) : -1;
+    m->w.params.grad[m->w.params.p[i < 0 ? 0 : i].off] = NAN;
+}
+
+/* After a non-finite loss or gradient: the lowest failing rank `reporter` (whose message
+ * names its tensor) warns (skip) or every rank stops (stop). */
+static void report_nonfinite(lethe_model *m, const lethe_optim_config *o, int step, int rank,
+                             int reporter, const char *what, double loss, double norm)
+{
+    int skip = o->on_nonfinite == NONFINITE_SKIP;
+    if (skip && rank == reporter)
+        lethe_warn_rank("step %d: non-finite %s (loss %g, gradient norm %g); step skipped "
+                        "(optim.on_nonfinite = \"skip\")",
+                        step + 1, what, loss, norm);
+    if (!skip)
+        lethe_check(m->shape.grid->world, rank != reporter, 1,
+                    "step %d: non-finite %s (loss %g, gradient norm %g); the job stops, "
+                    "checkpoints written so far are kept (optim.on_nonfinite = \"skip\" "
+                    "skips such steps)",
+                    step + 1, what, loss, norm);
 }
 
 void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
@@ -59,59 +76,48 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
                       step_stats *out)
 {
     double t0 = MPI_Wtime();
+    const lethe_grid *g = m->shape.grid;
+    lethe_params *t = &m->w.params;
     double loss = model_forward_backward(m, b, obj, NULL, NULL);
     inject_fault(m, fault, step + 1);
     /* before the dp sum spreads it to every replica: the rank where it arose */
-    int bad = params_first_nonfinite_grad(&m->params);
+    int bad = params_first_nonfinite_grad(t);
     /* With dp > 1 and optim.shard_update each replica sums, clips and applies only its
      * share of the gradient, then the replicas exchange the updated weights: the bytes
      * of the one all-reduce, and 1/dp of the update's passes over the weights and
      * moments. Elsewhere every replica updates everything. */
-    int shard = m->grid->dp > 1 && o->shard_update;
-    size_t lo = 0, hi = m->params.total;
+    int shard = g->dp > 1 && o->shard_update;
+    size_t lo = 0, hi = t->total;
     if (shard)
         model_reduce_scatter_grads(m, &lo, &hi);
     else
         model_reduce_grads(m);
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, m->grid->dp_comm));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     double norm = shard ? model_grad_norm_share(m, lo, hi) : model_grad_norm(m);
-    /* loss and norm agree on every rank; the lowest rank with a bad tensor reports */
+    /* loss and norm agree on every rank; the lowest rank with a bad tensor reports it,
+     * its message (the tensor's name) reaches every rank */
+    char what[LETHE_NAME_MAX + 64] = "";
+    if (bad >= 0) snprintf(what, sizeof what, "gradient of tensor '%s'", t->p[bad].name);
     int rank, first;
-    MPI_CHECK(MPI_Comm_rank(m->grid->world, &rank));
-    first = bad >= 0 ? rank : INT_MAX;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, m->grid->world));
-    int nonfinite = first != INT_MAX || !isfinite(loss) || !isfinite(norm);
+    MPI_CHECK(MPI_Comm_rank(g->world, &rank));
+    int agreed = lethe_agree(g->world, bad < 0, what, sizeof what, &first) == 0;
+    int nonfinite = !agreed || !isfinite(loss) || !isfinite(norm);
     out->loss = loss;
     out->grad_norm = norm;
     out->skipped = nonfinite;
     out->clip = 0;
     out->lr = lr_at(o, step, total);
     if (nonfinite) {
-        char what[LETHE_NAME_MAX + 64];
-        if (bad >= 0)
-            snprintf(what, sizeof what, "gradient of tensor '%s'", m->params.p[bad].name);
-        else
-            snprintf(what, sizeof what, "loss (every gradient finite)");
-        int skip = o->on_nonfinite == NONFINITE_SKIP;
-        int reporter = first != INT_MAX ? first : 0;
-        if (skip && rank == reporter)
-            lethe_warn_rank("step %d: non-finite %s (loss %g, gradient norm %g); step skipped "
-                            "(optim.on_nonfinite = \"skip\")",
-                            step + 1, what, loss, norm);
-        if (!skip)
-            lethe_check(m->grid->world, rank != reporter, 1,
-                        "step %d: non-finite %s (loss %g, gradient norm %g); the job stops, "
-                        "checkpoints written so far are kept (optim.on_nonfinite = \"skip\" "
-                        "skips such steps)",
-                        step + 1, what, loss, norm);
+        if (agreed) snprintf(what, sizeof what, "loss (every gradient finite)");
+        report_nonfinite(m, o, step, rank, agreed ? 0 : first, what, loss, norm);
         out->seconds = MPI_Wtime() - t0;
         return;
     }
     float clip = clip_scale(o, norm);
-    adamw_range(&m->params, o, out->lr, step + 1, clip, lo, hi);
+    adamw_range(t, o, out->lr, step + 1, clip, lo, hi);
     if (shard) {
-        comm_allgather_shares(m->params.data, m->params.total, m->grid->dp_comm);
-        m->params.moments_sharded = 1;
+        comm_allgather_shares(t->data, t->total, g->dp_comm);
+        t->moments_sharded = 1;
     }
     out->clip = clip;
     out->seconds = MPI_Wtime() - t0;

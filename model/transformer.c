@@ -16,6 +16,7 @@
 #include "../mpi/fatal.h"
 #include "block.h"
 #include "kernels.h"
+#include "parts.h"
 #include "stage.h"
 #include "tp_linear.h"
 #include "vocab_parallel.h"
@@ -149,207 +150,56 @@ void model_stage_layers(const lethe_model_config *cfg, int pp, int stage, int *l
     }
 }
 
-static float *carve(float **cursor, size_t n)
+/* The shape of this rank's piece: sizes, stage, vocabulary shard, layer roles. */
+static void shape_init(lethe_shape *s, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
+                       int T, int M)
 {
-    float *p = *cursor;
-    *cursor += (n + 15) & ~(size_t)15;
-    return p;
+    int tp = g->tp, tr = g->tp_rank, pp = g->pp, pr = g->pp_rank;
+    s->cfg = *cfg;
+    s->grid = g;
+    s->C = cfg->dim;
+    s->nh = cfg->n_heads;
+    s->nkv = cfg->n_kv_heads;
+    s->hd = cfg->dim / cfg->n_heads;
+    s->ffn = cfg->mlp_dim;
+    s->nh_l = s->nh / tp;
+    s->nkv_l = s->nkv / tp;
+    s->ffn_l = s->ffn / tp;
+    s->V = cfg->vocab_size;
+    s->Vpad = (s->V + tp - 1) / tp * tp;
+    s->v_l = s->Vpad / tp;
+    s->v0 = tr * s->v_l;
+    s->v_valid = s->V - s->v0 < 0 ? 0 : (s->V - s->v0 > s->v_l ? s->v_l : s->V - s->v0);
+    model_stage_layers(cfg, pp, pr, &s->layer0, &s->nl);
+    s->first = pr == 0;
+    s->last = pr == pp - 1;
+    s->tied_copy = cfg->tie_embeddings && pp > 1 && s->last;
+    s->Bm = Bm;
+    s->T = T;
+    s->M = M;
+    s->nslots = pp - pr; /* 1F1B: at most pp - stage forwards in flight */
+    s->vocab = (vocab_shard){s->v_l, s->v_valid, s->v0, g->tp_comm};
+    s->qkv = (tp_column){3, {s->nh_l * s->hd, s->nkv_l * s->hd, s->nkv_l * s->hd}};
+    s->mlp_in = (tp_column){2, {s->ffn_l, s->ffn_l}};
+    s->head_l = (tp_column){1, {s->v_l}};
 }
 
-static float *alloc_floats(size_t n, const char *what)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)))
-        lethe_fatal("out of memory allocating %zu floats for %s", n, what);
-    memset(p, 0, (n ? n : 1) * sizeof(float));
-    return p;
-}
-
-#define PTR(m, idx) ((m)->params.data + (m)->params.p[idx].off)
-
-void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
-                  int T)
+void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm, int T,
+                  int M)
 {
     memset(m, 0, sizeof(*m));
-    m->cfg = *cfg;
-    m->grid = g;
-    int tp = g->tp, tr = g->tp_rank, pp = g->pp, pr = g->pp_rank;
-    m->C = cfg->dim;
-    m->nh = cfg->n_heads;
-    m->nkv = cfg->n_kv_heads;
-    m->hd = cfg->dim / cfg->n_heads;
-    m->ffn = cfg->mlp_dim;
-    m->nh_l = m->nh / tp;
-    m->nkv_l = m->nkv / tp;
-    m->ffn_l = m->ffn / tp;
-    m->V = cfg->vocab_size;
-    m->Vpad = (m->V + tp - 1) / tp * tp;
-    m->v_l = m->Vpad / tp;
-    m->v0 = tr * m->v_l;
-    m->v_valid = m->V - m->v0 < 0 ? 0 : (m->V - m->v0 > m->v_l ? m->v_l : m->V - m->v0);
-    model_stage_layers(cfg, pp, pr, &m->layer0, &m->nl);
-    m->first = pr == 0;
-    m->last = pr == pp - 1;
-    m->tied_copy = cfg->tie_embeddings && pp > 1 && m->last;
-    m->Bm = Bm;
-    m->T = T;
-    m->nslots = pp - pr; /* 1F1B: at most pp - stage forwards in flight */
-    m->vocab = (vocab_shard){m->v_l, m->v_valid, m->v0, g->tp_comm};
-    m->qkv = (tp_column){3, {m->nh_l * m->hd, m->nkv_l * m->hd, m->nkv_l * m->hd}};
-    m->mlp_in = (tp_column){2, {m->ffn_l, m->ffn_l}};
-    m->head_l = (tp_column){1, {m->v_l}};
-
-    int C = m->C, hd = m->hd;
-    lethe_params *t = &m->params;
-    params_init(t);
-    int i_embed = -1, i_norm = -1, i_head = -1;
-    if (m->first)
-        i_embed = params_add(t, "model.embed_tokens.weight", 2, m->V, C, 0, tp, tr, 1, 1, 1);
-    int *li = lethe_malloc(sizeof(int) * 9 * (size_t)(m->nl ? m->nl : 1), "layer table");
-    for (int l = 0; l < m->nl; l++) {
-        char nm[LETHE_NAME_MAX];
-        int gl = m->layer0 + l, *x = li + 9 * l;
-#define ADD(k, suffix, r, c_, split, decay, nd)                                                  \
-    snprintf(nm, sizeof nm, "model.layers.%d.%s", gl, suffix);                                  \
-    x[k] = params_add(t, nm, nd, r, c_, split, tp, tr, 0, decay, 1)
-        ADD(0, "input_layernorm.weight", C, 1, -1, 0, 1);
-        ADD(1, "self_attn.q_proj.weight", m->nh * hd, C, 0, 1, 2);
-        ADD(2, "self_attn.k_proj.weight", m->nkv * hd, C, 0, 1, 2);
-        ADD(3, "self_attn.v_proj.weight", m->nkv * hd, C, 0, 1, 2);
-        ADD(4, "self_attn.o_proj.weight", C, m->nh * hd, 1, 1, 2);
-        ADD(5, "post_attention_layernorm.weight", C, 1, -1, 0, 1);
-        ADD(6, "mlp.gate_proj.weight", m->ffn, C, 0, 1, 2);
-        ADD(7, "mlp.up_proj.weight", m->ffn, C, 0, 1, 2);
-        ADD(8, "mlp.down_proj.weight", C, m->ffn, 1, 1, 2);
-#undef ADD
-    }
-    if (m->last) {
-        i_norm = params_add(t, "model.norm.weight", 1, C, 1, -1, tp, tr, 0, 0, 1);
-        if (!cfg->tie_embeddings)
-            i_head = params_add(t, "lm_head.weight", 2, m->V, C, 0, tp, tr, 1, 1, 1);
-        else if (pp > 1) /* a synchronized copy of the first stage's embedding */
-            i_head = params_add(t, "model.embed_tokens.weight", 2, m->V, C, 0, tp, tr, 1, 1, 0);
-    }
-    params_alloc(t);
-    m->w = lethe_calloc((size_t)(m->nl ? m->nl : 1), sizeof(lethe_layer_w), "layer weights");
-    for (int l = 0; l < m->nl; l++) {
-        int *x = li + 9 * l;
-        lethe_layer_w *w = &m->w[l];
-        w->ln1 = PTR(m, x[0]);
-        w->wq = PTR(m, x[1]);
-        w->wk = PTR(m, x[2]);
-        w->wv = PTR(m, x[3]);
-        w->wo = PTR(m, x[4]);
-        w->ln2 = PTR(m, x[5]);
-        w->wg = PTR(m, x[6]);
-        w->wu = PTR(m, x[7]);
-        w->wd = PTR(m, x[8]);
-    }
-    free(li);
-    if (i_embed >= 0) m->embed = PTR(m, i_embed);
-    if (i_norm >= 0) m->norm = PTR(m, i_norm);
-    if (m->last) m->head = i_head >= 0 ? PTR(m, i_head) : m->embed;
-
-    /* activations: one slot per micro-batch in flight */
-    size_t N = (size_t)Bm * T;
-    size_t qw = (size_t)m->nh_l * hd, kw = (size_t)m->nkv_l * hd, Il = (size_t)m->ffn_l;
-    size_t per_layer = 0;
-#define R(n) (((n) + 15) & ~(size_t)15)
-    per_layer += 2 * R(N * C) + 2 * R(N) + R(N * qw) * 2 + 2 * R(N * kw) + R(N * C) +
-                 R((size_t)Bm * m->nh_l * T * T) + 3 * R(N * Il);
-    size_t per_slot = (size_t)(m->nl + 1) * R(N * C) + (size_t)m->nl * per_layer;
-    if (m->last) per_slot += R(N * C) + 2 * R(N);
-#undef R
-    m->slots = lethe_calloc((size_t)m->nslots, sizeof(lethe_slot), "pipeline slots");
-    for (int s = 0; s < m->nslots; s++) {
-        lethe_slot *sl = &m->slots[s];
-        float *cur = alloc_floats(per_slot, "activations");
-        sl->resid = lethe_malloc(sizeof(float *) * (size_t)(m->nl + 1), "activations");
-        for (int l = 0; l <= m->nl; l++) sl->resid[l] = carve(&cur, N * C);
-        sl->layer = lethe_calloc((size_t)(m->nl ? m->nl : 1), sizeof(lethe_layer_act), "acts");
-        for (int l = 0; l < m->nl; l++) {
-            lethe_layer_act *a = &sl->layer[l];
-            a->ln1 = carve(&cur, N * C);
-            a->rstd1 = carve(&cur, N);
-            a->q = carve(&cur, N * qw);
-            a->k = carve(&cur, N * kw);
-            a->v = carve(&cur, N * kw);
-            a->probs = carve(&cur, (size_t)Bm * m->nh_l * T * T);
-            a->att = carve(&cur, N * qw);
-            a->xmid = carve(&cur, N * C);
-            a->ln2 = carve(&cur, N * C);
-            a->rstd2 = carve(&cur, N);
-            a->gate = carve(&cur, N * Il);
-            a->up = carve(&cur, N * Il);
-            a->h = carve(&cur, N * Il);
-        }
-        if (m->last) {
-            sl->lnf = carve(&cur, N * C);
-            sl->rstdf = carve(&cur, N);
-            sl->logp = carve(&cur, N);
-        }
-    }
-    m->cos_t = alloc_floats((size_t)cfg->max_seq_len * hd / 2, "rope tables");
-    m->sin_t = alloc_floats((size_t)cfg->max_seq_len * hd / 2, "rope tables");
-    rope_tables(m->cos_t, m->sin_t, cfg->max_seq_len, hd, cfg->rope_theta);
-    m->dx = alloc_floats(N * C, "gradients of activations");
-    m->dx2 = alloc_floats(N * C, "gradients of activations");
-    m->dln = alloc_floats(N * C, "gradients of activations");
-    m->dq = alloc_floats(N * qw, "gradients of activations");
-    m->datt = alloc_floats(N * qw, "gradients of activations");
-    m->dk = alloc_floats(N * kw, "gradients of activations");
-    m->dv = alloc_floats(N * kw, "gradients of activations");
-    m->dh = alloc_floats(N * Il, "gradients of activations");
-    m->dgate = alloc_floats(N * Il, "gradients of activations");
-    m->dup = alloc_floats(N * Il, "gradients of activations");
-    m->attn_scratch = alloc_floats((size_t)T * T, "attention scratch");
-    if (m->last) {
-        m->logits = alloc_floats(N * m->v_l, "logits");
-        m->dlogits = alloc_floats(N * m->v_l, "logit gradients");
-    }
-    m->ce_buf = alloc_floats(4 * N, "cross-entropy buffers");
-    m->gcoef = alloc_floats(N, "loss coefficients");
-    if (m->last) m->negent_h = lethe_calloc(N, sizeof(double), "negative entropies");
-    m->act_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
-    m->grad_req = lethe_malloc(sizeof(MPI_Request) * (size_t)m->nslots, "requests");
-    m->grad_send = lethe_calloc((size_t)m->nslots, sizeof(float *), "gradient send buffers");
-    for (int k = 0; k < m->nslots; k++) {
-        m->act_req[k] = m->grad_req[k] = MPI_REQUEST_NULL;
-        if (!m->first) m->grad_send[k] = alloc_floats(N * C, "gradient send buffer");
-    }
-}
-
-void model_init_weights(lethe_model *m)
-{
-    lethe_params *t = &m->params;
-    for (int i = 0; i < t->n; i++) {
-        if (t->p[i].ndim == 1)
-            params_fill(t, i, 1.0f);
-        else
-            params_init_normal(t, i, m->cfg.init_seed, m->cfg.init_std);
-    }
+    if (Bm < 1 || T < 1 || M < 1)
+        lethe_fatal("model_create: micro-batches of %d x %d, %d per call: each must be >= 1", Bm, T,
+                    M);
+    shape_init(&m->shape, cfg, g, Bm, T, M);
+    weights_create(&m->w, &m->shape);
+    workspace_create(&m->ws, &m->shape);
 }
 
 void model_free(lethe_model *m)
 {
-    for (int s = 0; s < m->nslots; s++) {
-        free(m->slots[s].resid[0]);
-        free(m->slots[s].resid);
-        free(m->slots[s].layer);
-    }
-    free(m->slots);
-    free(m->w);
-    float *bufs[] = {m->cos_t, m->sin_t, m->dx,    m->dx2,   m->dln,          m->dq,
-                     m->datt,  m->dk,    m->dv,    m->dh,    m->dgate,        m->dup,
-                     m->attn_scratch,    m->logits, m->dlogits, m->ce_buf,   m->gcoef};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    free(m->negent_h);
-    for (int k = 0; k < m->nslots; k++) free(m->grad_send[k]);
-    free(m->grad_send);
-    free(m->act_req);
-    free(m->grad_req);
-    free(m->ring_staging);
-    params_free(&m->params);
+    workspace_free(&m->ws);
+    weights_free(&m->w);
     memset(m, 0, sizeof(*m));
 }
 
@@ -357,81 +207,98 @@ void model_free(lethe_model *m)
 
 void stage_embed(lethe_model *m, lethe_slot *s, const int *tokens)
 {
-    vocab_parallel_embedding_forward(s->resid[0], tokens, m->embed, m->Bm * m->T, m->C, &m->vocab);
+    const lethe_shape *sh = &m->shape;
+    vocab_parallel_embedding_forward(s->resid[0], tokens, m->w.embed, sh->Bm * sh->T, sh->C,
+                                     &sh->vocab);
 }
 
-/* Soft targets of micro-batch mb: its rows of m->soft_lp and flags of m->soft_seq. */
-static const float *soft_lp_of(const lethe_model *m, int mb)
+/* Micro-batch mb's rows of the batch: targets, and soft targets when the batch has them. */
+typedef struct {
+    const int *targets;
+    const float *soft_lp;
+    const unsigned char *soft_seq;
+} mb_rows;
+
+static mb_rows rows_of(const lethe_model *m, const lethe_batch *b, int mb)
 {
-    return m->soft_seq ? m->soft_lp + (size_t)mb * m->Bm * m->T * m->v_l : NULL;
-}
-static const unsigned char *soft_seq_of(const lethe_model *m, int mb)
-{
-    return m->soft_seq ? m->soft_seq + (size_t)mb * m->Bm : NULL;
+    size_t n0 = (size_t)mb * m->shape.Bm * m->shape.T;
+    mb_rows r = {b->targets + n0, NULL, NULL};
+    if (b->soft_seq) {
+        r.soft_lp = b->soft_lp + n0 * m->shape.v_l;
+        r.soft_seq = b->soft_seq + (size_t)mb * m->shape.Bm;
+    }
+    return r;
 }
 
-void stage_forward(lethe_model *m, lethe_slot *s, int mb, const int *targets, double *seq_s,
+void stage_forward(lethe_model *m, lethe_slot *s, const lethe_batch *b, int mb, double *seq_s,
                    double *seq_n)
 {
-    for (int l = 0; l < m->nl; l++)
-        block_forward(m, l, &s->layer[l], s->resid[l], s->resid[l + 1], m->Bm, m->T, 0,
+    const lethe_shape *sh = &m->shape;
+    for (int l = 0; l < sh->nl; l++)
+        block_forward(m, l, &s->layer[l], s->resid[l], s->resid[l + 1], sh->Bm, sh->T, 0,
                       block_full_attention, NULL);
-    if (!m->last) return;
-    int N = m->Bm * m->T, C = m->C, T = m->T;
-    rmsnorm_forward(s->lnf, s->rstdf, s->resid[m->nl], m->norm, N, C, m->cfg.norm_eps);
-    column_parallel_forward(&m->logits, s->lnf, (const float *const *)&m->head, &m->head_l, N, C);
-    vocab_parallel_ce_forward(s->logp, m->ce_buf, m->logits, targets, soft_lp_of(m, mb),
-                              soft_seq_of(m, mb), m->Bm, T, &m->vocab);
-    for (int b = 0; b < m->Bm; b++) {
+    if (!sh->last) return;
+    int N = sh->Bm * sh->T, C = sh->C, T = sh->T;
+    mb_rows r = rows_of(m, b, mb);
+    rmsnorm_forward(s->lnf, s->rstdf, s->resid[sh->nl], m->w.norm, N, C, sh->cfg.norm_eps);
+    column_parallel_forward(&m->ws.logits, s->lnf, (const float *const *)&m->w.head, &sh->head_l, N,
+                            C);
+    vocab_parallel_ce_forward(s->logp, m->ws.ce_buf, m->ws.logits, r.targets, r.soft_lp, r.soft_seq,
+                              sh->Bm, T, &sh->vocab);
+    for (int q = 0; q < sh->Bm; q++) {
         double sb = 0.0, nb = 0.0;
         for (int t = 0; t < T; t++) {
-            int n = b * T + t;
-            if (targets[n] >= 0) {
+            int n = q * T + t;
+            if (r.targets[n] >= 0) {
                 sb += s->logp[n];
                 nb += 1.0;
             }
         }
-        seq_s[b] = sb;
-        seq_n[b] = nb;
+        seq_s[q] = sb;
+        seq_n[q] = nb;
     }
 }
 
 void stage_log_softmax(lethe_model *m, const int *targets, float *out, double *negent)
 {
-    vocab_parallel_log_softmax(out, negent, m->negent_h, m->logits, m->ce_buf, targets, m->Bm,
-                               m->T, &m->vocab);
+    const lethe_shape *sh = &m->shape;
+    vocab_parallel_log_softmax(out, negent, m->ws.negent_h, m->ws.logits, m->ws.ce_buf, targets,
+                               sh->Bm, sh->T, &sh->vocab);
 }
 
-void stage_head_backward(lethe_model *m, lethe_slot *s, int mb, const int *targets,
+void stage_head_backward(lethe_model *m, lethe_slot *s, const lethe_batch *b, int mb,
                          const float *dlogp)
 {
-    int N = m->Bm * m->T, C = m->C;
-    vocab_parallel_ce_backward(m->dlogits, m->logits, m->ce_buf, targets, soft_lp_of(m, mb),
-                               soft_seq_of(m, mb), dlogp, m->Bm, m->T, &m->vocab);
-    column_parallel_backward(m->dln, (float *[]){model_grad(m, m->head)},
-                             (const float *const *)&m->dlogits, s->lnf,
-                             (const float *const *)&m->head, &m->head_l, N, C,
-                             m->grid->tp_comm);
-    memset(m->dx, 0, sizeof(float) * (size_t)N * C);
-    rmsnorm_backward(m->dx, model_grad(m, m->norm), m->dln, s->resid[m->nl], m->norm, s->rstdf, N,
-                     C);
+    const lethe_shape *sh = &m->shape;
+    lethe_workspace *ws = &m->ws;
+    int N = sh->Bm * sh->T, C = sh->C;
+    mb_rows r = rows_of(m, b, mb);
+    vocab_parallel_ce_backward(ws->dlogits, ws->logits, ws->ce_buf, r.targets, r.soft_lp,
+                               r.soft_seq, dlogp, sh->Bm, sh->T, &sh->vocab);
+    column_parallel_backward(
+        ws->dln, (float *[]){model_grad(m, m->w.head)}, (const float *const *)&ws->dlogits, s->lnf,
+        (const float *const *)&m->w.head, &sh->head_l, N, C, sh->grid->tp_comm);
+    memset(ws->dx, 0, sizeof(float) * (size_t)N * C);
+    rmsnorm_backward(ws->dx, model_grad(m, m->w.norm), ws->dln, s->resid[sh->nl], m->w.norm,
+                     s->rstdf, N, C);
 }
 
 void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
 {
-    for (int l = m->nl - 1; l >= 0; l--) block_backward(m, l, &s->layer[l], s->resid[l]);
-    if (m->first)
-        vocab_parallel_embedding_backward(model_grad(m, m->embed), m->dx, tokens, m->Bm * m->T,
-                                          m->C, &m->vocab);
+    const lethe_shape *sh = &m->shape;
+    for (int l = sh->nl - 1; l >= 0; l--) block_backward(m, l, &s->layer[l], s->resid[l]);
+    if (sh->first)
+        vocab_parallel_embedding_backward(model_grad(m, m->w.embed), m->ws.dx, tokens,
+                                          sh->Bm * sh->T, sh->C, &sh->vocab);
 }
 
 /* ---- reductions over replicas -------------------------------------------- */
 
 static void reduce_tied(lethe_model *m)
 {
-    const lethe_grid *g = m->grid;
-    lethe_params *t = &m->params;
-    if (m->cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
+    const lethe_grid *g = m->shape.grid;
+    lethe_params *t = &m->w.params;
+    if (m->shape.cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
         /* the embedding (first stage) and its copy (last stage) get the sum of both uses */
         int i = params_find(t, "model.embed_tokens.weight");
         comm_allreduce_sum(t->grad + t->p[i].off, t->p[i].numel, g->ends_comm);
@@ -440,8 +307,8 @@ static void reduce_tied(lethe_model *m)
 
 void model_reduce_grads(lethe_model *m)
 {
-    const lethe_grid *g = m->grid;
-    lethe_params *t = &m->params;
+    const lethe_grid *g = m->shape.grid;
+    lethe_params *t = &m->w.params;
     reduce_tied(m);
     /* bucketed all-reduce over replicas: 4 MiB buckets keep each call in the
      * bandwidth regime without a second buffer */
@@ -454,22 +321,24 @@ void model_reduce_grads(lethe_model *m)
 
 void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi)
 {
+    const lethe_grid *g = m->shape.grid;
+    lethe_params *t = &m->w.params;
     reduce_tied(m);
-    if (!m->ring_staging)
-        m->ring_staging = lethe_malloc(sizeof(float) * COMM_PIECE, "reduce-scatter staging buffer");
-    comm_reduce_scatter_sum(m->params.grad, m->params.total, m->grid->dp_comm, m->ring_staging);
-    comm_share(m->params.total, m->grid->dp, m->grid->dp_rank, lo, hi);
+    if (g->dp > 1) /* the workspace holds the staging buffer when dp > 1 */
+        comm_reduce_scatter_sum(t->grad, t->total, g->dp_comm, m->ws.ring_staging);
+    comm_share(t->total, g->dp, g->dp_rank, lo, hi);
 }
 
 /* Sum of squares of the gradient elements in [lo, hi), each tensor counted once. */
 static double grad_ss(const lethe_model *m, size_t lo, size_t hi)
 {
-    const lethe_params *t = &m->params;
+    const lethe_params *t = &m->w.params;
     double ss = 0.0;
     for (int i = 0; i < t->n; i++) {
         const lethe_param *p = &t->p[i];
         if (!p->owner) continue;
-        if (p->split < 0 && m->grid->tp_rank != 0) continue; /* replicated over tp: count once */
+        if (p->split < 0 && m->shape.grid->tp_rank != 0)
+            continue; /* replicated over tp: count once */
         size_t a, b;
         if (params_overlap(p, lo, hi, &a, &b)) ss += sum_squares(t->grad + a, b - a);
     }
@@ -478,14 +347,14 @@ static double grad_ss(const lethe_model *m, size_t lo, size_t hi)
 
 double model_grad_norm(lethe_model *m)
 {
-    double ss = grad_ss(m, 0, m->params.total);
-    comm_allreduce_sum_d(&ss, 1, m->grid->mp_comm);
+    double ss = grad_ss(m, 0, m->w.params.total);
+    comm_allreduce_sum_d(&ss, 1, m->shape.grid->mp_comm);
     return sqrt(ss);
 }
 
 double model_grad_norm_share(lethe_model *m, size_t lo, size_t hi)
 {
     double ss = grad_ss(m, lo, hi);
-    comm_allreduce_sum_d(&ss, 1, m->grid->world);
+    comm_allreduce_sum_d(&ss, 1, m->shape.grid->world);
     return sqrt(ss);
 }

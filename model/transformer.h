@@ -6,7 +6,13 @@
  * layouts. A step runs the replica's batch as micro-batches through the 1F1B
  * pipeline schedule (model/pipeline.c); the loss is defined by a per-sequence
  * objective (model/objectives.h), so one forward and one backward serve
- * training, every unlearning method and evaluation. */
+ * training, every unlearning method and evaluation.
+ *
+ * A model has three parts: its shape (the config, the grid and every size this rank
+ * works with, fixed at creation), its weights (the parameter table, registered from one
+ * static table in model/weights.c, and named views into it) and its workspace (every
+ * buffer a step uses, sized and carved from one allocation in model/workspace.c). After
+ * model_create nothing in a step allocates. */
 #ifndef LETHE_TRANSFORMER_H
 #define LETHE_TRANSFORMER_H
 
@@ -18,11 +24,17 @@
 
 /* The batch one replica processes in one step.
  * tokens (B, T): input ids; targets (B, T): the id that position t must predict,
- * or -1 where no loss is taken (prompt, padding, last position). */
+ * or -1 where no loss is taken (prompt, padding, last position).
+ * Soft targets (optional, both NULL for none): sequences b with soft_seq[b] (B) take,
+ * at each position with a target, the distribution whose log is row (b*T + t) of
+ * soft_lp (B*T, v_l: this rank's vocabulary shard, read on the last stage only)
+ * instead of the target id; their s is then sum_t sum_j q_j log p_j. */
 typedef struct {
     int B, T;
     int *tokens;
     int *targets;
+    const float *soft_lp;
+    const unsigned char *soft_seq;
 } lethe_batch;
 
 /* Per-sequence objective. For sequence b of the replica's batch, given
@@ -35,10 +47,39 @@ typedef struct lethe_objective {
     void *ctx;
 } lethe_objective;
 
+/* ---- shape: what this rank holds and computes, fixed at model_create ----- */
+typedef struct {
+    lethe_model_config cfg;
+    const lethe_grid *grid;
+    int C, hd, nh, nkv, ffn; /* global */
+    int nh_l, nkv_l, ffn_l;  /* this tp rank's */
+    int V, Vpad, v_l, v0,
+        v_valid;     /* vocabulary: global, padded, local rows, first row, real rows */
+    int layer0, nl;  /* this stage's layers [layer0, layer0 + nl) */
+    int first, last; /* stage flags */
+    int tied_copy;   /* last stage holds a synchronized copy of the embedding */
+    int Bm, T;       /* micro-batch size and sequence length activations are sized for */
+    int M;           /* micro-batches per call at most: the replica batch is <= M*Bm */
+    int nslots;      /* micro-batches in flight on this stage */
+    /* parallel roles: the vocabulary shard (embedding, cross-entropy) and the shapes of
+     * the column-parallel layers (q|k|v, gate|up, head) */
+    vocab_shard vocab;
+    tp_column qkv, mlp_in, head_l;
+} lethe_shape;
+
+/* ---- weights: the parameter table and named views into its data buffer ----- */
 typedef struct {
     float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd;
 } lethe_layer_w;
 
+typedef struct {
+    lethe_params params;
+    float *embed, *norm,
+        *head; /* embed on first stage; norm, head on last (head == embed if tied, pp == 1) */
+    lethe_layer_w *layer; /* nl */
+} lethe_weights;
+
+/* ---- workspace: every buffer a step uses, carved from one allocation -------- */
 typedef struct {
     /* per-layer activations of one micro-batch (N = Bm*T tokens), local widths */
     float *ln1, *rstd1, *q, *k, *v, *probs, *att, *xmid, *ln2, *rstd2, *gate, *up, *h;
@@ -52,46 +93,33 @@ typedef struct {
 } lethe_slot;
 
 typedef struct {
-    lethe_model_config cfg;
-    const lethe_grid *grid;
-    /* sizes */
-    int C, hd, nh, nkv, ffn; /* global */
-    int nh_l, nkv_l, ffn_l;  /* this tp rank's */
-    int V, Vpad, v_l, v0, v_valid; /* vocabulary: global, padded, local rows, first row, real rows */
-    int layer0, nl;         /* this stage's layers [layer0, layer0 + nl) */
-    int first, last;        /* stage flags */
-    int tied_copy;          /* last stage holds a synchronized copy of the embedding */
-    int Bm, T;              /* micro-batch size and sequence length activations are sized for */
-    int nslots;             /* micro-batches in flight on this stage */
-    /* parallel roles: the vocabulary shard (embedding, cross-entropy) and the shapes of
-     * the column-parallel layers (q|k|v, gate|up, head) */
-    vocab_shard vocab;
-    tp_column qkv, mlp_in, head_l;
-    /* parameters */
-    lethe_params params;
-    float *embed, *norm, *head; /* embed on first stage; norm, head on last (head == embed if tied, pp == 1) */
-    lethe_layer_w *w;           /* nl */
-    /* activations and scratch */
-    lethe_slot *slots;
+    void *base; /* the one allocation; everything below points into it */
+    size_t bytes;
+    lethe_slot *slots;          /* nslots: one per micro-batch in flight */
     float *cos_t, *sin_t;       /* (max_seq_len, hd/2) */
-    float *logits, *dlogits;    /* (N, v_l) */
-    float *dx, *dx2, *dln, *dq, *dk, *dv, *datt, *dh, *dgate, *dup, *attn_scratch;
+    float *logits, *dlogits;    /* last stage: (N, v_l) */
+    float *dx, *dln;            /* (N, C) gradient of the residual stream, of a norm's output */
+    float *datt, *dq, *dk, *dv, *dh, *dgate, *dup; /* (N, local widths) accumulated into */
+    float *dacc;                /* = datt: the span datt .. dup, zeroed at once per block */
+    size_t dacc_n;              /* its length in floats */
+    float *attn_scratch;        /* (T, T) */
     float *ce_buf;              /* (4N) */
     float *gcoef;               /* (N) last stage: the loss gradient per token of one micro-batch
                                    (model/pipeline.c loss_grad) */
     double *negent_h;           /* (N) last stage: per-token negative entropies (log-softmax) */
+    double *seq_s, *seq_n;      /* (M*Bm) per-sequence sums of one call (last stage) */
+    double *results;            /* (2*M*Bm + 1) their broadcast over pp, with the loss */
     /* the pipeline's point-to-point sends, per slot: pending requests and the buffers of
      * the gradients sent back (every stage but the first) */
     MPI_Request *act_req, *grad_req;
     float **grad_send;
-    float *ring_staging; /* the dp reduce-scatter's (COMM_PIECE floats; at its first use) */
-    /* Soft targets (optional, set by the caller for one call of model_forward or
-     * model_forward_backward): sequences b of the replica batch with soft_seq[b]
-     * take, at each position with a target, the distribution whose log is row
-     * (b*T + t) of soft_lp (B*T, v_l: this rank's vocabulary shard, last stage)
-     * instead of the target id; their s is then sum_t sum_j q_j log p_j. */
-    const float *soft_lp;
-    const unsigned char *soft_seq;
+    float *ring_staging; /* dp > 1: the dp reduce-scatter's (COMM_PIECE floats) */
+} lethe_workspace;
+
+typedef struct {
+    lethe_shape shape;
+    lethe_weights w;
+    lethe_workspace ws;
 } lethe_model;
 
 /* Checks that the layout admits the model (tp divides heads, kv-heads, MLP width;
@@ -107,14 +135,16 @@ int model_check_layout(const lethe_model_config *cfg, int dp, int pp, int tp, in
  * them in flops per token). Depends on cfg and pp only (1 <= pp <= n_layers). */
 void model_stage_layers(const lethe_model_config *cfg, int pp, int stage, int *layer0, int *nl);
 
-/* Builds this rank's shard and sizes activations for micro-batches of Bm x T. */
-void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
-                  int T);
+/* Builds this rank's shard: its weights, and a workspace sized for calls of at most
+ * M micro-batches of Bm x T (a replica batch of up to M*Bm sequences), allocated here
+ * once; no call below allocates. */
+void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_grid *g, int Bm, int T,
+                  int M);
 /* Layout-independent initialisation from cfg.init_seed. */
 void model_init_weights(lethe_model *m);
 void model_free(lethe_model *m);
 
-/* Forward and backward of the replica's batch (B = micro_batches * Bm sequences)
+/* Forward and backward of the replica's batch (B = a multiple of Bm, at most M*Bm)
  * through the pipeline. Gradients are zeroed first. On return, every rank of the
  * replica holds: the replica's loss (return value), seq_s/seq_n (B each, may be
  * NULL), and its gradient pieces for the replica's batch (not yet reduced over dp). */

@@ -87,7 +87,7 @@ static const obj_case cases[] = {
 /* Writes the parameter table's `buf` (data or grad) as safetensors at global shapes. */
 static void write_params(const char *path, const lethe_model *m, const float *buf, const char *meta)
 {
-    const lethe_params *t = &m->params;
+    const lethe_params *t = &m->w.params;
     const char **names = lethe_calloc((size_t)t->n, sizeof(char *), "names");
     int *nd = lethe_calloc((size_t)t->n, sizeof(int), "ndims");
     int64_t *shp = lethe_calloc(2 * (size_t)t->n, sizeof(int64_t), "shapes");
@@ -156,15 +156,15 @@ static void build_model(lethe_model *m, const lethe_model_config *mc, const leth
     char err[1024];
     if (model_check_layout(mc, 1, 1, 1, B, micro, TT, err, sizeof err))
         lethe_fatal("objectives_dump: %s", err);
-    model_create(m, mc, g, B / micro, TT);
+    model_create(m, mc, g, B / micro, TT, micro);
     model_init_weights(m);
     /* norm weights drawn around 1 instead of exactly 1 (their gradients then matter) */
-    for (int i = 0; i < m->params.n; i++) {
-        const lethe_param *p = &m->params.p[i];
+    for (int i = 0; i < m->w.params.n; i++) {
+        const lethe_param *p = &m->w.params.p[i];
         if (p->ndim != 1) continue;
         uint64_t base = lethe_hash64(mc->init_seed ^ lethe_hash_str(p->name) ^ 0x6e6f726dULL);
         for (size_t k = 0; k < p->numel; k++)
-            m->params.data[p->off + k] =
+            m->w.params.data[p->off + k] =
                 1.0f + 0.25f * lethe_normal_from_u64(lethe_hash64(base + k));
     }
 }
@@ -232,7 +232,7 @@ int main(int argc, char **argv)
     synth_stream fsrc = {4101, mc.vocab_size, 4, 3, 6}, rsrc = {5303, mc.vocab_size, 4, 3, 6};
     synth_stream_batch(&fsrc, 0, 0, nf, T, tok, tg);
     if (nr) synth_stream_batch(&rsrc, 0, 0, nr, T, tok + (size_t)nf * T, tg + (size_t)nf * T);
-    lethe_batch b = {B, T, tok, tg};
+    lethe_batch b = {B, T, tok, tg, NULL, NULL};
     unsigned char is_forget[NF + NR] = {0};
     int is_forget_i[NF + NR] = {0};
     for (int i = 0; i < nf; i++) is_forget[i] = 1, is_forget_i[i] = 1;
@@ -272,8 +272,8 @@ int main(int argc, char **argv)
         for (int s = 0; s < MEMORISE_STEPS; s++)
             model_train_step(&m, &b, &no, &mo, NULL, s, MEMORISE_STEPS, &st);
         /* the unlearn job starts from weights alone (init.checkpoint): fresh moments */
-        memset(m.params.m, 0, sizeof(float) * m.params.total);
-        memset(m.params.v, 0, sizeof(float) * m.params.total);
+        memset(m.w.params.m, 0, sizeof(float) * m.w.params.total);
+        memset(m.w.params.v, 0, sizeof(float) * m.w.params.total);
         printf("objectives_dump %s: memorised the batch in %d steps (token-mean NLL %.4f)\n",
                oc->name, MEMORISE_STEPS, st.loss);
     }
@@ -285,28 +285,28 @@ int main(int argc, char **argv)
         float *saved = NULL;
         if (oc->ref == REF_PERTURBED) {
             /* a nearby model: every weight moved by 10% of its scale, deterministically */
-            saved = lethe_malloc(sizeof(float) * m.params.total, "weights");
-            memcpy(saved, m.params.data, sizeof(float) * m.params.total);
-            for (int i = 0; i < m.params.n; i++) {
-                const lethe_param *p = &m.params.p[i];
+            saved = lethe_malloc(sizeof(float) * m.w.params.total, "weights");
+            memcpy(saved, m.w.params.data, sizeof(float) * m.w.params.total);
+            for (int i = 0; i < m.w.params.n; i++) {
+                const lethe_param *p = &m.w.params.p[i];
                 uint64_t base = lethe_hash64(0x70657274ULL ^ lethe_hash_str(p->name));
                 for (size_t k = 0; k < p->numel; k++) {
-                    float *x = &m.params.data[p->off + k];
+                    float *x = &m.w.params.data[p->off + k];
                     float sc = p->ndim == 1 ? 1.0f : mc.init_std;
                     *x += 0.1f * sc * lethe_normal_from_u64(lethe_hash64(base + k));
                 }
             }
         }
         model_forward(&m, &b, s_ref, n_ref, NULL);
-        ref_w = lethe_malloc(sizeof(float) * m.params.total, "weights");
-        memcpy(ref_w, m.params.data, sizeof(float) * m.params.total);
+        ref_w = lethe_malloc(sizeof(float) * m.w.params.total, "weights");
+        memcpy(ref_w, m.w.params.data, sizeof(float) * m.w.params.total);
         if (saved) {
-            memcpy(m.params.data, saved, sizeof(float) * m.params.total);
+            memcpy(m.w.params.data, saved, sizeof(float) * m.w.params.total);
             free(saved);
         }
         for (int i = nf; i < B; i++) s_ref[i] = 0.0; /* the job keeps s_ref of forget rows only */
     }
-    memcpy(m2.params.data, m.params.data, sizeof(float) * m.params.total);
+    memcpy(m2.w.params.data, m.w.params.data, sizeof(float) * m.w.params.total);
 
     /* ---- KL retain term: the reference's distributions, as jobs/unlearn.c makes them
      * (its weights exchanged into the model for one forward). One buffer over the
@@ -316,13 +316,13 @@ int main(int argc, char **argv)
     unsigned char is_retain[NF + NR] = {0};
     if (oc->kl) {
         for (int i = nf; i < B; i++) is_retain[i] = 1;
-        kl_lsm = lethe_malloc(sizeof(float) * (size_t)B * T * m.v_l, "KL reference");
-        params_swap_data(&m.params, ref_w);
+        kl_lsm = lethe_malloc(sizeof(float) * (size_t)B * T * m.shape.v_l, "KL reference");
+        params_swap_data(&m.w.params, ref_w);
         model_forward_logsoftmax(&m, &b, kl_lsm, negent);
-        params_swap_data(&m.params, ref_w);
+        params_swap_data(&m.w.params, ref_w);
         kl_negent = negent;
-        m.soft_lp = m2.soft_lp = kl_lsm;
-        m.soft_seq = m2.soft_seq = is_retain;
+        b.soft_lp = kl_lsm; /* from here on the batch carries the retain rows' soft targets */
+        b.soft_seq = is_retain;
     }
 
     /* ---- forward + backward with the job's objective ---- */
@@ -333,8 +333,8 @@ int main(int argc, char **argv)
     unlearn_ctx ctx2 = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj2 = {unlearn_objective_seq, &ctx2};
     double loss2 = model_forward_backward(&m2, &b, &obj2, NULL, NULL);
-    float *grad2 = lethe_malloc(sizeof(float) * m2.params.total, "gradients");
-    memcpy(grad2, m2.params.grad, sizeof(float) * m2.params.total);
+    float *grad2 = lethe_malloc(sizeof(float) * m2.w.params.total, "gradients");
+    memcpy(grad2, m2.w.params.grad, sizeof(float) * m2.w.params.total);
     /* the forget term alone (c_r = 0): its gradient is checked at its own scale, not
      * hidden under the retain term's */
     unlearn_ctx ctxf = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
@@ -359,17 +359,17 @@ int main(int argc, char **argv)
                                       : "perturbed",
              oc->kl ? "kl" : "nll");
     snprintf(path, sizeof path, "%s/weights.safetensors", outdir);
-    write_params(path, &m, m.params.data, meta);
+    write_params(path, &m, m.w.params.data, meta);
     if (ref_w) {
         snprintf(path, sizeof path, "%s/ref_weights.safetensors", outdir);
         write_params(path, &m, ref_w, meta);
     }
     snprintf(path, sizeof path, "%s/grads.safetensors", outdir);
-    write_params(path, &m, m.params.grad, meta);
+    write_params(path, &m, m.w.params.grad, meta);
     snprintf(path, sizeof path, "%s/grads_mb2.safetensors", outdir);
     write_params(path, &m2, grad2, meta);
     snprintf(path, sizeof path, "%s/grads_forget.safetensors", outdir);
-    write_params(path, &m2, m2.params.grad, meta);
+    write_params(path, &m2, m2.w.params.grad, meta);
 
     /* ---- one optimizer step, as the unlearn job takes it ---- */
     lethe_optim_config opt = {0};
@@ -392,7 +392,7 @@ int main(int argc, char **argv)
     double s_after[NF + NR], n_after[NF + NR];
     double loss_after = model_forward_backward(&m, &b, &oa, s_after, n_after);
     snprintf(path, sizeof path, "%s/final.safetensors", outdir);
-    write_params(path, &m, m.params.data, meta);
+    write_params(path, &m, m.w.params.data, meta);
 
     {
         float sf[NF + NR], nfl[NF + NR], rf[NF + NR], af[NF + NR];

@@ -54,7 +54,7 @@ static const parity_case cases[] = {
 /* Writes the parameter table's `buf` (data, grad) as safetensors at global shapes. */
 static void write_params(const char *path, const lethe_model *m, const float *buf, const char *meta)
 {
-    const lethe_params *t = &m->params;
+    const lethe_params *t = &m->w.params;
     const char **names = lethe_calloc((size_t)t->n, sizeof(char *), "names");
     int *nd = lethe_calloc((size_t)t->n, sizeof(int), "ndims");
     int64_t *shp = lethe_calloc(2 * (size_t)t->n, sizeof(int64_t), "shapes");
@@ -149,15 +149,15 @@ int main(int argc, char **argv)
         lethe_fatal("parity_dump: %s", err);
 
     lethe_model m;
-    model_create(&m, &mc, &g, B, T);
+    model_create(&m, &mc, &g, B, T, 1);
     model_init_weights(&m);
     /* norm weights drawn around 1 instead of exactly 1 */
-    for (int i = 0; i < m.params.n; i++) {
-        const lethe_param *p = &m.params.p[i];
+    for (int i = 0; i < m.w.params.n; i++) {
+        const lethe_param *p = &m.w.params.p[i];
         if (p->ndim != 1) continue;
         uint64_t base = lethe_hash64(mc.init_seed ^ lethe_hash_str(p->name) ^ 0x6e6f726dULL);
         for (size_t k = 0; k < p->numel; k++)
-            m.params.data[p->off + k] =
+            m.w.params.data[p->off + k] =
                 1.0f + 0.25f * lethe_normal_from_u64(lethe_hash64(base + k));
     }
 
@@ -169,7 +169,7 @@ int main(int argc, char **argv)
              pc->name, mc.vocab_size, mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.mlp_dim,
              (double)mc.rope_theta, (double)mc.norm_eps, mc.tie_embeddings, B, T);
     snprintf(path, sizeof path, "%s/weights.safetensors", outdir);
-    write_params(path, &m, m.params.data, meta);
+    write_params(path, &m, m.w.params.data, meta);
 
     /* ---- one batch: forward, backward ---- */
     synth_stream src = {977 + (uint64_t)T, mc.vocab_size, 4, 3, 6};
@@ -178,16 +178,16 @@ int main(int argc, char **argv)
     int *tg_all = lethe_malloc(sizeof(int) * BT * NSTEPS, "targets");
     for (int s = 0; s < NSTEPS; s++)
         synth_stream_batch(&src, s, 0, B, T, tok_all + s * BT, tg_all + s * BT);
-    lethe_batch b = {B, T, tok_all, tg_all};
+    lethe_batch b = {B, T, tok_all, tg_all, NULL, NULL};
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
     lethe_objective obj = {nll_objective_seq, &ctx};
     double *seq_s = lethe_calloc((size_t)B, sizeof(double), "seq"),
            *seq_n = lethe_calloc((size_t)B, sizeof(double), "seq");
     double loss = model_forward_backward(&m, &b, &obj, seq_s, seq_n);
     snprintf(path, sizeof path, "%s/grads.safetensors", outdir);
-    write_params(path, &m, m.params.grad, meta);
+    write_params(path, &m, m.w.params.grad, meta);
 
-    /* logits of the same batch: with one micro-batch m.logits holds all B*T rows */
+    /* logits of the same batch: with one micro-batch m.ws.logits holds all B*T rows */
     float *tok_logp = lethe_malloc(sizeof(float) * BT, "token log-probabilities");
     double *fs = lethe_calloc((size_t)B, sizeof(double), "seq"),
            *fn = lethe_calloc((size_t)B, sizeof(double), "seq");
@@ -199,7 +199,8 @@ int main(int argc, char **argv)
                         i, fs[i], fn[i], seq_s[i], seq_n[i]);
     int V = mc.vocab_size;
     float *logits = lethe_malloc(sizeof(float) * BT * V, "logits");
-    for (size_t r = 0; r < BT; r++) memcpy(logits + r * V, m.logits + r * m.v_l, sizeof(float) * V);
+    for (size_t r = 0; r < BT; r++)
+        memcpy(logits + r * V, m.ws.logits + r * m.shape.v_l, sizeof(float) * V);
     float lossf = (float)loss, sf[64], nf[64];
     for (int i = 0; i < B; i++) {
         sf[i] = (float)seq_s[i];
@@ -236,7 +237,7 @@ int main(int argc, char **argv)
     float losses[NSTEPS], norms[NSTEPS], clips[NSTEPS], lrs[NSTEPS];
     int bit = 0;
     for (int s = 0; s < NSTEPS; s++) {
-        lethe_batch bs = {B, T, tok_all + s * BT, tg_all + s * BT};
+        lethe_batch bs = {B, T, tok_all + s * BT, tg_all + s * BT, NULL, NULL};
         /* the training jobs' own step: forward/backward, reductions, clip, AdamW */
         nll_objective_ctx cs = {1.0 / model_count_targets(&m, &bs)};
         lethe_objective os = {nll_objective_seq, &cs};
@@ -275,7 +276,7 @@ int main(int argc, char **argv)
         write_or_die(path, 6, names, dts, nd, shapes, datas, ometa);
     }
     snprintf(path, sizeof path, "%s/final.safetensors", outdir);
-    write_params(path, &m, m.params.data, meta);
+    write_params(path, &m, m.w.params.data, meta);
     printf("parity_dump %s: loss %.6f over %g target tokens; wrote %s/\n", pc->name, loss,
            1.0 / ctx.inv_tokens, outdir);
 

@@ -94,7 +94,7 @@ static void open_session(lethe_session *S, MPI_Comm comm, const test_layout *L, 
     S->cfg.eval.max_new_tokens = NEW_TOK;
     char err[512];
     if (grid_create(&S->grid, comm, L->dp, L->pp, L->tp, err, sizeof err)) lethe_fatal("%s", err);
-    model_create(&S->model, mc, &S->grid, EVAL_B / L->dp / M, T);
+    model_create(&S->model, mc, &S->grid, EVAL_B / L->dp / M, T, M);
     model_init_weights(&S->model);
     S->have_model = 1;
 }
@@ -113,7 +113,7 @@ static void train_reference(lethe_session *S, int T, const char *ckpt)
     loader *ld;
     job_open_loader(S, &ld, "train_full", EVAL_B, 3, 1, 1, 0, 0);
     lethe_batch b = {EVAL_B, T, lethe_malloc(sizeof(int) * EVAL_B * T, "batch"),
-                     lethe_malloc(sizeof(int) * EVAL_B * T, "batch")};
+                     lethe_malloc(sizeof(int) * EVAL_B * T, "batch"), NULL, NULL};
     lethe_optim_config o = S->cfg.optim;
     o.schedule = SCHEDULE_CONSTANT;
     o.lr = 3e-3f;
@@ -133,7 +133,8 @@ static void train_reference(lethe_session *S, int T, const char *ckpt)
     loader_close(ld);
     free(b.tokens);
     free(b.targets);
-    if (ckpt_save(ckpt, &S->model.params, &S->grid, NULL, err, sizeof err)) lethe_fatal("%s", err);
+    if (ckpt_save(ckpt, &S->model.w.params, &S->grid, NULL, err, sizeof err))
+        lethe_fatal("%s", err);
 }
 
 /* Worst differences of one layout against the reference, by kind. */
@@ -364,7 +365,7 @@ int main(int argc, char **argv)
             double t1 = MPI_Wtime();
             lethe_session S;
             open_session(&S, MPI_COMM_WORLD, L, mbs[k], &mc, data, T);
-            int ok = ckpt_load(ckpt, &S.model.params, &S.grid, NULL, 0, err, sizeof err) == 0;
+            int ok = ckpt_load(ckpt, &S.model.w.params, &S.grid, NULL, 0, err, sizeof err) == 0;
             lethe_check(MPI_COMM_WORLD, ok, 1, "%s", err);
             split_eval ev[NSPLIT];
             eval_all(&S, tk, T, ev);

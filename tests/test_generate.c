@@ -44,7 +44,8 @@ static void train(lethe_model *m, const lethe_grid *g)
     o.grad_clip = 1.0f;
     synth_stream src = {3, 61, 2, 1, T};
     int Br = B / g->dp;
-    lethe_batch b = {Br, T, malloc(sizeof(int) * Br * T), malloc(sizeof(int) * Br * T)};
+    lethe_batch b = {Br, T, malloc(sizeof(int) * Br * T), malloc(sizeof(int) * Br * T), NULL,
+                     NULL};
     for (int s = 0; s < 40; s++) {
         synth_stream_batch(&src, s, (int64_t)g->dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(m, &b)};
@@ -79,14 +80,14 @@ int main(int argc, char **argv)
     lethe_grid g1;
     if (grid_create(&g1, MPI_COMM_SELF, 1, 1, 1, err, sizeof err)) lethe_fatal("%s", err);
     lethe_model m1;
-    model_create(&m1, &c, &g1, B, T);
+    model_create(&m1, &c, &g1, B, T, 1);
     model_init_weights(&m1);
     train(&m1, &g1);
     lethe_generator gen;
     gen_create(&gen, &m1, T);
     lethe_model mf; /* a forward-only model of batch 1 with the trained weights */
-    model_create(&mf, &c, &g1, 1, T);
-    memcpy(mf.params.data, m1.params.data, sizeof(float) * m1.params.total);
+    model_create(&mf, &c, &g1, 1, T, 1);
+    memcpy(mf.w.params.data, m1.w.params.data, sizeof(float) * m1.w.params.total);
     int cache_checked = 0;
     for (int i = 0; i < NPROMPT; i++) {
         nref[i] = gen_greedy(&gen, p + i * T, plen[i], NEW, -1, ref[i]);
@@ -100,11 +101,11 @@ int main(int argc, char **argv)
                 if (t >= len) seq[t] = 0;
             }
             tg[len - 1] = 0;
-            lethe_batch b = {1, T, seq, tg};
+            lethe_batch b = {1, T, seq, tg, NULL, NULL};
             model_forward(&mf, &b, NULL, NULL, NULL);
-            const float *row = mf.logits + (size_t)(len - 1) * mf.v_l;
+            const float *row = mf.ws.logits + (size_t)(len - 1) * mf.shape.v_l;
             int best = 0;
-            for (int j = 1; j < mf.v_valid; j++)
+            for (int j = 1; j < mf.shape.v_valid; j++)
                 if (row[j] > row[best]) best = j;
             if (best != ref[i][k]) {
                 fprintf(stderr, "FAIL: prompt %d token %d: cached %d, full forward %d\n", i, k,
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
             lethe_grid g;
             if (grid_create(&g, MPI_COMM_WORLD, dp, pp, tp, err, sizeof err)) lethe_fatal("%s", err);
             lethe_model m;
-            model_create(&m, &c, &g, B / dp, T);
+            model_create(&m, &c, &g, B / dp, T, 1);
             model_init_weights(&m);
             train(&m, &g);
             lethe_generator gg;

@@ -108,11 +108,11 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
                 lethe_model *m_out)
 {
     int Br = mc->B / g->dp, Bm = Br / M;
-    model_create(m_out, &mc->cfg, g, Bm, mc->T);
+    model_create(m_out, &mc->cfg, g, Bm, mc->T, M);
     model_init_weights(m_out);
     synth_stream src = data_for(mc);
     lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
-                     malloc(sizeof(int) * (size_t)Br * mc->T)};
+                     malloc(sizeof(int) * (size_t)Br * mc->T), NULL, NULL};
     lethe_optim_config o = optim_cfg();
     o.shard_update = shard;
     for (int step = 0; step <= NSTEPS; step++) {
@@ -132,7 +132,7 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
         res->losses[step - 1] = st.loss;
     }
     /* what a checkpoint save does first: the moments of a split update made whole */
-    params_full_moments(&m_out->params, g->dp_comm);
+    params_full_moments(&m_out->w.params, g->dp_comm);
     free(b.tokens);
     free(b.targets);
 }
@@ -154,7 +154,7 @@ static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_g
                           int world_rank, const char *what, const char *how)
 {
     static const char *kind[4] = {"weights", "", "AdamW m", "AdamW v"};
-    const lethe_params *ft = &ref->params;
+    const lethe_params *ft = &ref->w.params;
     double worst = 0;
     for (int which = 0; which < 4; which++) {
         if (which == 1) continue; /* gradients: compared at step 0 */
@@ -163,7 +163,7 @@ static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_g
             const lethe_param *p = &ft->p[i];
             size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
             float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
-            params_gather(&mm->params, g->world, g->dp_rank, p->name, which, p->gshape[0],
+            params_gather(&mm->w.params, g->world, g->dp_rank, p->name, which, p->gshape[0],
                           p->gshape[1], glob, 0);
             if (world_rank == 0) {
                 double e = relerr_l2(glob, rbuf + p->off, n);
@@ -205,15 +205,18 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     float *lsm = NULL;
     if (which == 2) {
         for (int i = 0; i < B; i++) is_retain[i] = !is_forget[i];
-        float *ref = malloc(sizeof(float) * m->params.total);
-        for (size_t k = 0; k < m->params.total; k++) ref[k] = 0.9f * m->params.data[k];
-        lsm = m->last ? malloc(sizeof(float) * (size_t)B * b->T * m->v_l) : NULL;
-        params_swap_data(&m->params, ref);
+        float *ref = malloc(sizeof(float) * m->w.params.total);
+        for (size_t k = 0; k < m->w.params.total; k++) ref[k] = 0.9f * m->w.params.data[k];
+        lsm = m->shape.last ? malloc(sizeof(float) * (size_t)B * b->T * m->shape.v_l) : NULL;
+        params_swap_data(&m->w.params, ref);
         model_forward_logsoftmax(m, b, lsm, negent);
-        params_swap_data(&m->params, ref);
+        params_swap_data(&m->w.params, ref);
         free(ref);
-        m->soft_lp = lsm;
-        m->soft_seq = is_retain;
+    }
+    lethe_batch bs = *b; /* KL: the retain rows' soft targets travel with the batch */
+    if (which == 2) {
+        bs.soft_lp = lsm;
+        bs.soft_seq = is_retain;
     }
     static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO, METHOD_SIMNPO, METHOD_GA,
                                             METHOD_GRADDIFF};
@@ -223,9 +226,7 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
                        .s_ref = s_ref, .negent = which == 2 ? negent : NULL,
                        .n_forget = B * g->dp / 2, .retain_tokens = rt};
     lethe_objective obj = {unlearn_objective_seq, &ctx};
-    double loss = model_forward_backward(m, b, &obj, NULL, NULL);
-    m->soft_lp = NULL;
-    m->soft_seq = NULL;
+    double loss = model_forward_backward(m, &bs, &obj, NULL, NULL);
     free(lsm);
     /* the scale a loss error is measured against: the loss itself, or for the KL term
      * (a small difference of two cross-entropies of fp32 logits) the reference's
@@ -265,11 +266,11 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     /* a model that only computes step-0 gradients: run() with NSTEPS steps keeps the
      * final state; the step-0 gradients are re-computed on a fresh model */
     int Br = mc->B / dp, Bm = Br / M;
-    model_create(&m, &mc->cfg, &g, Bm, mc->T);
+    model_create(&m, &mc->cfg, &g, Bm, mc->T, M);
     model_init_weights(&m);
     synth_stream src = data_for(mc);
     lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
-                     malloc(sizeof(int) * (size_t)Br * mc->T)};
+                     malloc(sizeof(int) * (size_t)Br * mc->T), NULL, NULL};
     synth_stream_batch(&src, 0, (int64_t)g.dp_rank * Br, Br, mc->T, b.tokens, b.targets);
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
     lethe_objective obj = {nll_objective_seq, &ctx};
@@ -279,12 +280,12 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     char what[256];
     snprintf(what, sizeof what, "%s dp%d pp%d tp%d mb%d", mc->name, dp, pp, tp, M);
     double worst_grad = 0;
-    const lethe_params *rt = &ref->m0.params;
+    const lethe_params *rt = &ref->m0.w.params;
     for (int i = 0; i < rt->n; i++) {
         const lethe_param *p = &rt->p[i];
         size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
         float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
-        params_gather(&m.params, g.world, g.dp_rank, p->name, 1, p->gshape[0], p->gshape[1], glob,
+        params_gather(&m.w.params, g.world, g.dp_rank, p->name, 1, p->gshape[0], p->gshape[1], glob,
                       0);
         if (world_rank == 0) {
             double e = relerr(glob, rt->grad + p->off, n);
@@ -308,7 +309,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
             const lethe_param *p = &rt->p[i];
             size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
             float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
-            params_gather(&m.params, g.world, g.dp_rank, p->name, 1, p->gshape[0], p->gshape[1],
+            params_gather(&m.w.params, g.world, g.dp_rank, p->name, 1, p->gshape[0], p->gshape[1],
                           glob, 0);
             if (world_rank == 0) {
                 double e = relerr(glob, ref->ugrad[u] + p->off, n);
@@ -337,8 +338,8 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     run(mc, &g, M, 1, &r, &m1);
     run(mc, &g, M, 1, &r2, &m2);
     if (dp > 1) run(mc, &g, M, 0, &r3, &m3);
-    int same = m1.params.total == m2.params.total &&
-               !memcmp(m1.params.data, m2.params.data, sizeof(float) * m1.params.total);
+    int same = m1.w.params.total == m2.w.params.total &&
+               !memcmp(m1.w.params.data, m2.w.params.data, sizeof(float) * m1.w.params.total);
     int all_same;
     MPI_CHECK(MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, g.world));
     double worst_loss = 0, worst_w = 0;
@@ -441,17 +442,17 @@ int main(int argc, char **argv)
         {
             /* step-0 gradients of the one-rank model */
             lethe_model *m = &ref.m0;
-            model_create(m, &mc->cfg, &ref.g, mc->B, mc->T);
+            model_create(m, &mc->cfg, &ref.g, mc->B, mc->T, 1);
             model_init_weights(m);
             synth_stream src = data_for(mc);
             lethe_batch bt = {mc->B, mc->T, malloc(sizeof(int) * mc->B * mc->T),
-                              malloc(sizeof(int) * mc->B * mc->T)};
+                              malloc(sizeof(int) * mc->B * mc->T), NULL, NULL};
             synth_stream_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
             double uscale;
             for (int u = 0; u < N_UOBJ; u++) {
                 ref.uloss[u] = unlearn_grads(m, &ref.g, &bt, u, &uscale);
-                ref.ugrad[u] = malloc(sizeof(float) * m->params.total);
-                memcpy(ref.ugrad[u], m->params.grad, sizeof(float) * m->params.total);
+                ref.ugrad[u] = malloc(sizeof(float) * m->w.params.total);
+                memcpy(ref.ugrad[u], m->w.params.grad, sizeof(float) * m->w.params.total);
             }
             nll_objective_ctx ctx = {1.0 / model_count_targets(m, &bt)};
             lethe_objective obj = {nll_objective_seq, &ctx};

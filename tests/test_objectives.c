@@ -248,9 +248,9 @@ static void npo_cache(const char *dir)
     lethe_model m;
     if (model_check_layout(&cfg.model, 1, 1, 1, Bm, 1, T, err, sizeof err))
         lethe_fatal("npo-cache: %s", err);
-    model_create(&m, &cfg.model, &g, Bm, T);
+    model_create(&m, &cfg.model, &g, Bm, T, 1);
     model_init_weights(&m);
-    if (ckpt_load(cfg.init.checkpoint, &m.params, &g, NULL, 0, err, sizeof err))
+    if (ckpt_load(cfg.init.checkpoint, &m.w.params, &g, NULL, 0, err, sizeof err))
         lethe_fatal("npo-cache: %s", err);
     double *s = lethe_malloc(sizeof(double) * (size_t)N, "s"),
            *n = lethe_malloc(sizeof(double) * (size_t)N, "n");
@@ -266,7 +266,7 @@ static void npo_cache(const char *dir)
                 tg[k] =
                     r < N && t + 1 >= ans[r] && t + 1 < len[r] ? ids[(size_t)r * T + t + 1] : -1;
             }
-        lethe_batch b = {Bm, T, tok, tg};
+        lethe_batch b = {Bm, T, tok, tg, NULL, NULL};
         model_forward(&m, &b, bs, bn, NULL);
         for (int i = 0; i < Bm && r0 + i < N; i++) {
             s[r0 + i] = bs[i];
