@@ -19,8 +19,8 @@
 
 /* One evaluated row. */
 typedef struct {
-    int64_t id;            /* sample id */
-    double kl, nll, n;     /* KL summed over the row's positions, NLL per token, positions */
+    int64_t id;        /* sample id */
+    double kl, nll, n; /* KL summed over the row's positions, NLL per token, positions */
 } markov_row;
 
 /* The context of a position whose current token is `token`: the state itself (0..S-1),

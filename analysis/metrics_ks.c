@@ -93,6 +93,21 @@ static void xsum_add(xsum *a, double v, long e)
     }
 }
 
+/* p and ln p from the exit-probability sum. */
+static void xsum_result(const xsum *sum, double *p, double *log_p)
+{
+    if (sum->s == 0.0) { /* every path stays inside: only possible if h > n1 n2 */
+        *p = 0.0;
+        *log_p = -INFINITY;
+        return;
+    }
+    double lp = log(sum->s) + (double)sum->xs * LN2;
+    if (lp > 0.0) lp = 0.0; /* rounding above 1 */
+    *log_p = lp;
+    double pv = (sum->xs < -1100) ? 0.0 : ldexp(sum->s, (int)sum->xs);
+    *p = pv > 1.0 ? 1.0 : pv;
+}
+
 /* The exact two-sided null distribution.
  *
  * Lattice: (i, j) = numbers of sample-1 and sample-2 values among the smallest i + j of
@@ -193,16 +208,7 @@ int metrics_ks_exact_sf(double *p, double *log_p, int64_t n1, int64_t n2, int64_
     free(gb);
     free(inv);
 
-    if (sum.s == 0.0) { /* every path stays inside: only possible if h > n1 n2 */
-        *p = 0.0;
-        *log_p = -INFINITY;
-        return METRICS_OK;
-    }
-    double lp = log(sum.s) + (double)sum.xs * LN2;
-    if (lp > 0.0) lp = 0.0; /* rounding above 1 */
-    *log_p = lp;
-    double pv = (sum.xs < -1100) ? 0.0 : ldexp(sum.s, (int)sum.xs);
-    *p = pv > 1.0 ? 1.0 : pv;
+    xsum_result(&sum, p, log_p);
     return METRICS_OK;
 }
 

@@ -36,17 +36,16 @@ int results_open(results_writer *w, const char *path, char *err, size_t errlen)
 
 static int write_column(hid_t g, int64_t rows, const results_column *c)
 {
-    hid_t file = c->type == RESULTS_F64 ? H5T_IEEE_F64LE
+    hid_t file = c->type == RESULTS_F64   ? H5T_IEEE_F64LE
                  : c->type == RESULTS_I64 ? H5T_STD_I64LE
                                           : H5T_STD_I32LE;
-    hid_t mem = c->type == RESULTS_F64 ? H5T_NATIVE_DOUBLE
+    hid_t mem = c->type == RESULTS_F64   ? H5T_NATIVE_DOUBLE
                 : c->type == RESULTS_I64 ? H5T_NATIVE_INT64
                                          : H5T_NATIVE_INT32;
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)c->cols};
     hid_t sp = H5Screate_simple(c->cols > 0 ? 2 : 1, dims, NULL);
     hid_t d = H5Dcreate2(g, c->name, file, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = d >= 0 &&
-             (rows == 0 || H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->data) >= 0);
+    int ok = d >= 0 && (rows == 0 || H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->data) >= 0);
     if (d >= 0) H5Dclose(d);
     H5Sclose(sp);
     return ok;

@@ -122,8 +122,8 @@ static void run_steps(lethe_session *S, int W, int K, bench_times *bt)
  * cool-down (the bubble) and lighter stages waiting for the heaviest one. The
  * heaviest stage never waits for a slower one, so its waits are the bubble; the
  * spread of compute between ranks is the imbalance. Collective over the world. */
-static void busiest_rank(const lethe_session *S, bench_times *bt, int K, double *busy,
-                         double *wait, double *imbalance)
+static void busiest_rank(const lethe_session *S, bench_times *bt, int K, double *busy, double *wait,
+                         double *imbalance)
 {
     double own[2] = {median(bt->mine, K), median(bt->mine + K, K)};
     double *all = lethe_malloc(sizeof(double) * 2 * (size_t)S->grid.size, "bench");
@@ -167,9 +167,9 @@ static void write_line(const lethe_session *S, const bench_figures *f)
              "\"bubble_analytic\":%.3f,\"bytes_sent_per_step\":%.0f,"
              "\"bytes_analytic_per_step\":%.0f}",
              S->grid.size, c->layout.dp, c->layout.pp, c->layout.tp, c->layout.micro_batches,
-             c->threads, core, (long long)model_num_params(&c->model), B, T, K, peak, ms * 1e3,
-             tps, gf, 100.0 * gf / (peak * S->grid.size), f->busy * 1e3, f->comm * 1e3,
-             f->wait * 1e3, f->imbalance * 1e3, (P - 1) / (Mb + P - 1), f->sent, f->analytic);
+             c->threads, core, (long long)model_num_params(&c->model), B, T, K, peak, ms * 1e3, tps,
+             gf, 100.0 * gf / (peak * S->grid.size), f->busy * 1e3, f->comm * 1e3, f->wait * 1e3,
+             f->imbalance * 1e3, (P - 1) / (Mb + P - 1), f->sent, f->analytic);
     printf("%s\n", line);
     char path[1100];
     session_path(S, "bench.jsonl", path, sizeof path);

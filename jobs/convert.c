@@ -343,8 +343,10 @@ static int parse_args(cv_args *c, int argc, char **argv, char *err, size_t len)
             snprintf(err, len, "convert: more than %d arguments", MAX_ARGS);
             return -1;
         }
-        if (set_pair) c->rest[c->nrest++] = argv[i++];
-        else if (a[0] != '-') c->have_config = 1;
+        if (set_pair)
+            c->rest[c->nrest++] = argv[i++];
+        else if (a[0] != '-')
+            c->have_config = 1;
         c->rest[c->nrest++] = argv[i];
     }
     return 0;

@@ -7,7 +7,8 @@
  * recall, truth ratio, model utility (harmonic mean of nine values), forget
  * quality (KS p-value against the reference model's forget-set truth ratios,
  * read from its eval.h5), MUSE-style VerbMem, KnowMem and PrivLeak. Writes
- * eval.h5 (per sample) and summary.json (aggregates, digests, reference). A
+ * eval.h5 (per sample) and summary.json (aggregates, digests, reference) through
+ * io/results.h, the one writer of evaluation results. A
  * missing reference is reported in summary.errors and the metrics that need it
  * are null; everything else is still written. */
 #include <math.h>
@@ -139,8 +140,8 @@ static double *read_ref(const char *rpath, const char *split, const char *col, i
  * the forget set's truth ratios, paraphrased and trained wording), the forget-
  * probability gap and the reference's membership AUC. A missing reference or column
  * goes to errs. */
-static void reference_figures(const lethe_eval_config *E, const split_plan *P,
-                              const split_eval *ev, eval_figures *F, cJSON *errs)
+static void reference_figures(const lethe_eval_config *E, const split_plan *P, const split_eval *ev,
+                              eval_figures *F, cJSON *errs)
 {
     const split_eval *f = &ev[F->fi];
     char rpath[1100], e2[1024] = "";
@@ -213,7 +214,8 @@ static cJSON *eval_summary(const lethe_config *c, const char *digest, const spli
     F->mu = model_utility(mu_vals, nmu, errs);
     cJSON_AddItemToObject(sum, "model_utility", results_number(F->mu));
     int fi = F->fi, hi = F->hi;
-    if (fi >= 0 && hi >= 0 && metrics_roc_auc(&F->auc, ev[fi].mink, ev[fi].n, ev[hi].mink, ev[hi].n))
+    if (fi >= 0 && hi >= 0 &&
+        metrics_roc_auc(&F->auc, ev[fi].mink, ev[fi].n, ev[hi].mink, ev[hi].n))
         F->auc = NAN;
     if (E->reference[0] && fi >= 0 && ev[fi].has_cand)
         reference_figures(E, P, ev, F, errs);
@@ -337,8 +339,8 @@ int job_eval(int argc, char **argv)
     double t0 = MPI_Wtime();
     split_eval ev[MAX_SPLITS];
     for (int i = 0; i < P.n; i++) {
-        eval_split(&S, &gen, tk, P.names[i], c->eval.max_rows,
-                   c->eval.generate && P.roles[i] != 3, &ev[i]);
+        eval_split(&S, &gen, tk, P.names[i], c->eval.max_rows, c->eval.generate && P.roles[i] != 3,
+                   &ev[i]);
         if (S.grid.rank == 0)
             printf("lethe eval: %-18s %5lld rows  (%.1f s)\n", P.names[i], (long long)ev[i].n,
                    MPI_Wtime() - t0);

@@ -7,16 +7,16 @@
  * at each position is compared with the true one (the initial distribution after
  * BOS, row s of the chain's matrix after state s):
  *     KL_t = sum_j p_j log p_j - sum_j p_j log q_j
- * over the S state tokens; mass the model puts on other tokens is not renormalised
- * away, so it counts as error. The cross term comes from the model's own
- * vocab-parallel cross-entropy with the true distributions as soft targets, so it
- * works under any tp x pp layout and the logits are never gathered. Rows are
- * spread over the dp replicas. Also per row: token-mean NLL of the sequence and its
- * probability exp(-NLL).
+ * over the S state tokens (the math: analysis/markov_kl.h); mass the model puts on
+ * other tokens is not renormalised away, so it counts as error. The cross term comes
+ * from the model's own vocab-parallel cross-entropy with the true distributions as
+ * soft targets, so it works under any tp x pp layout and the logits are never
+ * gathered. Rows are spread over the dp replicas. Also per row: token-mean NLL of the
+ * sequence and its probability exp(-NLL).
  *
- * Writes eval.h5 (per split: sample_id, kl, nll, prob) and summary.json: splits
- * retain_chain, forget_chain1, forget_chain2 and forget_chains (both forget chains
- * pooled), roles (forget: forget_chains, retain: retain_chain), and
+ * Writes, through io/results.h, eval.h5 (per split: sample_id, kl, nll, prob) and
+ * summary.json: splits retain_chain, forget_chain1, forget_chain2 and forget_chains
+ * (both forget chains pooled), roles (forget: forget_chains, retain: retain_chain), and
  * markov.{kl_retain, kl_forget1, kl_forget2} (token-mean KL). TOFU's forget quality
  * and model utility have no meaning here: null, with a note in errors. */
 #include <hdf5.h>
@@ -107,8 +107,8 @@ static void read_chains(lethe_session *S, double *P, double *init)
  * on the last stage, its log-probabilities over this rank's vocabulary shard as the
  * row's soft targets (soft (Br, T, v_l), from lq (S + 1, v_l)). Returns a token that is
  * neither a state nor BOS, or -1. */
-static int fill_truth(const lethe_batch *b, const double *Pc, const double *initc,
-                      const float *lq, int v_l, float *soft, double *ne)
+static int fill_truth(const lethe_batch *b, const double *Pc, const double *initc, const float *lq,
+                      int v_l, float *soft, double *ne)
 {
     int bad = -1, T = b->T;
     for (int i = 0; i < b->B; i++) {
@@ -177,15 +177,16 @@ static int64_t eval_chain(lethe_session *S, int c, const double *P, const double
         m->soft_seq = NULL;
         for (int i = 0; i < lb->n; i++) {
             double n = n_hard[i] > 0 ? n_hard[i] : 1.0;
-            mine[nmine++] = (markov_row){lb->rows.sample_id[i], ne[i] - s_soft[i], -s_hard[i] / n, n_hard[i]};
+            mine[nmine++] =
+                (markov_row){lb->rows.sample_id[i], ne[i] - s_soft[i], -s_hard[i] / n, n_hard[i]};
         }
     }
     free(ne);
     loader_close(ld);
     /* every replica's rows, to every rank */
     int64_t n;
-    markov_row *res = job_allgather_sorted(mine, nmine, sizeof(markov_row), S->grid.dp_comm,
-                                           cmp_row, &n);
+    markov_row *res =
+        job_allgather_sorted(mine, nmine, sizeof(markov_row), S->grid.dp_comm, cmp_row, &n);
     if (E->max_rows > 0 && n > E->max_rows) n = E->max_rows; /* the first rows by sample id */
     free(mine);
     free(lq);
@@ -222,8 +223,7 @@ static void write_h5(const char *path, markov_row *const *res, const int64_t *n)
                                        {"kl", RESULTS_F64, kl, 0},
                                        {"nll", RESULTS_F64, nll, 0},
                                        {"prob", RESULTS_F64, prob, 0}};
-        if (results_split(&w, SPLIT_KEY[c], n[c], cols, 4, err, sizeof err))
-            lethe_fatal("%s", err);
+        if (results_split(&w, SPLIT_KEY[c], n[c], cols, 4, err, sizeof err)) lethe_fatal("%s", err);
         free(ids);
         free(kl);
         free(nll);
@@ -285,9 +285,9 @@ static cJSON *markov_summary(const lethe_config *c, const char *digest, const in
     cJSON_AddItemToObject(mk, "kl_forget2", results_number(kl[2]));
     cJSON_AddItemToObject(mk, "kl_forget", results_number(kl[3]));
     cJSON *errs = cJSON_AddArrayToObject(sum, "errors");
-    cJSON_AddItemToArray(errs, cJSON_CreateString(
-                                   "forget_quality, model_utility: TOFU metrics, not defined "
-                                   "on Markov chains (see markov.kl_*)"));
+    cJSON_AddItemToArray(
+        errs, cJSON_CreateString("forget_quality, model_utility: TOFU metrics, not defined "
+                                 "on Markov chains (see markov.kl_*)"));
     return sum;
 }
 

@@ -1,4 +1,5 @@
-/* jobs/evaluate.c — one split through the sharded model, gathered in file order. */
+/* jobs/evaluate.c — one split through the sharded model, gathered to world rank 0 in file
+ * order; its aggregates (DESIGN §6); and the reader of a reference folder's eval.h5. */
 #include "evaluate.h"
 
 #include <math.h>
@@ -63,17 +64,17 @@ static double rouge_of(const tokenizer *tk, const int32_t *cand, int nc, const i
  * NLLs, the generation's length (int32) and cap ids. */
 typedef struct {
     int Br, T, K, cap, has_cand;
-    int64_t N;      /* rows evaluated (max_rows applied) */
-    size_t rowb;    /* bytes of a packed row */
-    char *mine;     /* (N + 1) packed rows */
+    int64_t N;   /* rows evaluated (max_rows applied) */
+    size_t rowb; /* bytes of a packed row */
+    char *mine;  /* (N + 1) packed rows */
     int nmine;
-    lethe_batch b;  /* (Br, T) */
+    lethe_batch b;             /* (Br, T) */
     double *s, *cnt, *sp, *cp; /* (Br) answer and paraphrase log-likelihood sums, counts */
-    double *pert;   /* (K, Br) perturbed token-mean NLLs */
-    float *tlp;     /* (Br, T) per-token log-probs of the answer */
-    double *lp;     /* (T) the answer tokens' log-probs of one row */
-    int32_t *gout;  /* (cap) one row's generation */
-    int *prompt, *gint; /* (T), (cap) */
+    double *pert;              /* (K, Br) perturbed token-mean NLLs */
+    float *tlp;                /* (Br, T) per-token log-probs of the answer */
+    double *lp;                /* (T) the answer tokens' log-probs of one row */
+    int32_t *gout;             /* (cap) one row's generation */
+    int *prompt, *gint;        /* (T), (cap) */
 } split_run;
 
 static void run_open(split_run *R, const lethe_session *S, const dataset_info *info, int max_rows)
@@ -86,7 +87,8 @@ static void run_open(split_run *R, const lethe_session *S, const dataset_info *i
     R->cap = S->cfg.eval.max_new_tokens > 0 ? S->cfg.eval.max_new_tokens : T;
     R->N = info->n;
     if (max_rows > 0 && max_rows < R->N) R->N = max_rows;
-    R->rowb = sizeof(row_key) + sizeof(double) * (NV + (size_t)R->K) + sizeof(int32_t) * (1 + R->cap);
+    R->rowb =
+        sizeof(row_key) + sizeof(double) * (NV + (size_t)R->K) + sizeof(int32_t) * (1 + R->cap);
     R->mine = lethe_malloc(R->rowb * (size_t)(R->N + 1), "evaluation rows");
     R->nmine = 0;
     R->b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
@@ -105,8 +107,8 @@ static void run_open(split_run *R, const lethe_session *S, const dataset_info *i
 
 static void run_close(split_run *R)
 {
-    void *p[] = {R->mine, R->b.tokens, R->b.targets, R->s, R->cnt, R->sp, R->cp, R->pert,
-                 R->tlp, R->lp, R->gout, R->prompt, R->gint};
+    void *p[] = {R->mine, R->b.tokens, R->b.targets, R->s,    R->cnt,    R->sp,  R->cp,
+                 R->pert, R->tlp,      R->lp,        R->gout, R->prompt, R->gint};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
 }
 

@@ -123,8 +123,8 @@ static int parse_input(prep_args *a, char *spec, char *err, size_t len)
 /* One flag of argv at *i: its name ("--flag", into name) and its value (--flag=value or
  * --flag value, advancing *i; NULL for the switches --truncate and --strict). Returns 1
  * for --help, 0, or -1 with one line in err. */
-static int next_flag(int argc, char **argv, int *i, char *name, size_t nlen, char **val,
-                     char *err, size_t len)
+static int next_flag(int argc, char **argv, int *i, char *name, size_t nlen, char **val, char *err,
+                     size_t len)
 {
     char *arg = argv[*i];
     *val = NULL;

@@ -100,8 +100,8 @@ int main(void)
     markov_row empty = {0, 0, 1.0, 0};
     check(isnan(markov_row_kl(&empty)), "KL of a row without positions", markov_row_kl(&empty),
           NAN);
-    check(markov_aggregate(&empty, 1, &kl, &prob) == 0 && isnan(kl), "token-mean KL without positions",
-          kl, NAN);
+    check(markov_aggregate(&empty, 1, &kl, &prob) == 0 && isnan(kl),
+          "token-mean KL without positions", kl, NAN);
     printf("metrics.markov_kl: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
