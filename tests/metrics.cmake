@@ -10,7 +10,8 @@
 #                   enumeration and big-integer path counting, Kolmogorov in 60-digit
 #                   decimal, ROUGE-L as rouge_score tokenizes. Criteria in metrics_ref.py.
 # A missing python3 or numpy is a failure, not a skip.
-lethe_test_exe(test_metrics ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics.c)
+lethe_test_exe(test_metrics ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics_ks.c)
 lethe_test(NAME metrics.unit COMMAND test_metrics LABELS "metrics")
 lethe_test(NAME metrics.python
   COMMAND ${LETHE_TORCH_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/metrics_ref.py
