@@ -1,4 +1,6 @@
-/* analysis/metrics.h — the pure metric functions of lethe's evaluation (DESIGN §6).
+/* analysis/metrics.h — the pure metric functions of lethe's evaluation (DESIGN §6),
+ * one header for three files: metrics_text.c (ROUGE-L), metrics_ks.c (the KS test) and
+ * metrics.c (AUC, PrivLeak, means, truth ratios, probabilities, Min-K%).
  *
  * Contract: no MPI, no I/O, no global state; every function is reentrant. Inputs are
  * never modified. Each function returns METRICS_OK (0) or a negative metrics_status
@@ -107,7 +109,7 @@ int metrics_ks_2samp(metrics_ks *out, const double *x1, int64_t n1, const double
  * at n1 = n2 = 3000 and under a second at 10000 x 10000 with D near 1 (the worst case).
  * Method: a first-passage decomposition that sums only positive terms (no 1 - x
  * cancellation), with each term's hypergeometric weight carried as mantissa and
- * binary exponent; see metrics.c. Requires n1, n2 < 2^31. */
+ * binary exponent; see metrics_ks.c. Requires n1, n2 < 2^31. */
 int metrics_ks_exact_sf(double *p, double *log_p, int64_t n1, int64_t n2, int64_t h);
 
 /* Kolmogorov's limiting survival function Q(x) = 2 sum_{k>=1} (-1)^(k-1) exp(-2 k^2 x^2)

@@ -80,9 +80,10 @@ static int is_key_column(const char *k)
     return strcmp(k, "method") && strcmp(k, "split") && strcmp(k, "seed");
 }
 
-void rp_group_runs(ctx_t *c)
+/* The label columns (every label but method, split and seed) in name order, and which of them every
+ * run shares. */
+static void label_columns(ctx_t *c)
 {
-    /* label columns */
     for (int i = 0; i < c->nruns; i++)
         for (int j = 0; j < c->runs[i].lab.n; j++) {
             const char *k = c->runs[i].lab.v[j].key;
@@ -102,8 +103,12 @@ void rp_group_runs(ctx_t *c)
             if (!v || !v0 || rp_lv_cmp(v, v0)) c->hp_const[h] = 0;
         }
     }
+}
 
-    /* settings; duplicates are refused */
+/* Runs into settings (equal labels but the seed); two runs of one setting with one seed are
+ * refused. */
+static void group_settings(ctx_t *c)
+{
     for (int i = 0; i < c->nruns; i++) {
         run_t *r = &c->runs[i];
         int j = 0;
@@ -128,8 +133,12 @@ void rp_group_runs(ctx_t *c)
     }
     for (int j = 0; j < c->nrows; j++)
         rp_sort_idx(c, c->rows[j].runs, c->rows[j].nruns, run_seed_cmp);
+}
 
-    /* curves onto settings */
+/* Each relearn curve onto the setting whose labels it holds the most of (or none); duplicate curves
+ * are refused. */
+static void attach_curves(ctx_t *c)
+{
     for (int i = 0; i < c->ncurves; i++) {
         curve_t *cv = &c->curves[i];
         for (int k = 0; k < i; k++)
@@ -147,8 +156,11 @@ void rp_group_runs(ctx_t *c)
         }
         if (cv->row < 0) c->nunmatched++;
     }
+}
 
-    /* aggregates */
+/* Per setting: mean, sample sd and count of every metric and of the per-chain KL. */
+static void aggregate_rows(ctx_t *c)
+{
     for (int j = 0; j < c->nrows; j++) {
         row_t *w = &c->rows[j];
         int nv = w->nruns > c->ncurves ? w->nruns : c->ncurves;
@@ -170,6 +182,14 @@ void rp_group_runs(ctx_t *c)
             stats(v, k, &w->kl_mean[q], &w->kl_sd[q], &w->kl_cnt[q]);
         }
     }
+}
+
+void rp_group_runs(ctx_t *c)
+{
+    label_columns(c);
+    group_settings(c);
+    attach_curves(c);
+    aggregate_rows(c);
     c->order = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
     for (int j = 0; j < c->nrows; j++) c->order[j] = j;
     rp_sort_idx(c, c->order, c->nrows, row_cmp);

@@ -251,9 +251,9 @@ static void md_table(ctx_t *c, FILE *f, const int *rows, int n)
     }
 }
 
-void rp_write_results_md(ctx_t *c)
+/* results.md: the title, the counts and the labels every run shares. */
+static void md_intro(ctx_t *c, FILE *f)
 {
-    FILE *f = rp_out_open(c, "results.md");
     fprintf(f, "# lethe report: %s\n\n", c->dir);
     fprintf(f, "%d evaluated run%s in %d setting%s; %d relearn curve%s; %d bench line%s%s.\n\n",
             c->nruns, c->nruns == 1 ? "" : "s", c->nrows, c->nrows == 1 ? "" : "s", c->ncurves,
@@ -270,6 +270,11 @@ void rp_write_results_md(ctx_t *c)
             md_text(f, b);
         }
     if (shared) fputs(".\n\n", f);
+}
+
+/* results.md: every setting, and the best setting per method by the selection rule. */
+static void md_settings(ctx_t *c, FILE *f)
+{
     if (c->nrows) {
         fprintf(f,
                 "Each row is a setting (method, split and the other labels but the seed). A "
@@ -303,6 +308,11 @@ void rp_write_results_md(ctx_t *c)
         else
             fputs("No setting has a forget quality.\n", f);
     }
+}
+
+/* results.md: the per-chain KL of Markov-chain runs, if any. */
+static void md_markov(ctx_t *c, FILE *f)
+{
     int nk = 0;
     for (int j = 0; j < c->nrows; j++) nk += c->rows[j].kl_cnt[0] > 0;
     if (nk) {
@@ -324,6 +334,11 @@ void rp_write_results_md(ctx_t *c)
             fputc('\n', f);
         }
     }
+}
+
+/* results.md: relearn curves that match no evaluated setting. */
+static void md_unmatched(ctx_t *c, FILE *f)
+{
     if (c->nunmatched) {
         fputs("\n## Relearn curves without an evaluated setting\n\nNo evaluated setting has "
               "all its labels (but the seed) among theirs; they are plotted but not in the "
@@ -336,6 +351,11 @@ void rp_write_results_md(ctx_t *c)
                 fputs("`\n", f);
             }
     }
+}
+
+/* results.md: every evaluation error, by setting. */
+static void md_errors(ctx_t *c, FILE *f)
+{
     int nerr = 0;
     for (int i = 0; i < c->nruns; i++) nerr += c->runs[i].nerr;
     if (nerr) {
@@ -356,11 +376,27 @@ void rp_write_results_md(ctx_t *c)
             }
         }
     }
+}
+
+/* results.md: the plots drawn, and why fq_vs_mu.png is not. */
+static void md_plots(ctx_t *c, FILE *f)
+{
     if (c->npng || c->no_fq_plot) {
         fputs("\n## Plots\n\n", f);
         if (c->no_fq_plot) fprintf(f, "fq_vs_mu.png is not drawn: %s.\n\n", c->no_fq_plot);
         for (int i = 0; i < c->npng; i++) fprintf(f, "![%s](%s)\n\n", c->png[i], c->png[i]);
     }
+}
+
+void rp_write_results_md(ctx_t *c)
+{
+    FILE *f = rp_out_open(c, "results.md");
+    md_intro(c, f);
+    md_settings(c, f);
+    md_markov(c, f);
+    md_unmatched(c, f);
+    md_errors(c, f);
+    md_plots(c, f);
     rp_out_close(c, "results.md");
 }
 

@@ -78,100 +78,141 @@ static double analytic_bytes(const lethe_session *S)
     return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->w.params.total + tied) + 8.0 * fnr;
 }
 
+/* Per timed step (K of them): the slowest rank's step, collective and point-to-point
+ * seconds and the bytes this rank sent; this rank's own compute (mine[0..K)) and
+ * point-to-point waits (mine[K..2K)). */
+typedef struct {
+    double *tstep, *tcomm, *tp2p, *bytes, *mine;
+} bench_times;
+
+/* W untimed and K timed training steps on the synthetic stream. */
+static void run_steps(lethe_session *S, int W, int K, bench_times *bt)
+{
+    const lethe_config *c = &S->cfg;
+    int T = c->train.seq_len, Br = c->train.batch_size / c->layout.dp;
+    synth_stream src = {c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
+                        c->data.min_len};
+    lethe_batch b = {Br,
+                     T,
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                     NULL,
+                     NULL};
+    for (int step = 0; step < W + K; step++) {
+        synth_stream_batch(&src, step, (int64_t)S->grid.dp_rank * Br, Br, T, b.tokens, b.targets);
+        nll_objective_ctx ctx = {1.0 / model_count_targets(&S->model, &b)};
+        lethe_objective obj = {nll_objective_seq, &ctx};
+        MPI_CHECK(MPI_Barrier(S->grid.world));
+        comm_stats_reset();
+        step_stats st;
+        model_train_step(&S->model, &b, &obj, &c->optim, &S->fault.nan, step, W + K, &st);
+        double v[3] = {st.seconds, lethe_comm_stats.seconds, lethe_comm_stats.p2p_seconds};
+        if (step >= W) { /* this rank's own compute and point-to-point waits */
+            bt->mine[step - W] = v[0] - v[1] - v[2];
+            bt->mine[K + step - W] = v[2];
+        }
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_MAX, S->grid.world));
+        if (step >= W) {
+            bt->tstep[step - W] = v[0];
+            bt->tcomm[step - W] = v[1];
+            bt->tp2p[step - W] = v[2];
+            bt->bytes[step - W] = lethe_comm_stats.bytes;
+        }
+    }
+    free(b.tokens);
+    free(b.targets);
+}
+
+/* Waiting in point-to-point calls mixes two causes: the schedule's warm-up and
+ * cool-down (the bubble) and lighter stages waiting for the heaviest one. The
+ * heaviest stage never waits for a slower one, so its waits are the bubble; the
+ * spread of compute between ranks is the imbalance. Collective over the world. */
+static void busiest_rank(const lethe_session *S, bench_times *bt, int K, double *busy, double *wait,
+                         double *imbalance)
+{
+    double own[2] = {median(bt->mine, K), median(bt->mine + K, K)};
+    double *all = lethe_malloc(sizeof(double) * 2 * (size_t)S->grid.size, "bench");
+    MPI_CHECK(MPI_Allgather(own, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, S->grid.world));
+    int heavy = 0;
+    double lightest = all[0];
+    for (int r = 1; r < S->grid.size; r++) {
+        if (all[2 * r] > all[2 * heavy]) heavy = r;
+        if (all[2 * r] < lightest) lightest = all[2 * r];
+    }
+    *busy = all[2 * heavy];
+    *wait = all[2 * heavy + 1];
+    *imbalance = *busy - lightest;
+    free(all);
+}
+
+/* The figures of the JSON line: sgemm peak (GFLOP/s), times (seconds) and bytes sent
+ * per step (the most of any rank, measured and analytic). */
+typedef struct {
+    double peak, step, comm, busy, wait, imbalance, sent, analytic;
+} bench_figures;
+
+/* Rank 0: the JSON line, printed and appended to bench.jsonl. */
+static void write_line(const lethe_session *S, const bench_figures *f)
+{
+    const lethe_config *c = &S->cfg;
+    int B = c->train.batch_size, T = c->train.seq_len, K = c->bench.steps;
+    double peak = f->peak, ms = f->step;
+    double tps = (double)B * T / ms, gf = tps * model_flops_per_token(&c->model, T) * 1e-9;
+    double P = c->layout.pp, Mb = c->layout.micro_batches;
+    char core[128];
+    blas_core_string(core, sizeof core);
+    char line[2048];
+    snprintf(line, sizeof line,
+             "{\"job\":\"bench\",\"ranks\":%d,\"dp\":%d,\"pp\":%d,\"tp\":%d,"
+             "\"micro_batches\":%d,\"threads\":%d,\"blas_core\":\"%s\",\"params\":%lld,"
+             "\"batch\":%d,\"seq_len\":%d,\"steps\":%d,\"sgemm_gflops\":%.1f,"
+             "\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"model_gflops\":%.2f,"
+             "\"pct_sgemm_peak\":%.1f,\"compute_ms\":%.3f,\"comm_ms\":%.3f,\"bubble_ms\":%.3f,"
+             "\"imbalance_ms\":%.3f,"
+             "\"bubble_analytic\":%.3f,\"bytes_sent_per_step\":%.0f,"
+             "\"bytes_analytic_per_step\":%.0f}",
+             S->grid.size, c->layout.dp, c->layout.pp, c->layout.tp, c->layout.micro_batches,
+             c->threads, core, (long long)model_num_params(&c->model), B, T, K, peak, ms * 1e3, tps,
+             gf, 100.0 * gf / (peak * S->grid.size), f->busy * 1e3, f->comm * 1e3, f->wait * 1e3,
+             f->imbalance * 1e3, (P - 1) / (Mb + P - 1), f->sent, f->analytic);
+    printf("%s\n", line);
+    char path[1100];
+    session_path(S, "bench.jsonl", path, sizeof path);
+    FILE *fp = fopen(path, "a");
+    if (!fp || fprintf(fp, "%s\n", line) < 0 || fclose(fp))
+        lethe_fatal("cannot append to '%s'", path);
+}
+
 int job_bench(int argc, char **argv)
 {
     lethe_session S;
     session_open(&S, "bench", argc, argv);
     session_build_model(&S, S.cfg.train.batch_size, S.cfg.train.seq_len);
     session_output(&S);
-    const lethe_config *c = &S.cfg;
-    int B = c->train.batch_size, T = c->train.seq_len, Br = B / c->layout.dp;
-    int W = c->bench.warmup, K = c->bench.steps;
+    int W = S.cfg.bench.warmup, K = S.cfg.bench.steps;
     double peak = sgemm_peak_gflops(1024, 5);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &peak, 1, MPI_DOUBLE, MPI_MIN, S.grid.world));
-    synth_stream src = {c->data.seed, c->model.vocab_size, c->data.branching, c->data.prompt_len,
-                        c->data.min_len};
-    lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
-    double *tstep = lethe_calloc((size_t)K, sizeof(double), "bench"),
-           *tcomm = lethe_calloc((size_t)K, sizeof(double), "bench"),
-           *tp2p = lethe_calloc((size_t)K, sizeof(double), "bench"),
-           *bytes = lethe_calloc((size_t)K, sizeof(double), "bench"),
-           *mine = lethe_calloc(2 * (size_t)K, sizeof(double), "bench");
-    for (int step = 0; step < W + K; step++) {
-        synth_stream_batch(&src, step, (int64_t)S.grid.dp_rank * Br, Br, T, b.tokens, b.targets);
-        nll_objective_ctx ctx = {1.0 / model_count_targets(&S.model, &b)};
-        lethe_objective obj = {nll_objective_seq, &ctx};
-        MPI_CHECK(MPI_Barrier(S.grid.world));
-        comm_stats_reset();
-        step_stats st;
-        model_train_step(&S.model, &b, &obj, &c->optim, &S.fault.nan, step, W + K, &st);
-        double v[3] = {st.seconds, lethe_comm_stats.seconds, lethe_comm_stats.p2p_seconds};
-        if (step >= W) { /* this rank's own compute and point-to-point waits */
-            mine[step - W] = v[0] - v[1] - v[2];
-            mine[K + step - W] = v[2];
-        }
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_MAX, S.grid.world));
-        if (step >= W) {
-            tstep[step - W] = v[0];
-            tcomm[step - W] = v[1];
-            tp2p[step - W] = v[2];
-            bytes[step - W] = lethe_comm_stats.bytes;
-        }
-    }
-    double ms = median(tstep, K), comm = median(tcomm, K);
-    /* Waiting in point-to-point calls mixes two causes: the schedule's warm-up and
-     * cool-down (the bubble) and lighter stages waiting for the heaviest one. The
-     * heaviest stage never waits for a slower one, so its waits are the bubble;
-     * the spread of compute between ranks is the imbalance. */
-    double own[2] = {median(mine, K), median(mine + K, K)};
-    double *all = lethe_malloc(sizeof(double) * 2 * (size_t)S.grid.size, "bench");
-    MPI_CHECK(MPI_Allgather(own, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, S.grid.world));
-    int heavy = 0;
-    double lightest = all[0];
-    for (int r = 1; r < S.grid.size; r++) {
-        if (all[2 * r] > all[2 * heavy]) heavy = r;
-        if (all[2 * r] < lightest) lightest = all[2 * r];
-    }
-    double busy = all[2 * heavy], wait = all[2 * heavy + 1], imbalance = busy - lightest;
-    free(all);
-    double sent = median(bytes, K), ana = analytic_bytes(&S);
+    bench_times bt = {lethe_calloc((size_t)K, sizeof(double), "bench"),
+                      lethe_calloc((size_t)K, sizeof(double), "bench"),
+                      lethe_calloc((size_t)K, sizeof(double), "bench"),
+                      lethe_calloc((size_t)K, sizeof(double), "bench"),
+                      lethe_calloc(2 * (size_t)K, sizeof(double), "bench")};
+    run_steps(&S, W, K, &bt);
+    double ms = median(bt.tstep, K), comm = median(bt.tcomm, K), busy, wait, imbalance;
+    busiest_rank(&S, &bt, K, &busy, &wait, &imbalance);
+    double sent = median(bt.bytes, K), ana = analytic_bytes(&S);
     double maxsent = sent, maxana = ana;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &maxsent, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &maxana, 1, MPI_DOUBLE, MPI_MAX, S.grid.world));
     if (S.grid.rank == 0) {
-        double tps = (double)B * T / ms, gf = tps * model_flops_per_token(&c->model, T) * 1e-9;
-        double P = c->layout.pp, Mb = c->layout.micro_batches;
-        char core[128];
-        blas_core_string(core, sizeof core);
-        char line[2048];
-        snprintf(line, sizeof line,
-                 "{\"job\":\"bench\",\"ranks\":%d,\"dp\":%d,\"pp\":%d,\"tp\":%d,"
-                 "\"micro_batches\":%d,\"threads\":%d,\"blas_core\":\"%s\",\"params\":%lld,"
-                 "\"batch\":%d,\"seq_len\":%d,\"steps\":%d,\"sgemm_gflops\":%.1f,"
-                 "\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"model_gflops\":%.2f,"
-                 "\"pct_sgemm_peak\":%.1f,\"compute_ms\":%.3f,\"comm_ms\":%.3f,\"bubble_ms\":%.3f,"
-                 "\"imbalance_ms\":%.3f,"
-                 "\"bubble_analytic\":%.3f,\"bytes_sent_per_step\":%.0f,"
-                 "\"bytes_analytic_per_step\":%.0f}",
-                 S.grid.size, c->layout.dp, c->layout.pp, c->layout.tp, c->layout.micro_batches,
-                 c->threads, core, (long long)model_num_params(&c->model), B, T, K, peak,
-                 ms * 1e3, tps, gf, 100.0 * gf / (peak * S.grid.size), busy * 1e3, comm * 1e3,
-                 wait * 1e3, imbalance * 1e3, (P - 1) / (Mb + P - 1), maxsent, maxana);
-        printf("%s\n", line);
-        char path[1100];
-        session_path(&S, "bench.jsonl", path, sizeof path);
-        FILE *f = fopen(path, "a");
-        if (!f || fprintf(f, "%s\n", line) < 0 || fclose(f))
-            lethe_fatal("cannot append to '%s'", path);
+        bench_figures f = {peak, ms, comm, busy, wait, imbalance, maxsent, maxana};
+        write_line(&S, &f);
     }
-    free(b.tokens);
-    free(b.targets);
-    free(tstep);
-    free(tcomm);
-    free(tp2p);
-    free(bytes);
-    free(mine);
+    free(bt.tstep);
+    free(bt.tcomm);
+    free(bt.tp2p);
+    free(bt.bytes);
+    free(bt.mine);
     session_close(&S);
     return 0;
 }

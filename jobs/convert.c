@@ -283,99 +283,118 @@ static void export_safetensors(lethe_session *S, const char *from, const char *t
     free(shapes);
 }
 
+/* The command line: --from, --to, and what session_open takes (the config file and
+ * --set pairs). */
+typedef struct {
+    const char *from, *to;
+    char *rest[MAX_ARGS];
+    int nrest, have_config, help;
+} cv_args;
+
+/* --from PATH / --from=PATH and the same of --to at argv[*i] (advancing *i): 1 when it
+ * is one, 0 when not, -1 with err set. */
+static int path_flag(cv_args *c, int argc, char **argv, int *i, char *err, size_t len)
+{
+    const char *a = argv[*i], **slot = NULL, *val = NULL;
+    if (!strcmp(a, "--from") || !strcmp(a, "--to")) {
+        slot = a[2] == 'f' ? &c->from : &c->to;
+        if (*i + 1 >= argc) {
+            snprintf(err, len, "convert: %s needs a path", a);
+            return -1;
+        }
+        val = argv[++*i];
+    } else if (!strncmp(a, "--from=", 7)) {
+        slot = &c->from;
+        val = a + 7;
+    } else if (!strncmp(a, "--to=", 5)) {
+        slot = &c->to;
+        val = a + 5;
+    }
+    if (!slot) return 0;
+    if (*slot) {
+        snprintf(err, len, "convert: --%s given twice", slot == &c->from ? "from" : "to");
+        return -1;
+    }
+    *slot = val;
+    return 1;
+}
+
+/* Parses argv into c; 0, or -1 with one line in err. --set pairs go to session_open;
+ * any other option is refused here, before the checks of --from/--to, so a typo is
+ * named as such. */
+static int parse_args(cv_args *c, int argc, char **argv, char *err, size_t len)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            c->help = 1;
+            return 0;
+        }
+        int r = path_flag(c, argc, argv, &i, err, len);
+        if (r < 0) return -1;
+        if (r > 0) continue;
+        int set_pair = !strcmp(a, "--set") && i + 1 < argc;
+        if (!set_pair && a[0] == '-' && a[1] && strncmp(a, "--set=", 6) && strcmp(a, "--set")) {
+            snprintf(err, len, "convert: unknown option '%s' (see lethe convert --help)", a);
+            return -1;
+        }
+        if (c->nrest + 1 + set_pair > MAX_ARGS) {
+            snprintf(err, len, "convert: more than %d arguments", MAX_ARGS);
+            return -1;
+        }
+        if (set_pair)
+            c->rest[c->nrest++] = argv[i++];
+        else if (a[0] != '-')
+            c->have_config = 1;
+        c->rest[c->nrest++] = argv[i];
+    }
+    return 0;
+}
+
+/* A config and both paths, one .safetensors and one .h5: *import says which way. */
+static int check_args(const cv_args *c, int *import, char *err, size_t len)
+{
+    const char *usage = "(usage: lethe convert CONFIG.json --from PATH --to PATH [--set "
+                        "key=value ...])";
+    const char *from = c->from, *to = c->to;
+    if (!c->have_config) {
+        snprintf(err, len, "convert: no config file given %s", usage);
+        return -1;
+    }
+    if (!from || !to || !from[0] || !to[0]) {
+        snprintf(err, len, "convert: %s %s", !from || !from[0] ? "no --from" : "no --to", usage);
+        return -1;
+    }
+    int fs = ends_with(from, ".safetensors"), fh = ends_with(from, ".h5");
+    int ts = ends_with(to, ".safetensors"), th = ends_with(to, ".h5");
+    *import = fs && th;
+    if (!(*import || (fh && ts))) {
+        snprintf(err, len,
+                 "convert: --from '%s' --to '%s': expected a .safetensors file and a .h5 "
+                 "checkpoint, one each (the extensions choose the direction)",
+                 from, to);
+        return -1;
+    }
+    return 0;
+}
+
 int job_convert(int argc, char **argv)
 {
     int rank;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
-    const char *from = NULL, *to = NULL;
-    char *rest[MAX_ARGS];
-    int nrest = 0, ok = 1, have_config = 0;
+    cv_args args, *c = &args;
     char err[1024] = "";
-    for (int i = 0; i < argc && ok; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            if (rank == 0) job_convert_help(stdout);
-            return 0;
-        }
-        const char **slot = NULL;
-        const char *val = NULL;
-        if (!strcmp(a, "--from") || !strcmp(a, "--to")) {
-            slot = a[2] == 'f' ? &from : &to;
-            if (i + 1 >= argc) {
-                snprintf(err, sizeof err, "convert: %s needs a path", a);
-                ok = 0;
-                break;
-            }
-            val = argv[++i];
-        } else if (!strncmp(a, "--from=", 7)) {
-            slot = &from;
-            val = a + 7;
-        } else if (!strncmp(a, "--to=", 5)) {
-            slot = &to;
-            val = a + 5;
-        }
-        if (slot) {
-            if (*slot) {
-                snprintf(err, sizeof err, "convert: --%s given twice",
-                         slot == &from ? "from" : "to");
-                ok = 0;
-            }
-            *slot = val;
-            continue;
-        }
-        /* --set pairs go to session_open; any other option is refused here, before
-         * the checks of --from/--to, so a typo is named as such */
-        if (!strcmp(a, "--set") && i + 1 < argc) {
-            if (nrest + 2 > MAX_ARGS) {
-                snprintf(err, sizeof err, "convert: more than %d arguments", MAX_ARGS);
-                ok = 0;
-                break;
-            }
-            rest[nrest++] = argv[i];
-            rest[nrest++] = argv[++i];
-            continue;
-        }
-        if (a[0] == '-' && a[1] && strncmp(a, "--set=", 6) && strcmp(a, "--set")) {
-            snprintf(err, sizeof err, "convert: unknown option '%s' (see lethe convert --help)", a);
-            ok = 0;
-            break;
-        }
-        if (nrest == MAX_ARGS) {
-            snprintf(err, sizeof err, "convert: more than %d arguments", MAX_ARGS);
-            ok = 0;
-            break;
-        }
-        if (a[0] != '-') have_config = 1;
-        rest[nrest++] = argv[i];
+    int import = 0, ok = parse_args(c, argc, argv, err, sizeof err) == 0;
+    if (ok && c->help) {
+        if (rank == 0) job_convert_help(stdout);
+        return 0;
     }
-    const char *usage = "(usage: lethe convert CONFIG.json --from PATH --to PATH [--set "
-                        "key=value ...])";
-    if (ok && !have_config) {
-        snprintf(err, sizeof err, "convert: no config file given %s", usage);
-        ok = 0;
-    }
-    if (ok && (!from || !to || !from[0] || !to[0])) {
-        snprintf(err, sizeof err, "convert: %s %s", !from || !from[0] ? "no --from" : "no --to",
-                 usage);
-        ok = 0;
-    }
-    int import = 0;
-    if (ok) {
-        int fs = ends_with(from, ".safetensors"), fh = ends_with(from, ".h5");
-        int ts = ends_with(to, ".safetensors"), th = ends_with(to, ".h5");
-        import = fs && th;
-        if (!(import || (fh && ts))) {
-            snprintf(err, sizeof err,
-                     "convert: --from '%s' --to '%s': expected a .safetensors file and a .h5 "
-                     "checkpoint, one each (the extensions choose the direction)",
-                     from, to);
-            ok = 0;
-        }
-    }
+    ok = ok && check_args(c, &import, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
 
     lethe_session S;
-    session_open(&S, "convert", nrest, rest);
+    session_open(&S, "convert", c->nrest, c->rest);
     /* The parameter table is all convert needs; activations are sized for one token
      * and the weights are not initialised, as every piece is read from the input. */
     const lethe_layout_config *L = &S.cfg.layout;
@@ -388,9 +407,9 @@ int job_convert(int argc, char **argv)
     cv_tensor *mt;
     int n = model_tensors(&S.model.w.params, &S.grid, &mt);
     if (import)
-        import_safetensors(&S, from, to, mt, n);
+        import_safetensors(&S, c->from, c->to, mt, n);
     else
-        export_safetensors(&S, from, to, mt, n);
+        export_safetensors(&S, c->from, c->to, mt, n);
     free(mt);
     session_close(&S);
     return 0;

@@ -1,4 +1,5 @@
-/* jobs/evaluate.c — one split through the sharded model, gathered in file order. */
+/* jobs/evaluate.c — one split through the sharded model, gathered to world rank 0 in file
+ * order; its aggregates (DESIGN §6); and the reader of a reference folder's eval.h5. */
 #include "evaluate.h"
 
 #include <math.h>
@@ -40,8 +41,8 @@ static void targets_of(lethe_batch *b, int r0, int n, const int32_t *ids, const 
         }
 }
 
-static double rouge_of(const tokenizer *tk, const int32_t *cand, int nc, const int32_t *ref,
-                       int nr, double *f1)
+static double rouge_of(const tokenizer *tk, const int32_t *cand, int nc, const int32_t *ref, int nr,
+                       double *f1)
 {
     metrics_rouge r;
     int rc;
@@ -58,93 +59,127 @@ static double rouge_of(const tokenizer *tk, const int32_t *cand, int nc, const i
     return r.recall;
 }
 
-void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const char *split,
-                int max_rows, int generate, split_eval *out)
+/* One split's evaluation on this rank: sizes, the batch and its scratch, and the rows
+ * this replica packs for the gather. A packed row: row_key, NV doubles, K perturbed
+ * NLLs, the generation's length (int32) and cap ids. */
+typedef struct {
+    int Br, T, K, cap, has_cand;
+    int64_t N;   /* rows evaluated (max_rows applied) */
+    size_t rowb; /* bytes of a packed row */
+    char *mine;  /* (N + 1) packed rows */
+    int nmine;
+    lethe_batch b;             /* (Br, T) */
+    double *s, *cnt, *sp, *cp; /* (Br) answer and paraphrase log-likelihood sums, counts */
+    double *pert;              /* (K, Br) perturbed token-mean NLLs */
+    float *tlp;                /* (Br, T) per-token log-probs of the answer */
+    double *lp;                /* (T) the answer tokens' log-probs of one row */
+    int32_t *gout;             /* (cap) one row's generation */
+    int *prompt, *gint;        /* (T), (cap) */
+} split_run;
+
+static void run_open(split_run *R, const lethe_session *S, const dataset_info *info, int max_rows)
 {
-    const tokenizer *tk = tokv;
-    lethe_model *m = &S->model;
-    const lethe_grid *g = &S->grid;
-    int Bg = S->cfg.eval.batch_size, Br = Bg / g->dp, T = m->shape.T;
-    loader *ld;
-    job_open_loader(S, &ld, split, Bg, 0, 0, 0, 1, 1);
-    const dataset_info *info = loader_info(ld);
-    int K = info->has_pert ? info->k : 0, has_cand = info->has_para && info->has_pert;
-    int cap = S->cfg.eval.max_new_tokens > 0 ? S->cfg.eval.max_new_tokens : T;
-    int64_t N = info->n;
-    if (max_rows > 0 && max_rows < N) N = max_rows;
-    size_t rowb = sizeof(row_key) + sizeof(double) * (NV + (size_t)K) + sizeof(int32_t) * (1 + cap);
-    char *mine = lethe_malloc(rowb * (size_t)(N + 1), "evaluation rows");
-    int nmine = 0;
-    lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
-    double *s = lethe_malloc(sizeof(double) * Br, "eval"), *cnt = lethe_malloc(sizeof(double) * Br, "eval");
-    double *sp = lethe_malloc(sizeof(double) * Br, "eval"), *cp = lethe_malloc(sizeof(double) * Br, "eval");
-    double *pert = lethe_malloc(sizeof(double) * (size_t)Br * (K + 1), "eval");
-    float *tlp = lethe_malloc(sizeof(float) * (size_t)Br * T, "eval");
-    double *lp = lethe_malloc(sizeof(double) * T, "eval");
-    int32_t *gout = lethe_malloc(sizeof(int32_t) * (size_t)cap, "eval");
-    int *prompt = lethe_malloc(sizeof(int) * T, "eval"), *gint = lethe_malloc(sizeof(int) * cap, "eval");
-    int contributes = g->pp_rank == 0 && g->tp_rank == 0;
-    char err[1024];
-    for (;;) {
-        loader_batch *lb;
-        int r = loader_next(ld, &lb, err, sizeof err);
-        lethe_check(g->world, r >= 0, 1, "%s", err);
-        if (r == 0 || lb->position >= N) break;
-        int n = lb->n;
-        const dataset_rows *R = &lb->rows;
-        targets_of(&b, 0, n, R->ids, R->lengths, R->answer_start, 1);
-        model_forward(m, &b, s, cnt, tlp);
-        if (has_cand) {
-            /* token-mean NLL of each candidate; counts come from the targets just built */
-            targets_of(&b, 0, n, R->para_ids, R->para_lengths, R->para_answer_start, 1);
-            model_forward(m, &b, sp, cp, NULL);
-            for (int i = 0; i < n; i++) sp[i] = cp[i] > 0 ? -sp[i] / cp[i] : NAN;
-            for (int j = 0; j < K; j++) {
-                targets_of(&b, 0, n, R->pert_ids + (size_t)j * T, R->pert_lengths + j,
-                           R->pert_answer_start + j, K);
-                double *pj = pert + (size_t)j * Br;
-                model_forward(m, &b, pj, cp, NULL);
-                for (int i = 0; i < n; i++) pj[i] = cp[i] > 0 ? -pj[i] / cp[i] : NAN;
-            }
-        }
-        for (int i = 0; i < n && lb->first + i < N; i++) {
-            const int32_t *ids = R->ids + (size_t)i * T;
-            int L = R->lengths[i], A = R->answer_start[i];
-            int nt = 0;
-            for (int t = 0; t < T; t++)
-                if (t + 1 < L && t + 1 >= A) lp[nt++] = tlp[(size_t)i * T + t];
-            double mk = NAN, rr = NAN, rf = NAN;
-            if (nt > 0 && metrics_min_k(&mk, lp, nt, S->cfg.eval.min_k)) mk = NAN;
-            int ng = 0;
-            if (generate && A > 0) {
-                for (int t = 0; t < A; t++) prompt[t] = ids[t];
-                int maxn = cap < T - A ? cap : T - A;
-                ng = gen_greedy(gen, prompt, A, maxn, (int)info->eos_id, gint);
-                for (int k2 = 0; k2 < ng; k2++) gout[k2] = gint[k2];
-                int ref_end = L;
-                if (L > A && ids[L - 1] == info->eos_id) ref_end = L - 1;
-                rr = rouge_of(tk, gout, ng, ids + A, ref_end - A, &rf);
-            }
-            if (!contributes) continue;
-            char *row = mine + rowb * (size_t)nmine++;
-            row_key key = {lb->first + i, R->sample_id[i]};
-            memcpy(row, &key, sizeof key);
-            double v[NV] = {cnt[i] > 0 ? -s[i] / cnt[i] : NAN, has_cand ? sp[i] : NAN, mk, rr, rf};
-            memcpy(row + sizeof key, v, sizeof v);
-            for (int j = 0; j < K; j++) {
-                double x = pert[(size_t)j * Br + i];
-                memcpy(row + sizeof key + sizeof v + sizeof(double) * j, &x, sizeof x);
-            }
-            int32_t gl = ng;
-            char *gp = row + sizeof key + sizeof v + sizeof(double) * K;
-            memcpy(gp, &gl, sizeof gl);
-            memcpy(gp + sizeof gl, gout, sizeof(int32_t) * ng);
-        }
+    int T = S->model.shape.T, Br = S->cfg.eval.batch_size / S->grid.dp;
+    R->Br = Br;
+    R->T = T;
+    R->K = info->has_pert ? info->k : 0;
+    R->has_cand = info->has_para && info->has_pert;
+    R->cap = S->cfg.eval.max_new_tokens > 0 ? S->cfg.eval.max_new_tokens : T;
+    R->N = info->n;
+    if (max_rows > 0 && max_rows < R->N) R->N = max_rows;
+    R->rowb =
+        sizeof(row_key) + sizeof(double) * (NV + (size_t)R->K) + sizeof(int32_t) * (1 + R->cap);
+    R->mine = lethe_malloc(R->rowb * (size_t)(R->N + 1), "evaluation rows");
+    R->nmine = 0;
+    R->b = (lethe_batch){Br,
+                         T,
+                         lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                         lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                         NULL,
+                         NULL};
+    R->s = lethe_malloc(sizeof(double) * Br, "eval");
+    R->cnt = lethe_malloc(sizeof(double) * Br, "eval");
+    R->sp = lethe_malloc(sizeof(double) * Br, "eval");
+    R->cp = lethe_malloc(sizeof(double) * Br, "eval");
+    R->pert = lethe_malloc(sizeof(double) * (size_t)Br * (R->K + 1), "eval");
+    R->tlp = lethe_malloc(sizeof(float) * (size_t)Br * T, "eval");
+    R->lp = lethe_malloc(sizeof(double) * T, "eval");
+    R->gout = lethe_malloc(sizeof(int32_t) * (size_t)R->cap, "eval");
+    R->prompt = lethe_malloc(sizeof(int) * T, "eval");
+    R->gint = lethe_malloc(sizeof(int) * R->cap, "eval");
+}
+
+static void run_close(split_run *R)
+{
+    void *p[] = {R->mine, R->b.tokens, R->b.targets, R->s,    R->cnt,    R->sp,  R->cp,
+                 R->pert, R->tlp,      R->lp,        R->gout, R->prompt, R->gint};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+}
+
+/* Token-mean NLL of each candidate of the batch's n rows: the paraphrase into sp, the
+ * perturbed answers into pert; counts come from the targets just built. */
+static void forward_candidates(lethe_model *m, split_run *R, const dataset_rows *rows, int n)
+{
+    lethe_batch *b = &R->b;
+    targets_of(b, 0, n, rows->para_ids, rows->para_lengths, rows->para_answer_start, 1);
+    model_forward(m, b, R->sp, R->cp, NULL);
+    for (int i = 0; i < n; i++) R->sp[i] = R->cp[i] > 0 ? -R->sp[i] / R->cp[i] : NAN;
+    for (int j = 0; j < R->K; j++) {
+        targets_of(b, 0, n, rows->pert_ids + (size_t)j * R->T, rows->pert_lengths + j,
+                   rows->pert_answer_start + j, R->K);
+        double *pj = R->pert + (size_t)j * R->Br;
+        model_forward(m, b, pj, R->cp, NULL);
+        for (int i = 0; i < n; i++) pj[i] = R->cp[i] > 0 ? -pj[i] / R->cp[i] : NAN;
     }
-    loader_close(ld);
-    /* gather rows to world rank 0 */
-    int bytes = (int)(rowb * nmine), *counts = NULL, *displs = NULL, total = 0;
+}
+
+/* Row i of the batch: Min-K% of its answer tokens, its greedy generation and ROUGE-L
+ * (when generating), packed into R->mine when this rank contributes. */
+static void score_row(const lethe_session *S, lethe_generator *gen, const tokenizer *tk,
+                      split_run *R, const loader_batch *lb, int i, int generate, int eos,
+                      int contributes)
+{
+    const dataset_rows *rows = &lb->rows;
+    int T = R->T;
+    const int32_t *ids = rows->ids + (size_t)i * T;
+    int L = rows->lengths[i], A = rows->answer_start[i];
+    int nt = 0;
+    for (int t = 0; t < T; t++)
+        if (t + 1 < L && t + 1 >= A) R->lp[nt++] = R->tlp[(size_t)i * T + t];
+    double mk = NAN, rr = NAN, rf = NAN;
+    if (nt > 0 && metrics_min_k(&mk, R->lp, nt, S->cfg.eval.min_k)) mk = NAN;
+    int ng = 0;
+    if (generate && A > 0) {
+        for (int t = 0; t < A; t++) R->prompt[t] = ids[t];
+        int maxn = R->cap < T - A ? R->cap : T - A;
+        ng = gen_greedy(gen, R->prompt, A, maxn, eos, R->gint);
+        for (int k2 = 0; k2 < ng; k2++) R->gout[k2] = R->gint[k2];
+        int ref_end = L;
+        if (L > A && ids[L - 1] == eos) ref_end = L - 1;
+        rr = rouge_of(tk, R->gout, ng, ids + A, ref_end - A, &rf);
+    }
+    if (!contributes) return;
+    char *row = R->mine + R->rowb * (size_t)R->nmine++;
+    row_key key = {lb->first + i, rows->sample_id[i]};
+    memcpy(row, &key, sizeof key);
+    double v[NV] = {R->cnt[i] > 0 ? -R->s[i] / R->cnt[i] : NAN, R->has_cand ? R->sp[i] : NAN, mk,
+                    rr, rf};
+    memcpy(row + sizeof key, v, sizeof v);
+    for (int j = 0; j < R->K; j++) {
+        double x = R->pert[(size_t)j * R->Br + i];
+        memcpy(row + sizeof key + sizeof v + sizeof(double) * j, &x, sizeof x);
+    }
+    int32_t gl = ng;
+    char *gp = row + sizeof key + sizeof v + sizeof(double) * R->K;
+    memcpy(gp, &gl, sizeof gl);
+    memcpy(gp + sizeof gl, R->gout, sizeof(int32_t) * ng);
+}
+
+/* Every rank's packed rows to world rank 0 (malloc'd there, *total bytes; NULL elsewhere). */
+static char *gather_rows(const lethe_grid *g, const split_run *R, int *total)
+{
+    int bytes = (int)(R->rowb * R->nmine), *counts = NULL, *displs = NULL;
+    *total = 0;
     if (g->rank == 0) {
         counts = lethe_malloc(sizeof(int) * g->size, "gather");
         displs = lethe_malloc(sizeof(int) * g->size, "gather");
@@ -153,73 +188,98 @@ void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const 
     char *all = NULL;
     if (g->rank == 0) {
         for (int r = 0; r < g->size; r++) {
-            displs[r] = total;
-            total += counts[r];
+            displs[r] = *total;
+            *total += counts[r];
         }
-        all = lethe_malloc((size_t)total + 1, "gather");
+        all = lethe_malloc((size_t)*total + 1, "gather");
     }
-    MPI_CHECK(MPI_Gatherv(mine, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, g->world));
+    MPI_CHECK(MPI_Gatherv(R->mine, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, g->world));
+    free(counts);
+    free(displs);
+    return all;
+}
+
+/* Rank 0: the gathered rows (total bytes) in file order into out's columns. */
+static void unpack_rows(split_eval *out, const split_run *R, const char *all, int total)
+{
+    size_t rowb = R->rowb;
+    int K = R->K, cap = R->cap;
+    int64_t n = total / (int64_t)rowb;
+    /* file order: sort by position (rows are unique positions) */
+    char *sorted = lethe_malloc(rowb * (size_t)(n + 1), "gather");
+    for (int64_t i = 0; i < n; i++) {
+        row_key key;
+        memcpy(&key, all + rowb * i, sizeof key);
+        if (key.pos < 0 || key.pos >= n)
+            lethe_fatal("evaluation gather: row position %lld", (long long)key.pos);
+        memcpy(sorted + rowb * key.pos, all + rowb * i, rowb);
+    }
+    out->n = n;
+    out->has_cand = R->has_cand;
+    out->k = K;
+    out->gen_cap = cap;
+    out->sample_id = lethe_malloc(sizeof(int64_t) * (n + 1), "eval");
+    double **cols[NV] = {&out->nll, &out->nll_para, &out->mink, &out->rouge_recall, &out->rouge_f1};
+    for (int c = 0; c < NV; c++) *cols[c] = lethe_malloc(sizeof(double) * (n + 1), "eval");
+    out->prob = lethe_malloc(sizeof(double) * (n + 1), "eval");
+    out->nll_pert = lethe_malloc(sizeof(double) * (size_t)(n * K + 1), "eval");
+    out->gen = lethe_calloc((size_t)(n * cap + 1), sizeof(int32_t), "eval");
+    out->gen_len = lethe_malloc(sizeof(int32_t) * (n + 1), "eval");
+    for (int64_t i = 0; i < n; i++) {
+        const char *row = sorted + rowb * i;
+        row_key key;
+        memcpy(&key, row, sizeof key);
+        out->sample_id[i] = key.id;
+        double v[NV];
+        memcpy(v, row + sizeof key, sizeof v);
+        for (int c = 0; c < NV; c++) (*cols[c])[i] = v[c];
+        out->prob[i] = exp(-v[0]);
+        memcpy(out->nll_pert + (size_t)i * K, row + sizeof key + sizeof v, sizeof(double) * K);
+        const char *gp = row + sizeof key + sizeof v + sizeof(double) * K;
+        memcpy(&out->gen_len[i], gp, sizeof(int32_t));
+        memcpy(out->gen + (size_t)i * cap, gp + sizeof(int32_t), sizeof(int32_t) * out->gen_len[i]);
+    }
+    free(sorted);
+}
+
+void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const char *split,
+                int max_rows, int generate, split_eval *out)
+{
+    lethe_model *m = &S->model;
+    const lethe_grid *g = &S->grid;
+    loader *ld;
+    job_open_loader(S, &ld, split, S->cfg.eval.batch_size, 0, 0, 0, 1, 1);
+    const dataset_info *info = loader_info(ld);
+    split_run R;
+    run_open(&R, S, info, max_rows);
+    int contributes = g->pp_rank == 0 && g->tp_rank == 0;
+    char err[1024];
+    for (;;) {
+        loader_batch *lb;
+        int r = loader_next(ld, &lb, err, sizeof err);
+        lethe_check(g->world, r >= 0, 1, "%s", err);
+        if (r == 0 || lb->position >= R.N) break;
+        const dataset_rows *rows = &lb->rows;
+        targets_of(&R.b, 0, lb->n, rows->ids, rows->lengths, rows->answer_start, 1);
+        model_forward(m, &R.b, R.s, R.cnt, R.tlp);
+        if (R.has_cand) forward_candidates(m, &R, rows, lb->n);
+        for (int i = 0; i < lb->n && lb->first + i < R.N; i++)
+            score_row(S, gen, tokv, &R, lb, i, generate, (int)info->eos_id, contributes);
+    }
+    loader_close(ld);
+    int total;
+    char *all = gather_rows(g, &R, &total);
     memset(out, 0, sizeof(*out));
     snprintf(out->split, sizeof out->split, "%s", split);
-    if (g->rank == 0) {
-        int64_t n = total / (int64_t)rowb;
-        /* file order: sort by position (rows are unique positions) */
-        char *sorted = lethe_malloc(rowb * (size_t)(n + 1), "gather");
-        for (int64_t i = 0; i < n; i++) {
-            row_key key;
-            memcpy(&key, all + rowb * i, sizeof key);
-            if (key.pos < 0 || key.pos >= n) lethe_fatal("evaluation gather: row position %lld", (long long)key.pos);
-            memcpy(sorted + rowb * key.pos, all + rowb * i, rowb);
-        }
-        out->n = n;
-        out->has_cand = has_cand;
-        out->k = K;
-        out->gen_cap = cap;
-        out->sample_id = lethe_malloc(sizeof(int64_t) * (n + 1), "eval");
-        double **cols[NV] = {&out->nll, &out->nll_para, &out->mink, &out->rouge_recall, &out->rouge_f1};
-        for (int c = 0; c < NV; c++) *cols[c] = lethe_malloc(sizeof(double) * (n + 1), "eval");
-        out->prob = lethe_malloc(sizeof(double) * (n + 1), "eval");
-        out->nll_pert = lethe_malloc(sizeof(double) * (size_t)(n * K + 1), "eval");
-        out->gen = lethe_calloc((size_t)(n * cap + 1), sizeof(int32_t), "eval");
-        out->gen_len = lethe_malloc(sizeof(int32_t) * (n + 1), "eval");
-        for (int64_t i = 0; i < n; i++) {
-            const char *row = sorted + rowb * i;
-            row_key key;
-            memcpy(&key, row, sizeof key);
-            out->sample_id[i] = key.id;
-            double v[NV];
-            memcpy(v, row + sizeof key, sizeof v);
-            for (int c = 0; c < NV; c++) (*cols[c])[i] = v[c];
-            out->prob[i] = exp(-v[0]);
-            memcpy(out->nll_pert + (size_t)i * K, row + sizeof key + sizeof v, sizeof(double) * K);
-            const char *gp = row + sizeof key + sizeof v + sizeof(double) * K;
-            memcpy(&out->gen_len[i], gp, sizeof(int32_t));
-            memcpy(out->gen + (size_t)i * cap, gp + sizeof(int32_t), sizeof(int32_t) * out->gen_len[i]);
-        }
-        free(sorted);
-        free(all);
-        free(counts);
-        free(displs);
-    }
-    free(mine);
-    free(b.tokens);
-    free(b.targets);
-    free(s);
-    free(cnt);
-    free(sp);
-    free(cp);
-    free(pert);
-    free(tlp);
-    free(lp);
-    free(gout);
-    free(prompt);
-    free(gint);
+    if (g->rank == 0) unpack_rows(out, &R, all, total);
+    free(all);
+    run_close(&R);
 }
 
 void split_eval_free(split_eval *e)
 {
-    void *p[] = {e->sample_id, e->nll, e->prob, e->nll_para, e->nll_pert, e->mink,
-                 e->rouge_recall, e->rouge_f1, e->gen, e->gen_len};
+    void *p[] = {e->sample_id, e->nll,          e->prob,     e->nll_para, e->nll_pert,
+                 e->mink,      e->rouge_recall, e->rouge_f1, e->gen,      e->gen_len};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     memset(e, 0, sizeof(*e));
 }
@@ -260,7 +320,8 @@ void eval_aggregate(const split_eval *e, int role, split_aggregate *a)
                        : metrics_truth_ratio_other(&tr, r, e->n);
     a->truth_ratio = rc ? NAN : tr;
     double *q = lethe_malloc(sizeof(double) * e->n, "probabilities");
-    if (!metrics_prob_normalized(q, e->nll, e->nll_pert, e->n, e->k)) a->prob_norm = mean_of(q, e->n);
+    if (!metrics_prob_normalized(q, e->nll, e->nll_pert, e->n, e->k))
+        a->prob_norm = mean_of(q, e->n);
     free(q);
     free(r);
 }
@@ -298,7 +359,6 @@ double *eval_read_ref(const char *path, const char *dset, int64_t *n, char *err,
     return v;
 }
 
-
 double eval_ks_p(const double *a, int64_t na, const double *b, int64_t nb, double *log10p)
 {
     metrics_ks ks;
@@ -309,4 +369,3 @@ double eval_ks_p(const double *a, int64_t na, const double *b, int64_t nb, doubl
     *log10p = ks.log_p / log(10.0);
     return ks.p;
 }
-

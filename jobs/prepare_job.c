@@ -120,106 +120,111 @@ static int parse_input(prep_args *a, char *spec, char *err, size_t len)
     return 0;
 }
 
-/* Parses argv into a; 0, or -1 with one line in err. Pure, so every rank agrees. */
-static int parse_args(prep_args *a, int argc, char **argv, char *err, size_t len)
+/* One flag of argv at *i: its name ("--flag", into name) and its value (--flag=value or
+ * --flag value, advancing *i; NULL for the switches --truncate and --strict). Returns 1
+ * for --help, 0, or -1 with one line in err. */
+static int next_flag(int argc, char **argv, int *i, char *name, size_t nlen, char **val, char *err,
+                     size_t len)
 {
-    memset(a, 0, sizeof *a);
-    prepare_opts_defaults(&a->o);
-    a->o.inputs = a->in;
-    a->o.verbose = 1;
-    for (int i = 0; i < argc; i++) {
-        char *arg = argv[i], *val = NULL, name[64];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            a->help = 1;
-            return 0;
-        }
-        if (strncmp(arg, "--", 2) || !arg[2])
-            return bad(err, len, "unexpected argument '%s' (prepare takes flags only)", arg);
-        /* --flag=value or --flag value */
-        char *eq = strchr(arg, '=');
-        size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (nl >= sizeof name) return bad(err, len, "unknown option '%s'", arg);
-        memcpy(name, arg, nl);
-        name[nl] = 0;
-        int is_switch = !strcmp(name, "--truncate") || !strcmp(name, "--strict");
-        if (is_switch) {
-            if (eq) return bad(err, len, "%s takes no value (got '%s')", name, arg);
-        } else if (eq) {
-            val = eq + 1;
-        } else if (i + 1 < argc) {
-            val = argv[++i];
-        } else {
-            return bad(err, len, "%s needs a value", name);
-        }
+    char *arg = argv[*i];
+    *val = NULL;
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return 1;
+    if (strncmp(arg, "--", 2) || !arg[2])
+        return bad(err, len, "unexpected argument '%s' (prepare takes flags only)", arg);
+    char *eq = strchr(arg, '=');
+    size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (nl >= nlen) return bad(err, len, "unknown option '%s'", arg);
+    memcpy(name, arg, nl);
+    name[nl] = 0;
+    int is_switch = !strcmp(name, "--truncate") || !strcmp(name, "--strict");
+    if (is_switch) {
+        if (eq) return bad(err, len, "%s takes no value (got '%s')", name, arg);
+    } else if (eq) {
+        *val = eq + 1;
+    } else if (*i + 1 < argc) {
+        *val = argv[++*i];
+    } else {
+        return bad(err, len, "%s needs a value", name);
+    }
+    return 0;
+}
+
+/* Applies flag `name` with its value to a; 0, or -1 with one line in err. */
+static int apply_flag(prep_args *a, const char *name, char *val, char *err, size_t len)
+{
 #define ONCE(flag_)                                                                                \
     do {                                                                                           \
         if (flag_) return bad(err, len, "%s given twice", name);                                   \
         flag_ = 1;                                                                                 \
     } while (0)
-        int64_t v = 0;
-        if (!strcmp(name, "--output")) {
-            if (a->o.output) return bad(err, len, "--output given twice");
-            if (!val[0]) return bad(err, len, "--output is empty");
-            a->o.output = val;
-        } else if (!strcmp(name, "--input")) {
-            if (parse_input(a, val, err, len)) return -1;
-        } else if (!strcmp(name, "--tokenizer")) {
-            ONCE(a->tok_given);
-            if (strcmp(val, "byte") && strcmp(val, "word") && strcmp(val, "gpt2") &&
-                strcmp(val, "none"))
-                return bad(err, len, "--tokenizer '%s' is not one of byte, word, gpt2, none", val);
-            a->o.tokenizer = val;
-        } else if (!strcmp(name, "--gpt2-encoder")) {
-            if (a->o.gpt2_encoder) return bad(err, len, "%s given twice", name);
-            a->o.gpt2_encoder = val;
-        } else if (!strcmp(name, "--gpt2-merges")) {
-            if (a->o.gpt2_merges) return bad(err, len, "%s given twice", name);
-            a->o.gpt2_merges = val;
-        } else if (!strcmp(name, "--seq-len")) {
-            ONCE(a->seq_given);
-            if (parse_i64(name, val, 2, 1 << 24, &v, err, len)) return -1;
-            a->o.seq_len = (int)v;
-        } else if (!strcmp(name, "--prompt-template")) {
-            ONCE(a->tmpl_given);
-            if (!strstr(val, "{q}"))
-                return bad(err, len, "--prompt-template '%s' has no {q} (where the question goes)",
-                           val);
-            a->o.prompt_template = val;
-        } else if (!strcmp(name, "--answer-prefix")) {
-            ONCE(a->prefix_given);
-            a->o.answer_prefix = val;
-        } else if (!strcmp(name, "--truncate")) {
-            ONCE(a->trunc_given);
-            a->o.truncate = 1;
-        } else if (!strcmp(name, "--strict")) {
-            ONCE(a->strict_given);
-            a->o.truncate = 0;
-        } else if (!strcmp(name, "--word-min-count")) {
-            ONCE(a->minc_given);
-            if (parse_i64(name, val, 1, INT_MAX, &v, err, len)) return -1;
-            a->o.word_min_count = (int)v;
-        } else if (!strcmp(name, "--word-max-vocab")) {
-            ONCE(a->maxv_given);
-            if (parse_i64(name, val, 0, INT_MAX, &v, err, len)) return -1;
-            a->o.word_max_vocab = (int)v;
-        } else if (!strcmp(name, "--vocab-size")) {
-            ONCE(a->vocab_given);
-            if (parse_i64(name, val, 1, INT32_MAX, &v, err, len)) return -1;
-            a->o.vocab_size = v;
-        } else if (!strcmp(name, "--pad-id")) {
-            ONCE(a->pad_given);
-            if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
-            a->o.pad_id = v;
-        } else if (!strcmp(name, "--eos-id")) {
-            ONCE(a->eos_given);
-            if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
-            a->o.eos_id = v;
-        } else {
-            return bad(err, len, "unknown option '%s'", name);
-        }
-#undef ONCE
+    int64_t v = 0;
+    if (!strcmp(name, "--output")) {
+        if (a->o.output) return bad(err, len, "--output given twice");
+        if (!val[0]) return bad(err, len, "--output is empty");
+        a->o.output = val;
+    } else if (!strcmp(name, "--input")) {
+        if (parse_input(a, val, err, len)) return -1;
+    } else if (!strcmp(name, "--tokenizer")) {
+        ONCE(a->tok_given);
+        if (strcmp(val, "byte") && strcmp(val, "word") && strcmp(val, "gpt2") &&
+            strcmp(val, "none"))
+            return bad(err, len, "--tokenizer '%s' is not one of byte, word, gpt2, none", val);
+        a->o.tokenizer = val;
+    } else if (!strcmp(name, "--gpt2-encoder")) {
+        if (a->o.gpt2_encoder) return bad(err, len, "%s given twice", name);
+        a->o.gpt2_encoder = val;
+    } else if (!strcmp(name, "--gpt2-merges")) {
+        if (a->o.gpt2_merges) return bad(err, len, "%s given twice", name);
+        a->o.gpt2_merges = val;
+    } else if (!strcmp(name, "--seq-len")) {
+        ONCE(a->seq_given);
+        if (parse_i64(name, val, 2, 1 << 24, &v, err, len)) return -1;
+        a->o.seq_len = (int)v;
+    } else if (!strcmp(name, "--prompt-template")) {
+        ONCE(a->tmpl_given);
+        if (!strstr(val, "{q}"))
+            return bad(err, len, "--prompt-template '%s' has no {q} (where the question goes)",
+                       val);
+        a->o.prompt_template = val;
+    } else if (!strcmp(name, "--answer-prefix")) {
+        ONCE(a->prefix_given);
+        a->o.answer_prefix = val;
+    } else if (!strcmp(name, "--truncate")) {
+        ONCE(a->trunc_given);
+        a->o.truncate = 1;
+    } else if (!strcmp(name, "--strict")) {
+        ONCE(a->strict_given);
+        a->o.truncate = 0;
+    } else if (!strcmp(name, "--word-min-count")) {
+        ONCE(a->minc_given);
+        if (parse_i64(name, val, 1, INT_MAX, &v, err, len)) return -1;
+        a->o.word_min_count = (int)v;
+    } else if (!strcmp(name, "--word-max-vocab")) {
+        ONCE(a->maxv_given);
+        if (parse_i64(name, val, 0, INT_MAX, &v, err, len)) return -1;
+        a->o.word_max_vocab = (int)v;
+    } else if (!strcmp(name, "--vocab-size")) {
+        ONCE(a->vocab_given);
+        if (parse_i64(name, val, 1, INT32_MAX, &v, err, len)) return -1;
+        a->o.vocab_size = v;
+    } else if (!strcmp(name, "--pad-id")) {
+        ONCE(a->pad_given);
+        if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
+        a->o.pad_id = v;
+    } else if (!strcmp(name, "--eos-id")) {
+        ONCE(a->eos_given);
+        if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
+        a->o.eos_id = v;
+    } else {
+        return bad(err, len, "unknown option '%s'", name);
     }
-    /* cross-flag rules, checked before any file is touched */
+#undef ONCE
+    return 0;
+}
+
+/* The cross-flag rules, checked before any file is touched; 0, or -1 with one line. */
+static int check_rules(prep_args *a, char *err, size_t len)
+{
     if (!a->o.output) return bad(err, len, "no --output given");
     if (!a->o.n_inputs) return bad(err, len, "no --input given");
     if (a->trunc_given && a->strict_given)
@@ -257,6 +262,26 @@ static int parse_args(prep_args *a, int argc, char **argv, char *err, size_t len
         }
     }
     return 0;
+}
+
+/* Parses argv into a; 0, or -1 with one line in err. Pure, so every rank agrees. */
+static int parse_args(prep_args *a, int argc, char **argv, char *err, size_t len)
+{
+    memset(a, 0, sizeof *a);
+    prepare_opts_defaults(&a->o);
+    a->o.inputs = a->in;
+    a->o.verbose = 1;
+    for (int i = 0; i < argc; i++) {
+        char name[64], *val;
+        int r = next_flag(argc, argv, &i, name, sizeof name, &val, err, len);
+        if (r < 0) return -1;
+        if (r > 0) {
+            a->help = 1;
+            return 0;
+        }
+        if (apply_flag(a, name, val, err, len)) return -1;
+    }
+    return check_rules(a, err, len);
 }
 
 int job_prepare(int argc, char **argv)
