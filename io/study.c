@@ -46,7 +46,8 @@ const char *study_shown(const char *v, char *buf, size_t len)
 static cJSON *read_json(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return lethe_errf(err, errlen, "study '%s': cannot open: %s", path, strerror(errno)), NULL;
+    if (!f)
+        return lethe_errf(err, errlen, "study '%s': cannot open: %s", path, strerror(errno)), NULL;
     char *text = malloc(1 << 20);
     size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
     int more = text && n == (1 << 20) - 1 && fgetc(f) != EOF;
@@ -54,8 +55,10 @@ static cJSON *read_json(const char *path, char *err, size_t errlen)
     if (!text) return lethe_errf(err, errlen, "study '%s': out of memory", path), NULL;
     if (more || memchr(text, 0, n)) {
         free(text);
-        lethe_errf(err, errlen, more ? "study '%s': larger than 1 MiB"
-                                     : "study '%s': not a JSON object (NUL byte)", path);
+        lethe_errf(err, errlen,
+                   more ? "study '%s': larger than 1 MiB"
+                        : "study '%s': not a JSON object (NUL byte)",
+                   path);
         return NULL;
     }
     text[n] = 0;
@@ -98,8 +101,8 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
     return study_load_with(s, path, dir, NULL, 0, err, errlen);
 }
 
-int study_load_with(study *s, const char *path, const char *dir, char **overrides,
-                    int noverrides, char *err, size_t errlen)
+int study_load_with(study *s, const char *path, const char *dir, char **overrides, int noverrides,
+                    char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     cJSON *root = read_json(path, err, errlen);
@@ -157,8 +160,7 @@ char *study_read_text(const char *path, const char *what, char *err, size_t errl
     return t;
 }
 
-int study_write_text(const char *path, const char *text, const char *tail, char *err,
-                     size_t errlen)
+int study_write_text(const char *path, const char *text, const char *tail, char *err, size_t errlen)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

@@ -28,8 +28,8 @@
 #define STUDY_MAX_DEPS 8
 
 typedef struct {
-    char name[128];    /* unique; also the folder under the study directory */
-    char job[16];      /* lethe subcommand: synth, train, unlearn, eval, relearn, report */
+    char name[128]; /* unique; also the folder under the study directory */
+    char job[16];   /* lethe subcommand: synth, train, unlearn, eval, relearn, report */
     int deps[STUDY_MAX_DEPS], ndeps;
     char *config_json; /* the job's config (NULL for report) */
     char *labels_json; /* labels.json written beside an eval's summary (may be NULL) */
@@ -38,7 +38,7 @@ typedef struct {
 
 typedef struct {
     char name[128];
-    char dir[512];     /* study directory (absolute) */
+    char dir[512]; /* study directory (absolute) */
     study_job *jobs;
     int njobs;
 } study;
@@ -47,8 +47,8 @@ typedef struct {
 int study_load(study *s, const char *path, const char *dir, char *err, size_t errlen);
 /* The same with "key=value" overrides of the base config (every job's), as `lethe
  * study --set` gives them: value parsed as JSON if it parses, else taken as a string. */
-int study_load_with(study *s, const char *path, const char *dir, char **overrides,
-                    int noverrides, char *err, size_t errlen);
+int study_load_with(study *s, const char *path, const char *dir, char **overrides, int noverrides,
+                    char *err, size_t errlen);
 void study_free(study *s);
 /* Writes each job's folder and config file (dir/<name>/job.json). */
 int study_write_configs(const study *s, char *err, size_t errlen);

@@ -24,9 +24,9 @@ typedef struct {
     int glen[16], gk, npoints;
     const cJSON *seeds; /* NULL: the one seed 1 */
     int nseeds;
-    int markov;       /* a markov-chain study: its own forget levels */
-    cJSON *base;      /* every job's config before its part's overrides */
-    char data[700];   /* the synthetic data set */
+    int markov;     /* a markov-chain study: its own forget levels */
+    cJSON *base;    /* every job's config before its part's overrides */
+    char data[700]; /* the synthetic data set */
     int j_synth, j_origin, group;
     int evals[STUDY_MAX_JOBS], nevals; /* what the report reads */
 } expansion;
@@ -134,7 +134,7 @@ static cJSON *labels(const expansion *x, const char *method, const char *split)
 
 /* ---- the parts of the file ---------------------------------------------------------- */
 
-#define NEED(cond, ...)                                                                          \
+#define NEED(cond, ...)                                                                            \
     if (!rc && !(cond)) rc = lethe_errf(x->err, x->errlen, __VA_ARGS__)
 
 static int check_parts(expansion *x)
@@ -152,7 +152,8 @@ static int check_parts(expansion *x)
          "study '%s': 'base' must be a lethe config object", path);
     NEED(cJSON_IsArray(forget) && cJSON_GetArraySize(forget) > 0,
          "study '%s': 'forget' must be a list of forget splits such as [\"forget05\"]", path);
-    NEED(cJSON_IsObject(methods) && methods->child, "study '%s': 'methods' must name at least one method", path);
+    NEED(cJSON_IsObject(methods) && methods->child,
+         "study '%s': 'methods' must name at least one method", path);
     NEED(!grid || cJSON_IsObject(grid), "study '%s': 'grid' must be an object of lists", path);
     NEED(!seeds || cJSON_IsArray(seeds), "study '%s': 'seeds' must be a list of integers", path);
     if (!rc) rc = check_name(path, "study name", jn->valuestring, 100, x->err, x->errlen);
@@ -243,11 +244,12 @@ static int level_splits(const expansion *x, const cJSON *fl, level *L)
 {
     int rc = 0;
     if (x->markov) {
-        NEED(cJSON_IsString(fl) && (!strcmp(fl->valuestring, "forget") ||
-                                    !strcmp(fl->valuestring, "forget1") ||
-                                    !strcmp(fl->valuestring, "forget2")),
+        NEED(cJSON_IsString(fl) &&
+                 (!strcmp(fl->valuestring, "forget") || !strcmp(fl->valuestring, "forget1") ||
+                  !strcmp(fl->valuestring, "forget2")),
              "study '%s': a markov study's forget level must be \"forget\", \"forget1\" or "
-             "\"forget2\"", x->path);
+             "\"forget2\"",
+             x->path);
         if (rc) return rc;
         snprintf(L->fs, sizeof L->fs, "%s", fl->valuestring);
         snprintf(L->lv, sizeof L->lv, "%s", fl->valuestring);
@@ -403,8 +405,8 @@ static int check_jobs(const expansion *x)
         const study_job *j = &s->jobs[i];
         for (int k = 0; k < i; k++)
             if (!strcmp(s->jobs[k].name, j->name))
-                return lethe_errf(x->err, x->errlen, "study '%s': two jobs are named '%s'",
-                                  x->path, j->name);
+                return lethe_errf(x->err, x->errlen, "study '%s': two jobs are named '%s'", x->path,
+                                  j->name);
         lethe_config cfg;
         char e2[700];
         if (j->config_json && config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
@@ -413,8 +415,8 @@ static int check_jobs(const expansion *x)
     return 0;
 }
 
-int study_expand(study *s, const cJSON *root, const char *path, const char *dir,
-                 char **overrides, int noverrides, char *err, size_t errlen)
+int study_expand(study *s, const cJSON *root, const char *path, const char *dir, char **overrides,
+                 int noverrides, char *err, size_t errlen)
 {
     expansion *x = calloc(1, sizeof *x);
     if (!x) return lethe_errf(err, errlen, "study '%s': out of memory", path);

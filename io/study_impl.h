@@ -14,7 +14,7 @@ const char *study_shown(const char *v, char *buf, size_t len);
 
 /* Expands root (a study file whose top-level keys are known) into s, in dir, with the
  * --set overrides of the base config. 0, or -1 with one line in err (s is then freed). */
-int study_expand(study *s, const cJSON *root, const char *path, const char *dir,
-                 char **overrides, int noverrides, char *err, size_t errlen);
+int study_expand(study *s, const cJSON *root, const char *path, const char *dir, char **overrides,
+                 int noverrides, char *err, size_t errlen);
 
 #endif

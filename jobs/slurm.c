@@ -77,7 +77,8 @@ static int nodes_list(slurm_opts *o, const char *v, slurm_err *e)
                 return slurm_fail(e, 2, "slurm: --nodes-list '%s' names %d twice", v, n);
         o->nodes_list[o->n_nodes_list++] = n;
     }
-    if (!o->n_nodes_list) return slurm_fail(e, 2, "slurm: --nodes-list '%s' names no node count", v);
+    if (!o->n_nodes_list)
+        return slurm_fail(e, 2, "slurm: --nodes-list '%s' names no node count", v);
     return 0;
 }
 
@@ -92,11 +93,16 @@ static int int_value(const char *a, const char *v, int hi, int *out, slurm_err *
 /* Option a (takes_value) with its value v: 0, or 2 for a bad value. */
 static int value_option(slurm_opts *o, const char *a, const char *v, slurm_err *e)
 {
-    if (!strcmp(a, "--dir")) o->dir = v;
-    else if (!strcmp(a, "--partition")) o->partition = v;
-    else if (!strcmp(a, "--account")) o->account = v;
-    else if (!strcmp(a, "--job")) o->job_kind = v;
-    else if (!strcmp(a, "--name")) o->name = v;
+    if (!strcmp(a, "--dir"))
+        o->dir = v;
+    else if (!strcmp(a, "--partition"))
+        o->partition = v;
+    else if (!strcmp(a, "--account"))
+        o->account = v;
+    else if (!strcmp(a, "--job"))
+        o->job_kind = v;
+    else if (!strcmp(a, "--name"))
+        o->name = v;
     else if (!strcmp(a, "--time")) {
         o->time_limit = v;
         if (lethe_slurm_time_seconds(v) <= 0)
@@ -104,11 +110,16 @@ static int value_option(slurm_opts *o, const char *a, const char *v, slurm_err *
                               "slurm: --time '%s' is not a Slurm time above zero (expected MM, "
                               "MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)",
                               v);
-    } else if (!strcmp(a, "--nodes")) return int_value(a, v, 100000, &o->nodes, e);
-    else if (!strcmp(a, "--ntasks-per-node")) return int_value(a, v, 100000, &o->ntasks_per_node, e);
-    else if (!strcmp(a, "--throttle")) return int_value(a, v, 100000, &o->throttle, e);
-    else if (!strcmp(a, "--signal-seconds")) return int_value(a, v, 65535, &o->signal_seconds, e);
-    else if (!strcmp(a, "--nodes-list")) return nodes_list(o, v, e);
+    } else if (!strcmp(a, "--nodes"))
+        return int_value(a, v, 100000, &o->nodes, e);
+    else if (!strcmp(a, "--ntasks-per-node"))
+        return int_value(a, v, 100000, &o->ntasks_per_node, e);
+    else if (!strcmp(a, "--throttle"))
+        return int_value(a, v, 100000, &o->throttle, e);
+    else if (!strcmp(a, "--signal-seconds"))
+        return int_value(a, v, 65535, &o->signal_seconds, e);
+    else if (!strcmp(a, "--nodes-list"))
+        return nodes_list(o, v, e);
     else if (!strcmp(a, "--launcher")) {
         if (!strcmp(v, "srun"))
             o->launcher = LETHE_LAUNCH_SRUN;
@@ -145,10 +156,13 @@ static int check_opts(const slurm_opts *o, slurm_err *e)
 
 static int takes_value(const char *a)
 {
-    static const char *const with_value[] = {
-        "--dir",      "--partition",        "--account",  "--time",     "--nodes",
-        "--ntasks-per-node", "--throttle", "--signal-seconds", "--launcher", "--nodes-list",
-        "--job",      "--name",             "--set",      NULL};
+    static const char *const with_value[] = {"--dir",      "--partition",
+                                             "--account",  "--time",
+                                             "--nodes",    "--ntasks-per-node",
+                                             "--throttle", "--signal-seconds",
+                                             "--launcher", "--nodes-list",
+                                             "--job",      "--name",
+                                             "--set",      NULL};
     for (const char *const *k = with_value; *k; k++)
         if (!strcmp(a, *k)) return 1;
     return 0;

@@ -49,8 +49,9 @@ static int parse_args(int argc, char **argv, study_args *a, char *err, size_t er
             return lethe_errf(err, errlen, "study: unexpected argument '%s'", argv[i]);
     }
     if (!a->file)
-        return lethe_errf(err, errlen, "study: no study file given (usage: lethe study "
-                                       "STUDY.json [--dir DIR] [--dry-run])");
+        return lethe_errf(err, errlen,
+                          "study: no study file given (usage: lethe study "
+                          "STUDY.json [--dir DIR] [--dry-run])");
     return 1;
 }
 
@@ -69,7 +70,8 @@ static void load(const study_args *a, study *s, char *adir, size_t len)
         ok = study_load_with(&t, a->file, "/", (char **)a->over, a->nover, err, sizeof err) == 0;
         if (ok) snprintf(adir, len, "%s/runs/%.120s", cwd, t.name), study_free(&t);
     }
-    if (ok) ok = study_load_with(s, a->file, adir, (char **)a->over, a->nover, err, sizeof err) == 0;
+    if (ok)
+        ok = study_load_with(s, a->file, adir, (char **)a->over, a->nover, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
 }
 
@@ -129,7 +131,8 @@ static int run_one(const study *s, int i, const char *adir, int rank, double t0)
     if (pre) {
         if (rank == 0)
             printf("\nlethe study %s: preempted during job '%s'; run the study again to "
-                   "resume it from its checkpoint\n", s->name, j->name);
+                   "resume it from its checkpoint\n",
+                   s->name, j->name);
         return 1;
     }
     if (rank == 0) study_mark_done(s, i);

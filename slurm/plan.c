@@ -173,7 +173,8 @@ static int read_previous(ctx_t *c)
                           "-o",     "%i", NULL};
     int r = sl_run_capture(c->err, argv, out, cap);
     if (r) {
-        if (r > 0) slurm_fail(c->err, 1, "slurm: squeue failed (exit %d): %s", r, sl_last_line(out));
+        if (r > 0)
+            slurm_fail(c->err, 1, "slurm: squeue failed (exit %d): %s", r, sl_last_line(out));
         free(out);
         return 1;
     }
@@ -210,13 +211,15 @@ static int prepare(ctx_t *c)
 {
     int rc = sl_build(c);
     ssize_t bl = rc ? -1 : readlink("/proc/self/exe", c->lethe_bin, sizeof c->lethe_bin - 1);
-    if (!rc && bl <= 0) rc = slurm_fail(c->err, 1, "slurm: cannot find the lethe binary (/proc/self/exe)");
+    if (!rc && bl <= 0)
+        rc = slurm_fail(c->err, 1, "slurm: cannot find the lethe binary (/proc/self/exe)");
     if (!rc) c->lethe_bin[bl] = 0;
     if (!rc && !(c->plan = calloc((size_t)c->s.njobs + 1, sizeof(job_plan))))
         rc = slurm_fail(c->err, 1, "slurm: out of memory");
     if (!rc) {
         char err[1024];
-        if (study_write_configs(&c->s, err, sizeof err)) rc = slurm_fail(c->err, 1, "slurm: %s", err);
+        if (study_write_configs(&c->s, err, sizeof err))
+            rc = slurm_fail(c->err, 1, "slurm: %s", err);
         if (!c->is_study) {
             char data[PATH_MAX];
             snprintf(data, sizeof data, "%s/data", c->s.dir);

@@ -23,8 +23,8 @@ static const cJSON *json_get(const cJSON *root, const char *key)
     return node;
 }
 
-static int add_plain_job(ctx_t *c, const char *name, const char *kind, cJSON *cfg,
-                         cJSON *labels, const int *deps, int ndeps)
+static int add_plain_job(ctx_t *c, const char *name, const char *kind, cJSON *cfg, cJSON *labels,
+                         const int *deps, int ndeps)
 {
     study *s = &c->s;
     if (s->njobs == STUDY_MAX_JOBS)
@@ -38,7 +38,8 @@ static int add_plain_job(ctx_t *c, const char *name, const char *kind, cJSON *cf
         char out[700];
         snprintf(out, sizeof out, "%s/%s", s->dir, name);
         study_json_set(cfg, "output.dir", cJSON_CreateString(out));
-        if (!(j->config_json = cJSON_Print(cfg))) return slurm_fail(c->err, 1, "slurm: out of memory");
+        if (!(j->config_json = cJSON_Print(cfg)))
+            return slurm_fail(c->err, 1, "slurm: out of memory");
     }
     if (labels && !(j->labels_json = cJSON_Print(labels)))
         return slurm_fail(c->err, 1, "slurm: out of memory");
@@ -117,9 +118,8 @@ static int sweep_nodes(ctx_t *c, const cJSON *root, sweep *w)
     if (!w->K && tpn) {
         if (!cJSON_IsNumber(tpn) || tpn->valuedouble < 1 ||
             tpn->valuedouble != floor(tpn->valuedouble))
-            return slurm_fail(c->err, 2,
-                              "slurm: sweep '%s': 'ntasks_per_node' must be an integer >= 1",
-                              w->path);
+            return slurm_fail(
+                c->err, 2, "slurm: sweep '%s': 'ntasks_per_node' must be an integer >= 1", w->path);
         w->K = tpn->valueint;
     }
     if (!w->K) w->K = 1;
@@ -157,8 +157,8 @@ static int sweep_shape(ctx_t *c, const cJSON *root, sweep *w)
                           "slurm: sweep '%s': bench layout.pp and layout.tp must be >= 1", w->path);
     if (!cJSON_IsNumber(bs) || bs->valueint < 1)
         return slurm_fail(
-            c->err, 2,
-            "slurm: sweep '%s': bench train.batch_size must be given (the global batch)", w->path);
+            c->err, 2, "slurm: sweep '%s': bench train.batch_size must be given (the global batch)",
+            w->path);
     w->B = bs->valueint;
     w->nmin = w->list[0];
     for (int k = 1; k < w->nl; k++) w->nmin = w->list[k] < w->nmin ? w->list[k] : w->nmin;
@@ -179,9 +179,8 @@ static int sweep_job(ctx_t *c, const sweep *w, int weak, int n)
     long long batch = weak ? (long long)w->B * n / w->nmin : w->B;
     if (weak && (long long)w->B * n % w->nmin)
         return slurm_fail(
-            c->err, 2,
-            "slurm: sweep '%s': weak scaling batch %d x %d / %d nodes is not an integer", path,
-            w->B, n, w->nmin);
+            c->err, 2, "slurm: sweep '%s': weak scaling batch %d x %d / %d nodes is not an integer",
+            path, w->B, n, w->nmin);
     if (batch % dp)
         return slurm_fail(c->err, 2,
                           "slurm: sweep '%s': %s scaling on %d nodes: batch %lld is not divisible "
@@ -323,7 +322,8 @@ static int absolute(ctx_t *c, const char *p, char *out, size_t len)
             return slurm_fail(c->err, 2, "slurm: path too long: '%s'", p);
         return 0;
     }
-    if (!getcwd(cwd, sizeof cwd)) return slurm_fail(c->err, 1, "slurm: getcwd: %s", strerror(errno));
+    if (!getcwd(cwd, sizeof cwd))
+        return slurm_fail(c->err, 1, "slurm: getcwd: %s", strerror(errno));
     if (snprintf(out, len, "%s/%s", cwd, p) >= (int)len)
         return slurm_fail(c->err, 2, "slurm: path too long: '%s'", p);
     return 0;

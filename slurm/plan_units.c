@@ -145,7 +145,8 @@ static int report_deps(ctx_t *c)
 static int has_todo(const ctx_t *c, int u)
 {
     int todo = 0;
-    for (int m = 0; m < c->units[u].nmembers; m++) todo |= c->plan[c->units[u].members[m]].unit == u;
+    for (int m = 0; m < c->units[u].nmembers; m++)
+        todo |= c->plan[c->units[u].members[m]].unit == u;
     return todo;
 }
 

@@ -29,7 +29,8 @@ char *sl_read_text(slurm_err *e, int code, const char *path, const char *what)
 int sl_write_text(slurm_err *e, const char *path, const char *text)
 {
     char err[PATH_MAX + 300];
-    if (study_write_text(path, text, "", err, sizeof err)) return slurm_fail(e, 1, "slurm: %s", err);
+    if (study_write_text(path, text, "", err, sizeof err))
+        return slurm_fail(e, 1, "slurm: %s", err);
     return 0;
 }
 
@@ -176,8 +177,7 @@ int sl_submit(slurm_err *e, unit_t *x)
         }
         l += len + (e ? 1 : 0);
     }
-    return slurm_fail(e, 1, "slurm: sbatch %s printed no job id: %s", x->script,
-                      sl_last_line(out));
+    return slurm_fail(e, 1, "slurm: sbatch %s printed no job id: %s", x->script, sl_last_line(out));
 }
 
 /* ---- the table and the record ---------------------------------------------------------- */
