@@ -1,4 +1,4 @@
-# `lethe slurm` (jobs/slurm_submit.c), tests/slurm_study.sh:
+# `lethe slurm` (jobs/slurm.c, slurm/plan.h), tests/slurm_study.sh:
 # - slurm.submit: no Slurm needed: every bad command line's message, and the dry runs of
 #   jobs/studies/tofu-slurm-ci.json and jobs/studies/scaling.json (the scripts' shape,
 #   job arrays over task lists, the done-marker skip, the sweep's layouts and batches).

@@ -1,10 +1,10 @@
-/* tests/fuzz/fuzz_study.c — libFuzzer harness of the study parser (jobs/study.c): the
+/* tests/fuzz/fuzz_study.c — libFuzzer harness of the study parser (io/study.c): the
  * bytes are a study file, expanded by study_load (which writes nothing). A refused
  * study gives one line; an accepted one must be a DAG whose dependencies point at
  * earlier jobs, with unique names that stay inside the study folder. */
 #include "fuzz_util.h"
 
-#include "jobs/study.h"
+#include "io/study.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {

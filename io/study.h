@@ -1,4 +1,4 @@
-/* jobs/study.h — a study: the DAG of jobs of an unlearning study.
+/* io/study.h — study files: the format, and its expansion into the DAG of jobs.
  *
  * A study file (JSON) names a base lethe config and the parts of the study:
  *   {"study": "tofu-tiny",
@@ -14,9 +14,12 @@
  * study_expand turns it into jobs (synth -> origin and retrain -> evals of the
  * reference models -> unlearn per method x grid point x seed -> eval -> relearn
  * -> report), each with its own folder, config file and dependencies. The same
- * expansion drives `lethe study` (local ranks) and `lethe slurm` (sbatch). */
-#ifndef LETHE_STUDY_H
-#define LETHE_STUDY_H
+ * expansion drives `lethe study` (jobs/study.c, local ranks) and `lethe slurm`
+ * (slurm/plan.h, sbatch). This module owns the format and its checks (study.c: reading,
+ * the known keys, the files a study writes: job configs, done markers; study_expand.c:
+ * the jobs); it runs nothing. */
+#ifndef LETHE_IO_STUDY_H
+#define LETHE_IO_STUDY_H
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -25,8 +28,8 @@
 #define STUDY_MAX_DEPS 8
 
 typedef struct {
-    char name[128];    /* unique; also the folder under the study directory */
-    char job[16];      /* lethe subcommand: synth, train, unlearn, eval, relearn, report */
+    char name[128]; /* unique; also the folder under the study directory */
+    char job[16];   /* lethe subcommand: synth, train, unlearn, eval, relearn, report */
     int deps[STUDY_MAX_DEPS], ndeps;
     char *config_json; /* the job's config (NULL for report) */
     char *labels_json; /* labels.json written beside an eval's summary (may be NULL) */
@@ -35,7 +38,7 @@ typedef struct {
 
 typedef struct {
     char name[128];
-    char dir[512];     /* study directory (absolute) */
+    char dir[512]; /* study directory (absolute) */
     study_job *jobs;
     int njobs;
 } study;
@@ -44,8 +47,8 @@ typedef struct {
 int study_load(study *s, const char *path, const char *dir, char *err, size_t errlen);
 /* The same with "key=value" overrides of the base config (every job's), as `lethe
  * study --set` gives them: value parsed as JSON if it parses, else taken as a string. */
-int study_load_with(study *s, const char *path, const char *dir, char **overrides,
-                    int noverrides, char *err, size_t errlen);
+int study_load_with(study *s, const char *path, const char *dir, char **overrides, int noverrides,
+                    char *err, size_t errlen);
 void study_free(study *s);
 /* Writes each job's folder and config file (dir/<name>/job.json). */
 int study_write_configs(const study *s, char *err, size_t errlen);
@@ -54,5 +57,13 @@ int study_job_done(const study *s, int j);
 void study_mark_done(const study *s, int j);
 /* Sets the dotted key ("optim.lr") of root to v, taking v; creates objects on the way. */
 void study_json_set(cJSON *root, const char *key, cJSON *v);
+
+/* The files of a study folder. study_read_text: the whole file (malloc'd), or NULL with
+ * "cannot open WHAT 'path': reason" or "cannot read WHAT 'path'" in err.
+ * study_write_text: text then tail (may be "") written to path through a temporary name
+ * (nothing is half-written); 0, or -1 with "cannot write 'path...'" in err. */
+char *study_read_text(const char *path, const char *what, char *err, size_t errlen);
+int study_write_text(const char *path, const char *text, const char *tail, char *err,
+                     size_t errlen);
 
 #endif

@@ -1,29 +1,16 @@
-/* jobs/slurm_impl.h — what the parts of `lethe slurm` share (internal): the options,
- * the plan of every job, the submission units and the context (slurm_submit.c: options,
- * plan, the job itself; slurm_build.c: the study, sweep or single job and its units;
- * slurm_scripts.c: files, sbatch and squeue, the batch scripts, the table and the
- * record). */
-#ifndef LETHE_JOBS_SLURM_IMPL_H
-#define LETHE_JOBS_SLURM_IMPL_H
+/* slurm/plan_impl.h — what the parts of the planner share (internal): the plan of every
+ * job, the submission units and the context (plan.c: the plan and its run; plan_build.c:
+ * the study, sweep or single job; plan_units.c: units, their dependencies and order;
+ * script.c: the batch scripts; submit.c: sbatch and squeue, the table and the record). */
+#ifndef LETHE_SLURM_PLAN_IMPL_H
+#define LETHE_SLURM_PLAN_IMPL_H
 
 #include <limits.h>
 #include <stdio.h>
 
-#include "../mpi/fatal.h"
-#include "../slurm/sbatch.h"
-#include "study.h"
-
-#define MAX_NODES_LIST 64
-#define MAX_SETS 64
-
-typedef struct {
-    const char *file, *dir, *partition, *account, *time_limit, *job_kind, *name;
-    int nodes, ntasks_per_node, throttle, signal_seconds, loopback, overcommit, dry, serial;
-    int nodes_list[MAX_NODES_LIST], n_nodes_list;
-    lethe_sbatch_launcher launcher;
-    const char *sets[MAX_SETS];
-    int nsets;
-} slurm_opts;
+#include "../io/study.h"
+#include "plan.h"
+#include "sbatch.h"
 
 enum { ST_TODO, ST_DONE, ST_QUEUED };
 
@@ -50,6 +37,7 @@ typedef struct {
 
 typedef struct {
     slurm_opts o;
+    slurm_err *err;
     study s;
     int is_study;     /* a study file (copied to DIR/study.json) */
     int *force_nodes; /* per job: node count fixed by a sweep, 0: derived */
@@ -59,26 +47,29 @@ typedef struct {
     char lethe_bin[PATH_MAX];
 } ctx_t;
 
-/* slurm_submit.c */
-/* Sets the message of the job's verdict and returns code. */
-int sl_fail(int code, const char *fmt, ...) LETHE_PRINTF(2, 3);
-int sl_add_unique(int **v, int *n, int x);
-int sl_add_ext(unit_t *u, const char *id);
+/* plan.c */
+int sl_add_unique(slurm_err *e, int **v, int *n, int x);
+int sl_add_ext(slurm_err *e, unit_t *u, const char *id);
 int sl_job_needs_signal(const char *kind);
 int sl_job_ranks(const ctx_t *c, const study_job *j, int *ranks);
 void sl_job_nodes(const ctx_t *c, int j, int ranks, int *nodes, int *per_node);
 
-/* slurm_build.c */
+/* plan_build.c */
 int sl_build(ctx_t *c);
+
+/* plan_units.c */
 int sl_make_units(ctx_t *c);
 
-/* slurm_scripts.c */
-char *sl_read_text(const char *path, const char *what, char *err, size_t errlen);
-int sl_write_text(const char *path, const char *text);
-int sl_run_capture(const char *const *argv, char *out, size_t len);
-const char *sl_last_line(char *text);
+/* script.c */
 int sl_write_script(ctx_t *c, unit_t *x, const unsigned long *afterok, size_t n_afterok);
-int sl_submit(unit_t *x);
+
+/* submit.c */
+char *sl_read_text(slurm_err *e, int code, const char *path, const char *what);
+int sl_write_text(slurm_err *e, const char *path, const char *text);
+int sl_mkdir(slurm_err *e, const char *path);
+int sl_run_capture(slurm_err *e, const char *const *argv, char *out, size_t len);
+const char *sl_last_line(char *text);
+int sl_submit(slurm_err *e, unit_t *x);
 int sl_record(ctx_t *c, const unit_t *x);
 void sl_print_table(const ctx_t *c);
 

@@ -1,0 +1,220 @@
+/* io/study.c — study files: reading one (at most 1 MiB of JSON, its top-level keys
+ * known), the dotted-key setter the expansion and `lethe slurm` share, and the files a
+ * study folder holds (each job's job.json and labels.json, the .done markers), written
+ * through temporary names. The expansion into jobs is study_expand.c. */
+#include "study.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../mpi/fatal.h"
+#include "study_impl.h"
+
+/* Takes v: sets the dotted key of root to it (objects are created on the way). */
+void study_json_set(cJSON *root, const char *key, cJSON *v)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", key);
+    cJSON *node = root;
+    char *save = NULL, *tok = strtok_r(buf, ".", &save), *next;
+    while ((next = strtok_r(NULL, ".", &save))) {
+        cJSON *child = cJSON_GetObjectItemCaseSensitive(node, tok);
+        if (!cJSON_IsObject(child)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(node, tok);
+            child = cJSON_AddObjectToObject(node, tok);
+        }
+        node = child;
+        tok = next;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(node, tok);
+    cJSON_AddItemToObject(node, tok, v);
+}
+
+const char *study_shown(const char *v, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (; *v && o + 4 < len; v++) buf[o++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+    if (*v) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+    buf[o] = 0;
+    return buf;
+}
+
+/* The study file as a JSON object: at most 1 MiB, no NUL byte. NULL with err set. */
+static cJSON *read_json(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lethe_errf(err, errlen, "study '%s': cannot open: %s", path, strerror(errno)), NULL;
+    char *text = malloc(1 << 20);
+    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    int more = text && n == (1 << 20) - 1 && fgetc(f) != EOF;
+    fclose(f);
+    if (!text) return lethe_errf(err, errlen, "study '%s': out of memory", path), NULL;
+    if (more || memchr(text, 0, n)) {
+        free(text);
+        lethe_errf(err, errlen,
+                   more ? "study '%s': larger than 1 MiB"
+                        : "study '%s': not a JSON object (NUL byte)",
+                   path);
+        return NULL;
+    }
+    text[n] = 0;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        lethe_errf(err, errlen, "study '%s': not a JSON object (malformed JSON)", path);
+        return NULL;
+    }
+    return root;
+}
+
+static int check_keys(const cJSON *root, const char *path, char *err, size_t errlen)
+{
+    static const char *const known[] = {"study",   "base",    "synth", "forget", "origin",
+                                        "retrain", "methods", "grid",  "seeds",  "eval",
+                                        "relearn", "report",  NULL};
+    for (const cJSON *i = root->child; i; i = i->next) {
+        int ok = 0;
+        for (const char *const *k = known; *k; k++) ok |= !strcmp(*k, i->string);
+        if (!ok && !strcmp(i->string, "bench")) /* a node-count sweep, run by `lethe slurm` */
+            return lethe_errf(err, errlen,
+                              "study '%s': unknown key 'bench': this is a bench sweep over node "
+                              "counts; run it with 'lethe slurm %s --nodes-list 1,2,4' (known keys "
+                              "of a study: study, base, synth, forget, origin, retrain, methods, "
+                              "grid, seeds, eval, relearn, report)",
+                              path, path);
+        if (!ok) {
+            char b[80];
+            return lethe_errf(err, errlen, "study '%s': unknown key '%s'", path,
+                              study_shown(i->string, b, sizeof b));
+        }
+    }
+    return 0;
+}
+
+int study_load(study *s, const char *path, const char *dir, char *err, size_t errlen)
+{
+    return study_load_with(s, path, dir, NULL, 0, err, errlen);
+}
+
+int study_load_with(study *s, const char *path, const char *dir, char **overrides, int noverrides,
+                    char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    cJSON *root = read_json(path, err, errlen);
+    if (!root) return -1;
+    int rc = check_keys(root, path, err, errlen);
+    if (!rc) rc = study_expand(s, root, path, dir, overrides, noverrides, err, errlen);
+    cJSON_Delete(root);
+    return rc;
+}
+
+void study_free(study *s)
+{
+    for (int i = 0; s->jobs && i < s->njobs; i++) {
+        free(s->jobs[i].config_json);
+        free(s->jobs[i].labels_json);
+    }
+    free(s->jobs);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- the files of a study folder ----------------------------------------------------- */
+
+char *study_read_text(const char *path, const char *what, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s '%s': %s", what, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *t = malloc(cap);
+    for (;;) {
+        if (!t) break;
+        if (n + 1 >= cap) {
+            char *u = realloc(t, cap *= 2);
+            if (!u) {
+                free(t);
+                t = NULL;
+                break;
+            }
+            t = u;
+        }
+        size_t r = fread(t + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!t || bad) {
+        free(t);
+        snprintf(err, errlen, "cannot read %s '%s'", what, path);
+        return NULL;
+    }
+    t[n] = 0;
+    return t;
+}
+
+int study_write_text(const char *path, const char *text, const char *tail, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return lethe_errf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+    int ok = fputs(text, f) >= 0 && (!*tail || fputs(tail, f) >= 0);
+    if (fclose(f)) ok = 0;
+    if (!ok || rename(tmp, path)) {
+        remove(tmp);
+        return lethe_errf(err, errlen, "cannot write '%s'", path);
+    }
+    return 0;
+}
+
+/* A job's file (job.json, labels.json, .done) with a closing newline. */
+static int write_job_file(const study *s, int j, const char *file, const char *text, char *err,
+                          size_t errlen)
+{
+    char path[1100], e[1200];
+    snprintf(path, sizeof path, "%s/%s/%s", s->dir, s->jobs[j].name, file);
+    if (study_write_text(path, text, "\n", e, sizeof e))
+        return lethe_errf(err, errlen, "study: cannot write '%s'", path);
+    return 0;
+}
+
+int study_write_configs(const study *s, char *err, size_t errlen)
+{
+    char path[1100];
+    mkdir(s->dir, 0777);
+    snprintf(path, sizeof path, "%s/data", s->dir);
+    mkdir(path, 0777);
+    for (int i = 0; i < s->njobs; i++) {
+        const study_job *j = &s->jobs[i];
+        snprintf(path, sizeof path, "%s/%s", s->dir, j->name);
+        if (mkdir(path, 0777) && errno != EEXIST)
+            return lethe_errf(err, errlen, "study: cannot create '%s': %s", path, strerror(errno));
+        if (j->config_json && write_job_file(s, i, "job.json", j->config_json, err, errlen))
+            return -1;
+        if (j->labels_json && write_job_file(s, i, "labels.json", j->labels_json, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int study_job_done(const study *s, int j)
+{
+    char path[1100];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/.done", s->dir, s->jobs[j].name);
+    return stat(path, &st) == 0;
+}
+
+void study_mark_done(const study *s, int j)
+{
+    char err[1200];
+    if (write_job_file(s, j, ".done", "done", err, sizeof err)) lethe_fatal("%s", err);
+}
