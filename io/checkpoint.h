@@ -47,6 +47,21 @@
 #include "../model/params.h"
 #include "../mpi/grid.h"
 
+/* A tensor as the whole model knows it: its name, rank and global shape. */
+typedef struct {
+    char name[LETHE_NAME_MAX];
+    int32_t ndim, pad_;
+    int64_t gshape[2];
+} ckpt_tensor;
+
+/* The union of the tensors held by the ranks of one replica (names and global shapes
+ * allgathered over g->mp_comm), in order of first appearance by mp rank (pp, then tp).
+ * Collective over g->mp_comm; the same verdict on its every rank. Sets *out (malloc'd)
+ * and returns the count, or -1 with one line in err when two ranks give one name two
+ * shapes. */
+int ckpt_tensor_union(const lethe_params *t, const lethe_grid *g, ckpt_tensor **out, char *err,
+                      size_t errlen);
+
 #define LETHE_CKPT_CURSOR_MAX 8
 #define LETHE_CKPT_JOB_MAX 8
 #define LETHE_CKPT_JOB_KEY 32

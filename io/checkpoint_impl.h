@@ -33,11 +33,7 @@
 
 /* What every rank must know of every tensor: dataset creation is collective, so all
  * ranks create all datasets in one order, including those of other pipeline stages. */
-typedef struct {
-    char name[LETHE_NAME_MAX];
-    int32_t ndim, pad_;
-    int64_t gshape[2];
-} ck_entry;
+typedef ckpt_tensor ck_entry;
 
 typedef struct {
     ck_entry *u; /* nu tensors, in order of first appearance by mp rank (pp, then tp) */

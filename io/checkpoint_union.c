@@ -217,3 +217,20 @@ int ck_check_coverage(const ck_union *U, const uint64_t *d, char *msg)
     }
     return 1;
 }
+
+int ckpt_tensor_union(const lethe_params *t, const lethe_grid *g, ckpt_tensor **out, char *err,
+                      size_t errlen)
+{
+    ck_union U;
+    char msg[CK_MSG] = "";
+    *out = NULL;
+    if (!ck_build_union(t, g, &U, msg)) {
+        ck_union_free(&U);
+        return lethe_errf(err, errlen, "%s", msg);
+    }
+    int n = U.nu;
+    *out = U.u;
+    U.u = NULL;
+    ck_union_free(&U);
+    return n;
+}

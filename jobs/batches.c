@@ -55,6 +55,16 @@ void job_data_report(const lethe_session *S, const char *job, const job_data_clo
            ahead ? "the next batch is read ahead in a thread" : "no read-ahead: ", why);
 }
 
+loader_batch *job_next_batch(const lethe_session *S, loader *ld, const char *ended)
+{
+    char err[1024];
+    loader_batch *lb = NULL;
+    int r = loader_next(ld, &lb, err, sizeof err);
+    lethe_check(S->grid.world, r >= 0, 1, "%s", err);
+    lethe_check(S->grid.world, r > 0 || !ended, 1, "%s", ended ? ended : "");
+    return r > 0 ? lb : NULL;
+}
+
 void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb)
 {
     int T = b->T;

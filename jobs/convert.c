@@ -50,52 +50,6 @@ void job_convert_help(FILE *f)
                "Bad arguments and files that do not match the model exit with 2.\n");
 }
 
-/* The model's tensors in canonical order: first appearance over the replica's ranks
- * (pipeline stage, then tp rank), which is embedding, layers 0..L-1, final norm, head
- * at every layout. */
-typedef struct {
-    char name[LETHE_NAME_MAX];
-    int32_t ndim, pad_;
-    int64_t shape[2];
-} cv_tensor;
-
-static int model_tensors(const lethe_params *t, const lethe_grid *g, cv_tensor **out)
-{
-    int np;
-    MPI_CHECK(MPI_Comm_size(g->mp_comm, &np));
-    int *counts = lethe_malloc(sizeof(int) * (size_t)np, "tensor list");
-    int *displs = lethe_malloc(sizeof(int) * (size_t)np, "tensor list");
-    MPI_CHECK(MPI_Allgather(&t->n, 1, MPI_INT, counts, 1, MPI_INT, g->mp_comm));
-    int total = 0;
-    for (int r = 0; r < np; r++) {
-        displs[r] = total;
-        total += counts[r];
-    }
-    cv_tensor *mine = lethe_calloc((size_t)t->n, sizeof(cv_tensor), "tensor list");
-    cv_tensor *all = lethe_calloc((size_t)total, sizeof(cv_tensor), "tensor list");
-    for (int i = 0; i < t->n; i++) {
-        memcpy(mine[i].name, t->p[i].name, LETHE_NAME_MAX);
-        mine[i].ndim = t->p[i].ndim;
-        mine[i].shape[0] = t->p[i].gshape[0];
-        mine[i].shape[1] = t->p[i].gshape[1];
-    }
-    MPI_Datatype ty;
-    MPI_CHECK(MPI_Type_contiguous((int)sizeof(cv_tensor), MPI_BYTE, &ty));
-    MPI_CHECK(MPI_Type_commit(&ty));
-    MPI_CHECK(MPI_Allgatherv(mine, t->n, ty, all, counts, displs, ty, g->mp_comm));
-    MPI_CHECK(MPI_Type_free(&ty));
-    int n = 0;
-    for (int k = 0; k < total; k++) {
-        int seen = 0;
-        for (int j = 0; j < n && !seen; j++) seen = !strcmp(all[j].name, all[k].name);
-        if (!seen) all[n++] = all[k];
-    }
-    free(mine);
-    free(counts);
-    free(displs);
-    *out = all;
-    return n;
-}
 
 static void shape_str(char *buf, size_t len, int nd, const int64_t *s)
 {
@@ -115,7 +69,7 @@ static int ends_with(const char *s, const char *suffix)
 /* Checks the file's header against the model; the same verdict on every rank, as
  * every rank reads the same header. Returns 0, or -1 with one line in err. */
 static int check_header(const st_file *st, const char *path, const char *config,
-                        const lethe_model_config *mc, const cv_tensor *mt, int n, char *err,
+                        const lethe_model_config *mc, const ckpt_tensor *mt, int n, char *err,
                         size_t len)
 {
     for (int i = 0; i < st->n; i++) {
@@ -150,7 +104,7 @@ static int check_header(const st_file *st, const char *path, const char *config,
     }
     for (int j = 0; j < n; j++) {
         char want[64], got[200];
-        shape_str(want, sizeof want, mt[j].ndim, mt[j].shape);
+        shape_str(want, sizeof want, mt[j].ndim, mt[j].gshape);
         int idx = st_find(st, mt[j].name);
         if (idx < 0) {
             snprintf(err, len,
@@ -161,7 +115,7 @@ static int check_header(const st_file *st, const char *path, const char *config,
         }
         const st_tensor *f = &st->t[idx];
         int same = f->ndim == mt[j].ndim;
-        for (int d = 0; d < f->ndim && same; d++) same = f->shape[d] == mt[j].shape[d];
+        for (int d = 0; d < f->ndim && same; d++) same = f->shape[d] == mt[j].gshape[d];
         if (!same) {
             shape_str(got, sizeof got, f->ndim, f->shape);
             snprintf(err, len,
@@ -200,7 +154,7 @@ static int read_piece(st_file *st, const lethe_param *p, float *dst, char *err, 
 }
 
 static void import_safetensors(lethe_session *S, const char *from, const char *to,
-                               const cv_tensor *mt, int n)
+                               const ckpt_tensor *mt, int n)
 {
     char err[1024] = "";
     const lethe_grid *g = &S->grid;
@@ -234,7 +188,7 @@ static void import_safetensors(lethe_session *S, const char *from, const char *t
 }
 
 static void export_safetensors(lethe_session *S, const char *from, const char *to,
-                               const cv_tensor *mt, int n)
+                               const ckpt_tensor *mt, int n)
 {
     char err[1024] = "";
     const lethe_grid *g = &S->grid;
@@ -242,11 +196,11 @@ static void export_safetensors(lethe_session *S, const char *from, const char *t
     /* params_gather counts in int: a tensor (with a 4-float header per piece) must fit */
     int ok = 1;
     for (int k = 0; k < n && ok; k++)
-        if (mt[k].shape[0] * mt[k].shape[1] + 4LL * g->size > INT_MAX) {
+        if (mt[k].gshape[0] * mt[k].gshape[1] + 4LL * g->size > INT_MAX) {
             snprintf(err, sizeof err,
                      "convert: tensor '%s' has %lld elements; export gathers at most %d per "
                      "tensor",
-                     mt[k].name, (long long)(mt[k].shape[0] * mt[k].shape[1]),
+                     mt[k].name, (long long)(mt[k].gshape[0] * mt[k].gshape[1]),
                      INT_MAX - 4 * g->size);
             ok = 0;
         }
@@ -260,13 +214,13 @@ static void export_safetensors(lethe_session *S, const char *from, const char *t
     int *ndims = lethe_calloc((size_t)n, sizeof(int), "convert tensors");
     const int64_t **shapes = lethe_calloc((size_t)n, sizeof(int64_t *), "convert tensors");
     for (int k = 0; k < n; k++) {
-        int64_t rows = mt[k].shape[0], cols = mt[k].shape[1];
+        int64_t rows = mt[k].gshape[0], cols = mt[k].gshape[1];
         if (root) data[k] = lethe_malloc(sizeof(float) * (size_t)(rows * cols), mt[k].name);
         /* every rank calls this for every name in the same order */
         params_gather(t, g->world, g->dp_rank, mt[k].name, 0, rows, cols, data[k], 0);
         names[k] = mt[k].name;
         ndims[k] = mt[k].ndim;
-        shapes[k] = mt[k].shape;
+        shapes[k] = mt[k].gshape;
     }
     if (root)
         ok = st_write(to, n, names, ndims, shapes, (const float *const *)data,
@@ -404,8 +358,11 @@ int job_convert(int argc, char **argv)
     model_create(&S.model, &S.cfg.model, &S.grid, 1, 1, 1);
     S.have_model = 1;
 
-    cv_tensor *mt;
-    int n = model_tensors(&S.model.w.params, &S.grid, &mt);
+    /* the model's tensors in canonical order (first appearance over the replica's ranks:
+     * embedding, layers 0..L-1, final norm, head, at every layout) */
+    ckpt_tensor *mt;
+    int n = ckpt_tensor_union(&S.model.w.params, &S.grid, &mt, err, sizeof err);
+    lethe_check(S.grid.world, n >= 0, 2, "convert: %s", err);
     if (import)
         import_safetensors(&S, c->from, c->to, mt, n);
     else

@@ -166,12 +166,9 @@ static int64_t eval_chain(lethe_session *S, int c, const double *P, const double
     markov_row *mine = lethe_malloc(sizeof(markov_row) * (size_t)(loader_info(ld)->n + 1), "eval");
     double *ne = lethe_malloc(sizeof(double) * Br, "eval");
     int64_t nmine = 0;
-    char err[1024];
     for (;;) {
-        loader_batch *lb;
-        int r = loader_next(ld, &lb, err, sizeof err);
-        lethe_check(S->grid.world, r >= 0, 1, "%s", err);
-        if (r == 0) break;
+        loader_batch *lb = job_next_batch(S, ld, NULL);
+        if (!lb) break;
         job_fill_batch(&b, 0, Br, lb);
         int bad = fill_truth(&b, Pc, initc, lq, m->shape.v_l, soft, ne);
         lethe_check(S->grid.world, bad < 0, 2,

@@ -253,12 +253,9 @@ void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const 
     split_run R;
     run_open(&R, S, info, max_rows);
     int contributes = g->pp_rank == 0 && g->tp_rank == 0;
-    char err[1024];
     for (;;) {
-        loader_batch *lb;
-        int r = loader_next(ld, &lb, err, sizeof err);
-        lethe_check(g->world, r >= 0, 1, "%s", err);
-        if (r == 0 || lb->position >= R.N) break;
+        loader_batch *lb = job_next_batch(S, ld, NULL);
+        if (!lb || lb->position >= R.N) break;
         const dataset_rows *rows = &lb->rows;
         targets_of(&R.b, 0, lb->n, rows->ids, rows->lengths, rows->answer_start, 1);
         model_forward(m, &R.b, R.s, R.cnt, R.tlp);

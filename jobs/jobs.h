@@ -71,6 +71,10 @@ void session_load_init(lethe_session *s);
  * loader's message when the dataset is bad). */
 void job_open_loader(lethe_session *S, loader **ld, const char *split, int global_batch,
                      uint64_t seed, int shuffle, int drop_last, int max_epochs, int candidates);
+/* The next batch of ld, the same verdict on every rank of S's world (a loader error
+ * exits 1 with its line): NULL at the end of the stream when `ended` is NULL, else the
+ * end is an error too, exit 1 with the line `ended`. */
+loader_batch *job_next_batch(const lethe_session *S, loader *ld, const char *ended);
 /* Copies `rows` rows of a loader batch into b at row r0 (rows past lb->n, or all rows
  * when lb is NULL, become padding with no targets). */
 void job_fill_batch(lethe_batch *b, int r0, int rows, const loader_batch *lb);

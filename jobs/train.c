@@ -35,10 +35,7 @@ static void train_batch(void *job, int step, int64_t *epoch)
                            b->targets);
         return;
     }
-    char err[1024];
-    loader_batch *lb;
-    int r = loader_next(J->ld, &lb, err, sizeof err);
-    lethe_check(J->S->grid.world, r > 0, 1, "%s", r < 0 ? err : "data stream ended");
+    loader_batch *lb = job_next_batch(J->S, J->ld, "data stream ended");
     job_fill_batch(b, 0, b->B, lb);
     *epoch = lb->epoch;
 }

@@ -46,12 +46,9 @@ static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
            *cnt = lethe_malloc(sizeof(double) * (size_t)Br, "npo");
     ref_entry *mine = lethe_malloc(sizeof(ref_entry) * (size_t)(n + 1), "npo reference");
     int nmine = 0;
-    char err[1024];
     for (;;) {
-        loader_batch *lb;
-        int r = loader_next(ld, &lb, err, sizeof err);
-        lethe_check(S->grid.world, r >= 0, 1, "%s", err);
-        if (r == 0) break;
+        loader_batch *lb = job_next_batch(S, ld, NULL);
+        if (!lb) break;
         job_fill_batch(&b, 0, Br, lb);
         model_forward(&S->model, &b, s, cnt, NULL);
         for (int i = 0; i < lb->n; i++)
@@ -116,18 +113,13 @@ static void unlearn_batch(void *job, int step, int64_t *epoch)
 {
     (void)step;
     unlearn_job *J = job;
-    char err[1024];
-    loader_batch *fb, *rb;
-    int r = loader_next(J->lf, &fb, err, sizeof err);
-    lethe_check(J->S->grid.world, r > 0, 1, "%s", r < 0 ? err : "forget stream ended early");
+    loader_batch *fb = job_next_batch(J->S, J->lf, "forget stream ended early");
     job_fill_batch(&J->b, 0, J->rf, fb);
     for (int i = 0; i < J->rf; i++)
         J->s_ref[i] = J->refs ? lookup_ref(J->refs, J->nref, fb->rows.sample_id[i]) : 0.0;
     *epoch = fb->epoch;
     if (!J->lr) return;
-    r = loader_next(J->lr, &rb, err, sizeof err);
-    lethe_check(J->S->grid.world, r > 0, 1, "%s", r < 0 ? err : "retain stream ended");
-    job_fill_batch(&J->b, J->rf, J->rr, rb);
+    job_fill_batch(&J->b, J->rf, J->rr, job_next_batch(J->S, J->lr, "retain stream ended"));
 }
 
 /* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp. */
