@@ -351,7 +351,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     const lethe_ckpt_meta *meta = meta_in ? meta_in : &none;
     char msg[CK_MSG] = "", tmp[PATH_MAX], h5b[256];
     ck_union U = {0};
-    uint64_t *dg = NULL;
+    uint64_t *dg = NULL, *rngs = NULL;
     h5_quiet q;
     h5_quiet_on(&q);
     int ok = 1;
@@ -368,6 +368,12 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
         if (!memchr(meta->job_key[i], 0, LETHE_CKPT_JOB_KEY) || !meta->job_key[i][0] ||
             strchr(meta->job_key[i], '/'))
             ok = ck_fail(msg, "job state value %d has no valid name", i);
+    /* what the file will say of itself, checked as ckpt_load checks it */
+    lethe_ckpt_meta full = *meta;
+    full.layout[0] = g->dp, full.layout[1] = g->pp, full.layout[2] = g->tp;
+    full.world_size = g->size;
+    snprintf(full.version, sizeof full.version, "%s", LETHE_VERSION);
+    if (ok) ok = ck_check_meta(&full, msg);
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
 
     ok = ck_build_union(t, g, &U, msg);
@@ -385,6 +391,9 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
      * writes are collective and must carry the same value everywhere. */
     dg = ck_replica_digests(t, g, &U, CK_KINDS);
     MPI_CHECK(MPI_Bcast(dg, (CK_KINDS + 1) * U.nu, MPI_UINT64_T, 0, g->dp_comm));
+    rngs = lethe_malloc(sizeof(uint64_t) * (size_t)g->size, "checkpoint RNG states");
+    MPI_CHECK(MPI_Allgather(&meta->rng, 1, MPI_UINT64_T, rngs, 1, MPI_UINT64_T, g->world));
+    uint64_t mdig = ckpt_meta_digest(&full, rngs);
     if (lethe_agree(g->world, ck_check_coverage(&U, dg, msg), msg, CK_MSG, NULL)) goto out;
 
     /* Rank 0 creates the temporary file with plain POSIX first: the errno of a missing
@@ -430,6 +439,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     write_attr(tmp, fid, "loader_cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, meta->n_cursor,
                meta->cursor);
     write_job_state(tmp, fid, meta);
+    write_attr(tmp, fid, "meta_digest", H5T_STD_U64LE, H5T_NATIVE_UINT64, -1, &mdig);
 
     hid_t dxpl, dcpl, grp, sp, ds, ty;
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", tmp);
@@ -520,6 +530,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 
 out:
     free(dg);
+    free(rngs);
     ck_union_free(&U);
     h5_quiet_off(&q);
     return ck_result(msg, path, err, errlen);

@@ -22,7 +22,8 @@
  *   /                  attributes: format, format_version, lethe_version (strings/int32),
  *                      step, epoch (int64), layout int32[3] = {dp, pp, tp},
  *                      world_size (int32), n_tensors (int64),
- *                      loader_cursor int64[n] (null dataspace when n == 0)
+ *                      loader_cursor int64[n] (null dataspace when n == 0),
+ *                      meta_digest (uint64, ckpt_meta_digest: every field below too)
  *   /job               (only when the job saved state of its own) one float64 scalar
  *                      attribute per named value, e.g. relearn's point: n, seed, lr
  *   /meta/config       scalar fixed-length string: the resolved config JSON (a dataset,
@@ -33,6 +34,13 @@
  *   /adam_v/<name>     AdamW second moments, same shapes; attribute `digest`
  * Tensor names are the Hugging Face names ("model.layers.3.mlp.up_proj.weight"); they
  * must not contain '/'.
+ *
+ * Metadata is trusted no more than tensors: ckpt_load refuses a meta_digest that does not
+ * match the stored step, epoch, cursor, /job values, config, layout, world size, version
+ * and RNG states, a step or epoch outside [0, INT_MAX], a layout whose product is not the
+ * world size, a non-finite /job value, a model config that differs from the job's
+ * (meta->expect_config) and a non-finite element in any tensor loaded, each in one line
+ * naming the field (or dataset and element), its value and the bound.
  *
  * Digest: for a tensor with `cols` columns (1 for 1-D), element (i, j) with float bits b
  * contributes mix(mix(i * cols + j) ^ b), mix = the splitmix64 finaliser, and the digest
@@ -65,6 +73,7 @@ int ckpt_tensor_union(const lethe_params *t, const lethe_grid *g, ckpt_tensor **
 #define LETHE_CKPT_CURSOR_MAX 8
 #define LETHE_CKPT_JOB_MAX 8
 #define LETHE_CKPT_JOB_KEY 32
+#define LETHE_CKPT_WORLD_MAX (1 << 20) /* ranks a checkpoint may name */
 
 typedef struct {
     /* Saved as given (identical on every rank, checked); restored by ckpt_load. */
@@ -86,6 +95,9 @@ typedef struct {
     int layout[3]; /* dp, pp, tp */
     int world_size;
     char version[32]; /* lethe version */
+    /* Load input (NULL: no check): the job's resolved config JSON; its model keys
+     * (model.dim ... model.tie_embeddings, not model.init_*) must equal the stored ones. */
+    const char *expect_config;
 } lethe_ckpt_meta;
 
 /* Writes the table's parameters and AdamW moments (t->data, t->m, t->v) and meta to
@@ -109,6 +121,16 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
  * Collective over comm (MPI_COMM_SELF for a serial check). *n_checked (may be NULL)
  * receives the number of datasets verified. 0, or -1 with err naming the first bad one. */
 int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, size_t errlen);
+
+/* The metadata digest of a checkpoint (stored as the root attribute meta_digest): the
+ * splitmix64 fold of step, epoch, layout, world_size, the version string's hash, the
+ * cursor count and values, the /job count and the sum of its (name, value) mixes, the
+ * config string's hash and rng[0 .. world_size) (every rank's state, by world rank). */
+uint64_t ckpt_meta_digest(const lethe_ckpt_meta *m, const uint64_t *rng);
+
+/* The first non-finite element of the valid extent of piece p (x at its offset): 1 with
+ * its global (row, col), or 0. */
+int ckpt_first_nonfinite(const lethe_param *p, const float *x, int64_t *row, int64_t *col);
 
 /* Frees what ckpt_load allocated in meta (config_json). */
 void ckpt_meta_free(lethe_ckpt_meta *meta);

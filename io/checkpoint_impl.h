@@ -1,6 +1,7 @@
 /* io/checkpoint_impl.h — what the parts of the checkpoint code share (internal): the
  * format constants, the quiet HDF5 error stack, the collective-call check, the union of
- * all ranks' tensor tables with their digests (checkpoint_union.c), and the helpers of
+ * all ranks' tensor tables with their digests (checkpoint_union.c), the metadata checks
+ * (checkpoint_meta.c), and the helpers of
  * checkpoint.c used by the reader (checkpoint_load.c). */
 #ifndef LETHE_IO_CHECKPOINT_IMPL_H
 #define LETHE_IO_CHECKPOINT_IMPL_H
@@ -19,6 +20,7 @@
 #define CK_FORMAT_VERSION 1
 #define CK_MSG 1024 /* messages agreed on travel in buffers of this size */
 #define CK_KINDS 3
+#define CK_CONFIG_MAX (16 << 20) /* bytes of /meta/config a load reads */
 
 /* An HDF5 call inside a collective section: failure ends the job (see the top). */
 #define H5C(call, ...)                                                                             \
@@ -63,6 +65,11 @@ int ck_read_attr(hid_t obj, const char *where, const char *name, hid_t mtype, in
 int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, size_t len,
                      char *msg);
 hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg);
+
+/* checkpoint_meta.c: each returns 1, or 0 with msg */
+int ck_check_meta(const lethe_ckpt_meta *m, char *msg);
+int ck_check_model_config(const char *stored, const char *expect, char *msg);
+int ck_check_finite(const lethe_params *t, int nkinds, char *msg);
 
 /* checkpoint_union.c */
 void ck_union_free(ck_union *U);

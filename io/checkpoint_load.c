@@ -177,11 +177,13 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     /* Metadata phase: identical calls and verdicts on every rank. */
     lethe_ckpt_meta mm;
     memset(&mm, 0, sizeof mm);
+    uint64_t mdig = 0, *rngs = NULL;
     ok = ck_read_str_attr(fid, "the file", "lethe_version", mm.version, sizeof mm.version, msg);
     ok = ok && ck_read_attr(fid, "the file", "step", H5T_NATIVE_INT64, -1, &mm.step, msg);
     ok = ok && ck_read_attr(fid, "the file", "epoch", H5T_NATIVE_INT64, -1, &mm.epoch, msg);
     ok = ok && ck_read_attr(fid, "the file", "layout", H5T_NATIVE_INT, 3, mm.layout, msg);
     ok = ok && ck_read_attr(fid, "the file", "world_size", H5T_NATIVE_INT, -1, &mm.world_size, msg);
+    ok = ok && ck_read_attr(fid, "the file", "meta_digest", H5T_NATIVE_UINT64, -1, &mdig, msg);
     if (ok) {
         hid_t a = H5Aopen(fid, "loader_cursor", H5P_DEFAULT), sp = -1;
         hssize_t n = -1;
@@ -197,7 +199,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
         if (a >= 0) H5Aclose(a);
     }
     if (ok) ok = read_job_state(fid, &mm, msg);
-    if (ok && mm.world_size < 1) ok = ck_fail(msg, "world_size %d is invalid", mm.world_size);
+    if (ok) ok = ck_check_meta(&mm, msg);
     hid_t cfg_ds = -1, rng_ds = -1;
     size_t cfg_len = 0;
     if (ok) {
@@ -210,6 +212,20 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
             cfg_len = H5Tget_size(ty);
         if (ty >= 0) H5Tclose(ty);
         if (!cfg_len) ok = ck_fail(msg, "dataset '/meta/config' is missing or not a string");
+        else if (cfg_len > CK_CONFIG_MAX)
+            ok = ck_fail(msg, "dataset '/meta/config' is a string of %zu bytes, at most %d",
+                         cfg_len, CK_CONFIG_MAX);
+    }
+    if (ok) {
+        /* read before the tensors (every rank on its own: a few KiB), so that a job whose
+         * model differs is told which key differs, not which tensor is missing */
+        char *cfg = lethe_calloc(cfg_len + 1, 1, "checkpoint config");
+        hid_t ty = ck_str_type(path, "dataset '/meta/config'", cfg_len);
+        if (H5Dread(cfg_ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, cfg) < 0)
+            ok = ck_fail(msg, "cannot read dataset '/meta/config'");
+        H5Tclose(ty);
+        mm.config_json = cfg;
+        if (ok) ok = ck_check_model_config(cfg, meta ? meta->expect_config : NULL, msg);
     }
     if (ok) {
         rng_ds = H5Lexists(fid, "/meta/rng", H5P_DEFAULT) > 0
@@ -251,34 +267,23 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
                         p ? bufs[kind] + p->off : bufs[kind], dxpl);
         }
     {
-        char *cfg = lethe_calloc(cfg_len + 1, 1, "checkpoint config");
-        hid_t ty = ck_str_type(path, "dataset '/meta/config'", cfg_len), sp;
-        H5C(sp = H5Dget_space(cfg_ds), "checkpoint '%s': dataset '/meta/config'", path);
-        H5C(H5Dread(cfg_ds, ty, sp, sp, dxpl, cfg), "checkpoint '%s': dataset '/meta/config'",
-            path);
-        H5Sclose(sp);
-        H5Tclose(ty);
-        mm.config_json = cfg;
-        /* Per-rank RNG states only mean something for the same number of ranks. */
-        hsize_t one = 1, at = (hsize_t)g->rank;
-        hid_t ms;
-        int same = mm.world_size == g->size;
+        /* every rank reads every RNG state (world_size of them): the metadata digest
+         * covers them all; rank r keeps state r when the rank count is the same */
+        hid_t sp;
         H5C(sp = H5Dget_space(rng_ds), "checkpoint '%s': dataset '/meta/rng'", path);
-        H5C(ms = H5Screate_simple(1, &one, NULL), "checkpoint '%s': dataset '/meta/rng'", path);
-        if (same)
-            H5C(H5Sselect_hyperslab(sp, H5S_SELECT_SET, &at, NULL, &one, NULL),
-                "checkpoint '%s': dataset '/meta/rng'", path);
-        else {
-            H5C(H5Sselect_none(sp), "checkpoint '%s': dataset '/meta/rng'", path);
-            H5C(H5Sselect_none(ms), "checkpoint '%s': dataset '/meta/rng'", path);
-        }
-        uint64_t rng = meta ? meta->rng : 0;
-        H5C(H5Dread(rng_ds, H5T_NATIVE_UINT64, ms, sp, dxpl, &rng),
+        rngs = lethe_malloc(sizeof(uint64_t) * (size_t)mm.world_size, "checkpoint RNG states");
+        H5C(H5Dread(rng_ds, H5T_NATIVE_UINT64, sp, sp, dxpl, rngs),
             "checkpoint '%s': dataset '/meta/rng'", path);
-        H5Sclose(ms);
         H5Sclose(sp);
-        mm.rng = rng;
-        mm.rng_restored = same;
+        mm.rng_restored = mm.world_size == g->size;
+        mm.rng = mm.rng_restored ? rngs[g->rank] : meta ? meta->rng : 0;
+        uint64_t want = ckpt_meta_digest(&mm, rngs);
+        if (want != mdig)
+            ok = ck_fail(msg,
+                         "attribute 'meta_digest' is %016llx but the metadata (step, epoch, "
+                         "loader cursor, /job, /meta/config, layout, RNG states) gives %016llx: "
+                         "the file is corrupt",
+                         (unsigned long long)mdig, (unsigned long long)want);
     }
     H5Pclose(dxpl);
 
@@ -304,20 +309,23 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
                              ck_group[kind], U.u[k].name, (unsigned long long)stored[at],
                              (unsigned long long)dg[at]);
         }
+    /* a digest proves the file is what was written, not that it is usable */
+    if (ok) ok = ck_check_finite(t, nkinds, msg);
     if (ok && meta) {
         uint64_t keep_rng = meta->rng;
         *meta = mm;
         if (!mm.rng_restored) meta->rng = keep_rng;
         mm.config_json = NULL; /* now owned by meta */
     }
-    free(mm.config_json);
 
 close:
+    free(mm.config_json);
     if (dsets)
         for (size_t k = 0; k < nds; k++)
             if (dsets[k] >= 0) H5Dclose(dsets[k]);
     if (cfg_ds >= 0) H5Dclose(cfg_ds);
     if (rng_ds >= 0) H5Dclose(rng_ds);
+    free(rngs);
     {
         char h5b[256];
         int cok = H5Fclose(fid) >= 0;

@@ -169,8 +169,20 @@ static void import_safetensors(lethe_session *S, const char *from, const char *t
      * that is saved */
     lethe_params *t = &S->model.w.params;
     for (int i = 0; i < t->n && ok && g->dp_rank == 0; i++)
-        if (t->p[i].owner)
-            ok = read_piece(st, &t->p[i], t->data + t->p[i].off, err, sizeof err) == 0;
+        if (t->p[i].owner) {
+            const lethe_param *p = &t->p[i];
+            int64_t r, c;
+            ok = read_piece(st, p, t->data + p->off, err, sizeof err) == 0;
+            if (ok && ckpt_first_nonfinite(p, t->data + p->off, &r, &c)) {
+                float v = t->data[p->off + (size_t)(r - p->gstart[0]) * p->lshape[1] +
+                                  (size_t)(c - p->gstart[1])];
+                snprintf(err, sizeof err,
+                         "'%s': tensor '%s' element [%lld,%lld] is %g: non-finite weights are "
+                         "not imported",
+                         from, p->name, (long long)r, (long long)c, (double)v);
+                ok = 0;
+            }
+        }
     int nf = st->n;
     st_close(st);
     lethe_check(g->world, ok, 1, "convert: %s", err);
@@ -205,7 +217,13 @@ static void export_safetensors(lethe_session *S, const char *from, const char *t
             ok = 0;
         }
     lethe_check(g->world, ok, 2, "%s", err);
-    ok = ckpt_load(from, t, g, NULL, 0, err, sizeof err) == 0;
+    lethe_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    char *expect = config_to_json(&S->cfg);
+    meta.expect_config = expect;
+    ok = ckpt_load(from, t, g, &meta, 0, err, sizeof err) == 0;
+    free(expect);
+    ckpt_meta_free(&meta);
     lethe_check(g->world, ok, 2, "convert: %s", err);
 
     int root = g->rank == 0;

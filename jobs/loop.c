@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../mpi/comm.h"
 #include "../io/checkpoint.h"
@@ -19,14 +21,53 @@ typedef struct {
     int first;
 } loop_state;
 
-/* Rank 0: the log's partial file, continued when the run resumes. */
+/* Rank 0, resuming: the partial log keeps the lines of the steps up to the checkpoint's
+ * and loses the rest (a run that died after its last checkpoint logged steps it runs
+ * again). One ftruncate at the end of the last kept line: a crash leaves either the
+ * old file or the cut one, never a torn line. */
+static void cut_log(loop_state *L)
+{
+    FILE *f = L->log;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    off_t keep = 0;
+    rewind(f);
+    while ((n = getline(&line, &cap, f)) > 0) {
+        long step;
+        if (line[n - 1] != '\n' || sscanf(line, "{\"step\":%ld", &step) != 1 || step > L->first)
+            break;
+        keep += n;
+    }
+    free(line);
+    if (ferror(f) || fflush(f) || ftruncate(fileno(f), keep) || fseek(f, 0, SEEK_END))
+        lethe_fatal("cannot cut '%s' back to step %d: %s", L->partial, L->first,
+                    strerror(errno));
+}
+
+/* Rank 0: the log's partial file, continued (cut back to the checkpoint) on resume. */
 static void open_log(loop_state *L)
 {
     if (L->S->grid.rank != 0 || !L->spec->log_name) return;
     session_path(L->S, L->spec->log_name, L->path, sizeof L->path);
     snprintf(L->partial, sizeof L->partial, "%s.partial", L->path);
-    L->log = fopen(L->partial, L->first ? "a" : "w");
+    L->log = fopen(L->partial, L->first ? "a+" : "w");
     if (!L->log) lethe_fatal("cannot write '%s': %s", L->partial, strerror(errno));
+    if (L->first) cut_log(L);
+}
+
+/* A model at or past the schedule's end has nothing left to run: refused, so a lowered
+ * step count never passes a checkpoint off as the final model (or logs NaN losses). */
+static void check_first(loop_state *L)
+{
+    const loop_spec *sp = L->spec;
+    char ck[1100];
+    session_path(L->S, "checkpoint.h5", ck, sizeof ck);
+    int ok = L->first == 0 || L->first < sp->total;
+    lethe_check(L->S->grid.world, ok, 2,
+                "%s: '%s' is at step %d, not below the %d steps of this run (%s): nothing is "
+                "left to run; remove it or raise %s",
+                L->S->job, ck, L->first, sp->total, sp->total_key, sp->total_key);
 }
 
 /* The checkpoint: the loaders' positions and the job's own values. */
@@ -151,6 +192,7 @@ loop_result loop_run(lethe_session *S, const loop_spec *sp, loop_outcome *out)
     memset(out, 0, sizeof *out);
     out->first_loss = out->last_loss = NAN;
     if (sp->resume) L.first = resume(&L);
+    check_first(&L);
     open_log(&L);
     L.t_start = MPI_Wtime();
     double val[LOOP_MAX_FIELDS];

@@ -4,7 +4,9 @@
  * iteration (from the checkpoint's step when resuming), the time waiting for data and
  * the step time, the per-step line (terminal every train.log_every steps, and a JSON
  * line to <log>.partial, renamed to <log> when the job completes; a resumed run
- * appends), the checkpoint policy (checkpoint.every, and the final model), preemption
+ * cuts it back to the checkpoint's step, then appends, so each step is logged once),
+ * a resume at or past the last step (refused in one line: nothing is left to run, and
+ * the checkpoint's weights are not the final model of this config), the checkpoint policy (checkpoint.every, and the final model), preemption
  * (SIGUSR1: the step finishes, checkpoint.h5 is written, the job ends with status
  * "preempted"), write errors and a full disk (checked after every line, for every
  * job), the fault-injection points and the ETA. The non-finite policy (stop or skip)
@@ -27,6 +29,7 @@ typedef struct {
 typedef struct {
     void *job;  /* passed to every callback */
     int total;  /* the schedule's length: steps run while step < total */
+    const char *total_key; /* the setting that sets total, named when a resume is past it */
     int first;  /* the first step when resume is 0 */
     int resume; /* continue from output.dir/checkpoint.h5 (checkpoint.resume decides) */
     int every;  /* checkpoint every this many steps (0: none) */

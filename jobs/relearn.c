@@ -229,7 +229,10 @@ static int point_start(relearn_job *J, int first_missing, int last_missing)
     if (J->have[1] && first_missing >= 0) {
         lethe_ckpt_meta meta;
         memset(&meta, 0, sizeof meta);
+        char *expect = config_to_json(&S->cfg);
+        meta.expect_config = expect;
         int ok = ckpt_load(J->ck, &m->w.params, &S->grid, &meta, 1, err, sizeof err) == 0;
+        free(expect);
         lethe_check(S->grid.world, ok, 1, "%s", err);
         int mine = is_point(&meta, J->tag);
         start = mine ? (int)meta.step : 0;
@@ -288,6 +291,38 @@ static void point_curve(relearn_job *J)
         lethe_warn("cannot remove '%s': %s", J->ck, strerror(errno));
 }
 
+/* Rank 0: whether the recorded k<step>.json at path is what relearn_reached writes: one
+ * line holding one JSON object, step equal to the file's, and the four forget metrics
+ * as numbers or null, nothing else. 1, or 0 with err naming the first fault. */
+static int valid_k_file(const char *path, int step, char *err, size_t len)
+{
+    static const char *const keys[] = {"forget_prob", "rouge_recall", "truth_ratio",
+                                       "forget_quality"};
+    char buf[1024] = "";
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    int rd = f && !ferror(f) && n < sizeof buf - 1;
+    if (f) fclose(f);
+    buf[n] = 0;
+    const char *end = NULL;
+    cJSON *o = rd ? cJSON_ParseWithOpts(buf, &end, 0) : NULL;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
+    int ok = cJSON_IsObject(o) && end && !strcmp(end, "\n") && strlen(buf) == n;
+    ok = ok && cJSON_GetArraySize(o) == 5 && cJSON_IsNumber(st) && st->valuedouble == step;
+    for (int k = 0; ok && k < 4; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[k]);
+        ok = cJSON_IsNull(v) || (cJSON_IsNumber(v) && isfinite(v->valuedouble));
+    }
+    cJSON_Delete(o);
+    if (!ok)
+        snprintf(err, len,
+                 "relearn: '%s' is not a recorded step: expected one line {\"step\":%d, "
+                 "forget_prob, rouge_recall, truth_ratio, forget_quality: numbers or null}; "
+                 "remove it and the step is evaluated again",
+                 path, step);
+    return ok;
+}
+
 /* Names the point's files and learns what is there already. */
 static void point_files(relearn_job *J, int n, double lr, uint64_t seed)
 {
@@ -307,6 +342,12 @@ static void point_files(relearn_job *J, int n, double lr, uint64_t seed)
         for (int i = 0; i < J->nsteps; i++) J->have[2 + i] = file_exists(J->kpath[i]);
     }
     MPI_CHECK(MPI_Bcast(J->have, J->nsteps + 2, MPI_INT, 0, S->grid.world));
+    /* a finished point's curve is final; an unfinished one's steps are copied into it */
+    char err[1400] = "";
+    int ok = 1;
+    for (int i = 0; ok && !J->have[0] && S->grid.rank == 0 && i < J->nsteps; i++)
+        if (J->have[2 + i]) ok = valid_k_file(J->kpath[i], J->steps[i], err, sizeof err);
+    lethe_check(S->grid.world, ok, 1, "%s", err);
 }
 
 /* One point of the sweep: 0 run, 1 already finished, 2 preempted. */
@@ -335,6 +376,7 @@ static int run_point(relearn_job *J, int n, double lr, uint64_t seed)
         point_batch(J, n, seed);
         loop_spec sp = {.job = J,
                         .total = last_missing,
+                        .total_key = "relearn.k",
                         .first = start,
                         .state_keys = point_keys,
                         .state = J->tag,

@@ -429,7 +429,10 @@ int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor)
     if (!have) return 0;
     lethe_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
+    char *expect = config_to_json(&s->cfg);
+    meta.expect_config = expect;
     int ok = ckpt_load(path, &s->model.w.params, &s->grid, &meta, 1, err, sizeof err) == 0;
+    free(expect);
     lethe_check(s->grid.world, ok, 1, "%s", err);
     ok = meta.n_cursor == n_cursor;
     lethe_check(s->grid.world, ok, 1, "checkpoint '%s' holds %d loader cursors, expected %d", path,
@@ -445,8 +448,14 @@ void session_load_init(lethe_session *s)
 {
     if (!s->cfg.init.checkpoint[0]) return;
     char err[1024];
-    int ok = ckpt_load(s->cfg.init.checkpoint, &s->model.w.params, &s->grid, NULL, 0, err,
+    lethe_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    char *expect = config_to_json(&s->cfg);
+    meta.expect_config = expect;
+    int ok = ckpt_load(s->cfg.init.checkpoint, &s->model.w.params, &s->grid, &meta, 0, err,
                        sizeof err) == 0;
+    free(expect);
+    ckpt_meta_free(&meta);
     lethe_check(s->grid.world, ok, 1, "%s", err);
 }
 

@@ -80,6 +80,7 @@ int job_train(int argc, char **argv)
                S.grid.size, c->layout.micro_batches, B, T);
     loop_spec sp = {.job = &J,
                     .total = c->train.steps,
+                    .total_key = "train.steps",
                     .resume = 1,
                     .every = c->checkpoint.every,
                     .loaders = {J.ld},

@@ -263,6 +263,7 @@ int job_unlearn(int argc, char **argv)
                c->layout.tp);
     loop_spec sp = {.job = &J,
                     .total = total,
+                    .total_key = "unlearn.epochs",
                     .resume = 1,
                     .every = c->checkpoint.every,
                     .loaders = {J.lf, J.lr},

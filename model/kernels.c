@@ -12,12 +12,16 @@
  * (truncation error < 2e-8 relative), then 2^k through the exponent bits.
  * Unlike libm's expf it is inlined, so the loops that call it vectorize
  * (AVX-512: 16 lanes). Inputs below -87 give ~1e-38 instead of 0 and inputs
- * above 88 saturate; neither occurs in a max-subtracted softmax. */
+ * above 88 saturate; neither occurs in a max-subtracted softmax. NaN in gives NaN
+ * out (the polynomial carries it) with no undefined behaviour: the NaN never
+ * reaches the float-to-int conversion (finite inputs take the same path as before,
+ * bit for bit). */
 static inline float fast_expf(float x)
 {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     /* round to nearest by the 1.5 * 2^23 shift: vectorizes, unlike roundf */
     float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float kc = k == k ? k : 0.0f; /* converting NaN to int32 is undefined */
     float r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
                                                   r * (0.0083333338f + r * 0.0013888889f)))));
@@ -25,7 +29,7 @@ static inline float fast_expf(float x)
         float f;
         int32_t i;
     } u = {p};
-    u.i += (int32_t)k * (1 << 23); /* not k << 23: shifting a negative value is undefined */
+    u.i += (int32_t)kc * (1 << 23); /* not k << 23: shifting a negative value is undefined */
     return u.f;
 }
 
