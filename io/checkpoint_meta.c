@@ -14,7 +14,10 @@
 
 #include "checkpoint_impl.h"
 
-static uint64_t fold(uint64_t h, uint64_t w) { return ck_mix64(h ^ w); }
+static uint64_t fold(uint64_t h, uint64_t w)
+{
+    return ck_mix64(h ^ w);
+}
 
 uint64_t ckpt_meta_digest(const lethe_ckpt_meta *m, const uint64_t *rng)
 {
@@ -70,8 +73,8 @@ int ck_check_meta(const lethe_ckpt_meta *m, char *msg)
 
 /* The model keys that make two configs the same model for a given weight table; the
  * initialisation (model.init_*) does not matter once weights are loaded. */
-static const char *const model_keys[] = {"vocab_size", "dim",         "n_layers",   "n_heads",
-                                         "n_kv_heads", "mlp_dim",     "max_seq_len", "rope_theta",
+static const char *const model_keys[] = {"vocab_size", "dim",           "n_layers",    "n_heads",
+                                         "n_kv_heads", "mlp_dim",       "max_seq_len", "rope_theta",
                                          "norm_eps",   "tie_embeddings"};
 
 static void value_str(const cJSON *v, char *buf, size_t len)
@@ -144,8 +147,9 @@ int ck_check_finite(const lethe_params *t, int nkinds, char *msg)
                 snprintf(at, sizeof at, "[%lld]", (long long)r);
             else
                 snprintf(at, sizeof at, "[%lld,%lld]", (long long)r, (long long)c);
-            return ck_fail(msg, "dataset '%s/%s': element %s is %g: the checkpoint holds "
-                                "non-finite values",
+            return ck_fail(msg,
+                           "dataset '%s/%s': element %s is %g: the checkpoint holds "
+                           "non-finite values",
                            ck_group[kind], p->name, at, (double)v);
         }
     return 1;

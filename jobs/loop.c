@@ -41,8 +41,7 @@ static void cut_log(loop_state *L)
     }
     free(line);
     if (ferror(f) || fflush(f) || ftruncate(fileno(f), keep) || fseek(f, 0, SEEK_END))
-        lethe_fatal("cannot cut '%s' back to step %d: %s", L->partial, L->first,
-                    strerror(errno));
+        lethe_fatal("cannot cut '%s' back to step %d: %s", L->partial, L->first, strerror(errno));
 }
 
 /* Rank 0: the log's partial file, continued (cut back to the checkpoint) on resume. */

@@ -3,16 +3,16 @@
  * loop_run owns what every training job does around its optimizer step: the step
  * iteration (from the checkpoint's step when resuming), the time waiting for data and
  * the step time, the per-step line (terminal every train.log_every steps, and a JSON
- * line to <log>.partial, renamed to <log> when the job completes; a resumed run
- * cuts it back to the checkpoint's step, then appends, so each step is logged once),
- * a resume at or past the last step (refused in one line: nothing is left to run, and
- * the checkpoint's weights are not the final model of this config), the checkpoint policy (checkpoint.every, and the final model), preemption
- * (SIGUSR1: the step finishes, checkpoint.h5 is written, the job ends with status
- * "preempted"), write errors and a full disk (checked after every line, for every
- * job), the fault-injection points and the ETA. The non-finite policy (stop or skip)
- * is model_train_step's; a skipped step is logged as such. A job supplies only what
- * differs: how its batch is made, its optimizer step, its extra log fields and what it
- * does when the model reaches a step. */
+ * line to <log>.partial, renamed to <log> when the job completes; a resumed run cuts it
+ * back to the checkpoint's step, then appends, so each step is logged once), a start at
+ * or past the last step (refused in one line: nothing is left to run, and the
+ * checkpoint's weights are not this config's final model), the checkpoint policy
+ * (checkpoint.every, and the final model), preemption (SIGUSR1: the step finishes,
+ * checkpoint.h5 is written, the job ends with status "preempted"), write errors and a
+ * full disk (checked after every line, for every job), the fault-injection points and
+ * the ETA. The non-finite policy (stop or skip) is model_train_step's; a skipped step is
+ * logged as such. A job supplies only what differs: how its batch is made, its
+ * optimizer step, its extra log fields and what it does when the model reaches a step. */
 #ifndef LETHE_LOOP_H
 #define LETHE_LOOP_H
 
@@ -29,7 +29,7 @@ typedef struct {
 typedef struct {
     void *job;  /* passed to every callback */
     int total;  /* the schedule's length: steps run while step < total */
-    const char *total_key; /* the setting that sets total, named when a resume is past it */
+    const char *total_key; /* the setting behind total, named when a start is past it */
     int first;  /* the first step when resume is 0 */
     int resume; /* continue from output.dir/checkpoint.h5 (checkpoint.resume decides) */
     int every;  /* checkpoint every this many steps (0: none) */

@@ -5,11 +5,22 @@
 # make_hostile_h5 writes the bad HDF5 datasets with the HDF5 library itself. nosan: ~90
 # lethe start-ups per rank count take minutes under AddressSanitizer (the parsers run
 # under ASan/UBSan in the fuzz tests instead).
+# make_hostile_ckpt plants one value (a step, a NaN) in a real checkpoint with its
+# digests redone, so a load must refuse the value itself.
 lethe_test_exe(make_hostile_h5 ${CMAKE_CURRENT_SOURCE_DIR}/hostile/make_hostile_h5.c)
+lethe_test_exe(make_hostile_ckpt ${CMAKE_CURRENT_SOURCE_DIR}/hostile/make_hostile_ckpt.c)
 foreach(n 1 2)
   lethe_test(NAME hostile.np${n}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hostile.sh ${n} $<TARGET_FILE:make_hostile_h5>
+      $<TARGET_FILE:make_hostile_ckpt>
     TIMEOUT 600 LABELS "hostile;mpi;nosan")
+  # NaN weights under the sanitizer build too (no nosan): a planted NaN checkpoint
+  # resumed, exported and evaluated, and a NaN safetensors imported, are refused in one
+  # line naming the tensor and element, with no ASan/UBSan report
+  lethe_test(NAME hostile.nan_weights.np${n}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hostile/nan_weights.sh ${n}
+      $<TARGET_FILE:make_hostile_ckpt>
+    TIMEOUT 300 LABELS "hostile;mpi")
 endforeach()
 # `lethe slurm` quoting (tests/hostile/slurm_quoting.sh): scripts rendered with hostile
 # job names, folders and overrides pass bash -n and, run with fake srun/mpirun, hand each

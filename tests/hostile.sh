@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/hostile.sh — bad and hostile inputs through the real `lethe` binary under mpirun.
 #
-# usage: hostile.sh N MAKE_H5     (N ranks; MAKE_H5 the tests/hostile/make_hostile_h5 program)
+# usage: hostile.sh N MAKE_H5 MAKE_CKPT
+#        (N ranks; the tests/hostile/make_hostile_h5 and make_hostile_ckpt programs)
 # env: MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR (tests/CMakeLists.txt sets them)
 #
 # Inputs: the configs of tests/hostile/configs/ (each with its .expect) and the cases of
@@ -9,7 +10,12 @@
 # (gen_inputs.py: safetensors, JSON lines with a single 100 MiB line, tokenizer files,
 # the tiny model config; MAKE_H5: HDF5 token datasets; truncated.h5, the first 3000
 # bytes of good.h5). A positive control first: good.h5 trains, so the dataset cases
-# fail for their own reasons.
+# fail for their own reasons. Then the folders of the checkpoint cases (ck_*): an
+# interrupted run (4 steps, a checkpoint every 2, aborted after step 3) copied once per
+# case, its checkpoint.h5 given one planted value by MAKE_CKPT with the digests redone
+# (ck_meta_edited alone keeps the stale metadata digest); st_nan_weight.safetensors, the
+# control model exported with one weight made NaN; and rl_bad_k1/, a relearn point folder
+# whose recorded k1.json is two JSON values on one line.
 #
 # Every case runs in a fresh folder whose out/ holds the sentinel files model.h5,
 # data.h5 and SENTINEL, and asserts: a non-zero exit that is neither the 60 s timeout
@@ -70,8 +76,9 @@ if [ "${1:-}" = "--one" ]; then
     exit
 fi
 
-n="${1:?usage: hostile.sh N MAKE_H5}"
-make_h5="${2:?usage: hostile.sh N MAKE_H5}"
+n="${1:?usage: hostile.sh N MAKE_H5 MAKE_CKPT}"
+make_h5="${2:?usage: hostile.sh N MAKE_H5 MAKE_CKPT}"
+make_ckpt="${3:?usage: hostile.sh N MAKE_H5 MAKE_CKPT}"
 : "${MPIRUN:?MPIRUN is not set}"
 : "${LETHE_BIN:?LETHE_BIN is not set}"
 src="${LETHE_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -94,6 +101,42 @@ if ! (cd "$scratch/control" && timeout 120 "$MPIRUN" --oversubscribe -n "$n" "$L
     [ ! -s "$scratch/control/out/model.h5" ]; then
     echo "FAIL control: training the tiny model on good.h5 failed:"
     cat "$scratch/control/err.txt"
+    exit 1
+fi
+
+# the checkpoint cases' inputs (see the top)
+ck_inputs() {
+    (cd "$scratch/control" && LETHE_FAULT=abort-after-step:3 timeout 120 "$MPIRUN" --oversubscribe \
+        -n "$n" "$LETHE_BIN" train "$G/tiny.json" --set data.path="$G/good.h5" \
+        --set layout.dp="$n" --set train.steps=4 --set checkpoint.every=2 \
+        --set output.dir="$G/ck_base" >ck.out 2>ck.err)
+    [ -s "$G/ck_base/checkpoint.h5" ] || return 1
+    plant() {
+        cp -r "$G/ck_base" "$G/$1" && { [ $# -eq 1 ] || "$make_ckpt" "$G/$1/checkpoint.h5" "$2" "$3"; }
+    }
+    plant ck_step_2e31 step 2147483649 && plant ck_step_neg step -5 &&
+        plant ck_step_999 step 999 && plant ck_meta_stale step-stale 1 &&
+        plant ck_nan nan model.layers.0.mlp.up_proj.weight && plant ck_tie && plant ck_rope &&
+        plant ck_lowered || return 1
+    cp "$scratch/control/out/model.h5" "$G/model_control.h5" &&
+        (cd "$scratch/control" && timeout 120 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" \
+            convert "$G/tiny.json" --from "$G/model_control.h5" --to "$G/control.safetensors" \
+            --set layout.dp="$n" >st.out 2>st.err) || return 1
+    python3 - "$G" <<'PY' || return 1
+import json, struct, sys
+d = sys.argv[1]
+b = bytearray(open(d + "/control.safetensors", "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+at = json.loads(b[8:8 + n])["model.layers.0.mlp.up_proj.weight"]["data_offsets"][0] + 8 + n + 4 * 5
+b[at:at + 4] = struct.pack("<f", float("nan"))  # element [0,5]
+open(d + "/st_nan_weight.safetensors", "wb").write(b)
+PY
+    mkdir -p "$G/rl_bad_k1/n2_lr0.003_seed42" &&
+        printf '{"step":1,"forget_prob":0.5}{"step":1}\n' >"$G/rl_bad_k1/n2_lr0.003_seed42/k1.json"
+}
+if ! ck_inputs; then
+    echo "FAIL control: cannot make the checkpoint cases' inputs:"
+    cat "$scratch/control/ck.err" "$scratch/control/st.err" 2>/dev/null | head -n 20
     exit 1
 fi
 

@@ -644,6 +644,36 @@ static void test_swiglu_extreme(void)
     }
 }
 
+/* NaN and Inf gates (a model whose weights went bad): NaN propagates, the finite lanes of
+ * the same vector are unchanged, and nothing undefined happens on the way (fast_expf once
+ * turned NaN into INT_MIN and overflowed; the sanitizer build runs this test). */
+static void test_swiglu_nonfinite(void)
+{
+    snprintf(current_case, sizeof current_case, "swiglu NaN/Inf gates");
+    enum { N = 16 };
+    float g[N], u[N], out[N], R[N], dg[N] = {0}, du[N] = {0};
+    for (int i = 0; i < N; i++) g[i] = 0.25f * (float)(i - 8);
+    g[1] = NAN, g[5] = INFINITY, g[9] = -INFINITY, g[13] = -NAN;
+    fill_const(u, N, 1.0f);
+    fill_const(R, N, 1.0f);
+    swiglu_forward(out, g, u, N);
+    swiglu_backward(dg, du, R, g, u, N);
+    for (int i = 0; i < N; i++) {
+        if (i == 1 || i == 13) {
+            if (!isnan(out[i]) || !isnan(dg[i]) || !isnan(du[i])) {
+                fprintf(stderr, "FAIL swiglu NaN gate %d: out %g dgate %g dup %g, want NaN\n", i,
+                        out[i], dg[i], du[i]);
+                total_fails++;
+            }
+        } else if (i == 5) {
+            check_exact("swiglu_forward", "out(+inf)", i, out[i], INFINITY);
+        } else if (i != 9) { /* -inf * sigmoid(-inf) = -inf * 0: NaN is as right as 0 */
+            double s = 1.0 / (1.0 + exp(-(double)g[i]));
+            check("swiglu_forward", "out(beside NaN)", i, out[i], g[i] * s, 1.0, TOL_FWD);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- embedding */
 
 typedef struct {
@@ -944,6 +974,7 @@ int main(void)
     size_t sw[] = {1, 8, 37, 100};
     for (size_t i = 0; i < sizeof sw / sizeof sw[0]; i++) test_swiglu(sw[i]);
     test_swiglu_extreme();
+    test_swiglu_nonfinite();
 
     test_embedding(19, 5, 11, 1);
     test_embedding(19, 5, 11, 2);
