@@ -233,24 +233,34 @@ FILE *safe_append(const char *path, char *err, size_t errlen)
 
 /* ---- reading ------------------------------------------------------------------------- */
 
+/* "WHAT 'path': ", the start of each message; "" when the caller names the file itself */
+static const char *pfx(char *buf, size_t n, const char *what, const char *path)
+{
+    buf[0] = 0;
+    if (what && *what) snprintf(buf, n, "%s '%s': ", what, path);
+    return buf;
+}
+
 static int open_regular(const char *path, const char *what, uint64_t max, uint64_t *size,
                         char *err, size_t errlen)
 {
+    char pre[4200];
+    pfx(pre, sizeof pre, what, path);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(errno));
+    if (fd < 0) return fail(err, errlen, "%scannot open: %s", pre, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        fail(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+        fail(err, errlen, "%s%s", pre, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s '%s': it is %s, not a regular file", what, path, kind(st.st_mode));
+        fail(err, errlen, "%sit is %s, not a regular file", pre, kind(st.st_mode));
         close(fd);
         return -1;
     }
     if ((uint64_t)st.st_size > max) {
-        fail(err, errlen, "%s '%s': %lld bytes, more than the bound of %llu bytes", what, path,
+        fail(err, errlen, "%s%lld bytes, more than the bound of %llu bytes for this file", pre,
              (long long)st.st_size, (unsigned long long)max);
         close(fd);
         return -1;
@@ -263,11 +273,12 @@ static int open_regular(const char *path, const char *what, uint64_t max, uint64
 FILE *safe_open_read(const char *path, const char *what, uint64_t max, uint64_t *size, char *err,
                      size_t errlen)
 {
+    char pre[4200];
     int fd = open_regular(path, what, max, size, err, errlen);
     if (fd < 0) return NULL;
     FILE *f = fdopen(fd, "rb");
     if (!f) {
-        fail(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+        fail(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path), strerror(errno));
         close(fd);
     }
     return f;
@@ -275,21 +286,22 @@ FILE *safe_open_read(const char *path, const char *what, uint64_t max, uint64_t 
 
 FILE *safe_open_stream(const char *path, const char *what, char *err, size_t errlen)
 {
+    char pre[4200];
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0) {
-        fail(err, errlen, "%s '%s': cannot open: %s", what, path, strerror(errno));
+        fail(err, errlen, "%scannot open: %s", pfx(pre, sizeof pre, what, path), strerror(errno));
         return NULL;
     }
     if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISDIR(st.st_mode))) {
-        fail(err, errlen, "%s '%s': it is %s, not a regular file", what, path, kind(st.st_mode));
+        fail(err, errlen, "%sit is %s, not a regular file", pfx(pre, sizeof pre, what, path), kind(st.st_mode));
         close(fd);
         return NULL;
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     FILE *f = fdopen(fd, "rb");
     if (!f) {
-        fail(err, errlen, "%s '%s': %s", what, path, strerror(errno));
+        fail(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path), strerror(errno));
         close(fd);
     }
     return f;
@@ -306,6 +318,7 @@ int safe_check_read(const char *path, const char *what, uint64_t max, char *err,
 char *safe_read(const char *path, const char *what, uint64_t max, size_t *len, char *err,
                 size_t errlen)
 {
+    char pre[4200];
     uint64_t size = 0;
     int fd = open_regular(path, what, max, &size, err, errlen);
     if (fd < 0) return NULL;
@@ -323,7 +336,7 @@ char *safe_read(const char *path, const char *what, uint64_t max, size_t *len, c
     }
     close(fd);
     if (bad || n > size) {
-        fail(err, errlen, "%s '%s': %s", what, path,
+        fail(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path),
              !t ? "out of memory" : n > size ? "it grew while being read" : "read error");
         free(t);
         return NULL;
