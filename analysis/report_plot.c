@@ -30,8 +30,7 @@ int rp_run_gnuplot(ctx_t *c, const char *cwd, const char *log, const char *a1, c
         /* the child: only async-signal-safe calls until exec */
         if (cwd && chdir(cwd)) _exit(126);
         int in = open("/dev/null", O_RDONLY);
-        int out =
-            log ? open(log, O_WRONLY | O_APPEND | O_NOFOLLOW) : open("/dev/null", O_WRONLY);
+        int out = log ? open(log, O_WRONLY | O_APPEND | O_NOFOLLOW) : open("/dev/null", O_WRONLY);
         if (in < 0 || out < 0) _exit(126);
         dup2(in, 0);
         dup2(out, 1);

@@ -110,8 +110,10 @@ int safe_commit(const char *tmp, const char *path, char *err, size_t errlen)
     struct stat st;
     if (lstat(tmp, &st) != 0 || !S_ISREG(st.st_mode)) {
         /* swapped for a link while it was written: the link is removed, not followed */
-        fail(err, errlen, "cannot write '%s': its temporary '%s' was replaced while it was "
-             "written", path, tmp);
+        fail(err, errlen,
+             "cannot write '%s': its temporary '%s' was replaced while it was "
+             "written",
+             path, tmp);
         unlink(tmp);
         return -1;
     }
@@ -185,8 +187,7 @@ int safe_write(const char *path, const void *data, size_t len, char *err, size_t
     return safe_finish(&w, err, errlen);
 }
 
-int safe_write_text(const char *path, const char *text, const char *tail, char *err,
-                    size_t errlen)
+int safe_write_text(const char *path, const char *text, const char *tail, char *err, size_t errlen)
 {
     safe_out w;
     if (safe_create(&w, path, err, errlen)) return -1;
@@ -210,8 +211,10 @@ FILE *safe_append(const char *path, char *err, size_t errlen)
     struct stat st;
     if (fd < 0) {
         if (errno == ELOOP)
-            fail(err, errlen, "cannot append to '%s': it is a symbolic link (lethe never writes "
-                 "through links; remove it)", path);
+            fail(err, errlen,
+                 "cannot append to '%s': it is a symbolic link (lethe never writes "
+                 "through links; remove it)",
+                 path);
         else
             fail(err, errlen, "cannot append to '%s': %s", path, strerror(errno));
         return NULL;
@@ -241,8 +244,8 @@ static const char *pfx(char *buf, size_t n, const char *what, const char *path)
     return buf;
 }
 
-static int open_regular(const char *path, const char *what, uint64_t max, uint64_t *size,
-                        char *err, size_t errlen)
+static int open_regular(const char *path, const char *what, uint64_t max, uint64_t *size, char *err,
+                        size_t errlen)
 {
     char pre[4200];
     pfx(pre, sizeof pre, what, path);
@@ -293,8 +296,10 @@ FILE *safe_open_stream(const char *path, const char *what, char *err, size_t err
         fail(err, errlen, "%scannot open: %s", pfx(pre, sizeof pre, what, path), strerror(errno));
         return NULL;
     }
-    if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISDIR(st.st_mode))) {
-        fail(err, errlen, "%sit is %s, not a regular file", pfx(pre, sizeof pre, what, path), kind(st.st_mode));
+    if (fstat(fd, &st) != 0 ||
+        !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISDIR(st.st_mode))) {
+        fail(err, errlen, "%sit is %s, not a regular file", pfx(pre, sizeof pre, what, path),
+             kind(st.st_mode));
         close(fd);
         return NULL;
     }
@@ -337,7 +342,9 @@ char *safe_read(const char *path, const char *what, uint64_t max, size_t *len, c
     close(fd);
     if (bad || n > size) {
         fail(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path),
-             !t ? "out of memory" : n > size ? "it grew while being read" : "read error");
+             !t         ? "out of memory"
+             : n > size ? "it grew while being read"
+                        : "read error");
         free(t);
         return NULL;
     }

@@ -22,15 +22,15 @@
 #include <stdio.h>
 
 /* size bounds of the files users name (bytes) */
-#define LETHE_MAX_JSON ((uint64_t)16 << 20)          /* configs, study files, labels, k*.json */
-#define LETHE_MAX_TOKENIZER ((uint64_t)256 << 20)    /* merges, encoder, tokenizer .h5 */
-#define LETHE_MAX_JSONL ((uint64_t)64 << 30)         /* a JSON lines input, whole */
-#define LETHE_MAX_JSONL_LINE ((size_t)16 << 20)      /* one of its lines */
-#define LETHE_MAX_TENSORS ((uint64_t)1 << 40)        /* safetensors, eval.h5, datasets */
-#define LETHE_MAX_TEXT ((uint64_t)256 << 20)         /* logs and tables the report reads */
+#define LETHE_MAX_JSON ((uint64_t)16 << 20)       /* configs, study files, labels, k*.json */
+#define LETHE_MAX_TOKENIZER ((uint64_t)256 << 20) /* merges, encoder, tokenizer .h5 */
+#define LETHE_MAX_JSONL ((uint64_t)64 << 30)      /* a JSON lines input, whole */
+#define LETHE_MAX_JSONL_LINE ((size_t)16 << 20)   /* one of its lines */
+#define LETHE_MAX_TENSORS ((uint64_t)1 << 40)     /* safetensors, eval.h5, datasets */
+#define LETHE_MAX_TEXT ((uint64_t)256 << 20)      /* logs and tables the report reads */
 
 typedef struct {
-    FILE *f;               /* open on tmp for writing */
+    FILE *f; /* open on tmp for writing */
     char path[4096], tmp[4100];
 } safe_out;
 
@@ -45,8 +45,7 @@ void safe_abort(safe_out *w);
 int safe_write(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 /* text then tail (may be "" or NULL) to path, the same way. */
-int safe_write_text(const char *path, const char *text, const char *tail, char *err,
-                    size_t errlen);
+int safe_write_text(const char *path, const char *text, const char *tail, char *err, size_t errlen);
 
 /* For writers that create the file themselves (H5Fcreate): makes tmp an empty regular
  * file of ours (the policy above), then the caller opens it with truncation. */
@@ -54,8 +53,8 @@ int safe_temp(const char *tmp, char *err, size_t errlen);
 /* After such a writer closed tmp: tmp must still be a regular file (not a link swapped in),
  * the final name absent or regular; rename, fsync the folder. Removes tmp on failure. */
 int safe_commit(const char *tmp, const char *path, char *err, size_t errlen);
-/* 0 if path is absent, a regular file or a link (which rename replaces), else -1 with the line (for writers whose final
- * name is checked before heavy work, and for the collective checkpoint). */
+/* 0 if path is absent, a regular file or a link (which rename replaces), else -1 with the line (for
+ * writers whose final name is checked before heavy work, and for the collective checkpoint). */
 int safe_check_target(const char *path, char *err, size_t errlen);
 
 /* 1 when a and b both exist and are the same file (device and inode, links followed):

@@ -148,7 +148,8 @@ static int write_job_file(const study *s, int j, const char *file, const char *t
 {
     char path[1100], e[1200];
     snprintf(path, sizeof path, "%s/%s/%s", s->dir, s->jobs[j].name, file);
-    if (study_write_text(path, text, "\n", e, sizeof e)) return lethe_errf(err, errlen, "study: %s", e);
+    if (study_write_text(path, text, "\n", e, sizeof e))
+        return lethe_errf(err, errlen, "study: %s", e);
     return 0;
 }
 

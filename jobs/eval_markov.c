@@ -49,7 +49,8 @@ static int cmp_row(const void *a, const void *b)
 int eval_is_markov(const char *path)
 {
     char kind[32] = "", e[8];
-    if (safe_check_read(path, "", LETHE_MAX_TENSORS, e, sizeof e)) return 0; /* the loader says why */
+    if (safe_check_read(path, "", LETHE_MAX_TENSORS, e, sizeof e))
+        return 0; /* the loader says why */
     h5_quiet q;
     h5_quiet_on(&q);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

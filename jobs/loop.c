@@ -149,7 +149,8 @@ static void finish(loop_state *L, int64_t epoch, const job_data_clock *clk)
     if (L->log) {
         char err[2800];
         int bad = fflush(L->log) || fsync(fileno(L->log));
-        if (fclose(L->log) || bad) lethe_fatal("cannot write '%s': %s", L->partial, strerror(errno));
+        if (fclose(L->log) || bad)
+            lethe_fatal("cannot write '%s': %s", L->partial, strerror(errno));
         if (safe_commit(L->partial, L->path, err, sizeof err)) lethe_fatal("%s", err);
     }
 }

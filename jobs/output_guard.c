@@ -42,10 +42,12 @@ static int set_aside(const char *dir, const char *job, char *err, size_t errlen)
             struct stat st;
             if (lstat(from, &st) != 0) continue;
             if (rename(from, to) != 0)
-                return lethe_errf(err, errlen, "output folder '%s': cannot set the previous "
-                                  "run's '%s' aside as '%s': %s", dir, from, to, strerror(errno));
-            printf("lethe %s: a new run in '%s': the completed run's %s is kept as %s\n", job,
-                   dir, results[j].files[i], to);
+                return lethe_errf(err, errlen,
+                                  "output folder '%s': cannot set the previous "
+                                  "run's '%s' aside as '%s': %s",
+                                  dir, from, to, strerror(errno));
+            printf("lethe %s: a new run in '%s': the completed run's %s is kept as %s\n", job, dir,
+                   results[j].files[i], to);
         }
     }
     return 0;
@@ -59,21 +61,27 @@ int job_claim_folder(const char *dir, const char *job, char *err, size_t errlen)
     if (lstat(path, &st) != 0) return 0; /* a fresh folder */
     char *text = safe_read(path, "provenance", LETHE_MAX_JSON, NULL, e, sizeof e);
     if (!text)
-        return lethe_errf(err, errlen, "output folder '%s' holds an unreadable record (%s); "
-                          "choose another output.dir", dir, e);
+        return lethe_errf(err, errlen,
+                          "output folder '%s' holds an unreadable record (%s); "
+                          "choose another output.dir",
+                          dir, e);
     cJSON *p = cJSON_Parse(text);
     free(text);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(p, "job");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(p, "status");
     int rc = 0;
     if (!cJSON_IsString(j) || !cJSON_IsString(s)) {
-        rc = lethe_errf(err, errlen, "output folder '%s': '%s' is not a lethe record (no job "
-                        "and status); choose another output.dir", dir, path);
+        rc = lethe_errf(err, errlen,
+                        "output folder '%s': '%s' is not a lethe record (no job "
+                        "and status); choose another output.dir",
+                        dir, path);
     } else if (strcmp(j->valuestring, job)) {
         char jb[80], sb[80];
-        rc = lethe_errf(err, errlen, "output folder '%s' holds the results of lethe %s (status "
+        rc = lethe_errf(err, errlen,
+                        "output folder '%s' holds the results of lethe %s (status "
                         "%s in '%s'); a lethe %s there would replace them: choose another "
-                        "output.dir", dir, lethe_shown(j->valuestring, jb, sizeof jb, 0),
+                        "output.dir",
+                        dir, lethe_shown(j->valuestring, jb, sizeof jb, 0),
                         lethe_shown(s->valuestring, sb, sizeof sb, 0), path, job);
     } else if (!strcmp(s->valuestring, "completed")) {
         rc = set_aside(dir, job, err, errlen);

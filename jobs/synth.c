@@ -90,8 +90,10 @@ int job_synth(int argc, char **argv)
     synth_data *d = NULL;
     /* the output replaces what is at its name: never the config this job reads */
     ok = !S.config_path || !safe_same_file(c->output, S.config_path);
-    lethe_check(S.grid.world, ok, 2, "synth.output '%s' is the config file '%s' itself; choose "
-                "another name", c->output, S.config_path);
+    lethe_check(S.grid.world, ok, 2,
+                "synth.output '%s' is the config file '%s' itself; choose "
+                "another name",
+                c->output, S.config_path);
     if (rank0) ok = synth_generate(&d, c, err, sizeof err) == 0;
     lethe_check(S.grid.world, ok, 2, "%s", err);
     session_output(&S);

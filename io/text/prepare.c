@@ -139,8 +139,8 @@ static int run_input(prep *p, const prepare_input *in)
     int rc = 0, fmt = -1;
     int64_t records = 0;
     p->records = 0;
-    while (rc == 0 && (n = safe_getline(f, &buf, &cap, LETHE_MAX_JSONL_LINE, in->path,
-                                        p->line + 1, lerr, sizeof lerr)) > 0) {
+    while (rc == 0 && (n = safe_getline(f, &buf, &cap, LETHE_MAX_JSONL_LINE, in->path, p->line + 1,
+                                        lerr, sizeof lerr)) > 0) {
         p->line++;
         size_t i = 0;
         while (i < (size_t)n &&
