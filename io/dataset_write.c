@@ -24,18 +24,13 @@ int dsw_create(dataset_writer *w, const char *path, const dataset_attrs *a, char
         return lethe_errf(err, errlen, "dataset '%s': path too long", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     char se[4600];
-    if (safe_check_target(path, se, sizeof se) || safe_temp(w->tmp, se, sizeof se)) {
-        w->tmp[0] = 0; /* not ours: dsw_abort leaves it */
-        return lethe_errf(err, errlen, "dataset '%s': %s", path, se);
-    }
     h5_quiet q;
     h5_quiet_on(&q);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    w->file = h5_create_temp(path, w->tmp, se, sizeof se);
     int rc = 0;
     if (w->file < 0) {
-        char h5[256];
-        h5_last_error(h5, sizeof h5);
-        rc = lethe_errf(err, errlen, "dataset '%s': cannot create '%s': %s", path, w->tmp, h5);
+        w->tmp[0] = 0; /* removed, or not ours: dsw_abort leaves it */
+        rc = lethe_errf(err, errlen, "dataset '%s': %s", path, se);
     } else if (h5_attr_write_str(w->file, "tokenizer", a->tokenizer) ||
                h5_attr_write_i64(w->file, "vocab_size", a->vocab_size) ||
                h5_attr_write_i64(w->file, "pad_id", a->pad_id) ||

@@ -1,6 +1,7 @@
 /* io/results.c — the evaluation-results writer (results.h): eval.h5's split groups and
  * summary.json, each via a temporary name. */
 #include "results.h"
+#include "h5util.h"
 #include "safefile.h"
 
 #include <math.h>
@@ -28,13 +29,8 @@ int results_open(results_writer *w, const char *path, char *err, size_t errlen)
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     w->file = -1;
-    if (safe_check_target(path, err, errlen) || safe_temp(w->tmp, err, errlen)) return -1;
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (w->file < 0) {
-        remove(w->tmp);
-        snprintf(err, errlen, "cannot create '%s'", w->tmp);
-        return -1;
-    }
+    w->file = h5_create_temp(path, w->tmp, err, errlen);
+    if (w->file < 0) return -1;
     return 0;
 }
 
