@@ -215,6 +215,9 @@ FILE *safe_append(const char *path, char *err, size_t errlen)
                  "cannot append to '%s': it is a symbolic link (lethe never writes "
                  "through links; remove it)",
                  path);
+        else if (errno == ENXIO && lstat(path, &st) == 0) /* a FIFO nobody reads */
+            fail(err, errlen, "cannot append to '%s': it is %s, not a regular file", path,
+                 kind(st.st_mode));
         else
             fail(err, errlen, "cannot append to '%s': %s", path, strerror(errno));
         return NULL;
