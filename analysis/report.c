@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "../io/safefile.h"
 
 const rp_metric_name RP_METRIC[NMETRIC] = {
     {"forget_quality", "FQ"},
@@ -317,12 +318,9 @@ static void report_main(ctx_t *c)
     rp_mkdirs(c, c->out);
     if (plots) { /* a fresh log for this report */
         char *log = rp_path_join(c, c->out, "gnuplot.log");
-        c->f = fopen(log, "w");
-        if (!c->f || fclose(c->f)) {
-            c->f = NULL;
-            rp_fail(c, REPORT_EIO, "cannot write '%s': %s", log, strerror(errno));
-        }
-        c->f = NULL;
+        char err[PATH_MAX + 200];
+        /* a fresh empty log; gnuplot's runs append to it, never through a link */
+        if (safe_temp(log, err, sizeof err)) rp_fail(c, REPORT_EIO, "%s", err);
         if (c->nruns) rp_plot_fq_vs_mu(c);
         if (c->ncurves) rp_plot_relearn(c);
         rp_plot_markov(c);

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <setjmp.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "../io/safefile.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Plots. */
@@ -29,8 +30,7 @@ int rp_run_gnuplot(ctx_t *c, const char *cwd, const char *log, const char *a1, c
         /* the child: only async-signal-safe calls until exec */
         if (cwd && chdir(cwd)) _exit(126);
         int in = open("/dev/null", O_RDONLY);
-        int out =
-            log ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0666) : open("/dev/null", O_WRONLY);
+        int out = log ? open(log, O_WRONLY | O_APPEND | O_NOFOLLOW) : open("/dev/null", O_WRONLY);
         if (in < 0 || out < 0) _exit(126);
         dup2(in, 0);
         dup2(out, 1);
@@ -104,14 +104,17 @@ static void draw(ctx_t *c, const char *name)
     char *gp = rp_xsprintf(c, "%s.gp", name), *png = rp_xsprintf(c, "%s.png", name);
     char *tmp = rp_xsprintf(c, "%s.png.tmp", name);
     char *set = rp_xsprintf(c, "lethe_out='%s'", tmp);
-    c->tmp_path = rp_path_join(c, c->out, tmp);
-    char *log = rp_path_join(c, c->out, "gnuplot.log");
+    char *log = rp_path_join(c, c->out, "gnuplot.log"), err[PATH_MAX + 200];
+    /* gnuplot opens its output by name: it must find a fresh regular file of ours there */
+    char *tmp_full = rp_path_join(c, c->out, tmp);
+    if (safe_temp(tmp_full, err, sizeof err)) rp_fail(c, REPORT_EIO, "%s", err);
+    c->tmp_path = tmp_full;
     int rc = rp_run_gnuplot(c, c->out, "gnuplot.log", "-e", set, gp);
     if (rc)
         rp_fail(c, REPORT_EIO, "gnuplot failed on '%s' (exit %d); its messages are in '%s'",
                 rp_path_join(c, c->out, gp), rc, log);
     unsigned char magic[8] = {0};
-    FILE *f = fopen(c->tmp_path, "rb");
+    FILE *f = safe_open_read(c->tmp_path, "plot", MAX_INPUT_BYTES, NULL, err, sizeof err);
     size_t got = f ? fread(magic, 1, 8, f) : 0;
     if (f) fclose(f);
     static const unsigned char PNG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -119,9 +122,8 @@ static void draw(ctx_t *c, const char *name)
         rp_fail(c, REPORT_EIO, "gnuplot wrote no PNG for '%s' (see '%s')",
                 rp_path_join(c, c->out, gp), log);
     char *dst = rp_path_join(c, c->out, png);
-    if (rename(c->tmp_path, dst))
-        rp_fail(c, REPORT_EIO, "cannot rename '%s' to '%s': %s", c->tmp_path, dst, strerror(errno));
-    c->tmp_path = NULL;
+    c->tmp_path = NULL; /* safe_commit removes it if it fails */
+    if (safe_commit(tmp_full, dst, err, sizeof err)) rp_fail(c, REPORT_EIO, "%s", err);
     rp_note(c, dst);
     add_png(c, png);
 }

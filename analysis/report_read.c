@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "../io/safefile.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Reading JSON. */
@@ -37,31 +38,10 @@ void rp_drop_doc(ctx_t *c)
 static void read_text(ctx_t *c, const char *path, size_t *len)
 {
     drop_text(c);
-    c->f = fopen(path, "rb");
-    if (!c->f) rp_fail(c, REPORT_EINPUT, "'%s': cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    c->text = malloc(cap);
-    if (!c->text) rp_fail(c, REPORT_EIO, "out of memory reading '%s'", path);
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap >= MAX_INPUT_BYTES)
-                rp_fail(c, REPORT_EINPUT, "'%s': larger than %u MiB, not a result file", path,
-                        MAX_INPUT_BYTES >> 20);
-            char *t = realloc(c->text, 2 * cap);
-            if (!t) rp_fail(c, REPORT_EIO, "out of memory reading '%s'", path);
-            c->text = t;
-            cap *= 2;
-        }
-        size_t got = fread(c->text + n, 1, cap - 1 - n, c->f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(c->f);
-    fclose(c->f);
-    c->f = NULL;
-    if (bad) rp_fail(c, REPORT_EINPUT, "'%s': read error", path);
-    c->text[n] = 0;
-    *len = n;
+    char err[PATH_MAX + 200];
+    /* regular files only (a FIFO named labels.json never blocks), at most 256 MiB */
+    c->text = safe_read(path, "report input", MAX_INPUT_BYTES, len, err, sizeof err);
+    if (!c->text) rp_fail(c, REPORT_EINPUT, "%s", err);
 }
 
 const char *rp_describe(const cJSON *v)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "../io/safefile.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Writing. */
@@ -40,9 +41,10 @@ void rp_mkdirs(ctx_t *c, const char *path)
 
 FILE *rp_out_open(ctx_t *c, const char *name)
 {
-    c->tmp_path = rp_path_join(c, c->out, rp_xsprintf(c, "%s.tmp", name));
-    c->f = fopen(c->tmp_path, "w");
-    if (!c->f) rp_fail(c, REPORT_EIO, "cannot write '%s': %s", c->tmp_path, strerror(errno));
+    char *tmp = rp_path_join(c, c->out, rp_xsprintf(c, "%s.tmp", name)), err[PATH_MAX + 200];
+    if (safe_temp(tmp, err, sizeof err)) rp_fail(c, REPORT_EIO, "%s", err);
+    c->tmp_path = tmp; /* ours now: removed if the report fails */
+    if (!(c->f = safe_append(tmp, err, sizeof err))) rp_fail(c, REPORT_EIO, "%s", err);
     return c->f;
 }
 
@@ -53,14 +55,14 @@ void rp_note(ctx_t *c, const char *path)
 
 void rp_out_close(ctx_t *c, const char *name)
 {
-    int bad = ferror(c->f);
+    int bad = ferror(c->f) || fflush(c->f) || fsync(fileno(c->f));
     bad |= fclose(c->f) != 0;
     c->f = NULL;
-    char *dst = rp_path_join(c, c->out, name);
+    char *dst = rp_path_join(c, c->out, name), err[PATH_MAX + 200];
     if (bad) rp_fail(c, REPORT_EIO, "cannot write '%s': %s", c->tmp_path, strerror(errno));
-    if (rename(c->tmp_path, dst))
-        rp_fail(c, REPORT_EIO, "cannot rename '%s' to '%s': %s", c->tmp_path, dst, strerror(errno));
-    c->tmp_path = NULL;
+    char *tmp = c->tmp_path;
+    c->tmp_path = NULL; /* safe_commit removes it if it fails */
+    if (safe_commit(tmp, dst, err, sizeof err)) rp_fail(c, REPORT_EIO, "%s", err);
     rp_note(c, dst);
 }
 

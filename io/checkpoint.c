@@ -29,6 +29,7 @@
 
 #include "../mpi/fatal.h"
 #include "checkpoint_impl.h"
+#include "safefile.h"
 
 #ifndef LETHE_VERSION
 #define LETHE_VERSION "unknown"
@@ -399,14 +400,10 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     /* Rank 0 creates the temporary file with plain POSIX first: the errno of a missing
      * or read-only directory says more than MPI-IO's error class. */
     if (g->rank == 0) {
-        /* never through a symbolic link planted at the temporary name */
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0666);
-        if (fd < 0 && errno == ELOOP)
-            ok = ck_fail(msg, "cannot create '%s': it is a symbolic link (remove it)", tmp);
-        else if (fd < 0)
-            ok = ck_fail(msg, "cannot create '%s': %s", tmp, strerror(errno));
-        else
-            close(fd);
+        /* never through a symbolic link planted at the temporary or the final name */
+        char se[CK_MSG];
+        if (safe_check_target(path, se, sizeof se) || safe_temp(tmp, se, sizeof se))
+            ok = ck_fail(msg, "%s", se);
     }
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
 
@@ -506,25 +503,9 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
         goto out;
     }
     if (g->rank == 0) {
-        if (rename(tmp, path) != 0) {
-            ok = ck_fail(msg, "renaming '%s' to '%s' failed: %s", tmp, path, strerror(errno));
-            unlink(tmp);
-        } else {
-            /* The rename itself must survive a crash: sync the directory. */
-            char dir[PATH_MAX];
-            snprintf(dir, sizeof dir, "%s", path);
-            char *slash = strrchr(dir, '/');
-            if (!slash)
-                snprintf(dir, sizeof dir, ".");
-            else if (slash == dir)
-                dir[1] = 0;
-            else
-                *slash = 0;
-            int fd = open(dir, O_RDONLY | O_DIRECTORY);
-            if (fd < 0 || fsync(fd) != 0)
-                ok = ck_fail(msg, "syncing directory '%s' failed: %s", dir, strerror(errno));
-            if (fd >= 0) close(fd);
-        }
+        /* rename, then sync the folder: the rename itself must survive a crash */
+        char se[CK_MSG];
+        if (safe_commit(tmp, path, se, sizeof se)) ok = ck_fail(msg, "%s", se);
     }
     lethe_agree(g->world, ok, msg, CK_MSG, NULL);
 

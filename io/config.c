@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "config_impl.h"
+#include "safefile.h"
 
 /* ------------------------------------------------------------------------ */
 /* Parsing context and error reporting. */
@@ -522,8 +523,9 @@ int config_load(lethe_config *c, const char *path, char **overrides, int n_overr
     }
     cf_escape(x.origin, sizeof x.origin, path, 200);
 
-    FILE *f = fopen(path, "rb");
-    if (!f) return cf_fail(&x, "cannot open: %s", strerror(errno));
+    char se[600];
+    FILE *f = safe_open_stream(path, "config", se, sizeof se);
+    if (!f) return cf_fail(&x, "%s", strstr(se, "': ") ? strstr(se, "': ") + 3 : se);
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         int e = errno;

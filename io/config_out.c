@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config_impl.h"
+#include "safefile.h"
 
 /* ------------------------------------------------------------------------ */
 /* Output. */
@@ -83,49 +84,25 @@ oom:
 
 int config_write(const lethe_config *c, const char *path, char *err, size_t errlen)
 {
-    char tmp[4096];
     if (err && errlen) err[0] = 0;
-    int w = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (w < 0 || (size_t)w >= sizeof tmp) {
-        if (err) snprintf(err, errlen, "config '%s': path too long", path);
-        return -1;
-    }
     char *json = config_to_json(c);
     if (!json) {
         if (err) snprintf(err, errlen, "config '%s': out of memory while formatting", path);
         return -1;
     }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        if (err) snprintf(err, errlen, "config '%s': cannot create: %s", tmp, strerror(errno));
-        free(json);
-        return -1;
+    safe_out w;
+    char e[4600] = "";
+    int rc = safe_create(&w, path, e, sizeof e);
+    if (!rc && (fputs(json, w.f) == EOF || fputc('\n', w.f) == EOF)) {
+        snprintf(e, sizeof e, "cannot write '%s': %s", w.tmp, strerror(errno));
+        safe_abort(&w);
+        rc = -1;
+    } else if (!rc) {
+        rc = safe_finish(&w, e, sizeof e);
     }
-    size_t len = strlen(json);
-    const char *what = NULL;
-    int e = 0;
-    if (fwrite(json, 1, len, f) != len || fputc('\n', f) == EOF)
-        what = "write", e = errno;
-    else if (fflush(f) != 0)
-        what = "write", e = errno;
-    else if (fsync(fileno(f)) != 0)
-        what = "fsync", e = errno;
     free(json);
-    if (fclose(f) != 0 && !what) what = "close", e = errno;
-    if (!what && rename(tmp, path) != 0) {
-        e = errno;
-        if (err)
-            snprintf(err, errlen, "config '%s': rename from '%s' failed: %s", path, tmp,
-                     strerror(e));
-        unlink(tmp);
-        return -1;
-    }
-    if (what) {
-        if (err) snprintf(err, errlen, "config '%s': %s failed: %s", tmp, what, strerror(e));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    if (rc && err) snprintf(err, errlen, "config: %s", e);
+    return rc;
 }
 
 void config_print_keys(void *file)

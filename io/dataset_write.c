@@ -5,6 +5,7 @@
 #include "../mpi/fatal.h"
 #include "h5util.h"
 #include "dataset.h"
+#include "safefile.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -22,14 +23,14 @@ int dsw_create(dataset_writer *w, const char *path, const dataset_attrs *a, char
     if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path)
         return lethe_errf(err, errlen, "dataset '%s': path too long", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
+    char se[4600];
     h5_quiet q;
     h5_quiet_on(&q);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    w->file = h5_create_temp(path, w->tmp, se, sizeof se);
     int rc = 0;
     if (w->file < 0) {
-        char h5[256];
-        h5_last_error(h5, sizeof h5);
-        rc = lethe_errf(err, errlen, "dataset '%s': cannot create '%s': %s", path, w->tmp, h5);
+        w->tmp[0] = 0; /* removed, or not ours: dsw_abort leaves it */
+        rc = lethe_errf(err, errlen, "dataset '%s': %s", path, se);
     } else if (h5_attr_write_str(w->file, "tokenizer", a->tokenizer) ||
                h5_attr_write_i64(w->file, "vocab_size", a->vocab_size) ||
                h5_attr_write_i64(w->file, "pad_id", a->pad_id) ||
@@ -194,12 +195,9 @@ int dsw_close(dataset_writer *w, char *err, size_t errlen)
         remove(w->tmp);
         return lethe_errf(err, errlen, "dataset '%s': closing '%s' failed", w->path, w->tmp);
     }
-    if (rename(w->tmp, w->path) != 0) {
-        int e = errno;
-        remove(w->tmp);
-        return lethe_errf(err, errlen, "dataset '%s': renaming '%s' failed: %s", w->path, w->tmp,
-                          strerror(e));
-    }
+    char se[4600];
+    if (safe_commit(w->tmp, w->path, se, sizeof se))
+        return lethe_errf(err, errlen, "dataset '%s': %s", w->path, se);
     return 0;
 }
 

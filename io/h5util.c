@@ -1,5 +1,6 @@
 /* io/h5util.c — HDF5's error stack as one line (see h5util.h). */
 #include "h5util.h"
+#include "safefile.h"
 
 #include <stdio.h>
 
@@ -60,4 +61,16 @@ int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int w
     if (ms >= 0) H5Sclose(ms);
     H5Sclose(fs);
     return rc < 0 ? -1 : 0;
+}
+
+hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen)
+{
+    if (safe_check_target(path, err, errlen) || safe_temp(tmp, err, errlen)) return -1;
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        char h5[256];
+        snprintf(err, errlen, "cannot create '%s' as HDF5: %s", tmp, h5_last_error(h5, sizeof h5));
+        remove(tmp);
+    }
+    return f;
 }

@@ -28,4 +28,11 @@ const char *h5_last_error(char *buf, size_t len);
  * 0, or -1 when HDF5 fails. */
 int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int write);
 
+/* The serial HDF5 file a writer fills under the temporary name tmp before
+ * safe_commit(tmp, path) publishes it (io/safefile.h): path must be absent, regular or a
+ * link, tmp is created exclusively and never through a link, then opened by HDF5 with
+ * truncation. The file, or -1 with one line in err (tmp then does not exist, or is not
+ * lethe's and is left alone). */
+hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen);
+
 #endif

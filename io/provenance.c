@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "../mpi/fatal.h"
+#include "safefile.h"
 
 #ifndef LETHE_GIT
 #include <lethe_git.h> /* generated at every build: the source's git describe */
@@ -109,22 +110,12 @@ int provenance_write(const char *path, const char *job, const lethe_config *c, M
     cJSON_AddStringToObject(p, "status", status);
     char *txt = cJSON_Print(p);
     cJSON_Delete(p);
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    errno = 0;
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f)) ok = 0;
+    if (!txt) {
+        snprintf(err, errlen, "cannot write '%s': out of memory", path);
+        return -1;
+    }
+    int rc = safe_write_text(path, txt, "\n", err, errlen);
     free(txt);
-    if (!ok) {
-        snprintf(err, errlen, "cannot write '%s': %s", tmp, errno ? strerror(errno) : "write failed");
-        if (f) unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path)) {
-        snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
+    if (rc) return -1;
     return 0;
 }

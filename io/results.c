@@ -1,6 +1,8 @@
 /* io/results.c — the evaluation-results writer (results.h): eval.h5's split groups and
  * summary.json, each via a temporary name. */
 #include "results.h"
+#include "h5util.h"
+#include "safefile.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,11 +28,9 @@ int results_open(results_writer *w, const char *path, char *err, size_t errlen)
 {
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (w->file < 0) {
-        snprintf(err, errlen, "cannot create '%s'", w->tmp);
-        return -1;
-    }
+    w->file = -1;
+    w->file = h5_create_temp(path, w->tmp, err, errlen);
+    if (w->file < 0) return -1;
     return 0;
 }
 
@@ -75,27 +75,23 @@ int results_close(results_writer *w, char *err, size_t errlen)
 {
     int bad = H5Fclose(w->file) < 0;
     w->file = -1;
-    if (bad || rename(w->tmp, w->path)) {
+    if (bad) {
         snprintf(err, errlen, "cannot write '%s'", w->path);
         return drop(w);
     }
-    return 0;
+    return safe_commit(w->tmp, w->path, err, errlen);
 }
 
 int results_write_json(const char *path, const cJSON *doc, char *err, size_t errlen)
 {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     char *txt = cJSON_Print(doc);
-    FILE *fp = txt ? fopen(tmp, "w") : NULL;
-    int ok = fp && fputs(txt, fp) >= 0 && fputc('\n', fp) >= 0;
-    if (fp && fclose(fp)) ok = 0;
-    free(txt);
-    if (!ok || rename(tmp, path)) {
-        snprintf(err, errlen, "cannot write '%s'", path);
+    if (!txt) {
+        snprintf(err, errlen, "cannot write '%s': out of memory", path);
         return -1;
     }
-    return 0;
+    int rc = safe_write_text(path, txt, "\n", err, errlen);
+    free(txt);
+    return rc;
 }
 
 cJSON *results_number(double v)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../mpi/fatal.h"
+#include "safefile.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "io/safetensors.c and safetensors_write.c read and write tensor data in host order, which must be little-endian"
@@ -368,9 +369,11 @@ st_file *st_open(const char *path, char *err, size_t errlen)
         free(st);
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
+    char se[600];
+    /* regular files only: a FIFO never blocks, a folder is not a file of 2^63 bytes */
+    FILE *f = safe_open_read(path, "", LETHE_MAX_TENSORS, NULL, se, sizeof se);
     if (!f) {
-        st_efail(&e, NULL, "cannot open: %s", strerror(errno));
+        st_efail(&e, NULL, "%s", se);
         goto fail;
     }
     st->fp = f;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../mpi/fatal.h"
+#include "safefile.h"
 
 /* ---- writer --------------------------------------------------------------- */
 
@@ -23,13 +24,10 @@ int st_write_typed(const char *path, int n, const char *const *names, const st_d
                    const char *metadata_json, char *err, size_t errlen)
 {
     st_ectx e = {path, err, errlen};
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        st_efail(&e, NULL, "path too long");
-        return -1;
-    }
+    char se[1200];
     cJSON *root = cJSON_CreateObject();
     char *hdr = NULL;
+    safe_out w;
     FILE *f = NULL;
     uint64_t *bytes = calloc((size_t)n + 1, sizeof(uint64_t));
     int rc = -1;
@@ -97,28 +95,24 @@ int st_write_typed(const char *path, int n, const char *const *names, const st_d
         goto done;
     }
     size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
-    f = fopen(tmp, "wb");
-    if (!f) {
-        st_efail(&e, NULL, "cannot create '%.400s': %s", tmp, strerror(errno));
+    if (safe_create(&w, path, se, sizeof se)) {
+        st_efail(&e, NULL, "%s", se);
         goto done;
     }
+    f = w.f;
     unsigned char lb[8];
     for (int i = 0; i < 8; i++) lb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(lb, 1, 8, f) == 8 && fwrite(hdr, 1, hl, f) == hl;
     for (size_t i = hl; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
     for (int i = 0; ok && i < n; i++)
         ok = !bytes[i] || fwrite(datas[i], 1, bytes[i], f) == bytes[i];
-    if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int cerr = fclose(f);
-    f = NULL;
-    if (!ok || cerr) {
-        st_efail(&e, NULL, "cannot write '%.400s': %s", tmp, strerror(errno));
-        remove(tmp);
+    if (!ok) {
+        st_efail(&e, NULL, "cannot write '%.400s': %s", w.tmp, strerror(errno));
+        safe_abort(&w);
         goto done;
     }
-    if (rename(tmp, path)) {
-        st_efail(&e, NULL, "cannot rename '%.400s' to the final name: %s", tmp, strerror(errno));
-        remove(tmp);
+    if (safe_finish(&w, se, sizeof se)) {
+        st_efail(&e, NULL, "%s", se);
         goto done;
     }
     rc = 0;

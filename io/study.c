@@ -3,6 +3,7 @@
  * study folder holds (each job's job.json and labels.json, the .done markers), written
  * through temporary names. The expansion into jobs is study_expand.c. */
 #include "study.h"
+#include "safefile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,9 +46,8 @@ const char *study_shown(const char *v, char *buf, size_t len)
 /* The study file as a JSON object: at most 1 MiB, no NUL byte. NULL with err set. */
 static cJSON *read_json(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lethe_errf(err, errlen, "study '%s': cannot open: %s", path, strerror(errno)), NULL;
+    FILE *f = safe_open_read(path, "study", LETHE_MAX_JSON, NULL, err, errlen);
+    if (!f) return NULL;
     char *text = malloc(1 << 20);
     size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
     int more = text && n == (1 << 20) - 1 && fgetc(f) != EOF;
@@ -127,52 +127,19 @@ void study_free(study *s)
 
 char *study_read_text(const char *path, const char *what, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s '%s': %s", what, path, strerror(errno));
-        return NULL;
+    char *t = safe_read(path, what, LETHE_MAX_JSON, NULL, err, errlen);
+    const char *r = t ? NULL : strstr(err, "': cannot open: ");
+    if (r) { /* "cannot open WHAT 'path': reason", the line lethe slurm has always printed */
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s", r + 16);
+        snprintf(err, errlen, "cannot open %s '%s': %s", what, path, reason);
     }
-    size_t cap = 1 << 16, n = 0;
-    char *t = malloc(cap);
-    for (;;) {
-        if (!t) break;
-        if (n + 1 >= cap) {
-            char *u = realloc(t, cap *= 2);
-            if (!u) {
-                free(t);
-                t = NULL;
-                break;
-            }
-            t = u;
-        }
-        size_t r = fread(t + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!t || bad) {
-        free(t);
-        snprintf(err, errlen, "cannot read %s '%s'", what, path);
-        return NULL;
-    }
-    t[n] = 0;
     return t;
 }
 
 int study_write_text(const char *path, const char *text, const char *tail, char *err, size_t errlen)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return lethe_errf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0 && (!*tail || fputs(tail, f) >= 0);
-    if (fclose(f)) ok = 0;
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
-        return lethe_errf(err, errlen, "cannot write '%s'", path);
-    }
-    return 0;
+    return safe_write_text(path, text, tail, err, errlen);
 }
 
 /* A job's file (job.json, labels.json, .done) with a closing newline. */
@@ -182,7 +149,7 @@ static int write_job_file(const study *s, int j, const char *file, const char *t
     char path[1100], e[1200];
     snprintf(path, sizeof path, "%s/%s/%s", s->dir, s->jobs[j].name, file);
     if (study_write_text(path, text, "\n", e, sizeof e))
-        return lethe_errf(err, errlen, "study: cannot write '%s'", path);
+        return lethe_errf(err, errlen, "study: %s", e);
     return 0;
 }
 

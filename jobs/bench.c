@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../io/synth/markov_stream.h"
+#include "../io/safefile.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
@@ -178,9 +179,10 @@ static void write_line(const lethe_session *S, const bench_figures *f)
     printf("%s\n", line);
     char path[1100];
     session_path(S, "bench.jsonl", path, sizeof path);
-    FILE *fp = fopen(path, "a");
-    if (!fp || fprintf(fp, "%s\n", line) < 0 || fclose(fp))
-        lethe_fatal("cannot append to '%s'", path);
+    char err[1400];
+    FILE *fp = safe_append(path, err, sizeof err);
+    if (!fp) lethe_fatal("%s", err);
+    if (fprintf(fp, "%s\n", line) < 0 || fclose(fp)) lethe_fatal("cannot append to '%s'", path);
 }
 
 int job_bench(int argc, char **argv)

@@ -28,6 +28,7 @@
 
 #include "../analysis/markov_kl.h"
 #include "../io/dataset.h"
+#include "../io/safefile.h"
 #include "../io/loader.h"
 #include "../io/results.h"
 #include "../io/synth/synth.h"
@@ -47,10 +48,12 @@ static int cmp_row(const void *a, const void *b)
 
 int eval_is_markov(const char *path)
 {
+    char kind[32] = "", e[8];
+    if (safe_check_read(path, "", LETHE_MAX_TENSORS, e, sizeof e))
+        return 0; /* the loader says why */
     h5_quiet q;
     h5_quiet_on(&q);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char kind[32] = "";
     if (f >= 0) {
         if (h5_attr_read_str(f, "synth_kind", kind, sizeof kind)) kind[0] = 0;
         H5Fclose(f);
@@ -68,9 +71,10 @@ static void read_chains(lethe_session *S, double *P, double *init)
     if (S->grid.rank == 0) {
         h5_quiet q;
         h5_quiet_on(&q);
-        hid_t f = H5Fopen(S->cfg.data.path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        ok = safe_check_read(S->cfg.data.path, "", LETHE_MAX_TENSORS, err, sizeof err) == 0;
+        hid_t f = ok ? H5Fopen(S->cfg.data.path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+        if (ok && f < 0) snprintf(err, sizeof err, "cannot open it");
         ok = f >= 0;
-        if (!ok) snprintf(err, sizeof err, "cannot open it");
         for (int c = 0; c < 3 && ok; c++)
             for (int ini = 0; ini < 2 && ok; ini++) {
                 char name[64];

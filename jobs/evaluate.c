@@ -11,6 +11,7 @@
 
 #include "../analysis/metrics.h"
 #include "../io/dataset.h"
+#include "../io/safefile.h"
 #include "../io/text/tokenizer.h"
 #include "../mpi/fatal.h"
 
@@ -326,6 +327,8 @@ void eval_aggregate(const split_eval *e, int role, split_aggregate *a)
 /* Reads a 1-D double dataset of a reference eval.h5 (malloc'd), or NULL + err. */
 double *eval_read_ref(const char *path, const char *dset, int64_t *n, char *err, size_t errlen)
 {
+    /* a FIFO or a device never reaches HDF5 (whose open would block on it) */
+    if (safe_check_read(path, "reference", LETHE_MAX_TENSORS, err, errlen)) return NULL;
     h5_quiet q;
     h5_quiet_on(&q);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

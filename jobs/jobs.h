@@ -112,6 +112,10 @@ int job_mkdir_p(const char *path, char *err, size_t errlen);
  * over with a warning. Released by job_unlock_folder, and at exit. session_output
  * locks output.dir and session_close unlocks it. */
 void job_lock_folder(const char *dir, const char *job, long started, MPI_Comm comm);
+/* Rank 0, the folder locked, before anything is written in it: refuses a folder whose
+ * provenance.json is another job's; sets a completed run's results of this job aside
+ * (NAME.previous) before a re-run (jobs/output_guard.c). 0, or -1 with err. */
+int job_claim_folder(const char *dir, const char *job, char *err, size_t errlen);
 void job_unlock_folder(const char *dir);
 
 /* SIGUSR1 (the scheduler's warning before a time limit or preemption) sets a

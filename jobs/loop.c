@@ -10,6 +10,7 @@
 
 #include "../mpi/comm.h"
 #include "../io/checkpoint.h"
+#include "../io/safefile.h"
 #include "../mpi/fatal.h"
 
 typedef struct {
@@ -50,8 +51,12 @@ static void open_log(loop_state *L)
     if (L->S->grid.rank != 0 || !L->spec->log_name) return;
     session_path(L->S, L->spec->log_name, L->path, sizeof L->path);
     snprintf(L->partial, sizeof L->partial, "%s.partial", L->path);
-    L->log = fopen(L->partial, L->first ? "a+" : "w");
-    if (!L->log) lethe_fatal("cannot write '%s': %s", L->partial, strerror(errno));
+    char err[2800];
+    /* a fresh run starts the partial log anew (a leftover regular file is removed, a link
+     * refused); a resumed one continues it, cut back to the checkpoint; never through a
+     * link */
+    if (!L->first && safe_temp(L->partial, err, sizeof err)) lethe_fatal("%s", err);
+    if (!(L->log = safe_append(L->partial, err, sizeof err))) lethe_fatal("%s", err);
     if (L->first) cut_log(L);
 }
 
@@ -181,8 +186,13 @@ static void finish(loop_state *L, int64_t epoch, const job_data_clock *clk)
         session_finish_checkpoints(L->S);
     }
     if (sp->n_loaders > 0 && sp->loaders[0]) job_data_report(L->S, L->S->job, clk, sp->loaders[0]);
-    if (L->log && (fclose(L->log) || rename(L->partial, L->path)))
-        lethe_fatal("cannot write '%s': %s", L->path, strerror(errno));
+    if (L->log) {
+        char err[2800];
+        int bad = fflush(L->log) || fsync(fileno(L->log));
+        if (fclose(L->log) || bad)
+            lethe_fatal("cannot write '%s': %s", L->partial, strerror(errno));
+        if (safe_commit(L->partial, L->path, err, sizeof err)) lethe_fatal("%s", err);
+    }
 }
 
 loop_result loop_run(lethe_session *S, const loop_spec *sp, loop_outcome *out)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/safefile.h"
 #include "../io/text/prepare.h"
 #include "../mpi/fatal.h"
 
@@ -227,6 +228,18 @@ static int check_rules(prep_args *a, char *err, size_t len)
 {
     if (!a->o.output) return bad(err, len, "no --output given");
     if (!a->o.n_inputs) return bad(err, len, "no --input given");
+    /* the output replaces what is at its name: never one of the files this run reads */
+    for (int i = 0; i < a->o.n_inputs; i++)
+        if (safe_same_file(a->o.output, a->o.inputs[i].path))
+            return bad(err, len,
+                       "--output '%s' is the input '%s' itself (split '%s'); choose "
+                       "another output",
+                       a->o.output, a->o.inputs[i].path, a->o.inputs[i].split);
+    const char *tf[2] = {a->o.gpt2_encoder, a->o.gpt2_merges};
+    for (int i = 0; i < 2; i++)
+        if (tf[i] && safe_same_file(a->o.output, tf[i]))
+            return bad(err, len, "--output '%s' is the tokenizer file '%s' itself", a->o.output,
+                       tf[i]);
     if (a->trunc_given && a->strict_given)
         return bad(err, len, "--truncate and --strict contradict each other");
     const char *tk = a->o.tokenizer;

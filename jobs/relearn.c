@@ -32,6 +32,7 @@
 
 #include "../analysis/metrics.h"
 #include "../io/checkpoint.h"
+#include "../io/safefile.h"
 #include "../io/text/tokenizer.h"
 #include "../mpi/fatal.h"
 #include "evaluate.h"
@@ -87,11 +88,8 @@ static int file_exists(const char *path)
 /* Rank 0: text to path through a temporary name. */
 static void write_atomic(const char *path, const char *text)
 {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f) || rename(tmp, path))
-        lethe_fatal("cannot write '%s': %s", path, strerror(errno));
+    char err[4800];
+    if (safe_write_text(path, text, "", err, sizeof err)) lethe_fatal("%s", err);
 }
 
 /* Rank 0: the point's labels: the attacked run's (labels.json beside this job's
@@ -101,11 +99,11 @@ static void write_labels(const lethe_config *c, const char *dir, int n, double l
 {
     char pl[1100], lp[1100], *ptxt = NULL;
     snprintf(pl, sizeof pl, "%s/labels.json", c->output.dir);
-    FILE *pf = fopen(pl, "rb");
-    if (pf) {
-        ptxt = calloc(1, 65536);
-        if (ptxt && fread(ptxt, 1, 65535, pf) == 0) ptxt[0] = 0;
-        fclose(pf);
+    struct stat st;
+    if (lstat(pl, &st) == 0) {
+        char err[1400];
+        if (!(ptxt = safe_read(pl, "labels", LETHE_MAX_JSON, NULL, err, sizeof err)))
+            lethe_fatal("%s", err);
     }
     cJSON *lab = ptxt ? cJSON_Parse(ptxt) : NULL;
     free(ptxt);
@@ -278,10 +276,13 @@ static void point_curve(relearn_job *J)
     size_t len = 0, capb = 256 * (size_t)J->nsteps;
     char *curve = lethe_malloc(capb + 1, "curve");
     for (int i = 0; i < J->nsteps; i++) {
-        FILE *f = fopen(J->kpath[i], "rb");
-        size_t got = f ? fread(curve + len, 1, capb - len, f) : 0;
-        if (!f || got == 0 || ferror(f)) lethe_fatal("cannot read '%s'", J->kpath[i]);
-        fclose(f);
+        char err[1400];
+        size_t got = 0;
+        char *k = safe_read(J->kpath[i], "relearn point", capb - len, &got, err, sizeof err);
+        if (!k) lethe_fatal("%s", err);
+        if (got == 0) lethe_fatal("relearn point '%s' is empty", J->kpath[i]);
+        memcpy(curve + len, k, got);
+        free(k);
         len += got;
     }
     curve[len] = 0;

@@ -349,6 +349,8 @@ void session_output(lethe_session *s)
     job_lock_folder(s->cfg.output.dir, s->job, s->started, s->grid.world);
     s->have_lock = 1;
     if (s->grid.rank == 0) clear_temp_links(s->cfg.output.dir);
+    ok = s->grid.rank != 0 || job_claim_folder(s->cfg.output.dir, s->job, err, sizeof err) == 0;
+    lethe_check(s->grid.world, ok, 1, "%s", err);
     /* resolved config: rank 0 writes, everyone learns the verdict */
     ok = 1;
     if (s->grid.rank == 0) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../io/safefile.h"
 #include "../io/synth/synth.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
@@ -58,11 +59,11 @@ static void synth_open(lethe_session *s, int argc, char **argv)
 
 static void write_summary(const lethe_session *S, const synth_summary *m)
 {
-    char path[1100], tmp[1200];
+    char path[1100], err[4800];
     session_path(S, "synth.json", path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.partial", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) lethe_fatal("cannot write '%s': %s", tmp, strerror(errno));
+    safe_out w;
+    if (safe_create(&w, path, err, sizeof err)) lethe_fatal("%s", err);
+    FILE *f = w.f;
     const lethe_synth_config *c = &S->cfg.synth;
     fprintf(f,
             "{\n  \"kind\": \"%s\",\n  \"seed\": %llu,\n  \"output\": \"%s\",\n"
@@ -76,7 +77,7 @@ static void write_summary(const lethe_session *S, const synth_summary *m)
     for (int i = 0; i < m->n_splits; i++)
         fprintf(f, "%s\"%s\": %lld", i ? ", " : "", m->split[i], (long long)m->rows[i]);
     fprintf(f, "}\n}\n");
-    if (fclose(f) || rename(tmp, path)) lethe_fatal("cannot write '%s'", path);
+    if (safe_finish(&w, err, sizeof err)) lethe_fatal("%s", err);
 }
 
 int job_synth(int argc, char **argv)
@@ -87,6 +88,12 @@ int job_synth(int argc, char **argv)
     int rank0 = S.grid.rank == 0, ok = 1;
     char err[1024] = "";
     synth_data *d = NULL;
+    /* the output replaces what is at its name: never the config this job reads */
+    ok = !S.config_path || !safe_same_file(c->output, S.config_path);
+    lethe_check(S.grid.world, ok, 2,
+                "synth.output '%s' is the config file '%s' itself; choose "
+                "another name",
+                c->output, S.config_path);
     if (rank0) ok = synth_generate(&d, c, err, sizeof err) == 0;
     lethe_check(S.grid.world, ok, 2, "%s", err);
     session_output(&S);

@@ -18,6 +18,7 @@
 
 #include "../io/checkpoint.h"
 #include "../io/loader.h"
+#include "../io/safefile.h"
 #include "../model/objectives.h"
 #include "../mpi/fatal.h"
 #include "loop.h"
@@ -73,16 +74,18 @@ static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
     free(b.tokens);
     free(b.targets);
     if (S->grid.rank == 0) {
-        char path[1100], tmp[1200];
+        char path[1100], err[4800];
         session_path(S, "npo_reference.jsonl", path, sizeof path);
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = fopen(tmp, "w");
-        int ok = f != NULL;
+        safe_out w;
+        if (safe_create(&w, path, err, sizeof err)) lethe_fatal("%s", err);
+        FILE *f = w.f;
+        int ok = 1;
         for (int64_t i = 0; ok && i < *n_out; i++)
             ok = fprintf(f, "{\"sample_id\":%lld,\"s_ref\":%.9g,\"tokens\":%.0f}\n",
                          (long long)all[i].id, all[i].s, all[i].n) > 0;
-        if (f && fclose(f)) ok = 0;
-        if (!ok || rename(tmp, path)) lethe_fatal("cannot write '%s'", path);
+        if (!ok) safe_abort(&w);
+        if (!ok || safe_finish(&w, err, sizeof err))
+            lethe_fatal("cannot write '%s'%s%s", path, ok ? ": " : "", ok ? err : "");
     }
     return all;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../io/safefile.h"
 #include "plan_impl.h"
 
 /* ---- small file helpers -------------------------------------------------------------- */
@@ -223,8 +224,9 @@ int sl_record(ctx_t *c, const unit_t *x)
     snprintf(path, sizeof path, "%s/slurm_jobs.tsv", c->s.dir);
     struct stat st;
     int fresh = stat(path, &st) != 0;
-    FILE *f = fopen(path, "a");
-    if (!f) return slurm_fail(c->err, 1, "slurm: cannot append to '%s': %s", path, strerror(errno));
+    char se[PATH_MAX + 200];
+    FILE *f = safe_append(path, se, sizeof se);
+    if (!f) return slurm_fail(c->err, 1, "slurm: %s", se);
     time_t now = time(NULL);
     struct tm tmv;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", localtime_r(&now, &tmv));

@@ -22,6 +22,16 @@ foreach(n 1 2)
       $<TARGET_FILE:make_hostile_ckpt>
     TIMEOUT 300 LABELS "hostile;mpi")
 endforeach()
+# The classes of issue 21 alone (cases named link_, fifo_, zero_, own_ in cases.txt):
+# links planted at the names lethe writes, FIFOs and devices as inputs, outputs that
+# would replace another job's results or the job's own inputs. Few enough to run under
+# the sanitizer build too (no nosan label).
+foreach(n 1 2)
+  lethe_test(NAME hostile.links.np${n}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hostile.sh ${n} $<TARGET_FILE:make_hostile_h5>
+            $<TARGET_FILE:make_hostile_ckpt> "^(link|fifo|zero|own)_"
+    TIMEOUT 600 LABELS "hostile;mpi")
+endforeach()
 # `lethe slurm` quoting (tests/hostile/slurm_quoting.sh): scripts rendered with hostile
 # job names, folders and overrides pass bash -n and, run with fake srun/mpirun, hand each
 # value to the launcher as one argument, byte for byte; nothing injected. No Slurm needed.

@@ -41,10 +41,44 @@ if [ "${1:-}" = "--one" ]; then
     for f in model.h5 data.h5 SENTINEL; do
         printf 'sentinel %s %s\n' "$name" "$f" >"$work/out/$f"
     done
-    before="$(cd "$work/out" && md5sum -- model.h5 data.h5 SENTINEL 2>&1)"
+    sent="model.h5 data.h5 SENTINEL" victims="" aside=0 vlimit=0
+    # the case's setup: +DIRECTIVE arguments before the command (see cases.txt)
+    while [ $# -gt 0 ] && [ "${1:0:1}" = "+" ]; do
+        d="${1:1}"
+        shift
+        case "$d" in
+        link:*) # a symbolic link at a name lethe writes, to a victim outside the output
+            p="$work/${d#link:}"
+            mkdir -p "$(dirname "$p")" && rm -f "$p" || exit 1
+            printf 'victim %s\n' "$name" >"$work.victim"
+            ln -s "$work.victim" "$p" || exit 1
+            victims="$victims $work.victim" ;;
+        fifo:*) # a FIFO where lethe reads a file (nobody ever writes to it)
+            p="$work/${d#fifo:}"
+            mkdir -p "$(dirname "$p")" && rm -f "$p" && mkfifo "$p" || exit 1 ;;
+        copy:*) # a copy of a file or folder, which must stay unchanged if it is a file
+            IFS=: read -r from to <<<"${d#copy:}"
+            mkdir -p "$(dirname "$work/$to")" && cp -r "$from" "$work/$to" || exit 1
+            [ -f "$work/$to" ] && victims="$victims $work/$to" ;;
+        prov:*) # out/ holds a job's record (and its config), which must stay unchanged
+            IFS=: read -r job status <<<"${d#prov:}"
+            printf '{"job": "%s", "status": "%s"}\n' "$job" "$status" >"$work/out/provenance.json"
+            printf '{"sentinel": "%s"}\n' "$name" >"$work/out/config.json"
+            sent="$sent provenance.json config.json" ;;
+        aside) # a re-run of the completed job: its model.h5 is set aside, byte for byte
+            sent="data.h5 SENTINEL"
+            aside=1 ;;
+        ulimit) vlimit=1 ;; # at most 4 GB of address space (not under ASan, which maps more)
+        *) echo "$name: unknown setup +$d" && exit 1 ;;
+        esac
+    done
+    # shellcheck disable=SC2086 # lists of names
+    before="$(cd "$work/out" && md5sum -- $sent 2>&1; [ -z "$victims" ] || md5sum -- $victims)"
+    [ $aside = 0 ] || aside_sum="$(md5sum <"$work/out/model.h5")"
+    if [ $vlimit = 1 ] && ! grep -qa __asan_init "$LETHE_BIN"; then vlimit="ulimit -v 4000000"; else vlimit=:; fi
     source "$(dirname "${BASH_SOURCE[0]}")/../jobs/mpienv.sh" # runs go four at a time
-    (cd "$work" && lethe_mpirun timeout 60 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" "$@" \
-        >"$work.out" 2>"$work.err")
+    (cd "$work" && $vlimit && lethe_mpirun timeout 60 "$MPIRUN" --oversubscribe -n "$n" \
+        "$LETHE_BIN" "$@" >"$work.out" 2>"$work.err")
     rc=$?
     bad=0
     fail() {
@@ -64,21 +98,28 @@ if [ "${1:-}" = "--one" ]; then
         head -n 5 "$work.err" | cut -c1-300 | sed 's/^/    | /'
     fi
     grep -aqF -- "$want" "$work.err" || fail "stderr lacks '$want': $(head -c 300 "$work.err")"
-    after="$(cd "$work/out" && md5sum -- model.h5 data.h5 SENTINEL 2>&1)"
-    [ "$before" = "$after" ] || fail "a sentinel in out/ changed: $after"
+    # shellcheck disable=SC2086 # lists of names
+    after="$(cd "$work/out" && md5sum -- $sent 2>&1; [ -z "$victims" ] || md5sum -- $victims)"
+    [ "$before" = "$after" ] || fail "a sentinel in out/ or a victim outside it changed: $after"
+    if [ $aside = 1 ]; then
+        [ ! -e "$work/out/model.h5" ] || fail "the completed run's model.h5 is still beside the new config.json"
+        [ "$(md5sum <"$work/out/model.h5.previous" 2>&1)" = "$aside_sum" ] ||
+            fail "the completed run's model.h5 is not kept as model.h5.previous"
+    fi
     # a refused job may have begun its folder (config.json, a .partial log) but must not
     # leave an output that looks complete
     made="$(cd "$work/out" && ls -A | grep -v '^\(model.h5\|data.h5\|SENTINEL\)$' |
         grep '\.h5$\|\.safetensors$\|\.done$\|^results')"
     [ -z "$made" ] || fail "left outputs that look complete: $made"
-    rm -rf "$work" "$work.out" "$work.err"
+    rm -rf "$work" "$work.out" "$work.err" "$work.victim"
     case_done "$name np$n" $bad
     exit
 fi
 
-n="${1:?usage: hostile.sh N MAKE_H5 MAKE_CKPT}"
-make_h5="${2:?usage: hostile.sh N MAKE_H5 MAKE_CKPT}"
-make_ckpt="${3:?usage: hostile.sh N MAKE_H5 MAKE_CKPT}"
+n="${1:?usage: hostile.sh N MAKE_H5 MAKE_CKPT [ERE]}"
+make_h5="${2:?usage: hostile.sh N MAKE_H5 MAKE_CKPT [ERE]}"
+make_ckpt="${3:?usage: hostile.sh N MAKE_H5 MAKE_CKPT [ERE]}"
+only="${4:-}" # only the cases.txt cases whose names match this ERE (no configs)
 : "${MPIRUN:?MPIRUN is not set}"
 : "${LETHE_BIN:?LETHE_BIN is not set}"
 src="${LETHE_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -144,12 +185,16 @@ fi
 # and tear-down)
 cases_init "$scratch/runs"
 for cfg in "$H"/configs/*.json; do
+    [ -z "$only" ] || break
     case_add "$(basename "$cfg" .json) np$n" \
         bash "$src/tests/cli_bad_config.sh" --one "$cfg" "$n" "$scratch"
 done
 while IFS=$'\t' read -r name want args; do
     case "$name" in "" | "#"*) continue ;; esac
+    [ -z "$only" ] || [[ "$name" =~ $only ]] || continue
     args="${args//@G/$G}"
+    args="${args//@C/$scratch/control}"
+    args="${args//@S/$src}"
     args="${args//@H/$H}"
     args="${args//@D/$src/tests/data}"
     args="${args//@N/$n}"
@@ -157,4 +202,4 @@ while IFS=$'\t' read -r name want args; do
     case_add "$name np$n" bash "$0" --one "$name" "$n" "$scratch/$name.np$n" "$want" $args
 done <"$H/cases.txt"
 cases_xargs 4 120
-cases_end "hostile np$n" 60
+cases_end "hostile${only:+ ($only)} np$n" "$([ -z "$only" ] && echo 60 || echo 10)"

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "../dataset.h"
+#include "../safefile.h"
 #include "synth_impl.h"
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -242,7 +243,8 @@ int synth_write(synth_data *d, char *err, size_t errlen)
     dataset_writer w;
     if (dsw_create(&w, c->output, &a, err, errlen)) return -1;
     int jsonl = !d->markov && c->write_jsonl;
-    char tmp[16][1108], fin[16][1100]; /* room for ".tmp" */
+    safe_out jw[16];
+    char se[4800];
     int n_open = 0, rc = 0;
     h5_quiet q;
     h5_quiet_on(&q);
@@ -257,19 +259,15 @@ int synth_write(synth_data *d, char *err, size_t errlen)
     for (int s = 0; s < d->n_splits && !rc; s++) {
         FILE *jl = NULL;
         if (jsonl) {
-            synth_jsonl_path(c->output, d->split[s].name, fin[n_open], sizeof fin[n_open]);
-            snprintf(tmp[n_open], sizeof tmp[n_open], "%s.tmp", fin[n_open]);
-            if (!(jl = fopen(tmp[n_open], "w"))) {
-                rc = sy_fail(err, errlen, "synth: cannot write '%s': %s", tmp[n_open],
-                             strerror(errno));
+            char fin[1100];
+            synth_jsonl_path(c->output, d->split[s].name, fin, sizeof fin);
+            if (safe_create(&jw[n_open], fin, se, sizeof se)) {
+                rc = sy_fail(err, errlen, "synth: %s", se);
                 break;
             }
-            n_open++;
+            jl = jw[n_open++].f;
         }
         rc = write_split(d, &w, &d->split[s], jl);
-        if (jl && fclose(jl) && !rc)
-            rc = sy_fail(err, errlen, "synth: cannot write '%s': %s", tmp[n_open - 1],
-                         strerror(errno));
     }
     if (rc) {
         dsw_abort(&w);
@@ -277,12 +275,10 @@ int synth_write(synth_data *d, char *err, size_t errlen)
         rc = dsw_close(&w, err, errlen);
     }
     for (int i = 0; i < n_open; i++) {
-        if (rc) {
-            remove(tmp[i]);
-        } else if (rename(tmp[i], fin[i])) {
-            rc = sy_fail(err, errlen, "synth: cannot rename '%s' to '%s': %s", tmp[i], fin[i],
-                         strerror(errno));
-        }
+        if (rc)
+            safe_abort(&jw[i]);
+        else if (safe_finish(&jw[i], se, sizeof se))
+            rc = sy_fail(err, errlen, "synth: %s", se);
     }
     d->err = NULL;
     if (rc) return -1;

@@ -5,6 +5,7 @@
 #include "../../mpi/fatal.h"
 #include "prepare.h"
 #include "../dataset.h"
+#include "../safefile.h"
 #include "tokenizer.h"
 #include "prepare_impl.h"
 
@@ -129,17 +130,17 @@ static int run_input(prep *p, const prepare_input *in)
 {
     p->path = in->path;
     p->line = 0;
-    FILE *f = fopen(in->path, "rb");
-    if (!f)
-        return lethe_errf(p->err, p->errlen, "prepare: input '%s': cannot open: %s", in->path,
-                          strerror(errno));
-    char *buf = NULL;
+    /* regular files only (never /dev/zero or a FIFO); each line bounded */
+    FILE *f = safe_open_read(in->path, "prepare: input", LETHE_MAX_JSONL, NULL, p->err, p->errlen);
+    if (!f) return -1;
+    char *buf = NULL, lerr[1400];
     size_t cap = 0;
-    ssize_t n;
+    long n;
     int rc = 0, fmt = -1;
     int64_t records = 0;
     p->records = 0;
-    while (rc == 0 && (n = getline(&buf, &cap, f)) >= 0) {
+    while (rc == 0 && (n = safe_getline(f, &buf, &cap, LETHE_MAX_JSONL_LINE, in->path, p->line + 1,
+                                        lerr, sizeof lerr)) > 0) {
         p->line++;
         size_t i = 0;
         while (i < (size_t)n &&
@@ -179,6 +180,7 @@ static int run_input(prep *p, const prepare_input *in)
         }
         cJSON_Delete(rec);
     }
+    if (rc == 0 && n < 0) rc = lethe_errf(p->err, p->errlen, "prepare: input %s", lerr);
     if (rc == 0 && ferror(f))
         rc = lethe_errf(p->err, p->errlen, "prepare: input '%s': read error", in->path);
     p->records = records;

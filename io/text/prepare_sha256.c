@@ -5,6 +5,7 @@
 #include "../../mpi/fatal.h"
 #include "prepare.h"
 #include "../dataset.h"
+#include "../safefile.h"
 #include "tokenizer.h"
 #include "prepare_impl.h"
 
@@ -94,10 +95,8 @@ void pr_sha256_hex(sha256_ctx *c, char hex[65])
 /* Hashes a file into one or two contexts. */
 int pr_sha256_file2(const char *path, sha256_ctx *a, sha256_ctx *b, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lethe_errf(err, errlen, "prepare: input '%s': cannot open: %s", path,
-                          strerror(errno));
+    FILE *f = safe_open_read(path, "prepare: input", LETHE_MAX_JSONL, NULL, err, errlen);
+    if (!f) return -1;
     unsigned char buf[1 << 16];
     size_t r;
     while ((r = fread(buf, 1, sizeof buf, f)) > 0) {

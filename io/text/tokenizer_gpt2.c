@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../mpi/fatal.h"
+#include "../safefile.h"
 #include "tokenizer_impl.h"
 
 /* ---- GPT-2 ---------------------------------------------------------------------------- */
@@ -125,33 +126,8 @@ int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
 
 static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lethe_errf(err, errlen, "tokenizer file '%s': cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t r = fread(b + len, 1, cap - len, f);
-        len += r;
-        if (len < cap) break;
-        cap *= 2;
-        char *nb = realloc(b, cap + 1);
-        if (!nb) free(b);
-        b = nb;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        lethe_errf(err, errlen, "tokenizer file '%s': %s", path,
-                   bad ? "read error" : "out of memory");
-        return NULL;
-    }
-    b[len] = 0;
-    *n = len;
-    return b;
+    /* regular files only (never /dev/zero or a FIFO), at most 256 MiB */
+    return safe_read(path, "tokenizer file", LETHE_MAX_TOKENIZER, n, err, errlen);
 }
 
 /* Sets the vocabulary (id order) and merges; takes ownership of neither array's strings. */

@@ -8,6 +8,7 @@
 
 #include "../../mpi/fatal.h"
 #include "../dataset.h"
+#include "../safefile.h"
 #include "tokenizer_impl.h"
 
 /* ---- saving inside a dataset -------------------------------------------------------------- */
@@ -131,7 +132,9 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
     int64_t vocab = 0;
     char **vs = NULL, **ms = NULL;
     int nv = 0, nm = 0;
-    hid_t g = -1, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t g = -1, f = -1;
+    if (safe_check_read(path, "dataset", LETHE_MAX_TENSORS, err, errlen)) goto out;
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         lethe_errf(err, errlen, "dataset '%s': cannot open it to read its tokenizer", path);
         goto out;
