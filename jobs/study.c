@@ -16,17 +16,20 @@
 typedef struct {
     const char *file, *dir;
     char *over[64]; /* --set key=value */
-    int nover, dry;
+    int nover, dry, rerun; /* --rerun-changed */
 } study_args;
 
 static void study_usage(void)
 {
     printf("usage: mpirun -n RANKS lethe study STUDY.json [--dir DIR] [--dry-run] "
-           "[--set key=value ...]\n\n"
+           "[--rerun-changed] [--set key=value ...]\n\n"
            "Runs a study (a DAG of synth, train, unlearn, eval, relearn and report "
            "jobs) on these ranks,\nskipping jobs whose folder holds .done; DIR "
            "defaults to runs/<study name>. --set overrides a key\nof the study's "
-           "base config for every job (e.g. --set layout.tp=2). See jobs/studies/.\n");
+           "base config for every job (e.g. --set layout.tp=2). A finished job whose config\n"
+           "or labels changed since it ran is refused, naming the key; --rerun-changed "
+           "moves its folder\n(and those of the finished jobs that depend on it) aside to "
+           "<job>.old-N and runs it again.\nSee jobs/studies/.\n");
 }
 
 /* 1: parsed, 0: --help, -1: a bad command line (err holds why). */
@@ -39,6 +42,8 @@ static int parse_args(int argc, char **argv, study_args *a, char *err, size_t er
             a->dir = argv[++i];
         else if (!strcmp(argv[i], "--dry-run"))
             a->dry = 1;
+        else if (!strcmp(argv[i], "--rerun-changed"))
+            a->rerun = 1;
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && a->nover < 64)
             a->over[a->nover++] = argv[++i];
         else if (argv[i][0] == '-')
@@ -75,14 +80,15 @@ static void load(const study_args *a, study *s, char *adir, size_t len)
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
 }
 
-/* Rank 0: every job's folder and config, and a copy of the study file (study.json). */
-static void write_folder(const study *s, const char *file, const char *adir, int rank)
+/* Rank 0: every job's folder and config (a finished job whose config changed is refused,
+ * or moved aside with --rerun-changed), and a copy of the study file (study.json). */
+static void write_folder(const study *s, const study_args *a, const char *adir, int rank)
 {
     char err[1024] = "";
     int ok = 1;
     if (rank == 0) {
-        ok = study_write_configs(s, err, sizeof err) == 0;
-        char *text = ok ? study_read_text(file, "study", err, sizeof err) : NULL;
+        ok = study_write_configs(s, a->rerun, err, sizeof err) == 0;
+        char *text = ok ? study_read_text(a->file, "study", err, sizeof err) : NULL;
         if (text) {
             char p[1100], e[1200];
             snprintf(p, sizeof p, "%s/study.json", adir);
@@ -156,7 +162,7 @@ int job_study(int argc, char **argv)
     load(&a, &s, adir, sizeof adir);
     /* one study per folder (its jobs lock their own sub-folders) */
     job_lock_folder(adir, "study", (long)time(NULL), MPI_COMM_WORLD);
-    write_folder(&s, a.file, adir, rank);
+    write_folder(&s, &a, adir, rank);
     int todo = 0;
     for (int i = 0; i < s.njobs; i++) todo += !study_job_done(&s, i);
     if (rank == 0)

@@ -75,6 +75,13 @@ wr("jl_tokens_out_of_vocab.jsonl", '{"input_ids": [1, 2, 999999], "answer_start"
 wr("jl_tokens_negative_start.jsonl", '{"input_ids": [1, 2, 3], "answer_start": -1}\n')
 wr("jl_empty.jsonl", "")
 wr("jl_blank_lines.jsonl", "\n\n   \n\t\n")
+# one record per line: a second record or a stray word after the first is refused, and
+# so are lines that end in CR alone (they would be read as one line)
+wr("jl_two_on_a_line.jsonl", '{"question": "q1?", "answer": "a1"}\n'
+   '{"question": "q2?", "answer": "a2"}{"question": "q3?", "answer": "a3"}\n')
+wr("jl_trailing_word.jsonl", '{"question": "q1?", "answer": "a1"} xyz\n')
+wr("jl_cr_only.jsonl", '{"question": "q1?", "answer": "a1"}\r{"question": "q2?", "answer": "a2"}\r'
+   '{"question": "q3?", "answer": "a3"}\r')
 # one line of 100 MiB: a text record whose string never ends
 with open(os.path.join(out, "jl_line_100mb.jsonl"), "wb") as f:
     f.write(b'{"text": "')
