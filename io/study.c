@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "../mpi/fatal.h"
+#include "config.h"
 #include "study_impl.h"
 
 /* Takes v: sets the dotted key of root to it (objects are created on the way). */
@@ -35,10 +36,7 @@ void study_json_set(cJSON *root, const char *key, cJSON *v)
 
 const char *study_shown(const char *v, char *buf, size_t len)
 {
-    size_t o = 0;
-    for (; *v && o + 4 < len; v++) buf[o++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
-    if (*v) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
-    buf[o] = 0;
+    config_shown(v, buf, len);
     return buf;
 }
 
@@ -188,32 +186,6 @@ static int write_job_file(const study *s, int j, const char *file, const char *t
 
 /* ---- finished jobs whose config changed ---------------------------------------------- */
 
-/* The first dotted key where old and new differ (new's order, then keys only in old),
- * with both values printed (or "(absent)"): 1 when they differ, 0 when equal. */
-static int first_diff(const cJSON *o, const cJSON *n, const char *prefix, char *key, size_t klen,
-                      char *ov, char *nv, size_t vlen)
-{
-    if (cJSON_IsObject(o) && cJSON_IsObject(n)) {
-        for (int pass = 0; pass < 2; pass++)
-            for (const cJSON *i = (pass ? o : n)->child; i; i = i->next) {
-                const cJSON *a = pass ? i : cJSON_GetObjectItemCaseSensitive(o, i->string);
-                const cJSON *b = pass ? cJSON_GetObjectItemCaseSensitive(n, i->string) : i;
-                if (pass && b) continue; /* seen in the first pass */
-                char k[300];
-                snprintf(k, sizeof k, "%s%s%s", prefix, *prefix ? "." : "", i->string);
-                if (first_diff(a, b, k, key, klen, ov, nv, vlen)) return 1;
-            }
-        return 0;
-    }
-    if (o && n && cJSON_Compare(o, n, 1)) return 0;
-    char *a = o ? cJSON_PrintUnformatted(o) : NULL, *b = n ? cJSON_PrintUnformatted(n) : NULL;
-    snprintf(key, klen, "%s", *prefix ? prefix : "(the whole file)");
-    study_shown(a ? a : "(absent)", ov, vlen);
-    study_shown(b ? b : "(absent)", nv, vlen);
-    free(a), free(b);
-    return 1;
-}
-
 /* Whether finished job j's stored FILE (job.json, labels.json) differs from text; the
  * first changed key and its values in what (a whole message part). */
 static int file_changed(const study *s, int j, const char *file, const char *text, char *what,
@@ -222,14 +194,12 @@ static int file_changed(const study *s, int j, const char *file, const char *tex
     char path[1100], e[1200], key[300], ov[80], nv[80];
     snprintf(path, sizeof path, "%s/%s/%s", s->dir, s->jobs[j].name, file);
     char *old = study_read_text(path, file, e, sizeof e);
-    cJSON *a = old ? cJSON_Parse(old) : NULL, *b = cJSON_Parse(text);
     int changed = 1;
-    if (!a)
-        snprintf(what, len, "its %s is %s", file, old ? "not valid JSON" : "missing or unreadable");
-    else if ((changed = first_diff(a, b, "", key, sizeof key, ov, nv, sizeof ov)))
+    if (!old)
+        snprintf(what, len, "its %s is missing or unreadable", file);
+    else if ((changed = config_json_diff(old, text, key, sizeof key, ov, nv, sizeof ov)))
         snprintf(what, len, "%s key '%s' was %s, now %s", file, key, ov, nv);
     free(old);
-    cJSON_Delete(a), cJSON_Delete(b);
     return changed;
 }
 

@@ -60,6 +60,29 @@ static int parse_args(int argc, char **argv, study_args *a, char *err, size_t er
     return 1;
 }
 
+/* Every rank expanded the same study into the same folder (an MPMD launch could give
+ * each its own file or --set options): the jobs' names, configs and labels agree. */
+static void agree(const study *s, const char *adir)
+{
+    size_t n = strlen(adir) + 2;
+    for (int i = 0; i < s->njobs; i++)
+        n += strlen(s->jobs[i].name) + strlen(s->jobs[i].job) + 4 +
+             (s->jobs[i].config_json ? strlen(s->jobs[i].config_json) : 0) +
+             (s->jobs[i].labels_json ? strlen(s->jobs[i].labels_json) : 0);
+    char *text = malloc(n);
+    int ok = text != NULL;
+    lethe_check(MPI_COMM_WORLD, ok, 1, "study: out of memory");
+    size_t o = (size_t)snprintf(text, n, "%s\n", adir);
+    for (int i = 0; i < s->njobs; i++) {
+        const study_job *j = &s->jobs[i];
+        o += (size_t)snprintf(text + o, n - o, "%s %s\n%s\n%s\n", j->name, j->job,
+                              j->config_json ? j->config_json : "",
+                              j->labels_json ? j->labels_json : "");
+    }
+    job_agree_text("studies (expanded jobs differ)", text, 0, MPI_COMM_WORLD);
+    free(text);
+}
+
 /* The study in its folder (absolute; default runs/<study name>), on every rank. */
 static void load(const study_args *a, study *s, char *adir, size_t len)
 {
@@ -78,6 +101,7 @@ static void load(const study_args *a, study *s, char *adir, size_t len)
     if (ok)
         ok = study_load_with(s, a->file, adir, (char **)a->over, a->nover, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
+    agree(s, adir);
 }
 
 /* Rank 0: every job's folder and config (a finished job whose config changed is refused,
