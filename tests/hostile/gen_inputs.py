@@ -10,9 +10,13 @@ Standard library only. Writes into DIR:
                                    (jl_line_100mb.jsonl: one line of 100 MiB)
   enc_good.json, merges_good.txt   a valid GPT-2 encoder.json / vocab.bpe pair, and
   tok_<case>.{json,txt}            pairs wrong in one way each
+  report_inf/, report_link/        study folders for `lethe report`: a copy of
+                                   tests/data/report_fixture with 1e400 in one summary, and a
+                                   folder whose only entry is a link to / (never followed)
 """
 import json
 import os
+import shutil
 import struct
 import sys
 
@@ -125,3 +129,19 @@ enc("duplicate_id", dict(vocab, **{"he": vocab["Ġt"]}))
 wr("tok_merge_three.txt", merges_txt + "a b c\n")
 wr("tok_merge_one.txt", merges_txt + "abc\n")
 wr("tok_merge_binary.txt", b"#version: 0.2\n\xff\xfe \x00\x01\n")
+
+# ---- report folders ------------------------------------------------------------------
+fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "report_fixture")
+shutil.copytree(fixture, os.path.join(out, "report_inf"))
+run = os.path.join(out, "report_inf", "study", "unlearn", "npo", "lr2e-05", "seed1", "summary.json")
+with open(run) as f:
+    summary = f.read()
+# the key's value as a JSON number that overflows to inf
+head, sep, tail = summary.partition('"model_utility": ')
+assert sep, "report_fixture summary lacks model_utility"
+k = 0
+while tail[k] in "0123456789.eE+-":
+    k += 1
+wr(os.path.relpath(run, out), head + sep + "1e400" + tail[k:])
+os.makedirs(os.path.join(out, "report_link"))
+os.symlink("/", os.path.join(out, "report_link", "escape"))
