@@ -4,7 +4,8 @@
 usage: gen_inputs.py DIR
 Standard library only. Writes into DIR:
   tiny.json                        a valid tiny model config (output.dir "out") that the
-                                   dataset and convert cases start from
+                                   dataset and convert cases start from; tiny_steps3.json
+                                   and tiny_dim32.json differ from it in one key
   st_<case>.safetensors            safetensors files wrong in one way each
   jl_<case>.jsonl                  JSON-lines inputs of `lethe prepare` wrong in one way each
                                    (jl_line_100mb.jsonl: one line of 100 MiB)
@@ -40,6 +41,9 @@ tiny = {
     "output": {"dir": "out"},
 }
 wr("tiny.json", json.dumps(tiny))
+# the same with one key changed: an MPMD launch giving half the ranks each (class 8)
+wr("tiny_steps3.json", json.dumps({**tiny, "train": {**tiny["train"], "steps": 3}}))
+wr("tiny_dim32.json", json.dumps({**tiny, "model": {**tiny["model"], "dim": 32}}))
 
 # ---- safetensors -----------------------------------------------------------------------
 def st(name, header, data=b"", hlen=None, raw_header=None):
