@@ -1,7 +1,8 @@
 /* jobs/study.c — `lethe study`: the front-end that runs a study's jobs (io/study.h
  * expands the file) in dependency order on this job's own MPI ranks, skipping the jobs
  * whose folder holds .done, and stopping (to be resumed by a rerun) when a job was
- * preempted. */
+ * preempted. Every rank must have expanded the same jobs; a finished job whose config
+ * changed since is refused (or moved aside with --rerun-changed), never relabelled. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
