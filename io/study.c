@@ -186,8 +186,22 @@ static int write_job_file(const study *s, int j, const char *file, const char *t
 
 /* ---- finished jobs whose config changed ---------------------------------------------- */
 
-/* Whether finished job j's stored FILE (job.json, labels.json) differs from text; the
- * first changed key and its values in what (a whole message part). */
+/* text without the keys that do not change a job's results (every layout gives the
+ * one-rank numbers, README "Determinism"), as JSON (malloc'd), or NULL: a study resumed
+ * under another layout (--set layout.dp=...) keeps its finished jobs. */
+static char *without_layout(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    if (!j) return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "layout");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "threads");
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return t;
+}
+
+/* Whether finished job j's stored FILE (job.json, labels.json) differs from text but for
+ * the layout; the first changed key and its values in what (a whole message part). */
 static int file_changed(const study *s, int j, const char *file, const char *text, char *what,
                         size_t len)
 {
@@ -197,9 +211,11 @@ static int file_changed(const study *s, int j, const char *file, const char *tex
     int changed = 1;
     if (!old)
         snprintf(what, len, "its %s is missing or unreadable", file);
-    else if ((changed = config_json_diff(old, text, key, sizeof key, ov, nv, sizeof ov)))
+    char *o = old ? without_layout(old) : NULL, *n = o ? without_layout(text) : NULL;
+    if (old && (changed = config_json_diff(o && n ? o : old, o && n ? n : text, key, sizeof key,
+                                           ov, nv, sizeof ov)))
         snprintf(what, len, "%s key '%s' was %s, now %s", file, key, ov, nv);
-    free(old);
+    free(old), cJSON_free(o), cJSON_free(n);
     return changed;
 }
 

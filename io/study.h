@@ -52,7 +52,7 @@ int study_load_with(study *s, const char *path, const char *dir, char **override
 void study_free(study *s);
 /* Writes each job's folder and config file (dir/<name>/job.json, labels.json). A job
  * marked done keeps its files; when its stored job.json or labels.json differs from the
- * expansion's, -1 with "job 'NAME' is finished but job.json key 'K' was OLD, now NEW"
+ * expansion's (layout.* and threads aside: they do not change results), -1 with "job 'NAME' is finished but job.json key 'K' was OLD, now NEW"
  * in err and nothing written, or with rerun_changed its folder (and those of the
  * finished jobs depending on it, the report's on any) is renamed to <name>.old-N so
  * that the job runs again: results are never relabelled. */

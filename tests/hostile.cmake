@@ -20,7 +20,7 @@ lethe_test(NAME hostile.slurm_quoting
 # An edited study does not relabel finished results (tests/hostile/study_changed.sh): study
 # and slurm --dry-run refuse a finished job whose config changed, naming the key, with every
 # job.json and labels.json unchanged; --rerun-changed moves it and its finished dependants
-# aside to <job>.old-N. 12 checks per rank count.
+# aside to <job>.old-N; another layout keeps them. 13 checks per rank count.
 foreach(n 1 2)
   lethe_test(NAME hostile.study_changed.np${n}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hostile/study_changed.sh ${n}

@@ -7,7 +7,8 @@
 # The mini study is expanded (--dry-run: folders and job.json, no job runs) and five jobs
 # are marked finished (.done): the GA unlearning with its eval and relearn attack, the
 # origin's eval and the report. The study is then edited (tests/hostile/studies/
-# changed_lr.json: GA's optim.lr 0.001 -> 0.002) and run again:
+# changed_lr.json: GA's optim.lr 0.001 -> 0.002) and run again (after a run under another
+# layout, --set layout.tp=1, which keeps the finished jobs: layouts give the same results):
 #   - study and slurm --dry-run refuse it: non-zero exit, one "lethe: " line naming the
 #     job and the key with both values, and not one job.json or labels.json changed;
 #   - study --rerun-changed moves the GA unlearning and the finished jobs depending on it
@@ -41,6 +42,12 @@ check "expand the mini study" $? "$(cat "$work/err")" || exit 1
 for j in unlearn-10-ga-g0-s1 eval-10-ga-g0-s1 relearn-10-ga-g0-s1 eval-origin-10 report; do
     echo done >"$D/$j/.done"
 done
+# another layout does not change results: the finished jobs stay finished, as they were
+u="$(md5sum <"$D/unlearn-10-ga-g0-s1/job.json")"
+lethe study "$src/tests/data/mini-study.json" --dir "$D" --dry-run --set layout.tp=1
+rc=$?
+[ $rc = 0 ] && [ "$(md5sum <"$D/unlearn-10-ga-g0-s1/job.json")" = "$u" ] && grep -q "(10 to run)" "$work/out"
+check "a run under another layout keeps the finished jobs (exit $rc)" $? "$(cat "$work/err")"
 before="$(sums)"
 [ "$(echo "$before" | wc -l)" -ge 14 ] || { echo "FAIL the study folder lacks its job files"; exit 1; }
 want="job 'unlearn-10-ga-g0-s1' is finished but job.json key 'optim.lr' was 0.001, now 0.002"
@@ -75,4 +82,4 @@ lethe study "$src/tests/hostile/studies/changed_lr.json" --dir "$D" --dry-run
 check "a further run has nothing finished that changed" $? "$(cat "$work/err")"
 
 echo "study_changed np$n: $pass passed, $fail failed of $((pass + fail)) checks"
-[ $fail -eq 0 ] && [ $pass -eq 12 ]
+[ $fail -eq 0 ] && [ $pass -eq 13 ]
