@@ -59,8 +59,11 @@ int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int w
                    : H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
     else
         rc = -1;
+    /* the closes below would clear the error stack that h5_last_error reads */
+    hid_t stack = rc < 0 ? H5Eget_current_stack() : -1;
     if (ms >= 0) H5Sclose(ms);
     H5Sclose(fs);
+    if (stack >= 0) H5Eset_current_stack(stack);
     return rc < 0 ? -1 : 0;
 }
 
