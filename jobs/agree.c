@@ -43,7 +43,7 @@ void job_agree_text(const char *what, const char *text, int is_json, MPI_Comm co
     if (h != h0 && is_json && config_json_diff(r0, text, key, sizeof key, a, b, sizeof a))
         snprintf(msg, sizeof msg,
                  "the ranks were given different %s: rank %d differs from rank 0 at key '%s' "
-                 "(rank 0: %s, rank %d: %s); give every rank the same config and --set options",
+                 "(rank 0: %s, rank %d: %s); give every rank the same command line",
                  what, rank, strncmp(key, "config.", 7) ? key : key + 7, a, rank, b);
     else if (h != h0)
         snprintf(msg, sizeof msg,
