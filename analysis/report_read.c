@@ -55,6 +55,38 @@ const char *rp_describe(const cJSON *v)
     return "invalid";
 }
 
+/* The first non-finite number under v (cJSON reads 1e400 as inf), its dotted key in
+ * key (klen bytes, built on the way out): the number, or NULL when every one is finite. */
+static const cJSON *first_nonfinite(const cJSON *v, char *key, size_t klen)
+{
+    if (cJSON_IsNumber(v)) return isfinite(v->valuedouble) ? NULL : v;
+    int i = 0;
+    for (const cJSON *e = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; e;
+         e = e->next, i++) {
+        const cJSON *bad = first_nonfinite(e, key, klen);
+        if (!bad) continue;
+        char tail[256];
+        snprintf(tail, sizeof tail, "%.250s", key);
+        if (cJSON_IsObject(v))
+            snprintf(key, klen, "%.200s%s%.250s", e->string, tail[0] && tail[0] != '[' ? "." : "", tail);
+        else
+            snprintf(key, klen, "[%d]%s%.250s", i, tail[0] && tail[0] != '[' ? "." : "", tail);
+        return bad;
+    }
+    return NULL;
+}
+
+/* A result with a non-finite number is refused, naming the key, so that no table or
+ * plot shows an overflow as a value. */
+static void check_finite(ctx_t *c, const char *where, const cJSON *doc)
+{
+    char key[512] = "";
+    const cJSON *bad = first_nonfinite(doc, key, sizeof key);
+    if (bad)
+        rp_fail(c, REPORT_EINPUT, "%s: key '%s' is not a finite number (%g)", where, key,
+                bad->valuedouble);
+}
+
 /* Parses text[0..len) into c->doc; `where` names the file (and line) in messages. */
 static cJSON *parse_json(ctx_t *c, const char *where, const char *text, size_t len)
 {
@@ -87,6 +119,7 @@ static cJSON *parse_json(ctx_t *c, const char *where, const char *text, size_t l
     }
     if (!cJSON_IsObject(c->doc))
         rp_fail(c, REPORT_EINPUT, "%s: is %s, expected a JSON object", where, rp_describe(c->doc));
+    check_finite(c, where, c->doc);
     return c->doc;
 }
 
@@ -455,11 +488,13 @@ void rp_walk(ctx_t *c, const char *dir, int depth)
     int nsub = 0, capsub = 0;
     for (int i = 0; i < n; i++) {
         char *p = rp_path_join(c, dir, names[i]);
-        struct stat st;
+        struct stat st, lst;
         if (stat(p, &st)) {
             if (errno == ENOENT) continue; /* a dangling link: nothing there */
             rp_fail(c, REPORT_EINPUT, "cannot stat '%s': %s", p, strerror(errno));
         }
+        /* a link to a folder may lead out of the study (to /): never followed */
+        if (S_ISDIR(st.st_mode) && !lstat(p, &lst) && S_ISLNK(lst.st_mode)) continue;
         if (S_ISDIR(st.st_mode)) {
             if (c->have_out && st.st_dev == c->out_st.st_dev && st.st_ino == c->out_st.st_ino)
                 continue; /* our own output: a re-run must not read it */

@@ -91,11 +91,19 @@ static void csv_field(FILE *f, const char *s, int first)
     fputc('"', f);
 }
 
+/* Text from labels and folder names into Markdown: '|' escaped, line breaks as spaces,
+ * other control characters (an ESC sequence would drive the reader's terminal) as \xNN. */
 static void md_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
+        unsigned char u = (unsigned char)*s;
         if (*s == '|') fputc('\\', f);
-        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+        if (*s == '\n' || *s == '\r')
+            fputc(' ', f);
+        else if (u < 0x20 || u == 0x7f)
+            fprintf(f, "\\x%02x", u);
+        else
+            fputc(*s, f);
     }
 }
 
@@ -256,7 +264,9 @@ static void md_table(ctx_t *c, FILE *f, const int *rows, int n)
 /* results.md: the title, the counts and the labels every run shares. */
 static void md_intro(ctx_t *c, FILE *f)
 {
-    fprintf(f, "# lethe report: %s\n\n", c->dir);
+    fputs("# lethe report: ", f);
+    md_text(f, c->dir);
+    fputs("\n\n", f);
     fprintf(f, "%d evaluated run%s in %d setting%s; %d relearn curve%s; %d bench line%s%s.\n\n",
             c->nruns, c->nruns == 1 ? "" : "s", c->nrows, c->nrows == 1 ? "" : "s", c->ncurves,
             c->ncurves == 1 ? "" : "s", c->nbench, c->nbench == 1 ? "" : "s",

@@ -146,6 +146,14 @@ int config_load(lethe_config *c, const char *path, char **overrides, int n_overr
 char *config_to_json(const lethe_config *c);
 /* Writes config_to_json to path via a temporary name and rename. 0 or -1 + err. */
 int config_write(const lethe_config *c, const char *path, char *err, size_t errlen);
+/* The first dotted key ("optim.lr") where JSON texts a and b differ (b's key order,
+ * then keys only in a), with both values printed on one line (or "(absent)"), cut to
+ * klen and vlen: 1 when they differ (or either is not JSON), 0 when equal. */
+int config_json_diff(const char *a, const char *b, char *key, size_t klen, char *av, char *bv,
+                     size_t vlen);
+/* A printable one-line copy of a hostile string v (control bytes as '?', "..." when cut)
+ * in buf of len bytes, for messages. */
+void config_shown(const char *v, char *buf, size_t len);
 /* Prints every key with its type, default and range (for `lethe <job> --help`). */
 void config_print_keys(void *file /* FILE* */);
 /* The schema's keys in table order ("model.dim", ...), for tests and tools that

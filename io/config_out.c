@@ -1,5 +1,6 @@
 /* io/config_out.c — the resolved config as JSON (config_to_json, config_write, written
- * through a temporary file) and the key listing of --help. */
+ * through a temporary file), the key listing of --help, and the first key where two
+ * JSON configs differ (config_json_diff: a study's changed job, ranks that disagree). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -130,4 +131,58 @@ void config_print_keys(void *file)
         fprintf(f, "%-*s  %-*s  %-*s  %-*s  %s\n", wk, k->name, wt, cf_type_name(k->type), wd, def,
                 wr, range, k->desc);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Differences. */
+
+void config_shown(const char *v, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (; *v && o + 4 < len; v++) buf[o++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+    if (*v) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+    buf[o] = 0;
+}
+
+/* The first dotted key where old and new differ (new's order, then keys only in old),
+ * with both values printed (or "(absent)"): 1 when they differ, 0 when equal. */
+static int first_diff(const cJSON *o, const cJSON *n, const char *prefix, char *key, size_t klen,
+                      char *ov, char *nv, size_t vlen)
+{
+    if (cJSON_IsObject(o) && cJSON_IsObject(n)) {
+        for (int pass = 0; pass < 2; pass++)
+            for (const cJSON *i = (pass ? o : n)->child; i; i = i->next) {
+                const cJSON *a = pass ? i : cJSON_GetObjectItemCaseSensitive(o, i->string);
+                const cJSON *b = pass ? cJSON_GetObjectItemCaseSensitive(n, i->string) : i;
+                if (pass && b) continue; /* seen in the first pass */
+                char k[300];
+                snprintf(k, sizeof k, "%s%s%s", prefix, *prefix ? "." : "", i->string);
+                if (first_diff(a, b, k, key, klen, ov, nv, vlen)) return 1;
+            }
+        return 0;
+    }
+    if (o && n && cJSON_Compare(o, n, 1)) return 0;
+    char *a = o ? cJSON_PrintUnformatted(o) : NULL, *b = n ? cJSON_PrintUnformatted(n) : NULL;
+    snprintf(key, klen, "%s", *prefix ? prefix : "(the whole file)");
+    config_shown(a ? a : "(absent)", ov, vlen);
+    config_shown(b ? b : "(absent)", nv, vlen);
+    free(a), free(b);
+    return 1;
+}
+
+int config_json_diff(const char *a_text, const char *b_text, char *key, size_t klen, char *av,
+                     char *bv, size_t vlen)
+{
+    cJSON *a = cJSON_Parse(a_text), *b = cJSON_Parse(b_text);
+    int rc;
+    if (!a || !b) {
+        snprintf(key, klen, "(the whole file)");
+        config_shown(a ? "(JSON)" : "(not valid JSON)", av, vlen);
+        config_shown(b ? "(JSON)" : "(not valid JSON)", bv, vlen);
+        rc = 1;
+    } else {
+        rc = first_diff(a, b, "", key, klen, av, bv, vlen);
+    }
+    cJSON_Delete(a), cJSON_Delete(b);
+    return rc;
 }

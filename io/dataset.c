@@ -552,6 +552,14 @@ int dataset_inspect(dataset_info *in, const char *path, const char *split, int d
                                       0, err, errlen)) < 0)
             goto out;
     }
+    for (size_t i = 0; i < sizeof s / sizeof(hid_t); i++) {
+        char why[700];
+        hid_t d = ((hid_t *)&s)[i];
+        if (d >= 0 && h5_check_storage(d, (int64_t)st.st_size, why, sizeof why)) {
+            lethe_errf(err, errlen, "dataset '%s': %s", origin, why);
+            goto out;
+        }
+    }
     if (depth >= DATASET_CHECK_ROWS && inspect_rows(in, origin, &s, depth, budget, err, errlen))
         goto out;
     rc = 0;

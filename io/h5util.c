@@ -1,8 +1,10 @@
-/* io/h5util.c — HDF5's error stack as one line (see h5util.h). */
+/* io/h5util.c — HDF5's error stack as one line, the row-range transfer, and the check
+ * that a dataset can be decoded and is stored in full (see h5util.h). */
 #include "h5util.h"
 #include "safefile.h"
 
 #include <stdio.h>
+#include <string.h>
 
 void h5_quiet_on(h5_quiet *q)
 {
@@ -58,8 +60,11 @@ int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int w
                    : H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf);
     else
         rc = -1;
+    /* the closes below would clear the error stack that h5_last_error reads */
+    hid_t stack = rc < 0 ? H5Eget_current_stack() : -1;
     if (ms >= 0) H5Sclose(ms);
     H5Sclose(fs);
+    if (stack >= 0) H5Eset_current_stack(stack);
     return rc < 0 ? -1 : 0;
 }
 
@@ -73,4 +78,47 @@ hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen
         remove(tmp);
     }
     return f;
+}
+
+int h5_check_storage(hid_t d, int64_t file_bytes, char *why, size_t len)
+{
+    char name[256] = "?";
+    if (H5Iget_name(d, name, sizeof name) <= 0) snprintf(name, sizeof name, "?");
+    hid_t dcpl = H5Dget_create_plist(d);
+    int nf = dcpl >= 0 ? H5Pget_nfilters(dcpl) : -1, rc = 0;
+    if (nf < 0) snprintf(why, len, "'%s': cannot read its storage properties", name), rc = -1;
+    for (int i = 0; i < nf && !rc; i++) {
+        unsigned flags = 0, conf = 0;
+        size_t nel = 0;
+        char fname[80] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nel, NULL, sizeof fname,
+                                         fname, &conf);
+        for (char *c = fname; *c; c++) *c = (unsigned char)*c < 0x20 ? '?' : *c;
+        if (id < 0 || H5Zfilter_avail(id) <= 0)
+            rc = -1, snprintf(why, len,
+                              "'%s' is stored with HDF5 filter %d ('%s'), which this HDF5 "
+                              "library cannot decode; rewrite it without the filter (h5repack "
+                              "-f NONE) or with gzip",
+                              name, (int)id, fname[0] ? fname : "unnamed");
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (rc) return rc;
+    /* A dataset whose chunks are mostly unwritten reads as fill values: 2^33 rows in a
+     * file of 8 KB would take minutes to check. Unfiltered, every byte is stored; deflate
+     * compresses at most about 1032:1. */
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t ts = t >= 0 ? H5Tget_size(t) : 0;
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    double logical = (double)np * (double)ts, stored = (double)H5Dget_storage_size(d);
+    if (np < 0 || ts == 0)
+        rc = -1, snprintf(why, len, "'%s': cannot read its shape or type", name);
+    else if (stored > (double)file_bytes || logical > (nf > 0 ? 1100.0 : 1.0) * stored)
+        rc = -1, snprintf(why, len,
+                          "'%s' holds %lld values (%.4g bytes) but %.4g bytes of it are stored, "
+                          "in a file of %lld bytes: a sparse or damaged dataset (lethe reads "
+                          "datasets written in full)",
+                          name, (long long)np, logical, stored, (long long)file_bytes);
+    return rc;
 }

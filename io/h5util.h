@@ -35,4 +35,10 @@ int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int w
  * lethe's and is left alone). */
 hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen);
 
+/* Whether dataset d can be read in full from a file of file_bytes: every filter of its
+ * pipeline is available (an lzf-compressed dataset names the filter), and its values
+ * fit in the bytes stored (no sparse chunks standing for 2^33 rows of fill values;
+ * filtered data at most 1100:1). 0, or -1 with one message part naming d in why. */
+int h5_check_storage(hid_t d, int64_t file_bytes, char *why, size_t len);
+
 #endif

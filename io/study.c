@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "../mpi/fatal.h"
+#include "config.h"
 #include "study_impl.h"
 
 /* Takes v: sets the dotted key of root to it (objects are created on the way). */
@@ -36,10 +37,7 @@ void study_json_set(cJSON *root, const char *key, cJSON *v)
 
 const char *study_shown(const char *v, char *buf, size_t len)
 {
-    size_t o = 0;
-    for (; *v && o + 4 < len; v++) buf[o++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
-    if (*v) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
-    buf[o] = 0;
+    config_shown(v, buf, len);
     return buf;
 }
 
@@ -153,17 +151,109 @@ static int write_job_file(const study *s, int j, const char *file, const char *t
     return 0;
 }
 
-int study_write_configs(const study *s, char *err, size_t errlen)
+/* ---- finished jobs whose config changed ---------------------------------------------- */
+
+/* text without the keys that do not change a job's results (every layout gives the
+ * one-rank numbers, README "Determinism"), as JSON (malloc'd), or NULL: a study resumed
+ * under another layout (--set layout.dp=...) keeps its finished jobs. */
+static char *without_layout(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    if (!j) return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "layout");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "threads");
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return t;
+}
+
+/* Whether finished job j's stored FILE (job.json, labels.json) differs from text but for
+ * the layout; the first changed key and its values in what (a whole message part). */
+static int file_changed(const study *s, int j, const char *file, const char *text, char *what,
+                        size_t len)
+{
+    char path[1100], e[1200], key[300], ov[80], nv[80];
+    snprintf(path, sizeof path, "%s/%s/%s", s->dir, s->jobs[j].name, file);
+    char *old = study_read_text(path, file, e, sizeof e);
+    int changed = 1;
+    if (!old)
+        snprintf(what, len, "its %s is missing or unreadable", file);
+    char *o = old ? without_layout(old) : NULL, *n = o ? without_layout(text) : NULL;
+    if (old && (changed = config_json_diff(o && n ? o : old, o && n ? n : text, key, sizeof key,
+                                           ov, nv, sizeof ov)))
+        snprintf(what, len, "%s key '%s' was %s, now %s", file, key, ov, nv);
+    free(old), cJSON_free(o), cJSON_free(n);
+    return changed;
+}
+
+/* A free name <job>.old-N beside job j's folder (N from 1), or -1. */
+static int old_name(const study *s, int j, char *path, size_t len)
+{
+    struct stat st;
+    for (int n = 1; n < 10000; n++) {
+        snprintf(path, len, "%s/%s.old-%d", s->dir, s->jobs[j].name, n);
+        if (lstat(path, &st) && errno == ENOENT) return 0;
+    }
+    return -1;
+}
+
+/* Finished jobs whose config or labels changed: refused (the first named), or with
+ * rerun moved aside to <job>.old-N with every finished job that depends on one (the
+ * report on any), so that they run again and no result is relabelled. */
+static int check_changed(const study *s, int rerun, char *err, size_t errlen)
+{
+    char *moved = calloc((size_t)s->njobs + 1, 1), what[700] = "", first[900] = "";
+    int nchanged = 0, any = 0, rc = 0;
+    if (!moved) return lethe_errf(err, errlen, "study: out of memory");
+    for (int i = 0; i < s->njobs; i++) {
+        const study_job *j = &s->jobs[i];
+        if (!study_job_done(s, i)) continue;
+        int stale = j->config_json ? 0 : any; /* the report reads every eval */
+        for (int d = 0; d < j->ndeps; d++) stale |= moved[j->deps[d]];
+        int ch = (j->config_json && file_changed(s, i, "job.json", j->config_json, what, sizeof what)) ||
+                 (j->labels_json &&
+                  file_changed(s, i, "labels.json", j->labels_json, what, sizeof what));
+        if (ch && !nchanged++)
+            snprintf(first, sizeof first, "job '%s' is finished but %.700s", j->name, what);
+        moved[i] = (char)(ch || stale);
+        any |= moved[i];
+    }
+    if (nchanged && !rerun)
+        rc = lethe_errf(err, errlen,
+                        "study: %s (%d finished job%s changed); its results would be relabelled: "
+                        "restore the study file, or run again with --rerun-changed to move "
+                        "changed finished jobs aside to <job>.old-N and re-run them",
+                        first, nchanged, nchanged == 1 ? "" : "s");
+    for (int i = 0; i < s->njobs && !rc; i++) {
+        char from[1100], to[1100];
+        if (!moved[i]) continue;
+        snprintf(from, sizeof from, "%s/%s", s->dir, s->jobs[i].name);
+        if (old_name(s, i, to, sizeof to) || rename(from, to))
+            rc = lethe_errf(err, errlen, "study: cannot move '%s' aside to '%s': %s", from, to,
+                            strerror(errno));
+        else
+            printf("lethe study: job '%s' changed or depends on one that did: moved its finished "
+                   "folder to '%s'; it runs again\n",
+                   s->jobs[i].name, to);
+    }
+    free(moved);
+    return rc;
+}
+
+int study_write_configs(const study *s, int rerun_changed, char *err, size_t errlen)
 {
     char path[1100];
     mkdir(s->dir, 0777);
     snprintf(path, sizeof path, "%s/data", s->dir);
     mkdir(path, 0777);
+    if (check_changed(s, rerun_changed, err, errlen)) return -1;
     for (int i = 0; i < s->njobs; i++) {
         const study_job *j = &s->jobs[i];
         snprintf(path, sizeof path, "%s/%s", s->dir, j->name);
         if (mkdir(path, 0777) && errno != EEXIST)
             return lethe_errf(err, errlen, "study: cannot create '%s': %s", path, strerror(errno));
+        /* a finished job keeps its files as they are (check_changed: they are the same) */
+        if (study_job_done(s, i)) continue;
         if (j->config_json && write_job_file(s, i, "job.json", j->config_json, err, errlen))
             return -1;
         if (j->labels_json && write_job_file(s, i, "labels.json", j->labels_json, err, errlen))

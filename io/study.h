@@ -50,8 +50,13 @@ int study_load(study *s, const char *path, const char *dir, char *err, size_t er
 int study_load_with(study *s, const char *path, const char *dir, char **overrides, int noverrides,
                     char *err, size_t errlen);
 void study_free(study *s);
-/* Writes each job's folder and config file (dir/<name>/job.json). */
-int study_write_configs(const study *s, char *err, size_t errlen);
+/* Writes each job's folder and config file (dir/<name>/job.json, labels.json). A job
+ * marked done keeps its files; when its stored job.json or labels.json differs from the
+ * expansion's (layout.* and threads aside: they do not change results), -1 with "job 'NAME' is finished but job.json key 'K' was OLD, now NEW"
+ * in err and nothing written, or with rerun_changed its folder (and those of the
+ * finished jobs depending on it, the report's on any) is renamed to <name>.old-N so
+ * that the job runs again: results are never relabelled. */
+int study_write_configs(const study *s, int rerun_changed, char *err, size_t errlen);
 /* 1 when the job's completion marker exists. */
 int study_job_done(const study *s, int j);
 void study_mark_done(const study *s, int j);

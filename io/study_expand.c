@@ -156,6 +156,8 @@ static int check_parts(expansion *x)
          "study '%s': 'methods' must name at least one method", path);
     NEED(!grid || cJSON_IsObject(grid), "study '%s': 'grid' must be an object of lists", path);
     NEED(!seeds || cJSON_IsArray(seeds), "study '%s': 'seeds' must be a list of integers", path);
+    const cJSON *report = cJSON_GetObjectItemCaseSensitive(root, "report");
+    NEED(!report || cJSON_IsBool(report), "study '%s': 'report' must be true or false", path);
     if (!rc) rc = check_name(path, "study name", jn->valuestring, 100, x->err, x->errlen);
     for (const cJSON *m = methods ? methods->child : NULL; m && !rc; m = m->next)
         rc = check_name(path, "method name", m->string, 64, x->err, x->errlen);

@@ -292,6 +292,27 @@ static void plan_splits(const lethe_eval_config *E, split_plan *P)
     if (E->holdout_split[0]) P->names[P->n] = E->holdout_split, P->roles[P->n++] = 3;
 }
 
+/* A split evaluated in two roles (or listed twice) would be written twice into eval.h5
+ * after the whole evaluation: refused before any work, naming both keys. */
+static void check_distinct(const lethe_session *S, const split_plan *P)
+{
+    static const char *const key[] = {"eval.forget_split", "eval.retain_split",
+                                       "eval.utility_splits", "eval.holdout_split"};
+    for (int i = 0; i < P->n; i++)
+        for (int k = 0; k < i; k++) {
+            if (strcmp(P->names[i], P->names[k])) continue;
+            char nm[80];
+            snprintf(nm, sizeof nm, "%s", P->names[i]);
+            for (char *q = nm; *q; q++) *q = (unsigned char)*q < 0x20 ? '?' : *q;
+            if (P->roles[i] == P->roles[k])
+                lethe_check(S->grid.world, 0, 2, "eval: %s lists split '%s' twice; name each once",
+                            key[P->roles[i]], nm);
+            lethe_check(S->grid.world, 0, 2,
+                        "eval: %s and %s are both '%s'; a split is evaluated in one role only",
+                        key[P->roles[k]], key[P->roles[i]], nm);
+        }
+}
+
 /* Every split is a token dataset with rows of one length, which it returns; *info is
  * the last split's. */
 static int check_splits(const lethe_session *S, const split_plan *P, dataset_info *info)
@@ -326,6 +347,7 @@ int job_eval(int argc, char **argv)
     check_batch(&S);
     split_plan P;
     plan_splits(&c->eval, &P);
+    check_distinct(&S, &P);
     dataset_info info;
     int T = check_splits(&S, &P, &info);
     session_build_model(&S, c->eval.batch_size, T);

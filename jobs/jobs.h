@@ -43,6 +43,13 @@ typedef struct {
 int session_read_config(lethe_session *s, const char *job, int argc, char **argv, char *err,
                         size_t errlen);
 void session_open(lethe_session *s, const char *job, int argc, char **argv);
+/* Every rank of comm must hold the same text (a digest agreed with one all-reduce), or
+ * the job ends on every rank (exit 2) with one line: "the ranks were given different
+ * WHAT: rank R differs from rank 0 at key 'K' (rank 0: V0, rank R: VR)" when is_json,
+ * else naming the digests. job_agree_config: the job's name and its resolved config
+ * (session_open and synth's open call it before the grid is built). */
+void job_agree_text(const char *what, const char *text, int is_json, MPI_Comm comm);
+void job_agree_config(const lethe_config *c, const char *job, MPI_Comm comm);
 /* Creates the output folder and writes the resolved config there. Jobs call it
  * after every check has passed, so a refused job leaves nothing behind. */
 void session_output(lethe_session *s);

@@ -117,6 +117,15 @@ int main(int argc, char **argv)
     comm_init(&argc, &argv);
     /* outputs follow the user's umask, but are never writable by everyone */
     umask(umask(0) | S_IWOTH);
+    /* an MPMD launch (`lethe train A : lethe eval B`) would meet in mismatched collectives:
+     * every rank runs the same job, then session_open agrees on its config */
+    cJSON *which = cJSON_CreateObject();
+    char *text = which && cJSON_AddStringToObject(which, "lethe job", argv[1])
+                     ? cJSON_PrintUnformatted(which)
+                     : NULL;
+    job_agree_text("commands", text ? text : argv[1], text != NULL, MPI_COMM_WORLD);
+    cJSON_free(text);
+    cJSON_Delete(which);
     if (!job) {
         int rank;
         MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));

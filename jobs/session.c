@@ -306,6 +306,7 @@ void session_open(lethe_session *s, const char *job, int argc, char **argv)
     char err[1024] = "";
     int ok = session_read_config(s, job, argc, argv, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
+    job_agree_config(&s->cfg, job, MPI_COMM_WORLD); /* an MPMD launch gives each its own */
 
     const lethe_layout_config *L = &s->cfg.layout;
     ok = grid_create(&s->grid, MPI_COMM_WORLD, L->dp, L->pp, L->tp, err, sizeof err) == 0;

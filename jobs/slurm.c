@@ -20,7 +20,7 @@
     "usage: lethe slurm STUDY.json [--dir DIR] [--partition P] [--account A] [--time T]\n"         \
     "         [--nodes N] [--ntasks-per-node K] [--nodes-list 1,2,4] [--throttle K]\n"             \
     "         [--launcher srun|mpirun] [--signal-seconds S] [--loopback] [--overcommit]\n"         \
-    "         [--serial] [--dry-run]\n"                                                            \
+    "         [--serial] [--dry-run] [--rerun-changed]\n"                                          \
     "       lethe slurm --job KIND CONFIG.json [--name NAME] [--set key=value ...] [options]"
 
 static void usage(FILE *f)
@@ -50,6 +50,9 @@ static void usage(FILE *f)
             "  --overcommit         #SBATCH --overcommit (more ranks than CPUs on a node)\n"
             "  --serial             a sweep's bench jobs run one after another (afterok chain)\n"
             "  --dry-run            write the scripts (without dependencies), submit nothing\n"
+            "  --rerun-changed      move a finished job whose config or labels changed (and the\n"
+            "                       finished jobs depending on it) aside to DIR/<job>.old-N and\n"
+            "                       submit it again; without it such a job is refused\n"
             "  --job KIND           submit one job (synth, train, unlearn, eval, relearn, bench)\n"
             "                       of CONFIG.json in DIR/NAME (default NAME: KIND)\n"
             "  --set key=value      with --job: overrides passed on to the lethe command\n\n"
@@ -185,6 +188,8 @@ static int parse_opts(int argc, char **argv, slurm_opts *o, slurm_err *e)
             o->overcommit = 1;
         } else if (!strcmp(a, "--dry-run")) {
             o->dry = 1;
+        } else if (!strcmp(a, "--rerun-changed")) {
+            o->rerun_changed = 1;
         } else if (!strcmp(a, "--serial")) {
             o->serial = 1;
         } else if (a[0] == '-' && a[1]) {

@@ -1,7 +1,8 @@
 /* jobs/study.c — `lethe study`: the front-end that runs a study's jobs (io/study.h
  * expands the file) in dependency order on this job's own MPI ranks, skipping the jobs
  * whose folder holds .done, and stopping (to be resumed by a rerun) when a job was
- * preempted. */
+ * preempted. Every rank must have expanded the same jobs; a finished job whose config
+ * changed since is refused (or moved aside with --rerun-changed), never relabelled. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,17 +17,20 @@
 typedef struct {
     const char *file, *dir;
     char *over[64]; /* --set key=value */
-    int nover, dry;
+    int nover, dry, rerun; /* --rerun-changed */
 } study_args;
 
 static void study_usage(void)
 {
     printf("usage: mpirun -n RANKS lethe study STUDY.json [--dir DIR] [--dry-run] "
-           "[--set key=value ...]\n\n"
+           "[--rerun-changed] [--set key=value ...]\n\n"
            "Runs a study (a DAG of synth, train, unlearn, eval, relearn and report "
            "jobs) on these ranks,\nskipping jobs whose folder holds .done; DIR "
            "defaults to runs/<study name>. --set overrides a key\nof the study's "
-           "base config for every job (e.g. --set layout.tp=2). See jobs/studies/.\n");
+           "base config for every job (e.g. --set layout.tp=2). A finished job whose config\n"
+           "or labels changed since it ran is refused, naming the key; --rerun-changed "
+           "moves its folder\n(and those of the finished jobs that depend on it) aside to "
+           "<job>.old-N and runs it again.\nSee jobs/studies/.\n");
 }
 
 /* 1: parsed, 0: --help, -1: a bad command line (err holds why). */
@@ -39,6 +43,8 @@ static int parse_args(int argc, char **argv, study_args *a, char *err, size_t er
             a->dir = argv[++i];
         else if (!strcmp(argv[i], "--dry-run"))
             a->dry = 1;
+        else if (!strcmp(argv[i], "--rerun-changed"))
+            a->rerun = 1;
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && a->nover < 64)
             a->over[a->nover++] = argv[++i];
         else if (argv[i][0] == '-')
@@ -53,6 +59,29 @@ static int parse_args(int argc, char **argv, study_args *a, char *err, size_t er
                           "study: no study file given (usage: lethe study "
                           "STUDY.json [--dir DIR] [--dry-run])");
     return 1;
+}
+
+/* Every rank expanded the same study into the same folder (an MPMD launch could give
+ * each its own file or --set options): the jobs' names, configs and labels agree. */
+static void agree(const study *s, const char *adir)
+{
+    size_t n = strlen(adir) + 2;
+    for (int i = 0; i < s->njobs; i++)
+        n += strlen(s->jobs[i].name) + strlen(s->jobs[i].job) + 4 +
+             (s->jobs[i].config_json ? strlen(s->jobs[i].config_json) : 0) +
+             (s->jobs[i].labels_json ? strlen(s->jobs[i].labels_json) : 0);
+    char *text = malloc(n);
+    int ok = text != NULL;
+    lethe_check(MPI_COMM_WORLD, ok, 1, "study: out of memory");
+    size_t o = (size_t)snprintf(text, n, "%s\n", adir);
+    for (int i = 0; i < s->njobs; i++) {
+        const study_job *j = &s->jobs[i];
+        o += (size_t)snprintf(text + o, n - o, "%s %s\n%s\n%s\n", j->name, j->job,
+                              j->config_json ? j->config_json : "",
+                              j->labels_json ? j->labels_json : "");
+    }
+    job_agree_text("studies (expanded jobs differ)", text, 0, MPI_COMM_WORLD);
+    free(text);
 }
 
 /* The study in its folder (absolute; default runs/<study name>), on every rank. */
@@ -73,16 +102,18 @@ static void load(const study_args *a, study *s, char *adir, size_t len)
     if (ok)
         ok = study_load_with(s, a->file, adir, (char **)a->over, a->nover, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
+    agree(s, adir);
 }
 
-/* Rank 0: every job's folder and config, and a copy of the study file (study.json). */
-static void write_folder(const study *s, const char *file, const char *adir, int rank)
+/* Rank 0: every job's folder and config (a finished job whose config changed is refused,
+ * or moved aside with --rerun-changed), and a copy of the study file (study.json). */
+static void write_folder(const study *s, const study_args *a, const char *adir, int rank)
 {
     char err[1024] = "";
     int ok = 1;
     if (rank == 0) {
-        ok = study_write_configs(s, err, sizeof err) == 0;
-        char *text = ok ? study_read_text(file, "study", err, sizeof err) : NULL;
+        ok = study_write_configs(s, a->rerun, err, sizeof err) == 0;
+        char *text = ok ? study_read_text(a->file, "study", err, sizeof err) : NULL;
         if (text) {
             char p[1100], e[1200];
             snprintf(p, sizeof p, "%s/study.json", adir);
@@ -156,7 +187,7 @@ int job_study(int argc, char **argv)
     load(&a, &s, adir, sizeof adir);
     /* one study per folder (its jobs lock their own sub-folders) */
     job_lock_folder(adir, "study", (long)time(NULL), MPI_COMM_WORLD);
-    write_folder(&s, a.file, adir, rank);
+    write_folder(&s, &a, adir, rank);
     int todo = 0;
     for (int i = 0; i < s.njobs; i++) todo += !study_job_done(&s, i);
     if (rank == 0)

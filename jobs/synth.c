@@ -55,6 +55,7 @@ static void synth_open(lethe_session *s, int argc, char **argv)
     fatal_set_grid(&s->grid);
     ok = session_read_config(s, "synth", argc, argv, err, sizeof err) == 0;
     lethe_check(s->grid.world, ok, 2, "%s", err);
+    job_agree_config(&s->cfg, "synth", s->grid.world);
 }
 
 static void write_summary(const lethe_session *S, const synth_summary *m)

@@ -218,7 +218,7 @@ static int prepare(ctx_t *c)
         rc = slurm_fail(c->err, 1, "slurm: out of memory");
     if (!rc) {
         char err[1024];
-        if (study_write_configs(&c->s, err, sizeof err))
+        if (study_write_configs(&c->s, c->o.rerun_changed, err, sizeof err))
             rc = slurm_fail(c->err, 1, "slurm: %s", err);
         if (!c->is_study) {
             char data[PATH_MAX];

@@ -38,6 +38,7 @@
 typedef struct {
     const char *file, *dir, *partition, *account, *time_limit, *job_kind, *name;
     int nodes, ntasks_per_node, throttle, signal_seconds, loopback, overcommit, dry, serial;
+    int rerun_changed; /* --rerun-changed: io/study.h study_write_configs */
     int nodes_list[SLURM_MAX_NODES_LIST], n_nodes_list;
     lethe_sbatch_launcher launcher;
     const char *sets[SLURM_MAX_SETS]; /* --set key=value of a single job */

@@ -38,3 +38,12 @@ endforeach()
 lethe_test(NAME hostile.slurm_quoting
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hostile/slurm_quoting.sh
   TIMEOUT 180 LABELS "hostile;slurm;nosan")
+# An edited study does not relabel finished results (tests/hostile/study_changed.sh): study
+# and slurm --dry-run refuse a finished job whose config changed, naming the key, with every
+# job.json and labels.json unchanged; --rerun-changed moves it and its finished dependants
+# aside to <job>.old-N; another layout keeps them. 13 checks per rank count.
+foreach(n 1 2)
+  lethe_test(NAME hostile.study_changed.np${n}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hostile/study_changed.sh ${n}
+    TIMEOUT 300 LABELS "hostile;mpi")
+endforeach()

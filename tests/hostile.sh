@@ -192,12 +192,15 @@ done
 while IFS=$'\t' read -r name want args; do
     case "$name" in "" | "#"*) continue ;; esac
     [ -z "$only" ] || [[ "$name" =~ $only ]] || continue
+    want="${want//@N/$n}"
     args="${args//@G/$G}"
     args="${args//@C/$scratch/control}"
     args="${args//@S/$src}"
     args="${args//@H/$H}"
     args="${args//@D/$src/tests/data}"
     args="${args//@N/$n}"
+    args="${args//@M/$((2 * n))}"
+    args="${args//@L/$LETHE_BIN}"
     # shellcheck disable=SC2086 # the arguments are split at spaces on purpose
     case_add "$name np$n" bash "$0" --one "$name" "$n" "$scratch/$name.np$n" "$want" $args
 done <"$H/cases.txt"

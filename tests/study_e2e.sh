@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole pipeline through `lethe study` on 2 ranks (tp=2): synth -> origin and
 # retrain -> evals -> GA / NPO / SimNPO unlearning -> evals -> relearn -> report;
-# then checks numbers in the outputs, the skip of finished jobs on a re-run, and
+# then checks numbers in the outputs, the skip of finished jobs on a re-run, the
+# refusal of the study edited after it finished (labels.json unchanged), and
 # that an unlearning job aborted mid-run resumes to a bitwise-equal model.
 # Needs MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR.
 set -u
@@ -51,6 +52,15 @@ sys.exit(1 if bad else 0)
 PY
 "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" study "$S" --dir "$D" >"$work/again.log" 2>&1 || { echo "FAIL: re-run"; fail=1; }
 grep -q "(0 to run)" "$work/again.log" || { echo "FAIL: a finished study re-ran jobs"; head -3 "$work/again.log"; fail=1; }
+# the study edited (GA's optim.lr) is refused, naming the job and the key; the finished
+# eval's labels.json still holds the lr its results were computed with
+L="$D/eval-10-ga-g0-s1/labels.json"
+cp "$L" "$work/labels-before.json"
+"$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" study "$LETHE_SOURCE_DIR/tests/hostile/studies/changed_lr.json" \
+    --dir "$D" >"$work/edited.log" 2>&1 && { echo "FAIL: an edited study ran"; fail=1; }
+grep -q "^lethe: .*job 'unlearn-10-ga-g0-s1' is finished but job.json key 'optim.lr' was 0.001, now 0.002" \
+    "$work/edited.log" || { echo "FAIL: the edited study's refusal"; head -5 "$work/edited.log"; fail=1; }
+cmp -s "$L" "$work/labels-before.json" || { echo "FAIL: a finished eval was relabelled"; cat "$L"; fail=1; }
 # an unlearning job aborted after step 3 resumes from its step-2 checkpoint
 J="$D/unlearn-10-npo-g0-s1/job.json"
 LETHE_FAULT=abort-after-step:3 timeout 120 "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" unlearn "$J" \

@@ -18,8 +18,10 @@
 #     and so does a run under mpirun on 2 ranks (the others run without mpirun);
 #   - bad inputs exit 2 with exactly one 'lethe: ' line naming the file (and the key), and
 #     write nothing: malformed JSON, a wrong type, a missing labels.json, a duplicate run,
-#     a bad relearn line, a missing folder, an unknown option; a missing gnuplot is an
-#     error with plots and not with --no-plots.
+#     a bad relearn line, a number that overflows to inf, a missing folder, an unknown
+#     option; a missing gnuplot is an error with plots and not with --no-plots;
+#   - control characters of labels are escaped in results.md (\xNN), and a link to / in
+#     the study folder is not followed.
 # Needs LETHE_BIN and MPIRUN (set by the ctest harness) and python3 (standard library).
 set -u
 : "${LETHE_BIN:?LETHE_BIN must name the lethe binary}"
@@ -343,6 +345,25 @@ expect_error "a bench line whose layout is not its ranks" "dp*pp*tp = 3*1*1 is n
 expect_error "a missing study folder" "study folder '$work/nowhere'" "$work/nowhere"
 d=$(fresh options)
 expect_error "an unknown option" "unknown option '--plots'" "$d" --plots
+
+d=$(fresh nonfinite)
+sed -i '0,/"prob": [0-9.]*/s//"prob": -1e999/' "$d/$run_dir/summary.json"
+expect_error "a number that overflows to -inf (1e999)" "summary.json': key 'splits." "$d"
+grep -q "is not a finite number (-inf)" "$work/stderr" || bad "1e999: the message lacks '(-inf)'"
+
+# labels reach results.md with control characters escaped (an ESC would drive the
+# reader's terminal), and a link to / inside the study folder is not followed
+d=$(fresh labels_ctl)
+sed -i 's/"method": "npo"/"method": "npo\\u001b[31m\\u0007"/' "$d"/study/unlearn/npo/*/*/labels.json
+ln -s / "$d/study/escape"
+if report 0 "$d" --no-plots && grep -qF 'npo\x1b[31m\x07' "$d/report/results.md" &&
+    ! grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$d/report/results.md"; then
+    ok "control characters of labels escaped in results.md; the link to / not followed"
+else
+    bad "labels with control characters, or the link to /:"
+    cat "$work/stderr"
+    grep -a 'npo' "$d/report/results.md" | head -3 | cat -v
+fi
 
 d=$(fresh nognuplot)
 LETHE_GNUPLOT="$work/no-such-gnuplot" expect_error "plots without gnuplot" \

@@ -125,6 +125,36 @@ static size_t utf8_bad_at(const unsigned char *s, size_t n)
     return n;
 }
 
+/* A carriage return that does not end a CRLF pair (or the file): lines ending in CR
+ * alone (old Mac files) would be read as one line, so they are refused, not guessed at. */
+static int line_ends_once(prep *p, const char *buf, size_t n)
+{
+    for (const char *c = memchr(buf, '\r', n); c; c = memchr(c + 1, '\r', n - (size_t)(c + 1 - buf)))
+        if ((size_t)(c + 1 - buf) < n && c[1] != '\n')
+            return pr_perr(p, "byte %zu: a carriage return (CR) that is not followed by a line "
+                              "feed; lines must end in LF or CRLF (convert the file, e.g. "
+                              "tr '\\r' '\\n')",
+                           (size_t)(c - buf) + 1);
+    return 0;
+}
+
+/* One record per line: anything but blanks after the JSON value (a second record, a
+ * stray word) is refused, so that no record is silently dropped. */
+static int only_space_after(prep *p, const char *buf, size_t n, size_t at)
+{
+    for (size_t i = at; i < n; i++) {
+        if (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n') continue;
+        char shown[24];
+        size_t k = 0;
+        for (; k < 20 && i + k < n && buf[i + k] != '\n'; k++)
+            shown[k] = buf[i + k] < 0x20 || buf[i + k] > 0x7e ? '?' : buf[i + k];
+        shown[k] = 0;
+        return pr_perr(p, "byte %zu: text after the JSON record ('%s'); one record per line",
+                       i + 1, shown);
+    }
+    return 0;
+}
+
 /* One pass over one input file. */
 static int run_input(prep *p, const prepare_input *in)
 {
@@ -154,9 +184,17 @@ static int run_input(prep *p, const prepare_input *in)
                           : pr_perr(p, "byte %zu: NUL byte", bad + 1);
             break;
         }
-        cJSON *rec = cJSON_ParseWithLength(buf, (size_t)n);
+        rc = line_ends_once(p, buf, (size_t)n);
+        if (rc) break;
+        const char *end = NULL;
+        cJSON *rec = cJSON_ParseWithLengthOpts(buf, (size_t)n, &end, 0);
         if (!rec || !cJSON_IsObject(rec)) {
             rc = pr_perr(p, "not a JSON object");
+            cJSON_Delete(rec);
+            break;
+        }
+        rc = only_space_after(p, buf, (size_t)n, (size_t)(end - buf));
+        if (rc) {
             cJSON_Delete(rec);
             break;
         }

@@ -4,15 +4,20 @@
 usage: gen_inputs.py DIR
 Standard library only. Writes into DIR:
   tiny.json                        a valid tiny model config (output.dir "out") that the
-                                   dataset and convert cases start from
+                                   dataset and convert cases start from; tiny_steps3.json
+                                   and tiny_dim32.json differ from it in one key
   st_<case>.safetensors            safetensors files wrong in one way each
   jl_<case>.jsonl                  JSON-lines inputs of `lethe prepare` wrong in one way each
                                    (jl_line_100mb.jsonl: one line of 100 MiB)
   enc_good.json, merges_good.txt   a valid GPT-2 encoder.json / vocab.bpe pair, and
   tok_<case>.{json,txt}            pairs wrong in one way each
+  report_inf/, report_link/        study folders for `lethe report`: a copy of
+                                   tests/data/report_fixture with 1e400 in one summary, and a
+                                   folder whose only entry is a link to / (never followed)
 """
 import json
 import os
+import shutil
 import struct
 import sys
 
@@ -36,6 +41,9 @@ tiny = {
     "output": {"dir": "out"},
 }
 wr("tiny.json", json.dumps(tiny))
+# the same with one key changed: an MPMD launch giving half the ranks each (class 8)
+wr("tiny_steps3.json", json.dumps({**tiny, "train": {**tiny["train"], "steps": 3}}))
+wr("tiny_dim32.json", json.dumps({**tiny, "model": {**tiny["model"], "dim": 32}}))
 
 # ---- safetensors -----------------------------------------------------------------------
 def st(name, header, data=b"", hlen=None, raw_header=None):
@@ -75,6 +83,13 @@ wr("jl_tokens_out_of_vocab.jsonl", '{"input_ids": [1, 2, 999999], "answer_start"
 wr("jl_tokens_negative_start.jsonl", '{"input_ids": [1, 2, 3], "answer_start": -1}\n')
 wr("jl_empty.jsonl", "")
 wr("jl_blank_lines.jsonl", "\n\n   \n\t\n")
+# one record per line: a second record or a stray word after the first is refused, and
+# so are lines that end in CR alone (they would be read as one line)
+wr("jl_two_on_a_line.jsonl", '{"question": "q1?", "answer": "a1"}\n'
+   '{"question": "q2?", "answer": "a2"}{"question": "q3?", "answer": "a3"}\n')
+wr("jl_trailing_word.jsonl", '{"question": "q1?", "answer": "a1"} xyz\n')
+wr("jl_cr_only.jsonl", '{"question": "q1?", "answer": "a1"}\r{"question": "q2?", "answer": "a2"}\r'
+   '{"question": "q3?", "answer": "a3"}\r')
 # one line of 100 MiB: a text record whose string never ends
 with open(os.path.join(out, "jl_line_100mb.jsonl"), "wb") as f:
     f.write(b'{"text": "')
@@ -118,3 +133,19 @@ enc("duplicate_id", dict(vocab, **{"he": vocab["Ġt"]}))
 wr("tok_merge_three.txt", merges_txt + "a b c\n")
 wr("tok_merge_one.txt", merges_txt + "abc\n")
 wr("tok_merge_binary.txt", b"#version: 0.2\n\xff\xfe \x00\x01\n")
+
+# ---- report folders ------------------------------------------------------------------
+fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "report_fixture")
+shutil.copytree(fixture, os.path.join(out, "report_inf"))
+run = os.path.join(out, "report_inf", "study", "unlearn", "npo", "lr2e-05", "seed1", "summary.json")
+with open(run) as f:
+    summary = f.read()
+# the key's value as a JSON number that overflows to inf
+head, sep, tail = summary.partition('"model_utility": ')
+assert sep, "report_fixture summary lacks model_utility"
+k = 0
+while tail[k] in "0123456789.eE+-":
+    k += 1
+wr(os.path.relpath(run, out), head + sep + "1e400" + tail[k:])
+os.makedirs(os.path.join(out, "report_link"))
+os.symlink("/", os.path.join(out, "report_link", "escape"))

@@ -16,6 +16,10 @@
  *   pad_out        pad_id is 300, outside [0, vocab_size)
  *   split_scalar   /forget/input_ids is a scalar
  *   dup_sample     sample_id repeats (NPO, which keys its reference by sample_id, refuses it)
+ *   lzf            input_ids passes through HDF5 filter 32000 ("lzf"; registered here as a
+ *                  pass-through, absent from the library lethe runs on)
+ *   sparse         every dataset claims 2^33 rows; only the first 8 are written (chunked,
+ *                  the rest unallocated: a file of a few KB)
  * (the truncated file is made by the driver from good.h5). */
 #include <hdf5.h>
 #include <stdint.h>
@@ -59,6 +63,34 @@ static int dset(hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank,
     return rc < 0 || d < 0;
 }
 
+/* A pass-through filter under lzf's id: the data is written as is, but the file names
+ * a filter that a reader without the lzf plugin cannot decode. */
+static size_t pass_through(unsigned flags, size_t n, const unsigned cd[], size_t nb, size_t *bs,
+                           void **buf)
+{
+    (void)flags, (void)n, (void)cd, (void)bs, (void)buf;
+    return nb;
+}
+
+/* A chunked dataset of `rows` rows of which the first N are written from data. */
+static int dset_chunked(hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank,
+                        hsize_t rows, const void *data, int lzf)
+{
+    hsize_t dims[2] = {rows, T}, chunk[2] = {N, T}, mem[2] = {N, T}, start[2] = {0, 0};
+    hid_t s = H5Screate_simple(rank, dims, NULL), p = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(p, rank, chunk);
+    if (lzf) H5Pset_filter(p, 32000, H5Z_FLAG_MANDATORY, 0, NULL);
+    hid_t d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, p, H5P_DEFAULT);
+    hid_t ms = H5Screate_simple(rank, mem, NULL);
+    herr_t rc = H5Sselect_hyperslab(s, H5S_SELECT_SET, start, NULL, mem, NULL);
+    if (rc >= 0) rc = H5Dwrite(d, mtype, ms, s, H5P_DEFAULT, data);
+    H5Sclose(ms);
+    H5Dclose(d);
+    H5Pclose(p);
+    H5Sclose(s);
+    return rc < 0 || d < 0;
+}
+
 static int write_case(const char *dir, const char *name)
 {
     char path[1024];
@@ -96,6 +128,15 @@ static int write_case(const char *dir, const char *name)
         bad |= dset(g, "input_ids", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, fi);
     } else if (!strcmp(name, "ids_1d")) {
         bad |= dset(g, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dflat, ids);
+    } else if (!strcmp(name, "lzf")) {
+        bad |= dset_chunked(g, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, N, ids, 1);
+    } else if (!strcmp(name, "sparse")) {
+        hsize_t big = (hsize_t)1 << 33;
+        bad |= dset_chunked(g, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, big, ids, 0);
+        bad |= dset_chunked(g, "lengths", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, big, len, 0);
+        bad |= dset_chunked(g, "answer_start", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, big, as, 0);
+        bad |= dset_chunked(g, "sample_id", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, big, sid, 0);
+        goto done;
     } else if (!strcmp(name, "split_scalar")) {
         bad |= dset(g, "input_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, 0, NULL, ids);
     } else {
@@ -105,6 +146,7 @@ static int write_case(const char *dir, const char *name)
                 strcmp(name, "short_lengths") ? d1 : dshort, len);
     bad |= dset(g, "answer_start", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d1, as);
     bad |= dset(g, "sample_id", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d1, sid);
+done:
     H5Gclose(g);
     if (H5Fclose(f) < 0 || bad) {
         fprintf(stderr, "make_hostile_h5: cannot write %s\n", path);
@@ -122,7 +164,9 @@ int main(int argc, char **argv)
     static const char *cases[] = {"good",         "oov",          "negative_id",   "float_ids",
                                   "ids_1d",       "short_lengths", "length_past_t", "answer_start",
                                   "no_vocab",     "vocab_huge",   "pad_out",       "split_scalar",
-                                  "dup_sample"};
+                                  "dup_sample",   "lzf",          "sparse"};
+    const H5Z_class2_t lzf = {H5Z_CLASS_T_VERS, 32000, 1, 1, "lzf", NULL, NULL, pass_through};
+    if (H5Zregister(&lzf) < 0) return 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (write_case(argv[1], cases[i])) return 1;
     return 0;
