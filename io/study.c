@@ -130,7 +130,8 @@ char *study_read_text(const char *path, const char *what, char *err, size_t errl
     if (r) { /* "cannot open WHAT 'path': reason", the line lethe slurm has always printed */
         char reason[256];
         snprintf(reason, sizeof reason, "%s", r + 16);
-        snprintf(err, errlen, "cannot open %s '%s': %s", what, path, reason);
+        if (snprintf(err, errlen, "cannot open %s '%s': %s", what, path, reason) >= (int)errlen)
+            err[errlen - 1] = 0; /* a long path is cut short */
     }
     return t;
 }
