@@ -4,6 +4,8 @@
  * is in safefile.h. Plain POSIX: the floors above io (analysis, slurm) use it too. */
 #include "safefile.h"
 
+#include "../mpi/fatal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -11,19 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static const char *kind(mode_t m)
 {
@@ -42,12 +31,13 @@ int safe_check_target(const char *path, char *err, size_t errlen)
     struct stat st;
     if (lstat(path, &st) != 0) {
         if (errno == ENOENT) return 0;
-        return fail(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        return lethe_errf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
     }
     /* rename replaces a link itself, never its target: a link here is not followed */
     if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
-        return fail(err, errlen, "cannot write '%s': it is %s, not a regular file (remove it)",
-                    path, kind(st.st_mode));
+        return lethe_errf(err, errlen,
+                          "cannot write '%s': it is %s, not a regular file (remove it)", path,
+                          kind(st.st_mode));
     return 0;
 }
 
@@ -58,12 +48,13 @@ static int clear_temp(const char *tmp, char *err, size_t errlen)
     struct stat st;
     if (lstat(tmp, &st) != 0) return 0;
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
-        return fail(err, errlen,
-                    "cannot create '%s': it is %s (lethe never writes through links or over "
-                    "special files at its temporary names; remove it)",
-                    tmp, S_ISREG(st.st_mode) ? "a file with other hard links" : kind(st.st_mode));
+        return lethe_errf(err, errlen,
+                          "cannot create '%s': it is %s (lethe never writes through links or over "
+                          "special files at its temporary names; remove it)",
+                          tmp,
+                          S_ISREG(st.st_mode) ? "a file with other hard links" : kind(st.st_mode));
     if (unlink(tmp) != 0 && errno != ENOENT)
-        return fail(err, errlen, "cannot remove the leftover '%s': %s", tmp, strerror(errno));
+        return lethe_errf(err, errlen, "cannot remove the leftover '%s': %s", tmp, strerror(errno));
     return 0;
 }
 
@@ -72,10 +63,11 @@ static int create_excl(const char *tmp, char *err, size_t errlen)
     if (clear_temp(tmp, err, errlen)) return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0)
-        fail(err, errlen, "cannot create '%s': %s%s", tmp, strerror(errno),
-             errno == EEXIST || errno == ELOOP ? " (something was planted at lethe's temporary "
-                                                 "name; remove it)"
-                                               : "");
+        lethe_errf(err, errlen, "cannot create '%s': %s%s", tmp, strerror(errno),
+                   errno == EEXIST || errno == ELOOP
+                       ? " (something was planted at lethe's temporary "
+                         "name; remove it)"
+                       : "");
     return fd;
 }
 
@@ -100,7 +92,7 @@ static int sync_dir(const char *path, char *err, size_t errlen)
         *slash = 0;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int ok = fd >= 0 && fsync(fd) == 0;
-    if (!ok) fail(err, errlen, "syncing folder '%s' failed: %s", dir, strerror(errno));
+    if (!ok) lethe_errf(err, errlen, "syncing folder '%s' failed: %s", dir, strerror(errno));
     if (fd >= 0) close(fd);
     return ok ? 0 : -1;
 }
@@ -110,10 +102,10 @@ int safe_commit(const char *tmp, const char *path, char *err, size_t errlen)
     struct stat st;
     if (lstat(tmp, &st) != 0 || !S_ISREG(st.st_mode)) {
         /* swapped for a link while it was written: the link is removed, not followed */
-        fail(err, errlen,
-             "cannot write '%s': its temporary '%s' was replaced while it was "
-             "written",
-             path, tmp);
+        lethe_errf(err, errlen,
+                   "cannot write '%s': its temporary '%s' was replaced while it was "
+                   "written",
+                   path, tmp);
         unlink(tmp);
         return -1;
     }
@@ -122,7 +114,7 @@ int safe_commit(const char *tmp, const char *path, char *err, size_t errlen)
         return -1;
     }
     if (rename(tmp, path) != 0) {
-        fail(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        lethe_errf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
         unlink(tmp);
         return -1;
     }
@@ -134,13 +126,13 @@ int safe_create(safe_out *w, const char *path, char *err, size_t errlen)
     memset(w, 0, sizeof *w);
     int n = snprintf(w->path, sizeof w->path, "%s", path);
     if (n < 0 || (size_t)n >= sizeof w->path)
-        return fail(err, errlen, "cannot write '%.200s...': path too long", path);
+        return lethe_errf(err, errlen, "cannot write '%.200s...': path too long", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     if (safe_check_target(path, err, errlen)) return -1;
     int fd = create_excl(w->tmp, err, errlen);
     if (fd < 0) return -1;
     if (!(w->f = fdopen(fd, "wb"))) {
-        fail(err, errlen, "cannot write '%s': %s", w->tmp, strerror(errno));
+        lethe_errf(err, errlen, "cannot write '%s': %s", w->tmp, strerror(errno));
         close(fd);
         unlink(w->tmp);
         return -1;
@@ -157,7 +149,7 @@ void safe_abort(safe_out *w)
 
 int safe_finish(safe_out *w, char *err, size_t errlen)
 {
-    if (!w->f) return fail(err, errlen, "cannot write '%s': not open", w->path);
+    if (!w->f) return lethe_errf(err, errlen, "cannot write '%s': not open", w->path);
     const char *what = NULL;
     int e = 0;
     if (ferror(w->f) || fflush(w->f) != 0)
@@ -167,8 +159,8 @@ int safe_finish(safe_out *w, char *err, size_t errlen)
     if (fclose(w->f) != 0 && !what) what = "close", e = errno;
     w->f = NULL;
     if (what) {
-        fail(err, errlen, "cannot write '%s': %s failed: %s", w->tmp, what,
-             e ? strerror(e) : "I/O error");
+        lethe_errf(err, errlen, "cannot write '%s': %s failed: %s", w->tmp, what,
+                   e ? strerror(e) : "I/O error");
         unlink(w->tmp);
         return -1;
     }
@@ -180,7 +172,7 @@ int safe_write(const char *path, const void *data, size_t len, char *err, size_t
     safe_out w;
     if (safe_create(&w, path, err, errlen)) return -1;
     if (len && fwrite(data, 1, len, w.f) != len) {
-        fail(err, errlen, "cannot write '%s': %s", w.tmp, strerror(errno));
+        lethe_errf(err, errlen, "cannot write '%s': %s", w.tmp, strerror(errno));
         safe_abort(&w);
         return -1;
     }
@@ -192,7 +184,7 @@ int safe_write_text(const char *path, const char *text, const char *tail, char *
     safe_out w;
     if (safe_create(&w, path, err, errlen)) return -1;
     if (fputs(text, w.f) == EOF || (tail && *tail && fputs(tail, w.f) == EOF)) {
-        fail(err, errlen, "cannot write '%s': %s", w.tmp, strerror(errno));
+        lethe_errf(err, errlen, "cannot write '%s': %s", w.tmp, strerror(errno));
         safe_abort(&w);
         return -1;
     }
@@ -211,27 +203,27 @@ FILE *safe_append(const char *path, char *err, size_t errlen)
     struct stat st;
     if (fd < 0) {
         if (errno == ELOOP)
-            fail(err, errlen,
-                 "cannot append to '%s': it is a symbolic link (lethe never writes "
-                 "through links; remove it)",
-                 path);
+            lethe_errf(err, errlen,
+                       "cannot append to '%s': it is a symbolic link (lethe never writes "
+                       "through links; remove it)",
+                       path);
         else if (errno == ENXIO && lstat(path, &st) == 0) /* a FIFO nobody reads */
-            fail(err, errlen, "cannot append to '%s': it is %s, not a regular file", path,
-                 kind(st.st_mode));
+            lethe_errf(err, errlen, "cannot append to '%s': it is %s, not a regular file", path,
+                       kind(st.st_mode));
         else
-            fail(err, errlen, "cannot append to '%s': %s", path, strerror(errno));
+            lethe_errf(err, errlen, "cannot append to '%s': %s", path, strerror(errno));
         return NULL;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fail(err, errlen, "cannot append to '%s': it is %s, not a regular file", path,
-             kind(st.st_mode));
+        lethe_errf(err, errlen, "cannot append to '%s': it is %s, not a regular file", path,
+                   kind(st.st_mode));
         close(fd);
         return NULL;
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     FILE *f = fdopen(fd, "a+b"); /* readable too: a resumed log is cut back (jobs/loop.c) */
     if (!f) {
-        fail(err, errlen, "cannot append to '%s': %s", path, strerror(errno));
+        lethe_errf(err, errlen, "cannot append to '%s': %s", path, strerror(errno));
         close(fd);
     }
     return f;
@@ -253,21 +245,21 @@ static int open_regular(const char *path, const char *what, uint64_t max, uint64
     char pre[4200];
     pfx(pre, sizeof pre, what, path);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%scannot open: %s", pre, strerror(errno));
+    if (fd < 0) return lethe_errf(err, errlen, "%scannot open: %s", pre, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        fail(err, errlen, "%s%s", pre, strerror(errno));
+        lethe_errf(err, errlen, "%s%s", pre, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%sit is %s, not a regular file", pre, kind(st.st_mode));
+        lethe_errf(err, errlen, "%sit is %s, not a regular file", pre, kind(st.st_mode));
         close(fd);
         return -1;
     }
     if ((uint64_t)st.st_size > max) {
-        fail(err, errlen, "%s%lld bytes, more than the bound of %llu bytes for this file", pre,
-             (long long)st.st_size, (unsigned long long)max);
+        lethe_errf(err, errlen, "%s%lld bytes, more than the bound of %llu bytes for this file",
+                   pre, (long long)st.st_size, (unsigned long long)max);
         close(fd);
         return -1;
     }
@@ -284,7 +276,7 @@ FILE *safe_open_read(const char *path, const char *what, uint64_t max, uint64_t 
     if (fd < 0) return NULL;
     FILE *f = fdopen(fd, "rb");
     if (!f) {
-        fail(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path), strerror(errno));
+        lethe_errf(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path), strerror(errno));
         close(fd);
     }
     return f;
@@ -296,20 +288,21 @@ FILE *safe_open_stream(const char *path, const char *what, char *err, size_t err
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0) {
-        fail(err, errlen, "%scannot open: %s", pfx(pre, sizeof pre, what, path), strerror(errno));
+        lethe_errf(err, errlen, "%scannot open: %s", pfx(pre, sizeof pre, what, path),
+                   strerror(errno));
         return NULL;
     }
     if (fstat(fd, &st) != 0 ||
         !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISDIR(st.st_mode))) {
-        fail(err, errlen, "%sit is %s, not a regular file", pfx(pre, sizeof pre, what, path),
-             kind(st.st_mode));
+        lethe_errf(err, errlen, "%sit is %s, not a regular file", pfx(pre, sizeof pre, what, path),
+                   kind(st.st_mode));
         close(fd);
         return NULL;
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     FILE *f = fdopen(fd, "rb");
     if (!f) {
-        fail(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path), strerror(errno));
+        lethe_errf(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path), strerror(errno));
         close(fd);
     }
     return f;
@@ -344,10 +337,10 @@ char *safe_read(const char *path, const char *what, uint64_t max, size_t *len, c
     }
     close(fd);
     if (bad || n > size) {
-        fail(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path),
-             !t         ? "out of memory"
-             : n > size ? "it grew while being read"
-                        : "read error");
+        lethe_errf(err, errlen, "%s%s", pfx(pre, sizeof pre, what, path),
+                   !t         ? "out of memory"
+                   : n > size ? "it grew while being read"
+                              : "read error");
         free(t);
         return NULL;
     }
@@ -365,17 +358,17 @@ long safe_getline(FILE *f, char **buf, size_t *cap, size_t max, const char *path
         if (n + 2 > *cap) {
             size_t nc = *cap ? *cap * 2 : 4096;
             char *b = realloc(*buf, nc);
-            if (!b) return fail(err, errlen, "'%s' line %ld: out of memory", path, line);
+            if (!b) return lethe_errf(err, errlen, "'%s' line %ld: out of memory", path, line);
             *buf = b;
             *cap = nc;
         }
         (*buf)[n++] = (char)c;
         if (c == '\n') break;
         if (n > max)
-            return fail(err, errlen, "'%s' line %ld: longer than the bound of %zu bytes", path,
-                        line, max);
+            return lethe_errf(err, errlen, "'%s' line %ld: longer than the bound of %zu bytes",
+                              path, line, max);
     }
-    if (ferror(f)) return fail(err, errlen, "'%s' line %ld: read error", path, line);
+    if (ferror(f)) return lethe_errf(err, errlen, "'%s' line %ld: read error", path, line);
     if (!n) return 0;
     (*buf)[n] = 0;
     return (long)n;
