@@ -48,19 +48,11 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "check.h"
 
-static int failures;
+CHECK_COUNTERS;
 static int wrank;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            char m_[4096];                                                                         \
-            snprintf(m_, sizeof m_, __VA_ARGS__);                                                  \
-            fprintf(stderr, "rank %d: FAIL %s:%d: %s\n", wrank, __FILE__, __LINE__, m_);           \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* ---- a table shaped like the model's ---------------------------------------------------- */
 

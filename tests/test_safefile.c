@@ -12,18 +12,9 @@
 #include <unistd.h>
 
 #include "../io/safefile.h"
+#include "check.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
+CHECK_COUNTERS;
 
 static char dir[3000];
 

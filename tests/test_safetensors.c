@@ -23,19 +23,10 @@
 #include <unistd.h>
 
 #include "../io/safetensors.h"
+#include "check.h"
 
-static int failures = 0, checks = 0;
+CHECK_COUNTERS;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static const char *dir;
 

@@ -24,18 +24,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include "check.h"
 
-static int failures;
+CHECK_COUNTERS;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static const char *workdir;
 
