@@ -1,14 +1,11 @@
 /* tests/test_sbatch.c — slurm/sbatch: rendered scripts, quoting and every validation
- * error (no Slurm needed).
+ * error (no Slurm needed); this file holds the golden scripts and main.
  *
  * Asserts: three specs (minimal; every option with a batch-shell signal, requeue and
  * Open MPI variables; mpirun with env overrides, Open MPI's session folder among them,
  * and values sbatch must quote) render to exactly the golden scripts below, and each
- * passes `bash -n`; lethe_shell_quote gives the expected words and /bin/sh reads every
- * awkward string (spaces, quotes, $, backticks, backslashes, newlines, globs, empty) back
- * unchanged; lethe_slurm_time_seconds accepts
- * the six Slurm formats with their values and rejects malformed ones; each invalid spec
- * is refused by validate and render with exactly the expected one-line message.
+ * passes `bash -n`. The quoting and time checks are in test_sbatch_words.c, the
+ * validation errors in test_sbatch_validation.c; main runs them all.
  *
  * usage: test_sbatch                      run the tests
  *        test_sbatch --render STUB OUTPUT -- ARG...
@@ -24,9 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
+#include "test_sbatch.h"
 
 CHECK_COUNTERS;
-
 
 /* ---- the three golden cases ---- */
 
@@ -164,7 +161,7 @@ static const char *const args2[] = {
     "unlearn", "studies/tofu forget05.json",         "--set", "unlearn.beta=2.5",
     "--set",   "output.tag=it's $HOME `date` \"q\"", "--set", "train.lr=1e-5"};
 
-static lethe_sbatch_spec spec2(void)
+lethe_sbatch_spec spec2(void)
 {
     lethe_sbatch_spec s = {0};
     s.job_name = "unlearn-simnpo";
@@ -257,297 +254,6 @@ static void check_golden(const char *name, lethe_sbatch_spec s, const char *want
     }
     CHECK(bash_accepts(got), "%s: bash -n rejects the rendered script", name);
     free(got);
-}
-
-/* ---- shell quoting ---- */
-
-/* /bin/sh reads the quoted word back as the original string. */
-static int sh_roundtrip(const char *s)
-{
-    char *q = lethe_shell_quote(s);
-    if (!q) return 0;
-    size_t cap = strlen(q) + 64;
-    char *cmd = malloc(cap);
-    if (!cmd) {
-        free(q);
-        return 0;
-    }
-    snprintf(cmd, cap, "printf '%%s|' %s", q);
-    free(q);
-    FILE *p = popen(cmd, "r");
-    free(cmd);
-    if (!p) return 0;
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof buf - 1, p);
-    buf[n] = '\0';
-    int rc = pclose(p);
-    return rc == 0 && n == strlen(s) + 1 && memcmp(buf, s, n - 1) == 0 && buf[n - 1] == '|';
-}
-
-static void test_quote(void)
-{
-    static const struct {
-        const char *in, *out;
-    } words[] = {
-        {"plain", "plain"},
-        {"train.lr=1e-5", "train.lr=1e-5"},
-        {"/a/b-c_d.e:f@g%h+i,j", "/a/b-c_d.e:f@g%h+i,j"},
-        {"", "''"},
-        {"a b", "'a b'"},
-        {"it's", "'it'\\''s'"},
-        {"$HOME", "'$HOME'"},
-        {"`date`", "'`date`'"},
-        {"\"dq\"", "'\"dq\"'"},
-        {"'", "''\\'''"},
-        {"*", "'*'"},
-        {"~", "'~'"},
-        {"#x", "'#x'"},
-    };
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-        char *q = lethe_shell_quote(words[i].in);
-        CHECK(q && strcmp(q, words[i].out) == 0, "quote(\"%s\") = %s, expected %s", words[i].in,
-              q ? q : "(null)", words[i].out);
-        free(q);
-    }
-    static const char *const awkward[] = {
-        "a b",
-        "it's",
-        "$HOME",
-        "`date`",
-        "$(echo x)",
-        "\"dq\"",
-        "back\\slash",
-        "new\nline",
-        "tab\there",
-        "",
-        "'",
-        "''",
-        "*",
-        "~root",
-        "{a,b}",
-        "#c",
-        "!x",
-        "a;b&c|d>e<f",
-        "it's $HOME `date` \"q\" \\ \n end",
-    };
-    for (size_t i = 0; i < sizeof awkward / sizeof awkward[0]; i++)
-        CHECK(sh_roundtrip(awkward[i]), "/bin/sh does not read quote(\"%s\") back", awkward[i]);
-}
-
-/* ---- Slurm times ---- */
-
-static void test_times(void)
-{
-    static const struct {
-        const char *s;
-        long long secs;
-    } ok[] = {
-        {"45", 45 * 60},
-        {"0", 0},
-        {"600", 600 * 60},
-        {"5:30", 5 * 60 + 30},
-        {"90:00", 90 * 60},
-        {"2:03:04", 2 * 3600 + 3 * 60 + 4},
-        {"48:00:00", 48 * 3600},
-        {"1-0", 86400},
-        {"2-12", 2 * 86400 + 12 * 3600},
-        {"1-02:30", 86400 + 2 * 3600 + 30 * 60},
-        {"1-02:30:00", 86400 + 2 * 3600 + 30 * 60},
-        {"0-00:00:59", 59},
-    };
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        long long got = lethe_slurm_time_seconds(ok[i].s);
-        CHECK(got == ok[i].secs, "time '%s' = %lld s, expected %lld", ok[i].s, got, ok[i].secs);
-    }
-    static const char *const bad[] = {
-        "",        "x",    "-5",     "1-",       "-1",         "1:2:3:4",   "5:60",     "1:60:00",
-        "1:00:60", "1-24", "1-2:60", "1-2:3:60", "1-2-3",      "1:",        ":5",       "1::2",
-        " 5",      "5 ",   "+5",     "1.5",      "1234567890", "UNLIMITED", "1-1:1:1:1"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECK(lethe_slurm_time_seconds(bad[i]) == -1, "time '%s' accepted as %lld s", bad[i],
-              lethe_slurm_time_seconds(bad[i]));
-    CHECK(lethe_slurm_time_seconds(NULL) == -1, "time NULL accepted");
-}
-
-/* ---- validation errors ---- */
-
-static const unsigned long dep_zero[] = {7, 0};
-static const lethe_sbatch_env env_bad_name[] = {{"1X", "v"}};
-static const lethe_sbatch_env env_dash[] = {{"A-B", "v"}};
-static const lethe_sbatch_env env_empty_name[] = {{"", "v"}};
-static const lethe_sbatch_env env_null_value[] = {{"A", NULL}};
-static const lethe_sbatch_env env_dup[] = {{"A", "1"}, {"B", "2"}, {"A", "3"}};
-static const char *const args_null[] = {"train", NULL};
-
-/* Applies bad case k to a valid spec; returns the expected message, NULL past the end. */
-static const char *bad_case(int k, lethe_sbatch_spec *s)
-{
-    *s = spec2();
-    switch (k) {
-    case 0: s->job_name = NULL; return "sbatch spec: job_name is missing (required)";
-    case 1: s->job_name = ""; return "sbatch spec: job_name is empty (expected a non-empty value)";
-    case 2:
-        s->job_name = "a\nb";
-        return "sbatch spec: job_name 'a?b' contains a newline (not allowed in an #SBATCH line)";
-    case 3:
-        s->job_name = "a\rb";
-        return "sbatch spec: job_name 'a?b' contains a newline (not allowed in an #SBATCH line)";
-    case 4:
-        s->partition = "cpu\tgpu";
-        return "sbatch spec: partition 'cpu?gpu' contains control character 0x09";
-    case 5:
-        s->account = "x\n";
-        return "sbatch spec: account 'x?' contains a newline (not allowed in an #SBATCH line)";
-    case 6:
-        s->output = "out\n%j";
-        return "sbatch spec: output 'out?%j' contains a newline (not allowed in an #SBATCH line)";
-    case 7: s->error = ""; return "sbatch spec: error is empty (expected a non-empty value)";
-    case 8:
-        s->time_limit = "1:2:3:4";
-        return "sbatch spec: time_limit '1:2:3:4' is not a Slurm time (expected MM, MM:SS, "
-               "HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)";
-    case 9:
-        s->time_limit = "1-24:00";
-        return "sbatch spec: time_limit '1-24:00' is not a Slurm time (expected MM, MM:SS, "
-               "HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)";
-    case 10:
-        s->time_limit = "0-00:00";
-        return "sbatch spec: time_limit '0-00:00' is zero (expected > 0)";
-    case 11:
-        s->time_limit = "2 hours";
-        return "sbatch spec: time_limit '2 hours' is not a Slurm time (expected MM, MM:SS, "
-               "HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)";
-    case 12:
-        s->time_limit = "1\n";
-        return "sbatch spec: time_limit '1?' contains a newline (not allowed in an #SBATCH line)";
-    case 13:
-        s->lethe_bin = NULL;
-        return "sbatch spec: lethe_bin is missing (expected the path of lethe)";
-    case 14:
-        s->lethe_bin = "";
-        return "sbatch spec: lethe_bin is empty (expected the path of lethe)";
-    case 15: s->nodes = 0; return "sbatch spec: nodes = 0 (expected >= 1)";
-    case 16: s->nodes = -3; return "sbatch spec: nodes = -3 (expected >= 1)";
-    case 17: s->ntasks = 0; return "sbatch spec: ntasks = 0 (expected >= 1)";
-    case 18:
-        s->nodes = 3;
-        s->ntasks = 2;
-        s->ntasks_per_node = 0;
-        return "sbatch spec: ntasks = 2 is less than nodes = 3 (expected at least one task per "
-               "node)";
-    case 19:
-        s->ntasks_per_node = -1;
-        return "sbatch spec: ntasks_per_node = -1 (expected >= 1, or 0 for not given)";
-    case 20:
-        s->ntasks = 5;
-        return "sbatch spec: ntasks = 5 exceeds nodes * ntasks_per_node = 2 * 2";
-    case 21:
-        s->cpus_per_task = -2;
-        return "sbatch spec: cpus_per_task = -2 (expected >= 1, or 0 for not given)";
-    case 22: s->afterok = NULL; return "sbatch spec: afterok is NULL but n_afterok = 2";
-    case 23: s->afterok = dep_zero; return "sbatch spec: afterok[1] = 0 (expected a job id >= 1)";
-    case 24:
-        s->array = "5-3";
-        return "sbatch spec: array '5-3' is not a Slurm index list (expected N, N-M or N-M:S "
-               "items, comma-separated, N <= M, S >= 1)";
-    case 25:
-        s->array = "0-11:0";
-        return "sbatch spec: array '0-11:0' is not a Slurm index list (expected N, N-M or N-M:S "
-               "items, comma-separated, N <= M, S >= 1)";
-    case 26:
-        s->array = "1,,2";
-        return "sbatch spec: array '1,,2' is not a Slurm index list (expected N, N-M or N-M:S "
-               "items, comma-separated, N <= M, S >= 1)";
-    case 27:
-        s->array = "0-11%4";
-        return "sbatch spec: array '0-11%4' is not a Slurm index list (expected N, N-M or N-M:S "
-               "items, comma-separated, N <= M, S >= 1)";
-    case 28: s->array = ""; return "sbatch spec: array is empty (expected a non-empty value)";
-    case 29:
-        s->array_throttle = -1;
-        return "sbatch spec: array_throttle = -1 (expected >= 1, or 0 for no limit)";
-    case 30: s->array = NULL; return "sbatch spec: array_throttle = 4 without an array";
-    case 31:
-        s->signal_name = "SIGUSR1";
-        return "sbatch spec: signal_name 'SIGUSR1' is not one of USR1 USR2 TERM INT HUP QUIT ALRM "
-               "CONT XCPU";
-    case 32:
-        s->signal_name = "KILL";
-        return "sbatch spec: signal_name 'KILL' is not one of USR1 USR2 TERM INT HUP QUIT ALRM "
-               "CONT XCPU";
-    case 33: s->signal_seconds = 0; return "sbatch spec: signal_seconds = 0 (expected 1..65535)";
-    case 34:
-        s->signal_seconds = 65536;
-        return "sbatch spec: signal_seconds = 65536 (expected 1..65535)";
-    case 35:
-        s->time_limit = "2";
-        return "sbatch spec: signal_seconds = 120 is not less than time_limit '2' (120 s)";
-    case 36:
-        s->signal_name = NULL;
-        return "sbatch spec: signal_seconds = 120 or signal_batch_only = 1 without a signal_name";
-    case 37:
-        s->launcher = (lethe_sbatch_launcher)7;
-        return "sbatch spec: launcher = 7 (expected LETHE_LAUNCH_SRUN or LETHE_LAUNCH_MPIRUN)";
-    case 38: s->env = NULL; return "sbatch spec: env is NULL but n_env = 1";
-    case 39:
-        s->env = env_bad_name;
-        return "sbatch spec: env[0] name '1X' is not a shell variable name (expected "
-               "[A-Za-z_][A-Za-z0-9_]*)";
-    case 40:
-        s->env = env_dash;
-        return "sbatch spec: env[0] name 'A-B' is not a shell variable name (expected "
-               "[A-Za-z_][A-Za-z0-9_]*)";
-    case 41:
-        s->env = env_empty_name;
-        return "sbatch spec: env[0] name '' is not a shell variable name (expected "
-               "[A-Za-z_][A-Za-z0-9_]*)";
-    case 42: s->env = env_null_value; return "sbatch spec: env[0] A has no value";
-    case 43:
-        s->env = env_dup;
-        s->n_env = 3;
-        return "sbatch spec: env[2] A is already set by env[0]";
-    case 44: s->args = NULL; return "sbatch spec: args is NULL but n_args = 8";
-    case 45:
-        s->args = args_null;
-        s->n_args = 2;
-        return "sbatch spec: args[1] is NULL";
-    case 46:
-        s->job_name = "a very long job name that goes on and on and on and on and on\nand on";
-        return "sbatch spec: job_name 'a very long job name that goes on and on and on and on "
-               "an...' contains a newline (not allowed in an #SBATCH line)";
-    }
-    return NULL;
-}
-
-static void test_validation(void)
-{
-    char err[512];
-    CHECK(lethe_sbatch_validate(NULL, err, sizeof err) == -1 &&
-              strcmp(err, "sbatch spec: no spec given") == 0,
-          "NULL spec: %s", err);
-    int k = 0;
-    lethe_sbatch_spec s;
-    for (const char *want; (want = bad_case(k, &s)) != NULL; k++) {
-        strcpy(err, "(untouched)");
-        int rc = lethe_sbatch_validate(&s, err, sizeof err);
-        CHECK(rc == -1, "case %d: validate returned %d, expected -1 (%s)", k, rc, want);
-        CHECK(strcmp(err, want) == 0, "case %d: message\n  got      %s\n  expected %s", k, err,
-              want);
-        CHECK(!strchr(err, '\n'), "case %d: message spans lines", k);
-        strcpy(err, "(untouched)");
-        char *t = lethe_sbatch_render(&s, err, sizeof err);
-        CHECK(t == NULL, "case %d: render produced a script", k);
-        free(t);
-        CHECK(strcmp(err, want) == 0, "case %d: render message\n  got      %s\n  expected %s", k,
-              err, want);
-    }
-    CHECK(k == 47, "%d bad cases ran, expected 47", k);
-    /* A short buffer truncates, still terminated. */
-    char small[16];
-    bad_case(15, &s);
-    CHECK(lethe_sbatch_validate(&s, small, sizeof small) == -1 &&
-              strcmp(small, "sbatch spec: no") == 0,
-          "truncated message '%s'", small);
 }
 
 /* The job tests/slurm_local.sh submits. */
