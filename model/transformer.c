@@ -300,7 +300,7 @@ static void reduce_tied(lethe_model *m)
     lethe_params *t = &m->w.params;
     if (m->shape.cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
         /* the embedding (first stage) and its copy (last stage) get the sum of both uses */
-        int i = params_find(t, "model.embed_tokens.weight");
+        int i = m->w.embed_idx;
         comm_allreduce_sum(t->grad + t->p[i].off, t->p[i].numel, g->ends_comm);
     }
 }

@@ -77,6 +77,7 @@ typedef struct {
     float *embed, *norm,
         *head; /* embed on first stage; norm, head on last (head == embed if tied, pp == 1) */
     lethe_layer_w *layer; /* nl */
+    int embed_idx; /* table index of the embedding or its tied copy on this rank, or -1 */
 } lethe_weights;
 
 /* ---- workspace: every buffer a step uses, carved from one allocation -------- */

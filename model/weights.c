@@ -143,6 +143,7 @@ void weights_create(lethe_weights *w, const lethe_shape *s)
     }
     free(h);
     if (s->last && !w->head) w->head = w->embed; /* tied embeddings on one stage */
+    w->embed_idx = params_find(t, "model.embed_tokens.weight"); /* once, not per step */
 }
 
 void weights_free(lethe_weights *w)
