@@ -14,7 +14,8 @@ lethe_test(NAME dataset.tokenizer_gpt2
   LABELS dataset)
 set_tests_properties(dataset.tokenizer_gpt2 PROPERTIES SKIP_RETURN_CODE 77)
 
-lethe_test_exe(test_loader ${CMAKE_CURRENT_SOURCE_DIR}/test_loader.c)
+lethe_test_exe(test_loader ${CMAKE_CURRENT_SOURCE_DIR}/test_loader.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/test_loader_order.c ${CMAKE_CURRENT_SOURCE_DIR}/test_loader_files.c)
 lethe_mpi_test(NAME dataset.loader COMMAND $<TARGET_FILE:test_loader> RANKS 1 2 4 8 LABELS dataset)
 
 # The h5py example of io/DATASETS.md, run as written, read back by the loader (skipped
