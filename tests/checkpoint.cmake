@@ -1,11 +1,11 @@
-# Collective HDF5 checkpoints (io/checkpoint.c, tests/test_checkpoint.c):
+# Collective HDF5 checkpoints (io/checkpoint.c, tests/test_checkpoint*.c):
 # checkpoint.reshard saves under every dp x pp x tp layout of the world and loads under
 # others (and across world sizes), bitwise; plus every bad file a user can hand it
 # (missing, not HDF5, truncated, missing dataset, wrong shape or dtype, corrupt data),
 # each the same error on every rank. checkpoint.atomic (serial, no mpirun: it forks
 # children before MPI_Init) shows that failed or killed saves leave the previous
 # checkpoint untouched.
-lethe_test_exe(test_checkpoint test_checkpoint.c)
+lethe_test_exe(test_checkpoint test_checkpoint.c test_checkpoint_errors.c test_checkpoint_atomic.c)
 lethe_mpi_test(NAME checkpoint.reshard COMMAND $<TARGET_FILE:test_checkpoint> RANKS 1 2 4 8
                TIMEOUT 300)
 lethe_test(NAME checkpoint.atomic
