@@ -346,7 +346,7 @@ static void write_job_state(const char *file, hid_t fid, const lethe_ckpt_meta *
 int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
               const lethe_ckpt_meta *meta_in, char *err, size_t errlen)
 {
-    params_full_moments(t, g->dp_comm);
+    params_full_moments(t, g->dp_comm, NULL); /* not a step's traffic */
     lethe_ckpt_meta none;
     memset(&none, 0, sizeof none);
     const lethe_ckpt_meta *meta = meta_in ? meta_in : &none;

@@ -104,10 +104,11 @@ static void run_steps(lethe_session *S, int W, int K, bench_times *bt)
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S->model, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx};
         MPI_CHECK(MPI_Barrier(S->grid.world));
-        comm_stats_reset();
+        memset(&S->model.ws.comm, 0, sizeof S->model.ws.comm);
         step_stats st;
         model_train_step(&S->model, &b, &obj, &c->optim, &S->fault.nan, step, W + K, &st);
-        double v[3] = {st.seconds, lethe_comm_stats.seconds, lethe_comm_stats.p2p_seconds};
+        const comm_stats *cs = &S->model.ws.comm;
+        double v[3] = {st.seconds, cs->seconds, cs->p2p_seconds};
         if (step >= W) { /* this rank's own compute and point-to-point waits */
             bt->mine[step - W] = v[0] - v[1] - v[2];
             bt->mine[K + step - W] = v[2];
@@ -117,7 +118,7 @@ static void run_steps(lethe_session *S, int W, int K, bench_times *bt)
             bt->tstep[step - W] = v[0];
             bt->tcomm[step - W] = v[1];
             bt->tp2p[step - W] = v[2];
-            bt->bytes[step - W] = lethe_comm_stats.bytes;
+            bt->bytes[step - W] = cs->bytes;
         }
     }
     free(b.tokens);

@@ -32,13 +32,13 @@ void block_forward(const lethe_model *m, int l, lethe_layer_act *a, const float 
     rope_forward(a->q, cos_t, sin_t, B, T, s->nh_l, hd, qw);
     rope_forward(a->k, cos_t, sin_t, B, T, s->nkv_l, hd, kw);
     attend(ctx, m, l, a, B, T, pos0);
-    row_parallel_forward(a->xmid, a->att, w->wo, N, qw, C, tp);
+    row_parallel_forward(a->xmid, a->att, w->wo, N, qw, C, tp, s->comm);
     add_inplace(a->xmid, x, (size_t)N * C); /* x is read for the last time here: out may be x */
     rmsnorm_forward(a->ln2, a->rstd2, a->xmid, w->ln2, N, C, s->cfg.norm_eps);
     column_parallel_forward((float *[]){a->gate, a->up}, a->ln2, (const float *[]){w->wg, w->wu},
                             &s->mlp_in, N, C);
     swiglu_forward(a->h, a->gate, a->up, (size_t)N * Il);
-    row_parallel_forward(out, a->h, w->wd, N, Il, C, tp);
+    row_parallel_forward(out, a->h, w->wd, N, Il, C, tp, s->comm);
     add_inplace(out, a->xmid, (size_t)N * C);
 }
 
@@ -58,7 +58,7 @@ void block_backward(lethe_model *m, int l, const lethe_layer_act *a, const float
     swiglu_backward(ws->dgate, ws->dup, ws->dh, a->gate, a->up, (size_t)N * Il);
     column_parallel_backward(ws->dln, (float *[]){model_grad(m, w->wg), model_grad(m, w->wu)},
                              (const float *[]){ws->dgate, ws->dup}, a->ln2,
-                             (const float *[]){w->wg, w->wu}, &s->mlp_in, N, C, tp);
+                             (const float *[]){w->wg, w->wu}, &s->mlp_in, N, C, tp, s->comm);
     rmsnorm_backward(dx, model_grad(m, w->ln2), ws->dln, a->xmid, w->ln2, a->rstd2, N, C);
     row_parallel_backward(ws->datt, model_grad(m, w->wo), dx, a->att, w->wo, N, qw, C);
     attention_backward(ws->dq, ws->dk, ws->dv, ws->attn_scratch, ws->datt, a->probs, a->q, a->k,
@@ -68,6 +68,6 @@ void block_backward(lethe_model *m, int l, const lethe_layer_act *a, const float
     column_parallel_backward(
         ws->dln, (float *[]){model_grad(m, w->wq), model_grad(m, w->wk), model_grad(m, w->wv)},
         (const float *[]){ws->dq, ws->dk, ws->dv}, a->ln1, (const float *[]){w->wq, w->wk, w->wv},
-        &s->qkv, N, C, tp);
+        &s->qkv, N, C, tp, s->comm);
     rmsnorm_backward(dx, model_grad(m, w->ln1), ws->dln, x, w->ln1, a->rstd1, N, C);
 }

@@ -105,14 +105,14 @@ static int step(lethe_generator *g, int tok, int pos, int want_next)
     if (s->first) {
         vocab_parallel_embedding_forward(g->x, &tok, m->w.embed, 1, C, &s->vocab);
     } else {
-        comm_recv(g->x, (size_t)C, G->pp_rank - 1, pos, G->pp_comm);
+        comm_recv(g->x, (size_t)C, G->pp_rank - 1, pos, G->pp_comm, s->comm);
     }
     for (int l = 0; l < s->nl; l++)
         block_forward(m, l, &g->act, g->x, g->x, 1, 1, pos, cached_attention, g);
     if (!s->last) {
         MPI_Request r;
-        comm_isend(g->x, (size_t)C, G->pp_rank + 1, pos, G->pp_comm, &r);
-        comm_wait(&r);
+        comm_isend(g->x, (size_t)C, G->pp_rank + 1, pos, G->pp_comm, &r, s->comm);
+        comm_wait(&r, s->comm);
     }
     if (!want_next) return -1;
     int next = 0;

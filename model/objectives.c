@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-static const char *names[] = {"ga", "graddiff", "npo", "simnpo"};
+static const char *const names[] = {"ga", "graddiff", "npo", "simnpo"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 

@@ -139,11 +139,11 @@ void params_fill(lethe_params *t, int idx, float value)
             w[i * p->lshape[1] + j] = (i < p->vshape[0] && j < p->vshape[1]) ? value : 0.0f;
 }
 
-void params_full_moments(lethe_params *t, MPI_Comm dp_comm)
+void params_full_moments(lethe_params *t, MPI_Comm dp_comm, comm_stats *st)
 {
     if (!t->moments_sharded) return;
-    comm_allgather_shares(t->m, t->total, dp_comm);
-    comm_allgather_shares(t->v, t->total, dp_comm);
+    comm_allgather_shares(t->m, t->total, dp_comm, st);
+    comm_allgather_shares(t->v, t->total, dp_comm, st);
     t->moments_sharded = 0;
 }
 

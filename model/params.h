@@ -80,11 +80,13 @@ float lethe_normal_from_u64(uint64_t h);
  * (dp replica 0, owners only). Collective over world: every rank calls it with
  * the same name, including ranks that hold no piece. out (rows, cols) on root. */
 #include <mpi.h>
+
+#include "../mpi/comm.h"
 void params_gather(const lethe_params *t, MPI_Comm world, int dp_rank, const char *name,
                    int which, int64_t rows, int64_t cols, float *out, int root);
 /* Completes AdamW moments left sharded over the dp replicas by a split update
  * (t->moments_sharded): all-gathers every replica's share of m and v. Collective over
- * dp_comm; nothing to do otherwise. */
-void params_full_moments(lethe_params *t, MPI_Comm dp_comm);
+ * dp_comm; nothing to do otherwise. The traffic is added to st (may be NULL). */
+void params_full_moments(lethe_params *t, MPI_Comm dp_comm, comm_stats *st);
 
 #endif

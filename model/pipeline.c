@@ -38,14 +38,14 @@ static void fwd(sched *S, int i)
     lethe_slot *s = &m->ws.slots[k];
     size_t N = (size_t)Bm * sh->T, NC = N * sh->C;
     MPI_Comm pc = sh->grid->pp_comm;
-    comm_wait(&m->ws.act_req[k]); /* slot's previous send done before reuse */
+    comm_wait(&m->ws.act_req[k], &m->ws.comm); /* slot's previous send done before reuse */
     if (sh->first)
         stage_embed(m, s, mb_rows(S->b->tokens, sh, i));
     else
-        comm_recv(s->resid[0], NC, pr - 1, 2 * i, pc);
+        comm_recv(s->resid[0], NC, pr - 1, 2 * i, pc, &m->ws.comm);
     stage_forward(m, s, S->b, i, S->seq_s + (size_t)i * Bm, S->seq_n + (size_t)i * Bm);
     if (!sh->last) {
-        comm_isend(s->resid[sh->nl], NC, pr + 1, 2 * i, pc, &m->ws.act_req[k]);
+        comm_isend(s->resid[sh->nl], NC, pr + 1, 2 * i, pc, &m->ws.act_req[k], &m->ws.comm);
         return;
     }
     if (S->tok_logp) memcpy(S->tok_logp + (size_t)i * N, s->logp, sizeof(float) * N);
@@ -86,12 +86,12 @@ static void bwd(sched *S, int i, const float *dlogp)
     if (sh->last)
         stage_head_backward(m, s, S->b, i, dlogp);
     else
-        comm_recv(m->ws.dx, NC, pr + 1, 2 * i + 1, pc);
+        comm_recv(m->ws.dx, NC, pr + 1, 2 * i + 1, pc, &m->ws.comm);
     stage_backward(m, s, mb_rows(S->b->tokens, sh, i));
     if (!sh->first) {
-        comm_wait(&m->ws.grad_req[k]);
+        comm_wait(&m->ws.grad_req[k], &m->ws.comm);
         memcpy(m->ws.grad_send[k], m->ws.dx, sizeof(float) * NC);
-        comm_isend(m->ws.grad_send[k], NC, pr - 1, 2 * i + 1, pc, &m->ws.grad_req[k]);
+        comm_isend(m->ws.grad_send[k], NC, pr - 1, 2 * i + 1, pc, &m->ws.grad_req[k], &m->ws.comm);
     }
 }
 
@@ -117,8 +117,8 @@ static void sched_finish(sched *S, double *seq_s, double *seq_n)
 {
     lethe_model *m = S->m;
     for (int k = 0; k < m->shape.nslots; k++) {
-        comm_wait(&m->ws.act_req[k]);
-        comm_wait(&m->ws.grad_req[k]);
+        comm_wait(&m->ws.act_req[k], &m->ws.comm);
+        comm_wait(&m->ws.grad_req[k], &m->ws.comm);
     }
     size_t B = (size_t)S->b->B;
     int last = m->shape.grid->pp - 1;
@@ -126,7 +126,7 @@ static void sched_finish(sched *S, double *seq_s, double *seq_n)
     memcpy(buf, S->seq_s, sizeof(double) * B);
     memcpy(buf + B, S->seq_n, sizeof(double) * B);
     buf[2 * B] = S->loss;
-    comm_bcast_d(buf, 2 * B + 1, last, m->shape.grid->pp_comm);
+    comm_bcast_d(buf, 2 * B + 1, last, m->shape.grid->pp_comm, &m->ws.comm);
     if (seq_s) memcpy(seq_s, buf, sizeof(double) * B);
     if (seq_n) memcpy(seq_n, buf + B, sizeof(double) * B);
     S->loss = buf[2 * B];

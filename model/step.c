@@ -116,7 +116,7 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
     float clip = clip_scale(o, norm);
     adamw_range(t, o, out->lr, step + 1, clip, lo, hi);
     if (shard) {
-        comm_allgather_shares(t->data, t->total, g->dp_comm);
+        comm_allgather_shares(t->data, t->total, g->dp_comm, &m->ws.comm);
         t->moments_sharded = 1;
     }
     out->clip = clip;

@@ -14,19 +14,19 @@ void column_parallel_forward(float *const *out, const float *inp, const float *c
 
 void column_parallel_backward(float *dinp, float *const *dweight, const float *const *dout,
                               const float *inp, const float *const *weight, const tp_column *L,
-                              int N, int C, MPI_Comm tp)
+                              int N, int C, MPI_Comm tp, comm_stats *st)
 {
     memset(dinp, 0, sizeof(float) * (size_t)N * C);
     for (int i = 0; i < L->n; i++)
         matmul_backward(dinp, dweight[i], dout[i], inp, weight[i], N, C, L->OC[i]);
-    comm_allreduce_sum(dinp, (size_t)N * C, tp);
+    comm_allreduce_sum(dinp, (size_t)N * C, tp, st);
 }
 
 void row_parallel_forward(float *out, const float *inp, const float *weight, int N, int C_l, int OC,
-                          MPI_Comm tp)
+                          MPI_Comm tp, comm_stats *st)
 {
     matmul_forward(out, inp, weight, N, C_l, OC);
-    comm_allreduce_sum(out, (size_t)N * OC, tp);
+    comm_allreduce_sum(out, (size_t)N * OC, tp, st);
 }
 
 void row_parallel_backward(float *dinp, float *dweight, const float *dout, const float *inp,

@@ -16,6 +16,8 @@
 
 #include <mpi.h>
 
+#include "../mpi/comm.h"
+
 #define TP_LINEAR_MAX_PARTS 3
 
 /* Shape of a column-parallel layer: n weights (OC[i], C) over one input (N, C). */
@@ -31,12 +33,12 @@ void column_parallel_forward(float *const *out, const float *inp, const float *c
  * then all-reduced over tp); dweight[i] += dout[i]^T @ inp. */
 void column_parallel_backward(float *dinp, float *const *dweight, const float *const *dout,
                               const float *inp, const float *const *weight, const tp_column *L,
-                              int N, int C, MPI_Comm tp);
+                              int N, int C, MPI_Comm tp, comm_stats *st);
 
 /* out (N, OC) = sum over the tp ranks of inp (N, C_l) @ weight (OC, C_l)^T
  * (overwritten, then all-reduced over tp). */
 void row_parallel_forward(float *out, const float *inp, const float *weight, int N, int C_l, int OC,
-                          MPI_Comm tp);
+                          MPI_Comm tp, comm_stats *st);
 /* dinp (N, C_l) += dout (N, OC) @ weight;  dweight += dout^T @ inp.  No communication. */
 void row_parallel_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                            const float *weight, int N, int C_l, int OC);

@@ -152,7 +152,7 @@ void model_stage_layers(const lethe_model_config *cfg, int pp, int stage, int *l
 
 /* The shape of this rank's piece: sizes, stage, vocabulary shard, layer roles. */
 static void shape_init(lethe_shape *s, const lethe_model_config *cfg, const lethe_grid *g, int Bm,
-                       int T, int M)
+                       int T, int M, comm_stats *comm)
 {
     int tp = g->tp, tr = g->tp_rank, pp = g->pp, pr = g->pp_rank;
     s->cfg = *cfg;
@@ -178,7 +178,8 @@ static void shape_init(lethe_shape *s, const lethe_model_config *cfg, const leth
     s->T = T;
     s->M = M;
     s->nslots = pp - pr; /* 1F1B: at most pp - stage forwards in flight */
-    s->vocab = (vocab_shard){s->v_l, s->v_valid, s->v0, g->tp_comm};
+    s->comm = comm;
+    s->vocab = (vocab_shard){s->v_l, s->v_valid, s->v0, g->tp_comm, s->comm};
     s->qkv = (tp_column){3, {s->nh_l * s->hd, s->nkv_l * s->hd, s->nkv_l * s->hd}};
     s->mlp_in = (tp_column){2, {s->ffn_l, s->ffn_l}};
     s->head_l = (tp_column){1, {s->v_l}};
@@ -191,7 +192,7 @@ void model_create(lethe_model *m, const lethe_model_config *cfg, const lethe_gri
     if (Bm < 1 || T < 1 || M < 1)
         lethe_fatal("model_create: micro-batches of %d x %d, %d per call: each must be >= 1", Bm, T,
                     M);
-    shape_init(&m->shape, cfg, g, Bm, T, M);
+    shape_init(&m->shape, cfg, g, Bm, T, M, &m->ws.comm);
     weights_create(&m->w, &m->shape);
     workspace_create(&m->ws, &m->shape);
 }
@@ -277,7 +278,7 @@ void stage_head_backward(lethe_model *m, lethe_slot *s, const lethe_batch *b, in
                                r.soft_seq, dlogp, sh->Bm, sh->T, &sh->vocab);
     column_parallel_backward(
         ws->dln, (float *[]){model_grad(m, m->w.head)}, (const float *const *)&ws->dlogits, s->lnf,
-        (const float *const *)&m->w.head, &sh->head_l, N, C, sh->grid->tp_comm);
+        (const float *const *)&m->w.head, &sh->head_l, N, C, sh->grid->tp_comm, sh->comm);
     memset(ws->dx, 0, sizeof(float) * (size_t)N * C);
     rmsnorm_backward(ws->dx, model_grad(m, m->w.norm), ws->dln, s->resid[sh->nl], m->w.norm,
                      s->rstdf, N, C);
@@ -301,7 +302,7 @@ static void reduce_tied(lethe_model *m)
     if (m->shape.cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
         /* the embedding (first stage) and its copy (last stage) get the sum of both uses */
         int i = m->w.embed_idx;
-        comm_allreduce_sum(t->grad + t->p[i].off, t->p[i].numel, g->ends_comm);
+        comm_allreduce_sum(t->grad + t->p[i].off, t->p[i].numel, g->ends_comm, &m->ws.comm);
     }
 }
 
@@ -315,7 +316,7 @@ void model_reduce_grads(lethe_model *m)
     const size_t bucket = (size_t)1 << 20;
     for (size_t off = 0; off < t->total; off += bucket) {
         size_t n = t->total - off < bucket ? t->total - off : bucket;
-        comm_allreduce_sum(t->grad + off, n, g->dp_comm);
+        comm_allreduce_sum(t->grad + off, n, g->dp_comm, &m->ws.comm);
     }
 }
 
@@ -325,7 +326,7 @@ void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi)
     lethe_params *t = &m->w.params;
     reduce_tied(m);
     if (g->dp > 1) /* the workspace holds the staging buffer when dp > 1 */
-        comm_reduce_scatter_sum(t->grad, t->total, g->dp_comm, m->ws.ring_staging);
+        comm_reduce_scatter_sum(t->grad, t->total, g->dp_comm, m->ws.ring_staging, &m->ws.comm);
     comm_share(t->total, g->dp, g->dp_rank, lo, hi);
 }
 
@@ -348,13 +349,13 @@ static double grad_ss(const lethe_model *m, size_t lo, size_t hi)
 double model_grad_norm(lethe_model *m)
 {
     double ss = grad_ss(m, 0, m->w.params.total);
-    comm_allreduce_sum_d(&ss, 1, m->shape.grid->mp_comm);
+    comm_allreduce_sum_d(&ss, 1, m->shape.grid->mp_comm, &m->ws.comm);
     return sqrt(ss);
 }
 
 double model_grad_norm_share(lethe_model *m, size_t lo, size_t hi)
 {
     double ss = grad_ss(m, lo, hi);
-    comm_allreduce_sum_d(&ss, 1, m->shape.grid->world);
+    comm_allreduce_sum_d(&ss, 1, m->shape.grid->world, &m->ws.comm);
     return sqrt(ss);
 }

@@ -65,6 +65,7 @@ typedef struct {
      * the column-parallel layers (q|k|v, gate|up, head) */
     vocab_shard vocab;
     tp_column qkv, mlp_in, head_l;
+    comm_stats *comm; /* = &the model's ws.comm: forward passes (const model) count into it */
 } lethe_shape;
 
 /* ---- weights: the parameter table and named views into its data buffer ----- */
@@ -115,6 +116,8 @@ typedef struct {
     MPI_Request *act_req, *grad_req;
     float **grad_send;
     float *ring_staging; /* dp > 1: the dp reduce-scatter's (COMM_PIECE floats) */
+    comm_stats comm;     /* the traffic of this model's calls since model_create (or since
+                            the caller last zeroed it: lethe bench does, per step) */
 } lethe_workspace;
 
 typedef struct {

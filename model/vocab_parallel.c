@@ -13,7 +13,7 @@ void vocab_parallel_embedding_forward(float *out, const int *tokens, const float
                                       int C, const vocab_shard *v)
 {
     embedding_forward(out, tokens, table, N, C, v->v0, v->nv);
-    comm_allreduce_sum(out, (size_t)N * C, v->tp);
+    comm_allreduce_sum(out, (size_t)N * C, v->tp, v->st);
 }
 
 void vocab_parallel_embedding_backward(float *dtable, const float *dout, const int *tokens, int N,
@@ -35,7 +35,7 @@ void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, c
     /* stats: gmax (N), sumexp (N), target logit or soft cross term (N), soft mass (N) */
     float *gmax = stats, *sums = stats + N, *qsum = stats + 3 * N;
     ce_local_max(gmax, logits, N, nv, v->nvalid);
-    comm_allreduce_max(gmax, (size_t)N, v->tp);
+    comm_allreduce_max(gmax, (size_t)N, v->tp, v->st);
     ce_local_sumexp(sums, sums + N, logits, gmax, targets, N, nv, v->nvalid, v->v0);
     memset(qsum, 0, sizeof(float) * (size_t)N);
     int any_soft = 0;
@@ -46,7 +46,7 @@ void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, c
         ce_local_cross(sums + N + r0, qsum + r0, logits + r0 * nv, soft_lp + r0 * nv, T, nv,
                        v->nvalid);
     }
-    comm_allreduce_sum(sums, (any_soft ? 3 : 2) * (size_t)N, v->tp);
+    comm_allreduce_sum(sums, (any_soft ? 3 : 2) * (size_t)N, v->tp, v->st);
     for (int b = 0; b < B; b++) {
         int soft = is_soft(soft_seq, b);
         for (int t = 0; t < T; t++) {
@@ -86,7 +86,7 @@ void vocab_parallel_log_softmax(float *out, double *negent, double *h, const flo
         for (int t = 0; t < T; t++)
             if (targets[b * T + t] >= 0) negent[b] += h[b * T + t];
     }
-    comm_allreduce_sum_d(negent, (size_t)B, v->tp);
+    comm_allreduce_sum_d(negent, (size_t)B, v->tp, v->st);
 }
 
 int vocab_parallel_argmax(const float *logits, const vocab_shard *v)

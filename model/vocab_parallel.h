@@ -13,11 +13,14 @@
 
 #include <mpi.h>
 
+#include "../mpi/comm.h"
+
 typedef struct {
     int nv;     /* rows held (padded vocabulary / tp) */
     int nvalid; /* real rows among them */
     int v0;     /* first row */
     MPI_Comm tp;
+    comm_stats *st; /* the model's traffic account (lethe_workspace.comm) */
 } vocab_shard;
 
 /* out (N, C) = table rows of tokens (N), summed over the tp shards. */

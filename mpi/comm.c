@@ -7,13 +7,6 @@
 
 #include "fatal.h"
 
-/* Process-wide on purpose: the traffic of this process's MPI calls, as MPI's own
- * counters are; every comm_ call adds to it wherever it is made. session_open resets it,
- * so a job of a study starts from zero (bench resets it again around its measurement). */
-comm_stats lethe_comm_stats;
-
-void comm_stats_reset(void) { memset(&lethe_comm_stats, 0, sizeof lethe_comm_stats); }
-
 /* Process-wide: written once, by comm_init (main's set-up, before MPI_Init), read by
  * the provenance of every job of the process. */
 static const char *io_component = "";
@@ -52,7 +45,8 @@ double comm_now(void) { return MPI_Wtime(); }
 
 #define CHUNK ((size_t)1 << 28)
 
-static void allreduce(void *buf, size_t n, MPI_Datatype dt, size_t esize, MPI_Op op, MPI_Comm c)
+static void allreduce(void *buf, size_t n, MPI_Datatype dt, size_t esize, MPI_Op op, MPI_Comm c,
+                      comm_stats *st)
 {
     int p = comm_size(c);
     if (p == 1 || n == 0) return;
@@ -61,32 +55,34 @@ static void allreduce(void *buf, size_t n, MPI_Datatype dt, size_t esize, MPI_Op
         size_t k = n - off < CHUNK ? n - off : CHUNK;
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * esize, (int)k, dt, op, c));
     }
-    lethe_comm_stats.seconds += MPI_Wtime() - t0;
-    lethe_comm_stats.bytes += 2.0 * (p - 1) / p * (double)n * (double)esize;
+    if (st) {
+        st->seconds += MPI_Wtime() - t0;
+        st->bytes += 2.0 * (p - 1) / p * (double)n * (double)esize;
+    }
 }
 
-void comm_allreduce_sum(float *buf, size_t n, MPI_Comm c)
+void comm_allreduce_sum(float *buf, size_t n, MPI_Comm c, comm_stats *st)
 {
-    allreduce(buf, n, MPI_FLOAT, sizeof(float), MPI_SUM, c);
+    allreduce(buf, n, MPI_FLOAT, sizeof(float), MPI_SUM, c, st);
 }
 
-void comm_allreduce_max(float *buf, size_t n, MPI_Comm c)
+void comm_allreduce_max(float *buf, size_t n, MPI_Comm c, comm_stats *st)
 {
-    allreduce(buf, n, MPI_FLOAT, sizeof(float), MPI_MAX, c);
+    allreduce(buf, n, MPI_FLOAT, sizeof(float), MPI_MAX, c, st);
 }
 
-void comm_allreduce_sum_d(double *buf, size_t n, MPI_Comm c)
+void comm_allreduce_sum_d(double *buf, size_t n, MPI_Comm c, comm_stats *st)
 {
-    allreduce(buf, n, MPI_DOUBLE, sizeof(double), MPI_SUM, c);
+    allreduce(buf, n, MPI_DOUBLE, sizeof(double), MPI_SUM, c, st);
 }
 
-void comm_bcast_d(double *buf, size_t n, int root, MPI_Comm c)
+void comm_bcast_d(double *buf, size_t n, int root, MPI_Comm c, comm_stats *st)
 {
     int p = comm_size(c);
     if (p == 1 || n == 0) return;
     double t0 = MPI_Wtime();
     MPI_CHECK(MPI_Bcast(buf, (int)n, MPI_DOUBLE, root, c));
-    lethe_comm_stats.seconds += MPI_Wtime() - t0;
+    if (st) st->seconds += MPI_Wtime() - t0;
 }
 
 void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi)
@@ -107,7 +103,7 @@ void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi)
  * s = 0, then the partial sum it received last) and adds what it receives into share
  * r-s-2, which is its own share r at the last step; the all-gather sends share r-s
  * (its own at s = 0, then the one it received last) and receives share r-s-1 in place. */
-static void ring(float *buf, size_t n, MPI_Comm c, float *staging)
+static void ring(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *st)
 {
     int p = comm_size(c), r;
     if (p == 1 || n == 0) return;
@@ -137,40 +133,43 @@ static void ring(float *buf, size_t n, MPI_Comm c, float *staging)
             }
         }
     }
-    lethe_comm_stats.seconds += MPI_Wtime() - t0;
-    lethe_comm_stats.bytes += (double)(p - 1) / p * (double)n * sizeof(float);
+    if (st) {
+        st->seconds += MPI_Wtime() - t0;
+        st->bytes += (double)(p - 1) / p * (double)n * sizeof(float);
+    }
 }
 
-void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging)
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *st)
 {
     if (!staging) lethe_fatal("reduce-scatter of %zu floats without a staging buffer", n);
-    ring(buf, n, c, staging);
+    ring(buf, n, c, staging, st);
 }
 
-void comm_allgather_shares(float *buf, size_t n, MPI_Comm c)
+void comm_allgather_shares(float *buf, size_t n, MPI_Comm c, comm_stats *st)
 {
-    ring(buf, n, c, NULL);
+    ring(buf, n, c, NULL, st);
 }
 
-void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req)
+void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req,
+                comm_stats *st)
 {
     if (n > INT_MAX) lethe_fatal("point-to-point message of %zu floats exceeds INT_MAX", n);
     MPI_CHECK(MPI_Isend(buf, (int)n, MPI_FLOAT, dest, tag, c, req));
-    lethe_comm_stats.bytes += (double)n * sizeof(float);
+    if (st) st->bytes += (double)n * sizeof(float);
 }
 
-void comm_recv(float *buf, size_t n, int src, int tag, MPI_Comm c)
+void comm_recv(float *buf, size_t n, int src, int tag, MPI_Comm c, comm_stats *st)
 {
     if (n > INT_MAX) lethe_fatal("point-to-point message of %zu floats exceeds INT_MAX", n);
     double t0 = MPI_Wtime();
     MPI_CHECK(MPI_Recv(buf, (int)n, MPI_FLOAT, src, tag, c, MPI_STATUS_IGNORE));
-    lethe_comm_stats.p2p_seconds += MPI_Wtime() - t0;
+    if (st) st->p2p_seconds += MPI_Wtime() - t0;
 }
 
-void comm_wait(MPI_Request *req)
+void comm_wait(MPI_Request *req, comm_stats *st)
 {
     if (*req == MPI_REQUEST_NULL) return;
     double t0 = MPI_Wtime();
     MPI_CHECK(MPI_Wait(req, MPI_STATUS_IGNORE));
-    lethe_comm_stats.p2p_seconds += MPI_Wtime() - t0;
+    if (st) st->p2p_seconds += MPI_Wtime() - t0;
 }

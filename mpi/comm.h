@@ -3,7 +3,9 @@
  * checked. A communicator of size 1 costs nothing. Bytes are counted as this
  * rank sends them: exact for point-to-point, the ring-algorithm volume
  * 2 (p-1)/p * bytes for an all-reduce, (p-1)/p * bytes for a reduce-scatter or an
- * all-gather. */
+ * all-gather. Every call names the account it adds to (comm_stats *st; NULL counts
+ * nothing): the model's is in its workspace (lethe_workspace.comm), so the traffic is
+ * the model's, not the process's, and two models in one process count apart. */
 #ifndef LETHE_COMM_H
 #define LETHE_COMM_H
 
@@ -16,15 +18,10 @@ typedef struct {
     double bytes;        /* sent by this rank */
 } comm_stats;
 
-/* This process's traffic since the last comm_stats_reset (session_open resets it for
- * every job). */
-extern comm_stats lethe_comm_stats;
-void comm_stats_reset(void);
-
-void comm_allreduce_sum(float *buf, size_t n, MPI_Comm c);
-void comm_allreduce_max(float *buf, size_t n, MPI_Comm c);
-void comm_allreduce_sum_d(double *buf, size_t n, MPI_Comm c);
-void comm_bcast_d(double *buf, size_t n, int root, MPI_Comm c);
+void comm_allreduce_sum(float *buf, size_t n, MPI_Comm c, comm_stats *st);
+void comm_allreduce_max(float *buf, size_t n, MPI_Comm c, comm_stats *st);
+void comm_allreduce_sum_d(double *buf, size_t n, MPI_Comm c, comm_stats *st);
+void comm_bcast_d(double *buf, size_t n, int root, MPI_Comm c, comm_stats *st);
 
 /* Shares of a flat buffer of n floats over the p ranks of a communicator: rank r owns
  * [*lo, *hi), equal parts rounded up to 16 floats (one cache line); the last ones may be
@@ -36,13 +33,14 @@ void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi);
  * the sum over the ranks of c; the rest of buf holds partial sums. The share of rank r
  * is summed in ring order from rank r+1 on, the same order at every call. staging
  * (COMM_PIECE floats, the caller's: the model owns it) receives each ring step. */
-void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging);
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *st);
 /* Ring all-gather in place: every rank's share of buf is copied to all the others. */
-void comm_allgather_shares(float *buf, size_t n, MPI_Comm c);
+void comm_allgather_shares(float *buf, size_t n, MPI_Comm c, comm_stats *st);
 
-void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req);
-void comm_recv(float *buf, size_t n, int src, int tag, MPI_Comm c);
-void comm_wait(MPI_Request *req);
+void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req,
+                comm_stats *st);
+void comm_recv(float *buf, size_t n, int src, int tag, MPI_Comm c, comm_stats *st);
+void comm_wait(MPI_Request *req, comm_stats *st);
 
 /* MPI_Init for lethe and its test programs. With Open MPI 4 or 5 it first selects
  * ROMIO for MPI-IO when the environment names no I/O component (OMPI_MCA_io unset):

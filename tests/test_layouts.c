@@ -132,7 +132,7 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
         res->losses[step - 1] = st.loss;
     }
     /* what a checkpoint save does first: the moments of a split update made whole */
-    params_full_moments(&m_out->w.params, g->dp_comm);
+    params_full_moments(&m_out->w.params, g->dp_comm, NULL);
     free(b.tokens);
     free(b.targets);
 }
