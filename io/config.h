@@ -58,6 +58,7 @@ typedef struct {
     lethe_method method;
     lethe_retain_loss retain_loss;
     float beta, gamma, c_f, c_r;
+    float beta2;            /* satimp: exponent of (1 - p) */
     int epochs;             /* passes over the forget split */
     float warmup_epochs;    /* linear warm-up, in epochs of the forget split */
     int batch_size;         /* forget sequences per step (global) */

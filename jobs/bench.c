@@ -102,7 +102,7 @@ static void run_steps(lethe_session *S, int W, int K, bench_times *bt)
     for (int step = 0; step < W + K; step++) {
         synth_stream_batch(&src, step, (int64_t)S->grid.dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S->model, &b)};
-        lethe_objective obj = {nll_objective_seq, &ctx};
+        lethe_objective obj = {nll_objective_seq, &ctx, NULL};
         MPI_CHECK(MPI_Barrier(S->grid.world));
         memset(&S->model.ws.comm, 0, sizeof S->model.ws.comm);
         step_stats st;

@@ -199,7 +199,7 @@ static void relearn_step(void *job, int step, int total, step_stats *st, double 
     (void)values;
     relearn_job *J = job;
     nll_objective_ctx ctx = {1.0 / model_count_targets(&J->S->model, &J->b)};
-    lethe_objective obj = {nll_objective_seq, &ctx};
+    lethe_objective obj = {nll_objective_seq, &ctx, NULL};
     model_train_step(&J->S->model, &J->b, &obj, &J->o, &J->S->fault.nan, step, J->kmax, st);
     (void)total;
 }

@@ -132,10 +132,10 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     lethe_session *S = J->S;
     const lethe_unlearn_config *u = &S->cfg.unlearn;
     int T = J->b.T, rows = J->rf + J->rr;
-    double rt = 0;
-    for (int i = J->rf; i < rows; i++)
-        for (int t = 0; t < T; t++) rt += J->b.targets[(size_t)i * T + t] >= 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
+    double tokens[2] = {0, 0}; /* forget, retain target tokens of the global batch */
+    for (int i = 0; i < rows; i++)
+        for (int t = 0; t < T; t++) tokens[i >= J->rf] += J->b.targets[(size_t)i * T + t] >= 0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tokens, 2, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
     lethe_batch b = J->b; /* the retain rows' soft targets travel with this step's batch */
     if (J->kl) {
         params_swap_data(&S->model.w.params, J->kl_weights);
@@ -149,12 +149,14 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .gamma = u->gamma,
                        .c_f = u->c_f,
                        .c_r = u->c_r,
+                       .beta2 = u->beta2,
                        .is_forget = J->is_forget,
                        .s_ref = J->s_ref,
                        .negent = J->negent,
                        .n_forget = J->Bf,
-                       .retain_tokens = rt};
-    lethe_objective obj = {unlearn_objective_seq, &ctx};
+                       .retain_tokens = tokens[1],
+                       .forget_tokens = tokens[0]};
+    lethe_objective obj = unlearn_objective(&ctx);
     model_train_step(&S->model, &b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     /* the objective ran on the last stage of each replica: sum over replicas and
      * share along the pipeline */
@@ -264,6 +266,8 @@ int job_unlearn(int argc, char **argv)
                method_name(u->method), u->beta, u->gamma, u->c_f, u->c_r, J.kl ? "kl" : "nll",
                u->epochs, (long long)spe, J.Bf, J.Br, c->optim.lr, c->layout.dp, c->layout.pp,
                c->layout.tp);
+    /* the forget rows' mean sigmoid weight (npo, simnpo), or mean token weight (wga, satimp) */
+    int tw = method_weights_tokens(u->method);
     loop_spec sp = {.job = &J,
                     .total = total,
                     .total_key = "unlearn.epochs",
@@ -277,7 +281,7 @@ int job_unlearn(int argc, char **argv)
                     .show_epoch = 1,
                     .fields = {{"forget_loss", "forget", "%.4f"},
                                {"retain_loss", "retain", "%.4f"},
-                               {"sigma", "sigma", "%.3f"},
+                               {tw ? "token_weight" : "sigma", tw ? "w" : "sigma", "%.3f"},
                                {"forget_logp", NULL, NULL}},
                     .n_fields = 4,
                     .batch = unlearn_batch,

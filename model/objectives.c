@@ -1,9 +1,10 @@
-/* model/objectives.c — GA, GradDiff, NPO and SimNPO as per-sequence weights. */
+/* model/objectives.c — GA, GradDiff, NPO and SimNPO as per-sequence weights; WGA and
+ * SatImp as per-token weights. */
 #include "objectives.h"
 
 #include <math.h>
 
-static const char *const names[] = {"ga", "graddiff", "npo", "simnpo"};
+static const char *const names[] = {"ga", "graddiff", "npo", "simnpo", "wga", "satimp"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 
@@ -36,6 +37,9 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
         *dlds = 2.0 / len * *sigma;
         return -(2.0 / beta) * log_sigmoid(-x);
     }
+    case METHOD_WGA:
+    case METHOD_SATIMP:
+        break; /* per token: unlearn_objective_tok */
     }
     *dlds = 0;
     *sigma = 0;
@@ -66,4 +70,47 @@ double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, d
     *w = -scale;
     c->loss_retain += l;
     return l;
+}
+
+int method_weights_tokens(lethe_method m) { return m == METHOD_WGA || m == METHOD_SATIMP; }
+
+double token_weight(lethe_method m, double beta, double beta2, double logp)
+{
+    double w = exp(beta * logp); /* p^beta */
+    if (m == METHOD_SATIMP) w *= pow(-expm1(logp), beta2); /* (1 - p)^beta2 */
+    return w;
+}
+
+/* Forget rows of the token-weighted methods: sum_t w_t logp_t, scaled by c_f over the
+ * global forget-token count; other rows as unlearn_objective_seq. sigma_sum gathers
+ * each forget row's mean token weight (the log's "sigma" column). */
+static double unlearn_objective_tok(const struct lethe_objective *o, int b, double s, double n,
+                                    const float *logp, const int *targets, int T, float *g)
+{
+    unlearn_ctx *c = o->ctx;
+    if (!c->is_forget[b]) {
+        double w = 0.0, l = unlearn_objective_seq(o, b, s, n, &w);
+        for (int t = 0; t < T; t++) g[t] = targets[t] >= 0 ? (float)w : 0.0f;
+        return l;
+    }
+    double scale = c->c_f / (c->forget_tokens > 0 ? c->forget_tokens : 1.0), l = 0.0, wsum = 0.0;
+    for (int t = 0; t < T; t++) {
+        g[t] = 0.0f;
+        if (targets[t] < 0) continue;
+        double w = token_weight(c->method, c->beta, c->beta2, (double)logp[t]);
+        l += w * (double)logp[t];
+        wsum += w;
+        g[t] = (float)(scale * w);
+    }
+    c->loss_forget += scale * l;
+    c->sigma_sum += n > 0 ? wsum / n : 0.0;
+    c->forget_logp += n > 0 ? s / n : 0.0;
+    return scale * l;
+}
+
+lethe_objective unlearn_objective(unlearn_ctx *c)
+{
+    lethe_objective o = {unlearn_objective_seq, c, NULL};
+    if (method_weights_tokens(c->method)) o.tok = unlearn_objective_tok;
+    return o;
 }

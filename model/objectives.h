@@ -16,6 +16,15 @@
  *   npo       -(2/b) log sig(-b (s - s_ref))       2 sig(b (s - s_ref))
  *   simnpo    -(2/b) log sig(-(b/|y|) s - g)       (2/|y|) sig((b/|y|) s + g)
  *
+ * Two methods weight tokens instead (open-unlearning's WGA and SatImp): with
+ * p_t = exp(logp_t) and a weight w_t computed from p_t and held constant (detached),
+ * the forget term is c_f * sum over the forget tokens of the GLOBAL batch of
+ * w_t logp_t / (their count), and dL/dlogp_t = c_f w_t / count:
+ *   wga       w_t = p_t^b
+ *   satimp    w_t = p_t^b (1 - p_t)^b2
+ * They run through lethe_objective.tok (unlearn_objective sets it); b = 0 makes WGA
+ * gradient ascent with a token-mean over the batch.
+ *
  * Objectives know sequences and weights, not communicators: the caller provides
  * the global counts (forget sequences, retain tokens) of the step's batch. */
 #ifndef LETHE_OBJECTIVES_H
@@ -30,6 +39,7 @@ const char *method_name(lethe_method m);
 typedef struct {
     lethe_method method;
     double beta, gamma, c_f, c_r;
+    double beta2;                   /* satimp: exponent of (1 - p) */
     /* the step's batch (this replica's sequences, B of them) */
     const unsigned char *is_forget; /* (B) 1 forget, 0 retain */
     const double *s_ref;            /* (B) NPO: reference log-likelihood sums of forget seqs */
@@ -37,16 +47,23 @@ typedef struct {
                                        of sum_j q_j log q_j under the initial model, or NULL (NLL) */
     double n_forget;                /* forget sequences in the GLOBAL batch */
     double retain_tokens;           /* retain target tokens in the GLOBAL batch */
+    double forget_tokens;           /* forget target tokens in the GLOBAL batch (wga, satimp) */
     /* accumulated by the objective over this replica's sequences (for logging) */
     double loss_forget, loss_retain, sigma_sum;
     double forget_logp; /* sum over forget sequences of s/|y| (mean token log-likelihood) */
 } unlearn_ctx;
 
+/* The objective of c: per sequence, and per token for the token-weighted methods. */
+lethe_objective unlearn_objective(unlearn_ctx *c);
 /* The per-sequence callback for lethe_objective (ctx: unlearn_ctx *). */
 double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, double n,
                              double *w);
+/* 1 for the methods that weight tokens (wga, satimp). */
+int method_weights_tokens(lethe_method m);
+/* The detached weight w_t of a token with log-probability logp (wga, satimp). */
+double token_weight(lethe_method m, double beta, double beta2, double logp);
 /* l_f and dl_f/ds of one forget sequence (exposed for tests). sigma: the sigmoid
- * weight of NPO/SimNPO (1 for GA). */
+ * weight of NPO/SimNPO (1 for GA). Not for the token-weighted methods. */
 double forget_loss(lethe_method m, double beta, double gamma, double s, double n, double s_ref,
                    double *dlds, double *sigma);
 

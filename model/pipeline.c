@@ -64,8 +64,15 @@ static const float *loss_grad(sched *S, int i)
     const lethe_shape *sh = &m->shape;
     if (!sh->last) return NULL;
     const int *tg = mb_rows(S->b->targets, sh, i);
+    const float *logp = m->ws.slots[i % sh->nslots].logp; /* fwd(i)'s, on this stage */
     for (int b = 0; b < sh->Bm; b++) {
         int gb = i * sh->Bm + b;
+        size_t r = (size_t)b * sh->T;
+        if (S->obj->tok) {
+            S->loss += S->obj->tok(S->obj, gb, S->seq_s[gb], S->seq_n[gb], logp + r, tg + r, sh->T,
+                                   m->ws.gcoef + r);
+            continue;
+        }
         double w = 0.0;
         S->loss += S->obj->seq(S->obj, gb, S->seq_s[gb], S->seq_n[gb], &w);
         for (int t = 0; t < sh->T; t++)

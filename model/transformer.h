@@ -41,10 +41,16 @@ typedef struct {
  * s = sum of log-probabilities of its target tokens and n = their count, returns
  * its loss contribution and sets *w = dL/ds. The replica's loss is the sum of the
  * contributions (objectives normalise by global counts themselves, so the
- * data-parallel gradient is a plain sum). */
+ * data-parallel gradient is a plain sum). An objective whose gradient differs from
+ * token to token (token-weighted ones: WGA, SatImp) also sets tok, which then replaces
+ * seq: given the sequence's per-token log-probabilities logp (T; valid where
+ * targets >= 0), it returns the contribution and writes g[t] = dL/dlogp_t (0 at the
+ * other positions). */
 typedef struct lethe_objective {
     double (*seq)(const struct lethe_objective *o, int b, double s, double n, double *w);
     void *ctx;
+    double (*tok)(const struct lethe_objective *o, int b, double s, double n, const float *logp,
+                  const int *targets, int T, float *g);
 } lethe_objective;
 
 /* ---- shape: what this rank holds and computes, fixed at model_create ----- */

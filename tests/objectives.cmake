@@ -25,6 +25,9 @@
 # c_f 0.1375, c_r 1, gamma 0) and simnpo_gamma0.5 (beta 4.5, c_f 0.125, c_r 1, gamma 0.5);
 # simnpo_kl and npo_beta0.1_kl take the retain term as token-mean KL(q || p) to a
 # perturbed copy of the weights (soft targets; at the initial weights KL is flat).
+# wga (beta 1), wga_beta0.5 (c_f 0.5), satimp (beta 5, beta2 1, c_r 0.1: open-unlearning's
+# defaults) and satimp_kl (beta 2, beta2 0.5, KL retain) are the token-weighted methods:
+# per-token detached weights, the forget term a token-mean over the batch's forget tokens.
 #
 # Run as a script (cmake -DMODE=case|npo_cache ... -P tests/objectives.cmake) it is the
 # driver of one test. A missing mpirun or PyTorch is a failure, not a skip.
@@ -115,7 +118,8 @@ lethe_test(NAME objectives.unit COMMAND test_objectives unit LABELS "objectives"
 
 lethe_test_exe(objectives_dump ${CMAKE_CURRENT_SOURCE_DIR}/objectives_dump.c)
 foreach(case ga ga_retain_rows graddiff npo_beta0.1 npo_beta2 npo_beta0.1_perturbed_ref
-        npo_beta2_perturbed_ref simnpo simnpo_gamma0.5 simnpo_kl npo_beta0.1_kl)
+        npo_beta2_perturbed_ref simnpo simnpo_gamma0.5 simnpo_kl npo_beta0.1_kl
+        wga wga_beta0.5 satimp satimp_kl)
   lethe_test(NAME objectives.${case}
     COMMAND ${CMAKE_COMMAND} -DMODE=case -DCASE=${case}
             -DDIR=${CMAKE_CURRENT_BINARY_DIR}/objectives/${case}

@@ -56,6 +56,7 @@ typedef struct {
     const char *name;
     lethe_method method;
     double beta, gamma, c_f, c_r;
+    double beta2; /* satimp */
     int ref; /* NPO reference (and, with kl, the KL retain term's initial model) */
     int kl;  /* retain term: 0 token-mean NLL, 1 token-mean KL(reference || current) */
 } obj_case;
@@ -64,19 +65,24 @@ typedef struct {
  * SimNPO (beta 2.5, c_f 0.1375, gamma 0) and a margin gamma 0.5 at forget10's beta 4.5;
  * SimNPO and NPO with the KL(initial || current) retain term. */
 static const obj_case cases[] = {
-    {"ga", METHOD_GA, 0, 0, 1, 1, REF_NONE, 0},
-    {"ga_retain_rows", METHOD_GA, 0, 0, 1, 1, REF_NONE, 0},
-    {"graddiff", METHOD_GRADDIFF, 0, 0, 1, 1, REF_NONE, 0},
-    {"npo_beta0.1", METHOD_NPO, 0.1, 0, 1, 1, REF_INITIAL, 0},
-    {"npo_beta2", METHOD_NPO, 2, 0, 1, 1, REF_INITIAL, 0},
-    {"npo_beta0.1_perturbed_ref", METHOD_NPO, 0.1, 0, 1, 1, REF_PERTURBED, 0},
-    {"npo_beta2_perturbed_ref", METHOD_NPO, 2, 0, 1, 1, REF_PERTURBED, 0},
-    {"simnpo", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, REF_NONE, 0},
-    {"simnpo_gamma0.5", METHOD_SIMNPO, 4.5, 0.5, 0.125, 1, REF_NONE, 0},
+    {"ga", METHOD_GA, 0, 0, 1, 1, 0, REF_NONE, 0},
+    {"ga_retain_rows", METHOD_GA, 0, 0, 1, 1, 0, REF_NONE, 0},
+    {"graddiff", METHOD_GRADDIFF, 0, 0, 1, 1, 0, REF_NONE, 0},
+    {"npo_beta0.1", METHOD_NPO, 0.1, 0, 1, 1, 0, REF_INITIAL, 0},
+    {"npo_beta2", METHOD_NPO, 2, 0, 1, 1, 0, REF_INITIAL, 0},
+    {"npo_beta0.1_perturbed_ref", METHOD_NPO, 0.1, 0, 1, 1, 0, REF_PERTURBED, 0},
+    {"npo_beta2_perturbed_ref", METHOD_NPO, 2, 0, 1, 1, 0, REF_PERTURBED, 0},
+    {"simnpo", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, 0, REF_NONE, 0},
+    {"simnpo_gamma0.5", METHOD_SIMNPO, 4.5, 0.5, 0.125, 1, 0, REF_NONE, 0},
     /* the KL retain term against a perturbed copy of the weights (at the initial weights
      * themselves KL and its gradient are zero) */
-    {"simnpo_kl", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, REF_PERTURBED, 1},
-    {"npo_beta0.1_kl", METHOD_NPO, 0.1, 0, 1, 1, REF_PERTURBED, 1},
+    {"simnpo_kl", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, 0, REF_PERTURBED, 1},
+    {"npo_beta0.1_kl", METHOD_NPO, 0.1, 0, 1, 1, 0, REF_PERTURBED, 1},
+    /* token-weighted: open-unlearning's WGA (beta 1) and SatImp (beta1 5, beta2 1) */
+    {"wga", METHOD_WGA, 1, 0, 1, 1, 0, REF_NONE, 0},
+    {"wga_beta0.5", METHOD_WGA, 0.5, 0, 0.5, 1, 0, REF_NONE, 0},
+    {"satimp", METHOD_SATIMP, 5, 0, 1, 0.1, 1, REF_NONE, 0},
+    {"satimp_kl", METHOD_SATIMP, 2, 0, 1, 1, 0.5, REF_PERTURBED, 1},
 };
 
 #define NF 4 /* forget rows */
@@ -134,19 +140,21 @@ static const double *kl_negent; /* KL cases: the reference's per-sequence negati
 static unlearn_ctx make_ctx(const obj_case *oc, const lethe_batch *b,
                             const unsigned char *is_forget, const double *s_ref, int nf)
 {
-    double rt = 0;
-    for (int i = nf; i < b->B; i++)
-        for (int t = 0; t < b->T; t++) rt += b->targets[(size_t)i * b->T + t] >= 0;
+    double rt = 0, ft = 0;
+    for (int i = 0; i < b->B; i++)
+        for (int t = 0; t < b->T; t++) *(i < nf ? &ft : &rt) += b->targets[(size_t)i * b->T + t] >= 0;
     unlearn_ctx c = {.method = oc->method,
                      .beta = oc->beta,
                      .gamma = oc->gamma,
                      .c_f = oc->c_f,
                      .c_r = oc->c_r,
+                     .beta2 = oc->beta2,
                      .is_forget = is_forget,
                      .s_ref = s_ref,
                      .negent = kl_negent,
                      .n_forget = nf,
-                     .retain_tokens = rt};
+                     .retain_tokens = rt,
+                     .forget_tokens = ft};
     return c;
 }
 
@@ -267,7 +275,7 @@ int main(int argc, char **argv)
         mo.eps = 1e-8f;
         mo.grad_clip = 1.0f;
         nll_objective_ctx nc = {1.0 / model_count_targets(&m, &b)};
-        lethe_objective no = {nll_objective_seq, &nc};
+        lethe_objective no = {nll_objective_seq, &nc, NULL};
         step_stats st;
         for (int s = 0; s < MEMORISE_STEPS; s++)
             model_train_step(&m, &b, &no, &mo, NULL, s, MEMORISE_STEPS, &st);
@@ -327,11 +335,11 @@ int main(int argc, char **argv)
 
     /* ---- forward + backward with the job's objective ---- */
     unlearn_ctx ctx = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
-    lethe_objective obj = {unlearn_objective_seq, &ctx};
+    lethe_objective obj = unlearn_objective(&ctx);
     double seq_s[NF + NR], seq_n[NF + NR];
     double loss = model_forward_backward(&m, &b, &obj, seq_s, seq_n);
     unlearn_ctx ctx2 = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
-    lethe_objective obj2 = {unlearn_objective_seq, &ctx2};
+    lethe_objective obj2 = unlearn_objective(&ctx2);
     double loss2 = model_forward_backward(&m2, &b, &obj2, NULL, NULL);
     float *grad2 = lethe_malloc(sizeof(float) * m2.w.params.total, "gradients");
     memcpy(grad2, m2.w.params.grad, sizeof(float) * m2.w.params.total);
@@ -339,7 +347,7 @@ int main(int argc, char **argv)
      * hidden under the retain term's */
     unlearn_ctx ctxf = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     ctxf.c_r = 0.0;
-    lethe_objective objf = {unlearn_objective_seq, &ctxf};
+    lethe_objective objf = unlearn_objective(&ctxf);
     double loss_f = model_forward_backward(&m2, &b, &objf, NULL, NULL);
 
     char meta[2048], path[1200];
@@ -348,12 +356,13 @@ int main(int argc, char **argv)
              "\"n_heads\":\"%d\",\"n_kv_heads\":\"%d\",\"mlp_dim\":\"%d\",\"rope_theta\":\"%.9g\","
              "\"norm_eps\":\"%.9g\",\"tie_embeddings\":\"%d\",\"batch\":\"%d\",\"seq_len\":\"%d\","
              "\"method\":\"%s\",\"beta\":\"%.17g\",\"gamma\":\"%.17g\",\"c_f\":\"%.17g\","
-             "\"c_r\":\"%.17g\",\"n_forget\":\"%.17g\",\"retain_tokens\":\"%.17g\","
+             "\"c_r\":\"%.17g\",\"beta2\":\"%.17g\",\"n_forget\":\"%.17g\",\"retain_tokens\":\"%.17g\","
+             "\"forget_tokens\":\"%.17g\","
              "\"reference\":\"%s\",\"retain_loss\":\"%s\"}",
              oc->name, mc.vocab_size, mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.mlp_dim,
              (double)mc.rope_theta, (double)mc.norm_eps, mc.tie_embeddings, B, T,
-             method_name(oc->method), oc->beta, oc->gamma, oc->c_f, oc->c_r, ctx.n_forget,
-             ctx.retain_tokens,
+             method_name(oc->method), oc->beta, oc->gamma, oc->c_f, oc->c_r, oc->beta2, ctx.n_forget,
+             ctx.retain_tokens, ctx.forget_tokens,
              oc->ref == REF_NONE      ? "none"
              : oc->ref == REF_INITIAL ? "initial"
                                       : "perturbed",
@@ -383,12 +392,12 @@ int main(int argc, char **argv)
     opt.weight_decay = 0.0f; /* the step's direction is the objective's alone */
     opt.grad_clip = 1.0f;
     unlearn_ctx cs = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
-    lethe_objective os = {unlearn_objective_seq, &cs};
+    lethe_objective os = unlearn_objective(&cs);
     step_stats st;
     model_train_step(&m, &b, &os, &opt, NULL, 0, 1, &st);
     /* the loss after the step, and the per-sequence sums it moved */
     unlearn_ctx ca = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
-    lethe_objective oa = {unlearn_objective_seq, &ca};
+    lethe_objective oa = unlearn_objective(&ca);
     double s_after[NF + NR], n_after[NF + NR];
     double loss_after = model_forward_backward(&m, &b, &oa, s_after, n_after);
     snprintf(path, sizeof path, "%s/final.safetensors", outdir);

@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         synth_stream_batch(&src, s, 0, B, T, tok_all + s * BT, tg_all + s * BT);
     lethe_batch b = {B, T, tok_all, tg_all, NULL, NULL};
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
-    lethe_objective obj = {nll_objective_seq, &ctx};
+    lethe_objective obj = {nll_objective_seq, &ctx, NULL};
     double *seq_s = lethe_calloc((size_t)B, sizeof(double), "seq"),
            *seq_n = lethe_calloc((size_t)B, sizeof(double), "seq");
     double loss = model_forward_backward(&m, &b, &obj, seq_s, seq_n);
@@ -240,7 +240,7 @@ int main(int argc, char **argv)
         lethe_batch bs = {B, T, tok_all + s * BT, tg_all + s * BT, NULL, NULL};
         /* the training jobs' own step: forward/backward, reductions, clip, AdamW */
         nll_objective_ctx cs = {1.0 / model_count_targets(&m, &bs)};
-        lethe_objective os = {nll_objective_seq, &cs};
+        lethe_objective os = {nll_objective_seq, &cs, NULL};
         step_stats st;
         model_train_step(&m, &bs, &os, &oc, NULL, s, NSTEPS, &st);
         double l = st.loss, norm = st.grad_norm;

@@ -210,7 +210,7 @@ static const char *FULL =
     "  \"bench\": {\"warmup\": 0, \"steps\": 1},\n"
     "  \"output\": {\"dir\": \"out/\\\"quoted\\\" dir \\u00e9\"},\n"
     "  \"unlearn\": {\"preset\": \"tofu-npo\", \"method\": \"ga\", \"retain_loss\": \"kl\",\n"
-    "              \"beta\": 0.5,\n"
+    "              \"beta\": 0.5, \"beta2\": 2,\n"
     "              \"gamma\": 1.5, \"c_f\": 2, \"c_r\": 0.5, \"epochs\": 3,\n"
     "              \"warmup_epochs\": 0.5, \"batch_size\": 4, \"retain_batch_size\": 0},\n"
     "  \"init\": {\"checkpoint\": \"runs/x/model.h5\"},\n"
@@ -488,7 +488,7 @@ static void test_model_enums(void)
           "enum defaults");
     char *e1[] = {"unlearn.method=SimNPO"};
     parse_expect("{}", e1, 1,
-                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo, got \"SimNPO\"");
+                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo|wga|satimp, got \"SimNPO\"");
 }
 
 /* unlearn.preset fills the reference settings; keys given explicitly win. */

@@ -126,7 +126,7 @@ static void train_reference(lethe_session *S, int T, const char *ckpt)
         if (loader_next(ld, &lb, err, sizeof err) <= 0) lethe_fatal("train_full: %s", err);
         job_fill_batch(&b, 0, EVAL_B, lb);
         nll_objective_ctx ctx = {1.0 / model_count_targets(&S->model, &b)};
-        lethe_objective obj = {nll_objective_seq, &ctx};
+        lethe_objective obj = {nll_objective_seq, &ctx, NULL};
         model_train_step(&S->model, &b, &obj, &o, NULL, step, TRAIN_STEPS, &st);
     }
     printf("reference model: %d steps on train_full, last loss %.4f\n", TRAIN_STEPS, st.loss);

@@ -49,7 +49,7 @@ static void train(lethe_model *m, const lethe_grid *g)
     for (int s = 0; s < 40; s++) {
         synth_stream_batch(&src, s, (int64_t)g->dp_rank * Br, Br, T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(m, &b)};
-        lethe_objective obj = {nll_objective_seq, &ctx};
+        lethe_objective obj = {nll_objective_seq, &ctx, NULL};
         step_stats st;
         model_train_step(m, &b, &obj, &o, NULL, s, 40, &st);
     }

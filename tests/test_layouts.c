@@ -118,7 +118,7 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
     for (int step = 0; step <= NSTEPS; step++) {
         synth_stream_batch(&src, step, (int64_t)g->dp_rank * Br, Br, mc->T, b.tokens, b.targets);
         nll_objective_ctx ctx = {1.0 / model_count_targets(m_out, &b)};
-        lethe_objective obj = {nll_objective_seq, &ctx};
+        lethe_objective obj = {nll_objective_seq, &ctx, NULL};
         if (step == 0) {
             /* gradients of step 0 are compared before any update */
             double loss = model_forward_backward(m_out, &b, &obj, NULL, NULL);
@@ -185,21 +185,21 @@ static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_g
  * term's reference is the model with every weight scaled by 0.9 (layout-independent),
  * its distributions made by exchanging those weights in for one forward, as the
  * unlearn job does. Returns the global loss; gradients are reduced over dp. */
-#define N_UOBJ 5
+#define N_UOBJ 7
 static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, int which,
                             double *scale)
 {
     int B = b->B;
     unsigned char is_forget[64];
-    double s_ref[64], rt = 0;
+    double s_ref[64], rt = 0, ft = 0;
     for (int i = 0; i < B; i++) {
         int gi = g->dp_rank * B + i;
         is_forget[i] = gi % 2 == 0;
         s_ref[i] = -0.75 * (gi + 1);
-        if (!is_forget[i])
-            for (int t = 0; t < b->T; t++) rt += b->targets[i * b->T + t] >= 0;
+        for (int t = 0; t < b->T; t++) *(is_forget[i] ? &ft : &rt) += b->targets[i * b->T + t] >= 0;
     }
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ft, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     unsigned char is_retain[64];
     double negent[64];
     float *lsm = NULL;
@@ -218,14 +218,15 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
         bs.soft_lp = lsm;
         bs.soft_seq = is_retain;
     }
-    static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO, METHOD_SIMNPO, METHOD_GA,
-                                            METHOD_GRADDIFF};
+    static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO,      METHOD_SIMNPO, METHOD_GA,
+                                            METHOD_GRADDIFF, METHOD_WGA, METHOD_SATIMP};
     unlearn_ctx ctx = {.method = M[which],
                        .beta = which == 1 ? 2.0 : 2.5, .gamma = which == 0 ? 0.5 : 0.0,
                        .c_f = which == 1 ? 1.0 : 0.3, .c_r = 1.0, .is_forget = is_forget,
                        .s_ref = s_ref, .negent = which == 2 ? negent : NULL,
-                       .n_forget = B * g->dp / 2, .retain_tokens = rt};
-    lethe_objective obj = {unlearn_objective_seq, &ctx};
+                       .n_forget = B * g->dp / 2, .retain_tokens = rt, .forget_tokens = ft,
+                       .beta2 = 1.0};
+    lethe_objective obj = unlearn_objective(&ctx);
     double loss = model_forward_backward(m, &bs, &obj, NULL, NULL);
     free(lsm);
     /* the scale a loss error is measured against: the loss itself, or for the KL term
@@ -241,7 +242,7 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     return loss;
 }
 static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo", "simnpo+kl retain", "ga",
-                                        "graddiff"};
+                                        "graddiff",          "wga", "satimp"};
 
 /* Reference: the one-rank model, gradients of step 0 and the trajectory. */
 typedef struct {
@@ -273,7 +274,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
                      malloc(sizeof(int) * (size_t)Br * mc->T), NULL, NULL};
     synth_stream_batch(&src, 0, (int64_t)g.dp_rank * Br, Br, mc->T, b.tokens, b.targets);
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
-    lethe_objective obj = {nll_objective_seq, &ctx};
+    lethe_objective obj = {nll_objective_seq, &ctx, NULL};
     double loss = model_forward_backward(&m, &b, &obj, NULL, NULL);
     model_reduce_grads(&m);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g.dp_comm));
@@ -326,7 +327,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
             check(e <= TOL, "%s: unlearning loss relative error %.3g", UOBJ_NAME[u], e);
         }
     }
-    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl loss and gradients %.3g\n", what, worst_u);
+    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp loss and gradients %.3g\n", what, worst_u);
     model_free(&m);
     free(b.tokens);
     free(b.targets);
@@ -455,7 +456,7 @@ int main(int argc, char **argv)
                 memcpy(ref.ugrad[u], m->w.params.grad, sizeof(float) * m->w.params.total);
             }
             nll_objective_ctx ctx = {1.0 / model_count_targets(m, &bt)};
-            lethe_objective obj = {nll_objective_seq, &ctx};
+            lethe_objective obj = {nll_objective_seq, &ctx, NULL};
             ref.r0.loss0 = model_forward_backward(m, &bt, &obj, NULL, NULL);
             free(bt.tokens);
             free(bt.targets);

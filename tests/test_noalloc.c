@@ -120,7 +120,7 @@ static void run_layout(const counter *c, const test_layout *L, tally *t)
     for (int s = 0; s <= STEPS; s++) {
         if (s == 1) c->on(1); /* step 0 is the warm-up: MPI sets up its collectives */
         nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b[s])};
-        lethe_objective obj = {nll_objective_seq, &ctx};
+        lethe_objective obj = {nll_objective_seq, &ctx, NULL};
         model_train_step(&m, &b[s], &obj, &o, NULL, s, STEPS + 1, &st);
         if (s == STEPS) n = c->on(0);
     }

@@ -131,7 +131,7 @@ static void unit(void)
                          .s_ref = s_ref,
                          .n_forget = 6,
                          .retain_tokens = 26};
-        lethe_objective o = {unlearn_objective_seq, &c};
+        lethe_objective o = unlearn_objective(&c);
         double total = 0, sig_sum = 0;
         for (int b = 0; b < 5; b++) {
             double w = 123, dl, sig;

@@ -14,6 +14,11 @@ the objectives are written here from their definitions (DESIGN §3), not from le
                     weights (ref_weights.safetensors: the initial model or a perturbed one)
     SimNPO    l_f = -(2/beta) log sigmoid(-(beta/|y|) s - gamma)
     L = c_f * mean over forget rows of l_f + c_r * (-(sum of retain s) / retain tokens)
+The token-weighted methods (open-unlearning's WGA and SatImp) replace the forget term by
+    c_f * sum over the forget answer tokens of w_t log p_t / (number of those tokens),
+    w_t = p_t^beta (WGA), p_t^beta (1 - p_t)^beta2 (SatImp), computed from p_t and
+    detached (no gradient flows through w_t); their "sigma" is the sum over forget rows
+    of each row's mean w_t.
 With retain_loss "kl" the retain term is the token-mean KL(q || p) to the reference
 weights' distributions q (ref_weights.safetensors): a retain row's s is then
 sum_t sum_j q_j log p_j and the term c_r * sum_rows (sum_t sum_j q_j log q_j - s) / tokens.
@@ -57,6 +62,7 @@ def seq_sums(model, tokens, targets):
     valid = targets >= 0
     tok = lp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     tok = torch.where(valid, tok, torch.zeros_like(tok))
+    model.tok_cache = tok
     return tok.sum(dim=1), valid.sum(dim=1)
 
 
@@ -71,14 +77,25 @@ def soft_sums(model, ref_logp, targets, rows):
     return cross, negent
 
 
-def objective(case, s, n, s_ref, is_forget, negent=None):
+def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
     """Loss, forget part, retain part, sigmoid sum: DESIGN §3 written out."""
     method = case["method"]
     beta, gamma = float(case["beta"]), float(case["gamma"])
     c_f, c_r = float(case["c_f"]), float(case["c_r"])
     f = is_forget
     sf, nf = s[f], n[f].to(s.dtype)
-    if method in ("ga", "graddiff"):
+    token_weighted = method in ("wga", "satimp")
+    if token_weighted:
+        lp = tok[f]
+        v = valid[f].to(lp.dtype)
+        p = lp.detach().exp()
+        w = p ** beta
+        if method == "satimp":
+            w = w * (1.0 - p) ** float(case["beta2"])
+        w = w * v
+        forget = c_f * (w * lp).sum() / v.sum()
+        sig = w.sum(dim=1) / v.sum(dim=1)
+    elif method in ("ga", "graddiff"):
         lf = sf / nf
         sig = torch.ones_like(sf)
     elif method == "npo":
@@ -91,7 +108,8 @@ def objective(case, s, n, s_ref, is_forget, negent=None):
         sig = torch.sigmoid(x)
     else:
         raise SystemExit(f"torch_objectives.py: FAIL: unknown method '{method}'")
-    forget = c_f * lf.mean()
+    if not token_weighted:
+        forget = c_f * lf.mean()
     r = ~f
     if method == "ga" or not bool(r.any()):
         retain = torch.zeros((), dtype=s.dtype)
@@ -142,7 +160,8 @@ def main():
     # the job's global counts, from the batch
     nf = float(is_forget.sum())
     rt = float(counts[batch["is_forget"] == 0].sum())
-    for key, want in (("n_forget", nf), ("retain_tokens", rt)):
+    ft = float(counts[batch["is_forget"] != 0].sum())
+    for key, want in (("n_forget", nf), ("retain_tokens", rt), ("forget_tokens", ft)):
         if float(case[key]) != want:
             failures.append(key)
             print(f"torch_objectives.py: FAIL: unlearn_ctx.{key} = {case[key]}, the batch has "
@@ -165,7 +184,8 @@ def main():
         if kl:
             cross, negent = soft_sums(mdl, ref_logp, targets, ~is_forget)
             s = torch.where(is_forget, s, cross)
-        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent)
+        valid = targets >= 0
+        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent, mdl.tok_cache, valid)
         params = [mdl.P[k] for k in names]
         g_all = torch.autograd.grad(loss, params, retain_graph=True)
         g_f = torch.autograd.grad(lf, params, allow_unused=True)
@@ -177,7 +197,8 @@ def main():
             if kl:
                 s_a = torch.where(is_forget, s_a, soft_sums(mdl_after, ref_logp, targets,
                                                              ~is_forget)[0])
-            loss_a = objective(case, s_a, n_a, s_ref, is_forget, negent)[0]
+            loss_a = objective(case, s_a, n_a, s_ref, is_forget, negent, mdl_after.tok_cache,
+                               valid)[0]
         ref[dt] = {"loss": float(loss), "forget": float(lf), "retain": float(lr),
                    "sigma": float(sig), "s": s.detach().numpy(), "n": n.numpy(),
                    "s_ref": s_ref.numpy(), "loss_after": float(loss_a), "s_after": s_a.numpy(),
