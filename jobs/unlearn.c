@@ -8,7 +8,9 @@
  * one forward-only pass of the starting model over the forget split, cached by
  * sample id in memory and in the output folder; no second model is held. The KL
  * retain variant keeps a copy of the starting weights (values only) and runs it
- * through the same shard each step for the retain rows' distributions. The step
+ * through the same shard each step for the retain rows' distributions. CE-U runs a
+ * forward of the current weights first for its forget rows' target distributions (p
+ * without the true token), kept on the last stage. The step
  * loop (jobs/loop.c) logs every step to the terminal and to unlearn_log.jsonl and
  * writes checkpoints every checkpoint.every steps and at the end (model.h5). */
 #include <math.h>
@@ -108,7 +110,9 @@ typedef struct {
     lethe_batch b;
     unsigned char *is_forget, *is_retain;
     double *s_ref, *negent;
-    float *kl_weights, *kl_lsm;
+    float *kl_weights, *kl_lsm; /* kl_lsm: the soft targets (KL retain term, or CE-U) */
+    int ceu;
+    float *ceu_tok; /* CE-U: the forget rows' target log-probabilities (last stage) */
 } unlearn_job;
 
 /* The forget rows, then the retain rows, of step `step`. */
@@ -118,11 +122,37 @@ static void unlearn_batch(void *job, int step, int64_t *epoch)
     unlearn_job *J = job;
     loader_batch *fb = job_next_batch(J->S, J->lf, "forget stream ended early");
     job_fill_batch(&J->b, 0, J->rf, fb);
+    for (int i = 0; J->ceu && i < J->rf; i++) ceu_skip_first_target(J->b.targets + (size_t)i * J->b.T, J->b.T);
     for (int i = 0; i < J->rf; i++)
         J->s_ref[i] = J->refs ? lookup_ref(J->refs, J->nref, fb->rows.sample_id[i]) : 0.0;
     *epoch = fb->epoch;
     if (!J->lr) return;
     job_fill_batch(&J->b, J->rf, J->rr, job_next_batch(J->S, J->lr, "retain stream ended"));
+}
+
+/* CE-U: the forget rows' soft targets from a forward of the current weights (p without
+ * the true token, on the last stage), set as the batch's soft rows by the caller; returns
+ * the sum over this replica's forget rows of their mean target log-probability (last
+ * stage; 0 elsewhere), the job's forget_logp. */
+static double ceu_targets(unlearn_job *J)
+{
+    lethe_model *m = &J->S->model;
+    int T = J->b.T;
+    model_forward_logsoftmax(m, &J->b, J->kl_lsm, NULL, J->ceu_tok);
+    if (!m->shape.last) return 0.0;
+    vocab_parallel_exclude_targets(J->kl_lsm, J->ceu_tok, J->b.targets, J->is_forget, J->b.B, T,
+                                   &m->shape.vocab);
+    double sum = 0.0;
+    for (int i = 0; i < J->rf; i++) {
+        double s = 0.0, n = 0.0;
+        for (int t = 0; t < T; t++)
+            if (J->b.targets[(size_t)i * T + t] >= 0) {
+                s += J->ceu_tok[(size_t)i * T + t];
+                n += 1.0;
+            }
+        sum += n > 0 ? s / n : 0.0;
+    }
+    return sum;
 }
 
 /* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp. */
@@ -139,10 +169,16 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     lethe_batch b = J->b; /* the retain rows' soft targets travel with this step's batch */
     if (J->kl) {
         params_swap_data(&S->model.w.params, J->kl_weights);
-        model_forward_logsoftmax(&S->model, &J->b, J->kl_lsm, J->negent);
+        model_forward_logsoftmax(&S->model, &J->b, J->kl_lsm, J->negent, NULL);
         params_swap_data(&S->model.w.params, J->kl_weights);
         b.soft_lp = J->kl_lsm;
         b.soft_seq = J->is_retain;
+    }
+    double ceu_logp = 0.0;
+    if (J->ceu) {
+        ceu_logp = ceu_targets(J);
+        b.soft_lp = J->kl_lsm;
+        b.soft_seq = J->is_forget;
     }
     unlearn_ctx ctx = {.method = u->method,
                        .beta = u->beta,
@@ -155,7 +191,8 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .negent = J->negent,
                        .n_forget = J->Bf,
                        .retain_tokens = tokens[1],
-                       .forget_tokens = tokens[0]};
+                       .forget_tokens = tokens[0],
+                       .forget_logp = ceu_logp};
     lethe_objective obj = unlearn_objective(&ctx);
     model_train_step(&S->model, &b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     /* the objective ran on the last stage of each replica: sum over replicas and
@@ -176,7 +213,8 @@ static void unlearn_open(lethe_session *S, unlearn_job *J)
     const lethe_unlearn_config *u = &c->unlearn;
     J->S = S;
     J->Bf = u->batch_size;
-    J->Br = u->method == METHOD_GA ? 0 : u->retain_batch_size;
+    /* GA and CE-U have no retain term */
+    J->Br = u->method == METHOD_GA || u->method == METHOD_CEU ? 0 : u->retain_batch_size;
     int ok = c->data.path[0] != 0;
     lethe_check(S->grid.world, ok, 2, "unlearn: data.path must name an HDF5 token dataset");
     ok = J->Bf % S->grid.dp == 0 && J->Br % S->grid.dp == 0;
@@ -220,9 +258,12 @@ static void unlearn_buffers(unlearn_job *J)
     J->s_ref = lethe_calloc((size_t)rows, sizeof(double), "batch");
     for (int i = 0; i < rows; i++) (i < J->rf ? J->is_forget : J->is_retain)[i] = 1;
     if (J->kl) J->negent = lethe_calloc((size_t)rows, sizeof(double), "KL reference");
-    if (J->kl && m->shape.last)
+    J->ceu = J->S->cfg.unlearn.method == METHOD_CEU;
+    if ((J->kl || J->ceu) && m->shape.last)
         J->kl_lsm = lethe_malloc(sizeof(float) * (size_t)rows * T * m->shape.v_l,
-                                 "KL reference distributions");
+                                 J->kl ? "KL reference distributions" : "CE-U target distributions");
+    if (J->ceu && m->shape.last)
+        J->ceu_tok = lethe_malloc(sizeof(float) * (size_t)rows * T, "CE-U log-probabilities");
 }
 
 static void unlearn_free(unlearn_job *J)
@@ -237,6 +278,7 @@ static void unlearn_free(unlearn_job *J)
     free(J->s_ref);
     free(J->negent);
     free(J->kl_lsm);
+    free(J->ceu_tok);
     free(J->kl_weights);
 }
 

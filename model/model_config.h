@@ -41,14 +41,16 @@ typedef struct {
     int shard_update; /* dp > 1: each replica updates its 1/dp share of the weights */
 } lethe_optim_config;
 
-/* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" | "wga" | "satimp" (model/objectives.h) */
+/* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" | "wga" | "satimp" | "ceu"
+ * (model/objectives.h) */
 typedef enum {
     METHOD_GA,
     METHOD_GRADDIFF,
     METHOD_NPO,
     METHOD_SIMNPO,
     METHOD_WGA,
-    METHOD_SATIMP
+    METHOD_SATIMP,
+    METHOD_CEU
 } lethe_method;
 /* unlearn.retain_loss: "nll" (token-mean NLL) | "kl" (token-mean KL(initial || current)) */
 typedef enum { RETAIN_NLL, RETAIN_KL } lethe_retain_loss;

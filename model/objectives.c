@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-static const char *const names[] = {"ga", "graddiff", "npo", "simnpo", "wga", "satimp"};
+static const char *const names[] = {"ga", "graddiff", "npo", "simnpo", "wga", "satimp", "ceu"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 
@@ -39,7 +39,8 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
     }
     case METHOD_WGA:
     case METHOD_SATIMP:
-        break; /* per token: unlearn_objective_tok */
+    case METHOD_CEU:
+        break; /* per token (unlearn_objective_tok), or a token-mean (unlearn_objective_seq) */
     }
     *dlds = 0;
     *sigma = 0;
@@ -50,6 +51,13 @@ double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, d
                              double *w)
 {
     unlearn_ctx *c = o->ctx;
+    if (c->is_forget[b] && c->method == METHOD_CEU) {
+        /* s is the soft cross term sum_t sum_j q_j log p_j: a token-mean cross-entropy */
+        double scale = c->c_f / (c->forget_tokens > 0 ? c->forget_tokens : 1.0);
+        *w = -scale;
+        c->loss_forget -= scale * s;
+        return -scale * s;
+    }
     if (c->is_forget[b]) {
         double dlds, sig;
         double l = forget_loss(c->method, c->beta, c->gamma, s, n,
@@ -70,6 +78,15 @@ double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, d
     *w = -scale;
     c->loss_retain += l;
     return l;
+}
+
+void ceu_skip_first_target(int *targets, int T)
+{
+    for (int t = 0; t < T; t++)
+        if (targets[t] >= 0) {
+            targets[t] = -1;
+            return;
+        }
 }
 
 int method_weights_tokens(lethe_method m) { return m == METHOD_WGA || m == METHOD_SATIMP; }

@@ -25,6 +25,12 @@
  * They run through lethe_objective.tok (unlearn_objective sets it); b = 0 makes WGA
  * gradient ascent with a token-mean over the batch.
  *
+ * CE-U (cross-entropy unlearning) has no retain term: each forget row carries soft
+ * targets q = p renormalised without the true token (from a forward of the current
+ * weights, held constant: vocab_parallel_exclude_targets), its first answer token is
+ * not a target (ceu_skip_first_target), s = sum_t sum_j q_j log p_j, and the loss is
+ * the token-mean cross-entropy -c_f * sum over forget rows of s / forget tokens.
+ *
  * Objectives know sequences and weights, not communicators: the caller provides
  * the global counts (forget sequences, retain tokens) of the step's batch. */
 #ifndef LETHE_OBJECTIVES_H
@@ -58,6 +64,8 @@ lethe_objective unlearn_objective(unlearn_ctx *c);
 /* The per-sequence callback for lethe_objective (ctx: unlearn_ctx *). */
 double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, double n,
                              double *w);
+/* CE-U: the first target of a row (its first answer token) is not one. */
+void ceu_skip_first_target(int *targets, int T);
 /* 1 for the methods that weight tokens (wga, satimp). */
 int method_weights_tokens(lethe_method m);
 /* The detached weight w_t of a token with log-probability logp (wga, satimp). */

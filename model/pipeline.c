@@ -175,11 +175,13 @@ void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *
     }
 }
 
-void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent)
+void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent,
+                              float *tok_logp)
 {
     sched S;
     sched_init(&S, m, b);
     S.lsm = m->shape.last ? out : NULL;
+    S.tok_logp = m->shape.last ? tok_logp : NULL;
     int M = b->B / m->shape.Bm;
     for (int i = 0; i < M; i++) fwd(&S, i);
     sched_finish(&S, negent, NULL);

@@ -167,9 +167,11 @@ void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *
 
 /* Forward only, keeping the distributions: on the last stage, out (B*T, v_l) gets
  * this rank's shard of log-softmax at every position (rows without a target too),
- * and every rank of the replica gets negent (B): per sequence, sum over positions
- * with a target of sum_j p_j log p_j (the negative entropy). */
-void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent);
+ * and tok_logp (B, T; may be NULL) the log-probabilities of the targets; every rank of
+ * the replica gets negent (B): per sequence, sum over positions with a target of
+ * sum_j p_j log p_j (the negative entropy). */
+void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent,
+                              float *tok_logp);
 
 /* Sums gradients over dp (bucketed) and over the tied-embedding pair. */
 void model_reduce_grads(lethe_model *m);

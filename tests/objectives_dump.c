@@ -83,6 +83,9 @@ static const obj_case cases[] = {
     {"wga_beta0.5", METHOD_WGA, 0.5, 0, 0.5, 1, 0, REF_NONE, 0},
     {"satimp", METHOD_SATIMP, 5, 0, 1, 0.1, 1, REF_NONE, 0},
     {"satimp_kl", METHOD_SATIMP, 2, 0, 1, 1, 0.5, REF_PERTURBED, 1},
+    /* CE-U: forget rows only, as the job batches it */
+    {"ceu", METHOD_CEU, 0, 0, 1, 0, 0, REF_NONE, 0},
+    {"ceu_cf0.5", METHOD_CEU, 0, 0, 0.5, 0, 0, REF_NONE, 0},
 };
 
 #define NF 4 /* forget rows */
@@ -158,6 +161,20 @@ static unlearn_ctx make_ctx(const obj_case *oc, const lethe_batch *b,
     return c;
 }
 
+/* CE-U's soft targets at m's current weights, as jobs/unlearn.c makes them: a forward of
+ * the batch without soft targets, then p renormalised without the true token. */
+static void ceu_soft_targets(lethe_model *m, lethe_batch *b, float *lsm, float *tok,
+                             const unsigned char *is_forget)
+{
+    lethe_batch plain = *b;
+    plain.soft_lp = NULL;
+    plain.soft_seq = NULL;
+    model_forward_logsoftmax(m, &plain, lsm, NULL, tok);
+    vocab_parallel_exclude_targets(lsm, tok, b->targets, is_forget, b->B, b->T, &m->shape.vocab);
+    b->soft_lp = lsm;
+    b->soft_seq = is_forget;
+}
+
 static void build_model(lethe_model *m, const lethe_model_config *mc, const lethe_grid *g, int B,
                         int micro)
 {
@@ -213,7 +230,10 @@ int main(int argc, char **argv)
 
     /* the unlearn job gives ga no retain batch; ga_retain_rows checks that retain rows in
      * a ga batch carry no weight */
-    const int nf = NF, nr = oc->method == METHOD_GA && strcmp(oc->name, "ga_retain_rows") ? 0 : NR;
+    const int nf = NF, nr = (oc->method == METHOD_GA && strcmp(oc->name, "ga_retain_rows")) ||
+                                    oc->method == METHOD_CEU
+                                ? 0
+                                : NR;
     const int B = nf + nr, T = TT;
     lethe_model_config mc = {0};
     mc.vocab_size = 97; /* prime: padding of the vocabulary is exercised */
@@ -326,11 +346,25 @@ int main(int argc, char **argv)
         for (int i = nf; i < B; i++) is_retain[i] = 1;
         kl_lsm = lethe_malloc(sizeof(float) * (size_t)B * T * m.shape.v_l, "KL reference");
         params_swap_data(&m.w.params, ref_w);
-        model_forward_logsoftmax(&m, &b, kl_lsm, negent);
+        model_forward_logsoftmax(&m, &b, kl_lsm, negent, NULL);
         params_swap_data(&m.w.params, ref_w);
         kl_negent = negent;
         b.soft_lp = kl_lsm; /* from here on the batch carries the retain rows' soft targets */
         b.soft_seq = is_retain;
+    }
+    /* ---- CE-U: the job's batch skips each forget row's first answer token (the original
+     * targets are what batch.safetensors records: the reference applies the rule itself)
+     * and carries soft targets from a forward of the current weights ---- */
+    int *tg_step = tg;
+    float *ceu_tok = NULL;
+    if (oc->method == METHOD_CEU) {
+        tg_step = lethe_malloc(sizeof(int) * BT, "targets");
+        memcpy(tg_step, tg, sizeof(int) * BT);
+        for (int i = 0; i < nf; i++) ceu_skip_first_target(tg_step + (size_t)i * T, T);
+        b.targets = tg_step;
+        kl_lsm = lethe_malloc(sizeof(float) * BT * m.shape.v_l, "CE-U targets");
+        ceu_tok = lethe_malloc(sizeof(float) * BT, "CE-U log-probabilities");
+        ceu_soft_targets(&m, &b, kl_lsm, ceu_tok, is_forget);
     }
 
     /* ---- forward + backward with the job's objective ---- */
@@ -396,6 +430,7 @@ int main(int argc, char **argv)
     step_stats st;
     model_train_step(&m, &b, &os, &opt, NULL, 0, 1, &st);
     /* the loss after the step, and the per-sequence sums it moved */
+    if (oc->method == METHOD_CEU) ceu_soft_targets(&m, &b, kl_lsm, ceu_tok, is_forget);
     unlearn_ctx ca = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective oa = unlearn_objective(&ca);
     double s_after[NF + NR], n_after[NF + NR];
@@ -448,7 +483,9 @@ int main(int argc, char **argv)
                seq_s[i], s_ref[i], oc->beta * (seq_s[i] - s_ref[i]));
 
     free(tok);
+    if (tg_step != tg) free(tg_step);
     free(tg);
+    free(ceu_tok);
     free(ref_w);
     free(kl_lsm);
     free(grad2);

@@ -19,6 +19,10 @@ The token-weighted methods (open-unlearning's WGA and SatImp) replace the forget
     w_t = p_t^beta (WGA), p_t^beta (1 - p_t)^beta2 (SatImp), computed from p_t and
     detached (no gradient flows through w_t); their "sigma" is the sum over forget rows
     of each row's mean w_t.
+CE-U (open-unlearning's CEU, forget rows only): each forget row's first answer target is
+dropped, and at every remaining target y the target distribution is
+q = softmax(logits with logit y set to -inf), detached; s = sum_t sum_j q_j log p_j and
+    L = forget = -c_f * (sum of forget s) / (number of forget targets), sigma 0.
 With retain_loss "kl" the retain term is the token-mean KL(q || p) to the reference
 weights' distributions q (ref_weights.safetensors): a retain row's s is then
 sum_t sum_j q_j log p_j and the term c_r * sum_rows (sum_t sum_j q_j log q_j - s) / tokens.
@@ -66,6 +70,30 @@ def seq_sums(model, tokens, targets):
     return tok.sum(dim=1), valid.sum(dim=1)
 
 
+def skip_first_answer_target(targets, rows):
+    """CE-U's rule: in the given rows, the first target (the first answer token) is
+    not one."""
+    t = targets.copy()
+    for b in np.flatnonzero(rows):
+        first = np.flatnonzero(t[b] >= 0)
+        if first.size:
+            t[b, first[0]] = -1
+    return t
+
+
+def ceu_sums(model, targets):
+    """Per row: sum over targets of sum_j q_j log p_j, q = softmax of the detached logits
+    with the target's logit at -inf."""
+    z = model.logits_cache
+    lp = torch.log_softmax(z, dim=-1)
+    valid = targets >= 0
+    zt = z.detach().clone()
+    zt.scatter_(-1, targets.clamp(min=0).unsqueeze(-1), float("-inf"))
+    q = torch.softmax(zt, dim=-1)
+    cross = (q * lp).sum(-1)
+    return torch.where(valid, cross, torch.zeros_like(cross)).sum(1)
+
+
 def soft_sums(model, ref_logp, targets, rows):
     """Rows `rows` of s replaced by sum_t sum_j q_j log p_j (q = exp(ref_logp)); also the
     reference's per-row negative entropy sum_t sum_j q_j log q_j."""
@@ -84,8 +112,11 @@ def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
     c_f, c_r = float(case["c_f"]), float(case["c_r"])
     f = is_forget
     sf, nf = s[f], n[f].to(s.dtype)
-    token_weighted = method in ("wga", "satimp")
-    if token_weighted:
+    token_weighted = method in ("wga", "satimp", "ceu")
+    if method == "ceu":
+        forget = -c_f * sf.sum() / nf.sum()
+        sig = torch.zeros_like(sf)
+    elif token_weighted:
         lp = tok[f]
         v = valid[f].to(lp.dtype)
         p = lp.detach().exp()
@@ -128,6 +159,8 @@ def main():
     grads = {k: read_safetensors(os.path.join(d, f"{k}.safetensors"))[0]
              for k in ("grads", "grads_mb2", "grads_forget")}
     batch, _ = read_safetensors(os.path.join(d, "batch.safetensors"))
+    if case["method"] == "ceu":
+        batch["targets"] = skip_first_answer_target(batch["targets"], batch["is_forget"] != 0)
     outs, sc = read_safetensors(os.path.join(d, "outputs.safetensors"))
     final, _ = read_safetensors(os.path.join(d, "final.safetensors"))
     ref_kind = case["reference"]
@@ -184,6 +217,9 @@ def main():
         if kl:
             cross, negent = soft_sums(mdl, ref_logp, targets, ~is_forget)
             s = torch.where(is_forget, s, cross)
+        ll = (mdl.tok_cache.sum(1) / n.to(dt))[is_forget].mean()
+        if case["method"] == "ceu":
+            s = torch.where(is_forget, ceu_sums(mdl, targets), s)
         valid = targets >= 0
         loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent, mdl.tok_cache, valid)
         params = [mdl.P[k] for k in names]
@@ -194,13 +230,17 @@ def main():
         mdl_after = Llama(case, final, dt)
         with torch.no_grad():
             s_a, n_a = seq_sums(mdl_after, tokens, targets)
+            ll_a = (mdl_after.tok_cache.sum(1) / n_a.to(dt))[is_forget].mean()
             if kl:
                 s_a = torch.where(is_forget, s_a, soft_sums(mdl_after, ref_logp, targets,
                                                              ~is_forget)[0])
+            if case["method"] == "ceu":
+                s_a = torch.where(is_forget, ceu_sums(mdl_after, targets), s_a)
             loss_a = objective(case, s_a, n_a, s_ref, is_forget, negent, mdl_after.tok_cache,
                                valid)[0]
         ref[dt] = {"loss": float(loss), "forget": float(lf), "retain": float(lr),
                    "sigma": float(sig), "s": s.detach().numpy(), "n": n.numpy(),
+                   "ll": float(ll), "ll_after": float(ll_a),
                    "s_ref": s_ref.numpy(), "loss_after": float(loss_a), "s_after": s_a.numpy(),
                    "g": {k: g.detach().numpy() for k, g in zip(names, g_all)},
                    "gf": {k: g.detach().numpy() for k, g in zip(names, g_f)}}
@@ -253,8 +293,7 @@ def main():
     # the direction of lethe's optimizer step
     dot = sum(float(np.sum((final[k].astype(np.float64) - weights[k].astype(np.float64)) *
                            r64["g"][k])) for k in names)
-    ll_before = float(np.mean(r64["s"][f] / r64["n"][f]))
-    ll_after = float(np.mean(r64["s_after"][f] / r64["n"][f]))
+    ll_before, ll_after = r64["ll"], r64["ll_after"]
     direction = [("<dw, dL/dw> < 0", dot < 0, f"{dot:.4e}"),
                  ("loss after < loss before", r64["loss_after"] < r64["loss"],
                   f"{r64['loss']:.6f} -> {r64['loss_after']:.6f}"),

@@ -4,15 +4,16 @@
 # 1. Data and an origin model: `lethe synth` (20 fictitious authors x 11 questions,
 #    forget05 = 11 rows) and `lethe train` on train_full until the model knows it.
 # 2. Every method — ga, graddiff, npo, simnpo, simnpo with the KL retain term, and the
-#    token-weighted wga (beta 1) and satimp (beta 5, beta2 1) —
+#    token-weighted wga (beta 1) and satimp (beta 5, beta2 1), and ceu (CE-U, forget
+#    rows only) —
 #    unlearns forget05 on 2 ranks, each under a different layout (tp 2, pp 2, dp 2),
 #    the same budget for all (10 steps, lr 2e-3). From unlearn_log.jsonl, first and
 #    last step: the forget rows' mean token log-likelihood (forget_logp) must fall by
 #    at least 0.2 nats (satimp: 0.1; its token weights p^5 (1 - p) average about 0.04 on
 #    the origin's forget rows, against 1 for GA, so the same budget moves it less); for the methods with a retain term, the retain loss of the
 #    last step must stay below RETAIN_BOUND (NLL: nats per token; KL: nats per token).
-#    satimp is also killed after step 7 (checkpoint every 4 steps) and resumed: its
-#    final weights and AdamW moments must equal the uninterrupted run's bitwise.
+#    satimp and ceu are also killed after step 7 (checkpoint every 4 steps) and resumed:
+#    their final weights and AdamW moments must equal the uninterrupted run's bitwise.
 # 3. Bad input: an unknown method, beta <= 0, a forget split the dataset lacks, a
 #    missing initial checkpoint and one whose shapes do not fit model.* each end with
 #    a non-zero exit on every rank, exactly one "lethe: " line on stderr naming the
@@ -75,7 +76,7 @@ echo "method         layout     forget_logp first -> last    retain_loss first -
 declare -A extra=([wga]="--set unlearn.beta=1" [satimp]="--set unlearn.beta=5 --set unlearn.beta2=1")
 for spec in "ga ga nll 1 1 2" "graddiff graddiff nll 1 2 1" "npo npo nll 2 1 1" \
     "simnpo simnpo nll 1 1 2" "simnpo-kl simnpo kl 1 2 1" "wga wga nll 2 1 1" \
-    "satimp satimp nll 1 2 1"; do
+    "satimp satimp nll 1 2 1" "ceu ceu nll 1 1 2"; do
     read -r name method rl dp pp tp <<<"$spec"
     unlearn_cfg "$name" "$method" "$rl" "$dp" "$pp" "$tp"
     # shellcheck disable=SC2086 # extra holds whole --set words
@@ -95,7 +96,7 @@ for spec in "ga ga nll 1 1 2" "graddiff graddiff nll 1 2 1" "npo npo nll 2 1 1" 
     [ "$method" = satimp ] && drop=0.1
     awk -v a="$f0" -v b="$f1" -v d="$drop" 'BEGIN { exit !(b <= a - d) }' ||
         say_fail "$name: forget log-likelihood per token $f0 -> $f1 did not fall by $drop"
-    if [ "$method" != ga ]; then
+    if [ "$method" != ga ] && [ "$method" != ceu ]; then
         awk -v r="$r1" -v m="$RETAIN_BOUND" 'BEGIN { exit !(r <= m) }' ||
             say_fail "$name: retain loss $r1 above the bound $RETAIN_BOUND"
     fi
@@ -104,24 +105,30 @@ done
 grep -q "retain kl" "$work/simnpo-kl.log" || say_fail "simnpo-kl: the job did not report the KL retain term"
 [ -f "$work/npo/npo_reference.jsonl" ] || say_fail "npo: no npo_reference.jsonl"
 
-# ---- satimp killed mid-run and resumed: bitwise the uninterrupted run ----
-unlearn_cfg satimp-ckpt satimp nll 1 2 1
-# shellcheck disable=SC2086
-lethe 2 unlearn "$work/satimp-ckpt.json" ${extra[satimp]} --set checkpoint.every=4 \
-    --set output.dir="\"$work/satimp-a\"" >"$work/satimp-a.log" 2>&1 || say_fail "satimp: uninterrupted run"
-# shellcheck disable=SC2086
-LETHE_FAULT=abort-after-step:7 lethe 2 unlearn "$work/satimp-ckpt.json" ${extra[satimp]} \
-    --set checkpoint.every=4 --set output.dir="\"$work/satimp-b\"" >"$work/satimp-b1.log" 2>&1 &&
-    say_fail "satimp: the injected abort exited 0"
-# shellcheck disable=SC2086
-lethe 2 unlearn "$work/satimp-ckpt.json" ${extra[satimp]} --set checkpoint.every=4 \
-    --set output.dir="\"$work/satimp-b\"" >"$work/satimp-b2.log" 2>&1 || say_fail "satimp: resumed run"
-grep -q "resuming from .* at step 4" "$work/satimp-b2.log" || say_fail "satimp: did not resume at step 4"
-for g in /params /adam_m /adam_v; do
-    h5diff -q "$work/satimp-a/model.h5" "$work/satimp-b/model.h5" "$g" "$g" ||
-        say_fail "satimp: $g differs between the uninterrupted and the resumed run"
+# ---- satimp and ceu killed mid-run and resumed: bitwise the uninterrupted run ----
+for spec in "satimp 1 2 1" "ceu 1 1 2"; do
+    read -r name dp pp tp <<<"$spec"
+    unlearn_cfg "$name-ckpt" "$name" nll "$dp" "$pp" "$tp"
+    run_ckpt() { # OUT [env...]: the job with checkpoints every 4 steps into OUT
+        local out="$1"
+        shift
+        # shellcheck disable=SC2086 # extra holds whole --set words
+        env "$@" timeout 300 "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" unlearn \
+            "$work/$name-ckpt.json" ${extra[$name]:-} --set checkpoint.every=4 \
+            --set output.dir="\"$work/$out\""
+    }
+    run_ckpt "$name-a" >"$work/$name-a.log" 2>&1 || say_fail "$name: uninterrupted run"
+    run_ckpt "$name-b" LETHE_FAULT=abort-after-step:7 >"$work/$name-b1.log" 2>&1 &&
+        say_fail "$name: the injected abort exited 0"
+    run_ckpt "$name-b" >"$work/$name-b2.log" 2>&1 || say_fail "$name: resumed run"
+    grep -q "resuming from .* at step 4" "$work/$name-b2.log" || say_fail "$name: did not resume at step 4"
+    same=1
+    for g in /params /adam_m /adam_v; do
+        h5diff -q "$work/$name-a/model.h5" "$work/$name-b/model.h5" "$g" "$g" ||
+            { say_fail "$name: $g differs between the uninterrupted and the resumed run"; same=0; }
+    done
+    [ $same -eq 1 ] && echo "$name: aborted after step 7, resumed at step 4, weights and moments bitwise equal"
 done
-[ $fail -eq 0 ] && echo "satimp: aborted after step 7, resumed at step 4, weights and moments bitwise equal"
 
 # ---- bad input: one line, non-zero exit on every rank, nothing touched ----
 # a checkpoint of another model (dim 32) for the shape mismatch
