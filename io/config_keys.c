@@ -108,12 +108,13 @@ const key_def SCHEMA[] = {
 
     K_ENUM("unlearn.preset", unlearn.preset, "none", "none|tofu-forget05|tofu-forget10|tofu-npo",
            "reference settings (keys given explicitly win)"),
-    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu",
+    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial",
              "unlearning objective"),
     K_CHOICE("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
              "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
     K_FLT("unlearn.beta", unlearn.beta, 2.5, 0, OPEN, 1000, CLOSED,
-          "inverse temperature (npo, simnpo); exponent of p in the token weight (wga, satimp)"),
+          "inverse temperature (npo, simnpo); exponent of p in the token weight (wga, "
+          "satimp); what the true token's logit loses (undial)"),
     K_FLT("unlearn.beta2", unlearn.beta2, 1, 0, CLOSED, 1000, CLOSED,
           "satimp: exponent of (1 - p) in the token weight"),
     K_FLT("unlearn.gamma", unlearn.gamma, 0, -100, CLOSED, 100, CLOSED,

@@ -110,9 +110,13 @@ typedef struct {
     lethe_batch b;
     unsigned char *is_forget, *is_retain;
     double *s_ref, *negent;
-    float *kl_weights, *kl_lsm; /* kl_lsm: the soft targets (KL retain term, or CE-U) */
+    /* soft targets: kl_lsm the distributions (last stage), soft_tok their targets'
+     * log-probabilities (last stage), soft_rows the rows that take them; kl_weights the
+     * starting weights (KL retain term, UNDIAL); seq_s, seq_n UNDIAL's forward sums */
+    float *kl_weights, *kl_lsm, *soft_tok;
+    unsigned char *soft_rows;
+    double *seq_s, *seq_n;
     int ceu;
-    float *ceu_tok; /* CE-U: the forget rows' target log-probabilities (last stage) */
 } unlearn_job;
 
 /* The forget rows, then the retain rows, of step `step`. */
@@ -130,29 +134,55 @@ static void unlearn_batch(void *job, int step, int64_t *epoch)
     job_fill_batch(&J->b, J->rf, J->rr, job_next_batch(J->S, J->lr, "retain stream ended"));
 }
 
-/* CE-U: the forget rows' soft targets from a forward of the current weights (p without
- * the true token, on the last stage), set as the batch's soft rows by the caller; returns
- * the sum over this replica's forget rows of their mean target log-probability (last
- * stage; 0 elsewhere), the job's forget_logp. */
-static double ceu_targets(unlearn_job *J)
+/* Mean target log-probability per forget row, summed over this replica's forget rows. */
+static double forget_rows_logp(const unlearn_job *J, const float *tok)
 {
-    lethe_model *m = &J->S->model;
     int T = J->b.T;
-    model_forward_logsoftmax(m, &J->b, J->kl_lsm, NULL, J->ceu_tok);
-    if (!m->shape.last) return 0.0;
-    vocab_parallel_exclude_targets(J->kl_lsm, J->ceu_tok, J->b.targets, J->is_forget, J->b.B, T,
-                                   &m->shape.vocab);
     double sum = 0.0;
     for (int i = 0; i < J->rf; i++) {
         double s = 0.0, n = 0.0;
         for (int t = 0; t < T; t++)
             if (J->b.targets[(size_t)i * T + t] >= 0) {
-                s += J->ceu_tok[(size_t)i * T + t];
+                s += tok[(size_t)i * T + t];
                 n += 1.0;
             }
         sum += n > 0 ? s / n : 0.0;
     }
     return sum;
+}
+
+/* The step's soft targets (set into b) and the forget rows' log-likelihood (the log's
+ * forget_logp, summed over this replica's forget rows; from the objective otherwise):
+ *   KL retain term: the retain rows take the starting model's distributions;
+ *   UNDIAL: the forget rows take the starting model's with the true token's logit
+ *     lowered by unlearn.beta (the same forward as the KL term's);
+ *   CE-U: the forget rows take the current model's without the true token.
+ * The distributions live on the last stage (kl_lsm), the starting weights are
+ * exchanged in for their forward. */
+static double soft_targets(unlearn_job *J, lethe_batch *b)
+{
+    lethe_model *m = &J->S->model;
+    const lethe_unlearn_config *u = &J->S->cfg.unlearn;
+    int undial = u->method == METHOD_UNDIAL, rows = J->rf + J->rr;
+    double logp = 0.0;
+    if (!J->kl && !J->ceu && !undial) return 0.0;
+    for (int i = 0; i < rows; i++)
+        J->soft_rows[i] = i < J->rf ? (J->ceu || undial) : J->kl;
+    if (undial) { /* the current model's forget log-likelihood, for the log */
+        model_forward(m, &J->b, J->seq_s, J->seq_n, NULL);
+        for (int i = 0; i < J->rf; i++) logp += J->seq_n[i] > 0 ? J->seq_s[i] / J->seq_n[i] : 0.0;
+    }
+    if (J->kl || undial) params_swap_data(&m->w.params, J->kl_weights);
+    model_forward_logsoftmax(m, &J->b, J->kl_lsm, J->negent, J->soft_tok);
+    if (J->kl || undial) params_swap_data(&m->w.params, J->kl_weights);
+    if (J->ceu && m->shape.last) logp = forget_rows_logp(J, J->soft_tok);
+    if ((J->ceu || undial) && m->shape.last)
+        vocab_parallel_lower_targets(J->kl_lsm, J->soft_tok, J->b.targets, J->is_forget,
+                                     J->ceu ? INFINITY : (double)u->beta, J->b.B, J->b.T,
+                                     &m->shape.vocab);
+    b->soft_lp = J->kl_lsm;
+    b->soft_seq = J->soft_rows;
+    return logp;
 }
 
 /* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp. */
@@ -166,20 +196,8 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     for (int i = 0; i < rows; i++)
         for (int t = 0; t < T; t++) tokens[i >= J->rf] += J->b.targets[(size_t)i * T + t] >= 0;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tokens, 2, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
-    lethe_batch b = J->b; /* the retain rows' soft targets travel with this step's batch */
-    if (J->kl) {
-        params_swap_data(&S->model.w.params, J->kl_weights);
-        model_forward_logsoftmax(&S->model, &J->b, J->kl_lsm, J->negent, NULL);
-        params_swap_data(&S->model.w.params, J->kl_weights);
-        b.soft_lp = J->kl_lsm;
-        b.soft_seq = J->is_retain;
-    }
-    double ceu_logp = 0.0;
-    if (J->ceu) {
-        ceu_logp = ceu_targets(J);
-        b.soft_lp = J->kl_lsm;
-        b.soft_seq = J->is_forget;
-    }
+    lethe_batch b = J->b; /* the soft targets travel with this step's batch */
+    double soft_logp = soft_targets(J, &b);
     unlearn_ctx ctx = {.method = u->method,
                        .beta = u->beta,
                        .gamma = u->gamma,
@@ -192,7 +210,7 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .n_forget = J->Bf,
                        .retain_tokens = tokens[1],
                        .forget_tokens = tokens[0],
-                       .forget_logp = ceu_logp};
+                       .forget_logp = soft_logp};
     lethe_objective obj = unlearn_objective(&ctx);
     model_train_step(&S->model, &b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     /* the objective ran on the last stage of each replica: sum over replicas and
@@ -243,9 +261,11 @@ static void unlearn_buffers(unlearn_job *J)
 {
     lethe_model *m = &J->S->model;
     int T = m->shape.T;
+    lethe_method meth = J->S->cfg.unlearn.method;
     J->kl = J->Br > 0 && J->S->cfg.unlearn.retain_loss == RETAIN_KL;
-    if (J->kl) {
-        J->kl_weights = lethe_malloc(sizeof(float) * m->w.params.total, "KL reference weights");
+    int undial = meth == METHOD_UNDIAL;
+    if (J->kl || undial) {
+        J->kl_weights = lethe_malloc(sizeof(float) * m->w.params.total, "reference weights");
         memcpy(J->kl_weights, m->w.params.data, sizeof(float) * m->w.params.total);
     }
     J->rf = J->Bf / J->S->grid.dp;
@@ -258,12 +278,15 @@ static void unlearn_buffers(unlearn_job *J)
     J->s_ref = lethe_calloc((size_t)rows, sizeof(double), "batch");
     for (int i = 0; i < rows; i++) (i < J->rf ? J->is_forget : J->is_retain)[i] = 1;
     if (J->kl) J->negent = lethe_calloc((size_t)rows, sizeof(double), "KL reference");
-    J->ceu = J->S->cfg.unlearn.method == METHOD_CEU;
-    if ((J->kl || J->ceu) && m->shape.last)
+    J->ceu = meth == METHOD_CEU;
+    if ((J->kl || J->ceu || undial) && m->shape.last) {
         J->kl_lsm = lethe_malloc(sizeof(float) * (size_t)rows * T * m->shape.v_l,
-                                 J->kl ? "KL reference distributions" : "CE-U target distributions");
-    if (J->ceu && m->shape.last)
-        J->ceu_tok = lethe_malloc(sizeof(float) * (size_t)rows * T, "CE-U log-probabilities");
+                                 "soft target distributions");
+        J->soft_tok = lethe_malloc(sizeof(float) * (size_t)rows * T, "soft target log-probabilities");
+    }
+    J->soft_rows = lethe_calloc((size_t)rows, 1, "batch");
+    J->seq_s = lethe_calloc((size_t)rows, sizeof(double), "batch");
+    J->seq_n = lethe_calloc((size_t)rows, sizeof(double), "batch");
 }
 
 static void unlearn_free(unlearn_job *J)
@@ -278,7 +301,10 @@ static void unlearn_free(unlearn_job *J)
     free(J->s_ref);
     free(J->negent);
     free(J->kl_lsm);
-    free(J->ceu_tok);
+    free(J->soft_tok);
+    free(J->soft_rows);
+    free(J->seq_s);
+    free(J->seq_n);
     free(J->kl_weights);
 }
 

@@ -41,8 +41,8 @@ typedef struct {
     int shard_update; /* dp > 1: each replica updates its 1/dp share of the weights */
 } lethe_optim_config;
 
-/* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" | "wga" | "satimp" | "ceu"
- * (model/objectives.h) */
+/* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" | "wga" | "satimp" | "ceu" |
+ * "undial"  * (model/objectives.h) */
 typedef enum {
     METHOD_GA,
     METHOD_GRADDIFF,
@@ -50,7 +50,8 @@ typedef enum {
     METHOD_SIMNPO,
     METHOD_WGA,
     METHOD_SATIMP,
-    METHOD_CEU
+    METHOD_CEU,
+    METHOD_UNDIAL
 } lethe_method;
 /* unlearn.retain_loss: "nll" (token-mean NLL) | "kl" (token-mean KL(initial || current)) */
 typedef enum { RETAIN_NLL, RETAIN_KL } lethe_retain_loss;

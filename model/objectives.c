@@ -4,7 +4,8 @@
 
 #include <math.h>
 
-static const char *const names[] = {"ga", "graddiff", "npo", "simnpo", "wga", "satimp", "ceu"};
+static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga",
+                                    "satimp", "ceu",   "undial"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 
@@ -40,6 +41,7 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
     case METHOD_WGA:
     case METHOD_SATIMP:
     case METHOD_CEU:
+    case METHOD_UNDIAL:
         break; /* per token (unlearn_objective_tok), or a token-mean (unlearn_objective_seq) */
     }
     *dlds = 0;
@@ -51,7 +53,7 @@ double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, d
                              double *w)
 {
     unlearn_ctx *c = o->ctx;
-    if (c->is_forget[b] && c->method == METHOD_CEU) {
+    if (c->is_forget[b] && (c->method == METHOD_CEU || c->method == METHOD_UNDIAL)) {
         /* s is the soft cross term sum_t sum_j q_j log p_j: a token-mean cross-entropy */
         double scale = c->c_f / (c->forget_tokens > 0 ? c->forget_tokens : 1.0);
         *w = -scale;

@@ -30,6 +30,9 @@
  * weights, held constant: vocab_parallel_exclude_targets), its first answer token is
  * not a target (ceu_skip_first_target), s = sum_t sum_j q_j log p_j, and the loss is
  * the token-mean cross-entropy -c_f * sum over forget rows of s / forget tokens.
+ * UNDIAL is the same cross-entropy against the STARTING model's distributions with
+ * the true token's logit lowered by b, q = softmax(logits0 - b onehot(y)), plus the
+ * retain term (c_r) as GradDiff's.
  *
  * Objectives know sequences and weights, not communicators: the caller provides
  * the global counts (forget sequences, retain tokens) of the step's batch. */

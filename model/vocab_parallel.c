@@ -89,20 +89,25 @@ void vocab_parallel_log_softmax(float *out, double *negent, double *h, const flo
     comm_allreduce_sum_d(negent, (size_t)B, v->tp, v->st);
 }
 
-void vocab_parallel_exclude_targets(float *out, const float *tok_logp, const int *targets,
-                                    const unsigned char *rows, int B, int T, const vocab_shard *v)
+void vocab_parallel_lower_targets(float *out, const float *tok_logp, const int *targets,
+                                  const unsigned char *rows, double drop, int B, int T,
+                                  const vocab_shard *v)
 {
+    int exclude = isinf(drop);
     for (int b = 0; b < B; b++) {
         if (!rows[b]) continue;
         for (int t = 0; t < T; t++) {
             int n = b * T + t, y = targets[n];
             if (y < 0) continue;
-            /* 1 - p_y without cancellation; p_y = 1 leaves a floor, not log 0 */
-            double rest = -expm1((double)tok_logp[n]);
-            float c = (float)log(rest > 1e-30 ? rest : 1e-30);
+            /* the new normaliser 1 - p_y + p_y e^-drop, without cancellation; p_y = 1
+             * excluded leaves a floor, not log 0 */
+            double lp = (double)tok_logp[n];
+            double z = -expm1(lp) + (exclude ? 0.0 : exp(lp - drop));
+            float c = (float)log(z > 1e-30 ? z : 1e-30);
             float *o = out + (size_t)n * v->nv;
             for (int j = 0; j < v->nvalid; j++) o[j] -= c;
-            if (y >= v->v0 && y < v->v0 + v->nvalid) o[y - v->v0] = -INFINITY;
+            if (y >= v->v0 && y < v->v0 + v->nvalid)
+                o[y - v->v0] = exclude ? -INFINITY : o[y - v->v0] - (float)drop;
         }
     }
 }

@@ -51,13 +51,15 @@ void vocab_parallel_ce_backward(float *dlogits, const float *logits, const float
 void vocab_parallel_log_softmax(float *out, double *negent, double *h, const float *logits,
                                 const float *stats, const int *targets, int B, int T,
                                 const vocab_shard *v);
-/* CE-U's target distributions: in rows b with rows[b], at each position with a target
- * y, out (this shard of log p, as vocab_parallel_log_softmax left it) becomes
- * log q with q = p renormalised without y: log p_j - log(1 - p_y), and -INF at y.
+/* Target distributions with the true token's logit lowered by `drop` (CE-U: INFINITY,
+ * the token excluded; UNDIAL: its strength beta): in rows b with rows[b], at each
+ * position with a target y, out (this shard of log p, as vocab_parallel_log_softmax
+ * left it) becomes log q, q = softmax(logits - drop * onehot(y)):
+ * log p_j - log(1 - p_y + p_y e^-drop), and at y also - drop (-INF when excluded).
  * tok_logp (B*T) holds log p_y (the same on every tp rank). No communication. */
-void vocab_parallel_exclude_targets(float *out, const float *tok_logp, const int *targets,
-                                    const unsigned char *rows, int B, int T,
-                                    const vocab_shard *v);
+void vocab_parallel_lower_targets(float *out, const float *tok_logp, const int *targets,
+                                  const unsigned char *rows, double drop, int B, int T,
+                                  const vocab_shard *v);
 /* The id of the largest logit of one row (nv) over all shards; ties go to the
  * lowest id, so every layout picks the same token. Same result on every tp rank. */
 int vocab_parallel_argmax(const float *logits, const vocab_shard *v);

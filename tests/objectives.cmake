@@ -29,7 +29,9 @@
 # defaults) and satimp_kl (beta 2, beta2 0.5, KL retain) are the token-weighted methods:
 # per-token detached weights, the forget term a token-mean over the batch's forget tokens.
 # ceu and ceu_cf0.5: CE-U (forget rows only; first answer token skipped; soft targets from
-# the current weights without the true token, recomputed after the step).
+# the current weights without the true token, recomputed after the step). undial (beta 10,
+# open-unlearning's default) and undial_beta2 (c_r 0.5): soft targets from a perturbed
+# copy of the weights (the starting model) with the true logit lowered by beta.
 #
 # Run as a script (cmake -DMODE=case|npo_cache ... -P tests/objectives.cmake) it is the
 # driver of one test. A missing mpirun or PyTorch is a failure, not a skip.
@@ -121,7 +123,7 @@ lethe_test(NAME objectives.unit COMMAND test_objectives unit LABELS "objectives"
 lethe_test_exe(objectives_dump ${CMAKE_CURRENT_SOURCE_DIR}/objectives_dump.c)
 foreach(case ga ga_retain_rows graddiff npo_beta0.1 npo_beta2 npo_beta0.1_perturbed_ref
         npo_beta2_perturbed_ref simnpo simnpo_gamma0.5 simnpo_kl npo_beta0.1_kl
-        wga wga_beta0.5 satimp satimp_kl ceu ceu_cf0.5)
+        wga wga_beta0.5 satimp satimp_kl ceu ceu_cf0.5 undial undial_beta2)
   lethe_test(NAME objectives.${case}
     COMMAND ${CMAKE_COMMAND} -DMODE=case -DCASE=${case}
             -DDIR=${CMAKE_CURRENT_BINARY_DIR}/objectives/${case}

@@ -86,6 +86,10 @@ static const obj_case cases[] = {
     /* CE-U: forget rows only, as the job batches it */
     {"ceu", METHOD_CEU, 0, 0, 1, 0, 0, REF_NONE, 0},
     {"ceu_cf0.5", METHOD_CEU, 0, 0, 0.5, 0, 0, REF_NONE, 0},
+    /* UNDIAL: the starting model's distributions (here a perturbed copy, so that they
+     * differ from the current ones) with the true logit lowered by beta */
+    {"undial", METHOD_UNDIAL, 10, 0, 1, 1, 0, REF_PERTURBED, 0},
+    {"undial_beta2", METHOD_UNDIAL, 2, 0, 1, 0.5, 0, REF_PERTURBED, 0},
 };
 
 #define NF 4 /* forget rows */
@@ -170,7 +174,8 @@ static void ceu_soft_targets(lethe_model *m, lethe_batch *b, float *lsm, float *
     plain.soft_lp = NULL;
     plain.soft_seq = NULL;
     model_forward_logsoftmax(m, &plain, lsm, NULL, tok);
-    vocab_parallel_exclude_targets(lsm, tok, b->targets, is_forget, b->B, b->T, &m->shape.vocab);
+    vocab_parallel_lower_targets(lsm, tok, b->targets, is_forget, INFINITY, b->B, b->T,
+                                 &m->shape.vocab);
     b->soft_lp = lsm;
     b->soft_seq = is_forget;
 }
@@ -357,6 +362,17 @@ int main(int argc, char **argv)
      * and carries soft targets from a forward of the current weights ---- */
     int *tg_step = tg;
     float *ceu_tok = NULL;
+    if (oc->method == METHOD_UNDIAL) {
+        kl_lsm = lethe_malloc(sizeof(float) * BT * m.shape.v_l, "UNDIAL targets");
+        ceu_tok = lethe_malloc(sizeof(float) * BT, "UNDIAL log-probabilities");
+        params_swap_data(&m.w.params, ref_w);
+        model_forward_logsoftmax(&m, &b, kl_lsm, NULL, ceu_tok);
+        params_swap_data(&m.w.params, ref_w);
+        vocab_parallel_lower_targets(kl_lsm, ceu_tok, b.targets, is_forget, oc->beta, B, T,
+                                     &m.shape.vocab);
+        b.soft_lp = kl_lsm;
+        b.soft_seq = is_forget;
+    }
     if (oc->method == METHOD_CEU) {
         tg_step = lethe_malloc(sizeof(int) * BT, "targets");
         memcpy(tg_step, tg, sizeof(int) * BT);

@@ -488,7 +488,7 @@ static void test_model_enums(void)
           "enum defaults");
     char *e1[] = {"unlearn.method=SimNPO"};
     parse_expect("{}", e1, 1,
-                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo|wga|satimp|ceu, got \"SimNPO\"");
+                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo|wga|satimp|ceu|undial, got \"SimNPO\"");
 }
 
 /* unlearn.preset fills the reference settings; keys given explicitly win. */

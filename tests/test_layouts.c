@@ -185,7 +185,7 @@ static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_g
  * term's reference is the model with every weight scaled by 0.9 (layout-independent),
  * its distributions made by exchanging those weights in for one forward, as the
  * unlearn job does. Returns the global loss; gradients are reduced over dp. */
-#define N_UOBJ 8
+#define N_UOBJ 9
 static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, int which,
                             double *scale)
 {
@@ -219,20 +219,31 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
         bs.soft_seq = is_retain;
     }
     float *tok = NULL;
-    if (which == 7) { /* CE-U: the forget rows' targets, p without the true token */
+    if (which >= 7) { /* CE-U: the forget rows' targets, p without the true token; UNDIAL:
+                         the reference's (every weight scaled by 0.9), the true logit - 2.5 */
         size_t N = (size_t)B * b->T;
         lsm = m->shape.last ? malloc(sizeof(float) * N * m->shape.v_l) : NULL;
         tok = m->shape.last ? malloc(sizeof(float) * N) : NULL;
+        float *ref = NULL;
+        if (which == 8) {
+            ref = malloc(sizeof(float) * m->w.params.total);
+            for (size_t k = 0; k < m->w.params.total; k++) ref[k] = 0.9f * m->w.params.data[k];
+            params_swap_data(&m->w.params, ref);
+        }
         model_forward_logsoftmax(m, b, lsm, NULL, tok);
+        if (ref) {
+            params_swap_data(&m->w.params, ref);
+            free(ref);
+        }
         if (m->shape.last)
-            vocab_parallel_exclude_targets(lsm, tok, b->targets, is_forget, B, b->T,
-                                           &m->shape.vocab);
+            vocab_parallel_lower_targets(lsm, tok, b->targets, is_forget,
+                                         which == 7 ? INFINITY : 2.5, B, b->T, &m->shape.vocab);
         bs.soft_lp = lsm;
         bs.soft_seq = is_forget;
     }
     static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO,      METHOD_SIMNPO, METHOD_GA,
                                             METHOD_GRADDIFF, METHOD_WGA, METHOD_SATIMP,
-                                            METHOD_CEU};
+                                            METHOD_CEU,      METHOD_UNDIAL};
     unlearn_ctx ctx = {.method = M[which],
                        .beta = which == 1 ? 2.0 : 2.5, .gamma = which == 0 ? 0.5 : 0.0,
                        .c_f = which == 1 ? 1.0 : 0.3, .c_r = 1.0, .is_forget = is_forget,
@@ -256,7 +267,8 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     return loss;
 }
 static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo", "simnpo+kl retain", "ga",
-                                        "graddiff",          "wga", "satimp", "ceu"};
+                                        "graddiff",          "wga", "satimp", "ceu",
+                                        "undial"};
 
 /* Reference: the one-rank model, gradients of step 0 and the trajectory. */
 typedef struct {
@@ -341,7 +353,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
             check(e <= TOL, "%s: unlearning loss relative error %.3g", UOBJ_NAME[u], e);
         }
     }
-    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu loss and gradients %.3g\n", what, worst_u);
+    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu/undial loss and gradients %.3g\n", what, worst_u);
     model_free(&m);
     free(b.tokens);
     free(b.targets);

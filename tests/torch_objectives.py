@@ -23,6 +23,9 @@ CE-U (open-unlearning's CEU, forget rows only): each forget row's first answer t
 dropped, and at every remaining target y the target distribution is
 q = softmax(logits with logit y set to -inf), detached; s = sum_t sum_j q_j log p_j and
     L = forget = -c_f * (sum of forget s) / (number of forget targets), sigma 0.
+UNDIAL: the same cross-entropy, with q = softmax(reference logits - beta * onehot(y))
+(the reference weights of ref_weights.safetensors, detached), plus the retain term as
+GradDiff's.
 With retain_loss "kl" the retain term is the token-mean KL(q || p) to the reference
 weights' distributions q (ref_weights.safetensors): a retain row's s is then
 sum_t sum_j q_j log p_j and the term c_r * sum_rows (sum_t sum_j q_j log q_j - s) / tokens.
@@ -94,6 +97,19 @@ def ceu_sums(model, targets):
     return torch.where(valid, cross, torch.zeros_like(cross)).sum(1)
 
 
+def undial_sums(model, ref_logits, targets, beta):
+    """Per row: sum over targets of sum_j q_j log p_j, q = softmax(ref_logits lowered by
+    beta at the target)."""
+    lp = torch.log_softmax(model.logits_cache, dim=-1)
+    valid = targets >= 0
+    zt = ref_logits.detach().clone()
+    zt.scatter_add_(-1, targets.clamp(min=0).unsqueeze(-1),
+                    torch.full(targets.shape + (1,), -beta, dtype=zt.dtype))
+    q = torch.softmax(zt, dim=-1)
+    cross = (q * lp).sum(-1)
+    return torch.where(valid, cross, torch.zeros_like(cross)).sum(1)
+
+
 def soft_sums(model, ref_logp, targets, rows):
     """Rows `rows` of s replaced by sum_t sum_j q_j log p_j (q = exp(ref_logp)); also the
     reference's per-row negative entropy sum_t sum_j q_j log q_j."""
@@ -112,8 +128,8 @@ def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
     c_f, c_r = float(case["c_f"]), float(case["c_r"])
     f = is_forget
     sf, nf = s[f], n[f].to(s.dtype)
-    token_weighted = method in ("wga", "satimp", "ceu")
-    if method == "ceu":
+    token_weighted = method in ("wga", "satimp", "ceu", "undial")
+    if method in ("ceu", "undial"):
         forget = -c_f * sf.sum() / nf.sum()
         sig = torch.zeros_like(sf)
     elif token_weighted:
@@ -220,6 +236,9 @@ def main():
         ll = (mdl.tok_cache.sum(1) / n.to(dt))[is_forget].mean()
         if case["method"] == "ceu":
             s = torch.where(is_forget, ceu_sums(mdl, targets), s)
+        if case["method"] == "undial":
+            s = torch.where(is_forget, undial_sums(mdl, rmdl.logits_cache, targets,
+                                                   float(case["beta"])), s)
         valid = targets >= 0
         loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent, mdl.tok_cache, valid)
         params = [mdl.P[k] for k in names]
@@ -236,6 +255,9 @@ def main():
                                                              ~is_forget)[0])
             if case["method"] == "ceu":
                 s_a = torch.where(is_forget, ceu_sums(mdl_after, targets), s_a)
+            if case["method"] == "undial":
+                s_a = torch.where(is_forget, undial_sums(mdl_after, rmdl.logits_cache, targets,
+                                                         float(case["beta"])), s_a)
             loss_a = objective(case, s_a, n_a, s_ref, is_forget, negent, mdl_after.tok_cache,
                                valid)[0]
         ref[dt] = {"loss": float(loss), "forget": float(lf), "retain": float(lr),

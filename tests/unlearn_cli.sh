@@ -5,14 +5,14 @@
 #    forget05 = 11 rows) and `lethe train` on train_full until the model knows it.
 # 2. Every method — ga, graddiff, npo, simnpo, simnpo with the KL retain term, and the
 #    token-weighted wga (beta 1) and satimp (beta 5, beta2 1), and ceu (CE-U, forget
-#    rows only) —
+#    rows only) and undial (beta 10, the starting model's distributions) —
 #    unlearns forget05 on 2 ranks, each under a different layout (tp 2, pp 2, dp 2),
 #    the same budget for all (10 steps, lr 2e-3). From unlearn_log.jsonl, first and
 #    last step: the forget rows' mean token log-likelihood (forget_logp) must fall by
 #    at least 0.2 nats (satimp: 0.1; its token weights p^5 (1 - p) average about 0.04 on
 #    the origin's forget rows, against 1 for GA, so the same budget moves it less); for the methods with a retain term, the retain loss of the
 #    last step must stay below RETAIN_BOUND (NLL: nats per token; KL: nats per token).
-#    satimp and ceu are also killed after step 7 (checkpoint every 4 steps) and resumed:
+#    satimp, ceu and undial are also killed after step 7 (checkpoint every 4 steps) and resumed:
 #    their final weights and AdamW moments must equal the uninterrupted run's bitwise.
 # 3. Bad input: an unknown method, beta <= 0, a forget split the dataset lacks, a
 #    missing initial checkpoint and one whose shapes do not fit model.* each end with
@@ -73,10 +73,11 @@ EOF
 field() { sed -n "$2p" "$1" | grep -o "\"$3\":[-0-9.eE+]*" | cut -d: -f2; }
 
 echo "method         layout     forget_logp first -> last    retain_loss first -> last"
-declare -A extra=([wga]="--set unlearn.beta=1" [satimp]="--set unlearn.beta=5 --set unlearn.beta2=1")
+declare -A extra=([wga]="--set unlearn.beta=1" [satimp]="--set unlearn.beta=5 --set unlearn.beta2=1"
+    [undial]="--set unlearn.beta=10")
 for spec in "ga ga nll 1 1 2" "graddiff graddiff nll 1 2 1" "npo npo nll 2 1 1" \
     "simnpo simnpo nll 1 1 2" "simnpo-kl simnpo kl 1 2 1" "wga wga nll 2 1 1" \
-    "satimp satimp nll 1 2 1" "ceu ceu nll 1 1 2"; do
+    "satimp satimp nll 1 2 1" "ceu ceu nll 1 1 2" "undial undial nll 2 1 1"; do
     read -r name method rl dp pp tp <<<"$spec"
     unlearn_cfg "$name" "$method" "$rl" "$dp" "$pp" "$tp"
     # shellcheck disable=SC2086 # extra holds whole --set words
@@ -105,8 +106,8 @@ done
 grep -q "retain kl" "$work/simnpo-kl.log" || say_fail "simnpo-kl: the job did not report the KL retain term"
 [ -f "$work/npo/npo_reference.jsonl" ] || say_fail "npo: no npo_reference.jsonl"
 
-# ---- satimp and ceu killed mid-run and resumed: bitwise the uninterrupted run ----
-for spec in "satimp 1 2 1" "ceu 1 1 2"; do
+# ---- satimp, ceu and undial killed mid-run and resumed: bitwise the uninterrupted run ----
+for spec in "satimp 1 2 1" "ceu 1 1 2" "undial 2 1 1"; do
     read -r name dp pp tp <<<"$spec"
     unlearn_cfg "$name-ckpt" "$name" nll "$dp" "$pp" "$tp"
     run_ckpt() { # OUT [env...]: the job with checkpoints every 4 steps into OUT
