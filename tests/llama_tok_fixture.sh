@@ -19,7 +19,7 @@ what=$1
 exe=$2
 work=$3/tok-fixture
 tests=$4
-py=${LETHE_PYTHON:-python3}
+py=${LETHE_PYTHON:-/usr/bin/python3}
 mkdir -p "$work" || exit 1
 cd "$work" || exit 1
 
@@ -89,12 +89,14 @@ spm)
         echo "skipped: python3-sentencepiece is not installed (bash jobs/setup.sh --tests installs it)"
         exit 77
     fi
-    strings spm-strings.json --seed 7
+    strings spm-strings.json --seed 7 --specials '<sep>,<sep,sep>'
     "$py" "$tests/spm_ref.py" "$work/spm" spm-strings.json || exit 1
     "$exe" ref model spm/model/tokenizer.model spm-strings.json spm/expected.json \
-        bos=1 eos=2 pad=2 || exit 1
+        bos=1 eos=2 pad=2 '<sep>=3' || exit 1
     "$exe" ref dir spm/model spm-strings.json spm/expected.json bos=1 eos=2 pad=2 || exit 1
-    exec "$exe" ref dir spm/json spm-strings.json spm/expected.json bos=1 eos=2 pad=2
+    exec "$exe" ref dir spm/json spm-strings.json spm/expected-json.json bos=1 eos=2 pad=2 \
+        '<sep>=3' '<0x0A>=14'
+    
     ;;
 *)
     echo "usage: llama_tok_fixture.sh llama3|llama2|spm <test_tokenizer_hf> <work dir> <tests dir>"

@@ -8,3 +8,15 @@ lethe_test(NAME dataset.tokenizer_llama3
           $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
   LABELS dataset TIMEOUT 900)
 set_tests_properties(dataset.tokenizer_llama3 PROPERTIES SKIP_RETURN_CODE 77)
+
+lethe_test(NAME dataset.tokenizer_spm
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh spm
+          $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
+  LABELS dataset TIMEOUT 900)
+set_tests_properties(dataset.tokenizer_spm PROPERTIES SKIP_RETURN_CODE 77)
+
+lethe_test(NAME dataset.tokenizer_llama2
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh llama2
+          $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
+  LABELS dataset TIMEOUT 900)
+set_tests_properties(dataset.tokenizer_llama2 PROPERTIES SKIP_RETURN_CODE 77)

@@ -38,11 +38,11 @@ static size_t put_utf8(char *o, uint32_t cp)
     return 2; /* mapped code points are < 0x800 */
 }
 
-/* The priority of merging symbols a and b (lower is better; -1: no such merge): the
- * rank of "a b", or, for SentencePiece models read from a .model, minus the score of
- * the piece a+b. */
-static double merge_prio(const tokenizer *t, const char *a, size_t al, const char *b, size_t bl,
-                         char *key)
+/* The priority of merging symbols a and b into *prio (lower is better): the rank of
+ * "a b", or, for SentencePiece models read from a .model, minus the score of the piece
+ * a+b. Returns 0 when there is no such merge. */
+static int merge_prio(const tokenizer *t, const char *a, size_t al, const char *b, size_t bl,
+                      char *key, double *prio)
 {
     memcpy(key, a, al);
     if (t->scores) {
@@ -50,13 +50,15 @@ static double merge_prio(const tokenizer *t, const char *a, size_t al, const cha
         int id = tk_hm_get(&t->vocab, key, al + bl);
         if (id < 0 || (t->ptype[id] != TK_NORMAL && t->ptype[id] != TK_ADDED &&
                        t->ptype[id] != TK_UNUSED))
-            return -1;
-        return 1e30 - (double)t->scores[id]; /* scores are log-probabilities <= 0 */
+            return 0;
+        *prio = -(double)t->scores[id];
+        return 1;
     }
     key[al] = ' ';
     memcpy(key + al + 1, b, bl);
     int r = tk_hm_get(&t->ranks, key, al + 1 + bl);
-    return r < 0 ? -1 : (double)r;
+    *prio = r;
+    return r >= 0;
 }
 
 size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
@@ -71,16 +73,15 @@ size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, size_t *off, s
         i += l;
     }
     while (m > 1) {
-        double best = -1;
-        size_t bi = 0;
-        for (size_t i = 0; i + 1 < m; i++) {
-            double r = merge_prio(t, w + off[i], len[i], w + off[i + 1], len[i + 1], key);
-            if (r >= 0 && (best < 0 || r < best)) {
+        double best = 0, r;
+        size_t bi = m;
+        for (size_t i = 0; i + 1 < m; i++)
+            if (merge_prio(t, w + off[i], len[i], w + off[i + 1], len[i + 1], key, &r) &&
+                (bi == m || r < best)) {
                 best = r;
                 bi = i;
             }
-        }
-        if (best < 0) break;
+        if (bi == m) break;
         len[bi] += len[bi + 1];
         m--;
         memmove(off + bi + 1, off + bi + 2, (m - bi - 1) * sizeof *off);

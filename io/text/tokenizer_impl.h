@@ -43,7 +43,8 @@ struct tokenizer {
     int n_added;         /*   (TK_CONTROL or TK_ADDED pieces; longest match wins) */
     uint8_t added_first[32]; /* bitmap of the first bytes of added pieces */
     int ignore_merges;   /* llama3: a pre-token that is in the vocabulary is taken whole */
-    int add_prefix;      /* spm: 0 never, 1 every text segment, 2 the text's first only */
+    int add_prefix;      /* spm: 0 never, 1 every text segment, 2 the text's first only,
+                          * 3 the text's start (tokenizer_spm.c: prefix_of) */
     int byte_fallback;   /* spm: unknown characters -> <0xXX> pieces */
     int32_t byte_id[256]; /* spm: id of <0xXX> (-1: none) */
     int spm_words;       /* spm: no piece has a non-'▁' character before a '▁', so pieces

@@ -80,7 +80,7 @@ static int spm_word(const tokenizer *t, const char *w, size_t wn, size_t *off, s
 /* One segment of text free of added pieces: normalized, then BPE word by word. */
 static int spm_segment(const tokenizer *t, const char *s, size_t n, int prefix, tok_ids *out)
 {
-    if (!n) return 0;
+    if (!n && prefix != 3) return 0;
     size_t cap = 3 * n + 3; /* every byte may become '▁' */
     char *w = malloc(cap), *key = malloc(2 * cap + 2);
     size_t *off = malloc(cap * sizeof *off), *len = malloc(cap * sizeof *len);
@@ -111,6 +111,17 @@ static int spm_segment(const tokenizer *t, const char *s, size_t n, int prefix, 
     return rc;
 }
 
+/* Whether the segment starting at seg gets the '▁' prefix: every one (1), the text's
+ * first (2: Hugging Face's Metaspace "first", nothing when the text starts with an added
+ * piece), or the text's start whatever follows (3: SentencePiece, which prefixes the
+ * whole text before it finds user-defined pieces). */
+static int prefix_of(const tokenizer *t, size_t seg, size_t n)
+{
+    if (t->add_prefix == 1) return 1;
+    if (seg != 0 || n == 0) return 0;
+    return t->add_prefix;
+}
+
 int tk_spm_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
 {
     size_t seg = 0;
@@ -121,13 +132,12 @@ int tk_spm_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
             i++;
             continue;
         }
-        if (spm_segment(t, text + seg, i - seg, t->add_prefix == 1 || (t->add_prefix && !seg), out) ||
-            tk_push(out, id))
+        if (spm_segment(t, text + seg, i - seg, prefix_of(t, seg, n), out) || tk_push(out, id))
             return -1;
         i += al;
         seg = i;
     }
-    return spm_segment(t, text + seg, n - seg, t->add_prefix == 1 || (t->add_prefix && !seg), out);
+    return spm_segment(t, text + seg, n - seg, prefix_of(t, seg, n), out);
 }
 
 size_t tk_spm_decode_piece(const tokenizer *t, int id, int first, char *o)

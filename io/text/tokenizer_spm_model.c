@@ -219,7 +219,7 @@ int tk_spm_model_load(tokenizer **out, const char *path, char *err, size_t errle
         t->eos_id = (int)m.eos;
         t->pad_id = m.pad >= 0 ? (int)m.pad : t->eos_id;
         t->byte_fallback = (int)m.byte_fallback;
-        t->add_prefix = m.dummy_prefix ? 2 : 0;
+        t->add_prefix = m.dummy_prefix ? 3 : 0;
         if (t->ptype[t->unk_id] != TK_UNKNOWN)
             rc = lethe_errf(err, errlen, "tokenizer file '%s': unk_id %d is not the unknown piece",
                             path, t->unk_id);
