@@ -415,6 +415,7 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *
 char *tokenizer_decode(const tokenizer *t, const int32_t *ids, int n)
 {
     size_t cap = 16, len = 0;
+    int started = 0; /* pieces decoded so far: spm drops the prefix of the first */
     for (int i = 0; i < n; i++) {
         const char *s = tokenizer_token(t, ids[i]);
         cap += s ? strlen(s) + 5 : 1; /* spm: an unknown piece is shown as " ⁇ " */
@@ -425,8 +426,9 @@ char *tokenizer_decode(const tokenizer *t, const int32_t *ids, int n)
         int id = ids[i];
         if (id < 0 || id >= t->vocab_size || id == t->pad_id || id == t->eos_id) continue;
         if (t->ptype && t->ptype[id] == TK_CONTROL) continue;
+        started++;
         if (t->kind == TOKENIZER_SPM) {
-            len += tk_spm_decode_piece(t, id, len == 0, o + len);
+            len += tk_spm_decode_piece(t, id, started == 1, o + len);
         } else if (t->ptype && t->ptype[id] == TK_ADDED) { /* its text, not byte-mapped */
             size_t l = strlen(t->tokens[id]);
             memcpy(o + len, t->tokens[id], l);
