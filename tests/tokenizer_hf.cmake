@@ -20,3 +20,9 @@ lethe_test(NAME dataset.tokenizer_llama2
           $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
   LABELS dataset TIMEOUT 900)
 set_tests_properties(dataset.tokenizer_llama2 PROPERTIES SKIP_RETURN_CODE 77)
+
+# Good and bad tokenizer files made byte by byte (no network): hand-derived ids, and the
+# one-line error of each bad file.
+lethe_test_exe(test_tokenizer_bad ${CMAKE_CURRENT_SOURCE_DIR}/test_tokenizer_bad.c)
+lethe_test(NAME dataset.tokenizer_bad COMMAND test_tokenizer_bad ${CMAKE_CURRENT_BINARY_DIR}
+  LABELS dataset)

@@ -44,6 +44,7 @@ typedef struct {
     const char *path;
     char *err;
     size_t errlen;
+    char origin[4200]; /* "tokenizer file '<path>'" */
 } src;
 
 static int bad(const src *s, const char *what)
@@ -243,14 +244,14 @@ static int hf_build(const src *s, tokenizer *t, const cJSON *json)
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(json, "added_tokens");
     if (read_vocab(s, model, added, &tokens, &t->ptype, &nv)) goto out;
     if (is_spm) {
-        if (spm_spaces(s, t, norm, pre) || tk_set_vocab(t, tokens, nv, s->path, s->err, s->errlen))
+        if (spm_spaces(s, t, norm, pre) || tk_set_vocab(t, tokens, nv, s->origin, s->err, s->errlen))
             goto out;
     } else {
         if (llama3_pretok(s, pre)) goto out;
-        if (tk_bytelevel_setup(t, tokens, nv, NULL, 0, s->path, s->err, s->errlen)) goto out;
+        if (tk_bytelevel_setup(t, tokens, nv, NULL, 0, s->origin, s->err, s->errlen)) goto out;
     }
     if (read_merges(s, t, model, &merges, &nm) ||
-        tk_set_merges(t, merges, nm, s->path, s->err, s->errlen))
+        tk_set_merges(t, merges, nm, s->origin, s->err, s->errlen))
         goto out;
     t->ignore_merges = jtrue(model, "ignore_merges");
     t->byte_fallback = jtrue(model, "byte_fallback");
@@ -268,7 +269,7 @@ static int hf_build(const src *s, tokenizer *t, const cJSON *json)
         bad(s, "out of memory");
         goto out;
     }
-    rc = is_spm ? tk_spm_setup(t, s->path, s->err, s->errlen) : 0;
+    rc = is_spm ? tk_spm_setup(t, s->origin, s->err, s->errlen) : 0;
 out:
     for (int i = 0; merges && i < nm; i++) free(merges[i]);
     free(merges);
@@ -279,7 +280,8 @@ out:
 int tk_hf_json_load(tokenizer **out, const char *path, int need_eos, char *err, size_t errlen)
 {
     *out = NULL;
-    src s = {path, err, errlen};
+    src s = {path, err, errlen, ""};
+    snprintf(s.origin, sizeof s.origin, "tokenizer file '%s'", path);
     size_t n;
     char *text = safe_read(path, "tokenizer file", LETHE_MAX_TOKENIZER, &n, err, errlen);
     if (!text) return -1;

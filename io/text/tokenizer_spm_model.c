@@ -208,7 +208,9 @@ int tk_spm_model_load(tokenizer **out, const char *path, char *err, size_t errle
     int rc = read_model(&m, (const unsigned char *)d, n, path, err, errlen);
     if (!rc) rc = check_model(&m, path, err, errlen);
     if (!rc && !(t = tk_new(TOKENIZER_SPM))) rc = lethe_errf(err, errlen, "out of memory");
-    if (!rc) rc = tk_set_vocab(t, m.pieces, m.n, path, err, errlen);
+    char origin[4200];
+    snprintf(origin, sizeof origin, "tokenizer file '%s'", path);
+    if (!rc) rc = tk_set_vocab(t, m.pieces, m.n, origin, err, errlen);
     if (!rc) {
         t->ptype = m.types;
         t->scores = m.scores;
@@ -225,7 +227,7 @@ int tk_spm_model_load(tokenizer **out, const char *path, char *err, size_t errle
                             path, t->unk_id);
     }
     if (!rc && tk_set_added(t, 0)) rc = lethe_errf(err, errlen, "out of memory");
-    if (!rc) rc = tk_spm_setup(t, path, err, errlen);
+    if (!rc) rc = tk_spm_setup(t, origin, err, errlen);
     for (int i = 0; i < m.n; i++) free(m.pieces[i]);
     free(m.pieces);
     free(m.scores);
