@@ -12,7 +12,10 @@ made by tests/tok_strings.py with its own seed, writes
                                    with prepend_scheme "first" as SentencePiece prefixes
   OUT/expected.json                sentencepiece's ids of every string of STRINGS
 
-usage: spm_ref.py OUT STRINGS.json
+  OUT/expected-row0.json           with QA.jsonl: the ids of its first record's prompt
+                                   ('[INST] {q} [/INST]') and answer (' ' + answer)
+
+usage: spm_ref.py OUT STRINGS.json [QA.jsonl]
 """
 import json
 import os
@@ -115,6 +118,12 @@ def main():
             del v[0]
     with open(os.path.join(out, "expected-json.json"), "w") as f:
         json.dump(ids, f)
+    if len(sys.argv) > 3:
+        with open(sys.argv[3], encoding="utf-8") as f:
+            rec = json.loads(f.readline())
+        with open(os.path.join(out, "expected-row0.json"), "w") as f:
+            json.dump([sp.encode("[INST] " + rec["question"] + " [/INST]"),
+                       sp.encode(" " + rec["answer"])], f)
 
 
 if __name__ == "__main__":

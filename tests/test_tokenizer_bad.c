@@ -74,8 +74,14 @@ static size_t spm_model(buf *o, int model_type, const char *norm, int skip_byte)
         put_piece(o, b == skip_byte ? "<0xZZ>" : p, 0, 6);
     }
     /* ▁ab outranks ab outranks ▁a: "▁ab" becomes ▁ + ab, then ▁ab */
-    const char *pieces[6] = {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab",
-                             "\xE2\x96\x81" "ab"};
+    const char *pieces[6] = {"\xE2\x96\x81",
+                             "a",
+                             "b",
+                             "\xE2\x96\x81"
+                             "a",
+                             "ab",
+                             "\xE2\x96\x81"
+                             "ab"};
     const float scores[6] = {-10, -11, -12, -3, -2, -1};
     for (int i = 0; i < 6; i++) put_piece(o, pieces[i], scores[i], 1);
     buf t = {.n = 0};
@@ -138,7 +144,9 @@ static void test_model(void)
         CHECK(tokenizer_bos_id(t) == 1 && tokenizer_eos_id(t) == 2 && tokenizer_pad_id(t) == 2,
               "bos/eos/pad %d %d %d", tokenizer_bos_id(t), tokenizer_eos_id(t),
               tokenizer_pad_id(t));
-        CHECK(tokenizer_token_id(t, "\xE2\x96\x81" "ab") == 264, "id of ▁ab");
+        CHECK(tokenizer_token_id(t, "\xE2\x96\x81"
+                                    "ab") == 264,
+              "id of ▁ab");
         int32_t ids[4] = {1, 264, 259, 3 + 'x'};
         char *d = tokenizer_decode(t, ids, 4);
         CHECK(d && !strcmp(d, "ab x"), "decode gave \"%s\"", d ? d : "(null)");
@@ -187,9 +195,12 @@ static void test_json(void)
     const char *spm_pre = "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\","
                           "\"replacement\":\"\xE2\x96\x81\",\"prepend_scheme\":\"always\"},";
     const char *vocab = "\"vocab\":{\"<unk>\":0,\"<s>\":1,\"</s>\":2,\"\xE2\x96\x81\":3,"
-                        "\"a\":4,\"b\":5,\"\xE2\x96\x81" "a\":6,\"ab\":7}";
-    snprintf(model, sizeof model, "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",%s,\"merges\":"
-             "[\"a b\",[\"\xE2\x96\x81\",\"a\"]]}", vocab);
+                        "\"a\":4,\"b\":5,\"\xE2\x96\x81"
+                        "a\":6,\"ab\":7}";
+    snprintf(model, sizeof model,
+             "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",%s,\"merges\":"
+             "[\"a b\",[\"\xE2\x96\x81\",\"a\"]]}",
+             vocab);
     const char *p = json_file("good.json", model, spm_pre);
     CHECK(tokenizer_hf_json_load(&t, p, err, sizeof err) == 0, "good json: %s", err);
     if (t) {

@@ -6,18 +6,21 @@ lethe_test_exe(test_tokenizer_hf ${CMAKE_CURRENT_SOURCE_DIR}/test_tokenizer_hf.c
 lethe_test(NAME dataset.tokenizer_llama3
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh llama3
           $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
+          $<TARGET_FILE:lethe>
   LABELS dataset TIMEOUT 900)
 set_tests_properties(dataset.tokenizer_llama3 PROPERTIES SKIP_RETURN_CODE 77)
 
 lethe_test(NAME dataset.tokenizer_spm
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh spm
           $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
+          $<TARGET_FILE:lethe>
   LABELS dataset TIMEOUT 900)
 set_tests_properties(dataset.tokenizer_spm PROPERTIES SKIP_RETURN_CODE 77)
 
 lethe_test(NAME dataset.tokenizer_llama2
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh llama2
           $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
+          $<TARGET_FILE:lethe>
   LABELS dataset TIMEOUT 900)
 set_tests_properties(dataset.tokenizer_llama2 PROPERTIES SKIP_RETURN_CODE 77)
 
@@ -25,4 +28,10 @@ set_tests_properties(dataset.tokenizer_llama2 PROPERTIES SKIP_RETURN_CODE 77)
 # one-line error of each bad file.
 lethe_test_exe(test_tokenizer_bad ${CMAKE_CURRENT_SOURCE_DIR}/test_tokenizer_bad.c)
 lethe_test(NAME dataset.tokenizer_bad COMMAND test_tokenizer_bad ${CMAKE_CURRENT_BINARY_DIR}
+  LABELS dataset)
+
+# lethe prepare --tokenizer-dir with bad model directories: one `lethe:` line, exit 2.
+lethe_test(NAME dataset.tokenizer_dir_cli
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_dir_cli.sh $<TARGET_FILE:lethe>
+          ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}/data
   LABELS dataset)

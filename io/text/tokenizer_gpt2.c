@@ -48,8 +48,8 @@ static int merge_prio(const tokenizer *t, const char *a, size_t al, const char *
     if (t->scores) {
         memcpy(key + al, b, bl);
         int id = tk_hm_get(&t->vocab, key, al + bl);
-        if (id < 0 || (t->ptype[id] != TK_NORMAL && t->ptype[id] != TK_ADDED &&
-                       t->ptype[id] != TK_UNUSED))
+        if (id < 0 ||
+            (t->ptype[id] != TK_NORMAL && t->ptype[id] != TK_ADDED && t->ptype[id] != TK_UNUSED))
             return 0;
         *prio = -(double)t->scores[id];
         return 1;

@@ -164,9 +164,10 @@ static int load_hf(tokenizer *t, hid_t f, hid_t g, char **vs, int nv, char **ms,
     if (h5_attr_read_i64(f, "pad_id", &pad) || h5_attr_read_i64(f, "eos_id", &eos))
         return lethe_errf(err, errlen, "%s: root attributes pad_id and eos_id are required",
                           origin);
-    int rc = t->kind == TOKENIZER_LLAMA3 ? tk_bytelevel_setup(t, vs, nv, ms, nm, origin, err, errlen)
-                                         : tk_set_vocab(t, vs, nv, origin, err, errlen) ||
-                                               tk_set_merges(t, ms, nm, origin, err, errlen);
+    int rc = t->kind == TOKENIZER_LLAMA3
+                 ? tk_bytelevel_setup(t, vs, nv, ms, nm, origin, err, errlen)
+                 : tk_set_vocab(t, vs, nv, origin, err, errlen) ||
+                       tk_set_merges(t, ms, nm, origin, err, errlen);
     if (rc) return -1;
     t->ptype = malloc((size_t)(nv ? nv : 1));
     if (!t->ptype) return lethe_errf(err, errlen, "out of memory");
@@ -251,7 +252,7 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
                                                    : TOKENIZER_SPM);
             char origin[1100];
             snprintf(origin, sizeof origin, "dataset '%s': /tokenizer", path);
-            rc = !t    ? lethe_errf(err, errlen, "out of memory")
+            rc = !t   ? lethe_errf(err, errlen, "out of memory")
                  : hf ? load_hf(t, f, g, vs, nv, ms, nm, origin, err, errlen)
                       : tk_gpt2_setup(t, vs, nv, ms, nm, origin, err, errlen);
             if (rc)
@@ -265,7 +266,8 @@ int tokenizer_load(tokenizer **out, const char *path, char *err, size_t errlen)
             if (strncmp(m, "dataset", 7) != 0) lethe_errf(err, errlen, "dataset '%s': %s", path, m);
         }
     } else {
-        lethe_errf(err, errlen, "dataset '%s': tokenizer '%s' is not built in (byte, word, gpt2, llama3, spm)",
+        lethe_errf(err, errlen,
+                   "dataset '%s': tokenizer '%s' is not built in (byte, word, gpt2, llama3, spm)",
                    path, kind);
     }
     if (rc == 0 && tokenizer_vocab_size(*out) != vocab) {

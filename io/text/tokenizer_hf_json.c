@@ -117,11 +117,12 @@ static int read_merges(const src *s, const tokenizer *t, const cJSON *model, cha
             m = strdup(e->valuestring);
             char *sp = m ? strchr(m, ' ') : NULL;
             if (sp) *sp = 0, a = m, b = sp + 1;
-        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 &&
-                   cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
+        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
+                   cJSON_IsString(e->child->next)) {
             a = e->child->valuestring, b = e->child->next->valuestring;
             size_t al = strlen(a), bl = strlen(b);
-            if ((m = malloc(al + bl + 2))) memcpy(m, a, al), m[al] = 0, memcpy(m + al + 1, b, bl + 1);
+            if ((m = malloc(al + bl + 2)))
+                memcpy(m, a, al), m[al] = 0, memcpy(m + al + 1, b, bl + 1);
             if (m) a = m, b = m + al + 1;
         }
         if (!a || !a[0] || !b[0]) {
@@ -133,15 +134,16 @@ static int read_merges(const src *s, const tokenizer *t, const cJSON *model, cha
         size_t al = strlen(a), bl = strlen(b);
         char *ab = malloc(al + bl + 1);
         if (ab) memcpy(ab, a, al), memcpy(ab + al, b, bl + 1);
-        const char *miss = tk_hm_get(&t->vocab, a, al) < 0   ? a
-                           : tk_hm_get(&t->vocab, b, bl) < 0 ? b
+        const char *miss = tk_hm_get(&t->vocab, a, al) < 0               ? a
+                           : tk_hm_get(&t->vocab, b, bl) < 0             ? b
                            : ab && tk_hm_get(&t->vocab, ab, al + bl) < 0 ? ab
-                                                                        : NULL;
+                                                                         : NULL;
         if (miss) {
             lethe_errf(s->err, s->errlen,
                        "tokenizer file '%s': merge %d '%s %s': '%s' is not in the vocabulary",
                        s->path, i, lethe_shown(a, (char[80]){0}, 80, 0),
-                       lethe_shown(b, (char[80]){0}, 80, 0), lethe_shown(miss, (char[80]){0}, 80, 0));
+                       lethe_shown(b, (char[80]){0}, 80, 0),
+                       lethe_shown(miss, (char[80]){0}, 80, 0));
             free(ab);
             free(m);
             return -1;
@@ -184,7 +186,9 @@ static int spm_spaces(const src *s, tokenizer *t, const cJSON *norm, const cJSON
                               "SentencePiece model (Metaspace with '▁' does)",
                               s->path, ty ? ty : "?");
         replace = 1;
-        t->add_prefix = sch ? (!strcmp(sch, "always") ? 1 : !strcmp(sch, "first") ? 2 : 0)
+        t->add_prefix = sch ? (!strcmp(sch, "always")  ? 1
+                               : !strcmp(sch, "first") ? 2
+                                                       : 0)
                             : jtrue(pre, "add_prefix_space");
     }
     if (!replace)
@@ -244,7 +248,8 @@ static int hf_build(const src *s, tokenizer *t, const cJSON *json)
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(json, "added_tokens");
     if (read_vocab(s, model, added, &tokens, &t->ptype, &nv)) goto out;
     if (is_spm) {
-        if (spm_spaces(s, t, norm, pre) || tk_set_vocab(t, tokens, nv, s->origin, s->err, s->errlen))
+        if (spm_spaces(s, t, norm, pre) ||
+            tk_set_vocab(t, tokens, nv, s->origin, s->err, s->errlen))
             goto out;
     } else {
         if (llama3_pretok(s, pre)) goto out;

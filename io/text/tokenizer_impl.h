@@ -37,18 +37,18 @@ struct tokenizer {
     uint16_t byte_cp[256]; /* gpt2, llama3: byte -> printable code point */
     int16_t cp_byte[512];  /* gpt2, llama3: code point -> byte (-1: none) */
     /* llama3 and spm */
-    uint8_t *ptype;      /* (vocab_size) TK_* */
-    float *scores;       /* (vocab_size) spm from a .model: merge by score; NULL: by rank */
-    int32_t *added;      /* (n_added) ids split out of the text before the model sees it */
-    int n_added;         /*   (TK_CONTROL or TK_ADDED pieces; longest match wins) */
+    uint8_t *ptype;          /* (vocab_size) TK_* */
+    float *scores;           /* (vocab_size) spm from a .model: merge by score; NULL: by rank */
+    int32_t *added;          /* (n_added) ids split out of the text before the model sees it */
+    int n_added;             /*   (TK_CONTROL or TK_ADDED pieces; longest match wins) */
     uint8_t added_first[32]; /* bitmap of the first bytes of added pieces */
-    int ignore_merges;   /* llama3: a pre-token that is in the vocabulary is taken whole */
-    int add_prefix;      /* spm: 0 never, 1 every text segment, 2 the text's first only,
-                          * 3 the text's start (tokenizer_spm.c: prefix_of) */
-    int byte_fallback;   /* spm: unknown characters -> <0xXX> pieces */
-    int32_t byte_id[256]; /* spm: id of <0xXX> (-1: none) */
-    int spm_words;       /* spm: no piece has a non-'▁' character before a '▁', so pieces
-                          * never span the start of a '▁' run: encode word by word */
+    int ignore_merges;       /* llama3: a pre-token that is in the vocabulary is taken whole */
+    int add_prefix;          /* spm: 0 never, 1 every text segment, 2 the text's first only,
+                              * 3 the text's start (tokenizer_spm.c: prefix_of) */
+    int byte_fallback;       /* spm: unknown characters -> <0xXX> pieces */
+    int32_t byte_id[256];    /* spm: id of <0xXX> (-1: none) */
+    int spm_words;           /* spm: no piece has a non-'▁' character before a '▁', so pieces
+                              * never span the start of a '▁' run: encode word by word */
 };
 
 /* tokenizer.c */

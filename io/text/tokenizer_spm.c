@@ -50,8 +50,8 @@ int tk_spm_setup(tokenizer *t, const char *origin, char *err, size_t errlen)
 
 static int usable(const tokenizer *t, int id)
 {
-    return id >= 0 && (t->ptype[id] == TK_NORMAL || t->ptype[id] == TK_ADDED ||
-                       t->ptype[id] == TK_UNUSED);
+    return id >= 0 &&
+           (t->ptype[id] == TK_NORMAL || t->ptype[id] == TK_ADDED || t->ptype[id] == TK_UNUSED);
 }
 
 /* BPE of one word of normalized text (or of the whole segment when pieces may span

@@ -174,9 +174,9 @@ static int check_model(const spm_proto *m, const char *path, char *err, size_t e
     static const char *const types[] = {"?", "Unigram", "BPE", "Word", "Char"};
     if (m->n < 1) return lethe_errf(err, errlen, "tokenizer file '%s': no pieces", path);
     if (m->model_type != 2)
-        return lethe_errf(err, errlen,
-                          "tokenizer file '%s': a SentencePiece %s model; only BPE is supported",
-                          path, m->model_type >= 1 && m->model_type <= 4 ? types[m->model_type] : "?");
+        return lethe_errf(
+            err, errlen, "tokenizer file '%s': a SentencePiece %s model; only BPE is supported",
+            path, m->model_type >= 1 && m->model_type <= 4 ? types[m->model_type] : "?");
     if ((m->norm_name[0] && strcmp(m->norm_name, "identity") != 0) || m->charsmap_len)
         return lethe_errf(err, errlen,
                           "tokenizer file '%s': normalizer '%s' is not supported (identity is)",
@@ -190,8 +190,8 @@ static int check_model(const spm_proto *m, const char *path, char *err, size_t e
     for (int i = 0; i < 4; i++)
         if (ids[i] >= m->n || (ids[i] < 0 && i < 3 && i != 1) || ids[i] < -1)
             return lethe_errf(err, errlen,
-                              "tokenizer file '%s': trainer_spec %s_id %d is not a piece id",
-                              path, (const char *[]){"unk", "bos", "eos", "pad"}[i], ids[i]);
+                              "tokenizer file '%s': trainer_spec %s_id %d is not a piece id", path,
+                              (const char *[]){"unk", "bos", "eos", "pad"}[i], ids[i]);
     return 0;
 }
 
@@ -202,8 +202,14 @@ int tk_spm_model_load(tokenizer **out, const char *path, char *err, size_t errle
     char *d = safe_read(path, "tokenizer file", LETHE_MAX_TOKENIZER, &n, err, errlen);
     if (!d) return -1;
     /* the protobuf defaults, less those of a BPE model with an identity normalizer */
-    spm_proto m = {.model_type = 1, .unk = 0, .bos = 1, .eos = 2, .pad = -1,
-                   .dummy_prefix = 1, .remove_ws = 1, .escape_ws = 1};
+    spm_proto m = {.model_type = 1,
+                   .unk = 0,
+                   .bos = 1,
+                   .eos = 2,
+                   .pad = -1,
+                   .dummy_prefix = 1,
+                   .remove_ws = 1,
+                   .escape_ws = 1};
     tokenizer *t = NULL;
     int rc = read_model(&m, (const unsigned char *)d, n, path, err, errlen);
     if (!rc) rc = check_model(&m, path, err, errlen);
