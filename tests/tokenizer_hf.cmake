@@ -3,26 +3,14 @@
 # or Debian's python3-sentencepiece cannot be had), and their bad files.
 lethe_test_exe(test_tokenizer_hf ${CMAKE_CURRENT_SOURCE_DIR}/test_tokenizer_hf.c)
 
-lethe_test(NAME dataset.tokenizer_llama3
-  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh llama3
-          $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
-          $<TARGET_FILE:lethe>
-  LABELS dataset TIMEOUT 900)
-set_tests_properties(dataset.tokenizer_llama3 PROPERTIES SKIP_RETURN_CODE 77)
-
-lethe_test(NAME dataset.tokenizer_spm
-  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh spm
-          $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
-          $<TARGET_FILE:lethe>
-  LABELS dataset TIMEOUT 900)
-set_tests_properties(dataset.tokenizer_spm PROPERTIES SKIP_RETURN_CODE 77)
-
-lethe_test(NAME dataset.tokenizer_llama2
-  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh llama2
-          $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}
-          $<TARGET_FILE:lethe>
-  LABELS dataset TIMEOUT 900)
-set_tests_properties(dataset.tokenizer_llama2 PROPERTIES SKIP_RETURN_CODE 77)
+foreach(kind llama3 spm llama2)
+  lethe_test(NAME dataset.tokenizer_${kind}
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/llama_tok_fixture.sh ${kind}
+            $<TARGET_FILE:test_tokenizer_hf> ${CMAKE_CURRENT_BINARY_DIR}
+            ${CMAKE_CURRENT_SOURCE_DIR} $<TARGET_FILE:lethe>
+    LABELS dataset TIMEOUT 900)
+  set_tests_properties(dataset.tokenizer_${kind} PROPERTIES SKIP_RETURN_CODE 77)
+endforeach()
 
 # Good and bad tokenizer files made byte by byte (no network): hand-derived ids, and the
 # one-line error of each bad file.

@@ -170,6 +170,26 @@ int tokenizer_token_id(const tokenizer *t, const char *piece)
 
 /* ---- added pieces ----------------------------------------------------------------------- */
 
+/* Encodes text[0..n): the added pieces found in it by their ids, each stretch between
+ * them (text[a..b)) by the model's segment encoder. */
+static int encode_added(const tokenizer *t, const char *text, size_t n, tk_segment_fn seg,
+                        tok_ids *out)
+{
+    size_t a = 0;
+    for (size_t i = 0; i < n && t->n_added;) {
+        size_t al;
+        int id = tk_added_at(t, text, n, i, &al);
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (seg(t, text, n, a, i, out) || tk_push(out, id)) return -1;
+        i += al;
+        a = i;
+    }
+    return seg(t, text, n, a, n, out);
+}
+
 int tk_set_added(tokenizer *t, int control_too)
 {
     free(t->added);
@@ -406,8 +426,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *
         return word_split(text, len, word_enc_cb, &e);
     }
     case TOKENIZER_GPT2:
-    case TOKENIZER_LLAMA3: return tk_gpt2_encode(t, text, len, out);
-    case TOKENIZER_SPM: return tk_spm_encode(t, text, len, out);
+    case TOKENIZER_LLAMA3: return encode_added(t, text, len, tk_bytelevel_segment, out);
+    case TOKENIZER_SPM: return encode_added(t, text, len, tk_spm_segment, out);
     }
     return -1;
 }

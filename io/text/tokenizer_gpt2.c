@@ -145,22 +145,11 @@ static int bytelevel_segment(const tokenizer *t, const unsigned char *s, size_t 
     return rc;
 }
 
-int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
+int tk_bytelevel_segment(const tokenizer *t, const char *text, size_t n, size_t a, size_t b,
+                         tok_ids *out)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t seg = 0;
-    for (size_t i = 0; i < n && t->n_added;) {
-        size_t al;
-        int id = tk_added_at(t, text, n, i, &al);
-        if (id < 0) {
-            i++;
-            continue;
-        }
-        if (bytelevel_segment(t, s + seg, i - seg, out) || tk_push(out, id)) return -1;
-        i += al;
-        seg = i;
-    }
-    return bytelevel_segment(t, s + seg, n - seg, out);
+    (void)n;
+    return bytelevel_segment(t, (const unsigned char *)text + a, b - a, out);
 }
 
 static char *slurp(const char *path, size_t *n, char *err, size_t errlen)

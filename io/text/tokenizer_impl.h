@@ -70,7 +70,12 @@ size_t tk_llama3_piece(const unsigned char *s, size_t n, size_t i);
  * scratch. Returns the symbol count. */
 size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
                     char *key);
-int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out);
+/* A model's encoder of text[a..b), a stretch of text[0..n) free of added pieces
+ * (tokenizer.c finds those). */
+typedef int (*tk_segment_fn)(const tokenizer *t, const char *text, size_t n, size_t a, size_t b,
+                             tok_ids *out);
+int tk_bytelevel_segment(const tokenizer *t, const char *text, size_t n, size_t a, size_t b,
+                         tok_ids *out);
 int tk_bytelevel_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
                        const char *origin, char *err, size_t errlen);
 int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
@@ -90,7 +95,8 @@ int tk_added_at(const tokenizer *t, const char *s, size_t n, size_t i, size_t *l
 int tk_set_added(tokenizer *t, int control_too);
 
 /* tokenizer_spm.c */
-int tk_spm_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out);
+int tk_spm_segment(const tokenizer *t, const char *text, size_t n, size_t a, size_t b,
+                   tok_ids *out);
 int tk_spm_setup(tokenizer *t, const char *origin, char *err, size_t errlen);
 size_t tk_spm_decode_piece(const tokenizer *t, int id, int first, char *o);
 

@@ -122,22 +122,9 @@ static int prefix_of(const tokenizer *t, size_t seg, size_t n)
     return t->add_prefix;
 }
 
-int tk_spm_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
+int tk_spm_segment(const tokenizer *t, const char *text, size_t n, size_t a, size_t b, tok_ids *out)
 {
-    size_t seg = 0;
-    for (size_t i = 0; i < n && t->n_added;) {
-        size_t al;
-        int id = tk_added_at(t, text, n, i, &al);
-        if (id < 0) {
-            i++;
-            continue;
-        }
-        if (spm_segment(t, text + seg, i - seg, prefix_of(t, seg, n), out) || tk_push(out, id))
-            return -1;
-        i += al;
-        seg = i;
-    }
-    return spm_segment(t, text + seg, n - seg, prefix_of(t, seg, n), out);
+    return spm_segment(t, text + a, b - a, prefix_of(t, a, n), out);
 }
 
 size_t tk_spm_decode_piece(const tokenizer *t, int id, int first, char *o)
