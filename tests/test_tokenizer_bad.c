@@ -5,7 +5,9 @@
  * unsupported normalizer, a missing byte piece, a tokenizer.json of another model type,
  * without merges, with a merge outside the vocabulary, with another pre-tokenizer, not
  * JSON; a directory without tokenizer files or whose configuration names an absent
- * piece) fails with one line that names the file and what is wrong.
+ * piece) fails with one line that names the file and what is wrong. The model cut at
+ * every length is refused; 600 one-bit changes of it are refused or encode inside the
+ * vocabulary.
  *
  *   test_tokenizer_bad WORKDIR */
 #include "io/text/tokenizer.h"
@@ -161,6 +163,41 @@ static void test_model(void)
         expect_fail(tokenizer_spm_load(&t, p, err, sizeof err), t, err, p,
                     "the protobuf is truncated or malformed");
     }
+    /* every cut, and one-bit changes: a refusal on one line or a model whose
+     * ids stay inside the vocabulary, never a crash (the ASan build runs this too) */
+    int refused = 0, changed_ok = 0;
+    for (size_t cut = 0; cut < n; cut++) {
+        t = NULL;
+        p = write_file("cut.model", o.b, cut);
+        int rc = tokenizer_spm_load(&t, p, err, sizeof err);
+        refused += rc != 0 && strstr(err, p) && !strchr(err, '\n');
+        tokenizer_free(t);
+    }
+    CHECK(refused == (int)n, "%d of %zu cut models refused with one line", refused, n);
+    unsigned seed = 12345;
+    for (int k = 0; k < 600; k++) {
+        buf m = o;
+        seed = seed * 1103515245u + 12345u;
+        m.b[(seed >> 8) % n] ^= (unsigned char)(1u << ((seed >> 4) & 7));
+        t = NULL;
+        p = write_file("flip.model", m.b, n);
+        if (tokenizer_spm_load(&t, p, err, sizeof err) == 0) {
+            tok_ids v = {0};
+            const char *text = "ab ba \xC3\xA9 <s> x";
+            int in = tokenizer_encode(t, text, strlen(text), &v) == 0;
+            for (int i = 0; in && i < v.n; i++)
+                in = v.ids[i] >= 0 && v.ids[i] < tokenizer_vocab_size(t);
+            changed_ok += in;
+            CHECK(in, "a changed model that loads encodes outside its vocabulary");
+            tok_ids_free(&v);
+        } else {
+            CHECK(strstr(err, p) && !strchr(err, '\n'), "changed model: \"%s\"", err);
+        }
+        tokenizer_free(t);
+    }
+    printf("%zu cut models refused; 600 one-bit changes: %d load and encode inside the "
+           "vocabulary, the rest refused with one line\n",
+           n, changed_ok);
     n = spm_model(&o, 1, "identity", -1);
     p = write_file("unigram.model", o.b, n);
     t = NULL;
