@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,46 +62,79 @@ static int merge_prio(const tokenizer *t, const char *a, size_t al, const char *
     return r >= 0;
 }
 
-size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
-                    char *key)
+int tk_bpe_reserve(tk_bpe_buf *b, size_t wn)
+{
+    if (wn + 1 <= b->cap) return 0;
+    size_t cap = wn + 64;
+    size_t *off = realloc(b->off, cap * sizeof *off);
+    if (off) b->off = off;
+    size_t *len = off ? realloc(b->len, cap * sizeof *len) : NULL;
+    if (len) b->len = len;
+    double *prio = len ? realloc(b->prio, cap * sizeof *prio) : NULL;
+    if (prio) b->prio = prio;
+    char *key = prio ? realloc(b->key, 2 * cap + 2) : NULL;
+    if (!key) return -1;
+    b->key = key;
+    b->cap = cap;
+    return 0;
+}
+
+void tk_bpe_release(tk_bpe_buf *b)
+{
+    free(b->off);
+    free(b->len);
+    free(b->prio);
+    free(b->key);
+    memset(b, 0, sizeof *b);
+}
+
+/* prio[i] of symbols i and i+1 */
+static void pair_prio(const tokenizer *t, const char *w, tk_bpe_buf *b, size_t i)
+{
+    if (!merge_prio(t, w + b->off[i], b->len[i], w + b->off[i + 1], b->len[i + 1], b->key,
+                    &b->prio[i]))
+        b->prio[i] = DBL_MAX;
+}
+
+size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, tk_bpe_buf *b)
 {
     size_t m = 0;
     for (size_t i = 0; i < wn;) {
         uint32_t cp;
         size_t l = tk_utf8_next((const unsigned char *)w, wn, i, &cp);
-        off[m] = i;
-        len[m++] = l;
+        b->off[m] = i;
+        b->len[m++] = l;
         i += l;
     }
+    for (size_t i = 0; i + 1 < m; i++) pair_prio(t, w, b, i);
+    /* one merge at a time, the best pair first (ties: the leftmost), as Hugging Face's
+     * BPE and SentencePiece do; only the merged symbol's two pairs change */
     while (m > 1) {
-        double best = 0, r;
-        size_t bi = m;
-        for (size_t i = 0; i + 1 < m; i++)
-            if (merge_prio(t, w + off[i], len[i], w + off[i + 1], len[i + 1], key, &r) &&
-                (bi == m || r < best)) {
-                best = r;
-                bi = i;
-            }
-        if (bi == m) break;
-        len[bi] += len[bi + 1];
+        size_t bi = 0;
+        for (size_t i = 1; i + 1 < m; i++)
+            if (b->prio[i] < b->prio[bi]) bi = i;
+        if (b->prio[bi] == DBL_MAX) break;
+        b->len[bi] += b->len[bi + 1];
         m--;
-        memmove(off + bi + 1, off + bi + 2, (m - bi - 1) * sizeof *off);
-        memmove(len + bi + 1, len + bi + 2, (m - bi - 1) * sizeof *len);
+        memmove(b->off + bi + 1, b->off + bi + 2, (m - bi - 1) * sizeof *b->off);
+        memmove(b->len + bi + 1, b->len + bi + 2, (m - bi - 1) * sizeof *b->len);
+        if (bi + 1 < m) memmove(b->prio + bi + 1, b->prio + bi + 2, (m - bi - 2) * sizeof *b->prio);
+        if (bi > 0) pair_prio(t, w, b, bi - 1);
+        if (bi + 1 < m) pair_prio(t, w, b, bi);
     }
     return m;
 }
 
 /* Byte-level BPE of one pre-token. w: its bytes mapped to code points (UTF-8). */
-static int bytelevel_bpe(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
-                         char *key, tok_ids *out)
+static int bytelevel_bpe(const tokenizer *t, const char *w, size_t wn, tk_bpe_buf *b, tok_ids *out)
 {
     if (t->ignore_merges) {
         int id = tk_hm_get(&t->vocab, w, wn);
         if (id >= 0) return tk_push(out, id);
     }
-    size_t m = tk_bpe_merge(t, w, wn, off, len, key);
+    size_t m = tk_bpe_merge(t, w, wn, b);
     for (size_t i = 0; i < m; i++) {
-        int id = tk_hm_get(&t->vocab, w + off[i], len[i]);
+        int id = tk_hm_get(&t->vocab, w + b->off[i], b->len[i]);
         if (id < 0) /* cannot happen: every byte has its token and merges are checked */
             id = t->unk_id >= 0 ? t->unk_id : t->eos_id;
         if (tk_push(out, id)) return -1;
@@ -111,37 +145,24 @@ static int bytelevel_bpe(const tokenizer *t, const char *w, size_t wn, size_t *o
 /* One segment of text free of added pieces, pre-token by pre-token. */
 static int bytelevel_segment(const tokenizer *t, const unsigned char *s, size_t n, tok_ids *out)
 {
-    size_t cap = 0;
-    char *w = NULL, *key = NULL;
-    size_t *off = NULL, *len = NULL;
+    tk_bpe_buf b = {0};
+    char *w = NULL;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
         size_t j = t->kind == TOKENIZER_LLAMA3 ? tk_llama3_piece(s, n, i) : tk_gpt2_piece(s, n, i);
-        size_t pn = j - i;
-        if (pn * 2 + 2 > cap) {
-            cap = pn * 2 + 64;
-            free(w);
-            free(key);
-            free(off);
-            free(len);
-            w = malloc(cap);
-            key = malloc(2 * cap + 2);
-            off = malloc(cap * sizeof *off);
-            len = malloc(cap * sizeof *len);
-            if (!w || !key || !off || !len) {
-                rc = -1;
-                break;
-            }
+        size_t wn = 0, cap = b.cap;
+        char *nw = tk_bpe_reserve(&b, 2 * (j - i)) ? NULL : b.cap == cap ? w : realloc(w, b.cap);
+        if (!nw) {
+            rc = -1;
+            break;
         }
-        size_t wn = 0;
+        w = nw;
         for (size_t k = i; k < j; k++) wn += put_utf8(w + wn, t->byte_cp[s[k]]);
-        rc = bytelevel_bpe(t, w, wn, off, len, key, out);
+        rc = bytelevel_bpe(t, w, wn, &b, out);
         i = j;
     }
     free(w);
-    free(key);
-    free(off);
-    free(len);
+    tk_bpe_release(&b);
     return rc;
 }
 

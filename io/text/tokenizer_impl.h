@@ -65,11 +65,17 @@ size_t tk_gpt2_piece(const unsigned char *s, size_t n, size_t i);
 size_t tk_llama3_piece(const unsigned char *s, size_t n, size_t i);
 
 /* tokenizer_gpt2.c: the BPE merge loop shared by every BPE kind: w[0..wn) split into
- * UTF-8 characters, merged pair by pair (best rank, or best score when t->scores; ties:
- * leftmost); the symbols are left in off/len (wn entries each); key: 2*wn+2 bytes of
- * scratch. Returns the symbol count. */
-size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
-                    char *key);
+ * UTF-8 characters, merged one pair at a time (best rank, or best score when t->scores;
+ * ties: leftmost); the symbols are left in b->off/b->len. Returns the symbol count. */
+typedef struct {
+    size_t *off, *len; /* (cap) the symbols: offset and length in the word */
+    double *prio;      /* (cap) merge priority of symbols i and i+1 (DBL_MAX: none) */
+    char *key;         /* (2 cap + 2) a pair's lookup key */
+    size_t cap;
+} tk_bpe_buf;
+int tk_bpe_reserve(tk_bpe_buf *b, size_t wn); /* room for words of wn bytes; 0 or -1 */
+void tk_bpe_release(tk_bpe_buf *b);
+size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, tk_bpe_buf *b);
 /* A model's encoder of text[a..b), a stretch of text[0..n) free of added pieces
  * (tokenizer.c finds those). */
 typedef int (*tk_segment_fn)(const tokenizer *t, const char *text, size_t n, size_t a, size_t b,

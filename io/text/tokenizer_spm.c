@@ -55,11 +55,11 @@ static int usable(const tokenizer *t, int id)
 }
 
 /* BPE of one word of normalized text (or of the whole segment when pieces may span
- * words); w: scratch of the sizes that tk_bpe_merge wants. */
-static int spm_word(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
-                    char *key, tok_ids *out)
+ * words). */
+static int spm_word(const tokenizer *t, const char *w, size_t wn, tk_bpe_buf *b, tok_ids *out)
 {
-    size_t m = tk_bpe_merge(t, w, wn, off, len, key);
+    size_t m = tk_bpe_merge(t, w, wn, b);
+    const size_t *off = b->off, *len = b->len;
     int prev_unk = 0;
     for (size_t i = 0; i < m; i++) {
         int id = tk_hm_get(&t->vocab, w + off[i], len[i]);
@@ -81,11 +81,10 @@ static int spm_word(const tokenizer *t, const char *w, size_t wn, size_t *off, s
 static int spm_segment(const tokenizer *t, const char *s, size_t n, int prefix, tok_ids *out)
 {
     if (!n && prefix != 3) return 0;
-    size_t cap = 3 * n + 3; /* every byte may become '▁' */
-    char *w = malloc(cap), *key = malloc(2 * cap + 2);
-    size_t *off = malloc(cap * sizeof *off), *len = malloc(cap * sizeof *len);
+    char *w = malloc(3 * n + 3); /* every byte may become '▁' */
+    tk_bpe_buf b = {0};
     int rc = -1;
-    if (w && key && off && len) {
+    if (w && !tk_bpe_reserve(&b, 3 * n + 3)) {
         size_t wn = 0;
         if (prefix) memcpy(w, META, 3), wn = 3;
         for (size_t i = 0; i < n; i++) {
@@ -99,15 +98,13 @@ static int spm_segment(const tokenizer *t, const char *s, size_t n, int prefix, 
         /* words start at a '▁' that follows another character */
         for (size_t i = 3; t->spm_words && i + 3 <= wn && rc == 0; i++)
             if (memcmp(w + i, META, 3) == 0 && memcmp(w + i - 3, META, 3) != 0) {
-                rc = spm_word(t, w + a, i - a, off, len, key, out);
+                rc = spm_word(t, w + a, i - a, &b, out);
                 a = i;
             }
-        if (rc == 0) rc = spm_word(t, w + a, wn - a, off, len, key, out);
+        if (rc == 0) rc = spm_word(t, w + a, wn - a, &b, out);
     }
     free(w);
-    free(key);
-    free(off);
-    free(len);
+    tk_bpe_release(&b);
     return rc;
 }
 
