@@ -1,4 +1,5 @@
-/* io/text/tokenizer.h — the built-in tokenizers: byte-level, word-level, GPT-2 byte-level BPE.
+/* io/text/tokenizer.h — the built-in tokenizers: byte-level, word-level, GPT-2 byte-level
+ * BPE, and those of Llama model directories (Llama-3 byte-level BPE, SentencePiece BPE).
  *
  * byte  ids 0..255 are the UTF-8 bytes of the text; 256 = <pad>, 257 = <eos>
  *       (vocab 258). Lossless, no files needed.
@@ -16,13 +17,19 @@
  *       are split out of the text first (longest match), then Llama-3's pre-tokenizer
  *       regex (GPT-2's classes), then BPE by merge rank; with ignore_merges a
  *       pre-token that is itself in the vocabulary is taken whole. The added pieces'
- *       lstrip/rstrip/single_word flags are not applied (Llama's are all false).
+ *       lstrip/rstrip/single_word flags are not applied (Llama's are all false); the
+ *       contractions are matched in ASCII case only ('ſ' is not 's'), as JavaScript's
+ *       port of the regex does. Special added pieces are skipped by decode.
  * spm   SentencePiece BPE (Llama-2) from tokenizer.model or tokenizer.json: spaces
  *       become '▁', '▁' is prepended, characters are merged by piece score (.model) or
  *       merge rank (tokenizer.json), and characters left outside the vocabulary become
  *       <0xXX> byte pieces (byte fallback) or <unk>. Only the identity normalizer is
  *       supported. A .model's user-defined pieces, and a tokenizer.json's added tokens,
- *       are split out of the text first; control pieces (<s>) of a .model are not.
+ *       are split out of the text first; control pieces (<s>) of a .model are not. The
+ *       '▁' prefix: a .model prefixes the text (even before a user-defined piece at its
+ *       start); a tokenizer.json's Prepend normalizer every stretch between added
+ *       tokens, its Metaspace per prepend_scheme (always / first / never). UNUSED
+ *       pieces merge like normal ones (SentencePiece re-splits them; Llama has none).
  *
  * A tokenizer is saved inside a dataset (tokenizer_save) so that a dataset is
  * self-contained: the root attribute "tokenizer" names the kind, and the group
