@@ -36,6 +36,8 @@ void job_prepare_help(FILE *f)
         "  --tokenizer NAME         byte (default), word, gpt2 or none\n"
         "  --gpt2-encoder PATH      gpt2: GPT-2's encoder.json\n"
         "  --gpt2-merges PATH       gpt2: GPT-2's vocab.bpe\n"
+        "  --tokenizer-dir DIR      the tokenizer of a model directory (tokenizer.json, else\n"
+        "                           tokenizer.model; Llama-2/3), instead of --tokenizer\n"
         "  --word-min-count N       word: keep words seen at least N times (default 1)\n"
         "  --word-max-vocab N       word: at most N ids, specials included (0 = all, default)\n"
         "  --vocab-size V           none: the vocabulary size of the token ids given\n"
@@ -171,6 +173,9 @@ static int apply_flag(prep_args *a, const char *name, char *val, char *err, size
             strcmp(val, "none"))
             return bad(err, len, "--tokenizer '%s' is not one of byte, word, gpt2, none", val);
         a->o.tokenizer = val;
+    } else if (!strcmp(name, "--tokenizer-dir")) {
+        if (a->o.tokenizer_dir) return bad(err, len, "%s given twice", name);
+        a->o.tokenizer_dir = val;
     } else if (!strcmp(name, "--gpt2-encoder")) {
         if (a->o.gpt2_encoder) return bad(err, len, "%s given twice", name);
         a->o.gpt2_encoder = val;
@@ -242,6 +247,8 @@ static int check_rules(prep_args *a, char *err, size_t len)
                        tf[i]);
     if (a->trunc_given && a->strict_given)
         return bad(err, len, "--truncate and --strict contradict each other");
+    if (a->tok_given && a->o.tokenizer_dir)
+        return bad(err, len, "--tokenizer-dir and --tokenizer exclude each other");
     const char *tk = a->o.tokenizer;
     int gpt2 = !strcmp(tk, "gpt2"), word = !strcmp(tk, "word"), none = !strcmp(tk, "none");
     if (!gpt2 && (a->o.gpt2_encoder || a->o.gpt2_merges))

@@ -54,7 +54,7 @@ libcjson-dev cmake gcc make pkg-config"
 LETHE_DEMO_PKGS="gnuplot-nox"
 # libblas-dev: the reference BLAS, which the set-up test plants as a look-alike of OpenBLAS.
 LETHE_TEST_PKGS="python3-torch python3-numpy python3-h5py gnuplot-nox clang libclang-rt-14-dev
-libblas-dev"
+libblas-dev python3-sentencepiece"
 # The Slurm end-to-end test brings up a private Slurm, which needs root: these are
 # required (and installed) only when running as root.
 LETHE_TEST_ROOT_PKGS="slurm-wlm munge"
@@ -232,6 +232,7 @@ _lethe_found() {
     python3-numpy) "$(_lethe_python)" -c 'import numpy' >/dev/null 2>&1 ;;
     gnuplot-nox) _lethe_has_cmd gnuplot ;;
     python3-h5py) "$(_lethe_python)" -c 'import h5py' >/dev/null 2>&1 ;;
+    python3-sentencepiece) "$(_lethe_python)" -c 'import sentencepiece' >/dev/null 2>&1 ;;
     clang) _lethe_has_cmd clang ;;
     libclang-rt-14-dev) _lethe_clang_fuzzer ;;
     libblas-dev) [ -e "$(_lethe_sys /usr/include)/x86_64-linux-gnu/cblas-netlib.h" ] ;;
@@ -259,6 +260,7 @@ _lethe_describe() {
     python3-numpy) what="numpy for $(_lethe_python)" mod="-" ;;
     gnuplot-nox) what="gnuplot" mod="gnuplot" ;;
     python3-h5py) what="h5py for $(_lethe_python)" mod="-" ;;
+    python3-sentencepiece) what="sentencepiece for $(_lethe_python) (the spm tokenizer test)" mod="-" ;;
     clang) what="clang (the fuzz tests)" mod="llvm" ;;
     libclang-rt-14-dev) what="libFuzzer for clang (-fsanitize=fuzzer)" mod="llvm" ;;
     libblas-dev) what="the reference BLAS (the set-up test's look-alike of OpenBLAS)" ;;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "test_tokenizer_io.h"
 
 CHECK_COUNTERS;
 
@@ -120,23 +121,6 @@ static void test_word(void)
           "bad word list: '%s'", err);
     tokenizer_free(t);
     word_counter_free(wc);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
 }
 
 static int test_gpt2(const char *enc, const char *bpe, const char *strings, const char *expected)

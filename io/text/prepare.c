@@ -239,7 +239,9 @@ static int make_tokenizer(prep *p, char *err, size_t errlen)
 {
     const prepare_opts *o = p->o;
     const char *name = o->tokenizer ? o->tokenizer : "byte";
-    if (strcmp(name, "byte") == 0) {
+    if (o->tokenizer_dir) {
+        if (tokenizer_load_dir(&p->tk, o->tokenizer_dir, err, errlen)) return -1;
+    } else if (strcmp(name, "byte") == 0) {
         p->tk = tokenizer_byte();
         if (!p->tk) return lethe_errf(err, errlen, "prepare: out of memory");
     } else if (strcmp(name, "gpt2") == 0) {
@@ -337,8 +339,8 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
     snprintf(rep.source_digest, sizeof rep.source_digest, "sha256:%s", allhex);
 
     if (make_tokenizer(&p, err, errlen)) goto out;
-    dataset_attrs a = {o->tokenizer ? o->tokenizer : "byte", p.vocab, p.pad, p.eos,
-                       rep.source_digest};
+    const char *tk_name = p.tk ? tokenizer_name(p.tk) : o->tokenizer; /* llama3/spm: the kind */
+    dataset_attrs a = {tk_name ? tk_name : "byte", p.vocab, p.pad, p.eos, rep.source_digest};
     if (dsw_create(&w, o->output, &a, err, errlen)) goto out;
     open = 1;
     if (h5_attr_write_str(w.file, "prompt_template", o->prompt_template) ||

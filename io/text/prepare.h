@@ -56,6 +56,8 @@ typedef struct {
     const char *tokenizer;       /* "byte" | "word" | "gpt2" | "none" */
     const char *gpt2_encoder;    /* encoder.json (gpt2) */
     const char *gpt2_merges;     /* vocab.bpe (gpt2) */
+    const char *tokenizer_dir;   /* a model directory's tokenizer (tokenizer_load_dir);
+                                  * when set, tokenizer is not read */
     int word_min_count;          /* word: keep words seen this often (default 1) */
     int word_max_vocab;          /* word: at most this many ids, specials included (0: all) */
     int seq_len;                 /* T */

@@ -1,6 +1,8 @@
-/* io/text/tokenizer.c — byte-level, word-level and GPT-2 BPE tokenizers: the hash map, ids,
- * the byte and word tokenizers and encode/decode here; GPT-2 BPE in tokenizer_gpt2.c,
- * saving and loading in tokenizer_h5.c (shared: tokenizer_impl.h). */
+/* io/text/tokenizer.c — the tokenizers' common part: the hash map, ids, added pieces
+ * found in text, the byte and word tokenizers and encode/decode here; byte-level BPE
+ * (GPT-2, Llama-3) in tokenizer_gpt2.c, SentencePiece BPE in tokenizer_spm.c, the files
+ * of Hugging Face model directories in tokenizer_hf*.c, saving and loading in
+ * tokenizer_h5.c (shared: tokenizer_impl.h). */
 #define _POSIX_C_SOURCE 200809L /* getline, strdup, strndup */
 #include "../../mpi/fatal.h"
 #include "tokenizer.h"
@@ -109,7 +111,10 @@ int tk_push(tok_ids *v, int32_t id)
 tokenizer *tk_new(tokenizer_kind kind)
 {
     tokenizer *t = calloc(1, sizeof *t);
-    if (t) t->kind = kind;
+    if (!t) return NULL;
+    t->kind = kind;
+    t->unk_id = t->bos_id = -1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
     return t;
 }
 
@@ -124,6 +129,9 @@ void tokenizer_free(tokenizer *t)
     free(t->merges);
     hm_free(&t->vocab);
     hm_free(&t->ranks);
+    free(t->ptype);
+    free(t->scores);
+    free(t->added);
     free(t);
 }
 
@@ -144,9 +152,77 @@ int tokenizer_eos_id(const tokenizer *t)
     return t->eos_id;
 }
 
+int tokenizer_bos_id(const tokenizer *t)
+{
+    return t->bos_id;
+}
+
 const char *tokenizer_name(const tokenizer *t)
 {
-    return t->kind == TOKENIZER_BYTE ? "byte" : t->kind == TOKENIZER_WORD ? "word" : "gpt2";
+    static const char *const names[] = {"byte", "word", "gpt2", "llama3", "spm"};
+    return names[t->kind];
+}
+
+int tokenizer_token_id(const tokenizer *t, const char *piece)
+{
+    return piece && t->kind != TOKENIZER_BYTE ? tk_hm_get(&t->vocab, piece, strlen(piece)) : -1;
+}
+
+/* ---- added pieces ----------------------------------------------------------------------- */
+
+/* Encodes text[0..n): the added pieces found in it by their ids, each stretch between
+ * them (text[a..b)) by the model's segment encoder. */
+static int encode_added(const tokenizer *t, const char *text, size_t n, tk_segment_fn seg,
+                        tok_ids *out)
+{
+    size_t a = 0;
+    for (size_t i = 0; i < n && t->n_added;) {
+        size_t al;
+        int id = tk_added_at(t, text, n, i, &al);
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (seg(t, text, n, a, i, out) || tk_push(out, id)) return -1;
+        i += al;
+        a = i;
+    }
+    return seg(t, text, n, a, n, out);
+}
+
+int tk_set_added(tokenizer *t, int control_too)
+{
+    free(t->added);
+    t->n_added = 0;
+    memset(t->added_first, 0, sizeof t->added_first);
+    t->added = malloc((size_t)(t->vocab_size ? t->vocab_size : 1) * sizeof *t->added);
+    if (!t->added) return -1;
+    for (int i = 0; i < t->vocab_size; i++)
+        if ((t->ptype[i] == TK_ADDED || (control_too && t->ptype[i] == TK_CONTROL)) &&
+            t->tokens[i][0]) {
+            unsigned char c = (unsigned char)t->tokens[i][0];
+            t->added[t->n_added++] = i;
+            t->added_first[c >> 3] |= (uint8_t)(1u << (c & 7));
+        }
+    return 0;
+}
+
+int tk_added_at(const tokenizer *t, const char *s, size_t n, size_t i, size_t *len)
+{
+    unsigned char c = (unsigned char)s[i];
+    if (!(t->added_first[c >> 3] & (1u << (c & 7)))) return -1;
+    int best = -1;
+    size_t bl = 0;
+    for (int k = 0; k < t->n_added; k++) {
+        const char *p = t->tokens[t->added[k]];
+        size_t l = strlen(p);
+        if (l > bl && l <= n - i && memcmp(s + i, p, l) == 0) {
+            best = t->added[k];
+            bl = l;
+        }
+    }
+    *len = bl;
+    return best;
 }
 
 const char *tokenizer_token(const tokenizer *t, int id)
@@ -349,7 +425,9 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *
         word_enc e = {t, out};
         return word_split(text, len, word_enc_cb, &e);
     }
-    case TOKENIZER_GPT2: return tk_gpt2_encode(t, text, len, out);
+    case TOKENIZER_GPT2:
+    case TOKENIZER_LLAMA3: return encode_added(t, text, len, tk_bytelevel_segment, out);
+    case TOKENIZER_SPM: return encode_added(t, text, len, tk_spm_segment, out);
     }
     return -1;
 }
@@ -357,16 +435,25 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *
 char *tokenizer_decode(const tokenizer *t, const int32_t *ids, int n)
 {
     size_t cap = 16, len = 0;
+    int started = 0; /* pieces decoded so far: spm drops the prefix of the first */
     for (int i = 0; i < n; i++) {
         const char *s = tokenizer_token(t, ids[i]);
-        cap += s ? strlen(s) + 1 : 1;
+        cap += s ? strlen(s) + 5 : 1; /* spm: an unknown piece is shown as " ⁇ " */
     }
     char *o = malloc(cap);
     if (!o) return NULL;
     for (int i = 0; i < n; i++) {
         int id = ids[i];
         if (id < 0 || id >= t->vocab_size || id == t->pad_id || id == t->eos_id) continue;
-        if (t->kind == TOKENIZER_BYTE) {
+        if (t->ptype && t->ptype[id] == TK_CONTROL) continue;
+        started++;
+        if (t->kind == TOKENIZER_SPM) {
+            len += tk_spm_decode_piece(t, id, started == 1, o + len);
+        } else if (t->ptype && t->ptype[id] == TK_ADDED) { /* its text, not byte-mapped */
+            size_t l = strlen(t->tokens[id]);
+            memcpy(o + len, t->tokens[id], l);
+            len += l;
+        } else if (t->kind == TOKENIZER_BYTE) {
             o[len++] = (char)id;
         } else if (t->kind == TOKENIZER_WORD) {
             if (len) o[len++] = ' ';

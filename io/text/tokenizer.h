@@ -1,4 +1,5 @@
-/* io/text/tokenizer.h — the built-in tokenizers: byte-level, word-level, GPT-2 byte-level BPE.
+/* io/text/tokenizer.h — the built-in tokenizers: byte-level, word-level, GPT-2 byte-level
+ * BPE, and those of Llama model directories (Llama-3 byte-level BPE, SentencePiece BPE).
  *
  * byte  ids 0..255 are the UTF-8 bytes of the text; 256 = <pad>, 257 = <eos>
  *       (vocab 258). Lossless, no files needed.
@@ -12,11 +13,31 @@
  *       vocab.bpe; pre-tokenisation follows GPT-2's regular expression with Unicode
  *       letter/number classes (tables generated from Unicode 17.0). <|endoftext|> is
  *       both eos and pad (padding positions are masked by lengths).
+ * llama3  byte-level BPE of a Llama-3 tokenizer.json: its added tokens (<|eot_id|>, ...)
+ *       are split out of the text first (longest match), then Llama-3's pre-tokenizer
+ *       regex (GPT-2's classes), then BPE by merge rank; with ignore_merges a
+ *       pre-token that is itself in the vocabulary is taken whole. The added pieces'
+ *       lstrip/rstrip/single_word flags are not applied (Llama's are all false); the
+ *       contractions are matched in ASCII case only ('ſ' is not 's'), as JavaScript's
+ *       port of the regex does. Special added pieces are skipped by decode.
+ * spm   SentencePiece BPE (Llama-2) from tokenizer.model or tokenizer.json: spaces
+ *       become '▁', '▁' is prepended, characters are merged by piece score (.model) or
+ *       merge rank (tokenizer.json), and characters left outside the vocabulary become
+ *       <0xXX> byte pieces (byte fallback) or <unk>. Only the identity normalizer is
+ *       supported. A .model's user-defined pieces, and a tokenizer.json's added tokens,
+ *       are split out of the text first; control pieces (<s>) of a .model are not. The
+ *       '▁' prefix: a .model prefixes the text (even before a user-defined piece at its
+ *       start); a tokenizer.json's Prepend normalizer every stretch between added
+ *       tokens, its Metaspace per prepend_scheme (always / first / never). UNUSED
+ *       pieces merge like normal ones (SentencePiece re-splits them; Llama has none).
  *
  * A tokenizer is saved inside a dataset (tokenizer_save) so that a dataset is
  * self-contained: the root attribute "tokenizer" names the kind, and the group
  * /tokenizer holds the vocabulary (dataset "vocab", strings in id order) and, for
- * gpt2, the merges (dataset "merges", "a b" strings in rank order). No MPI here. */
+ * gpt2, llama3 and spm, the merges (dataset "merges", "a b" strings in rank order);
+ * llama3 and spm add "types" (uint8 piece types), "scores" (float32, spm from a .model)
+ * and the group's integer attributes bos_id, unk_id, ignore_merges, add_prefix,
+ * byte_fallback. No MPI here. */
 #ifndef LETHE_TOKENIZER_H
 #define LETHE_TOKENIZER_H
 
@@ -24,7 +45,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { TOKENIZER_BYTE, TOKENIZER_WORD, TOKENIZER_GPT2 } tokenizer_kind;
+typedef enum {
+    TOKENIZER_BYTE,
+    TOKENIZER_WORD,
+    TOKENIZER_GPT2,
+    TOKENIZER_LLAMA3,
+    TOKENIZER_SPM
+} tokenizer_kind;
 
 typedef struct tokenizer tokenizer;
 
@@ -50,13 +77,26 @@ int tokenizer_word_build(tokenizer **out, const word_counter *wc, int min_count,
 /* From an explicit list in id order; words[0..2] must be <pad>, <eos>, <unk>. */
 int tokenizer_word_from_list(tokenizer **out, char *const *words, int n, char *err, size_t errlen);
 
+/* A Hugging Face tokenizer.json: model.type BPE, either byte-level with Llama-3's
+ * pre-tokenizer (kind llama3) or SentencePiece-style with byte fallback (kind spm). */
+int tokenizer_hf_json_load(tokenizer **out, const char *path, char *err, size_t errlen);
+/* A SentencePiece tokenizer.model (ModelProto) of a BPE model (kind spm). */
+int tokenizer_spm_load(tokenizer **out, const char *path, char *err, size_t errlen);
+/* The tokenizer of a model directory: tokenizer.json when present, else tokenizer.model;
+ * bos/eos/pad named by tokenizer_config.json, else special_tokens_map.json, else the
+ * file's own (pad: eos when none is named). */
+int tokenizer_load_dir(tokenizer **out, const char *dir, char *err, size_t errlen);
+
 void tokenizer_free(tokenizer *t);
 
 tokenizer_kind tokenizer_kind_of(const tokenizer *t);
-const char *tokenizer_name(const tokenizer *t); /* "byte" | "word" | "gpt2" */
+const char *tokenizer_name(const tokenizer *t); /* "byte" | "word" | "gpt2" | "llama3" | "spm" */
 int tokenizer_vocab_size(const tokenizer *t);
 int tokenizer_pad_id(const tokenizer *t);
 int tokenizer_eos_id(const tokenizer *t);
+int tokenizer_bos_id(const tokenizer *t); /* -1: none */
+/* The id of a piece as stored (e.g. "<|eot_id|>", "▁the", "Ġthe"); -1 when absent. */
+int tokenizer_token_id(const tokenizer *t, const char *piece);
 /* The stored string of an id (word and gpt2; NULL for byte or out of range). */
 const char *tokenizer_token(const tokenizer *t, int id);
 

@@ -1,9 +1,12 @@
-/* io/text/tokenizer_gpt2.c — the GPT-2 byte-level BPE tokenizer: the byte <-> code point
- * map, BPE merges by rank, encoding piece by piece (the pieces: tokenizer_gpt2_pretok.c),
- * and loading encoder.json + vocab.bpe with every id and merge checked. */
+/* io/text/tokenizer_gpt2.c — byte-level BPE (GPT-2, and Llama-3 read from tokenizer.json):
+ * the byte <-> code point map, the BPE merge loop that every BPE kind shares (by rank,
+ * or by score for SentencePiece .model files), encoding piece by piece after added
+ * pieces are split out (the pieces: tokenizer_gpt2_pretok.c), and loading encoder.json +
+ * vocab.bpe with every id and merge checked. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,92 +39,138 @@ static size_t put_utf8(char *o, uint32_t cp)
     return 2; /* mapped code points are < 0x800 */
 }
 
-/* BPE of one pre-token. w: its bytes mapped to code points (UTF-8); sym: scratch
- * offsets. Appends ids. */
-static int gpt2_bpe(const tokenizer *t, const char *w, size_t wn, size_t *off, size_t *len,
-                    char *key, tok_ids *out)
+/* The priority of merging symbols a and b into *prio (lower is better): the rank of
+ * "a b", or, for SentencePiece models read from a .model, minus the score of the piece
+ * a+b. Returns 0 when there is no such merge. */
+static int merge_prio(const tokenizer *t, const char *a, size_t al, const char *b, size_t bl,
+                      char *key, double *prio)
+{
+    memcpy(key, a, al);
+    if (t->scores) {
+        memcpy(key + al, b, bl);
+        int id = tk_hm_get(&t->vocab, key, al + bl);
+        if (id < 0 ||
+            (t->ptype[id] != TK_NORMAL && t->ptype[id] != TK_ADDED && t->ptype[id] != TK_UNUSED))
+            return 0;
+        *prio = -(double)t->scores[id];
+        return 1;
+    }
+    key[al] = ' ';
+    memcpy(key + al + 1, b, bl);
+    int r = tk_hm_get(&t->ranks, key, al + 1 + bl);
+    *prio = r;
+    return r >= 0;
+}
+
+int tk_bpe_reserve(tk_bpe_buf *b, size_t wn)
+{
+    if (wn + 1 <= b->cap) return 0;
+    size_t cap = wn + 64;
+    size_t *off = realloc(b->off, cap * sizeof *off);
+    if (off) b->off = off;
+    size_t *len = off ? realloc(b->len, cap * sizeof *len) : NULL;
+    if (len) b->len = len;
+    double *prio = len ? realloc(b->prio, cap * sizeof *prio) : NULL;
+    if (prio) b->prio = prio;
+    char *key = prio ? realloc(b->key, 2 * cap + 2) : NULL;
+    if (!key) return -1;
+    b->key = key;
+    b->cap = cap;
+    return 0;
+}
+
+void tk_bpe_release(tk_bpe_buf *b)
+{
+    free(b->off);
+    free(b->len);
+    free(b->prio);
+    free(b->key);
+    memset(b, 0, sizeof *b);
+}
+
+/* prio[i] of symbols i and i+1 */
+static void pair_prio(const tokenizer *t, const char *w, tk_bpe_buf *b, size_t i)
+{
+    if (!merge_prio(t, w + b->off[i], b->len[i], w + b->off[i + 1], b->len[i + 1], b->key,
+                    &b->prio[i]))
+        b->prio[i] = DBL_MAX;
+}
+
+size_t tk_bpe_merge(const tokenizer *t, const char *w, size_t wn, tk_bpe_buf *b)
 {
     size_t m = 0;
     for (size_t i = 0; i < wn;) {
-        size_t l = ((unsigned char)w[i] < 0x80) ? 1 : 2;
-        off[m] = i;
-        len[m++] = l;
+        uint32_t cp;
+        size_t l = tk_utf8_next((const unsigned char *)w, wn, i, &cp);
+        b->off[m] = i;
+        b->len[m++] = l;
         i += l;
     }
+    for (size_t i = 0; i + 1 < m; i++) pair_prio(t, w, b, i);
+    /* one merge at a time, the best pair first (ties: the leftmost), as Hugging Face's
+     * BPE and SentencePiece do; only the merged symbol's two pairs change */
     while (m > 1) {
-        int best = -1;
         size_t bi = 0;
-        for (size_t i = 0; i + 1 < m; i++) {
-            memcpy(key, w + off[i], len[i]);
-            key[len[i]] = ' ';
-            memcpy(key + len[i] + 1, w + off[i + 1], len[i + 1]);
-            int r = tk_hm_get(&t->ranks, key, len[i] + 1 + len[i + 1]);
-            if (r >= 0 && (best < 0 || r < best)) {
-                best = r;
-                bi = i;
-            }
-        }
-        if (best < 0) break;
-        /* merge every occurrence of the best pair, left to right */
-        const char *a = w + off[bi], *b = w + off[bi + 1];
-        size_t al = len[bi], bl = len[bi + 1], k = 0;
-        for (size_t i = 0; i < m;) {
-            if (i + 1 < m && len[i] == al && len[i + 1] == bl && memcmp(w + off[i], a, al) == 0 &&
-                memcmp(w + off[i + 1], b, bl) == 0) {
-                off[k] = off[i];
-                len[k++] = al + bl;
-                i += 2;
-            } else {
-                off[k] = off[i];
-                len[k++] = len[i];
-                i++;
-            }
-        }
-        m = k;
+        for (size_t i = 1; i + 1 < m; i++)
+            if (b->prio[i] < b->prio[bi]) bi = i;
+        if (b->prio[bi] == DBL_MAX) break;
+        b->len[bi] += b->len[bi + 1];
+        m--;
+        memmove(b->off + bi + 1, b->off + bi + 2, (m - bi - 1) * sizeof *b->off);
+        memmove(b->len + bi + 1, b->len + bi + 2, (m - bi - 1) * sizeof *b->len);
+        if (bi + 1 < m) memmove(b->prio + bi + 1, b->prio + bi + 2, (m - bi - 2) * sizeof *b->prio);
+        if (bi > 0) pair_prio(t, w, b, bi - 1);
+        if (bi + 1 < m) pair_prio(t, w, b, bi);
     }
+    return m;
+}
+
+/* Byte-level BPE of one pre-token. w: its bytes mapped to code points (UTF-8). */
+static int bytelevel_bpe(const tokenizer *t, const char *w, size_t wn, tk_bpe_buf *b, tok_ids *out)
+{
+    if (t->ignore_merges) {
+        int id = tk_hm_get(&t->vocab, w, wn);
+        if (id >= 0) return tk_push(out, id);
+    }
+    size_t m = tk_bpe_merge(t, w, wn, b);
     for (size_t i = 0; i < m; i++) {
-        int id = tk_hm_get(&t->vocab, w + off[i], len[i]);
-        if (id < 0)
-            id = t->unk_id >= 0 ? t->unk_id : t->eos_id; /* cannot happen with GPT-2's files */
+        int id = tk_hm_get(&t->vocab, w + b->off[i], b->len[i]);
+        if (id < 0) /* cannot happen: every byte has its token and merges are checked */
+            id = t->unk_id >= 0 ? t->unk_id : t->eos_id;
         if (tk_push(out, id)) return -1;
     }
     return 0;
 }
 
-int tk_gpt2_encode(const tokenizer *t, const char *text, size_t n, tok_ids *out)
+/* One segment of text free of added pieces, pre-token by pre-token. */
+static int bytelevel_segment(const tokenizer *t, const unsigned char *s, size_t n, tok_ids *out)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t cap = 0;
-    char *w = NULL, *key = NULL;
-    size_t *off = NULL, *len = NULL;
+    tk_bpe_buf b = {0};
+    char *w = NULL;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
-        size_t j = tk_gpt2_piece(s, n, i), pn = j - i;
-        if (pn * 2 + 2 > cap) {
-            cap = pn * 2 + 64;
-            free(w);
-            free(key);
-            free(off);
-            free(len);
-            w = malloc(cap);
-            key = malloc(2 * cap + 2);
-            off = malloc(cap * sizeof *off);
-            len = malloc(cap * sizeof *len);
-            if (!w || !key || !off || !len) {
-                rc = -1;
-                break;
-            }
+        size_t j = t->kind == TOKENIZER_LLAMA3 ? tk_llama3_piece(s, n, i) : tk_gpt2_piece(s, n, i);
+        size_t wn = 0, cap = b.cap;
+        char *nw = tk_bpe_reserve(&b, 2 * (j - i)) ? NULL : b.cap == cap ? w : realloc(w, b.cap);
+        if (!nw) {
+            rc = -1;
+            break;
         }
-        size_t wn = 0;
+        w = nw;
         for (size_t k = i; k < j; k++) wn += put_utf8(w + wn, t->byte_cp[s[k]]);
-        rc = gpt2_bpe(t, w, wn, off, len, key, out);
+        rc = bytelevel_bpe(t, w, wn, &b, out);
         i = j;
     }
     free(w);
-    free(key);
-    free(off);
-    free(len);
+    tk_bpe_release(&b);
     return rc;
+}
+
+int tk_bytelevel_segment(const tokenizer *t, const char *text, size_t n, size_t a, size_t b,
+                         tok_ids *out)
+{
+    (void)n;
+    return bytelevel_segment(t, (const unsigned char *)text + a, b - a, out);
 }
 
 static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
@@ -130,36 +179,14 @@ static char *slurp(const char *path, size_t *n, char *err, size_t errlen)
     return safe_read(path, "tokenizer file", LETHE_MAX_TOKENIZER, n, err, errlen);
 }
 
-/* Sets the vocabulary (id order) and merges; takes ownership of neither array's strings. */
-int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
-                  const char *origin, char *err, size_t errlen)
+int tk_set_merges(tokenizer *t, char *const *merges, int nm, const char *origin, char *err,
+                  size_t errlen)
 {
-    gpt2_byte_map(t);
-    t->vocab_size = nv;
-    t->unk_id = -1;
-    t->tokens = calloc((size_t)nv, sizeof(char *));
+    for (int i = 0; t->merges && i < t->n_merges; i++) free(t->merges[i]);
+    free(t->merges);
+    t->n_merges = 0;
     t->merges = calloc((size_t)(nm ? nm : 1), sizeof(char *));
-    if (!t->tokens || !t->merges) return lethe_errf(err, errlen, "%s: out of memory", origin);
-    for (int i = 0; i < nv; i++) {
-        if (!tokens[i])
-            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin,
-                              i, nv - 1);
-        t->tokens[i] = strdup(tokens[i]);
-        hm_slot *s = t->tokens[i] ? tk_hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
-        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
-        if (s->val != i)
-            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin,
-                              lethe_shown(tokens[i], (char[80]){0}, 80, 0), s->val, i);
-    }
-    /* every byte must have its one-character token */
-    for (int b = 0; b < 256; b++) {
-        char u[4];
-        size_t l = put_utf8(u, t->byte_cp[b]);
-        if (tk_hm_get(&t->vocab, u, l) < 0)
-            return lethe_errf(err, errlen,
-                              "%s: the byte token of 0x%02x is missing from the vocabulary", origin,
-                              b);
-    }
+    if (!t->merges) return lethe_errf(err, errlen, "%s: out of memory", origin);
     for (int i = 0; i < nm; i++) {
         const char *sp = strchr(merges[i], ' ');
         if (!sp || sp == merges[i] || !sp[1] || strchr(sp + 1, ' '))
@@ -171,6 +198,52 @@ int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges
         hm_slot *s = t->merges[i] ? tk_hm_upsert(&t->ranks, merges[i], strlen(merges[i]), i) : NULL;
         if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
     }
+    return 0;
+}
+
+/* Sets the vocabulary (id order) and merges of a byte-level BPE; takes ownership of
+ * neither array's strings. */
+int tk_set_vocab(tokenizer *t, char *const *tokens, int nv, const char *origin, char *err,
+                 size_t errlen)
+{
+    t->vocab_size = nv;
+    t->tokens = calloc((size_t)(nv ? nv : 1), sizeof(char *));
+    if (!t->tokens) return lethe_errf(err, errlen, "%s: out of memory", origin);
+    for (int i = 0; i < nv; i++) {
+        if (!tokens[i])
+            return lethe_errf(err, errlen, "%s: token id %d is missing (ids must be 0..%d)", origin,
+                              i, nv - 1);
+        t->tokens[i] = strdup(tokens[i]);
+        hm_slot *s = t->tokens[i] ? tk_hm_upsert(&t->vocab, tokens[i], strlen(tokens[i]), i) : NULL;
+        if (!s) return lethe_errf(err, errlen, "%s: out of memory", origin);
+        if (s->val != i)
+            return lethe_errf(err, errlen, "%s: token '%s' has two ids (%d and %d)", origin,
+                              lethe_shown(tokens[i], (char[80]){0}, 80, 0), s->val, i);
+    }
+    return 0;
+}
+
+int tk_bytelevel_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
+                       const char *origin, char *err, size_t errlen)
+{
+    gpt2_byte_map(t);
+    if (tk_set_vocab(t, tokens, nv, origin, err, errlen)) return -1;
+    /* every byte must have its one-character token */
+    for (int b = 0; b < 256; b++) {
+        char u[4];
+        size_t l = put_utf8(u, t->byte_cp[b]);
+        if (tk_hm_get(&t->vocab, u, l) < 0)
+            return lethe_errf(err, errlen,
+                              "%s: the byte token of 0x%02x is missing from the vocabulary", origin,
+                              b);
+    }
+    return tk_set_merges(t, merges, nm, origin, err, errlen);
+}
+
+int tk_gpt2_setup(tokenizer *t, char *const *tokens, int nv, char *const *merges, int nm,
+                  const char *origin, char *err, size_t errlen)
+{
+    if (tk_bytelevel_setup(t, tokens, nv, merges, nm, origin, err, errlen)) return -1;
     int eos = tk_hm_get(&t->vocab, "<|endoftext|>", 13);
     if (eos < 0)
         return lethe_errf(err, errlen, "%s: the vocabulary has no '<|endoftext|>' token", origin);

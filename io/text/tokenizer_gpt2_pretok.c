@@ -1,6 +1,6 @@
-/* io/text/tokenizer_gpt2_pretok.c — GPT-2's pre-tokenizer: the Unicode classes
- * (letter, number, whitespace, other) of its pattern, UTF-8 decoding, and the split of
- * text into the pieces that BPE then encodes one by one (tokenizer_gpt2.c). */
+/* io/text/tokenizer_gpt2_pretok.c — the pre-tokenizers of GPT-2 and Llama-3: the Unicode
+ * classes (letter, number, whitespace, other) of their patterns, UTF-8 decoding, and the
+ * split of text into the pieces that BPE then encodes one by one (tokenizer_gpt2.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -331,6 +331,58 @@ size_t tk_gpt2_piece(const unsigned char *s, size_t n, size_t i)
         last = j;
         j += l1;
     }
+    if (j == n || last == i) return j;
+    return last;
+}
+
+static int is_crlf(const unsigned char *s, size_t n, size_t i)
+{
+    return i < n && (s[i] == '\r' || s[i] == '\n');
+}
+
+/* Llama-3's pattern (its tokenizer.json, as JavaScript's /u sees it, with the
+ * case-insensitive contractions taken as ASCII letters either case):
+ *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ *   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * at position i: returns the end of the match (every position matches something). */
+size_t tk_llama3_piece(const unsigned char *s, size_t n, size_t i)
+{
+    if (s[i] == '\'') {
+        static const char *const contr[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+        for (int k = 0; k < 7; k++) {
+            size_t l = strlen(contr[k]), q = 0;
+            while (q < l && i + 1 + q < n && (s[i + 1 + q] | 0x20) == contr[k][q]) q++;
+            if (q == l) return i + 1 + l;
+        }
+    }
+    size_t l0, l1;
+    int c0 = cls_at(s, n, i, &l0);
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    if (c0 == UL) return run_end(s, n, i, UL);
+    if (c0 != UN && !is_crlf(s, n, i) && i + l0 < n && cls_at(s, n, i + l0, &l1) == UL)
+        return run_end(s, n, i + l0, UL);
+    /* \p{N}{1,3} */
+    if (c0 == UN) {
+        size_t j = i + l0;
+        for (int k = 1; k < 3 && j < n && cls_at(s, n, j, &l1) == UN; k++) j += l1;
+        return j;
+    }
+    /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    size_t o = s[i] == ' ' ? i + 1 : i;
+    if (o < n && cls_at(s, n, o, &l1) == UO) {
+        size_t j = run_end(s, n, o, UO);
+        while (is_crlf(s, n, j)) j++;
+        return j;
+    }
+    /* whitespace: \s*[\r\n]+ ends after the run's last CR or LF; \s+(?!\S) keeps the
+     * last space for the next word; else \s+ */
+    size_t j = i, last = i, crlf = 0;
+    while (j < n && cls_at(s, n, j, &l1) == US) {
+        last = j;
+        if (is_crlf(s, n, j)) crlf = j + 1;
+        j += l1;
+    }
+    if (crlf) return crlf;
     if (j == n || last == i) return j;
     return last;
 }
