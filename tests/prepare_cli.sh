@@ -263,6 +263,10 @@ refuse tpl_key "template file '$work/tpl_key.json': unknown key 'spezial'" --out
 collect
 refuse tpl_noa "template '$work/tpl_noa.json': {a} must be in the answer and only there" \
     --output @OUT@ --input "$ok_in" --template "$work/tpl_noa.json"
+printf '{"prompt": "Q: {q} A:", "answer": "{a}"}\n' >"$work/tpl_bare.json"
+printf '{"question": "Who?", "answer": ""}\n' >"$work/empty_answer.jsonl"
+refuse tpl_empty "'$work/empty_answer.jsonl' line 1: answer: template '$work/tpl_bare.json' gives no token after the prompt" \
+    --output @OUT@ --input "forget=$work/empty_answer.jsonl" --template "$work/tpl_bare.json"
 collect
 
 # a failed run leaves an existing output as it was (the sample ids clash only after every
@@ -289,6 +293,6 @@ for flag in --output "--input SPLIT=PATH" --tokenizer --gpt2-encoder --gpt2-merg
     [[ "$help" == *"$flag"* ]] || FAIL "lethe prepare --help does not mention $flag"
 done
 
-cases_end "prepare_cli refusals" 46 || fail=1
+cases_end "prepare_cli refusals" 48 || fail=1
 [ "$fail" -eq 0 ] && echo "prepare_cli: all checks passed"
 exit "$fail"

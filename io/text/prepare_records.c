@@ -195,6 +195,9 @@ static int qa_templated(prep *p, const char *q, const char *a, const char *para,
         char what[48];
         qa_slot(p, r, j, &row, &len, &as);
         qa_what(what, sizeof what, j);
+        if (tail.n == 0) /* nothing to predict: an empty answer and no closing token */
+            return pr_perr(p, "%s: template '%s' gives no token after the prompt", what,
+                           p->tmpl->name);
         if (fill_seq(p, &head, &tail, 0, row, len, as, what)) return -1;
     }
     if (p->pass == PASS_COUNT) p->rows++;
