@@ -107,6 +107,9 @@ typedef struct {
     int markov_len_long;    /* markov: length of forget chain 1 (and retain) sequences */
     int markov_len_short;   /* markov: length of forget chain 2 sequences */
     float markov_leak;      /* markov: probability of leaving a chain's states */
+    int difficulty;         /* authors: answers of mixed length and word rarity (buckets) */
+    int tail_short;         /* authors, difficulty: words added to a short answer */
+    int tail_long;          /* authors, difficulty: words added to a long answer */
 } lethe_synth_config;
 
 typedef struct {

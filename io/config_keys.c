@@ -182,6 +182,12 @@ const key_def SCHEMA[] = {
           "markov: length of forget-2 sequences"),
     K_FLT("synth.markov_leak", synth.markov_leak, 0.2, 0, CLOSED, 1, OPEN,
           "markov: probability of leaving a chain's states"),
+    K_BOOL("synth.difficulty", synth.difficulty, 0,
+           "authors: answers of mixed length and word rarity, bucket per row"),
+    K_INT("synth.tail_short", synth.tail_short, 2, 1, 1000,
+          "authors, difficulty: words added to a short answer"),
+    K_INT("synth.tail_long", synth.tail_long, 12, 2, 1000,
+          "authors, difficulty: words added to a long answer"),
 
     K_INT("threads", threads, 1, 1, 256, "OpenBLAS threads per rank"),
 };

@@ -41,7 +41,7 @@ typedef struct {
 } eval_figures;
 
 /* One split's group of eval.h5: its per-sample columns, truth ratios included. */
-static void write_split(results_writer *w, const split_eval *e)
+static void write_split(results_writer *w, const split_eval *e, const split_buckets *B)
 {
     char err[1400];
     double *tr = lethe_malloc(sizeof(double) * (e->n + 1), "eval"),
@@ -51,7 +51,7 @@ static void write_split(results_writer *w, const split_eval *e)
         eval_truth_ratios(e, 0, tr);
         eval_truth_ratios(e, 1, trt);
     }
-    results_column cols[12] = {
+    results_column cols[13] = {
         {"nll", RESULTS_F64, e->nll, 0},
         {"prob", RESULTS_F64, e->prob, 0},
         {"nll_para", RESULTS_F64, e->nll_para, 0},
@@ -66,26 +66,28 @@ static void write_split(results_writer *w, const split_eval *e)
     if (e->k > 0) cols[nc++] = (results_column){"nll_pert", RESULTS_F64, e->nll_pert, e->k};
     cols[nc++] = (results_column){"gen_ids", RESULTS_I32, e->gen, e->gen_cap};
     cols[nc++] = (results_column){"gen_len", RESULTS_I32, e->gen_len, 0};
+    if (B->b) cols[nc++] = (results_column){"bucket", RESULTS_I32, B->b, 0};
     if (results_split(w, e->split, e->n, cols, nc, err, sizeof err)) lethe_fatal("%s", err);
     free(tr);
     free(trt);
 }
 
 /* eval.h5 (io/results.h: via a temporary name). */
-static void write_eval_h5(const lethe_session *S, const split_eval *ev, int ns)
+static void write_eval_h5(const lethe_session *S, const split_eval *ev, int ns,
+                          const split_buckets *B)
 {
     char path[1100], err[1400];
     session_path(S, "eval.h5", path, sizeof path);
     results_writer w;
     if (results_open(&w, path, err, sizeof err)) lethe_fatal("%s", err);
-    for (int i = 0; i < ns; i++) write_split(&w, &ev[i]);
+    for (int i = 0; i < ns; i++) write_split(&w, &ev[i], &B[i]);
     if (results_close(&w, err, sizeof err)) lethe_fatal("%s", err);
 }
 
 /* The per-split aggregates and the roles into sum; the nine values of model utility
  * into mu_vals (*nmu of them) and the role indices into F. */
 static void summary_splits(cJSON *sum, cJSON *splits, const split_eval *ev, const split_plan *P,
-                           double *mu_vals, int *nmu, eval_figures *F)
+                           const split_buckets *B, double *mu_vals, int *nmu, eval_figures *F)
 {
     cJSON *roles_j = cJSON_AddObjectToObject(sum, "roles"), *ul = cJSON_CreateArray();
     for (int i = 0; i < P->n; i++) {
@@ -100,6 +102,7 @@ static void summary_splits(cJSON *sum, cJSON *splits, const split_eval *ev, cons
         cJSON_AddItemToObject(o, "rouge_recall", results_number(a.rouge_recall));
         cJSON_AddItemToObject(o, "rouge_f1", results_number(a.rouge_f1));
         cJSON_AddItemToObject(o, "truth_ratio", results_number(a.truth_ratio));
+        eval_buckets_summary(o, &ev[i], role, &B[i]);
         if (role == 0) F->fi = i, cJSON_AddStringToObject(roles_j, "forget", name);
         if (role == 1) F->ri = i, cJSON_AddStringToObject(roles_j, "retain", name);
         if (role == 2) cJSON_AddItemToArray(ul, cJSON_CreateString(name));
@@ -198,7 +201,8 @@ static void summary_muse(cJSON *sum, const split_eval *ev, const eval_figures *F
 /* summary.json's document: aggregates per split, model utility, forget quality against
  * the reference, the MUSE figures, and the reasons for every null in errors. */
 static cJSON *eval_summary(const lethe_config *c, const char *digest, const split_plan *P,
-                           const split_eval *ev, eval_figures *F)
+                           const split_eval *ev, const split_buckets *B, const char *berr,
+                           eval_figures *F)
 {
     const lethe_eval_config *E = &c->eval;
     cJSON *sum = cJSON_CreateObject(), *splits = cJSON_AddObjectToObject(sum, "splits");
@@ -210,7 +214,8 @@ static cJSON *eval_summary(const lethe_config *c, const char *digest, const spli
                           E->reference[0] ? cJSON_CreateString(E->reference) : cJSON_CreateNull());
     double mu_vals[9];
     int nmu = 0;
-    summary_splits(sum, splits, ev, P, mu_vals, &nmu, F);
+    summary_splits(sum, splits, ev, P, B, mu_vals, &nmu, F);
+    if (berr[0]) cJSON_AddItemToArray(errs, cJSON_CreateString(berr));
     F->mu = model_utility(mu_vals, nmu, errs);
     cJSON_AddItemToObject(sum, "model_utility", results_number(F->mu));
     int fi = F->fi, hi = F->hi;
@@ -238,9 +243,15 @@ static void eval_outputs(lethe_session *S, const char *digest, const split_plan 
 {
     const lethe_config *c = &S->cfg;
     eval_figures F = {-1, -1, -1, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
-    cJSON *sum = eval_summary(c, digest, P, ev, &F);
+    split_buckets B[MAX_SPLITS];
+    char berr[1024] = ""; /* a malformed bucket set is reported, not fatal, after the work */
+    for (int i = 0; i < P->n; i++)
+        if (eval_buckets_read(c->data.path, P->names[i], ev[i].n, &B[i], berr, sizeof berr))
+            snprintf(berr + strlen(berr), sizeof berr - strlen(berr), "; no buckets reported");
+    cJSON *sum = eval_summary(c, digest, P, ev, B, berr, &F);
     cJSON_AddNumberToObject(sum, "seconds", MPI_Wtime() - t0);
-    write_eval_h5(S, ev, P->n); /* eval.h5 then summary.json */
+    write_eval_h5(S, ev, P->n, B); /* eval.h5 then summary.json */
+    for (int i = 0; i < P->n; i++) eval_buckets_free(&B[i]);
     char path[1100], err[1400], mu[64] = "n/a", fq[64] = "n/a";
     session_path(S, "summary.json", path, sizeof path);
     if (results_write_json(path, sum, err, sizeof err)) lethe_fatal("%s", err);
@@ -297,7 +308,7 @@ static void plan_splits(const lethe_eval_config *E, split_plan *P)
 static void check_distinct(const lethe_session *S, const split_plan *P)
 {
     static const char *const key[] = {"eval.forget_split", "eval.retain_split",
-                                       "eval.utility_splits", "eval.holdout_split"};
+                                      "eval.utility_splits", "eval.holdout_split"};
     for (int i = 0; i < P->n; i++)
         for (int k = 0; k < i; k++) {
             if (strcmp(P->names[i], P->names[k])) continue;

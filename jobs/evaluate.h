@@ -8,6 +8,8 @@
 #ifndef LETHE_EVALUATE_H
 #define LETHE_EVALUATE_H
 
+#include <cjson/cJSON.h>
+
 #include "../model/generate.h"
 #include "jobs.h"
 
@@ -17,13 +19,13 @@ typedef struct {
     int64_t n;
     int has_cand, k, gen_cap;
     int64_t *sample_id;
-    double *nll;        /* token-mean NLL of the answer (+EOS) */
-    double *prob;       /* exp(-nll) */
-    double *nll_para;   /* paraphrased answer (NAN without candidates) */
-    double *nll_pert;   /* (n, k) perturbed answers */
-    double *mink;       /* Min-K% of the answer's per-token log-probs */
+    double *nll;                     /* token-mean NLL of the answer (+EOS) */
+    double *prob;                    /* exp(-nll) */
+    double *nll_para;                /* paraphrased answer (NAN without candidates) */
+    double *nll_pert;                /* (n, k) perturbed answers */
+    double *mink;                    /* Min-K% of the answer's per-token log-probs */
     double *rouge_recall, *rouge_f1; /* greedy answer vs reference (NAN if not generated) */
-    int32_t *gen;       /* (n, gen_cap) generated ids, gen_len valid */
+    int32_t *gen;                    /* (n, gen_cap) generated ids, gen_len valid */
     int32_t *gen_len;
 } split_eval;
 
@@ -50,6 +52,22 @@ void eval_truth_ratios(const split_eval *e, int trained, double *r);
 double *eval_read_ref(const char *path, const char *dset, int64_t *n, char *err, size_t errlen);
 /* Two-sample KS p-value (NAN when a sample is empty); log10 of it in *log10p. */
 double eval_ks_p(const double *a, int64_t na, const double *b, int64_t nb, double *log10p);
+
+/* Difficulty buckets of a split (jobs/eval_buckets.c): the dataset's per-row
+ * /<split>/bucket and its attribute bucket_names, read on rank 0 (b NULL when the split
+ * has none; -1 + err when they are malformed); and summary.json's
+ * splits.<split>.buckets.<name>.{n, prob, rouge_recall, rouge_f1, truth_ratio} for every
+ * bucket name and every '_'-separated part of one (short_rare: short, rare). */
+#define EVAL_MAX_BUCKETS 16
+typedef struct {
+    int32_t *b; /* (rows) index into names */
+    int n_names;
+    char names[EVAL_MAX_BUCKETS][48];
+} split_buckets;
+int eval_buckets_read(const char *path, const char *split, int64_t n, split_buckets *B, char *err,
+                      size_t errlen);
+void eval_buckets_free(split_buckets *B);
+void eval_buckets_summary(cJSON *split_obj, const split_eval *e, int role, const split_buckets *B);
 
 /* Markov-chain datasets (jobs/eval_markov.c): whether data.path is one (root
  * attribute synth_kind = "markov"), and the evaluation of a loaded model on it

@@ -47,6 +47,12 @@ void job_prepare_help(FILE *f)
         "  --prompt-template S      qa prompt; {q} is the question (default '[INST] {q} "
         "[/INST]')\n"
         "  --answer-prefix S        put before each qa answer (default ' ')\n"
+        "  --template NAME|FILE     qa rows as a model's chat format: llama2-chat, llama3-chat,\n"
+        "                           question-answer, or a JSON template file (io/DATASETS.md);\n"
+        "                           replaces --prompt-template/--answer-prefix\n"
+        "  --system-prompt S        template: its system prompt (llama3-chat: 'You are a\n"
+        "                           helpful assistant.')\n"
+        "  --date S                 template: its pinned date (llama3-chat: '10 Apr 2025')\n"
         "  --truncate               cut sequences longer than T to T and count them "
         "(default)\n"
         "  --strict                 refuse sequences longer than T instead\n"
@@ -60,6 +66,7 @@ typedef struct {
     prepare_input in[PREPARE_MAX_INPUTS];
     int tok_given, seq_given, tmpl_given, prefix_given, trunc_given, strict_given;
     int minc_given, maxv_given, vocab_given, pad_given, eos_given;
+    int tpl_given, sys_given, date_given;
     int help;
 } prep_args;
 
@@ -195,6 +202,16 @@ static int apply_flag(prep_args *a, const char *name, char *val, char *err, size
     } else if (!strcmp(name, "--answer-prefix")) {
         ONCE(a->prefix_given);
         a->o.answer_prefix = val;
+    } else if (!strcmp(name, "--template")) {
+        ONCE(a->tpl_given);
+        if (!val[0]) return bad(err, len, "--template is empty");
+        a->o.template_name = val;
+    } else if (!strcmp(name, "--system-prompt")) {
+        ONCE(a->sys_given);
+        a->o.system_prompt = val;
+    } else if (!strcmp(name, "--date")) {
+        ONCE(a->date_given);
+        a->o.date = val;
     } else if (!strcmp(name, "--truncate")) {
         ONCE(a->trunc_given);
         a->o.truncate = 1;
@@ -245,6 +262,14 @@ static int check_rules(prep_args *a, char *err, size_t len)
         if (tf[i] && safe_same_file(a->o.output, tf[i]))
             return bad(err, len, "--output '%s' is the tokenizer file '%s' itself", a->o.output,
                        tf[i]);
+    if (a->tpl_given && (a->tmpl_given || a->prefix_given))
+        return bad(err, len,
+                   "--template replaces --prompt-template and --answer-prefix; give one "
+                   "or the other");
+    if (!a->tpl_given && (a->sys_given || a->date_given))
+        return bad(err, len, "--system-prompt and --date apply to --template");
+    if (a->o.template_name && safe_same_file(a->o.output, a->o.template_name))
+        return bad(err, len, "--output '%s' is the template file itself", a->o.output);
     if (a->trunc_given && a->strict_given)
         return bad(err, len, "--truncate and --strict contradict each other");
     if (a->tok_given && a->o.tokenizer_dir)

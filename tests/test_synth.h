@@ -1,8 +1,8 @@
-/* tests/test_synth.h — what the three files of test_synth share (test_synth.c: reading
+/* tests/test_synth.h — what the four files of test_synth share (test_synth.c: reading
  * splits back, digests, generation helpers, the `lethe synth` job and main;
  * test_synth_authors.c: the fictitious-author study; test_synth_markov.c: the chain mixture
- * and the KL helper): the directory files go to, one split read back, and the helpers that
- * generate, write, digest and refuse a config. */
+ * and the KL helper; test_synth_difficulty.c: synth.difficulty): the directory files go to, one
+ * split read back, and the helpers that generate, write, digest and refuse a config. */
 #ifndef LETHE_TEST_SYNTH_H
 #define LETHE_TEST_SYNTH_H
 
@@ -37,5 +37,6 @@ void expect_refusal(const lethe_synth_config *c, const char *key, const char *al
 void test_authors(void);   /* test_synth_authors.c */
 void test_kl_helper(void); /* test_synth_markov.c */
 void test_markov(void);
+void test_difficulty(void); /* test_synth_difficulty.c */
 
 #endif

@@ -176,6 +176,7 @@ int synth_generate(synth_data **out, const lethe_synth_config *c, char *err, siz
         return sy_fail(err, errlen, "synth.kind = \"%s\": expected \"authors\" or \"markov\"",
                        c->kind);
     if (markov ? sy_check_markov(c, err, errlen) : sy_check_authors(c, err, errlen)) return -1;
+    if (sy_check_difficulty(c, err, errlen)) return -1;
     double t0 = sy_now_seconds();
     synth_data *d = calloc(1, sizeof *d);
     if (!d) return sy_fail(err, errlen, "synth: out of memory");
@@ -204,6 +205,7 @@ int synth_generate(synth_data **out, const lethe_synth_config *c, char *err, siz
         d->U = c->utility_facts;
         rc = sy_make_world(d);
         if (!rc) rc = sy_make_authors(d);
+        if (!rc) rc = sy_make_difficulty(d);
         if (!rc) {
             sy_make_author_splits(d);
             rc = sy_make_tokens(d);
@@ -249,6 +251,8 @@ void synth_get_fact(const synth_data *d, int64_t i, synth_fact *out)
     out->perturbed = (const char *const *)f->pert;
     out->value[0] = f->val[0];
     out->value[1] = f->val[1];
+    out->bucket = f->tail ? f->bucket : -1;
+    out->tail = f->tail;
 }
 
 const tokenizer *synth_tokenizer(const synth_data *d)
@@ -283,6 +287,7 @@ void synth_free(synth_data *d)
         free(f->p);
         free(f->val[0]);
         free(f->val[1]);
+        free(f->tail);
         free_list(f->pert, f->pert ? d->K : 0);
         tok_ids_free(&f->tp);
         tok_ids_free(&f->ta);

@@ -80,7 +80,21 @@ typedef struct {
     const char *const *perturbed; /* (K) */
     const char *value[2];         /* the value as it appears in answer and paraphrase;
                                      value[1] is the country of a place, else NULL */
+    int bucket;                   /* synth.difficulty: SYNTH_BUCKET_*, else -1 */
+    const char *tail; /* synth.difficulty: the words ending every candidate, else NULL */
 } synth_fact;
+
+/* synth.difficulty (authors): author fact (a, q) is in bucket (a + q) mod 4, which sets
+ * the tail added to its answer, paraphrase and perturbed answers (the same tail, so the
+ * candidates still differ in the value only): synth.tail_short or synth.tail_long words
+ * (then "."), common words from a table of 16 or rare words invented for this fact
+ * alone. QA author splits (forgetXX, retainXX, holdout) hold int32 /<split>/bucket per
+ * row and the split attribute bucket_names; the root attributes synth_difficulty,
+ * synth_tail_short and synth_tail_long record the setting. Off, nothing changes. */
+enum { SYNTH_SHORT_COMMON, SYNTH_SHORT_RARE, SYNTH_LONG_COMMON, SYNTH_LONG_RARE };
+#define SYNTH_BUCKET_NAMES "short_common,short_rare,long_common,long_rare"
+#define SYNTH_N_COMMON_WORDS 16
+extern const char *const SYNTH_COMMON_WORDS[SYNTH_N_COMMON_WORDS];
 
 /* What was generated (and, after synth_write, written). */
 typedef struct {

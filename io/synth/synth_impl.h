@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hdf5.h>
+
 #include "synth.h"
 #include "../text/tokenizer.h"
 
@@ -19,7 +21,8 @@ enum {
     ST_UTIL_A,
     ST_UTIL_B,
     ST_CHAINS,
-    ST_MARKOV /* + chain * 2 + part */
+    ST_MARKOV, /* + chain * 2 + part */
+    ST_DIFFICULTY = ST_MARKOV + 6
 };
 
 typedef struct {
@@ -65,6 +68,8 @@ typedef struct {
     const char *subject;
     int64_t sid, owner;
     int family, question;
+    int bucket;          /* synth.difficulty: SYNTH_BUCKET_*, else -1 */
+    char *tail;          /* synth.difficulty: the words added to every candidate, else NULL */
     tok_ids tp, ta, tpa; /* prompt, answer, paraphrase */
     tok_ids *tpert;      /* (K) */
 } fact_t;
@@ -161,6 +166,12 @@ int sy_make_authors(synth_data *d);
 void sy_make_author_splits(synth_data *d);
 int sy_make_tokens(synth_data *d);
 int64_t sy_split_rows(const synth_data *d, const split_t *s);
+
+/* synth_difficulty.c */
+int sy_check_difficulty(const lethe_synth_config *c, char *err, size_t errlen);
+int sy_make_difficulty(synth_data *d);
+int sy_difficulty_attrs(const synth_data *d, hid_t file);
+int sy_write_buckets(synth_data *d, hid_t group, const split_t *sp);
 
 /* markov_chains.c */
 int sy_check_markov(const lethe_synth_config *c, char *err, size_t errlen);

@@ -69,7 +69,7 @@ static int write_root_attrs(synth_data *d, hid_t f)
               h5_attr_write_i64(f, "synth_forget10_authors", d->forget_authors[2]) ||
               h5_attr_write_str(f, "synth_question_attributes", attrs) ||
               h5_attr_write_str(f, "prompt_template", PROMPT_TEMPLATE) ||
-              h5_attr_write_str(f, "answer_prefix", " ");
+              h5_attr_write_str(f, "answer_prefix", " ") || sy_difficulty_attrs(d, f);
     }
     return bad ? sy_fail(d->err, d->errlen, "synth: '%s': cannot write the root attributes",
                          c->output)
@@ -227,6 +227,7 @@ static int write_split(synth_data *d, dataset_writer *w, const split_t *sp, FILE
                 dsw_split_attr_i64(w, "authors", sp->authors, d->err, d->errlen))) {
         return -1;
     }
+    if (sy_write_buckets(d, w->group, sp)) return -1;
     return dsw_split_end(w, d->err, d->errlen);
 }
 

@@ -129,11 +129,13 @@ static size_t utf8_bad_at(const unsigned char *s, size_t n)
  * alone (old Mac files) would be read as one line, so they are refused, not guessed at. */
 static int line_ends_once(prep *p, const char *buf, size_t n)
 {
-    for (const char *c = memchr(buf, '\r', n); c; c = memchr(c + 1, '\r', n - (size_t)(c + 1 - buf)))
+    for (const char *c = memchr(buf, '\r', n); c;
+         c = memchr(c + 1, '\r', n - (size_t)(c + 1 - buf)))
         if ((size_t)(c + 1 - buf) < n && c[1] != '\n')
-            return pr_perr(p, "byte %zu: a carriage return (CR) that is not followed by a line "
-                              "feed; lines must end in LF or CRLF (convert the file, e.g. "
-                              "tr '\\r' '\\n')",
+            return pr_perr(p,
+                           "byte %zu: a carriage return (CR) that is not followed by a line "
+                           "feed; lines must end in LF or CRLF (convert the file, e.g. "
+                           "tr '\\r' '\\n')",
                            (size_t)(c - buf) + 1);
     return 0;
 }
@@ -149,8 +151,8 @@ static int only_space_after(prep *p, const char *buf, size_t n, size_t at)
         for (; k < 20 && i + k < n && buf[i + k] != '\n'; k++)
             shown[k] = buf[i + k] < 0x20 || buf[i + k] > 0x7e ? '?' : buf[i + k];
         shown[k] = 0;
-        return pr_perr(p, "byte %zu: text after the JSON record ('%s'); one record per line",
-                       i + 1, shown);
+        return pr_perr(p, "byte %zu: text after the JSON record ('%s'); one record per line", i + 1,
+                       shown);
     }
     return 0;
 }
@@ -279,6 +281,24 @@ static int make_tokenizer(prep *p, char *err, size_t errlen)
     return 0;
 }
 
+/* How the rows were made: the legacy prompt_template and answer_prefix, or the
+ * template's name, system prompt, date ("" when it uses none) and its two strings. */
+static int write_root_attrs(const prep *p, hid_t f)
+{
+    const prepare_opts *o = p->o;
+    const pr_template *t = p->tmpl;
+    if (!t)
+        return h5_attr_write_str(f, "prompt_template", o->prompt_template) ||
+               h5_attr_write_str(f, "answer_prefix", o->answer_prefix) ||
+               h5_attr_write_i64(f, "seq_len", o->seq_len);
+    return h5_attr_write_str(f, "template", t->name) ||
+           h5_attr_write_str(f, "system_prompt", t->system ? t->system : "") ||
+           h5_attr_write_str(f, "template_date", t->date ? t->date : "") ||
+           h5_attr_write_str(f, "prompt_template", t->prompt) ||
+           h5_attr_write_str(f, "answer_template", t->answer) ||
+           h5_attr_write_i64(f, "seq_len", o->seq_len);
+}
+
 int prepare_run(const prepare_opts *o, char *err, size_t errlen)
 {
     if (!o->output || !o->output[0]) return lethe_errf(err, errlen, "prepare: no output path");
@@ -287,10 +307,11 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
                           PREPARE_MAX_INPUTS);
     if (o->seq_len < 2 || o->seq_len > (1 << 24))
         return lethe_errf(err, errlen, "prepare: seq_len %d outside [2, %d]", o->seq_len, 1 << 24);
-    if (!o->prompt_template || !strstr(o->prompt_template, "{q}"))
+    if (!o->template_name && (!o->prompt_template || !strstr(o->prompt_template, "{q}")))
         return lethe_errf(err, errlen, "prepare: prompt_template '%s' has no {q}",
                           o->prompt_template ? o->prompt_template : "(null)");
-    if (!o->answer_prefix) return lethe_errf(err, errlen, "prepare: answer_prefix is NULL");
+    if (!o->template_name && !o->answer_prefix)
+        return lethe_errf(err, errlen, "prepare: answer_prefix is NULL");
     char sp[PREPARE_MAX_INPUTS][DATASET_SPLIT_MAX];
     for (int i = 0; i < o->n_inputs; i++) {
         if (!o->inputs[i].path || !o->inputs[i].split)
@@ -320,6 +341,8 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
     p.err = err;
     p.errlen = errlen;
     dataset_writer w = {.file = -1, .group = -1};
+    pr_template tmpl;
+    memset(&tmpl, 0, sizeof tmpl);
     prepare_report rep;
     memset(&rep, 0, sizeof rep);
     int rc = -1, open = 0;
@@ -338,21 +361,24 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
     pr_sha256_hex(&all, allhex);
     snprintf(rep.source_digest, sizeof rep.source_digest, "sha256:%s", allhex);
 
+    if (o->template_name) {
+        if (pr_template_load(&tmpl, o, err, errlen)) goto out;
+        p.tmpl = &tmpl;
+    }
     if (make_tokenizer(&p, err, errlen)) goto out;
+    if (p.tmpl && p.tk && pr_template_resolve(p.tmpl, p.tk, p.eos, err, errlen)) goto out;
     const char *tk_name = p.tk ? tokenizer_name(p.tk) : o->tokenizer; /* llama3/spm: the kind */
     dataset_attrs a = {tk_name ? tk_name : "byte", p.vocab, p.pad, p.eos, rep.source_digest};
     if (dsw_create(&w, o->output, &a, err, errlen)) goto out;
     open = 1;
-    if (h5_attr_write_str(w.file, "prompt_template", o->prompt_template) ||
-        h5_attr_write_str(w.file, "answer_prefix", o->answer_prefix) ||
-        h5_attr_write_i64(w.file, "seq_len", o->seq_len)) {
+    if (write_root_attrs(&p, w.file)) {
         lethe_errf(err, errlen, "prepare: '%s': cannot write root attributes", o->output);
         goto out;
     }
     if (p.tk && tokenizer_save(p.tk, w.file, err, errlen)) goto out;
     p.w = &w;
     for (int i = 0; i < o->n_inputs; i++) {
-        p.rows = p.truncated = p.dropped = p.written = p.blk_n = 0;
+        p.rows = p.truncated = p.dropped = p.written = p.blk_n = p.merged = 0;
         p.shape_known = p.k = p.has_para = 0;
         p.pass = PASS_COUNT;
         if (run_input(&p, &o->inputs[i])) goto out;
@@ -373,7 +399,7 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
             blk_alloc(&p))
             goto out;
         int64_t rows = p.rows;
-        p.truncated = p.dropped = 0;
+        p.truncated = p.dropped = p.merged = 0;
         p.pass = PASS_WRITE;
         if (run_input(&p, &o->inputs[i]) || pr_blk_flush(&p)) goto out;
         if (p.written != rows) {
@@ -403,6 +429,8 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
             dsw_split_attr_str(&w, "source_digest", src, err, errlen) ||
             dsw_split_attr_str(&w, "format", pr_fmt_names[p.fmt], err, errlen) ||
             dsw_split_attr_i64(&w, "truncated", p.truncated, err, errlen) ||
+            (p.tmpl && p.fmt == FMT_QA &&
+             dsw_split_attr_i64(&w, "prompt_merged", p.merged, err, errlen)) ||
             dsw_split_end(&w, err, errlen))
             goto out;
         blk_free(&p);
@@ -411,6 +439,10 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
                    "dropped windows %lld\n",
                    sp[i], o->inputs[i].path, pr_fmt_names[p.fmt], (long long)rows, p.t, p.k,
                    p.has_para ? "yes" : "no", (long long)p.truncated, (long long)p.dropped);
+        if (o->verbose && p.tmpl && p.fmt == FMT_QA)
+            printf("prepare: %s: template %s, %lld rows with the prompt's last token merged into "
+                   "the answer's first\n",
+                   sp[i], p.tmpl->name, (long long)p.merged);
     }
     if (dsw_close(&w, err, errlen)) {
         open = 0;
@@ -429,6 +461,7 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen)
 out:
     if (open) dsw_abort(&w);
     blk_free(&p);
+    pr_template_free(&tmpl);
     tok_ids_free(&p.scratch);
     tok_ids_free(&p.prompt);
     free(p.text);

@@ -13,6 +13,21 @@
  *            "perturbed_answer_start": [...], optional "sample_id"}
  * sample_id: the record's integer "sample_id" if present (qa, tokens), else the row
  * index within the split; it must be unique within a split.
+ * Templates (`template`, NULL for the legacy prompt_template/answer_prefix pair above):
+ *   a built-in name (llama2-chat, llama3-chat, question-answer) or a JSON file
+ *     {"name": str, "prompt": str, "answer": str, optional "special": [str..],
+ *      optional "trim": bool, optional "system_prompt": str, optional "date": str}
+ *   prompt holds {q} and may hold {system}, {date}; answer holds {a} and may hold {eos}
+ *   (the tokenizer's eos id). A string of "special" met in the template's own text is
+ *   encoded as that token's id (refused when the vocabulary lacks it); text put in by a
+ *   placeholder never is. trim strips ASCII white space around q, a and the system
+ *   prompt (Llama-3's `| trim`). The row is tokens(prompt + answer) with the text between
+ *   specials encoded jointly, as the model saw it in training, so nothing closes the row
+ *   but what the answer names (eot or eos); answer_start = the longest common prefix of
+ *   tokens(prompt) and the row (open-unlearning masks len(tokens(prompt)); the two differ
+ *   only where the prompt's last token merges with the answer's first, counted in the
+ *   split attribute prompt_merged). The root attributes template, system_prompt,
+ *   template_date, prompt_template and answer_template record what was used.
  * Sequences longer than T are truncated to T (counted and reported) or rejected.
  * Tokenizers: "byte", "word" (vocabulary built from every input, saved in the
  * file), "gpt2" (encoder.json + vocab.bpe, saved in the file), "none" (tokens inputs
@@ -63,6 +78,9 @@ typedef struct {
     int seq_len;                 /* T */
     const char *prompt_template; /* "{q}" is replaced by the question */
     const char *answer_prefix;   /* put before the answer text (default " ") */
+    const char *template_name;   /* NULL (legacy pair above) | built-in name | JSON file */
+    const char *system_prompt;   /* template: overrides its system prompt (NULL: keep) */
+    const char *date;            /* template: overrides its date (NULL: keep) */
     int truncate;                /* 1: cut long sequences to T and count; 0: error */
     int64_t vocab_size, pad_id, eos_id; /* tokenizer "none" */
     int verbose;                        /* print one summary line per split to stdout */

@@ -1,7 +1,7 @@
 /* io/text/prepare_impl.h — what the parts of `prepare` share (internal): the run's
  * state and the helpers each part exports (prepare.c: the run and its one-line errors;
- * prepare_records.c: the records of each format; prepare_sha256.c: SHA-256 of the
- * inputs). */
+ * prepare_records.c: the records of each format; prepare_template.c: the QA templates;
+ * prepare_sha256.c: SHA-256 of the inputs). */
 #ifndef LETHE_IO_PREPARE_IMPL_H
 #define LETHE_IO_PREPARE_IMPL_H
 
@@ -17,6 +17,31 @@ enum { FMT_QA, FMT_TEXT, FMT_TOKENS };
 extern const char *const pr_fmt_names[3]; /* by FMT_* */
 
 enum { PASS_WORDS, PASS_COUNT, PASS_WRITE };
+
+#define PR_TMPL_MAX_SPECIAL 16
+
+/* One piece of a compiled template: literal text (s, n), a placeholder, or a special. */
+enum { PC_TEXT, PC_Q, PC_A, PC_SYSTEM, PC_DATE, PC_EOS, PC_SPECIAL };
+typedef struct {
+    int kind, special; /* special: index into pr_template.special (PC_SPECIAL) */
+    const char *s;     /* PC_TEXT: points into pr_template.prompt or .answer */
+    size_t n;
+} pr_piece;
+
+/* A QA template (io/text/prepare.h), compiled into pieces: [0, n_prompt) render the
+ * prompt, [0, n_pieces) the whole row. */
+typedef struct {
+    char name[256];
+    char *prompt, *answer, *system, *date; /* owned; system, date NULL when unused */
+    char *special[PR_TMPL_MAX_SPECIAL];
+    int n_special, trim;
+    int64_t special_id[PR_TMPL_MAX_SPECIAL]; /* by the tokenizer (pr_template_resolve) */
+    int64_t eos;
+    pr_piece *pc;
+    int n_pieces, n_prompt;
+    char *buf; /* the text run being built */
+    size_t buf_n, buf_cap;
+} pr_template;
 
 typedef struct {
     const prepare_opts *o;
@@ -40,7 +65,9 @@ typedef struct {
     int64_t blk_cap, blk_n, written;
     int64_t *ids_seen; /* (rows, 2) [sample id, input line], to check uniqueness */
     tok_ids scratch, prompt;
-    char *text; /* scratch for templates */
+    pr_template *tmpl; /* NULL: the legacy prompt_template/answer_prefix pair */
+    int64_t merged;    /* template rows whose answer_start < tokens(prompt) */
+    char *text;        /* scratch for templates */
     size_t text_cap;
 } prep;
 
@@ -61,6 +88,17 @@ int pr_do_qa(prep *p, cJSON *rec);
 int pr_do_text(prep *p, cJSON *rec);
 int pr_do_tokens(prep *p, cJSON *rec);
 int pr_detect(prep *p, cJSON *rec, const char *want);
+
+/* prepare_records.c: appends the ids of text (the word pass: counts its words) */
+int pr_encode(prep *p, const char *s, size_t n, tok_ids *out);
+
+/* prepare_template.c: the template o->template_name names, with its overrides; the ids
+ * of its specials in tk; tokens of the prompt (whole = 0) or of the whole row for
+ * question q and answer a; the template's memory. 0, or -1 + one line. */
+int pr_template_load(pr_template *t, const prepare_opts *o, char *err, size_t errlen);
+int pr_template_resolve(pr_template *t, const tokenizer *tk, int64_t eos, char *err, size_t errlen);
+int pr_template_encode(prep *p, int whole, const char *q, const char *a, tok_ids *out);
+void pr_template_free(pr_template *t);
 
 /* prepare_sha256.c */
 void pr_sha256_init(sha256_ctx *c);

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int encode(prep *p, const char *s, size_t n, tok_ids *out)
+int pr_encode(prep *p, const char *s, size_t n, tok_ids *out)
 {
     if (p->pass == PASS_WORDS) {
         word_counter_add(p->wc, s, n);
@@ -140,6 +140,70 @@ static const char *get_str(prep *p, cJSON *rec, const char *key, int required, i
     return s->valuestring;
 }
 
+/* The row, its length and answer_start of candidate j of row r in the block (0: the
+ * answer, 1: the paraphrase, 2..: the perturbed answers); NULLs outside the write pass. */
+static void qa_slot(prep *p, int64_t r, int j, int32_t **row, int32_t **len, int32_t **as)
+{
+    const int64_t t = p->t;
+    if (p->pass != PASS_WRITE) {
+        *row = *len = *as = NULL;
+    } else if (j == 0) {
+        *row = p->blk.ids + r * t;
+        *len = p->blk.lengths + r;
+        *as = p->blk.answer_start + r;
+    } else if (j == 1) {
+        *row = p->blk.para_ids + r * t;
+        *len = p->blk.para_lengths + r;
+        *as = p->blk.para_answer_start + r;
+    } else {
+        int64_t c = r * p->k + (j - 2);
+        *row = p->blk.pert_ids + c * t;
+        *len = p->blk.pert_lengths + c;
+        *as = p->blk.pert_answer_start + c;
+    }
+}
+
+static void qa_what(char *what, size_t n, int j)
+{
+    snprintf(what, n,
+             j == 0   ? "answer"
+             : j == 1 ? "paraphrased_answer"
+                      : "perturbed_answer %d",
+             j - 2);
+}
+
+/* A qa record through a template (prepare_template.c): each candidate's row is the
+ * tokens of the whole rendering, its answer_start the longest common prefix with the
+ * tokens of the prompt alone (io/text/prepare.h). */
+static int qa_templated(prep *p, const char *q, const char *a, const char *para, cJSON *pert, int k,
+                        int64_t sid)
+{
+    if (pr_template_encode(p, 0, q, NULL, &p->prompt)) return -1;
+    int64_t r = 0;
+    if (p->pass == PASS_WRITE && (r = row_claim(p, sid)) < 0) return -1;
+    const char *answers[2] = {a, para};
+    for (int j = 0; j < 2 + k; j++) {
+        const char *ans = j < 2 ? answers[j] : cJSON_GetArrayItem(pert, j - 2)->valuestring;
+        if (!ans) continue;
+        if (pr_template_encode(p, 1, q, ans, &p->scratch)) return -1;
+        if (p->pass == PASS_WORDS) continue;
+        int n = 0;
+        while (n < p->prompt.n && n < p->scratch.n && p->prompt.ids[n] == p->scratch.ids[n]) n++;
+        if (n < p->prompt.n && p->pass == PASS_WRITE) p->merged++;
+        tok_ids head = {p->scratch.ids, n, n}, tail = {p->scratch.ids + n, p->scratch.n - n, 0};
+        int32_t *row, *len, *as;
+        char what[48];
+        qa_slot(p, r, j, &row, &len, &as);
+        qa_what(what, sizeof what, j);
+        if (tail.n == 0) /* nothing to predict: an empty answer and no closing token */
+            return pr_perr(p, "%s: template '%s' gives no token after the prompt", what,
+                           p->tmpl->name);
+        if (fill_seq(p, &head, &tail, 0, row, len, as, what)) return -1;
+    }
+    if (p->pass == PASS_COUNT) p->rows++;
+    return 0;
+}
+
 int pr_do_qa(prep *p, cJSON *rec)
 {
     int bad = 0;
@@ -161,11 +225,12 @@ int pr_do_qa(prep *p, cJSON *rec)
     if (get_sample_id(p, rec, &sid)) return -1;
     if (p->pass != PASS_WORDS && note_shape(p, para != NULL, k)) return -1;
 
+    if (p->tmpl) return qa_templated(p, q, a, para, pert, k, sid);
     const char *pt = NULL;
     size_t ptn = 0;
     if (render(p, p->o->prompt_template, "{q}", q, &pt, &ptn)) return -1;
     p->prompt.n = 0;
-    if (encode(p, pt, ptn, &p->prompt)) return -1;
+    if (pr_encode(p, pt, ptn, &p->prompt)) return -1;
     const char *answers[2] = {a, para};
     int32_t *row = NULL, *len = NULL, *as = NULL;
     int64_t r = 0;
@@ -183,31 +248,11 @@ int pr_do_qa(prep *p, cJSON *rec)
         memcpy(p->text, p->o->answer_prefix, pl);
         memcpy(p->text + pl, ans, al + 1);
         p->scratch.n = 0;
-        if (encode(p, p->text, atn, &p->scratch)) return -1;
+        if (pr_encode(p, p->text, atn, &p->scratch)) return -1;
         if (p->pass == PASS_WORDS) continue;
-        const int64_t t = p->t;
-        if (p->pass == PASS_WRITE) {
-            if (j == 0) {
-                row = p->blk.ids + r * t;
-                len = p->blk.lengths + r;
-                as = p->blk.answer_start + r;
-            } else if (j == 1) {
-                row = p->blk.para_ids + r * t;
-                len = p->blk.para_lengths + r;
-                as = p->blk.para_answer_start + r;
-            } else {
-                int64_t c = r * p->k + (j - 2);
-                row = p->blk.pert_ids + c * t;
-                len = p->blk.pert_lengths + c;
-                as = p->blk.pert_answer_start + c;
-            }
-        }
+        qa_slot(p, r, j, &row, &len, &as);
         char what[48];
-        snprintf(what, sizeof what,
-                 j == 0   ? "answer"
-                 : j == 1 ? "paraphrased_answer"
-                          : "perturbed_answer %d",
-                 j - 2);
+        qa_what(what, sizeof what, j);
         if (fill_seq(p, &p->prompt, &p->scratch, 1, row, len, as, what)) return -1;
     }
     if (p->pass == PASS_COUNT) p->rows++;
@@ -220,7 +265,7 @@ int pr_do_text(prep *p, cJSON *rec)
     const char *s = get_str(p, rec, "text", 1, &bad);
     if (bad) return -1;
     p->scratch.n = 0;
-    if (encode(p, s, strlen(s), &p->scratch)) return -1;
+    if (pr_encode(p, s, strlen(s), &p->scratch)) return -1;
     if (p->pass == PASS_WORDS) return 0;
     if (note_shape(p, 0, 0)) return -1;
     tok_ids *v = &p->scratch;

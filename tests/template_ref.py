@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""tests/template_ref.py — an independent reference for `lethe prepare --template`.
+
+Renders each qa record of the inputs as a string the way the model's own tooling does
+(Llama-3: the chat template's rules rendered with jinja2 when installed, else in plain
+Python — bos, system header with the
+knowledge and pinned dates, `| trim` of each message, <|eot_id|> after each turn;
+Llama-2-chat and base models: open-unlearning's template_args strings, bos from the
+tokenizer, eos appended), splits the string at the special-token strings, encodes the
+plain text with a reference tokenizer (byte: UTF-8 bytes; gpt2: the npm package
+gpt-3-encoder, run by node) and the specials as their ids in the vocabulary, and takes
+answer_start as the longest common prefix of the prompt's ids and the row's. Then reads
+the prepared file with h5dump and compares every row (ids with padding, lengths,
+answer_start; paraphrased and perturbed candidates) and the attributes template,
+system_prompt, template_date and prompt_merged.
+
+usage: template_ref.py H5 TEMPLATE SEQ_LEN TOKENIZER [--encoder enc.json --node-pkg DIR]
+                       [--system S] [--date D] SPLIT=JSONL...
+TEMPLATE: llama2-chat | llama3-chat | question-answer | a template JSON file.
+Prints one line per mismatch and exits 1 on any, 0 when every value agrees.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+try:
+    import jinja2
+except ImportError:  # the same rules in plain Python (llama3_plain)
+    jinja2 = None
+
+# The Llama-3.1 Instruct chat template's rules for plain (tool-less) chats.
+LLAMA3_JINJA = (
+    "{{- bos_token }}"
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{%- set system_message = messages[0]['content']|trim %}{%- set messages = messages[1:] %}"
+    "{%- else %}{%- set system_message = '' %}{%- endif %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
+    "{{- 'Cutting Knowledge Date: December 2023\\n' }}"
+    "{{- 'Today Date: ' + date_string + '\\n\\n' }}"
+    "{{- system_message }}{{- '<|eot_id|>' }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
+    "message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+    "{%- endif %}"
+)
+
+
+def llama3_plain(messages, bos_token, date_string, add_generation_prompt):
+    """LLAMA3_JINJA's rules without jinja2 (str.strip is Jinja's trim)."""
+    system = ""
+    if messages[0]["role"] == "system":
+        system, messages = messages[0]["content"].strip(), messages[1:]
+    s = bos_token + "<|start_header_id|>system<|end_header_id|>\n\n"
+    s += "Cutting Knowledge Date: December 2023\n" + "Today Date: " + date_string + "\n\n"
+    s += system + "<|eot_id|>"
+    for m in messages:
+        s += "<|start_header_id|>" + m["role"] + "<|end_header_id|>\n\n"
+        s += m["content"].strip() + "<|eot_id|>"
+    if add_generation_prompt:
+        s += "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    return s
+
+
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+EOS = "\0EOS\0"  # stands for the tokenizer's eos id in a rendered string
+
+
+def renderer(name, system, date):
+    """(render(q, a or None) -> string, special strings, system, date) for a template."""
+    if name == "llama2-chat":  # bos + user tags, no space before the answer, eos appended
+        def r(q, a):
+            return "<s>" + "[INST] " + q + " [/INST]" + ("" if a is None else a + "</s>")
+        return r, ["<s>", "</s>"], "", ""
+    if name == "llama3-chat":
+        system = "You are a helpful assistant." if system is None else system
+        date = "10 Apr 2025" if date is None else date
+        render_chat = jinja2.Environment().from_string(LLAMA3_JINJA).render if jinja2 else \
+            (lambda **kw: llama3_plain(**kw))
+
+        def r(q, a):
+            chat = [{"role": "system", "content": system}, {"role": "user", "content": q}]
+            if a is not None:
+                chat.append({"role": "assistant", "content": a})
+            return render_chat(messages=chat, bos_token="<|begin_of_text|>", date_string=date,
+                              add_generation_prompt=a is None)
+        return r, LLAMA3_SPECIALS, system, date
+    if name == "question-answer":  # "Question: q\nAnswer: a", eos appended
+        def r(q, a):
+            return "Question: " + q + "\n" + "Answer: " + ("" if a is None else a + EOS)
+        return r, [], "", ""
+    spec = json.load(open(name, encoding="utf-8"))
+    system = spec.get("system_prompt") if system is None else system
+    date = spec.get("date") if date is None else date
+    strip = (lambda s: s.strip(" \t\n\r\f\v")) if spec.get("trim") else (lambda s: s)
+
+    def r(q, a):
+        s = spec["prompt"] + ("" if a is None else spec["answer"])
+        s = s.replace("{system}", strip(system or "")).replace("{date}", date or "")
+        s = s.replace("{eos}", EOS).replace("{q}", strip(q))
+        return s if a is None else s.replace("{a}", strip(a))
+    return r, spec.get("special", []), system or "", date or ""
+
+
+class Encoder:
+    def __init__(self, kind, encoder_json, node_pkg):
+        self.kind, self.cache = kind, {}
+        self.node_pkg = os.path.abspath(node_pkg) if node_pkg else None
+        if kind == "byte":
+            self.vocab, self.eos, self.pad = {}, 257, 256
+        else:
+            self.vocab = json.load(open(encoder_json, encoding="utf-8"))
+            self.eos = self.pad = self.vocab["<|endoftext|>"]
+
+    def prefetch(self, texts):
+        """Encodes all plain-text pieces in one node run (gpt2)."""
+        todo = sorted({t for t in texts if t not in self.cache})
+        if self.kind == "byte" or not todo:
+            return
+        js = ("const enc = require(process.argv[1] + '/index.js');"
+              "const t = JSON.parse(require('fs').readFileSync(0, 'utf-8'));"
+              "process.stdout.write(JSON.stringify(t.map(s => enc.encode(s))));")
+        out = subprocess.run(["node", "-e", js, self.node_pkg], input=json.dumps(todo),
+                             capture_output=True, text=True, check=True).stdout
+        self.cache.update(zip(todo, json.loads(out)))
+
+    def text(self, s):
+        return list(s.encode("utf-8")) if self.kind == "byte" else self.cache[s]
+
+
+def pieces(s, specials):
+    alt = "|".join(re.escape(x) for x in sorted(specials + [EOS], key=len, reverse=True))
+    return [p for p in re.split("(" + alt + ")", s) if p]
+
+
+def encode(enc, s, specials):
+    ids = []
+    for p in pieces(s, specials):
+        if p == EOS:
+            ids.append(enc.eos)
+        elif p in specials:
+            ids.append(enc.vocab[p])
+        else:
+            ids += enc.text(p)
+    return ids
+
+
+def h5_ints(h5, path):
+    out = subprocess.run(["h5dump", "-d", path, "-y", "-w", "0", h5], capture_output=True,
+                         text=True).stdout
+    m = re.search(r"DATA \{(.*?)\}", out, re.S)
+    return [int(x) for x in re.findall(r"-?\d+", m.group(1))] if m else None
+
+
+def h5_attr(h5, obj, name):
+    out = subprocess.run(["h5dump", "-a", f"{obj}/{name}", h5], capture_output=True,
+                         text=True).stdout
+    m = re.search(r"\(0\): (.*)", out)
+    return m.group(1).strip() if m else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("h5")
+    ap.add_argument("template")
+    ap.add_argument("seq_len", type=int)
+    ap.add_argument("tokenizer", choices=["byte", "gpt2"])
+    ap.add_argument("--encoder")
+    ap.add_argument("--node-pkg")
+    ap.add_argument("--system")
+    ap.add_argument("--date")
+    ap.add_argument("splits", nargs="+")
+    a = ap.parse_args()
+    render, specials, system, date = renderer(a.template, a.system, a.date)
+    enc = Encoder(a.tokenizer, a.encoder, a.node_pkg)
+    T, bad = a.seq_len, []
+
+    splits = []
+    for sp in a.splits:
+        name, path = sp.split("=", 1)
+        recs = [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+        splits.append((name, recs))
+    strings = []
+    for _, recs in splits:
+        for r in recs:
+            cands = [r["answer"], r.get("paraphrased_answer")] + r.get("perturbed_answer", [])
+            strings += [render(r["question"], None)]
+            strings += [render(r["question"], c) for c in cands if c is not None]
+    enc.prefetch([p for s in strings for p in pieces(s, specials) if p != EOS and p not in specials])
+
+    for name, recs in splits:
+        sets = [("input_ids", "lengths", "answer_start", "answer", 1),
+                ("paraphrased_ids", "paraphrased_lengths", "paraphrased_answer_start",
+                 "paraphrased_answer", 1),
+                ("perturbed_ids", "perturbed_lengths", "perturbed_answer_start",
+                 "perturbed_answer", 0)]
+        merged = 0
+        for ids_ds, len_ds, as_ds, key, single in sets:
+            if key not in recs[0]:
+                continue
+            want_ids, want_len, want_as = [], [], []
+            for r in recs:
+                prompt = encode(enc, render(r["question"], None), specials)
+                for c in ([r[key]] if single else r[key]):
+                    row = encode(enc, render(r["question"], c), specials)
+                    n = 0
+                    while n < min(len(prompt), len(row)) and prompt[n] == row[n]:
+                        n += 1
+                    merged += n < len(prompt)
+                    row = row[:T]
+                    want_ids += row + [enc.pad] * (T - len(row))
+                    want_len.append(len(row))
+                    want_as.append(n)
+            for ds, want in ((ids_ds, want_ids), (len_ds, want_len), (as_ds, want_as)):
+                got = h5_ints(a.h5, f"/{name}/{ds}")
+                if got != want:
+                    bad.append(f"/{name}/{ds}: got {got}, expected {want}")
+        got = h5_attr(a.h5, "/" + name, "prompt_merged")
+        if got != str(merged):
+            bad.append(f"/{name} prompt_merged: got {got}, expected {merged}")
+    tname = a.template if "/" not in a.template else json.load(open(a.template)).get("name", a.template)
+    for attr, want in (("template", tname), ("system_prompt", system), ("template_date", date)):
+        got = h5_attr(a.h5, "/", attr)
+        if got != json.dumps(want):
+            bad.append(f"root attribute {attr}: got {got}, expected {json.dumps(want)}")
+    for b in bad:
+        print("FAIL:", b[:2000])
+    print(f"template_ref: {a.template} ({a.tokenizer}): {len(bad)} mismatches")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
