@@ -295,6 +295,7 @@ static void report_main(ctx_t *c)
                 c->dir);
     rp_group_runs(c);
     rp_pick_best(c);
+    rp_compare(c);
     rp_group_bench(c);
     int plots = o->plots;
     if (plots) {
@@ -327,7 +328,7 @@ static void report_main(ctx_t *c)
         if (c->nbench) rp_write_scaling_plot(c);
     }
     if (c->nrows) {
-        rp_write_csv(c, "results.csv", c->order, c->nrows);
+        rp_write_csv(c, "results.csv", c->order, c->nrep);
         rp_write_csv(c, "best.csv", c->best, c->nbest);
         rp_write_runs_csv(c);
     }
