@@ -331,6 +331,7 @@ static void report_main(ctx_t *c)
         rp_write_csv(c, "results.csv", c->order, c->nrep);
         rp_write_csv(c, "best.csv", c->best, c->nbest);
         rp_write_runs_csv(c);
+        rp_write_compare_csv(c);
     }
     if (c->nrows || c->ncurves) rp_write_results_md(c);
     if (c->nbench) rp_write_scaling_md(c);

@@ -293,6 +293,7 @@ static void compare_pair(ctx_t *c, pair_t *p, double *d, double *work)
 static void pareto(ctx_t *c)
 {
     c->on_front = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
+    for (int j = 0; j < c->nrows; j++) c->on_front[j] = -1; /* not among a front's settings */
     int *idx = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
     int *fr = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
     double *x = rp_xalloc(c, sizeof(double) * (size_t)(c->nrows + 1));
@@ -301,6 +302,7 @@ static void pareto(ctx_t *c)
     for (int j = 0; j < c->nrows; j++) {
         if (done[j]) continue;
         const char *m = rp_lab_str(c->rows[j].lab, "method"), *sp = rp_lab_str(c->rows[j].lab, "split");
+        if (is_reference(m)) continue;
         /* the selection-phase settings when the method has any on the split, else its
          * report-phase ones (a study without phases) */
         int has_sel = 0;

@@ -78,7 +78,7 @@ void rp_md_selection(ctx_t *c, FILE *f)
                 chosen |= !strcmp(c->sel[k].method, rp_lab_str(w->lab, "method")) &&
                           !strcmp(c->sel[k].forget, rp_lab_str(w->lab, "split")) &&
                           !strcmp(c->sel[k].setting, rp_lab_str(w->lab, "setting"));
-            fprintf(f, " %s | %s |\n", c->on_front[c->order[j]] ? "yes" : "no",
+            fprintf(f, " %s | %s |\n", c->on_front[c->order[j]] == 1 ? "yes" : "no",
                     chosen ? "**yes**" : "");
         }
     }

@@ -235,7 +235,7 @@ typedef struct {
     int nrepm, caprepm;
     pair_t *pairs;
     int npairs, cappairs;
-    int *on_front; /* (nrows) 1: on its method's Pareto front over its split's settings */
+    int *on_front; /* (nrows) 1 on its method's Pareto front (per split), 0 off, -1 not a front's setting */
     double fq_floor; /* log10 FQ floor of fq_vs_mu; points below drawn at it */
     int nclipped;    /* runs drawn at the floor */
 } ctx_t;
@@ -315,12 +315,15 @@ double rp_origin_mu(const ctx_t *c, const char *split);
 void rp_md_selection(ctx_t *c, FILE *f);
 void rp_md_comparisons(ctx_t *c, FILE *f);
 void rp_md_buckets(ctx_t *c, FILE *f);
+/* report_compare_csv.c */
+void rp_write_compare_csv(ctx_t *c);
 /* report_write.c (shared by the Markdown writers) */
 void rp_md_text(FILE *f, const char *s);
 void rp_md_label_header(ctx_t *c, FILE *f, int *ncol);
 void rp_md_label_cells(ctx_t *c, FILE *f, const row_t *w);
 void rp_md_cell(FILE *f, double mean, double sd, int cnt, int nruns);
 void rp_fmt_g(char *buf, size_t n, double v, int digits);
+void rp_csv_field(FILE *f, const char *s, int first);
 /* report_plot.c (shared by the plots) */
 char *rp_gp_quote(ctx_t *c, const char *s);
 void rp_dat_str(FILE *f, const char *s);

@@ -97,7 +97,7 @@ static void write_blocks(ctx_t *c, FILE *f, const char *split, const char *m, bl
     for (int j = 0; j < c->nrows; j++) {
         if (!row_in(c, j, split, m)) continue;
         double x = c->rows[j].mean[M_MU], y = rp_row_log10_fq(c, &c->rows[j]);
-        if (c->on_front[j]) fr[nf++] = j;
+        if (c->on_front[j] == 1) fr[nf++] = j;
         if (c->rows[j].phase != PHASE_SELECTION || isnan(x) || isnan(y)) continue;
         if (b->sel < 0) b->sel = block_begin(f, block, rp_xsprintf(c, "%s %s selection", split, m));
         rp_dat_num(f, x);

@@ -76,7 +76,7 @@ void rp_fmt_g(char *buf, size_t n, double v, int digits)
     snprintf(buf, n, "%.*g", digits, v);
 }
 
-static void csv_field(FILE *f, const char *s, int first)
+void rp_csv_field(FILE *f, const char *s, int first)
 {
     if (!first) fputc(',', f);
     if (!strpbrk(s, ",\"\n\r")) {
@@ -109,10 +109,10 @@ void rp_md_text(FILE *f, const char *s)
 
 static void csv_header(ctx_t *c, FILE *f)
 {
-    csv_field(f, "method", 1);
-    csv_field(f, "split", 0);
-    for (int h = 0; h < c->nhp; h++) csv_field(f, c->hp[h], 0);
-    csv_field(f, "seeds", 0);
+    rp_csv_field(f, "method", 1);
+    rp_csv_field(f, "split", 0);
+    for (int h = 0; h < c->nhp; h++) rp_csv_field(f, c->hp[h], 0);
+    rp_csv_field(f, "seeds", 0);
     for (int m = 0; m < NMETRIC; m++) {
         fprintf(f, ",%s,%s_std,%s_n", RP_METRIC[m].csv, RP_METRIC[m].csv, RP_METRIC[m].csv);
     }
@@ -122,12 +122,12 @@ static void csv_header(ctx_t *c, FILE *f)
 static void csv_row(ctx_t *c, FILE *f, const row_t *w)
 {
     char b[512];
-    csv_field(f, rp_lab_str(w->lab, "method"), 1);
-    csv_field(f, rp_lab_str(w->lab, "split"), 0);
+    rp_csv_field(f, rp_lab_str(w->lab, "method"), 1);
+    rp_csv_field(f, rp_lab_str(w->lab, "split"), 0);
     for (int h = 0; h < c->nhp; h++) {
         const lvalue *v = rp_lab_get(w->lab, c->hp[h]);
         rp_lv_format(b, sizeof b, v && v->t != LV_NULL ? v : NULL);
-        csv_field(f, b, 0);
+        rp_csv_field(f, b, 0);
     }
     fprintf(f, ",%d", w->nruns);
     for (int m = 0; m < NMETRIC; m++) {
@@ -150,11 +150,11 @@ void rp_write_csv(ctx_t *c, const char *name, const int *rows, int n)
 void rp_write_runs_csv(ctx_t *c)
 {
     FILE *f = rp_out_open(c, "runs.csv");
-    csv_field(f, "folder", 1);
-    csv_field(f, "method", 0);
-    csv_field(f, "split", 0);
-    for (int h = 0; h < c->nhp; h++) csv_field(f, c->hp[h], 0);
-    csv_field(f, "seed", 0);
+    rp_csv_field(f, "folder", 1);
+    rp_csv_field(f, "method", 0);
+    rp_csv_field(f, "split", 0);
+    for (int h = 0; h < c->nhp; h++) rp_csv_field(f, c->hp[h], 0);
+    rp_csv_field(f, "seed", 0);
     for (int m = 0; m < NMETRIC - 1; m++) fprintf(f, ",%s", RP_METRIC[m].csv);
     fprintf(f, ",kl_retain,kl_forget1,kl_forget2,errors\n");
     char b[512];
@@ -162,17 +162,17 @@ void rp_write_runs_csv(ctx_t *c)
         const row_t *w = &c->rows[c->order[j]];
         for (int i = 0; i < w->nruns; i++) {
             const run_t *r = &c->runs[w->runs[i]];
-            csv_field(f, r->dir, 1);
-            csv_field(f, rp_lab_str(&r->lab, "method"), 0);
-            csv_field(f, rp_lab_str(&r->lab, "split"), 0);
+            rp_csv_field(f, r->dir, 1);
+            rp_csv_field(f, rp_lab_str(&r->lab, "method"), 0);
+            rp_csv_field(f, rp_lab_str(&r->lab, "split"), 0);
             for (int h = 0; h < c->nhp; h++) {
                 const lvalue *v = rp_lab_get(&r->lab, c->hp[h]);
                 rp_lv_format(b, sizeof b, v && v->t != LV_NULL ? v : NULL);
-                csv_field(f, b, 0);
+                rp_csv_field(f, b, 0);
             }
             const lvalue *sv = rp_lab_get(&r->lab, "seed");
             rp_lv_format(b, sizeof b, sv && sv->t != LV_NULL ? sv : NULL);
-            csv_field(f, b, 0);
+            rp_csv_field(f, b, 0);
             for (int m = 0; m < NMETRIC - 1; m++) {
                 rp_fmt_g(b, sizeof b, r->m[m], REPORT_CSV_DIGITS);
                 fprintf(f, ",%s", b);
