@@ -342,4 +342,9 @@ void rp_compare(ctx_t *c)
             compare_pair(c, p, d, work);
             if (!p->nseeds) c->npairs--; /* no common seed: nothing compared */
         }
+    for (int i = 1; i < c->npairs; i++) /* by split, then table order */
+        for (int j = i; j > 0 && strcmp(c->rep[c->pairs[j - 1].a].split, c->rep[c->pairs[j].a].split) > 0; j--) {
+            pair_t t = c->pairs[j];
+            c->pairs[j] = c->pairs[j - 1], c->pairs[j - 1] = t;
+        }
 }

@@ -13,7 +13,8 @@
 static const char *sgn(char *buf, size_t n, double v)
 {
     if (isnan(v)) return "–";
-    if (v == 0) v = 0;
+    /* a sum of differences that cancel leaves rounding (2e-17): shown as the 0 it is */
+    if (fabs(v) < 1e-12) return "0";
     char t[32]; /* "%+.3g" needs at most 11 */
     snprintf(t, sizeof t, "%+.3g", v);
     snprintf(buf, n, "%s%.30s", t[0] == '-' ? "−" : "+", t + 1);
@@ -335,7 +336,7 @@ static void md_shows(ctx_t *c, FILE *f, const method_budget *mb, int nmb)
     list_shown(c, f, CMP_REC, "relearn recovery");
     if (all_sel)
         fputs("Each method's setting was chosen on the selection seeds and is reported on "
-              "other seeds, so the reported numbers carry no bias from that choice. ",
+              "other seeds, so the reported numbers carry no selection bias from that choice. ",
               f);
     if (nmb >= 2) {
         int lo = 0, hi = 0;
@@ -350,7 +351,7 @@ static void md_shows(ctx_t *c, FILE *f, const method_budget *mb, int nmb)
             rp_md_text(f, mb[hi].method);
             fprintf(f, " used %.3g× the tokens of ", t[hi] / t[lo]);
             rp_md_text(f, mb[lo].method);
-            fputs(" (selection + report); a method ahead may owe it to its larger budget. ", f);
+            fputs(" (selection + report): the comparisons are not at equal compute. ", f);
         } else if (t[lo] > 0) {
             fputs("Unlearning compute was within 10 % across methods (tokens, selection + "
                   "report). ",

@@ -131,7 +131,7 @@ static void panel(ctx_t *c, FILE *f, const char *split, const char **meth, int n
     if (!isnan(thr))
         fprintf(f,
                 "set arrow from %.10g, graph 0 to %.10g, graph 1 nohead dt 2 lw 1.5 lc rgb "
-                "'gray30'\nset label %s at %.10g, graph 0.96 left offset 0.5,0 font ',9'\n",
+                "'gray30'\nset label %s at %.10g, graph 0.5 left offset 0.5,0 font ',9'\n",
                 thr, thr, rp_gp_quote(c, rp_xsprintf(c, "tau x MU(origin) = %.3g", thr)), thr);
     if (c->nclipped)
         fprintf(f, "set arrow from graph 0, first %.10g to graph 1, first %.10g nohead dt 3 "
@@ -205,9 +205,9 @@ void rp_plot_fq_vs_mu(ctx_t *c)
     int cols = ns < 3 ? ns : 3, rows = (ns + cols - 1) / cols;
     f = rp_out_open(c, "fq_vs_mu.gp");
     rp_gp_preamble(f, "fq_vs_mu", "log10 forget quality against model utility, a panel per "
-                   "forget split", 140 + 620 * cols, 40 + 480 * rows);
+                   "forget split", 40 + 620 * cols, 40 + 560 * rows);
     fprintf(f, "set xlabel 'model utility'\nset ylabel 'log10 forget quality'\n"
-            "set key outside right top font ',9'\nset yrange [%.10g:0.3]\n"
+            "set key outside bottom center horizontal maxcols 4 font ',9'\nset yrange [%.10g:0.3]\n"
             "set multiplot layout %d,%d title 'Forget quality against model utility (lines: "
             "Pareto fronts; open circles: selection-phase settings)'\n",
             c->fq_floor - 0.3, rows, cols);
