@@ -76,18 +76,19 @@ void rp_load_selected(ctx_t *c, const char *dir)
     c->sel[c->nsel++] = s;
 }
 
-/* The budget.json of a run's unlearn job: beside its checkpoint, or (a study moved since)
- * in the study folder under the checkpoint folder's name. NULL when neither exists. */
+/* The budget.json of a run's unlearn job: in the study folder under the name of the
+ * checkpoint's folder when there is one (the study's own copy, also after the study was
+ * moved or copied), else beside the checkpoint as named. NULL when neither exists. */
 static char *budget_path(ctx_t *c, const run_t *r, struct stat *st)
 {
     char *folder = rp_xstrdup(c, r->checkpoint);
     char *slash = strrchr(folder, '/');
     if (!slash) return NULL;
     *slash = 0;
-    char *p = rp_path_join(c, folder[0] ? folder : "/", "budget.json");
-    if (!stat(p, st) && S_ISREG(st->st_mode)) return p;
     char *base = strrchr(folder, '/');
-    p = rp_path_join(c, rp_path_join(c, c->dir, base ? base + 1 : folder), "budget.json");
+    char *p = rp_path_join(c, rp_path_join(c, c->dir, base ? base + 1 : folder), "budget.json");
+    if (!stat(p, st) && S_ISREG(st->st_mode)) return p;
+    p = rp_path_join(c, folder[0] ? folder : "/", "budget.json");
     if (!stat(p, st) && S_ISREG(st->st_mode)) return p;
     return NULL;
 }

@@ -19,3 +19,13 @@ lethe_test(NAME stats.python
   COMMAND ${LETHE_TORCH_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/stats_ref.py
           $<TARGET_FILE:test_stats> ${CMAKE_CURRENT_BINARY_DIR}/stats
   TIMEOUT 300 LABELS "report")
+
+# report.stats  tests/test_report_stats.sh: a study with selection and report phases
+#               (tests/report_study_fixture.py: a crippled method, a twin, seed noise, an
+#               ineligible selection, budgets, relearn curves, buckets); its comparisons,
+#               verdicts, Pareto fronts and budget sums recomputed by
+#               tests/report_stats_ref.py; the same comparisons on a second run, on 2
+#               ranks and after the study moved; an old study without phases; the errors
+#               of bad phase labels, selected.json and budget.json. PASS lines counted.
+lethe_test(NAME report.stats COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_report_stats.sh
+  TIMEOUT 300 LABELS "report")
