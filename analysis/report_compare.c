@@ -103,13 +103,14 @@ void rp_read_budgets(ctx_t *c)
             !(path = budget_path(c, r, &st)))
             continue;
         int k = 0;
-        while (k < c->nbudgets && !(c->budgets[k].dev == st.st_dev && c->budgets[k].ino == st.st_ino))
+        while (k < c->nbudgets &&
+               !(c->budgets[k].dev == st.st_dev && c->budgets[k].ino == st.st_ino))
             k++;
         if (k == c->nbudgets) {
             char *where = rp_xsprintf(c, "'%s'", path);
             const cJSON *d = rp_load_json(c, path);
-            budget_t b = {path, rp_lab_str(&r->lab, "method"), r->phase, 0, 0, 0, 0, 0,
-                          st.st_dev, st.st_ino};
+            budget_t b = {
+                path, rp_lab_str(&r->lab, "method"), r->phase, 0, 0, 0, 0, 0, st.st_dev, st.st_ino};
             b.tokens = nonneg(c, where, d, "tokens", 0);
             b.steps = nonneg(c, where, d, "steps", 0);
             b.cpu_s = nonneg(c, where, d, "cpu_seconds", 0);
@@ -256,10 +257,10 @@ static double run_recovery(const ctx_t *c, const run_t *r, double k)
     int n = 0;
     for (int i = 0; i < c->ncurves && !isnan(k); i++) {
         const curve_t *cv = &c->curves[i];
-        if (cv->row != r->row || rp_lv_cmp(rp_lab_get(&cv->lab, "seed"), rp_lab_get(&r->lab, "seed")))
+        if (cv->row != r->row ||
+            rp_lv_cmp(rp_lab_get(&cv->lab, "seed"), rp_lab_get(&r->lab, "seed")))
             continue;
-        if (curve_has(cv, k, &a) && curve_has(cv, 0, &b) && !isnan(a) && !isnan(b))
-            s += a - b, n++;
+        if (curve_has(cv, k, &a) && curve_has(cv, 0, &b) && !isnan(a) && !isnan(b)) s += a - b, n++;
     }
     return n ? s / n : NAN;
 }
@@ -276,12 +277,14 @@ static void compare_pair(ctx_t *c, pair_t *p, double *d, double *work)
     for (int i = 0; i < A->nruns; i++) {
         const run_t *ra = &c->runs[A->runs[i]], *rb = NULL;
         for (int j = 0; j < B->nruns && !rb; j++)
-            if (!rp_lv_cmp(rp_lab_get(&ra->lab, "seed"), rp_lab_get(&c->runs[B->runs[j]].lab, "seed")))
+            if (!rp_lv_cmp(rp_lab_get(&ra->lab, "seed"),
+                           rp_lab_get(&c->runs[B->runs[j]].lab, "seed")))
                 rb = &c->runs[B->runs[j]];
         if (!rb) continue;
         va[CMP_FQ][k] = rp_log10_fq(ra), vb[CMP_FQ][k] = rp_log10_fq(rb);
         va[CMP_GAP][k] = fabs(ra->m[M_GAP]), vb[CMP_GAP][k] = fabs(rb->m[M_GAP]);
-        va[CMP_REC][k] = run_recovery(c, ra, p->rec_k), vb[CMP_REC][k] = run_recovery(c, rb, p->rec_k);
+        va[CMP_REC][k] = run_recovery(c, ra, p->rec_k),
+        vb[CMP_REC][k] = run_recovery(c, rb, p->rec_k);
         k++;
     }
     /* higher log10 FQ is better; a smaller gap to the retrained model and a smaller
@@ -302,7 +305,8 @@ static void pareto(ctx_t *c)
     char *done = rp_xalloc(c, (size_t)c->nrows + 1);
     for (int j = 0; j < c->nrows; j++) {
         if (done[j]) continue;
-        const char *m = rp_lab_str(c->rows[j].lab, "method"), *sp = rp_lab_str(c->rows[j].lab, "split");
+        const char *m = rp_lab_str(c->rows[j].lab, "method"),
+                   *sp = rp_lab_str(c->rows[j].lab, "split");
         if (is_reference(m)) continue;
         /* the selection-phase settings when the method has any on the split, else its
          * report-phase ones (a study without phases) */
@@ -344,7 +348,9 @@ void rp_compare(ctx_t *c)
             if (!p->nseeds) c->npairs--; /* no common seed: nothing compared */
         }
     for (int i = 1; i < c->npairs; i++) /* by split, then table order */
-        for (int j = i; j > 0 && strcmp(c->rep[c->pairs[j - 1].a].split, c->rep[c->pairs[j].a].split) > 0; j--) {
+        for (int j = i;
+             j > 0 && strcmp(c->rep[c->pairs[j - 1].a].split, c->rep[c->pairs[j].a].split) > 0;
+             j--) {
             pair_t t = c->pairs[j];
             c->pairs[j] = c->pairs[j - 1], c->pairs[j - 1] = t;
         }

@@ -171,7 +171,8 @@ static void md_verdicts(ctx_t *c, FILE *f)
             "prob − retrained model's|; smaller relearn recovery (forget prob after k relearn "
             "steps minus before, k the last step every curve of both has).\n\n",
             STATS_BOOT_N);
-    fputs("| split | A vs B | seeds | log10 FQ A − B | A ahead | FQ | \\|gap\\| A − B | A ahead | gap "
+    fputs("| split | A vs B | seeds | log10 FQ A − B | A ahead | FQ | \\|gap\\| A − B | A ahead | "
+          "gap "
           "| recovery A − B | k | A ahead | recovery |\n"
           "|---|---|--:|--:|--:|---|--:|--:|---|--:|--:|--:|---|\n",
           f);
@@ -209,7 +210,8 @@ static void md_verdicts(ctx_t *c, FILE *f)
         rp_md_text(f, c->rep[p->a].split);
         constraint_text(c, f, p);
         if (!p->s[CMP_FQ].n) {
-            fprintf(f, ": no log10 FQ on the %d common seed%s\n", p->nseeds, p->nseeds == 1 ? "" : "s");
+            fprintf(f, ": no log10 FQ on the %d common seed%s\n", p->nseeds,
+                    p->nseeds == 1 ? "" : "s");
             continue;
         }
         fputs(": log10 FQ ", f);
@@ -267,12 +269,14 @@ static void md_budget(ctx_t *c, FILE *f, const method_budget *mb, int n)
     }
     int missing = 0;
     for (int i = 0; i < c->nruns; i++)
-        missing += c->runs[i].budget < 0 && strcmp(rp_lab_str(&c->runs[i].lab, "method"), "origin") &&
+        missing += c->runs[i].budget < 0 &&
+                   strcmp(rp_lab_str(&c->runs[i].lab, "method"), "origin") &&
                    strcmp(rp_lab_str(&c->runs[i].lab, "method"), "retrain");
     if (missing)
-        fprintf(f, "\n%d evaluated run%s of a method name no budget.json (a checkpoint folder "
-                "not found, or from before budgets): not counted.\n", missing,
-                missing == 1 ? "" : "s");
+        fprintf(f,
+                "\n%d evaluated run%s of a method name no budget.json (a checkpoint folder "
+                "not found, or from before budgets): not counted.\n",
+                missing, missing == 1 ? "" : "s");
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -307,6 +311,76 @@ static void list_shown(ctx_t *c, FILE *f, int q, const char *what)
         fprintf(f, "No pair shows a difference in %s. ", what);
 }
 
+/* Whether the methods' unlearning budgets (tokens, both phases) were comparable. */
+static void md_compute(ctx_t *c, FILE *f, const method_budget *mb, int nmb)
+{
+    if (nmb < 2) return;
+    int lo = 0, hi = 0;
+    double *t = rp_xalloc(c, sizeof(double) * (size_t)nmb);
+    for (int i = 0; i < nmb; i++) {
+        t[i] = mb[i].tokens[0] + mb[i].tokens[1];
+        if (t[i] < t[lo]) lo = i;
+        if (t[i] > t[hi]) hi = i;
+    }
+    if (t[lo] > 0 && t[hi] > 1.1 * t[lo]) {
+        fputs("Unlearning compute was not equal: ", f);
+        rp_md_text(f, mb[hi].method);
+        fprintf(f, " used %.3g× the tokens of ", t[hi] / t[lo]);
+        rp_md_text(f, mb[lo].method);
+        fputs(" (selection + report): the comparisons are not at equal compute. ", f);
+    } else if (t[lo] > 0) {
+        fputs("Unlearning compute was within 10 % across methods (tokens, selection + "
+              "report). ",
+              f);
+    }
+}
+
+/* The limits: intervals, seeds, same-seed picks, ineligible methods, the plot's floor. */
+static void md_does_not_show(ctx_t *c, FILE *f, double width, int nmax, int shown_any)
+{
+    fputs("\n\n**Does not show.** ", f);
+    if (width > 0)
+        fprintf(f,
+                "Where no difference is shown, the methods are not shown equal: differences "
+                "up to %.2g in log10 FQ fit the intervals. ",
+                width);
+    if (nmax <= 5)
+        fprintf(
+            f,
+            "With only %d report seed%s the intervals are wide, and at this size the "
+            "percentile bootstrap tends to be too narrow: an exact sign-flip test cannot reach p < "
+            "0.05 with fewer than 6 seeds (its smallest two-sided p is 2/2^%d = %.3g)%s. ",
+            nmax, nmax == 1 ? "" : "s", nmax, 2.0 / pow(2, nmax),
+            shown_any ? "; treat a difference shown here as a lead to re-test on more seeds" : "");
+    for (int i = 0; i < c->nrepm; i++) {
+        const reported_t *r = &c->rep[i];
+        if (r->same_seeds) {
+            rp_md_text(f, r->method);
+            fputs(" on ", f);
+            rp_md_text(f, r->split);
+            fputs(": its setting was picked on the same seeds it is reported on (no selection "
+                  "phase), which flatters it; its numbers and comparisons are optimistic. ",
+                  f);
+        } else if (r->sel >= 0 && !c->sel[r->sel].eligible) {
+            rp_md_text(f, r->method);
+            fputs(" on ", f);
+            rp_md_text(f, r->split);
+            fputs(": no setting reached τ · MU(origin) on the selection seeds, so its "
+                  "comparisons are not at equal utility. ",
+                  f);
+        }
+    }
+    if (c->nclipped)
+        fprintf(f,
+                "%d run%s with log10 FQ below %.3g %s drawn at that floor in fq_vs_mu.png "
+                "(open triangles); the tables give their values. ",
+                c->nclipped, c->nclipped == 1 ? "" : "s", c->fq_floor,
+                c->nclipped == 1 ? "is" : "are");
+    fputs("All of it holds for this model, data and budget only; it does not say how the "
+          "methods rank at other scales or on other forget sets.\n",
+          f);
+}
+
 static void md_shows(ctx_t *c, FILE *f, const method_budget *mb, int nmb)
 {
     fputs("\n## What this shows / what it does not show\n\n", f);
@@ -338,61 +412,8 @@ static void md_shows(ctx_t *c, FILE *f, const method_budget *mb, int nmb)
         fputs("Each method's setting was chosen on the selection seeds and is reported on "
               "other seeds, so the reported numbers carry no selection bias from that choice. ",
               f);
-    if (nmb >= 2) {
-        int lo = 0, hi = 0;
-        double *t = rp_xalloc(c, sizeof(double) * (size_t)nmb);
-        for (int i = 0; i < nmb; i++) {
-            t[i] = mb[i].tokens[0] + mb[i].tokens[1];
-            if (t[i] < t[lo]) lo = i;
-            if (t[i] > t[hi]) hi = i;
-        }
-        if (t[lo] > 0 && t[hi] > 1.1 * t[lo]) {
-            fputs("Unlearning compute was not equal: ", f);
-            rp_md_text(f, mb[hi].method);
-            fprintf(f, " used %.3g× the tokens of ", t[hi] / t[lo]);
-            rp_md_text(f, mb[lo].method);
-            fputs(" (selection + report): the comparisons are not at equal compute. ", f);
-        } else if (t[lo] > 0) {
-            fputs("Unlearning compute was within 10 % across methods (tokens, selection + "
-                  "report). ",
-                  f);
-        }
-    }
-    fputs("\n\n**Does not show.** ", f);
-    if (width > 0)
-        fprintf(f, "Where no difference is shown, the methods are not shown equal: differences "
-                "up to %.2g in log10 FQ fit the intervals. ", width);
-    if (nmax <= 5)
-        fprintf(f, "With only %d report seed%s the intervals are wide, and at this size the "
-                "percentile bootstrap is too narrow: an exact sign-flip test cannot reach p < "
-                "0.05 with fewer than 6 seeds (its smallest two-sided p is 2/2^%d = %.3g)%s. ",
-                nmax, nmax == 1 ? "" : "s", nmax, 2.0 / pow(2, nmax),
-                shown_any ? "; treat a difference shown here as a lead to re-test on more seeds" : "");
-    for (int i = 0; i < c->nrepm; i++) {
-        const reported_t *r = &c->rep[i];
-        if (r->same_seeds) {
-            rp_md_text(f, r->method);
-            fputs(" on ", f);
-            rp_md_text(f, r->split);
-            fputs(": its setting was picked on the same seeds it is reported on (no selection "
-                  "phase), which flatters it; its numbers and comparisons are optimistic. ",
-                  f);
-        } else if (r->sel >= 0 && !c->sel[r->sel].eligible) {
-            rp_md_text(f, r->method);
-            fputs(" on ", f);
-            rp_md_text(f, r->split);
-            fputs(": no setting reached τ · MU(origin) on the selection seeds, so its "
-                  "comparisons are not at equal utility. ",
-                  f);
-        }
-    }
-    if (c->nclipped)
-        fprintf(f, "%d run%s with log10 FQ below %.3g %s drawn at that floor in fq_vs_mu.png "
-                "(open triangles); the tables give their values. ", c->nclipped,
-                c->nclipped == 1 ? "" : "s", c->fq_floor, c->nclipped == 1 ? "is" : "are");
-    fputs("All of it holds for this model, data and budget only; it does not say how the "
-          "methods rank at other scales or on other forget sets.\n",
-          f);
+    md_compute(c, f, mb, nmb);
+    md_does_not_show(c, f, width, nmax, shown_any);
 }
 
 void rp_md_comparisons(ctx_t *c, FILE *f)

@@ -85,10 +85,10 @@ typedef struct {
     const char **errs;
     int nerr;
     int row;
-    int phase;               /* PHASE_REPORT (also: no phase label) or PHASE_SELECTION */
-    const char *checkpoint;  /* summary.json "checkpoint", or NULL */
+    int phase;                        /* PHASE_REPORT (also: no phase label) or PHASE_SELECTION */
+    const char *checkpoint;           /* summary.json "checkpoint", or NULL */
     double bucket[NBUCKET][NBMETRIC]; /* NaN: none */
-    int budget;              /* index into c->budgets, -1: none found */
+    int budget;                       /* index into c->budgets, -1: none found */
 } run_t;
 
 enum { PHASE_REPORT = 0, PHASE_SELECTION = 1 };
@@ -144,8 +144,8 @@ typedef struct {
 /* The setting a method reports on one forget split, and how it was chosen. */
 typedef struct {
     const char *method, *split;
-    int row;      /* report-phase row */
-    int sel;      /* index into c->sel, -1: no selected.json */
+    int row;        /* report-phase row */
+    int sel;        /* index into c->sel, -1: no selected.json */
     int same_seeds; /* 1: picked by the best rule on the seeds it reports */
 } reported_t;
 
@@ -212,7 +212,7 @@ typedef struct {
     int nrows, caprows;
     int *order; /* rows in table order: the nrep report-phase rows, then the selection rows */
     int nrep;
-    int *best;  /* rows of the best-per-method table, in table order */
+    int *best; /* rows of the best-per-method table, in table order */
     int nbest;
     int nunmatched; /* curves with no evaluated setting */
     point_t *pts;
@@ -235,7 +235,8 @@ typedef struct {
     int nrepm, caprepm;
     pair_t *pairs;
     int npairs, cappairs;
-    int *on_front; /* (nrows) 1 on its method's Pareto front (per split), 0 off, -1 not a front's setting */
+    int *on_front;   /* (nrows) 1 on its method's Pareto front (per split), 0 off, -1 not a front's
+                        setting */
     double fq_floor; /* log10 FQ floor of fq_vs_mu; points below drawn at it */
     int nclipped;    /* runs drawn at the floor */
 } ctx_t;
@@ -299,8 +300,8 @@ int rp_name_cmp(const void *a, const void *b);
 int rp_visit(ctx_t *c, const struct stat *st);
 void rp_walk(ctx_t *c, const char *dir, int depth);
 /* report_read.c (shared readers) */
-double rp_get_num(ctx_t *c, const char *where, const cJSON *obj, const char *pre,
-                  const char *key, int required);
+double rp_get_num(ctx_t *c, const char *where, const cJSON *obj, const char *pre, const char *key,
+                  int required);
 const cJSON *rp_get_obj(ctx_t *c, const char *where, const cJSON *obj, const char *pre,
                         const char *key, int required);
 /* report_compare.c */

@@ -1,6 +1,7 @@
 /* analysis/report_plot.c — the plots of `lethe report`: gnuplot data, scripts and
  * PNGs (relearning curves, the Markov KL bars, scaling; forget quality against model
- * utility is report_plot_fq.c's) and the gnuplot helpers every plot shares. Runs after the read and group phases of report.c. */
+ * utility is report_plot_fq.c's) and the gnuplot helpers every plot shares. Runs after the read and
+ * group phases of report.c. */
 #include "report_impl.h"
 
 #include <errno.h>
@@ -216,11 +217,13 @@ void rp_plot_relearn(ctx_t *c)
         }
         rp_out_close(c, dat);
         f = rp_out_open(c, gpn);
-        rp_gp_preamble(f, name, "forget probability against relearn step, a line per curve", 900, 600);
-        fprintf(f,
-                "set xlabel 'relearn step'\nset ylabel 'forget probability'\n"
-                "set key top left\nset title %s\nplot ",
-                rp_gp_quote(c, rp_xsprintf(c, "Relearning attack on %s: forget probability", meth)));
+        rp_gp_preamble(f, name, "forget probability against relearn step, a line per curve", 900,
+                       600);
+        fprintf(
+            f,
+            "set xlabel 'relearn step'\nset ylabel 'forget probability'\n"
+            "set key top left\nset title %s\nplot ",
+            rp_gp_quote(c, rp_xsprintf(c, "Relearning attack on %s: forget probability", meth)));
         for (int i = 0; i < n; i++)
             fprintf(f, "%s'%s' index %d using 1:2 with linespoints pt %d lc %d title %s",
                     i ? ", \\\n     " : "", dat, i, RP_POINT_TYPES[i % RP_NPT], i + 1,
@@ -307,7 +310,7 @@ void rp_write_scaling_plot(ctx_t *c)
     rp_out_close(c, "scaling.dat");
     f = rp_out_open(c, "scaling.gp");
     rp_gp_preamble(f, "scaling", "tokens/s, efficiency and communication share against scale", 1500,
-                500);
+                   500);
     const char *xl = c->x_nodes ? "nodes" : "ranks";
     fprintf(f,
             "set multiplot layout 1,3 title 'lethe bench: scaling (series: see scaling.md)'\n"

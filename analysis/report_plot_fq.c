@@ -81,7 +81,8 @@ static void write_blocks(ctx_t *c, FILE *f, const char *split, const char *m, bl
             const run_t *r = &c->runs[c->rows[j].runs[i]];
             double y = rp_log10_fq(r);
             if (isnan(y) || isnan(r->m[M_MU])) continue;
-            if (b->runs < 0) b->runs = block_begin(f, block, rp_xsprintf(c, "%s %s runs", split, m));
+            if (b->runs < 0)
+                b->runs = block_begin(f, block, rp_xsprintf(c, "%s %s runs", split, m));
             int clip = y < c->fq_floor;
             rp_dat_num(f, r->m[M_MU]);
             rp_dat_num(f, clip ? c->fq_floor : y);
@@ -134,8 +135,10 @@ static void panel(ctx_t *c, FILE *f, const char *split, const char **meth, int n
                 "'gray30'\nset label %s at %.10g, graph 0.5 left offset 0.5,0 font ',9'\n",
                 thr, thr, rp_gp_quote(c, rp_xsprintf(c, "tau x MU(origin) = %.3g", thr)), thr);
     if (c->nclipped)
-        fprintf(f, "set arrow from graph 0, first %.10g to graph 1, first %.10g nohead dt 3 "
-                "lc rgb 'gray60'\n", c->fq_floor, c->fq_floor);
+        fprintf(f,
+                "set arrow from graph 0, first %.10g to graph 1, first %.10g nohead dt 3 "
+                "lc rgb 'gray60'\n",
+                c->fq_floor, c->fq_floor);
     fputs("plot ", f);
     int first = 1;
     for (int k = 0; k < nm; k++) {
@@ -143,16 +146,21 @@ static void panel(ctx_t *c, FILE *f, const char *split, const char **meth, int n
         const char *sep = first ? "" : ", \\\n     ";
         int pt = FQ_PT[k % FQ_NPT], lc = k + 1;
         if (b->runs >= 0) {
-            fprintf(f, "%s'fq_vs_mu.dat' index %d using 1:($3==0?$2:1/0) with points pt %d ps 1.4 "
-                    "lc %d title %s", sep, b->runs, pt, lc, rp_gp_quote(c, meth[k]));
+            fprintf(f,
+                    "%s'fq_vs_mu.dat' index %d using 1:($3==0?$2:1/0) with points pt %d ps 1.4 "
+                    "lc %d title %s",
+                    sep, b->runs, pt, lc, rp_gp_quote(c, meth[k]));
             sep = ", \\\n     ", first = 0;
             if (b->nclip)
-                fprintf(f, "%s'fq_vs_mu.dat' index %d using 1:($3==1?$2:1/0) with points pt 10 "
-                        "ps 1.6 lc %d notitle", sep, b->runs, lc);
+                fprintf(f,
+                        "%s'fq_vs_mu.dat' index %d using 1:($3==1?$2:1/0) with points pt 10 "
+                        "ps 1.6 lc %d notitle",
+                        sep, b->runs, lc);
         }
         if (b->sel >= 0) {
             fprintf(f, "%s'fq_vs_mu.dat' index %d using 1:2 with points pt 6 ps 0.7 lc %d %s", sep,
-                    b->sel, lc, b->runs < 0 ? rp_xsprintf(c, "title %s", rp_gp_quote(c, meth[k])) : "notitle");
+                    b->sel, lc,
+                    b->runs < 0 ? rp_xsprintf(c, "title %s", rp_gp_quote(c, meth[k])) : "notitle");
             sep = ", \\\n     ", first = 0;
         }
         if (b->front >= 0) {
@@ -162,8 +170,11 @@ static void panel(ctx_t *c, FILE *f, const char *split, const char **meth, int n
         }
     }
     if (c->nclipped)
-        fprintf(f, "%sNaN with points pt 10 ps 1.6 lc rgb 'black' title 'below the floor, drawn "
-                "at it'", first ? "" : ", \\\n     "), first = 0;
+        fprintf(f,
+                "%sNaN with points pt 10 ps 1.6 lc rgb 'black' title 'below the floor, drawn "
+                "at it'",
+                first ? "" : ", \\\n     "),
+            first = 0;
     fprintf(f, "\n");
 }
 
@@ -179,10 +190,12 @@ void rp_plot_fq_vs_mu(ctx_t *c)
     blocks_t *bl = rp_xalloc(c, sizeof *bl * (size_t)(ns * nm + 1));
     double *xr = rp_xalloc(c, sizeof(double) * (size_t)(2 * ns + 1));
     FILE *f = rp_out_open(c, "fq_vs_mu.dat");
-    fprintf(f, "# fq_vs_mu.dat (lethe report): per forget split and method, its report-phase "
+    fprintf(f,
+            "# fq_vs_mu.dat (lethe report): per forget split and method, its report-phase "
             "runs (mu log10_fq clipped folder), its selection-phase settings (mu log10_fq, "
             "means over seeds) and its Pareto front (mu log10_fq, by mu); log10_fq below %g "
-            "is written as %g with clipped = 1.\n", c->fq_floor, c->fq_floor);
+            "is written as %g with clipped = 1.\n",
+            c->fq_floor, c->fq_floor);
     int block = 0;
     for (int s = 0; s < ns; s++) {
         xr[2 * s] = INFINITY, xr[2 * s + 1] = -INFINITY;
@@ -204,9 +217,12 @@ void rp_plot_fq_vs_mu(ctx_t *c)
     ns = np;
     int cols = ns < 3 ? ns : 3, rows = (ns + cols - 1) / cols;
     f = rp_out_open(c, "fq_vs_mu.gp");
-    rp_gp_preamble(f, "fq_vs_mu", "log10 forget quality against model utility, a panel per "
-                   "forget split", 40 + 620 * cols, 40 + 560 * rows);
-    fprintf(f, "set xlabel 'model utility'\nset ylabel 'log10 forget quality'\n"
+    rp_gp_preamble(f, "fq_vs_mu",
+                   "log10 forget quality against model utility, a panel per "
+                   "forget split",
+                   40 + 620 * cols, 40 + 560 * rows);
+    fprintf(f,
+            "set xlabel 'model utility'\nset ylabel 'log10 forget quality'\n"
             "set key outside bottom center horizontal maxcols 4 font ',9'\nset yrange [%.10g:0.3]\n"
             "set multiplot layout %d,%d title 'Forget quality against model utility (lines: "
             "Pareto fronts; open circles: selection-phase settings)'\n",

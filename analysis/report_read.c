@@ -68,7 +68,8 @@ static const cJSON *first_nonfinite(const cJSON *v, char *key, size_t klen)
         char tail[256];
         snprintf(tail, sizeof tail, "%.250s", key);
         if (cJSON_IsObject(v))
-            snprintf(key, klen, "%.200s%s%.250s", e->string, tail[0] && tail[0] != '[' ? "." : "", tail);
+            snprintf(key, klen, "%.200s%s%.250s", e->string, tail[0] && tail[0] != '[' ? "." : "",
+                     tail);
         else
             snprintf(key, klen, "[%d]%s%.250s", i, tail[0] && tail[0] != '[' ? "." : "", tail);
         return bad;
@@ -135,8 +136,8 @@ cJSON *rp_load_json(ctx_t *c, const char *path)
 
 /* A number, or NaN for null or (when optional) absent. `pre` prefixes the key in
  * messages ("splits.forget05."). */
-double rp_get_num(ctx_t *c, const char *where, const cJSON *obj, const char *pre,
-                  const char *key, int required)
+double rp_get_num(ctx_t *c, const char *where, const cJSON *obj, const char *pre, const char *key,
+                  int required)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) {
@@ -239,8 +240,10 @@ static int run_phase(ctx_t *c, const char *dir, const labels *l)
     if (v->t == LV_STR && !strcmp(v->str, "selection")) return PHASE_SELECTION;
     char b[256];
     rp_lv_format(b, sizeof b, v);
-    rp_fail(c, REPORT_EINPUT, "'%s/labels.json': key 'phase' = %s, expected \"selection\" or "
-            "\"report\"", dir, b);
+    rp_fail(c, REPORT_EINPUT,
+            "'%s/labels.json': key 'phase' = %s, expected \"selection\" or "
+            "\"report\"",
+            dir, b);
 }
 
 static void load_run(ctx_t *c, const char *dir)
@@ -298,7 +301,8 @@ static void load_run(ctx_t *c, const char *dir)
     }
     if (sp_obj[0]) read_buckets(c, where, sp_obj[0], pre[0], r);
     const cJSON *ck = cJSON_GetObjectItemCaseSensitive(s, "checkpoint");
-    if (ck && !cJSON_IsNull(ck)) r->checkpoint = rp_xstrdup(c, rp_get_str(c, where, s, "", "checkpoint"));
+    if (ck && !cJSON_IsNull(ck))
+        r->checkpoint = rp_xstrdup(c, rp_get_str(c, where, s, "", "checkpoint"));
     r->budget = -1;
     const cJSON *errs = cJSON_GetObjectItemCaseSensitive(s, "errors");
     if (errs && !cJSON_IsNull(errs)) {

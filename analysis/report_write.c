@@ -272,10 +272,11 @@ static void md_intro(ctx_t *c, FILE *f)
             c->ncurves == 1 ? "" : "s", c->nbench, c->nbench == 1 ? "" : "s",
             c->nbench ? " (tables in scaling.md)" : "");
     if (c->nrep < c->nrows || c->nsel)
-        fprintf(f, "Phases: %d setting%s evaluated on the selection seeds (to choose), %d on "
+        fprintf(f,
+                "Phases: %d setting%s evaluated on the selection seeds (to choose), %d on "
                 "the report seeds (the results); selection rows appear only under \"Selection "
-                "phase and Pareto fronts\".\n\n", c->nrows - c->nrep,
-                c->nrows - c->nrep == 1 ? "" : "s", c->nrep);
+                "phase and Pareto fronts\".\n\n",
+                c->nrows - c->nrep, c->nrows - c->nrep == 1 ? "" : "s", c->nrep);
     int shared = 0;
     for (int h = 0; h < c->nhp; h++)
         if (c->hp_const[h]) {
@@ -403,13 +404,16 @@ static void md_plots(ctx_t *c, FILE *f)
 {
     if (c->npng || c->no_fq_plot) {
         fputs("\n## Plots\n\n", f);
-        if (c->no_fq_plot) fprintf(f, "fq_vs_mu.png is not drawn: %s.\n\n", c->no_fq_plot);
+        if (c->no_fq_plot)
+            fprintf(f, "fq_vs_mu.png is not drawn: %s.\n\n", c->no_fq_plot);
         else if (c->nrows)
-            fprintf(f, "fq_vs_mu.png: a panel per forget split; a point per report-phase run; "
+            fprintf(f,
+                    "fq_vs_mu.png: a panel per forget split; a point per report-phase run; "
                     "each method's Pareto front over its settings (the selection phase's when "
                     "there is one) as a line; the dashed line is τ · MU(origin) when a "
                     "selected.json gives it; log10 FQ below %.3g is drawn at that floor as an "
-                    "open triangle.\n\n", c->fq_floor);
+                    "open triangle.\n\n",
+                    c->fq_floor);
         for (int i = 0; i < c->npng; i++) fprintf(f, "![%s](%s)\n\n", c->png[i], c->png[i]);
     }
 }

@@ -53,8 +53,7 @@ static void dump_paired(FILE *f, const char *name, const double *a, const double
     json_num(f, "mean", p.mean);
     json_num(f, "lo", p.lo);
     json_num(f, "hi", p.hi);
-    fprintf(f, ", \"B\": %d, \"seed\": %llu}\n", STATS_BOOT_N,
-            (unsigned long long)STATS_BOOT_SEED);
+    fprintf(f, ", \"B\": %d, \"seed\": %llu}\n", STATS_BOOT_N, (unsigned long long)STATS_BOOT_SEED);
 }
 
 static void dump_pareto(FILE *f, const char *name, const double *x, const double *y, int n)
