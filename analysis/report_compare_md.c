@@ -159,6 +159,17 @@ static void constraint_text(ctx_t *c, FILE *f, const pair_t *p)
     }
 }
 
+/* "npo vs simnpo", then `on` and the split when `on` is not empty. */
+static void pair_name(ctx_t *c, FILE *f, const pair_t *p, const char *on)
+{
+    rp_md_text(f, c->rep[p->a].method);
+    fputs(" vs ", f);
+    rp_md_text(f, c->rep[p->b].method);
+    if (!on[0]) return;
+    fputs(on, f);
+    rp_md_text(f, c->rep[p->a].split);
+}
+
 static void md_verdicts(ctx_t *c, FILE *f)
 {
     fprintf(f,
@@ -181,9 +192,7 @@ static void md_verdicts(ctx_t *c, FILE *f)
         fputs("| ", f);
         rp_md_text(f, c->rep[p->a].split);
         fputs(" | ", f);
-        rp_md_text(f, c->rep[p->a].method);
-        fputs(" vs ", f);
-        rp_md_text(f, c->rep[p->b].method);
+        pair_name(c, f, p, "");
         fprintf(f, " | %d |", p->nseeds);
         for (int q = 0; q < NCMP; q++) {
             fputc(' ', f);
@@ -203,11 +212,7 @@ static void md_verdicts(ctx_t *c, FILE *f)
     for (int i = 0; i < c->npairs; i++) {
         const pair_t *p = &c->pairs[i];
         fputs("- ", f);
-        rp_md_text(f, c->rep[p->a].method);
-        fputs(" vs ", f);
-        rp_md_text(f, c->rep[p->b].method);
-        fputs(" on ", f);
-        rp_md_text(f, c->rep[p->a].split);
+        pair_name(c, f, p, " on ");
         constraint_text(c, f, p);
         if (!p->s[CMP_FQ].n) {
             fprintf(f, ": no log10 FQ on the %d common seed%s\n", p->nseeds,
@@ -296,11 +301,7 @@ static void list_shown(ctx_t *c, FILE *f, int q, const char *what)
         if (!stats_shown(&p->s[q])) continue;
         fprintf(f, "%s", k++ ? "; " : rp_xsprintf(c, "A difference in %s is shown for ", what));
         int a_ahead = q == CMP_FQ ? p->s[q].mean > 0 : p->s[q].mean < 0;
-        rp_md_text(f, c->rep[p->a].method);
-        fputs(" vs ", f);
-        rp_md_text(f, c->rep[p->b].method);
-        fputs(" on ", f);
-        rp_md_text(f, c->rep[p->a].split);
+        pair_name(c, f, p, " on ");
         fputs(" (", f);
         rp_md_text(f, c->rep[a_ahead ? p->a : p->b].method);
         fprintf(f, " %s)", CMP_AHEAD[q]);
@@ -354,21 +355,18 @@ static void md_does_not_show(ctx_t *c, FILE *f, double width, int nmax, int show
             shown_any ? "; treat a difference shown here as a lead to re-test on more seeds" : "");
     for (int i = 0; i < c->nrepm; i++) {
         const reported_t *r = &c->rep[i];
-        if (r->same_seeds) {
-            rp_md_text(f, r->method);
-            fputs(" on ", f);
-            rp_md_text(f, r->split);
-            fputs(": its setting was picked on the same seeds it is reported on (no selection "
-                  "phase), which flatters it; its numbers and comparisons are optimistic. ",
-                  f);
-        } else if (r->sel >= 0 && !c->sel[r->sel].eligible) {
-            rp_md_text(f, r->method);
-            fputs(" on ", f);
-            rp_md_text(f, r->split);
-            fputs(": no setting reached τ · MU(origin) on the selection seeds, so its "
-                  "comparisons are not at equal utility. ",
-                  f);
-        }
+        const char *why = r->same_seeds ? ": its setting was picked on the same seeds it is "
+                                          "reported on (no selection phase), which flatters it; "
+                                          "its numbers and comparisons are optimistic. "
+                          : r->sel >= 0 && !c->sel[r->sel].eligible
+                              ? ": no setting reached τ · MU(origin) on the selection seeds, so "
+                                "its comparisons are not at equal utility. "
+                              : NULL;
+        if (!why) continue;
+        rp_md_text(f, r->method);
+        fputs(" on ", f);
+        rp_md_text(f, r->split);
+        fputs(why, f);
     }
     if (c->nclipped)
         fprintf(f,

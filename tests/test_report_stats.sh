@@ -99,6 +99,9 @@ expect_error() { # what want dir
         cat "$work/stderr"
     fi
 }
+json_set() { # file python-statement-on-j: edits one JSON file of a copy
+    "$py" -c "import json,sys; p=sys.argv[1]; j=json.load(open(p)); $2; json.dump(j, open(p,'w'))" "$1"
+}
 fresh() {
     rm -rf "${work:?}/$1"
     cp -r "$work/study" "$work/$1"
@@ -109,19 +112,16 @@ d=$(fresh phase)
 sed -i 's/"phase": "report"/"phase": "final"/' "$d/eval-05-npo-p1-s11/labels.json"
 expect_error "an unknown phase" "eval-05-npo-p1-s11/labels.json': key 'phase' = final, expected \"selection\" or \"report\"" "$d"
 d=$(fresh eligible)
-"$py" -c "import json,sys; p=sys.argv[1]; j=json.load(open(p)); j.pop('eligible'); json.dump(j, open(p,'w'))" \
-    "$d/select-05-npo/selected.json"
+json_set "$d/select-05-npo/selected.json" "j.pop('eligible')"
 expect_error "selected.json without eligible" "select-05-npo/selected.json': key 'eligible' is missing, expected true or false" "$d"
 d=$(fresh tokens)
-"$py" -c "import json,sys; p=sys.argv[1]; j=json.load(open(p)); j['tokens']=-1; json.dump(j, open(p,'w'))" \
-    "$d/unlearn-05-npo-p1-s11/budget.json"
+json_set "$d/unlearn-05-npo-p1-s11/budget.json" "j['tokens'] = -1"
 expect_error "a negative token count" "unlearn-05-npo-p1-s11/budget.json': key 'tokens' = -1, expected a number >= 0" "$d"
 d=$(fresh twice)
 cp -r "$d/select-05-npo" "$d/select-05-npo-again"
 expect_error "two selected.json for one method and split" "both hold the selection of npo on forget05" "$d"
 d=$(fresh cand)
-"$py" -c "import json,sys; p=sys.argv[1]; j=json.load(open(p)); j['candidates']={}; json.dump(j, open(p,'w'))" \
-    "$d/select-10-twin/selected.json"
+json_set "$d/select-10-twin/selected.json" "j['candidates'] = {}"
 expect_error "candidates not an array" "select-10-twin/selected.json': key 'candidates' is an object, expected an array" "$d"
 
 echo "test_report_stats: $pass PASS of $CASES cases"
