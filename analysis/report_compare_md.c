@@ -345,14 +345,19 @@ static void md_does_not_show(ctx_t *c, FILE *f, double width, int nmax, int show
                 "Where no difference is shown, the methods are not shown equal: differences "
                 "up to %.2g in log10 FQ fit the intervals. ",
                 width);
-    if (nmax <= 5)
-        fprintf(
-            f,
-            "With only %d report seed%s the intervals are wide, and at this size the "
-            "percentile bootstrap tends to be too narrow: an exact sign-flip test cannot reach p < "
-            "0.05 with fewer than 6 seeds (its smallest two-sided p is 2/2^%d = %.3g)%s. ",
-            nmax, nmax == 1 ? "" : "s", nmax, 2.0 / pow(2, nmax),
-            shown_any ? "; treat a difference shown here as a lead to re-test on more seeds" : "");
+    if (nmax < 2)
+        fputs("With one report seed per pair there is no interval, so no difference can be "
+              "shown: the single-seed differences above are anecdotes. ",
+              f);
+    else if (nmax <= 5)
+        fprintf(f,
+                "With only %d report seeds the intervals are wide, and at this size the "
+                "percentile bootstrap tends to be too narrow: an exact sign-flip test cannot "
+                "reach p < 0.05 with fewer than 6 seeds (its smallest two-sided p is 2/2^%d = "
+                "%.3g)%s. ",
+                nmax, nmax, 2.0 / pow(2, nmax),
+                shown_any ? "; treat a difference shown here as a lead to re-test on more seeds"
+                          : "");
     for (int i = 0; i < c->nrepm; i++) {
         const reported_t *r = &c->rep[i];
         const char *why = r->same_seeds ? ": its setting was picked on the same seeds it is "
@@ -402,7 +407,7 @@ static void md_shows(ctx_t *c, FILE *f, const method_budget *mb, int nmb)
     fprintf(f, "**Shows.** %d comparison%s, each over %d", c->npairs, c->npairs == 1 ? "" : "s",
             nmin);
     if (nmax != nmin) fprintf(f, " to %d", nmax);
-    fputs(" report seeds. ", f);
+    fputs(nmax == 1 ? " report seed. " : " report seeds. ", f);
     list_shown(c, f, CMP_FQ, "log10 FQ");
     list_shown(c, f, CMP_GAP, "the forget-prob gap to the retrained model");
     list_shown(c, f, CMP_REC, "relearn recovery");

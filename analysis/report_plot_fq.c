@@ -225,8 +225,9 @@ void rp_plot_fq_vs_mu(ctx_t *c)
             "set xlabel 'model utility'\nset ylabel 'log10 forget quality'\n"
             "set key outside bottom center horizontal maxcols 4 font ',9'\nset yrange [%.10g:0.3]\n"
             "set multiplot layout %d,%d title 'Forget quality against model utility (lines: "
-            "Pareto fronts; open circles: selection-phase settings)'\n",
-            c->fq_floor - 0.3, rows, cols);
+            "Pareto fronts%s)'\n",
+            c->fq_floor - 0.3, rows, cols,
+            c->nrep < c->nrows ? "; open circles: selection-phase settings" : "");
     for (int s = 0; s < ns; s++) {
         panel(c, f, split[s], meth, nm, &bl[s * nm], &xr[2 * s]);
     }
