@@ -295,6 +295,7 @@ static void report_main(ctx_t *c)
                 c->dir);
     rp_group_runs(c);
     rp_pick_best(c);
+    rp_compare(c);
     rp_group_bench(c);
     int plots = o->plots;
     if (plots) {
@@ -327,9 +328,10 @@ static void report_main(ctx_t *c)
         if (c->nbench) rp_write_scaling_plot(c);
     }
     if (c->nrows) {
-        rp_write_csv(c, "results.csv", c->order, c->nrows);
+        rp_write_csv(c, "results.csv", c->order, c->nrep);
         rp_write_csv(c, "best.csv", c->best, c->nbest);
         rp_write_runs_csv(c);
+        rp_write_compare_csv(c);
     }
     if (c->nrows || c->ncurves) rp_write_results_md(c);
     if (c->nbench) rp_write_scaling_md(c);

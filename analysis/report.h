@@ -27,10 +27,32 @@
  *   with the same labels are an error naming both folders. A summary.json must have
  *   splits, roles and model_utility (a number or null); roles.forget and roles.retain,
  *   when there, name splits; every other metric may be absent or null (no value).
+ *   labels.json may carry "phase": "selection" | "report" (absent: report) and "setting";
+ *   summary.json may name "checkpoint" (its folder is the unlearn job's: budget.json is
+ *   read from the study folder under that folder's name, else from the folder itself)
+ *   and splits.<forget>.buckets.{short,long} {n, prob, rouge_recall, truth_ratio};
+ *   - a selection: a folder with selected.json {method, forget, setting, rule, tau,
+ *     mu_origin (number or null), eligible (bool), candidates (array of objects with a
+ *     setting)}; at most one per method and forget split;
+ *   - a budget: budget.json {tokens, steps, cpu_seconds, wall_seconds, ranks}, numbers
+ *     >= 0.
+ *
+ * Phases: report-phase rows are the results (the tables, results.csv, best.csv);
+ * selection-phase rows appear only under "Selection phase and Pareto fronts". A method's
+ * reported setting on a split is the one its selected.json names; without one, its only
+ * report-phase setting, else the best-setting rule's pick (on the same seeds: results.md
+ * says so). Every two methods (not origin, retrain) on a split are compared on the seeds
+ * both have, by analysis/stats.h: log10 FQ (higher is better), |forget_prob_gap|
+ * (smaller), relearn recovery after k steps, k the last step all their curves share
+ * (smaller); mean difference, bootstrap 95 % interval, wins; a difference is shown only
+ * when the interval excludes 0.
  *
  * Outputs in the output folder (default <dir>/report):
  *   results.md    header (counts, labels shared by every run, legend), the table of all
- *                 settings, the best setting per method (the rule is written above it),
+ *                 report-phase settings, the best setting per method (the rule is written
+ *                 above it; only in a study without phases), the comparisons (reported
+ *                 settings, verdict table and lines, budgets, "What this shows / what it
+ *                 does not show"), the forget split by answer length, the selection phase,
  *                 the Markov KL table when any run has one, the runs' evaluation errors;
  *                 mean ± sample std (n - 1) over seeds, REPORT_MD_DIGITS significant
  *                 digits, "–" for no value.
@@ -39,10 +61,18 @@
  *                 REPORT_CSV_DIGITS significant digits; empty for no value.
  *   best.csv      the best-per-method rows, same columns.
  *   runs.csv      one row per evaluated run: folder, labels, the metrics as read.
+ *   comparisons.csv  one row per compared pair: split, a, b, seeds, then per metric
+ *                 (log10_fq, abs_gap, recovery) the mean difference a − b, lo, hi, a's wins,
+ *                 ties, n, shown; recovery_k (10 significant digits).
+ *   pareto.csv    the settings each method's front is over (its selection-phase ones
+ *                 when it has any, else its report-phase ones): means and on_front.
+ *   budget.csv    per method: unlearn jobs, tokens and CPU seconds per phase.
  *   plots (unless opts->plots == 0), each as NAME.png beside NAME.dat and NAME.gp
  *   (`gnuplot NAME.gp` in the output folder redraws it):
- *     fq_vs_mu            forget quality (log scale) against model utility, a point per
- *                         run with a positive forget quality, a point type per method;
+ *     fq_vs_mu            log10 forget quality against model utility, a panel per forget
+ *                         split: a point per report-phase run, each method's Pareto front
+ *                         as a line over its settings, the τ · MU(origin) line; at most 6
+ *                         decades shown, runs below drawn at the floor (open triangles);
  *     relearn_<method>    forget probability against relearn step, a line per curve;
  *     markov_kl           KL per chain, grouped bars per setting (runs with "markov");
  *     scaling (+ scaling.md, written even without plots) tokens/s, parallel efficiency

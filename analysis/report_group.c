@@ -40,6 +40,7 @@ static int method_rank(const char *m)
 static int row_cmp(ctx_t *c, int a, int b)
 {
     const labels *la = c->rows[a].lab, *lb = c->rows[b].lab;
+    if (c->rows[a].phase != c->rows[b].phase) return c->rows[a].phase - c->rows[b].phase;
     const char *ma = rp_lab_str(la, "method"), *mb = rp_lab_str(lb, "method");
     int d = method_rank(ma) - method_rank(mb);
     if (d) return d;
@@ -118,6 +119,7 @@ static void group_settings(ctx_t *c)
             RESERVE(c, c->rows, c->nrows, c->caprows);
             memset(&c->rows[j], 0, sizeof c->rows[j]);
             c->rows[j].lab = &r->lab;
+            c->rows[j].phase = r->phase;
             c->nrows++;
         }
         row_t *w = &c->rows[j];
@@ -181,6 +183,12 @@ static void aggregate_rows(ctx_t *c)
                 if (c->runs[w->runs[i]].has_markov) v[k++] = c->runs[w->runs[i]].kl[q];
             stats(v, k, &w->kl_mean[q], &w->kl_sd[q], &w->kl_cnt[q]);
         }
+        for (int b = 0; b < NBUCKET; b++)
+            for (int q = 0; q < NBMETRIC; q++) {
+                double sd;
+                for (int i = 0; i < w->nruns; i++) v[i] = c->runs[w->runs[i]].bucket[b][q];
+                stats(v, w->nruns, &w->bmean[b][q], &sd, &w->bcnt[b][q]);
+            }
     }
 }
 
@@ -193,6 +201,8 @@ void rp_group_runs(ctx_t *c)
     c->order = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
     for (int j = 0; j < c->nrows; j++) c->order[j] = j;
     rp_sort_idx(c, c->order, c->nrows, row_cmp);
+    c->nrep = 0;
+    while (c->nrep < c->nrows && c->rows[c->order[c->nrep]].phase == PHASE_REPORT) c->nrep++;
 }
 
 /* Higher forget quality first; equal means fall back to log10 (an underflowed 0). */
@@ -213,10 +223,10 @@ void rp_pick_best(ctx_t *c)
 {
     c->best = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
     int *cand = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
-    for (int g = 0; g < c->nrows;) {
+    for (int g = 0; g < c->nrep;) { /* report-phase rows only */
         const labels *l0 = c->rows[c->order[g]].lab;
         int e = g;
-        while (e < c->nrows &&
+        while (e < c->nrep &&
                !strcmp(rp_lab_str(c->rows[c->order[e]].lab, "method"), rp_lab_str(l0, "method")) &&
                !strcmp(rp_lab_str(c->rows[c->order[e]].lab, "split"), rp_lab_str(l0, "split")))
             e++;

@@ -5,6 +5,7 @@
 #define LETHE_REPORT_IMPL_H
 
 #include "report.h"
+#include "stats.h"
 
 #include <cjson/cJSON.h>
 
@@ -71,6 +72,10 @@ enum {
     NMETRIC
 };
 
+/* Per-bucket forget metrics (summary.json splits.<forget>.buckets.{short,long}). */
+enum { B_N, B_PROB, B_ROUGE, B_TR, NBMETRIC };
+#define NBUCKET 2
+
 typedef struct {
     const char *dir;
     labels lab;
@@ -80,7 +85,13 @@ typedef struct {
     const char **errs;
     int nerr;
     int row;
+    int phase;                        /* PHASE_REPORT (also: no phase label) or PHASE_SELECTION */
+    const char *checkpoint;           /* summary.json "checkpoint", or NULL */
+    double bucket[NBUCKET][NBMETRIC]; /* NaN: none */
+    int budget;                       /* index into c->budgets, -1: none found */
 } run_t;
+
+enum { PHASE_REPORT = 0, PHASE_SELECTION = 1 };
 
 typedef struct {
     const char *dir;
@@ -109,7 +120,43 @@ typedef struct {
     int cnt[NMETRIC];
     double kl_mean[3], kl_sd[3];
     int kl_cnt[3];
+    int phase; /* every run of a row has its phase (phase is a label) */
+    double bmean[NBUCKET][NBMETRIC];
+    int bcnt[NBUCKET][NBMETRIC];
 } row_t;
+
+/* select-<level>-<method>/selected.json: the setting a method reports, and why. */
+typedef struct {
+    const char *dir, *method, *forget, *setting, *rule;
+    double tau, mu_origin; /* mu_origin NaN when null */
+    int eligible, ncand;
+} selected_t;
+
+/* An unlearn job's budget.json (the folder of an eval's checkpoint). */
+typedef struct {
+    const char *dir, *method;
+    int phase;
+    double tokens, steps, cpu_s, wall_s, ranks;
+    dev_t dev; /* of budget.json: a job read once however many evals name it */
+    ino_t ino;
+} budget_t;
+
+/* The setting a method reports on one forget split, and how it was chosen. */
+typedef struct {
+    const char *method, *split;
+    int row;        /* report-phase row */
+    int sel;        /* index into c->sel, -1: no selected.json */
+    int same_seeds; /* 1: picked by the best rule on the seeds it reports */
+} reported_t;
+
+/* One paired comparison: methods a and b (reported_t indices) on one split. */
+enum { CMP_FQ, CMP_GAP, CMP_REC, NCMP };
+typedef struct {
+    int a, b;
+    int nseeds; /* seeds both have (each metric's own n leaves out its missing values) */
+    stats_paired s[NCMP];
+    double rec_k; /* relearn steps of the recovery; NaN: no curves */
+} pair_t;
 
 typedef struct { /* bench lines of one workload, layout and node count, averaged */
     int first;   /* a bench line of it */
@@ -163,8 +210,9 @@ typedef struct {
     int *hp_const; /* (nhp) 1: one value shared by every run */
     row_t *rows;
     int nrows, caprows;
-    int *order; /* rows in table order */
-    int *best;  /* rows of the best-per-method table, in table order */
+    int *order; /* rows in table order: the nrep report-phase rows, then the selection rows */
+    int nrep;
+    int *best; /* rows of the best-per-method table, in table order */
     int nbest;
     int nunmatched; /* curves with no evaluated setting */
     point_t *pts;
@@ -177,6 +225,20 @@ typedef struct {
     const char **png;
     int npng, cappng;
     const char *no_fq_plot; /* why fq_vs_mu was not drawn, or NULL */
+
+    /* honest comparisons (report_compare.c) */
+    selected_t *sel;
+    int nsel, capsel;
+    budget_t *budgets;
+    int nbudgets, capbudgets;
+    reported_t *rep; /* per method and forget split, table order */
+    int nrepm, caprepm;
+    pair_t *pairs;
+    int npairs, cappairs;
+    int *on_front;   /* (nrows) 1 on its method's Pareto front (per split), 0 off, -1 not a front's
+                        setting */
+    double fq_floor; /* log10 FQ floor of fq_vs_mu; points below drawn at it */
+    int nclipped;    /* runs drawn at the floor */
 } ctx_t;
 
 #define RESERVE(c, arr, n, cap)                                                                    \
@@ -237,6 +299,40 @@ const char *rp_get_str(ctx_t *c, const char *where, const cJSON *obj, const char
 int rp_name_cmp(const void *a, const void *b);
 int rp_visit(ctx_t *c, const struct stat *st);
 void rp_walk(ctx_t *c, const char *dir, int depth);
+/* report_read.c (shared readers) */
+double rp_get_num(ctx_t *c, const char *where, const cJSON *obj, const char *pre, const char *key,
+                  int required);
+const cJSON *rp_get_obj(ctx_t *c, const char *where, const cJSON *obj, const char *pre,
+                        const char *key, int required);
+/* report_compare.c */
+void rp_load_selected(ctx_t *c, const char *dir);
+void rp_read_budgets(ctx_t *c);
+void rp_compare(ctx_t *c);
+double rp_log10_fq(const run_t *r);
+double rp_row_log10_fq(const ctx_t *c, const row_t *w);
+double rp_mu_threshold(const ctx_t *c, const char *split, double *tau);
+double rp_origin_mu(const ctx_t *c, const char *split);
+/* report_compare_md.c */
+void rp_md_selection(ctx_t *c, FILE *f);
+void rp_md_comparisons(ctx_t *c, FILE *f);
+void rp_md_buckets(ctx_t *c, FILE *f);
+/* report_compare_csv.c */
+void rp_write_compare_csv(ctx_t *c);
+/* report_write.c (shared by the Markdown writers) */
+void rp_md_text(FILE *f, const char *s);
+void rp_md_label_header(ctx_t *c, FILE *f, int *ncol);
+void rp_md_label_cells(ctx_t *c, FILE *f, const row_t *w);
+void rp_md_cell(FILE *f, double mean, double sd, int cnt, int nruns);
+void rp_fmt_g(char *buf, size_t n, double v, int digits);
+void rp_csv_field(FILE *f, const char *s, int first);
+/* report_plot.c (shared by the plots) */
+char *rp_gp_quote(ctx_t *c, const char *s);
+void rp_dat_str(FILE *f, const char *s);
+void rp_dat_num(FILE *f, double v);
+void rp_gp_preamble(FILE *f, const char *name, const char *what, int w, int h);
+void rp_draw(ctx_t *c, const char *name);
+extern const int RP_POINT_TYPES[];
+extern const int RP_NPT;
 /* report_group.c */
 void rp_group_runs(ctx_t *c);
 void rp_pick_best(ctx_t *c);

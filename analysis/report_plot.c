@@ -1,6 +1,7 @@
 /* analysis/report_plot.c — the plots of `lethe report`: gnuplot data, scripts and
- * PNGs (forget quality against model utility, relearning curves, the Markov KL bars,
- * scaling). Runs after the read and group phases of report.c. */
+ * PNGs (relearning curves, the Markov KL bars, scaling; forget quality against model
+ * utility is report_plot_fq.c's) and the gnuplot helpers every plot shares. Runs after the read and
+ * group phases of report.c. */
 #include "report_impl.h"
 
 #include <errno.h>
@@ -46,7 +47,7 @@ int rp_run_gnuplot(ctx_t *c, const char *cwd, const char *log, const char *a1, c
 }
 
 /* gnuplot single-quoted string: ' doubles. */
-static char *gp_quote(ctx_t *c, const char *s)
+char *rp_gp_quote(ctx_t *c, const char *s)
 {
     char *q = rp_xalloc(c, 2 * strlen(s) + 3), *p = q;
     *p++ = '\'';
@@ -60,14 +61,14 @@ static char *gp_quote(ctx_t *c, const char *s)
 }
 
 /* A data-file string column: double-quoted, with no double quote inside. */
-static void dat_str(FILE *f, const char *s)
+void rp_dat_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) fputc(*s == '"' || *s == '\n' ? '\'' : *s, f);
     fputc('"', f);
 }
 
-static void dat_num(FILE *f, double v)
+void rp_dat_num(FILE *f, double v)
 {
     if (isfinite(v))
         fprintf(f, " %.10g", v);
@@ -75,7 +76,7 @@ static void dat_num(FILE *f, double v)
         fputs(" ?", f);
 }
 
-static void gp_preamble(FILE *f, const char *name, const char *what, int w, int h)
+void rp_gp_preamble(FILE *f, const char *name, const char *what, int w, int h)
 {
     fprintf(f,
             "# %s.gp (lethe report): %s.\n"
@@ -99,7 +100,7 @@ static void add_png(ctx_t *c, const char *png)
 }
 
 /* Runs NAME.gp, renames its temporary PNG into place after checking it is one. */
-static void draw(ctx_t *c, const char *name)
+void rp_draw(ctx_t *c, const char *name)
 {
     char *gp = rp_xsprintf(c, "%s.gp", name), *png = rp_xsprintf(c, "%s.png", name);
     char *tmp = rp_xsprintf(c, "%s.png.tmp", name);
@@ -128,78 +129,8 @@ static void draw(ctx_t *c, const char *name)
     add_png(c, png);
 }
 
-static const int POINT_TYPES[] = {7, 5, 9, 11, 13, 15, 1, 2, 3, 4, 6, 8, 10, 12, 14};
-#define NPT (int)(sizeof POINT_TYPES / sizeof POINT_TYPES[0])
-
-/* Methods in table order: c->order grouped by method. Returns the count. */
-static int methods(ctx_t *c, const char ***out)
-{
-    const char **m = rp_xalloc(c, sizeof(char *) * (size_t)(c->nrows + c->ncurves + 1));
-    int n = 0;
-    for (int j = 0; j < c->nrows; j++) {
-        const char *s = rp_lab_str(c->rows[c->order[j]].lab, "method");
-        if (!n || strcmp(m[n - 1], s)) m[n++] = s;
-    }
-    *out = m;
-    return n;
-}
-
-void rp_plot_fq_vs_mu(ctx_t *c)
-{
-    const char **meth;
-    int nm = methods(c, &meth);
-    int *npts = rp_xalloc(c, sizeof(int) * (size_t)(nm + 1));
-    int total = 0;
-    FILE *f = rp_out_open(c, "fq_vs_mu.dat");
-    fputs("# fq_vs_mu.dat (lethe report): one block per method (gnuplot: index N), a line per "
-          "evaluated run with a positive forget quality and a model utility.\n"
-          "# columns: model_utility forget_quality log10_forget_quality folder\n",
-          f);
-    int block = 0;
-    for (int k = 0; k < nm; k++) {
-        for (int j = 0; j < c->nrows; j++) {
-            const row_t *w = &c->rows[c->order[j]];
-            if (strcmp(rp_lab_str(w->lab, "method"), meth[k])) continue;
-            for (int i = 0; i < w->nruns; i++) {
-                const run_t *r = &c->runs[w->runs[i]];
-                if (!(r->m[M_FQ] > 0 && isfinite(r->m[M_FQ]) && isfinite(r->m[M_MU]))) continue;
-                if (!npts[k]) fprintf(f, "%s# block %d: %s\n", block ? "\n\n" : "", block, meth[k]);
-                dat_num(f, r->m[M_MU]);
-                dat_num(f, r->m[M_FQ]);
-                dat_num(f, r->m[M_LOG10_FQ]);
-                fputc(' ', f);
-                dat_str(f, r->dir);
-                fputc('\n', f);
-                npts[k]++;
-            }
-        }
-        if (npts[k]) block++;
-        total += npts[k];
-    }
-    rp_out_close(c, "fq_vs_mu.dat");
-    if (!total) {
-        c->no_fq_plot = "no run has both a positive forget quality and a model utility";
-        return;
-    }
-    f = rp_out_open(c, "fq_vs_mu.gp");
-    gp_preamble(f, "fq_vs_mu", "forget quality against model utility, a point per run", 960, 640);
-    fputs("set logscale y\nset format y '%.0e'\nset xlabel 'model utility'\n"
-          "set ylabel 'forget quality (log scale)'\nset key outside right top\n"
-          "set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n"
-          "set title 'Forget quality against model utility'\nplot ",
-          f);
-    block = 0;
-    for (int k = 0; k < nm; k++) {
-        if (!npts[k]) continue;
-        fprintf(f, "%s'fq_vs_mu.dat' index %d using 1:2 with points pt %d ps 1.5 lc %d title %s",
-                block ? ", \\\n     " : "", block, POINT_TYPES[k % NPT], k + 1,
-                gp_quote(c, meth[k]));
-        block++;
-    }
-    fputc('\n', f);
-    rp_out_close(c, "fq_vs_mu.gp");
-    draw(c, "fq_vs_mu");
-}
+const int RP_POINT_TYPES[] = {7, 5, 9, 11, 13, 15, 1, 2, 3, 4, 6, 8, 10, 12, 14};
+const int RP_NPT = (int)(sizeof RP_POINT_TYPES / sizeof RP_POINT_TYPES[0]);
 
 /* A file-name-safe form of a method name. */
 static char *safe_name(ctx_t *c, const char *s)
@@ -279,25 +210,27 @@ void rp_plot_relearn(ctx_t *c)
             const curve_t *cv = &c->curves[idx[i]];
             fprintf(f, "%s# block %d: %s\n", i ? "\n\n" : "", i, cv->dir);
             for (int k = 0; k < cv->n; k++) {
-                dat_num(f, cv->step[k]);
-                dat_num(f, cv->fprob[k]);
+                rp_dat_num(f, cv->step[k]);
+                rp_dat_num(f, cv->fprob[k]);
                 fputc('\n', f);
             }
         }
         rp_out_close(c, dat);
         f = rp_out_open(c, gpn);
-        gp_preamble(f, name, "forget probability against relearn step, a line per curve", 900, 600);
-        fprintf(f,
-                "set xlabel 'relearn step'\nset ylabel 'forget probability'\n"
-                "set key top left\nset title %s\nplot ",
-                gp_quote(c, rp_xsprintf(c, "Relearning attack on %s: forget probability", meth)));
+        rp_gp_preamble(f, name, "forget probability against relearn step, a line per curve", 900,
+                       600);
+        fprintf(
+            f,
+            "set xlabel 'relearn step'\nset ylabel 'forget probability'\n"
+            "set key top left\nset title %s\nplot ",
+            rp_gp_quote(c, rp_xsprintf(c, "Relearning attack on %s: forget probability", meth)));
         for (int i = 0; i < n; i++)
             fprintf(f, "%s'%s' index %d using 1:2 with linespoints pt %d lc %d title %s",
-                    i ? ", \\\n     " : "", dat, i, POINT_TYPES[i % NPT], i + 1,
-                    gp_quote(c, curve_title(c, idx, n, i)));
+                    i ? ", \\\n     " : "", dat, i, RP_POINT_TYPES[i % RP_NPT], i + 1,
+                    rp_gp_quote(c, curve_title(c, idx, n, i)));
         fputc('\n', f);
         rp_out_close(c, gpn);
-        draw(c, name);
+        rp_draw(c, name);
     }
 }
 
@@ -305,7 +238,7 @@ void rp_plot_markov(ctx_t *c)
 {
     int *rows = rp_xalloc(c, sizeof(int) * (size_t)(c->nrows + 1));
     int n = 0;
-    for (int j = 0; j < c->nrows; j++) {
+    for (int j = 0; j < c->nrep; j++) {
         const row_t *w = &c->rows[c->order[j]];
         if (w->kl_cnt[0] || w->kl_cnt[1] || w->kl_cnt[2]) rows[n++] = c->order[j];
     }
@@ -330,13 +263,13 @@ void rp_plot_markov(ctx_t *c)
             rp_lv_format(v, sizeof v, rp_lab_get(w->lab, key));
             t = rp_xsprintf(c, "%s %s=%s", t, key, v[0] ? v : "-");
         }
-        dat_str(f, t);
-        for (int q = 0; q < 3; q++) dat_num(f, w->kl_mean[q]);
+        rp_dat_str(f, t);
+        for (int q = 0; q < 3; q++) rp_dat_num(f, w->kl_mean[q]);
         fputc('\n', f);
     }
     rp_out_close(c, "markov_kl.dat");
     f = rp_out_open(c, "markov_kl.gp");
-    gp_preamble(f, "markov_kl", "KL to the true chains, grouped bars per setting", 900, 600);
+    rp_gp_preamble(f, "markov_kl", "KL to the true chains, grouped bars per setting", 900, 600);
     fprintf(f,
             "set style data histograms\nset style histogram clustered gap 1\n"
             "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset yrange [0:*]\n"
@@ -345,10 +278,10 @@ void rp_plot_markov(ctx_t *c)
             "set title 'Mixture of Markov chains'\n"
             "plot 'markov_kl.dat' using 2:xtic(1) title %s, '' using 3 title %s, "
             "'' using 4 title %s\n",
-            n > 4 ? "set xtics rotate by -30\n" : "", gp_quote(c, RP_KL_TITLE[0]),
-            gp_quote(c, RP_KL_TITLE[1]), gp_quote(c, RP_KL_TITLE[2]));
+            n > 4 ? "set xtics rotate by -30\n" : "", rp_gp_quote(c, RP_KL_TITLE[0]),
+            rp_gp_quote(c, RP_KL_TITLE[1]), rp_gp_quote(c, RP_KL_TITLE[2]));
     rp_out_close(c, "markov_kl.gp");
-    draw(c, "markov_kl");
+    rp_draw(c, "markov_kl");
 }
 
 void rp_write_scaling_plot(ctx_t *c)
@@ -366,18 +299,18 @@ void rp_write_scaling_plot(ctx_t *c)
                 rp_kind_name(S->mask));
         for (int i = 0; i < S->n; i++) {
             const point_t *p = &c->pts[S->pts[i]];
-            dat_num(f, p->x);
-            dat_num(f, c->bench[p->first].ranks);
-            dat_num(f, p->tps);
-            dat_num(f, rp_efficiency(c, S, S->pts[i]));
-            dat_num(f, p->comm / p->ms);
+            rp_dat_num(f, p->x);
+            rp_dat_num(f, c->bench[p->first].ranks);
+            rp_dat_num(f, p->tps);
+            rp_dat_num(f, rp_efficiency(c, S, S->pts[i]));
+            rp_dat_num(f, p->comm / p->ms);
             fputc('\n', f);
         }
     }
     rp_out_close(c, "scaling.dat");
     f = rp_out_open(c, "scaling.gp");
-    gp_preamble(f, "scaling", "tokens/s, efficiency and communication share against scale", 1500,
-                500);
+    rp_gp_preamble(f, "scaling", "tokens/s, efficiency and communication share against scale", 1500,
+                   500);
     const char *xl = c->x_nodes ? "nodes" : "ranks";
     fprintf(f,
             "set multiplot layout 1,3 title 'lethe bench: scaling (series: see scaling.md)'\n"
@@ -398,12 +331,12 @@ void rp_write_scaling_plot(ctx_t *c)
             char *title = nwl > 1 ? rp_xsprintf(c, "%d: %s", s + 1, rp_kind_name(c->series[s].mask))
                                   : rp_xstrdup(c, rp_kind_name(c->series[s].mask));
             fprintf(f, "%s'scaling.dat' index %d using 1:%d with linespoints pt %d lc %d title %s",
-                    s ? ", \\\n     " : "", s, P[k].col, POINT_TYPES[s % NPT], s + 1,
-                    gp_quote(c, title));
+                    s ? ", \\\n     " : "", s, P[k].col, RP_POINT_TYPES[s % RP_NPT], s + 1,
+                    rp_gp_quote(c, title));
         }
         fputc('\n', f);
     }
     fputs("unset multiplot\n", f);
     rp_out_close(c, "scaling.gp");
-    draw(c, "scaling");
+    rp_draw(c, "scaling");
 }

@@ -68,7 +68,8 @@ static const cJSON *first_nonfinite(const cJSON *v, char *key, size_t klen)
         char tail[256];
         snprintf(tail, sizeof tail, "%.250s", key);
         if (cJSON_IsObject(v))
-            snprintf(key, klen, "%.200s%s%.250s", e->string, tail[0] && tail[0] != '[' ? "." : "", tail);
+            snprintf(key, klen, "%.200s%s%.250s", e->string, tail[0] && tail[0] != '[' ? "." : "",
+                     tail);
         else
             snprintf(key, klen, "[%d]%s%.250s", i, tail[0] && tail[0] != '[' ? "." : "", tail);
         return bad;
@@ -135,8 +136,8 @@ cJSON *rp_load_json(ctx_t *c, const char *path)
 
 /* A number, or NaN for null or (when optional) absent. `pre` prefixes the key in
  * messages ("splits.forget05."). */
-static double get_num(ctx_t *c, const char *where, const cJSON *obj, const char *pre,
-                      const char *key, int required)
+double rp_get_num(ctx_t *c, const char *where, const cJSON *obj, const char *pre, const char *key,
+                  int required)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) {
@@ -154,7 +155,7 @@ static double get_num(ctx_t *c, const char *where, const cJSON *obj, const char 
 static double get_pos(ctx_t *c, const char *where, const cJSON *obj, const char *key,
                       int allow_zero)
 {
-    double v = get_num(c, where, obj, "", key, 1);
+    double v = rp_get_num(c, where, obj, "", key, 1);
     if (!(isfinite(v) && (v > 0 || (allow_zero && v == 0))))
         rp_fail(c, REPORT_EINPUT, "%s: key '%s' = %.6g, expected a %s number", where, key, v,
                 allow_zero ? "finite non-negative" : "finite positive");
@@ -167,7 +168,7 @@ static int get_int(ctx_t *c, const char *where, const cJSON *obj, const char *ke
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v && !required) return def;
-    double d = get_num(c, where, obj, "", key, 1);
+    double d = rp_get_num(c, where, obj, "", key, 1);
     if (!(d == floor(d) && d >= lo && d <= hi))
         rp_fail(c, REPORT_EINPUT, "%s: key '%s' = %.6g, expected an integer in [%d, %d]", where,
                 key, d, lo, hi);
@@ -175,8 +176,8 @@ static int get_int(ctx_t *c, const char *where, const cJSON *obj, const char *ke
 }
 
 /* An object, or NULL when optional and absent or null. */
-static const cJSON *get_obj(ctx_t *c, const char *where, const cJSON *obj, const char *pre,
-                            const char *key, int required)
+const cJSON *rp_get_obj(ctx_t *c, const char *where, const cJSON *obj, const char *pre,
+                        const char *key, int required)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || (!required && cJSON_IsNull(v))) {
@@ -212,6 +213,39 @@ static void labels_required(ctx_t *c, const char *dir, const char *what)
                 what);
 }
 
+/* The forget split's per-bucket metrics, when the evaluation wrote them. */
+static void read_buckets(ctx_t *c, const char *where, const cJSON *fs, const char *pre, run_t *r)
+{
+    static const char *const BUCKET[NBUCKET] = {"short", "long"};
+    static const char *const KEY[NBMETRIC] = {"n", "prob", "rouge_recall", "truth_ratio"};
+    for (int k = 0; k < NBUCKET; k++)
+        for (int m = 0; m < NBMETRIC; m++) r->bucket[k][m] = NAN;
+    const cJSON *b = rp_get_obj(c, where, fs, pre, "buckets", 0);
+    if (!b) return;
+    char *bpre = rp_xsprintf(c, "%sbuckets.", pre);
+    for (int k = 0; k < NBUCKET; k++) {
+        const cJSON *o = rp_get_obj(c, where, b, bpre, BUCKET[k], 0);
+        char *opre = rp_xsprintf(c, "%s%s.", bpre, BUCKET[k]);
+        for (int m = 0; o && m < NBMETRIC; m++)
+            r->bucket[k][m] = rp_get_num(c, where, o, opre, KEY[m], 0);
+    }
+}
+
+/* The phase label: absent (a study from before phases) is the report phase. */
+static int run_phase(ctx_t *c, const char *dir, const labels *l)
+{
+    const lvalue *v = rp_lab_get(l, "phase");
+    if (!v) return PHASE_REPORT;
+    if (v->t == LV_STR && !strcmp(v->str, "report")) return PHASE_REPORT;
+    if (v->t == LV_STR && !strcmp(v->str, "selection")) return PHASE_SELECTION;
+    char b[256];
+    rp_lv_format(b, sizeof b, v);
+    rp_fail(c, REPORT_EINPUT,
+            "'%s/labels.json': key 'phase' = %s, expected \"selection\" or "
+            "\"report\"",
+            dir, b);
+}
+
 static void load_run(ctx_t *c, const char *dir)
 {
     labels_required(c, dir, "summary.json");
@@ -220,12 +254,13 @@ static void load_run(ctx_t *c, const char *dir)
     memset(r, 0, sizeof *r);
     r->dir = dir;
     rp_read_labels(c, rp_path_join(c, dir, "labels.json"), &r->lab, 1);
+    r->phase = run_phase(c, dir, &r->lab);
 
     char *sp = rp_path_join(c, dir, "summary.json");
     char *where = rp_xsprintf(c, "'%s'", sp);
     const cJSON *s = rp_load_json(c, sp);
-    const cJSON *splits = get_obj(c, where, s, "", "splits", 1);
-    const cJSON *roles = get_obj(c, where, s, "", "roles", 1);
+    const cJSON *splits = rp_get_obj(c, where, s, "", "splits", 1);
+    const cJSON *roles = rp_get_obj(c, where, s, "", "roles", 1);
     /* An evaluation without a forget (or retain) split writes no such role: those
      * metrics then have no value. A role naming a split that is not there is an error. */
     static const char *const ROLE[2] = {"forget", "retain"};
@@ -238,32 +273,37 @@ static void load_run(ctx_t *c, const char *dir)
         if (!cJSON_GetObjectItemCaseSensitive(splits, name))
             rp_fail(c, REPORT_EINPUT, "%s: roles.%s = \"%s\" is not a key of splits", where,
                     ROLE[k], name);
-        sp_obj[k] = get_obj(c, where, splits, "splits.", name, 1);
+        sp_obj[k] = rp_get_obj(c, where, splits, "splits.", name, 1);
         pre[k] = rp_xsprintf(c, "splits.%s.", name);
     }
     for (int m = 0; m < NMETRIC; m++) r->m[m] = NAN;
-    r->m[M_FQ] = get_num(c, where, s, "", "forget_quality", 0);
-    r->m[M_LOG10_FQ] = get_num(c, where, s, "", "log10_forget_quality", 0);
-    r->m[M_FQ_TW] = get_num(c, where, s, "", "forget_quality_trained_wording", 0);
-    r->m[M_MU] = get_num(c, where, s, "", "model_utility", 1);
-    r->m[M_GAP] = get_num(c, where, s, "", "forget_prob_gap", 0);
+    r->m[M_FQ] = rp_get_num(c, where, s, "", "forget_quality", 0);
+    r->m[M_LOG10_FQ] = rp_get_num(c, where, s, "", "log10_forget_quality", 0);
+    r->m[M_FQ_TW] = rp_get_num(c, where, s, "", "forget_quality_trained_wording", 0);
+    r->m[M_MU] = rp_get_num(c, where, s, "", "model_utility", 1);
+    r->m[M_GAP] = rp_get_num(c, where, s, "", "forget_prob_gap", 0);
     if (sp_obj[0]) {
-        r->m[M_FPROB] = get_num(c, where, sp_obj[0], pre[0], "prob", 0);
-        r->m[M_FROUGE] = get_num(c, where, sp_obj[0], pre[0], "rouge_recall", 0);
-        r->m[M_FTR] = get_num(c, where, sp_obj[0], pre[0], "truth_ratio", 0);
+        r->m[M_FPROB] = rp_get_num(c, where, sp_obj[0], pre[0], "prob", 0);
+        r->m[M_FROUGE] = rp_get_num(c, where, sp_obj[0], pre[0], "rouge_recall", 0);
+        r->m[M_FTR] = rp_get_num(c, where, sp_obj[0], pre[0], "truth_ratio", 0);
     }
     if (sp_obj[1]) {
-        r->m[M_RPROB] = get_num(c, where, sp_obj[1], pre[1], "prob", 0);
-        r->m[M_RROUGE] = get_num(c, where, sp_obj[1], pre[1], "rouge_recall", 0);
+        r->m[M_RPROB] = rp_get_num(c, where, sp_obj[1], pre[1], "prob", 0);
+        r->m[M_RROUGE] = rp_get_num(c, where, sp_obj[1], pre[1], "rouge_recall", 0);
     }
-    const cJSON *muse = get_obj(c, where, s, "", "muse", 0);
-    if (muse) r->m[M_PRIVLEAK] = get_num(c, where, muse, "muse.", "privleak", 0);
-    const cJSON *markov = get_obj(c, where, s, "", "markov", 0);
+    const cJSON *muse = rp_get_obj(c, where, s, "", "muse", 0);
+    if (muse) r->m[M_PRIVLEAK] = rp_get_num(c, where, muse, "muse.", "privleak", 0);
+    const cJSON *markov = rp_get_obj(c, where, s, "", "markov", 0);
     if (markov) {
         r->has_markov = 1;
         for (int k = 0; k < 3; k++)
-            r->kl[k] = get_num(c, where, markov, "markov.", RP_KL_KEY[k], 1);
+            r->kl[k] = rp_get_num(c, where, markov, "markov.", RP_KL_KEY[k], 1);
     }
+    if (sp_obj[0]) read_buckets(c, where, sp_obj[0], pre[0], r);
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(s, "checkpoint");
+    if (ck && !cJSON_IsNull(ck))
+        r->checkpoint = rp_xstrdup(c, rp_get_str(c, where, s, "", "checkpoint"));
+    r->budget = -1;
     const cJSON *errs = cJSON_GetObjectItemCaseSensitive(s, "errors");
     if (errs && !cJSON_IsNull(errs)) {
         if (!cJSON_IsArray(errs))
@@ -324,11 +364,11 @@ static void curve_line(ctx_t *c, const char *where, int line, void *arg)
 {
     (void)line;
     curve_acc *a = arg;
-    double step = get_num(c, where, c->doc, "", "step", 1);
+    double step = rp_get_num(c, where, c->doc, "", "step", 1);
     if (!isfinite(step) || step < 0)
         rp_fail(c, REPORT_EINPUT, "%s: key 'step' = %.6g, expected a step number >= 0", where,
                 step);
-    double fp = get_num(c, where, c->doc, "", "forget_prob", 0);
+    double fp = rp_get_num(c, where, c->doc, "", "forget_prob", 0);
     if (a->n == a->cap) {
         int cap = a->cap;
         a->step = rp_grow(c, a->step, &cap, sizeof(double), a->n);
@@ -402,9 +442,9 @@ static void bench_line(ctx_t *c, const char *where, int line, void *arg)
                 b->tp, b->ranks);
     b->mb = get_int(c, where, d, "micro_batches", 0, 1, 1 << 24, 0);
     b->threads = get_int(c, where, d, "threads", 0, 1, 1 << 16, 0);
-    b->params = get_num(c, where, d, "", "params", 0);
-    b->batch = get_num(c, where, d, "", "batch", 0);
-    b->seq_len = get_num(c, where, d, "", "seq_len", 0);
+    b->params = rp_get_num(c, where, d, "", "params", 0);
+    b->batch = rp_get_num(c, where, d, "", "batch", 0);
+    b->seq_len = rp_get_num(c, where, d, "", "seq_len", 0);
     const cJSON *core = cJSON_GetObjectItemCaseSensitive(d, "blas_core");
     if (core && !cJSON_IsString(core))
         rp_fail(c, REPORT_EINPUT, "%s: key 'blas_core' is %s, expected a string", where,
@@ -413,9 +453,9 @@ static void bench_line(ctx_t *c, const char *where, int line, void *arg)
     b->tps = get_pos(c, where, d, "tokens_per_s", 0);
     b->ms = get_pos(c, where, d, "ms_per_step", 0);
     b->comm = get_pos(c, where, d, "comm_ms", 1);
-    b->bubble = get_num(c, where, d, "", "bubble_ms", 0);
-    b->gflops = get_num(c, where, d, "", "model_gflops", 0);
-    b->pct_peak = get_num(c, where, d, "", "pct_sgemm_peak", 0);
+    b->bubble = rp_get_num(c, where, d, "", "bubble_ms", 0);
+    b->gflops = rp_get_num(c, where, d, "", "model_gflops", 0);
+    b->pct_peak = rp_get_num(c, where, d, "", "pct_sgemm_peak", 0);
     c->nbench++;
 }
 
@@ -482,8 +522,9 @@ void rp_walk(ctx_t *c, const char *dir, int depth)
     c->dh = NULL;
     if (n > 1) qsort(names, (size_t)n, sizeof *names, rp_name_cmp);
 
-    int has[3] = {0, 0, 0}; /* summary.json, relearn.jsonl, bench.jsonl */
-    static const char *const FILES[3] = {"summary.json", "relearn.jsonl", "bench.jsonl"};
+    int has[4] = {0, 0, 0, 0}; /* summary.json, relearn.jsonl, bench.jsonl, selected.json */
+    static const char *const FILES[4] = {"summary.json", "relearn.jsonl", "bench.jsonl",
+                                         "selected.json"};
     const char **subs = NULL;
     int nsub = 0, capsub = 0;
     for (int i = 0; i < n; i++) {
@@ -502,12 +543,13 @@ void rp_walk(ctx_t *c, const char *dir, int depth)
             RESERVE(c, subs, nsub, capsub);
             subs[nsub++] = p;
         } else if (S_ISREG(st.st_mode)) {
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < 4; k++)
                 if (!strcmp(names[i], FILES[k])) has[k] = 1;
         }
     }
     if (has[0]) load_run(c, dir);
     if (has[1]) load_curve(c, dir);
     if (has[2]) load_bench(c, dir);
+    if (has[3]) rp_load_selected(c, dir);
     for (int i = 0; i < nsub; i++) rp_walk(c, subs[i], depth + 1);
 }

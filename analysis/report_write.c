@@ -66,7 +66,7 @@ void rp_out_close(ctx_t *c, const char *name)
     rp_note(c, dst);
 }
 
-static void fmt_g(char *buf, size_t n, double v, int digits)
+void rp_fmt_g(char *buf, size_t n, double v, int digits)
 {
     if (isnan(v)) {
         buf[0] = 0;
@@ -76,7 +76,7 @@ static void fmt_g(char *buf, size_t n, double v, int digits)
     snprintf(buf, n, "%.*g", digits, v);
 }
 
-static void csv_field(FILE *f, const char *s, int first)
+void rp_csv_field(FILE *f, const char *s, int first)
 {
     if (!first) fputc(',', f);
     if (!strpbrk(s, ",\"\n\r")) {
@@ -93,7 +93,7 @@ static void csv_field(FILE *f, const char *s, int first)
 
 /* Text from labels and folder names into Markdown: '|' escaped, line breaks as spaces,
  * other control characters (an ESC sequence would drive the reader's terminal) as \xNN. */
-static void md_text(FILE *f, const char *s)
+void rp_md_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
         unsigned char u = (unsigned char)*s;
@@ -109,10 +109,10 @@ static void md_text(FILE *f, const char *s)
 
 static void csv_header(ctx_t *c, FILE *f)
 {
-    csv_field(f, "method", 1);
-    csv_field(f, "split", 0);
-    for (int h = 0; h < c->nhp; h++) csv_field(f, c->hp[h], 0);
-    csv_field(f, "seeds", 0);
+    rp_csv_field(f, "method", 1);
+    rp_csv_field(f, "split", 0);
+    for (int h = 0; h < c->nhp; h++) rp_csv_field(f, c->hp[h], 0);
+    rp_csv_field(f, "seeds", 0);
     for (int m = 0; m < NMETRIC; m++) {
         fprintf(f, ",%s,%s_std,%s_n", RP_METRIC[m].csv, RP_METRIC[m].csv, RP_METRIC[m].csv);
     }
@@ -122,18 +122,18 @@ static void csv_header(ctx_t *c, FILE *f)
 static void csv_row(ctx_t *c, FILE *f, const row_t *w)
 {
     char b[512];
-    csv_field(f, rp_lab_str(w->lab, "method"), 1);
-    csv_field(f, rp_lab_str(w->lab, "split"), 0);
+    rp_csv_field(f, rp_lab_str(w->lab, "method"), 1);
+    rp_csv_field(f, rp_lab_str(w->lab, "split"), 0);
     for (int h = 0; h < c->nhp; h++) {
         const lvalue *v = rp_lab_get(w->lab, c->hp[h]);
         rp_lv_format(b, sizeof b, v && v->t != LV_NULL ? v : NULL);
-        csv_field(f, b, 0);
+        rp_csv_field(f, b, 0);
     }
     fprintf(f, ",%d", w->nruns);
     for (int m = 0; m < NMETRIC; m++) {
-        fmt_g(b, sizeof b, w->mean[m], REPORT_CSV_DIGITS);
+        rp_fmt_g(b, sizeof b, w->mean[m], REPORT_CSV_DIGITS);
         fprintf(f, ",%s", b);
-        fmt_g(b, sizeof b, w->sd[m], REPORT_CSV_DIGITS);
+        rp_fmt_g(b, sizeof b, w->sd[m], REPORT_CSV_DIGITS);
         fprintf(f, ",%s,%d", b, w->cnt[m]);
     }
     fputc('\n', f);
@@ -150,11 +150,11 @@ void rp_write_csv(ctx_t *c, const char *name, const int *rows, int n)
 void rp_write_runs_csv(ctx_t *c)
 {
     FILE *f = rp_out_open(c, "runs.csv");
-    csv_field(f, "folder", 1);
-    csv_field(f, "method", 0);
-    csv_field(f, "split", 0);
-    for (int h = 0; h < c->nhp; h++) csv_field(f, c->hp[h], 0);
-    csv_field(f, "seed", 0);
+    rp_csv_field(f, "folder", 1);
+    rp_csv_field(f, "method", 0);
+    rp_csv_field(f, "split", 0);
+    for (int h = 0; h < c->nhp; h++) rp_csv_field(f, c->hp[h], 0);
+    rp_csv_field(f, "seed", 0);
     for (int m = 0; m < NMETRIC - 1; m++) fprintf(f, ",%s", RP_METRIC[m].csv);
     fprintf(f, ",kl_retain,kl_forget1,kl_forget2,errors\n");
     char b[512];
@@ -162,23 +162,23 @@ void rp_write_runs_csv(ctx_t *c)
         const row_t *w = &c->rows[c->order[j]];
         for (int i = 0; i < w->nruns; i++) {
             const run_t *r = &c->runs[w->runs[i]];
-            csv_field(f, r->dir, 1);
-            csv_field(f, rp_lab_str(&r->lab, "method"), 0);
-            csv_field(f, rp_lab_str(&r->lab, "split"), 0);
+            rp_csv_field(f, r->dir, 1);
+            rp_csv_field(f, rp_lab_str(&r->lab, "method"), 0);
+            rp_csv_field(f, rp_lab_str(&r->lab, "split"), 0);
             for (int h = 0; h < c->nhp; h++) {
                 const lvalue *v = rp_lab_get(&r->lab, c->hp[h]);
                 rp_lv_format(b, sizeof b, v && v->t != LV_NULL ? v : NULL);
-                csv_field(f, b, 0);
+                rp_csv_field(f, b, 0);
             }
             const lvalue *sv = rp_lab_get(&r->lab, "seed");
             rp_lv_format(b, sizeof b, sv && sv->t != LV_NULL ? sv : NULL);
-            csv_field(f, b, 0);
+            rp_csv_field(f, b, 0);
             for (int m = 0; m < NMETRIC - 1; m++) {
-                fmt_g(b, sizeof b, r->m[m], REPORT_CSV_DIGITS);
+                rp_fmt_g(b, sizeof b, r->m[m], REPORT_CSV_DIGITS);
                 fprintf(f, ",%s", b);
             }
             for (int q = 0; q < 3; q++) {
-                fmt_g(b, sizeof b, r->has_markov ? r->kl[q] : NAN, REPORT_CSV_DIGITS);
+                rp_fmt_g(b, sizeof b, r->has_markov ? r->kl[q] : NAN, REPORT_CSV_DIGITS);
                 fprintf(f, ",%s", b);
             }
             fprintf(f, ",%d\n", r->nerr);
@@ -189,17 +189,17 @@ void rp_write_runs_csv(ctx_t *c)
 
 /* "0.1234 ± 0.0012", "0.1234" (one value), "–" (none); "(k)" when k values stand
  * behind the cell and k differs from the row's seed count. */
-static void md_cell(FILE *f, double mean, double sd, int cnt, int nruns)
+void rp_md_cell(FILE *f, double mean, double sd, int cnt, int nruns)
 {
     char a[64], b[64];
     if (cnt == 0) {
         fputs(" – |", f);
         return;
     }
-    fmt_g(a, sizeof a, mean, REPORT_MD_DIGITS);
+    rp_fmt_g(a, sizeof a, mean, REPORT_MD_DIGITS);
     fprintf(f, " %s", a);
     if (!isnan(sd)) {
-        fmt_g(b, sizeof b, sd, REPORT_MD_DIGITS);
+        rp_fmt_g(b, sizeof b, sd, REPORT_MD_DIGITS);
         fprintf(f, " ± %s", b);
     }
     if (cnt != nruns) fprintf(f, " (%d)", cnt);
@@ -207,14 +207,14 @@ static void md_cell(FILE *f, double mean, double sd, int cnt, int nruns)
 }
 
 /* The label columns of the Markdown tables: those that vary across runs. */
-static void md_label_header(ctx_t *c, FILE *f, int *ncol)
+void rp_md_label_header(ctx_t *c, FILE *f, int *ncol)
 {
     fputs("| method | split |", f);
     *ncol = 2;
     for (int h = 0; h < c->nhp; h++)
         if (!c->hp_const[h]) {
             fputc(' ', f);
-            md_text(f, c->hp[h]);
+            rp_md_text(f, c->hp[h]);
             fputs(" |", f);
             ++*ncol;
         }
@@ -222,13 +222,13 @@ static void md_label_header(ctx_t *c, FILE *f, int *ncol)
     ++*ncol;
 }
 
-static void md_label_cells(ctx_t *c, FILE *f, const row_t *w)
+void rp_md_label_cells(ctx_t *c, FILE *f, const row_t *w)
 {
     char b[512];
     fputs("| ", f);
-    md_text(f, rp_lab_str(w->lab, "method"));
+    rp_md_text(f, rp_lab_str(w->lab, "method"));
     fputs(" | ", f);
-    md_text(f, rp_lab_str(w->lab, "split"));
+    rp_md_text(f, rp_lab_str(w->lab, "split"));
     fputs(" |", f);
     for (int h = 0; h < c->nhp; h++)
         if (!c->hp_const[h]) {
@@ -236,7 +236,7 @@ static void md_label_cells(ctx_t *c, FILE *f, const row_t *w)
             rp_lv_format(b, sizeof b, v);
             fputc(' ', f);
             if (b[0])
-                md_text(f, b);
+                rp_md_text(f, b);
             else
                 fputs("–", f);
             fputs(" |", f);
@@ -247,7 +247,7 @@ static void md_label_cells(ctx_t *c, FILE *f, const row_t *w)
 static void md_table(ctx_t *c, FILE *f, const int *rows, int n)
 {
     int ncol;
-    md_label_header(c, f, &ncol);
+    rp_md_label_header(c, f, &ncol);
     for (int m = 0; m < NMETRIC; m++) fprintf(f, " %s |", RP_METRIC[m].md);
     fputs("\n|", f);
     for (int i = 0; i < ncol; i++) fputs(i < ncol - 1 ? "---|" : "--:|", f);
@@ -255,8 +255,8 @@ static void md_table(ctx_t *c, FILE *f, const int *rows, int n)
     fputc('\n', f);
     for (int i = 0; i < n; i++) {
         const row_t *w = &c->rows[rows[i]];
-        md_label_cells(c, f, w);
-        for (int m = 0; m < NMETRIC; m++) md_cell(f, w->mean[m], w->sd[m], w->cnt[m], w->nruns);
+        rp_md_label_cells(c, f, w);
+        for (int m = 0; m < NMETRIC; m++) rp_md_cell(f, w->mean[m], w->sd[m], w->cnt[m], w->nruns);
         fputc('\n', f);
     }
 }
@@ -265,21 +265,27 @@ static void md_table(ctx_t *c, FILE *f, const int *rows, int n)
 static void md_intro(ctx_t *c, FILE *f)
 {
     fputs("# lethe report: ", f);
-    md_text(f, c->dir);
+    rp_md_text(f, c->dir);
     fputs("\n\n", f);
     fprintf(f, "%d evaluated run%s in %d setting%s; %d relearn curve%s; %d bench line%s%s.\n\n",
             c->nruns, c->nruns == 1 ? "" : "s", c->nrows, c->nrows == 1 ? "" : "s", c->ncurves,
             c->ncurves == 1 ? "" : "s", c->nbench, c->nbench == 1 ? "" : "s",
             c->nbench ? " (tables in scaling.md)" : "");
+    if (c->nrep < c->nrows || c->nsel)
+        fprintf(f,
+                "Phases: %d setting%s evaluated on the selection seeds (to choose), %d on "
+                "the report seeds (the results); selection rows appear only under \"Selection "
+                "phase and Pareto fronts\".\n\n",
+                c->nrows - c->nrep, c->nrows - c->nrep == 1 ? "" : "s", c->nrep);
     int shared = 0;
     for (int h = 0; h < c->nhp; h++)
         if (c->hp_const[h]) {
             char b[512];
             rp_lv_format(b, sizeof b, rp_lab_get(&c->runs[0].lab, c->hp[h]));
             fputs(shared++ ? ", " : "Shared by every run: ", f);
-            md_text(f, c->hp[h]);
+            rp_md_text(f, c->hp[h]);
             fputs(" = ", f);
-            md_text(f, b);
+            rp_md_text(f, b);
         }
     if (shared) fputs(".\n\n", f);
 }
@@ -304,8 +310,10 @@ static void md_settings(ctx_t *c, FILE *f)
               "recovery = forget prob at the last relearn step minus at step 0, over the setting's "
               "relearn curves.\n\n",
               f);
-        fputs("## All settings\n\n", f);
-        md_table(c, f, c->order, c->nrows);
+        int phased = c->nrep < c->nrows || c->nsel;
+        fputs(phased ? "## Reported results (report seeds)\n\n" : "## All settings\n\n", f);
+        md_table(c, f, c->order, c->nrep);
+        if (phased) return; /* the reported setting per method: under Comparisons */
         fputs("\n## Best setting per method\n\n", f);
         fputs("Selection rule: for each method and split, rank its settings by mean forget "
               "quality (highest first; equal means by mean log10 forget quality). The top "
@@ -313,7 +321,8 @@ static void md_settings(ctx_t *c, FILE *f)
               "and every setting tied with the last of them. Among those, the setting with "
               "the highest mean model utility is shown (equal utility: the first in the table "
               "above). Settings without a forget quality or a model utility are not "
-              "ranked.\n\n",
+              "ranked. The rule sees the same seeds this table reports, so the best row is "
+              "optimistic (a study with a selection phase chooses on other seeds).\n\n",
               f);
         if (c->nbest)
             md_table(c, f, c->best, c->nbest);
@@ -326,23 +335,23 @@ static void md_settings(ctx_t *c, FILE *f)
 static void md_markov(ctx_t *c, FILE *f)
 {
     int nk = 0;
-    for (int j = 0; j < c->nrows; j++) nk += c->rows[j].kl_cnt[0] > 0;
+    for (int j = 0; j < c->nrep; j++) nk += c->rows[c->order[j]].kl_cnt[0] > 0;
     if (nk) {
         fputs("\n## Mixture of Markov chains\n\nPer-token KL divergence to the true transition "
               "matrix of each chain, on held-out sequences (lower is closer).\n\n",
               f);
         int ncol;
-        md_label_header(c, f, &ncol);
+        rp_md_label_header(c, f, &ncol);
         for (int q = 0; q < 3; q++) fprintf(f, " KL %s |", RP_KL_TITLE[q]);
         fputs("\n|", f);
         for (int i = 0; i < ncol + 3; i++) fputs(i < ncol - 1 ? "---|" : "--:|", f);
         fputc('\n', f);
-        for (int j = 0; j < c->nrows; j++) {
+        for (int j = 0; j < c->nrep; j++) {
             const row_t *w = &c->rows[c->order[j]];
             if (!w->kl_cnt[0] && !w->kl_cnt[1] && !w->kl_cnt[2]) continue;
-            md_label_cells(c, f, w);
+            rp_md_label_cells(c, f, w);
             for (int q = 0; q < 3; q++)
-                md_cell(f, w->kl_mean[q], w->kl_sd[q], w->kl_cnt[q], w->nruns);
+                rp_md_cell(f, w->kl_mean[q], w->kl_sd[q], w->kl_cnt[q], w->nruns);
             fputc('\n', f);
         }
     }
@@ -359,7 +368,7 @@ static void md_unmatched(ctx_t *c, FILE *f)
         for (int i = 0; i < c->ncurves; i++)
             if (c->curves[i].row < 0) {
                 fputs("- `", f);
-                md_text(f, c->curves[i].dir);
+                rp_md_text(f, c->curves[i].dir);
                 fputs("`\n", f);
             }
     }
@@ -380,9 +389,9 @@ static void md_errors(ctx_t *c, FILE *f)
                 const run_t *r = &c->runs[w->runs[i]];
                 for (int e = 0; e < r->nerr; e++) {
                     fputs("- `", f);
-                    md_text(f, r->dir);
+                    rp_md_text(f, r->dir);
                     fputs("`: ", f);
-                    md_text(f, r->errs[e]);
+                    rp_md_text(f, r->errs[e]);
                     fputc('\n', f);
                 }
             }
@@ -395,7 +404,16 @@ static void md_plots(ctx_t *c, FILE *f)
 {
     if (c->npng || c->no_fq_plot) {
         fputs("\n## Plots\n\n", f);
-        if (c->no_fq_plot) fprintf(f, "fq_vs_mu.png is not drawn: %s.\n\n", c->no_fq_plot);
+        if (c->no_fq_plot)
+            fprintf(f, "fq_vs_mu.png is not drawn: %s.\n\n", c->no_fq_plot);
+        else if (c->nrows)
+            fprintf(f,
+                    "fq_vs_mu.png: a panel per forget split; a point per report-phase run; "
+                    "each method's Pareto front over its settings (the selection phase's when "
+                    "there is one) as a line; the dashed line is τ · MU(origin) when a "
+                    "selected.json gives it; log10 FQ below %.3g is drawn at that floor as an "
+                    "open triangle.\n\n",
+                    c->fq_floor);
         for (int i = 0; i < c->npng; i++) fprintf(f, "![%s](%s)\n\n", c->png[i], c->png[i]);
     }
 }
@@ -405,6 +423,9 @@ void rp_write_results_md(ctx_t *c)
     FILE *f = rp_out_open(c, "results.md");
     md_intro(c, f);
     md_settings(c, f);
+    rp_md_comparisons(c, f);
+    rp_md_buckets(c, f);
+    rp_md_selection(c, f);
     md_markov(c, f);
     md_unmatched(c, f);
     md_errors(c, f);
@@ -426,9 +447,9 @@ void rp_write_scaling_md(ctx_t *c)
     for (int s = 0; s < c->nseries; s++) {
         const series_t *S = &c->series[s];
         const bench_t *w = &c->bench[c->pts[S->pts[0]].first];
-        fmt_g(b[0], 64, w->params, 10);
-        fmt_g(b[1], 64, w->batch, 10);
-        fmt_g(b[2], 64, w->seq_len, 10);
+        rp_fmt_g(b[0], 64, w->params, 10);
+        rp_fmt_g(b[1], 64, w->batch, 10);
+        rp_fmt_g(b[2], 64, w->seq_len, 10);
         fprintf(f,
                 "\n## Series %d: %s\n\nparams %s, batch %s, seq_len %s, threads %d, BLAS "
                 "core %s",
@@ -439,9 +460,9 @@ void rp_write_scaling_md(ctx_t *c)
                 char v[256];
                 rp_lv_format(v, sizeof v, &w->lab.v[i].v);
                 fputs(", ", f);
-                md_text(f, w->lab.v[i].key);
+                rp_md_text(f, w->lab.v[i].key);
                 fputs(" = ", f);
-                md_text(f, v);
+                rp_md_text(f, v);
             }
         fputs(".\n\n", f);
         fputs(c->x_nodes ? "| nodes " : "", f);
@@ -458,7 +479,7 @@ void rp_write_scaling_md(ctx_t *c)
                            p->ms,           p->gflops,
                            p->pct_peak};
             for (int k = 0; k < 7; k++) {
-                fmt_g(b[k], 64, v[k], REPORT_MD_DIGITS);
+                rp_fmt_g(b[k], 64, v[k], REPORT_MD_DIGITS);
                 if (!b[k][0]) snprintf(b[k], 64, "–");
             }
             if (c->x_nodes) fprintf(f, "| %.0f ", x->nodes);

@@ -32,6 +32,7 @@ py="${LETHE_REPORT_PYTHON:-python3}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail=0 n=0
+CASES=22 # ok/FAIL lines this script prints when every case runs
 
 # lethe report is a serial tool: users run it without mpirun (MPI starts as a singleton), so
 # that is how most cases run; one case runs it under mpirun on 2 ranks.
@@ -376,5 +377,5 @@ else
     cat "$work/stderr"
 fi
 
-echo "$n checks, $fail failed"
-[ $fail -eq 0 ]
+echo "$n checks, $fail failed ($CASES cases expected)"
+[ $fail -eq 0 ] && [ $n -eq $CASES ]
