@@ -54,7 +54,7 @@ static void shown(char *buf, size_t len, const cJSON *v)
     char *s = cJSON_PrintUnformatted(v);
     char tmp[200];
     snprintf(tmp, sizeof tmp, "%s", s ? s : "?");
-    cf_escape(buf, len, tmp, 60);
+    config_shown(tmp, buf, len);
     cJSON_free(s);
 }
 

@@ -218,14 +218,14 @@ static int check_args(const cv_args *c, int *mode, char *err, size_t len)
     return 0;
 }
 
-/* --shard-size MB: a number in [1, 1e6] (default 4096, 4 GiB: under Hugging Face's usual
- * 5 GB shards). */
+/* --shard-size MB: a number in [0.001, 1e6] (default 4096, 4 GiB: under Hugging Face's
+ * usual 5 GB shards). */
 static int shard_mb(const char *v, double *mb, char *err, size_t len)
 {
     char *end = NULL;
     *mb = v ? strtod(v, &end) : 4096;
-    if (v && (end == v || *end || !(*mb >= 1 && *mb <= 1e6))) {
-        snprintf(err, len, "convert: --shard-size '%s': expected MiB in [1, 1000000]", v);
+    if (v && (end == v || *end || !(*mb >= 0.001 && *mb <= 1e6))) {
+        snprintf(err, len, "convert: --shard-size '%s': expected MiB in [0.001, 1000000]", v);
         return -1;
     }
     return 0;

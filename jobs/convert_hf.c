@@ -10,13 +10,7 @@
  * checkpoint records the full model config and the folder's torch_dtype, special token ids
  * and path (the hf.* keys).
  *
- * Export (--from C.h5 --to FOLDER): the model comes from the checkpoint's stored config;
- * the folder must not exist. Rank 0 writes into FOLDER.tmp.PID: config.json, the tensors
- * in the recorded torch_dtype (rounded to nearest even from the checkpoint's float32, so
- * an imported model goes back bit for bit) in shards of at most --shard-size MiB with
- * model.safetensors.index.json (a single model.safetensors when one shard holds all), and
- * the tokenizer files found in --tokenizer-from or the recorded source folder; then it
- * renames the folder into place. Tensors are gathered one shard at a time. */
+ * The export to a folder is convert_export.c's. */
 #define _GNU_SOURCE /* realpath */
 #include <errno.h>
 #include <limits.h>
@@ -94,13 +88,6 @@ static void open_weights(lethe_session *S, const char *what, const char *dir, co
     if (!ok && src->n) cv_close(src);
     hf_index_free(&ix);
     lethe_check(S->grid.world, ok, 2, "%s", err);
-}
-
-void cv_export_hf(const char *from, const char *to, const char *tokenizer_from, double shard_mb,
-                  int nrest, char **rest)
-{
-    (void)from, (void)to, (void)tokenizer_from, (void)shard_mb, (void)nrest, (void)rest;
-    lethe_check(MPI_COMM_WORLD, 0, 2, "convert: export to a Hugging Face folder: not yet");
 }
 
 void cv_import_hf(const char *from, const char *to, int nrest, char **rest)

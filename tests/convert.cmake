@@ -12,5 +12,5 @@ lethe_test(NAME convert.prepare_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pre
 # checkpoint, refused folders
 lethe_test_exe(hf_logits ${CMAKE_CURRENT_SOURCE_DIR}/hf_logits.c)
 lethe_test(NAME convert.hf COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_convert_hf.sh
-  $<TARGET_FILE:hf_logits> LABELS "convert;mpi;parity")
+  $<TARGET_FILE:hf_logits> TIMEOUT 900 LABELS "convert;mpi;parity")
 set_tests_properties(convert.hf PROPERTIES SKIP_RETURN_CODE 77)
