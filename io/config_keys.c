@@ -66,15 +66,6 @@ const key_def SCHEMA[] = {
           "standard deviation of the initial weights"),
     K_U64("model.init_seed", model.init_seed, 1234, "seed of the initial weights"),
 
-    K_ENUM("hf.torch_dtype", hf.torch_dtype, "float32", "float32|float16|bfloat16",
-           "dtype of the Hugging Face weights imported (convert --to a folder writes it)"),
-    K_INT("hf.bos_token_id", hf.bos_token_id, -1, -1, M20 * 64, "beginning-of-sequence id (-1: none)"),
-    K_STR("hf.eos_token_id", hf.eos_token_id, "", 0,
-          "end-of-sequence id(s) as in config.json: an integer or a list (empty: none)"),
-    K_INT("hf.pad_token_id", hf.pad_token_id, -1, -1, M20 * 64, "padding id (-1: none)"),
-    K_STR("hf.source", hf.source, "", 0,
-          "the Hugging Face folder imported (its tokenizer files are copied on export)"),
-
     K_INT("layout.dp", layout.dp, 1, 1, 4096, "data-parallel replicas"),
     K_INT("layout.pp", layout.pp, 1, 1, 4096, "pipeline stages"),
     K_INT("layout.tp", layout.tp, 1, 1, 4096, "tensor-parallel ranks"),
@@ -199,6 +190,15 @@ const key_def SCHEMA[] = {
           "markov: probability of leaving a chain's states"),
 
     K_INT("threads", threads, 1, 1, 256, "OpenBLAS threads per rank"),
+
+    K_ENUM("hf.torch_dtype", hf.torch_dtype, "float32", "float32|float16|bfloat16",
+           "dtype of the Hugging Face weights imported (convert --to a folder writes it)"),
+    K_INT("hf.bos_token_id", hf.bos_token_id, -1, -1, M20 * 64, "beginning-of-sequence id (-1: none)"),
+    K_STR("hf.eos_token_id", hf.eos_token_id, "", 0,
+          "end-of-sequence id(s) as in config.json: an integer or a list (empty: none)"),
+    K_INT("hf.pad_token_id", hf.pad_token_id, -1, -1, M20 * 64, "padding id (-1: none)"),
+    K_STR("hf.source", hf.source, "", 0,
+          "the Hugging Face folder imported (its tokenizer files are copied on export)"),
 };
 
 int config_key_count(void)
