@@ -28,7 +28,7 @@ static int same_value(const key_def *k, const cJSON *a, const cJSON *b)
     return cJSON_Compare(a, b, 1);
 }
 
-static void shown(char *buf, size_t len, const cJSON *v)
+void cf_shown_json(char *buf, size_t len, const cJSON *v)
 {
     char *s = cJSON_PrintUnformatted(v);
     char tmp[200];
@@ -65,8 +65,8 @@ static int carry_section(ctx *x, cJSON *root, const cJSON *base, const char *sec
         }
         if (same_value(k, mine, v)) continue;
         char a[80], b[80];
-        shown(a, sizeof a, v);
-        shown(b, sizeof b, mine);
+        cf_shown_json(a, sizeof a, v);
+        cf_shown_json(b, sizeof b, mine);
         return cf_fail(x, "%s is %s in %s but %s in this job's config (leave it out to take the "
                           "model from there)",
                        name, a, base_origin, b);

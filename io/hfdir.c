@@ -49,15 +49,6 @@ static int hf_fail(const hf_ctx *x, const char *fmt, ...)
     return -1;
 }
 
-static void shown(char *buf, size_t len, const cJSON *v)
-{
-    char *s = cJSON_PrintUnformatted(v);
-    char tmp[200];
-    snprintf(tmp, sizeof tmp, "%s", s ? s : "?");
-    config_shown(tmp, buf, len);
-    cJSON_free(s);
-}
-
 /* An integer in [lo, 2^31): 0, or -1 naming the key. */
 static int get_int(const hf_ctx *x, const cJSON *v, const char *key, long lo, long *out)
 {
@@ -67,7 +58,7 @@ static int get_int(const hf_ctx *x, const cJSON *v, const char *key, long lo, lo
         *out = (long)v->valuedouble;
         return 0;
     }
-    shown(s, sizeof s, v);
+    cf_shown_json(s, sizeof s, v);
     return hf_fail(x, "key '%s' is %s, expected an integer >= %ld", key, s, lo);
 }
 
@@ -78,7 +69,7 @@ static int get_pos_number(const hf_ctx *x, const cJSON *v, const char *key, doub
         *out = v->valuedouble;
         return 0;
     }
-    shown(s, sizeof s, v);
+    cf_shown_json(s, sizeof s, v);
     return hf_fail(x, "key '%s' is %s, expected a positive number", key, s);
 }
 
@@ -92,7 +83,7 @@ static int require_value(const hf_ctx *x, const cJSON *v, const char *key, const
     cJSON_Delete(w);
     if (same) return 0;
     char s[80];
-    shown(s, sizeof s, v);
+    cf_shown_json(s, sizeof s, v);
     return hf_fail(x, "key '%s' is %s: lethe computes only %s (%s)", key, s, want, why);
 }
 
@@ -107,7 +98,7 @@ static int read_rope(const hf_ctx *x, const cJSON *rs, cJSON *model)
     if (!strcmp(type, "default")) return cJSON_AddStringToObject(model, "rope_type", "none") ? 0 : -1;
     if (strcmp(type, "llama3")) {
         char s[80];
-        shown(s, sizeof s, t ? t : rs);
+        cf_shown_json(s, sizeof s, t ? t : rs);
         return hf_fail(x, "rope_scaling type %s is not supported (lethe computes none and llama3)",
                        s);
     }
@@ -176,7 +167,7 @@ static int read_dtype(const hf_ctx *x, const cJSON *root, cJSON *hf)
     const char *d = cJSON_IsString(v) ? v->valuestring : v && !cJSON_IsNull(v) ? "" : "float32";
     if (strcmp(d, "float32") && strcmp(d, "float16") && strcmp(d, "bfloat16")) {
         char s[80];
-        shown(s, sizeof s, v);
+        cf_shown_json(s, sizeof s, v);
         return hf_fail(x, "key 'torch_dtype' is %s, expected \"float32\", \"float16\" or "
                           "\"bfloat16\"", s);
     }
@@ -217,7 +208,7 @@ static int read_keys(const hf_ctx *x, const cJSON *root, cJSON *model)
         cJSON_AddNumberToObject(model, shape_keys[k].lethe, (double)v[k]);
     }
     const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
-    long hdv;
+    long hdv = 0;
     if (hd && !cJSON_IsNull(hd)) {
         if (get_int(x, hd, "head_dim", 1, &hdv)) return -1;
         if (hdv * v[3] != v[1])

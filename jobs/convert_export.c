@@ -174,13 +174,10 @@ void cv_export_hf(const char *from, const char *to, const char *tokenizer_from, 
     char *stored = NULL;
     int ok = check_targets(to, tokenizer_from, err, sizeof err) == 0 &&
              ckpt_read_config(from, MPI_COMM_WORLD, &stored, err, sizeof err) == 0;
-    lethe_check(MPI_COMM_WORLD, ok, 2, "%s%s", strncmp(err, "convert:", 8) ? "convert: " : "", err);
     snprintf(origin, sizeof origin, "checkpoint '%.500s'", from);
     lethe_session S;
-    session_open_base(&S, "convert", nrest, rest, stored, origin);
-    free(stored);
     ckpt_tensor *mt;
-    int n = cv_build_model(&S, &mt);
+    int n = cv_session_from(&S, ok, err, stored, origin, nrest, rest, &mt);
     lethe_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
     char *expect = config_to_json(&S.cfg);

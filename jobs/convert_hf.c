@@ -102,14 +102,10 @@ void cv_import_hf(const char *from, const char *to, int nrest, char **rest)
         snprintf(err, sizeof err, "convert: --from '%s' is not a folder (expected a Hugging Face "
                                   "folder with config.json)", from), ok = 0;
     ok = ok && hf_read_config(dir, &base, err, sizeof err) == 0;
-    lethe_check(MPI_COMM_WORLD, ok, 2, "%s%s", strncmp(err, "convert:", 8) ? "convert: " : "", err);
     snprintf(origin, sizeof origin, "Hugging Face config '%s/config.json'", from);
-
     lethe_session S;
-    session_open_base(&S, "convert", nrest, rest, base, origin);
-    free(base);
     ckpt_tensor *mt;
-    int n = cv_build_model(&S, &mt);
+    int n = cv_session_from(&S, ok, err, base, origin, nrest, rest, &mt);
     cv_source src;
     snprintf(what, sizeof what, "Hugging Face folder '%s'", from);
     open_weights(&S, what, dir, origin, mt, n, &src);

@@ -41,6 +41,10 @@ void cv_free_gathered(float **data, int n);
 /* The parameter table only (activations for one token, weights not initialised), and
  * the model's tensors in canonical order in *mt; returns their count. */
 int cv_build_model(lethe_session *S, ckpt_tensor **mt);
+/* Ends the job (exit 2, err) unless ok on every rank; else a session whose model (and hf
+ * keys) come from base (JSON text, freed here; origin names it), and cv_build_model. */
+int cv_session_from(lethe_session *S, int ok, const char *err, char *base, const char *origin,
+                    int nrest, char **rest, ckpt_tensor **mt);
 /* The shape as "[a,b]". */
 void cv_shape_str(char *buf, size_t len, int nd, const int64_t *s);
 

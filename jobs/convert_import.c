@@ -281,6 +281,15 @@ void cv_free_gathered(float **data, int n)
     free(data);
 }
 
+int cv_session_from(lethe_session *S, int ok, const char *err, char *base, const char *origin,
+                    int nrest, char **rest, ckpt_tensor **mt)
+{
+    lethe_check(MPI_COMM_WORLD, ok, 2, "%s%s", strncmp(err, "convert:", 8) ? "convert: " : "", err);
+    session_open_base(S, "convert", nrest, rest, base, origin);
+    free(base);
+    return cv_build_model(S, mt);
+}
+
 int cv_build_model(lethe_session *S, ckpt_tensor **mt)
 {
     char err[1024] = "";

@@ -156,20 +156,17 @@ refuse theta 2 "model.rope_theta is 10000 in checkpoint '$ck' but 20000 in this 
     --set output.dir="$work/run2"
 
 # 5. refused folders (2 ranks)
-b="$work/gqa/bad_"
-refuse nocfg 2 "config.json': cannot open" "$work/x1.h5" convert --set layout.tp=2 --from "${b}nocfg" --to "$work/x1.h5"
-refuse noshard 2 "model-00002-of-00003.safetensors': cannot open" "$work/x2.h5" \
-    convert --set layout.tp=2 --from "${b}noshard" --to "$work/x2.h5"
-refuse badmap 2 "tensor 'model.layers.9.mlp.up_proj.weight' is mapped to" "$work/x3.h5" \
-    convert --set layout.tp=2 --from "${b}badmap" --to "$work/x3.h5"
-refuse yarn 2 'rope_scaling type "yarn" is not supported' "$work/x4.h5" \
-    convert --set layout.tp=2 --from "${b}yarn" --to "$work/x4.h5"
-refuse i32 2 "tensor 'model.norm.weight' has dtype I32" "$work/x5.h5" \
-    convert --set layout.tp=2 --from "${b}i32" --to "$work/x5.h5"
-refuse unknown 2 "key 'sliding_window' is not understood" "$work/x6.h5" \
-    convert --set layout.tp=2 --from "${b}unknown" --to "$work/x6.h5"
-refuse act 2 "key 'hidden_act' is \"gelu\": lethe computes only \"silu\"" "$work/x7.h5" \
-    convert --set layout.tp=2 --from "${b}act" --to "$work/x7.h5"
+for spec in "nocfg|config.json': cannot open" \
+    "noshard|model-00002-of-00003.safetensors': cannot open" \
+    "badmap|tensor 'model.layers.9.mlp.up_proj.weight' is mapped to" \
+    'yarn|rope_scaling type "yarn" is not supported' \
+    "i32|tensor 'model.norm.weight' has dtype I32" \
+    "unknown|key 'sliding_window' is not understood" \
+    'act|key '"'"'hidden_act'"'"' is "gelu": lethe computes only "silu"'; do
+    name="${spec%%|*}"
+    refuse "$name" 2 "${spec#*|}" "$work/x-$name.h5" \
+        convert --set layout.tp=2 --from "$work/gqa/bad_$name" --to "$work/x-$name.h5"
+done
 refuse exists 2 "convert: --to '$work/gqa/out' exists" "" \
     convert --from "$ck" --to "$work/gqa/out" --set layout.tp=2
 cases_wait 120
