@@ -219,13 +219,11 @@ void cv_import(lethe_session *S, cv_source *src, const char *to, int n)
     char err[1024] = "";
     const lethe_grid *g = &S->grid;
     lethe_params *t = &S->model.w.params;
-    /* an import needs neither gradients nor moments of its own: the moments saved are
-     * zeros, one calloc'd buffer (untouched pages cost no memory) standing for both */
-    free(t->grad);
-    free(t->m);
-    free(t->v);
-    t->grad = NULL;
-    t->m = t->v = lethe_calloc(t->total ? t->total : 1, sizeof(float), "zero moments");
+    /* the gradients are never touched here, so their pages cost no memory (model/params.c
+     * maps them untouched); the moments saved are zeros, and both are written from one
+     * buffer, so that the save reads (and pays for) one shard of zeros, not two */
+    float *own_v = t->v;
+    t->v = t->m;
     int ok = read_pieces(S, src, err, sizeof err);
     int nf = 0;
     for (int i = 0; i < src->n; i++) nf += src->f[i]->n;
@@ -238,8 +236,8 @@ void cv_import(lethe_session *S, cv_source *src, const char *to, int n)
     memset(&meta, 0, sizeof meta);
     meta.config_json = config_to_json(&S->cfg);
     ok = ckpt_save(to, t, g, &meta, err, sizeof err) == 0;
+    t->v = own_v;
     free(meta.config_json);
-    t->v = NULL; /* the shared buffer is freed once, as t->m */
     lethe_check(g->world, ok, 1, "convert: %s", err);
     if (g->rank == 0)
         printf("lethe convert: %s (%d tensors in %d file%s) -> checkpoint '%s' (%d tensors, "
