@@ -479,12 +479,6 @@ static int parse_error(ctx *x, const char *text, size_t len, size_t pos)
     return cf_fail(x, "malformed JSON at line %d, column %d, near \"%s\"", line, col, near);
 }
 
-int config_parse(lethe_config *c, const char *text, const char *origin, char **overrides,
-                 int n_overrides, char *err, size_t errlen)
-{
-    return config_parse_base(c, text, origin, overrides, n_overrides, NULL, NULL, 0, err, errlen);
-}
-
 int config_parse_base(lethe_config *c, const char *text, const char *origin, char **overrides,
                       int n_overrides, const char *base, const char *base_origin, int from_init,
                       char *err, size_t errlen)
@@ -527,12 +521,6 @@ int config_parse_base(lethe_config *c, const char *text, const char *origin, cha
     if (rc) return -1;
     *c = tmp;
     return 0;
-}
-
-int config_load(lethe_config *c, const char *path, char **overrides, int n_overrides, char *err,
-                size_t errlen)
-{
-    return config_load_base(c, path, overrides, n_overrides, NULL, NULL, 0, err, errlen);
 }
 
 int config_load_base(lethe_config *c, const char *path, char **overrides, int n_overrides,

@@ -3,7 +3,8 @@
  * config.json) carried into a job's config before validation. A key the job's config (or
  * --set) does not give is taken from the base; a key it gives must equal the base's
  * value, else one line names the key and both values. model.init_* are not carried: they
- * only say how weights that are then overwritten were drawn. */
+ * only say how weights that are then overwritten were drawn. config_parse and config_load
+ * are the calls without a base. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,19 @@
 
 #include "checkpoint.h"
 #include "config_impl.h"
+
+/* Without a base: the plain parse and load of io/config.h. */
+int config_parse(lethe_config *c, const char *text, const char *origin, char **overrides,
+                 int n_overrides, char *err, size_t errlen)
+{
+    return config_parse_base(c, text, origin, overrides, n_overrides, NULL, NULL, 0, err, errlen);
+}
+
+int config_load(lethe_config *c, const char *path, char **overrides, int n_overrides, char *err,
+                size_t errlen)
+{
+    return config_load_base(c, path, overrides, n_overrides, NULL, NULL, 0, err, errlen);
+}
 
 static int carried(const char *section, const char *key)
 {
