@@ -116,6 +116,10 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
               int load_optimizer, char *err, size_t errlen);
 
+/* The resolved config JSON stored in a checkpoint's /meta/config (*json malloc'd), read
+ * by every rank of comm (collective; the same verdict everywhere). Jobs take the model
+ * from it (init.checkpoint) and convert exports what it says. 0, or -1 with err. */
+int ckpt_read_config(const char *path, MPI_Comm comm, char **json, char *err, size_t errlen);
 /* Recomputes the digest of every tensor in the file (no model needed: the datasets are
  * read in row blocks spread over the ranks of comm) and compares with the stored ones.
  * Collective over comm (MPI_COMM_SELF for a serial check). *n_checked (may be NULL)

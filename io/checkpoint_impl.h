@@ -68,6 +68,8 @@ hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg);
 
 /* checkpoint_meta.c: each returns 1, or 0 with msg */
 int ck_check_meta(const lethe_ckpt_meta *m, char *msg);
+/* Reads /meta/config of the open file into *out (malloc'd); 1, or 0 with msg set. */
+int ck_read_config(hid_t fid, const char *path, char **out, char *msg);
 int ck_check_model_config(const char *stored, const char *expect, char *msg);
 int ck_check_finite(const lethe_params *t, int nkinds, char *msg);
 

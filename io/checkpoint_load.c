@@ -200,32 +200,12 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     }
     if (ok) ok = read_job_state(fid, &mm, msg);
     if (ok) ok = ck_check_meta(&mm, msg);
-    hid_t cfg_ds = -1, rng_ds = -1;
-    size_t cfg_len = 0;
-    if (ok) {
-        cfg_ds = H5Lexists(fid, "/meta", H5P_DEFAULT) > 0 &&
-                         H5Lexists(fid, "/meta/config", H5P_DEFAULT) > 0
-                     ? H5Dopen2(fid, "/meta/config", H5P_DEFAULT)
-                     : -1;
-        hid_t ty = cfg_ds >= 0 ? H5Dget_type(cfg_ds) : -1;
-        if (ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty))
-            cfg_len = H5Tget_size(ty);
-        if (ty >= 0) H5Tclose(ty);
-        if (!cfg_len) ok = ck_fail(msg, "dataset '/meta/config' is missing or not a string");
-        else if (cfg_len > CK_CONFIG_MAX)
-            ok = ck_fail(msg, "dataset '/meta/config' is a string of %zu bytes, at most %d",
-                         cfg_len, CK_CONFIG_MAX);
-    }
+    hid_t rng_ds = -1;
     if (ok) {
         /* read before the tensors (every rank on its own: a few KiB), so that a job whose
          * model differs is told which key differs, not which tensor is missing */
-        char *cfg = lethe_calloc(cfg_len + 1, 1, "checkpoint config");
-        hid_t ty = ck_str_type(path, "dataset '/meta/config'", cfg_len);
-        if (H5Dread(cfg_ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, cfg) < 0)
-            ok = ck_fail(msg, "cannot read dataset '/meta/config'");
-        H5Tclose(ty);
-        mm.config_json = cfg;
-        if (ok) ok = ck_check_model_config(cfg, meta ? meta->expect_config : NULL, msg);
+        ok = ck_read_config(fid, path, &mm.config_json, msg);
+        if (ok) ok = ck_check_model_config(mm.config_json, meta ? meta->expect_config : NULL, msg);
     }
     if (ok) {
         rng_ds = H5Lexists(fid, "/meta/rng", H5P_DEFAULT) > 0
@@ -323,7 +303,6 @@ close:
     if (dsets)
         for (size_t k = 0; k < nds; k++)
             if (dsets[k] >= 0) H5Dclose(dsets[k]);
-    if (cfg_ds >= 0) H5Dclose(cfg_ds);
     if (rng_ds >= 0) H5Dclose(rng_ds);
     free(rngs);
     {

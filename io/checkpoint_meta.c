@@ -73,9 +73,11 @@ int ck_check_meta(const lethe_ckpt_meta *m, char *msg)
 
 /* The model keys that make two configs the same model for a given weight table; the
  * initialisation (model.init_*) does not matter once weights are loaded. */
-static const char *const model_keys[] = {"vocab_size", "dim",           "n_layers",    "n_heads",
-                                         "n_kv_heads", "mlp_dim",       "max_seq_len", "rope_theta",
-                                         "norm_eps",   "tie_embeddings"};
+static const char *const model_keys[] = {
+    "vocab_size",  "dim",        "n_layers",           "n_heads",
+    "n_kv_heads",  "mlp_dim",    "max_seq_len",        "rope_theta",
+    "rope_type",   "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+    "rope_original_max_seq_len", "norm_eps", "tie_embeddings"};
 
 static void value_str(const cJSON *v, char *buf, size_t len)
 {
@@ -108,6 +110,52 @@ int ck_check_model_config(const char *stored, const char *expect, char *msg)
     cJSON_Delete(a);
     cJSON_Delete(b);
     return ok;
+}
+
+int ck_read_config(hid_t fid, const char *path, char **out, char *msg)
+{
+    *out = NULL;
+    hid_t ds = H5Lexists(fid, "/meta", H5P_DEFAULT) > 0 &&
+                       H5Lexists(fid, "/meta/config", H5P_DEFAULT) > 0
+                   ? H5Dopen2(fid, "/meta/config", H5P_DEFAULT)
+                   : -1;
+    size_t len = 0;
+    hid_t ty = ds >= 0 ? H5Dget_type(ds) : -1;
+    if (ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty))
+        len = H5Tget_size(ty);
+    if (ty >= 0) H5Tclose(ty);
+    int ok = 1;
+    if (!len)
+        ok = ck_fail(msg, "dataset '/meta/config' is missing or not a string");
+    else if (len > CK_CONFIG_MAX)
+        ok = ck_fail(msg, "dataset '/meta/config' is a string of %zu bytes, at most %d", len,
+                     CK_CONFIG_MAX);
+    if (ok) {
+        char *cfg = lethe_calloc(len + 1, 1, "checkpoint config");
+        ty = ck_str_type(path, "dataset '/meta/config'", len);
+        if (H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, cfg) < 0)
+            ok = ck_fail(msg, "cannot read dataset '/meta/config'");
+        H5Tclose(ty);
+        *out = cfg;
+    }
+    if (ds >= 0) H5Dclose(ds);
+    return ok;
+}
+
+int ckpt_read_config(const char *path, MPI_Comm comm, char **json, char *err, size_t errlen)
+{
+    char msg[CK_MSG] = "";
+    *json = NULL;
+    hid_t fid = ck_open_for_read(path, comm, msg);
+    if (fid < 0) return ck_result(msg, path, err, errlen);
+    int ok = ck_read_config(fid, path, json, msg);
+    if (H5Fclose(fid) < 0) ok = ck_fail(msg, "closing failed");
+    lethe_agree(comm, ok && !msg[0], msg, CK_MSG, NULL);
+    if (msg[0]) {
+        free(*json);
+        *json = NULL;
+    }
+    return ck_result(msg, path, err, errlen);
 }
 
 int ckpt_first_nonfinite(const lethe_param *p, const float *x, int64_t *row, int64_t *col)

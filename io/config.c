@@ -298,6 +298,13 @@ static int check_rules(ctx *x, const lethe_config *c)
                        "head dimension model.dim / model.n_heads = %d / %d = %d must be even (RoPE "
                        "rotates pairs)",
                        m->dim, m->n_heads, m->dim / m->n_heads);
+    const lethe_rope_scaling *r = &m->rope;
+    if (r->type == ROPE_LLAMA3 && !(r->high_freq_factor > r->low_freq_factor)) {
+        cf_fmt_double(a, sizeof a, cf_float_to_short_double(r->low_freq_factor));
+        cf_fmt_double(b, sizeof b, cf_float_to_short_double(r->high_freq_factor));
+        return cf_fail(x, "model.rope_high_freq_factor = %s must be > model.rope_low_freq_factor "
+                          "= %s (llama3 RoPE blends between them)", b, a);
+    }
     /* with a dataset, T comes from the file and the job checks it against the model */
     if (!strcmp(c->data.source, "synthetic-markov") && c->train.seq_len > m->max_seq_len)
         return cf_fail(x, "train.seq_len = %d must be <= model.max_seq_len = %d", c->train.seq_len,
@@ -472,8 +479,9 @@ static int parse_error(ctx *x, const char *text, size_t len, size_t pos)
     return cf_fail(x, "malformed JSON at line %d, column %d, near \"%s\"", line, col, near);
 }
 
-int config_parse(lethe_config *c, const char *text, const char *origin, char **overrides,
-                 int n_overrides, char *err, size_t errlen)
+int config_parse_base(lethe_config *c, const char *text, const char *origin, char **overrides,
+                      int n_overrides, const char *base, const char *base_origin, int from_init,
+                      char *err, size_t errlen)
 {
     ctx x = {.overrides = overrides, .n_overrides = n_overrides, .err = err, .errlen = errlen};
     cf_escape(x.origin, sizeof x.origin, origin ? origin : "(text)", 200);
@@ -505,6 +513,8 @@ int config_parse(lethe_config *c, const char *text, const char *origin, char **o
         rc = apply_override(&x, root, i);
     }
     if (!rc) rc = cf_apply_preset(&x, root);
+    if (!rc && base) rc = cf_carry_base(&x, root, base, base_origin ? base_origin : "the base");
+    if (!rc && !base && from_init) rc = cf_carry_init_checkpoint(&x, root);
     if (!rc) rc = walk(&x, &tmp, root, "");
     if (!rc) rc = check_rules(&x, &tmp);
     cJSON_Delete(root);
@@ -513,10 +523,14 @@ int config_parse(lethe_config *c, const char *text, const char *origin, char **o
     return 0;
 }
 
-int config_load(lethe_config *c, const char *path, char **overrides, int n_overrides, char *err,
-                size_t errlen)
+int config_load_base(lethe_config *c, const char *path, char **overrides, int n_overrides,
+                     const char *base, const char *base_origin, int from_init, char *err,
+                     size_t errlen)
 {
     ctx x = {.err = err, .errlen = errlen};
+    if (!path && base) /* the model comes with the weights, the rest is defaults */
+        return config_parse_base(c, "{}", "(no config file)", overrides, n_overrides, base,
+                                 base_origin, 0, err, errlen);
     if (!path || !path[0] || strcmp(path, "-") == 0) {
         snprintf(x.origin, sizeof x.origin, "%s", path ? path : "(none)");
         return cf_fail(&x, "expected the path of a JSON config file");
@@ -588,7 +602,8 @@ int config_load(lethe_config *c, const char *path, char **overrides, int n_overr
         free(buf);
         return cf_fail(&x, "NUL byte at line %d, column %d (not a JSON text file)", line, col);
     }
-    int rc = config_parse(c, buf, path, overrides, n_overrides, err, errlen);
+    int rc = config_parse_base(c, buf, path, overrides, n_overrides, base, base_origin, from_init,
+                               err, errlen);
     free(buf);
     return rc;
 }

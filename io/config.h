@@ -117,8 +117,19 @@ typedef struct {
     int resume;             /* continue from output.dir/checkpoint.h5 when it exists */
 } lethe_checkpoint_config;
 
+/* What a Hugging Face folder says beside the model (convert records it at import and
+ * writes it back at export; jobs carry it with the model from a checkpoint). */
+typedef struct {
+    char torch_dtype[16];   /* "float32" | "float16" | "bfloat16" */
+    int bos_token_id;       /* -1: none */
+    char eos_token_id[256]; /* JSON text: an integer or a list of integers ("": none) */
+    int pad_token_id;       /* -1: none */
+    char source[512];       /* the folder imported from ("" if none) */
+} lethe_hf_config;
+
 typedef struct {
     lethe_model_config model;
+    lethe_hf_config hf;
     lethe_layout_config layout;
     lethe_optim_config optim;
     lethe_data_config data;
@@ -146,6 +157,21 @@ int config_parse(lethe_config *c, const char *text, const char *origin, char **o
 /* Reads the file then config_parse. path NULL or "-" is not allowed. */
 int config_load(lethe_config *c, const char *path, char **overrides, int n_overrides, char *err,
                 size_t errlen);
+/* The same with a base config (JSON text, e.g. a checkpoint's stored config; base_origin
+ * names it in messages: "checkpoint 'c.h5'"): its "model" and "hf" keys (not
+ * model.init_*) fill the ones the file and overrides leave out, and a key they give that
+ * differs from the base is refused naming the key and both values. base NULL: as
+ * config_parse / config_load, except that with from_init a non-empty init.checkpoint
+ * (after overrides) makes that checkpoint's stored /meta/config the base (read by this
+ * rank alone; an unreadable checkpoint is an error naming init.checkpoint): every job
+ * that starts from a checkpoint runs the model stored there. config_load_base takes path
+ * NULL when base is given (no config file: defaults, overrides and the base). */
+int config_parse_base(lethe_config *c, const char *text, const char *origin, char **overrides,
+                      int n_overrides, const char *base, const char *base_origin, int from_init,
+                      char *err, size_t errlen);
+int config_load_base(lethe_config *c, const char *path, char **overrides, int n_overrides,
+                     const char *base, const char *base_origin, int from_init, char *err,
+                     size_t errlen);
 /* Resolved config as JSON text (malloc'd; caller frees). */
 char *config_to_json(const lethe_config *c);
 /* Writes config_to_json to path via a temporary name and rename. 0 or -1 + err. */

@@ -61,6 +61,14 @@ extern const key_def SCHEMA[];
 /* One line naming the file (or the override to blame) into x->err; returns -1. */
 int cf_fail(ctx *x, const char *fmt, ...) CFG_PRINTF(2, 3);
 
+/* config_carry.c: the model and hf sections of base_json into root (see config_load_base);
+ * 0 or -1 via cf_fail. */
+int cf_carry_base(ctx *x, cJSON *root, const char *base_json, const char *base_origin);
+/* A JSON value printed on one line for messages (control bytes as '?', cut when long). */
+void cf_shown_json(char *buf, size_t len, const cJSON *v);
+/* The same with the stored config of root's init.checkpoint, if one is set. */
+int cf_carry_init_checkpoint(ctx *x, cJSON *root);
+
 /* config_keys.c */
 const key_def *cf_find_key(const char *name);
 int cf_is_section(const char *path);

@@ -50,6 +50,16 @@ const key_def SCHEMA[] = {
     K_INT("model.mlp_dim", model.mlp_dim, 172, 1, M20, "SwiGLU hidden width"),
     K_INT("model.max_seq_len", model.max_seq_len, 64, 1, M20, "RoPE table length"),
     K_FLT("model.rope_theta", model.rope_theta, 10000, 0, OPEN, 1e9, CLOSED, "RoPE base"),
+    K_CHOICE("model.rope_type", model.rope.type, "none", "none|llama3",
+             "RoPE frequency scaling: none, or Llama 3.1's (the four keys below)"),
+    K_FLT("model.rope_factor", model.rope.factor, 8, 1, CLOSED, 1e6, CLOSED,
+          "llama3: context extension factor"),
+    K_FLT("model.rope_low_freq_factor", model.rope.low_freq_factor, 1, 0, OPEN, 1e6, CLOSED,
+          "llama3: wavelengths above original_max_seq_len / this are scaled by 1/factor"),
+    K_FLT("model.rope_high_freq_factor", model.rope.high_freq_factor, 4, 0, OPEN, 1e6, CLOSED,
+          "llama3: wavelengths below original_max_seq_len / this are kept"),
+    K_INT("model.rope_original_max_seq_len", model.rope.original_max_seq_len, 8192, 1, M20 * 64,
+          "llama3: the pre-training context length"),
     K_FLT("model.norm_eps", model.norm_eps, 1e-5, 0, OPEN, 1, CLOSED, "RMSNorm epsilon"),
     K_BOOL("model.tie_embeddings", model.tie_embeddings, 0, "LM head shares the token embedding"),
     K_FLT("model.init_std", model.init_std, 0.02, 0, OPEN, 10, CLOSED,
@@ -190,6 +200,15 @@ const key_def SCHEMA[] = {
           "authors, difficulty: words added to a long answer"),
 
     K_INT("threads", threads, 1, 1, 256, "OpenBLAS threads per rank"),
+
+    K_ENUM("hf.torch_dtype", hf.torch_dtype, "float32", "float32|float16|bfloat16",
+           "dtype of the Hugging Face weights imported (convert --to a folder writes it)"),
+    K_INT("hf.bos_token_id", hf.bos_token_id, -1, -1, M20 * 64, "beginning-of-sequence id (-1: none)"),
+    K_STR("hf.eos_token_id", hf.eos_token_id, "", 0,
+          "end-of-sequence id(s) as in config.json: an integer or a list (empty: none)"),
+    K_INT("hf.pad_token_id", hf.pad_token_id, -1, -1, M20 * 64, "padding id (-1: none)"),
+    K_STR("hf.source", hf.source, "", 0,
+          "the Hugging Face folder imported (its tokenizer files are copied on export)"),
 };
 
 int config_key_count(void)

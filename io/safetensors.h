@@ -24,7 +24,7 @@
  * BF16 are read as float (F16/BF16 converted exactly to F32), I32 as int32; reading
  * any other dtype is an error naming it.
  *
- * Writer contract (st_write*): writes "<path>.tmp" and renames it over `path`
+ * Writer contract (st_write*): F32, F16, BF16 and I32; writes "<path>.tmp" and renames it over `path`
  * only when complete and flushed, so a crash leaves any previous file intact.
  * Names are checked with the reader's rules; the header is padded with spaces to
  * a multiple of 8 bytes so the data buffer is aligned; tensors are laid out in
@@ -107,7 +107,8 @@ int st_read_i32(st_file *st, int idx, int32_t *out, size_t count, char *err, siz
 int st_write(const char *path, int n, const char *const *names, const int *ndims,
              const int64_t *const *shapes, const float *const *datas, const char *metadata_json,
              char *err, size_t errlen);
-/* The same with a dtype per tensor (ST_F32 or ST_I32; data given in that type). */
+/* The same with a dtype per tensor (ST_F32, ST_F16, ST_BF16 (data as their 16-bit
+ * patterns) or ST_I32; data given in that type). */
 int st_write_typed(const char *path, int n, const char *const *names, const st_dtype *dtypes,
                    const int *ndims, const int64_t *const *shapes, const void *const *datas,
                    const char *metadata_json, char *err, size_t errlen);
@@ -116,5 +117,9 @@ int st_write_typed(const char *path, int n, const char *const *names, const st_d
  * infinities and NaN). */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
+/* float to half / bfloat16, rounded to nearest with ties to even (a value read from such
+ * a tensor gets its bits back); overflow gives infinity, NaN a quiet NaN. */
+uint16_t st_f32_to_f16(float f);
+uint16_t st_f32_to_bf16(float f);
 
 #endif

@@ -1,5 +1,5 @@
-/* io/safetensors_write.c — the safetensors writer (io/safetensors.h): F32 and I32
- * tensors under the reader's name rules, the JSON header, the data, written to a
+/* io/safetensors_write.c — the safetensors writer (io/safetensors.h): F32, F16, BF16 and
+ * I32 tensors, the narrowing of floats to half precision, under the reader's name rules, the JSON header, the data, written to a
  * temporary name and renamed into place. */
 #include "safetensors.h"
 #include "safetensors_impl.h"
@@ -52,7 +52,8 @@ int st_write_typed(const char *path, int n, const char *const *names, const st_d
         const char *why = st_name_problem(names[i], pb, sizeof pb);
         if (!why && !strcmp(names[i], "__metadata__")) why = "name is reserved for metadata";
         if (!why && cJSON_GetObjectItemCaseSensitive(root, names[i])) why = "duplicate tensor name";
-        if (!why && dts[i] != ST_F32 && dts[i] != ST_I32) why = "the writer supports F32 and I32";
+        if (!why && dts[i] != ST_F32 && dts[i] != ST_I32 && dts[i] != ST_F16 && dts[i] != ST_BF16)
+            why = "the writer supports F32, F16, BF16 and I32";
         if (!why && (ndims[i] < 0 || ndims[i] > ST_MAX_DIMS)) why = "too many dimensions";
         int64_t numel = 1;
         for (int d = 0; !why && d < ndims[i]; d++) {
@@ -145,4 +146,32 @@ int st_write(const char *path, int n, const char *const *names, const int *ndims
     free(dts);
     free(dp);
     return rc;
+}
+
+uint16_t st_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+uint16_t st_f32_to_f16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u; /* NaN */
+    if (a >= 0x477ff000u) return sign | 0x7c00u; /* rounds to or beyond 65520: infinity */
+    int e = (int)(a >> 23) - 127;
+    uint32_t m = (a & 0x7fffffu) | 0x800000u;
+    if (e < -25) return sign; /* below half the smallest subnormal: zero */
+    /* the half's units: 2^-24 for subnormals (e < -14), else 2^(e-10) */
+    int shift = e < -14 ? 13 + (-14 - e) : 13;
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) q++;
+    if (e < -14) return sign | (uint16_t)q; /* a carry into 0x400 is the smallest normal */
+    return sign | (uint16_t)((((uint32_t)(e + 15)) << 10) + (q - 0x400u));
 }

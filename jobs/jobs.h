@@ -43,6 +43,13 @@ typedef struct {
 int session_read_config(lethe_session *s, const char *job, int argc, char **argv, char *err,
                         size_t errlen);
 void session_open(lethe_session *s, const char *job, int argc, char **argv);
+/* session_open with a base config (JSON text; base_origin names it in messages) whose
+ * "model" and "hf" keys the job takes (io/config.h config_load_base): convert's import
+ * of a Hugging Face folder. The config file may then be left out. session_open itself
+ * takes the model (and hf) keys from init.checkpoint's stored config when one is set: a
+ * job config need give no model keys, and one that differs is refused naming the key. */
+void session_open_base(lethe_session *s, const char *job, int argc, char **argv,
+                       const char *base, const char *base_origin);
 /* Every rank of comm must hold the same text (a digest agreed with one all-reduce), or
  * the job ends on every rank (exit 2) with one line: "the ranks were given different
  * WHAT: rank R differs from rank 0 at key 'K' (rank 0: V0, rank R: VR)" when is_json,

@@ -118,8 +118,10 @@ void session_path(const lethe_session *s, const char *name, char *buf, size_t le
 
 static void fault_parse(job_fault *fault);
 
-int session_read_config(lethe_session *s, const char *job, int argc, char **argv, char *err,
-                        size_t errlen)
+/* session_read_config with a base config whose model and hf keys the job takes (NULL:
+ * none); with a base, the config file may be left out. */
+static int read_config_base(lethe_session *s, const char *job, int argc, char **argv,
+                            const char *base, const char *base_origin, char *err, size_t errlen)
 {
     char *over[MAX_OVERRIDES];
     int nover = 0;
@@ -140,20 +142,36 @@ int session_read_config(lethe_session *s, const char *job, int argc, char **argv
                               job, argv[i]);
         }
     }
-    if (!s->config_path)
+    if (!s->config_path && !base)
         return lethe_errf(err, errlen,
                           "%s: no config file given (usage: lethe %s CONFIG.json "
                           "[--set key=value ...])",
                           job, job);
-    return config_load(&s->cfg, s->config_path, over, nover, err, errlen) ? -1 : 0;
+    /* without a base, a job that starts from init.checkpoint runs the model stored there */
+    return config_load_base(&s->cfg, s->config_path, over, nover, base, base_origin, !base, err,
+                            errlen)
+               ? -1
+               : 0;
+}
+
+int session_read_config(lethe_session *s, const char *job, int argc, char **argv, char *err,
+                        size_t errlen)
+{
+    return read_config_base(s, job, argc, argv, NULL, NULL, err, errlen);
 }
 
 void session_open(lethe_session *s, const char *job, int argc, char **argv)
 {
+    session_open_base(s, job, argc, argv, NULL, NULL);
+}
+
+void session_open_base(lethe_session *s, const char *job, int argc, char **argv,
+                       const char *base, const char *base_origin)
+{
     memset(s, 0, sizeof(*s));
     s->job = job;
     char err[1024] = "";
-    int ok = session_read_config(s, job, argc, argv, err, sizeof err) == 0;
+    int ok = read_config_base(s, job, argc, argv, base, base_origin, err, sizeof err) == 0;
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);
     job_agree_config(&s->cfg, job, MPI_COMM_WORLD); /* an MPMD launch gives each its own */
 

@@ -101,7 +101,19 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
     }
 }
 
-void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
+/* Llama 3.1's rescaling of one inverse frequency (the wavelength 2 pi / inv decides). */
+static double rope_llama3(double inv, const lethe_rope_scaling *rs)
+{
+    double orig = rs->original_max_seq_len, lo = rs->low_freq_factor, hi = rs->high_freq_factor;
+    double wavelen = 6.283185307179586 / inv; /* 2 pi / inv */
+    if (wavelen < orig / hi) return inv;                /* high frequencies: unchanged */
+    if (wavelen > orig / lo) return inv / rs->factor;   /* low frequencies: interpolated */
+    double smooth = (orig / wavelen - lo) / (hi - lo); /* the band between: blended */
+    return (1.0 - smooth) * inv / rs->factor + smooth * inv;
+}
+
+void rope_tables_scaled(float *cos_t, float *sin_t, int T, int hd, float theta,
+                        const lethe_rope_scaling *rs)
 {
     int half = hd / 2;
     for (int t = 0; t < T; t++)
@@ -109,10 +121,16 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
             /* computed in double, like the reference implementations' fp32 tables
              * to within one ulp */
             double inv = 1.0 / pow((double)theta, (2.0 * i) / hd);
+            if (rs && rs->type == ROPE_LLAMA3) inv = rope_llama3(inv, rs);
             float ang = (float)t * (float)inv;
             cos_t[t * half + i] = cosf(ang);
             sin_t[t * half + i] = sinf(ang);
         }
+}
+
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
+{
+    rope_tables_scaled(cos_t, sin_t, T, hd, theta, NULL);
 }
 
 static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh,

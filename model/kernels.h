@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "model_config.h"
+
 /* sum_i x[i]^2 in double, accumulated in float over blocks of 4096 elements in 16
  * independent lanes (vectorisable; a block's error stays at fp32 rounding of 256 terms). */
 double sum_squares(const float *x, size_t n);
@@ -34,6 +36,10 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
  * convention (rotate_half: pairs (i, i + hd/2), inv_freq[i] = theta^(-2i/hd)).
  * cos, sin (T, hd/2). */
 void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta);
+/* The same with the frequencies rescaled as rs says (NULL or type ROPE_NONE: as
+ * rope_tables); see model/model_config.h for llama3. */
+void rope_tables_scaled(float *cos_t, float *sin_t, int T, int hd, float theta,
+                        const lethe_rope_scaling *rs);
 /* In place on x (B, T, nh, hd) viewed with row stride `stride` floats between
  * consecutive (b, t) rows (stride >= nh*hd). */
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd,

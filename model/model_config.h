@@ -9,6 +9,19 @@
 
 #include <stdint.h>
 
+/* model.rope_type: "none" (inv_freq[i] = theta^(-2i/hd)) | "llama3" (Llama 3.1's
+ * scaling of those frequencies: wavelengths longer than original_max_seq_len /
+ * low_freq_factor are divided by factor, shorter than original_max_seq_len /
+ * high_freq_factor kept, and the band between interpolated smoothly) */
+typedef enum { ROPE_NONE, ROPE_LLAMA3 } lethe_rope_type;
+
+typedef struct {
+    lethe_rope_type type;
+    float factor;          /* llama3: how much longer the context than in pre-training */
+    float low_freq_factor, high_freq_factor;
+    int original_max_seq_len; /* llama3: the pre-training context length */
+} lethe_rope_scaling;
+
 typedef struct {
     int vocab_size;  /* V */
     int dim;         /* C */
@@ -18,6 +31,7 @@ typedef struct {
     int mlp_dim;     /* SwiGLU hidden width */
     int max_seq_len; /* RoPE table length */
     float rope_theta;
+    lethe_rope_scaling rope; /* zero: no scaling */
     float norm_eps;
     int tie_embeddings; /* bool */
     float init_std;

@@ -1,9 +1,11 @@
 /* model/params.c — the parameter table and its layout-independent initialiser. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "params.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
@@ -55,13 +57,20 @@ int params_add(lethe_params *t, const char *name, int ndim, int64_t rows, int64_
     return t->n++;
 }
 
+/* Anonymous pages: zero and 64-byte aligned (page aligned) as the kernels need, and backed
+ * by memory only where written, so a job that never touches a buffer (convert and eval
+ * leave the gradients and moments alone) does not pay for it. */
 static float *alloc_buf(size_t n, const char *what)
 {
-    void *ptr = NULL;
-    if (posix_memalign(&ptr, 64, (n ? n : 1) * sizeof(float)))
-        lethe_fatal("out of memory allocating %zu floats for %s", n, what);
-    memset(ptr, 0, (n ? n : 1) * sizeof(float));
+    void *ptr = mmap(NULL, (n ? n : 1) * sizeof(float), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ptr == MAP_FAILED) lethe_fatal("out of memory allocating %zu floats for %s", n, what);
     return ptr;
+}
+
+static void free_buf(float *p, size_t n)
+{
+    if (p) munmap(p, (n ? n : 1) * sizeof(float));
 }
 
 void params_alloc(lethe_params *t)
@@ -75,10 +84,10 @@ void params_alloc(lethe_params *t)
 void params_free(lethe_params *t)
 {
     free(t->p);
-    free(t->data);
-    free(t->grad);
-    free(t->m);
-    free(t->v);
+    free_buf(t->data, t->total);
+    free_buf(t->grad, t->total);
+    free_buf(t->m, t->total);
+    free_buf(t->v, t->total);
     memset(t, 0, sizeof(*t));
 }
 

@@ -132,7 +132,8 @@ void workspace_create(lethe_workspace *ws, const lethe_shape *s)
     ws_layout(&p, ws, s);
     ws->dacc = ws->datt;
     for (int k = 0; k < s->nslots; k++) ws->act_req[k] = ws->grad_req[k] = MPI_REQUEST_NULL;
-    rope_tables(ws->cos_t, ws->sin_t, s->cfg.max_seq_len, s->hd, s->cfg.rope_theta);
+    rope_tables_scaled(ws->cos_t, ws->sin_t, s->cfg.max_seq_len, s->hd, s->cfg.rope_theta,
+                       &s->cfg.rope);
 }
 
 void workspace_free(lethe_workspace *ws)

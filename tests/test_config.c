@@ -196,7 +196,9 @@ static const char *FULL =
     "  \"model\": {\"vocab_size\": 1000, \"dim\": 96, \"n_layers\": 3, \"n_heads\": 6,\n"
     "            \"n_kv_heads\": 3, \"mlp_dim\": 256, \"max_seq_len\": 128,\n"
     "            \"rope_theta\": 500000, \"norm_eps\": 1e-6, \"tie_embeddings\": true,\n"
-    "            \"init_std\": 0.01, \"init_seed\": \"18446744073709551615\"},\n"
+    "            \"init_std\": 0.01, \"init_seed\": \"18446744073709551615\",\n"
+    "            \"rope_type\": \"llama3\", \"rope_factor\": 32, \"rope_low_freq_factor\": 2,\n"
+    "            \"rope_high_freq_factor\": 8, \"rope_original_max_seq_len\": 64},\n"
     "  \"layout\": {\"dp\": 2, \"pp\": 2, \"tp\": 3, \"micro_batches\": 4},\n"
     "  \"optim\": {\"schedule\": \"linear\", \"lr\": 0.1, \"min_lr\": 1e-7, \"warmup_steps\": 0,\n"
     "            \"beta1\": 0.8, \"beta2\": 0.999, \"eps\": 1e-6, \"weight_decay\": 0,\n"
@@ -228,7 +230,9 @@ static const char *FULL =
     "  \"relearn\": {\"samples\": 2, \"steps\": 3, \"eval_every\": 1, \"k\": \"1,3\",\n"
     "              \"sweep_samples\": \"1,2\",\n"
     "              \"sweep_lr\": \"1e-4\", \"sweep_seeds\": \"1,2,3\"},\n"
-    "  \"threads\": 2\n"
+    "  \"threads\": 2,\n"
+    "  \"hf\": {\"torch_dtype\": \"bfloat16\", \"bos_token_id\": 1, \"eos_token_id\": \"[2,3]\",\n"
+    "         \"pad_token_id\": 0, \"source\": \"/models/x\"}\n"
     "}\n";
 
 static void test_round_trip(const char *scratch)

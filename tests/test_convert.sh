@@ -273,7 +273,7 @@ fi
 refuse ckpt 2 "model.vocab_size is 509 in the checkpoint but 1024 in this job's config" "$work/x5.safetensors" \
     convert "$cfg" --set model.vocab_size=1024 --from "$model" --to "$work/x5.safetensors"
 refuse noto 1 "no --to" "" convert "$cfg" --from "$model"
-refuse ext 1 "expected a .safetensors file and a .h5 checkpoint" "$work/x6.h5" \
+refuse ext 1 "expected a .h5 checkpoint on one side and a .safetensors file or a Hugging Face folder" "$work/x6.h5" \
     convert "$cfg" --from "$model" --to "$work/x6.h5"
 collect
 refuse nocfg 1 "no config file given" "" convert --from "$model" --to "$work/x7.safetensors"

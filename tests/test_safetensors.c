@@ -293,6 +293,45 @@ static const hostile cases[] = {
      "__metadata__ appears twice"},
 };
 
+/* The narrowing of the exporter, against the exact widening: every finite half and
+ * bfloat16 pattern comes back from its float; a value between two neighbours rounds to the
+ * nearer, a tie to the even pattern (midpoints are exact in float32); 65520 and beyond
+ * overflow to infinity, the largest half stays. */
+static void test_narrow(void)
+{
+    int bad16 = 0, badbf = 0;
+    for (uint32_t u = 0; u < 0x7c00; u++) { /* positive finite halves, then their negatives */
+        for (int sg = 0; sg < 2; sg++) {
+            uint16_t h = (uint16_t)(u | (sg ? 0x8000u : 0));
+            float f = st_f16_to_f32(h);
+            bad16 += st_f32_to_f16(f) != h;
+            if (u + 1 < 0x7c00) {
+                float g = st_f16_to_f32((uint16_t)(h + 1)), mid = (f + g) / 2;
+                uint16_t even = (u & 1) ? (uint16_t)(h + 1) : h;
+                bad16 += st_f32_to_f16(mid) != even;
+                bad16 += st_f32_to_f16(nextafterf(mid, 0)) != h;
+                bad16 += st_f32_to_f16(nextafterf(mid, sg ? -INFINITY : INFINITY)) != (uint16_t)(h + 1);
+            }
+        }
+    }
+    for (uint32_t u = 0; u < 0x7f80; u++) {
+        uint16_t h = (uint16_t)u;
+        float f = st_bf16_to_f32(h);
+        badbf += st_f32_to_bf16(f) != h || st_f32_to_bf16(-f) != (uint16_t)(h | 0x8000u);
+        if (u + 1 < 0x7f80) {
+            float mid = f + (st_bf16_to_f32((uint16_t)(h + 1)) - f) / 2; /* no overflow */
+            badbf += st_f32_to_bf16(mid) != ((u & 1) ? h + 1 : h);
+        }
+    }
+    CHECK(bad16 == 0, "float -> half: %d of the exhaustive cases wrong", bad16);
+    CHECK(badbf == 0, "float -> bfloat16: %d of the exhaustive cases wrong", badbf);
+    CHECK(st_f32_to_f16(65504.0f) == 0x7bff && st_f32_to_f16(65520.0f) == 0x7c00 &&
+              st_f32_to_f16(-1e30f) == 0xfc00 && (st_f32_to_f16(NAN) & 0x7fff) > 0x7c00,
+          "half overflow or NaN");
+    CHECK((st_f32_to_bf16(NAN) & 0x7fff) > 0x7f80 && st_f32_to_bf16(INFINITY) == 0x7f80,
+          "bfloat16 infinity or NaN");
+}
+
 static void test_hostile(void)
 {
     char path[1024], err[1024];
@@ -361,6 +400,7 @@ int main(int argc, char **argv)
     }
     test_round_trip();
     test_half();
+    test_narrow();
     test_hostile();
     printf("test_safetensors: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
