@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     lethe_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt};
     float *mine = lethe_calloc((size_t)(B * T) * (size_t)m.shape.v_l, sizeof(float), "logp");
     double *negent = lethe_calloc((size_t)B, sizeof(double), "negent");
-    model_forward_logsoftmax(&m, &b, mine, negent);
+    model_forward_logsoftmax(&m, &b, mine, negent, NULL);
     float *all = gather_logp(&m, mine, B * T);
     if (g.rank == 0) {
         const char *names[1] = {"logp"};
