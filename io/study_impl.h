@@ -79,8 +79,8 @@ int study_unlearn_config(expansion *x, const level *L, const study_method *m, in
                          const char *phase, cJSON **u, cJSON **lab);
 /* unlearn -> eval (-> relearn with relearn) named <kind>-<lv>-<method>-<tag>; the eval's
  * index in *j_eval. 0 or -1. */
-int study_add_chain(expansion *x, const level *L, const study_method *m, const char *tag,
-                    cJSON *u, const cJSON *lab, int dep, int with_relearn, int *j_eval);
+int study_add_chain(expansion *x, const level *L, const study_method *m, const char *tag, cJSON *u,
+                    const cJSON *lab, int dep, int with_relearn, int *j_eval);
 
 /* study_protocol.c: a protocol study's method m at level L: its selection phase, its
  * select job and its report phase. 0 or -1. */

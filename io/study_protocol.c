@@ -25,9 +25,11 @@ static int add_selection(expansion *x, const level *L, const study_method *m, cJ
     int rc = 0;
     x->group++;
     for (int k = 0; k < m->npoints && !rc; k++) {
-        cJSON *cand = cJSON_CreateObject(), *over = cJSON_CreateObject(), *lab = cJSON_CreateObject();
+        cJSON *cand = cJSON_CreateObject(), *over = cJSON_CreateObject(),
+              *lab = cJSON_CreateObject();
         study_set_point(m, k, NULL, lab, over);
-        cJSON_AddItemToObject(cand, "setting", cJSON_Duplicate(cJSON_GetObjectItem(lab, "setting"), 1));
+        cJSON_AddItemToObject(cand, "setting",
+                              cJSON_Duplicate(cJSON_GetObjectItem(lab, "setting"), 1));
         cJSON_AddItemToObject(cand, "overrides", over);
         cJSON_AddItemToObject(cand, "labels", lab);
         cJSON *evals = cJSON_AddArrayToObject(cand, "evals");
@@ -66,7 +68,8 @@ static cJSON *job_entry(const expansion *x, int j)
     cJSON_AddStringToObject(e, "dir", dir);
     cJSON_AddBoolToObject(e, "tuned", !strcmp(J->job, "unlearn"));
     cJSON_AddItemToObject(e, "config", cJSON_Parse(J->config_json));
-    cJSON_AddItemToObject(e, "labels", J->labels_json ? cJSON_Parse(J->labels_json) : cJSON_CreateNull());
+    cJSON_AddItemToObject(e, "labels",
+                          J->labels_json ? cJSON_Parse(J->labels_json) : cJSON_CreateNull());
     return e;
 }
 

@@ -167,9 +167,9 @@ static int select_rank0(select_job *J, const char *file)
                2;
     for (int i = 0; i < J->n; i++)
         printf("lethe select: %-14s MU %.4f  log10 FQ %8.3f  |gap| %.4f  %s%s\n",
-               setting_name(J, i),
-               J->c[i].mean_mu, J->c[i].mean_log10_fq, J->c[i].forget_prob_gap,
-               J->c[i].eligible ? "eligible" : "below tau x MU(origin)", i == k ? "  <- chosen" : "");
+               setting_name(J, i), J->c[i].mean_mu, J->c[i].mean_log10_fq, J->c[i].forget_prob_gap,
+               J->c[i].eligible ? "eligible" : "below tau x MU(origin)",
+               i == k ? "  <- chosen" : "");
     cJSON *d = selection(J, k, fallback, tau);
     char path[900], *text = cJSON_Print(d);
     cJSON_Delete(d);

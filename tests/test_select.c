@@ -9,7 +9,10 @@
 CHECK_COUNTERS;
 
 /* mean_mu, mean_log10_fq, forget_prob_gap */
-#define C(mu, fq, gap) {mu, fq, gap, -1}
+#define C(mu, fq, gap)                                                                             \
+    {                                                                                              \
+        mu, fq, gap, -1                                                                            \
+    }
 
 int main(void)
 {
