@@ -8,7 +8,8 @@
 # report-phase jobs carry the chosen setting on the report seeds, budget.json's tokens
 # match the job's batches and log, a re-run (also under another layout) runs nothing, a
 # removed report-phase result is rematerialised and re-run alone, and an edited grid is
-# refused, then re-run with --rerun-changed (select again). Counts PASS lines against
+# refused, then re-run with --rerun-changed (select again); a preempted unlearn run's
+# budget is carried into its resumed run's budget.json. Counts PASS lines against
 # the number of checks. Needs MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR.
 set -u
 work=$(mktemp -d)
@@ -228,5 +229,30 @@ run "$work/edited.json" --rerun-changed >"$work/rerun.log" 2>&1 &&
 check $? "--rerun-changed moves the changed method's jobs and its select aside and selects again (ga untouched)" ||
     grep -E "to run|moved|==>" "$work/rerun.log"
 
+# budget of a preempted run: budget.partial.json, added into budget.json by the resume
+U="$D/unlearn-10-ga-p0-s1/job.json"
+ul=("$MPIRUN" --oversubscribe -n 2 "$B" unlearn "$U" --set output.dir="$work/up" --set unlearn.epochs=400)
+# mpirun itself in the background (it forwards the signal to the ranks), not a subshell
+"${ul[@]}" >"$work/up1.log" 2>&1 &
+pid=$!
+P="$work/up/unlearn_log.jsonl.partial"
+for _ in $(seq 2400); do [ -f "$P" ] && [ "$(wc -l <"$P")" -ge 5 ] && break; sleep 0.05; done
+kill -USR1 $pid
+wait $pid
+rc=$?
+[ $rc = 0 ] && grep -q "preempted after step" "$work/up1.log" && [ -f "$work/up/budget.partial.json" ] &&
+    [ ! -e "$work/up/budget.json" ]
+check $? "a preempted unlearn run leaves budget.partial.json, no budget.json" || tail -3 "$work/up1.log"
+cp "$work/up/budget.partial.json" "$work/partial.json" 2>/dev/null
+"${ul[@]}" >"$work/up2.log" 2>&1 && [ ! -e "$work/up/budget.partial.json" ] &&
+    /usr/bin/python3 - "$work/partial.json" "$work/up/budget.json" <<'PY'
+import json, sys
+p, b = (json.load(open(f)) for f in sys.argv[1:3])
+ok = b["steps"] == 800 and b["tokens"] == 800 * 4 * 40 and b["cpu_seconds"] > p["cpu_seconds"] and b["wall_seconds"] > p["wall_seconds"]
+print(f"budget: preempted run {p['cpu_seconds']:.2f} CPU s, whole {b['cpu_seconds']:.2f} CPU s, {b['steps']} steps")
+sys.exit(0 if ok else 1)
+PY
+check $? "the resumed run's budget.json adds the preempted run's and removes budget.partial.json" || tail -3 "$work/up2.log"
+
 echo "study_protocol: $pass/$total passed"
-[ "$pass" = "$total" ] && [ "$total" = 29 ]
+[ "$pass" = "$total" ] && [ "$total" = 31 ]
