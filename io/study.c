@@ -72,9 +72,9 @@ static cJSON *read_json(const char *path, char *err, size_t errlen)
 
 static int check_keys(const cJSON *root, const char *path, char *err, size_t errlen)
 {
-    static const char *const known[] = {"study",   "base",    "synth", "forget", "origin",
-                                        "retrain", "methods", "grid",  "seeds",  "eval",
-                                        "relearn", "report",  NULL};
+    static const char *const known[] = {"study",   "base",    "synth",    "forget", "origin",
+                                        "retrain", "methods", "grid",     "seeds",  "eval",
+                                        "relearn", "report",  "protocol", NULL};
     for (const cJSON *i = root->child; i; i = i->next) {
         int ok = 0;
         for (const char *const *k = known; *k; k++) ok |= !strcmp(*k, i->string);
@@ -83,7 +83,7 @@ static int check_keys(const cJSON *root, const char *path, char *err, size_t err
                               "study '%s': unknown key 'bench': this is a bench sweep over node "
                               "counts; run it with 'lethe slurm %s --nodes-list 1,2,4' (known keys "
                               "of a study: study, base, synth, forget, origin, retrain, methods, "
-                              "grid, seeds, eval, relearn, report)",
+                              "grid, seeds, eval, relearn, report, protocol)",
                               path, path);
         if (!ok) {
             char b[80];
@@ -163,6 +163,15 @@ static char *without_layout(const char *text)
     if (!j) return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(j, "layout");
     cJSON_DeleteItemFromObjectCaseSensitive(j, "threads");
+    /* a select job's spec: the report-phase jobs' templates */
+    cJSON *e, *jobs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "select"),
+                                                       "jobs");
+    cJSON_ArrayForEach(e, jobs)
+    {
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "config");
+        cJSON_DeleteItemFromObjectCaseSensitive(c, "layout");
+        cJSON_DeleteItemFromObjectCaseSensitive(c, "threads");
+    }
     char *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return t;
@@ -211,9 +220,13 @@ static int check_changed(const study *s, int rerun, char *err, size_t errlen)
         if (!study_job_done(s, i)) continue;
         int stale = j->config_json ? 0 : any; /* the report reads every eval */
         for (int d = 0; d < j->ndeps; d++) stale |= moved[j->deps[d]];
-        int ch = (j->config_json && file_changed(s, i, "job.json", j->config_json, what, sizeof what)) ||
-                 (j->labels_json &&
-                  file_changed(s, i, "labels.json", j->labels_json, what, sizeof what));
+        /* a report-phase job's files are its select job's choice; their templates are
+         * in the select job's job.json, checked there */
+        int ch = !j->select &&
+                 ((j->config_json && file_changed(s, i, "job.json", j->config_json, what,
+                                                  sizeof what)) ||
+                  (j->labels_json &&
+                   file_changed(s, i, "labels.json", j->labels_json, what, sizeof what)));
         if (ch && !nchanged++)
             snprintf(first, sizeof first, "job '%s' is finished but %.700s", j->name, what);
         moved[i] = (char)(ch || stale);
@@ -241,6 +254,34 @@ static int check_changed(const study *s, int rerun, char *err, size_t errlen)
     return rc;
 }
 
+/* Select job sel is finished: the unfinished report-phase jobs get their files again
+ * from its choice (selected.json's index) and its spec as expanded now (another layout
+ * reaches them too). Not finished: nothing (it writes them). */
+static int rematerialise(const study *s, int sel, char *err, size_t errlen)
+{
+    if (!study_job_done(s, sel)) return 0;
+    char path[1100], e[1200];
+    snprintf(path, sizeof path, "%s/%s/selected.json", s->dir, s->jobs[sel].name);
+    char *text = study_read_text(path, "selection", e, sizeof e);
+    cJSON *chosen = text ? cJSON_Parse(text) : NULL;
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(chosen, "index");
+    cJSON *spec = cJSON_Parse(s->jobs[sel].config_json);
+    int rc = -1;
+    if (text && !cJSON_IsNumber(k))
+        snprintf(e, sizeof e, "'%s' has no index", path);
+    else if (text)
+        rc = study_materialise(spec, k->valueint, e, sizeof e);
+    free(text);
+    cJSON_Delete(chosen);
+    cJSON_Delete(spec);
+    if (rc)
+        lethe_errf(err, errlen,
+                   "study: select job '%s' is finished but its choice cannot be used: %s (remove "
+                   "its .done to select again)",
+                   s->jobs[sel].name, e);
+    return rc;
+}
+
 int study_write_configs(const study *s, int rerun_changed, char *err, size_t errlen)
 {
     char path[1100];
@@ -253,6 +294,13 @@ int study_write_configs(const study *s, int rerun_changed, char *err, size_t err
         snprintf(path, sizeof path, "%s/%s", s->dir, j->name);
         if (mkdir(path, 0777) && errno != EEXIST)
             return lethe_errf(err, errlen, "study: cannot create '%s': %s", path, strerror(errno));
+        /* a report-phase job's files are written by its select job, or again from its
+         * choice (once for all of that select job's, which follow it) */
+        if (j->select) {
+            if (s->jobs[i - 1].select != j->select && rematerialise(s, j->select - 1, err, errlen))
+                return -1;
+            continue;
+        }
         /* a finished job keeps its files as they are (check_changed: they are the same) */
         if (study_job_done(s, i)) continue;
         if (j->config_json && write_job_file(s, i, "job.json", j->config_json, err, errlen))

@@ -11,6 +11,17 @@
  *    "grid":    {"optim.lr": [1e-5, 3e-5]},              every method is run at every point
  *    "seeds":   [1, 2, 3],
  *    "eval":    {...},  "relearn": {...} (optional),  "report": true}
+ * or, per method, its own fixed keys and grid (the other form; both may be mixed):
+ *    "methods": {"simnpo": {"fixed": {"unlearn.beta": 2.5},
+ *                           "grid": {"optim.lr": [...], "unlearn.c_f": [0.1375, 1]}}, ...}
+ * Every method gets the same budget (settings x seeds), or the study is refused.
+ * Setting k of a method ("simnpo-p3") is the k-th point of its grid (last key fastest).
+ * With "protocol": {"selection_seeds": [...], "report_seeds": [...], "tau": 0.95,
+ * "rule": "fq_at_mu"} (instead of "seeds"), every setting runs on the selection seeds
+ * (unlearn -> eval), a `select` job per forget level and method picks one setting
+ * (analysis/select.h), and only it runs on the report seeds (unlearn -> eval ->
+ * relearn): those report-phase jobs are materialised by the select job (their job.json
+ * and labels.json are written by it, from templates it carries in its own job.json).
  * study_expand turns it into jobs (synth -> origin and retrain -> evals of the
  * reference models -> unlearn per method x grid point x seed -> eval -> relearn
  * -> report), each with its own folder, config file and dependencies. The same
@@ -25,15 +36,18 @@
 #include <stddef.h>
 
 #define STUDY_MAX_JOBS 1024
-#define STUDY_MAX_DEPS 8
+#define STUDY_MAX_DEPS 64
+#define STUDY_REPORT_DEPS 8 /* the report lists its last 8 evals; the runner runs it last */
 
 typedef struct {
     char name[128]; /* unique; also the folder under the study directory */
-    char job[16];   /* lethe subcommand: synth, train, unlearn, eval, relearn, report */
+    char job[16];   /* lethe subcommand: synth, train, unlearn, eval, relearn, select, report */
     int deps[STUDY_MAX_DEPS], ndeps;
     char *config_json; /* the job's config (NULL for report) */
     char *labels_json; /* labels.json written beside an eval's summary (may be NULL) */
     int array_group;   /* jobs with the same group > 0 differ only in hyper-parameters */
+    int select;        /* > 0: select job select-1 writes this job's files (config_json and
+                        * labels_json are then its templates, before the chosen setting) */
 } study_job;
 
 typedef struct {
@@ -55,8 +69,16 @@ void study_free(study *s);
  * expansion's (layout.* and threads aside: they do not change results), -1 with "job 'NAME' is finished but job.json key 'K' was OLD, now NEW"
  * in err and nothing written, or with rerun_changed its folder (and those of the
  * finished jobs depending on it, the report's on any) is renamed to <name>.old-N so
- * that the job runs again: results are never relabelled. */
+ * that the job runs again: results are never relabelled. A report-phase job (select > 0)
+ * gets its folder only: its select job writes its files, or, once that select job is
+ * finished, they are written again here from its choice (selected.json's index) for
+ * every report-phase job not finished. Its templates are checked through its select
+ * job's job.json, and a moved select job moves the finished jobs that depend on it. */
 int study_write_configs(const study *s, int rerun_changed, char *err, size_t errlen);
+/* Select job sel's spec (its job.json: {"select": {...}}): writes the job.json and
+ * labels.json of every report-phase job it lists, with candidate k's overrides and
+ * labels. 0, or -1 with one line in err. */
+int study_materialise(const cJSON *spec, int k, char *err, size_t errlen);
 /* 1 when the job's completion marker exists. */
 int study_job_done(const study *s, int j);
 void study_mark_done(const study *s, int j);

@@ -13,31 +13,6 @@
 #include "config.h"
 #include "study_impl.h"
 
-/* What the expansion of one study carries from step to step. */
-typedef struct {
-    study *s;
-    const cJSON *root;
-    const char *path, *dir;
-    char *err;
-    size_t errlen;
-    const cJSON *gkeys[16]; /* the grid: the cartesian product of every key's list */
-    int glen[16], gk, npoints;
-    const cJSON *seeds; /* NULL: the one seed 1 */
-    int nseeds;
-    int markov;     /* a markov-chain study: its own forget levels */
-    cJSON *base;    /* every job's config before its part's overrides */
-    char data[700]; /* the synthetic data set */
-    int j_synth, j_origin, group;
-    int evals[STUDY_MAX_JOBS], nevals; /* what the report reads */
-} expansion;
-
-/* The splits and jobs of one forget level. */
-typedef struct {
-    char fs[32], rs[32], ts[40], lv[16]; /* forget / retain / train split, name tag */
-    cJSON *eval;                         /* the config every eval of this level shares */
-    int j_ref;                           /* the retrained model's eval */
-} level;
-
 static void set_path(cJSON *root, const char *key, const cJSON *v)
 {
     study_json_set(root, key, cJSON_Duplicate(v, 1));
@@ -68,16 +43,6 @@ static int check_name(const char *path, const char *what, const char *v, size_t 
                       path, what, study_shown(v, b, sizeof b), max);
 }
 
-/* "optim.lr": non-empty parts (the config parser judges the names themselves). */
-static int bad_key(const char *what, const char *k, char *err, size_t errlen)
-{
-    size_t n = strlen(k);
-    if (n > 0 && n < 256 && k[0] != '.' && k[n - 1] != '.' && !strstr(k, "..")) return 0;
-    char b[80];
-    return lethe_errf(err, errlen, "study: '%s': key '%s' is not a dotted config key", what,
-                      study_shown(k, b, sizeof b));
-}
-
 /* The dotted overrides of a part of the study (over: NULL when the part is not given). */
 static int apply(expansion *x, cJSON *cfg, const cJSON *over, const char *what)
 {
@@ -85,15 +50,15 @@ static int apply(expansion *x, cJSON *cfg, const cJSON *over, const char *what)
     if (!cJSON_IsObject(over))
         return lethe_errf(x->err, x->errlen, "study: '%s' must be an object of dotted keys", what);
     for (const cJSON *i = over->child; i; i = i->next) {
-        if (bad_key(what, i->string, x->err, x->errlen)) return -1;
+        if (study_bad_key(what, i->string, x->err, x->errlen)) return -1;
         set_path(cfg, i->string, i);
     }
     return 0;
 }
 
 /* Adds a job (cfg gets its output.dir); its index, or -1 with err set. */
-static int add_job(expansion *x, const char *name, const char *job, cJSON *cfg, const int *deps,
-                   int ndeps, const cJSON *lab, int group)
+int study_add_job(expansion *x, const char *name, const char *job, cJSON *cfg, const int *deps,
+                  int ndeps, const cJSON *lab, int group)
 {
     study *s = x->s;
     if (s->njobs == STUDY_MAX_JOBS)
@@ -123,12 +88,25 @@ static cJSON *with_str(const cJSON *src, const char *key, const char *v)
     return c;
 }
 
-static cJSON *labels(const expansion *x, const char *method, const char *split)
+/* An eval's labels: phase "selection" or "report", setting "<method>-p<k>" (the
+ * reference models' "origin-p0", "retrain-p0"; a report-phase template's is added when
+ * its select job materialises it). */
+static cJSON *labels(const expansion *x, const char *method, const char *split, const char *phase)
 {
     cJSON *lab = cJSON_CreateObject();
     cJSON_AddStringToObject(lab, "study", x->s->name);
     cJSON_AddStringToObject(lab, "method", method);
     cJSON_AddStringToObject(lab, "split", split);
+    cJSON_AddStringToObject(lab, "phase", phase);
+    return lab;
+}
+
+static cJSON *reference_labels(const expansion *x, const char *method, const char *split)
+{
+    cJSON *lab = labels(x, method, split, "report");
+    char set[40];
+    snprintf(set, sizeof set, "%s-p0", method);
+    cJSON_AddStringToObject(lab, "setting", set);
     return lab;
 }
 
@@ -144,8 +122,6 @@ static int check_parts(expansion *x)
     const cJSON *jn = cJSON_GetObjectItemCaseSensitive(root, "study");
     const cJSON *forget = cJSON_GetObjectItemCaseSensitive(root, "forget");
     const cJSON *methods = cJSON_GetObjectItemCaseSensitive(root, "methods");
-    const cJSON *grid = cJSON_GetObjectItemCaseSensitive(root, "grid");
-    const cJSON *seeds = cJSON_GetObjectItemCaseSensitive(root, "seeds");
     int rc = 0;
     NEED(cJSON_IsString(jn) && jn->valuestring[0], "study '%s': 'study' must name the study", path);
     NEED(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "base")),
@@ -154,43 +130,11 @@ static int check_parts(expansion *x)
          "study '%s': 'forget' must be a list of forget splits such as [\"forget05\"]", path);
     NEED(cJSON_IsObject(methods) && methods->child,
          "study '%s': 'methods' must name at least one method", path);
-    NEED(!grid || cJSON_IsObject(grid), "study '%s': 'grid' must be an object of lists", path);
-    NEED(!seeds || cJSON_IsArray(seeds), "study '%s': 'seeds' must be a list of integers", path);
     const cJSON *report = cJSON_GetObjectItemCaseSensitive(root, "report");
     NEED(!report || cJSON_IsBool(report), "study '%s': 'report' must be true or false", path);
     if (!rc) rc = check_name(path, "study name", jn->valuestring, 100, x->err, x->errlen);
     for (const cJSON *m = methods ? methods->child : NULL; m && !rc; m = m->next)
         rc = check_name(path, "method name", m->string, 64, x->err, x->errlen);
-    return rc;
-}
-
-static int read_grid_and_seeds(expansion *x)
-{
-    const cJSON *grid = cJSON_GetObjectItemCaseSensitive(x->root, "grid");
-    const char *path = x->path;
-    int rc = 0;
-    x->npoints = 1;
-    for (const cJSON *g = grid ? grid->child : NULL; g && !rc; g = g->next) {
-        char gb[80];
-        NEED(cJSON_IsArray(g) && cJSON_GetArraySize(g) > 0 && x->gk < 16,
-             "study '%s': grid key '%s' must be a non-empty list", path,
-             study_shown(g->string, gb, sizeof gb));
-        if (!rc) rc = bad_key("grid", g->string, x->err, x->errlen);
-        NEED(x->npoints <= STUDY_MAX_JOBS / cJSON_GetArraySize(g),
-             "study '%s': the grid has more than %d points", path, STUDY_MAX_JOBS);
-        if (rc) break;
-        x->gkeys[x->gk] = g;
-        x->glen[x->gk++] = cJSON_GetArraySize(g);
-        x->npoints *= cJSON_GetArraySize(g);
-    }
-    x->seeds = cJSON_GetObjectItemCaseSensitive(x->root, "seeds");
-    x->nseeds = x->seeds ? cJSON_GetArraySize(x->seeds) : 1;
-    for (int i = 0; i < x->nseeds && x->seeds && !rc; i++) {
-        const cJSON *sd = cJSON_GetArrayItem(x->seeds, i);
-        NEED(cJSON_IsNumber(sd) && sd->valuedouble >= 0 && sd->valuedouble <= 1e9 &&
-                 sd->valuedouble == floor(sd->valuedouble),
-             "study '%s': seeds must be integers in [0, 1000000000]", path);
-    }
     return rc;
 }
 
@@ -226,12 +170,12 @@ static int add_synth_origin(expansion *x)
     cJSON *c = cJSON_Duplicate(x->base, 1);
     int rc = apply(x, c, cJSON_GetObjectItemCaseSensitive(x->root, "synth"), "synth");
     set_str(c, "synth.output", x->data);
-    x->j_synth = rc ? -1 : add_job(x, "synth", "synth", c, NULL, 0, NULL, 0);
+    x->j_synth = rc ? -1 : study_add_job(x, "synth", "synth", c, NULL, 0, NULL, 0);
     cJSON_Delete(c);
     if (x->j_synth < 0) return -1;
     c = with_str(x->base, "data.split", "train_full");
     rc = apply(x, c, cJSON_GetObjectItemCaseSensitive(x->root, "origin"), "origin");
-    x->j_origin = rc ? -1 : add_job(x, "origin", "train", c, &x->j_synth, 1, NULL, 0);
+    x->j_origin = rc ? -1 : study_add_job(x, "origin", "train", c, &x->j_synth, 1, NULL, 0);
     cJSON_Delete(c);
     return x->j_origin < 0 ? -1 : 0;
 }
@@ -282,7 +226,7 @@ static int add_eval(expansion *x, const level *L, const char *name, const char *
     char ck[800];
     snprintf(ck, sizeof ck, "%s/%s/model.h5", x->dir, model);
     cJSON *c = with_str(L->eval, "init.checkpoint", ck);
-    int j = add_job(x, name, "eval", c, deps, 2, lab, group);
+    int j = study_add_job(x, name, "eval", c, deps, 2, lab, group);
     cJSON_Delete(c);
     if (j >= 0) x->evals[x->nevals++] = j;
     return j;
@@ -296,14 +240,14 @@ static int add_references(expansion *x, level *L)
     cJSON *c = with_str(x->base, "data.split", L->ts);
     int rc = apply(x, c, cJSON_GetObjectItemCaseSensitive(x->root, "retrain"), "retrain");
     snprintf(rm, sizeof rm, "retrain-%s", L->lv);
-    int j_retrain = rc ? -1 : add_job(x, rm, "train", c, &x->j_synth, 1, NULL, 0);
+    int j_retrain = rc ? -1 : study_add_job(x, rm, "train", c, &x->j_synth, 1, NULL, 0);
     cJSON_Delete(c);
     if (j_retrain < 0) return -1;
     L->eval = cJSON_Duplicate(x->base, 1);
     if (apply(x, L->eval, cJSON_GetObjectItemCaseSensitive(x->root, "eval"), "eval")) return -1;
     set_str(L->eval, "eval.forget_split", L->fs);
     set_str(L->eval, "eval.retain_split", L->rs);
-    cJSON *lab = labels(x, "retrain", L->fs);
+    cJSON *lab = reference_labels(x, "retrain", L->fs);
     snprintf(nm, sizeof nm, "eval-retrain-%s", L->lv);
     int d[2] = {j_retrain, -1};
     L->j_ref = add_eval(x, L, nm, rm, d, lab, 0);
@@ -311,73 +255,74 @@ static int add_references(expansion *x, level *L)
     if (L->j_ref < 0) return -1;
     snprintf(refdir, sizeof refdir, "%s/eval-retrain-%s", x->dir, L->lv);
     set_str(L->eval, "eval.reference", refdir);
-    lab = labels(x, "origin", L->fs);
+    lab = reference_labels(x, "origin", L->fs);
     snprintf(nm, sizeof nm, "eval-origin-%s", L->lv);
     int d2[2] = {x->j_origin, L->j_ref};
-    int j_eo = add_eval(x, L, nm, "origin", d2, lab, 0);
+    L->j_eo = add_eval(x, L, nm, "origin", d2, lab, 0);
     cJSON_Delete(lab);
-    return j_eo < 0 ? -1 : 0;
+    return L->j_eo < 0 ? -1 : 0;
 }
 
-/* Sets grid point gp's values in u and in the labels (their last key part). */
-static void set_point(const expansion *x, int gp, cJSON *u, cJSON *lab)
+int study_unlearn_config(expansion *x, const level *L, const study_method *m, int k, int seed,
+                         const char *phase, cJSON **u, cJSON **lab)
 {
-    int rem = gp;
-    for (int k = x->gk - 1; k >= 0; k--) {
-        const cJSON *v = cJSON_GetArrayItem(x->gkeys[k], rem % x->glen[k]);
-        rem /= x->glen[k];
-        set_path(u, x->gkeys[k]->string, v);
-        const char *dot = strrchr(x->gkeys[k]->string, '.');
-        const char *key = dot ? dot + 1 : x->gkeys[k]->string;
-        cJSON_DeleteItemFromObjectCaseSensitive(lab, key);
-        cJSON_AddItemToObject(lab, key, cJSON_Duplicate(v, 1));
-    }
-}
-
-/* Method m at grid point gp with seed number si: unlearn -> eval (-> relearn). */
-static int add_point(expansion *x, const level *L, const cJSON *m, int gp, int si)
-{
-    int seed = x->seeds ? cJSON_GetArrayItem(x->seeds, si)->valueint : 1;
-    char nm[128], tag[64], ck[800];
-    cJSON *u = with_str(x->base, "unlearn.method", m->string);
-    cJSON *lab = labels(x, m->string, L->fs);
-    cJSON_AddNumberToObject(lab, "seed", seed);
-    int rc = apply(x, u, m, m->string);
-    /* a method that is not an object (apply said so) has no keys */
-    for (const cJSON *mo = rc ? NULL : m->child; mo; mo = mo->next) {
+    char ck[800];
+    *u = with_str(x->base, "unlearn.method", m->name);
+    *lab = labels(x, m->name, L->fs, phase);
+    cJSON_AddNumberToObject(*lab, "seed", seed);
+    int rc = apply(x, *u, m->fixed, m->name);
+    for (const cJSON *mo = rc || !m->fixed ? NULL : m->fixed->child; mo; mo = mo->next) {
         const char *dot = strrchr(mo->string, '.');
         if (cJSON_IsNumber(mo) || cJSON_IsString(mo))
-            cJSON_AddItemToObject(lab, dot ? dot + 1 : mo->string, cJSON_Duplicate(mo, 1));
+            cJSON_AddItemToObject(*lab, dot ? dot + 1 : mo->string, cJSON_Duplicate(mo, 1));
     }
-    set_point(x, gp, u, lab);
-    snprintf(tag, sizeof tag, "g%d-s%d", gp, seed);
+    if (k >= 0) study_set_point(m, k, *u, *lab, NULL);
     snprintf(ck, sizeof ck, "%s/origin/model.h5", x->dir);
-    set_str(u, "data.forget_split", L->fs);
-    set_str(u, "data.retain_split", L->rs);
-    set_str(u, "init.checkpoint", ck);
-    study_json_set(u, "train.seed", cJSON_CreateNumber(seed));
-    snprintf(nm, sizeof nm, "unlearn-%s-%s-%s", L->lv, m->string, tag);
-    int j_u = rc ? -1 : add_job(x, nm, "unlearn", u, &x->j_origin, 1, NULL, x->group);
-    cJSON_Delete(u);
-    char model[128];
-    snprintf(model, sizeof model, "%s", nm);
-    snprintf(nm, sizeof nm, "eval-%s-%s-%s", L->lv, m->string, tag);
+    set_str(*u, "data.forget_split", L->fs);
+    set_str(*u, "data.retain_split", L->rs);
+    set_str(*u, "init.checkpoint", ck);
+    study_json_set(*u, "train.seed", cJSON_CreateNumber(seed));
+    return rc;
+}
+
+int study_add_chain(expansion *x, const level *L, const study_method *m, const char *tag,
+                    cJSON *u, const cJSON *lab, int dep, int with_relearn, int *j_eval)
+{
+    char nm[128], model[128], ck[800];
+    snprintf(model, sizeof model, "unlearn-%s-%s-%s", L->lv, m->name, tag);
+    int j_u = study_add_job(x, model, "unlearn", u, &dep, 1, NULL, x->group);
+    snprintf(nm, sizeof nm, "eval-%s-%s-%s", L->lv, m->name, tag);
     int d[2] = {j_u, L->j_ref};
     int j = j_u < 0 ? -1 : add_eval(x, L, nm, model, d, lab, x->group);
+    *j_eval = j;
     const cJSON *relearn = cJSON_GetObjectItemCaseSensitive(x->root, "relearn");
-    if (j >= 0 && relearn) {
+    if (j >= 0 && relearn && with_relearn) {
         /* the attack: fine-tunes the unlearned model, evaluating as it goes */
         snprintf(ck, sizeof ck, "%s/%s/model.h5", x->dir, model);
         cJSON *c = cJSON_Duplicate(L->eval, 1);
         j = apply(x, c, relearn, "relearn");
         set_str(c, "init.checkpoint", ck);
-        snprintf(nm, sizeof nm, "relearn-%s-%s-%s", L->lv, m->string, tag);
-        if (!j) j = add_job(x, nm, "relearn", c, d, 2, lab, x->group);
+        snprintf(nm, sizeof nm, "relearn-%s-%s-%s", L->lv, m->name, tag);
+        if (!j) j = study_add_job(x, nm, "relearn", c, d, 2, lab, x->group);
         cJSON_Delete(c);
         if (j >= 0) x->evals[x->nevals++] = j;
     }
-    cJSON_Delete(lab);
     return j < 0 ? -1 : 0;
+}
+
+/* A study without a protocol: method m at setting k with seed number si, phase
+ * "report": unlearn -> eval (-> relearn). */
+static int add_point(expansion *x, const level *L, const study_method *m, int k, int si)
+{
+    int seed = x->seeds ? cJSON_GetArrayItem(x->seeds, si)->valueint : 1, j;
+    char tag[64];
+    cJSON *u, *lab;
+    int rc = study_unlearn_config(x, L, m, k, seed, "report", &u, &lab);
+    snprintf(tag, sizeof tag, "g%d-s%d", k, seed);
+    if (!rc) rc = study_add_chain(x, L, m, tag, u, lab, x->j_origin, 1, &j);
+    cJSON_Delete(u);
+    cJSON_Delete(lab);
+    return rc;
 }
 
 static int add_level(expansion *x, const cJSON *fl)
@@ -386,11 +331,15 @@ static int add_level(expansion *x, const cJSON *fl)
     memset(&L, 0, sizeof L);
     int rc = level_splits(x, fl, &L);
     if (!rc) rc = add_references(x, &L);
-    const cJSON *methods = cJSON_GetObjectItemCaseSensitive(x->root, "methods");
-    for (const cJSON *m = methods->child; m && !rc; m = m->next) {
+    for (int mi = 0; mi < x->nmethods && !rc; mi++) {
+        const study_method *m = &x->methods[mi];
+        if (x->protocol) {
+            rc = study_add_protocol(x, &L, m);
+            continue;
+        }
         x->group++;
-        for (int gp = 0; gp < x->npoints && !rc; gp++)
-            for (int si = 0; si < x->nseeds && !rc; si++) rc = add_point(x, &L, m, gp, si);
+        for (int k = 0; k < m->npoints && !rc; k++)
+            for (int si = 0; si < x->nseeds && !rc; si++) rc = add_point(x, &L, m, k, si);
     }
     cJSON_Delete(L.eval);
     return rc;
@@ -399,7 +348,8 @@ static int add_level(expansion *x, const cJSON *fl)
 
 /* ---- the whole study ---------------------------------------------------------------- */
 
-/* Every job's config is parsed now, as its job will parse it, and names are unique. */
+/* Every job's config is parsed now, as its job will parse it (a select job's is its
+ * spec; the templates it carries are the report-phase jobs' own), and names are unique. */
 static int check_jobs(const expansion *x)
 {
     const study *s = x->s;
@@ -411,7 +361,7 @@ static int check_jobs(const expansion *x)
                                   j->name);
         lethe_config cfg;
         char e2[700];
-        if (j->config_json && config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
+        if (j->config_json && strcmp(j->job, "select") && config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
             return lethe_errf(x->err, x->errlen, "study '%s': job '%s': %s", x->path, j->name, e2);
     }
     return 0;
@@ -433,7 +383,7 @@ int study_expand(study *s, const cJSON *root, const char *path, const char *dir,
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     if (!(s->jobs = calloc(STUDY_MAX_JOBS, sizeof(study_job))))
         rc = lethe_errf(err, errlen, "study '%s': out of memory", path);
-    if (!rc) rc = read_grid_and_seeds(x);
+    if (!rc) rc = study_read_methods(x);
     if (!rc) rc = make_base(x, overrides, noverrides);
     if (!rc) rc = add_synth_origin(x);
     const cJSON *forget = cJSON_GetObjectItemCaseSensitive(root, "forget");
@@ -441,11 +391,11 @@ int study_expand(study *s, const cJSON *root, const char *path, const char *dir,
         rc = add_level(x, cJSON_GetArrayItem(forget, li));
     const cJSON *report = cJSON_GetObjectItemCaseSensitive(root, "report");
     if (!rc && (!report || cJSON_IsTrue(report))) {
-        /* the report depends on everything evaluated (at most STUDY_MAX_DEPS direct
-         * dependencies: the runner runs it last anyway) */
-        int d[STUDY_MAX_DEPS], nd = 0;
-        for (int i = x->nevals - 1; i >= 0 && nd < STUDY_MAX_DEPS; i--) d[nd++] = x->evals[i];
-        if (add_job(x, "report", "report", NULL, d, nd, NULL, 0) < 0) rc = -1;
+        /* the report depends on everything evaluated (at most STUDY_REPORT_DEPS
+         * direct dependencies: the runner runs it last anyway) */
+        int d[STUDY_REPORT_DEPS], nd = 0;
+        for (int i = x->nevals - 1; i >= 0 && nd < STUDY_REPORT_DEPS; i--) d[nd++] = x->evals[i];
+        if (study_add_job(x, "report", "report", NULL, d, nd, NULL, 0) < 0) rc = -1;
     }
     if (!rc) rc = check_jobs(x);
     cJSON_Delete(x->base);

@@ -1,6 +1,7 @@
-/* io/study_impl.h — what the two halves of the study module share (internal): study.c
- * reads a study file and checks its keys, study_expand.c turns the checked JSON into
- * the jobs. */
+/* io/study_impl.h — what the parts of the study module share (internal): study.c reads
+ * a study file and checks its keys, study_methods.c reads the methods, their grids,
+ * the seeds and the protocol, study_expand.c turns the checked JSON into the jobs, and
+ * study_protocol.c adds a protocol study's select and report-phase jobs. */
 #ifndef LETHE_IO_STUDY_IMPL_H
 #define LETHE_IO_STUDY_IMPL_H
 
@@ -9,6 +10,48 @@
 
 #include "study.h"
 
+#define STUDY_MAX_GRID_KEYS 16
+#define STUDY_MAX_METHODS 32
+
+/* One method: its fixed keys and its grid (the cartesian product of every key's list). */
+typedef struct {
+    const char *name;
+    const cJSON *fixed; /* dotted keys (an object), or NULL */
+    const cJSON *gkeys[STUDY_MAX_GRID_KEYS];
+    int glen[STUDY_MAX_GRID_KEYS], gk, npoints;
+} study_method;
+
+/* What the expansion of one study carries from step to step. */
+typedef struct {
+    study *s;
+    const cJSON *root;
+    const char *path, *dir;
+    char *err;
+    size_t errlen;
+    study_method methods[STUDY_MAX_METHODS];
+    int nmethods;
+    const cJSON *seeds; /* the seeds of every setting (NULL: the one seed 1); with a
+                         * protocol, the selection seeds */
+    int nseeds;
+    int protocol;              /* a protocol study: selection, select, report phases */
+    const cJSON *report_seeds; /* with a protocol */
+    int nreport;
+    double tau;
+    const char *rule;
+    int markov;     /* a markov-chain study: its own forget levels */
+    cJSON *base;    /* every job's config before its part's overrides */
+    char data[700]; /* the synthetic data set */
+    int j_synth, j_origin, group;
+    int evals[STUDY_MAX_JOBS], nevals; /* what the report reads */
+} expansion;
+
+/* The splits and jobs of one forget level. */
+typedef struct {
+    char fs[32], rs[32], ts[40], lv[16]; /* forget / retain / train split, name tag */
+    cJSON *eval;                         /* the config every eval of this level shares */
+    int j_ref, j_eo;                     /* the retrained and the origin model's evals */
+} level;
+
 /* A printable, one-line copy of a hostile string for messages. */
 const char *study_shown(const char *v, char *buf, size_t len);
 
@@ -16,5 +59,31 @@ const char *study_shown(const char *v, char *buf, size_t len);
  * --set overrides of the base config. 0, or -1 with one line in err (s is then freed). */
 int study_expand(study *s, const cJSON *root, const char *path, const char *dir, char **overrides,
                  int noverrides, char *err, size_t errlen);
+
+/* study_methods.c: the methods (either form), their grids, the seeds and the protocol
+ * into x, and the equal-budget check. 0, or -1 with one line in x->err. */
+int study_read_methods(expansion *x);
+/* "optim.lr": non-empty parts (the config parser judges the names themselves). */
+int study_bad_key(const char *what, const char *k, char *err, size_t errlen);
+/* Method m's setting k: its grid values set in u (may be NULL) and, by their last key
+ * part, in lab (may be NULL), with "setting": "<method>-p<k>"; the overrides of the
+ * setting in over (may be NULL). */
+void study_set_point(const study_method *m, int k, cJSON *u, cJSON *lab, cJSON *over);
+
+/* study_expand.c, for study_protocol.c */
+int study_add_job(expansion *x, const char *name, const char *job, cJSON *cfg, const int *deps,
+                  int ndeps, const cJSON *lab, int group);
+/* The unlearn config, labels and folder tag of method m at setting k (k < 0: none yet,
+ * the report phase's template) with seed; phase "selection" or "report". 0 or -1. */
+int study_unlearn_config(expansion *x, const level *L, const study_method *m, int k, int seed,
+                         const char *phase, cJSON **u, cJSON **lab);
+/* unlearn -> eval (-> relearn with relearn) named <kind>-<lv>-<method>-<tag>; the eval's
+ * index in *j_eval. 0 or -1. */
+int study_add_chain(expansion *x, const level *L, const study_method *m, const char *tag, cJSON *u,
+                    const cJSON *lab, int dep, int with_relearn, int *j_eval);
+
+/* study_protocol.c: a protocol study's method m at level L: its selection phase, its
+ * select job and its report phase. 0 or -1. */
+int study_add_protocol(expansion *x, const level *L, const study_method *m);
 
 #endif

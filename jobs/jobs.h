@@ -151,6 +151,7 @@ int job_synth(int argc, char **argv);
 int job_relearn(int argc, char **argv);
 int job_study(int argc, char **argv);
 int job_report(int argc, char **argv);
+int job_select(int argc, char **argv);
 int job_prepare(int argc, char **argv);
 int job_convert(int argc, char **argv);
 int job_slurm(int argc, char **argv);

@@ -30,6 +30,7 @@ static const job_entry jobs[] = {
     {"eval", job_eval, "evaluate a checkpoint: TOFU- and MUSE-style metrics"},
     {"relearn", job_relearn, "relearning attack: fine-tune on forget samples, track recovery"},
     {"study", job_study, "run a whole study (DAG of jobs) on these ranks, skipping finished jobs"},
+    {"select", job_select, "a protocol study's choice of one setting per method (its select job)"},
     {"report", job_report, "tables and plots of a study's results"},
     {"slurm", job_slurm, "write and submit a study as chained sbatch jobs and arrays"},
     {"convert", job_convert, "convert Hugging Face safetensors <-> lethe checkpoints, any layout"},
@@ -108,6 +109,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[1], jobs[i].name)) job = &jobs[i];
     /* jobs that take no config file parse their own options, --help included */
     int own_args = job && (!strcmp(job->name, "report") || !strcmp(job->name, "study") ||
+                           !strcmp(job->name, "select") ||
                            !strcmp(job->name, "slurm") || !strcmp(job->name, "prepare"));
     for (int i = 2; job && !own_args && i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

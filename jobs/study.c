@@ -24,7 +24,7 @@ static void study_usage(void)
 {
     printf("usage: mpirun -n RANKS lethe study STUDY.json [--dir DIR] [--dry-run] "
            "[--rerun-changed] [--set key=value ...]\n\n"
-           "Runs a study (a DAG of synth, train, unlearn, eval, relearn and report "
+           "Runs a study (a DAG of synth, train, unlearn, eval, relearn, select and report "
            "jobs) on these ranks,\nskipping jobs whose folder holds .done; DIR "
            "defaults to runs/<study name>. --set overrides a key\nof the study's "
            "base config for every job (e.g. --set layout.tp=2). A finished job whose config\n"
@@ -132,6 +132,7 @@ static int run_job(const char *job, int argc, char **argv)
     if (!strcmp(job, "eval")) return job_eval(argc, argv);
     if (!strcmp(job, "relearn")) return job_relearn(argc, argv);
     if (!strcmp(job, "report")) return job_report(argc, argv);
+    if (!strcmp(job, "select")) return job_select(argc, argv);
     lethe_fatal("study: unknown job kind '%s'", job);
 }
 

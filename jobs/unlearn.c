@@ -12,11 +12,16 @@
  * forward of the current weights first for its forget rows' target distributions (p
  * without the true token), kept on the last stage. The step
  * loop (jobs/loop.c) logs every step to the terminal and to unlearn_log.jsonl and
- * writes checkpoints every checkpoint.every steps and at the end (model.h5). */
+ * writes checkpoints every checkpoint.every steps and at the end (model.h5). Its cost
+ * goes to budget.json (budget_write): tokens, steps, CPU seconds summed over ranks,
+ * wall seconds, ranks; a preempted run keeps what it spent in budget.partial.json and
+ * the run that resumes it adds that in. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <cjson/cJSON.h>
 
 #include "../io/checkpoint.h"
 #include "../io/loader.h"
@@ -308,8 +313,57 @@ static void unlearn_free(unlearn_job *J)
     free(J->kl_weights);
 }
 
+/* CPU seconds (user + system) this process has used so far. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* A number of dir/budget.partial.json (0 when there is none). */
+static double partial_num(const cJSON *p, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* What the run cost since cpu0 and t0 (this job, not the study process it may share),
+ * CPU summed over ranks, with a preempted earlier run's (budget.partial.json) added when
+ * this one resumed it: budget.json when done, else budget.partial.json. */
+static void budget_write(lethe_session *S, const loop_spec *sp, const loop_outcome *out,
+                         double cpu0, double t0, int done)
+{
+    double cpu = cpu_seconds() - cpu0, wall = MPI_Wtime() - t0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &cpu, 1, MPI_DOUBLE, MPI_SUM, S->grid.world));
+    if (S->grid.rank != 0) return;
+    char pp[1100], path[1100], err[2400];
+    session_path(S, "budget.partial.json", pp, sizeof pp);
+    session_path(S, done ? "budget.json" : "budget.partial.json", path, sizeof path);
+    int resumed = out->clock.steps < sp->total;
+    char *prev = resumed ? safe_read(pp, "budget", LETHE_MAX_JSON, NULL, err, sizeof err) : NULL;
+    cJSON *p = prev ? cJSON_Parse(prev) : NULL, *b = cJSON_CreateObject();
+    free(prev);
+    cpu += partial_num(p, "cpu_seconds");
+    wall += partial_num(p, "wall_seconds");
+    cJSON_Delete(p);
+    cJSON_AddNumberToObject(b, "tokens", (double)sp->total * sp->tokens_per_step);
+    cJSON_AddNumberToObject(b, "steps", sp->total);
+    cJSON_AddNumberToObject(b, "cpu_seconds", cpu);
+    cJSON_AddNumberToObject(b, "wall_seconds", wall);
+    cJSON_AddNumberToObject(b, "ranks", S->grid.size);
+    char *text = cJSON_Print(b);
+    cJSON_Delete(b);
+    if (!text || safe_write_text(path, text, "\n", err, sizeof err))
+        lethe_fatal("unlearn: %s", text ? err : "out of memory");
+    cJSON_free(text);
+    if (done) remove(pp);
+}
+
 int job_unlearn(int argc, char **argv)
 {
+    double cpu0 = cpu_seconds(), t0 = MPI_Wtime();
     lethe_session S;
     session_open(&S, "unlearn", argc, argv);
     session_catch_preemption();
@@ -355,7 +409,9 @@ int job_unlearn(int argc, char **argv)
                     .batch = unlearn_batch,
                     .step = unlearn_step};
     loop_outcome out;
-    if (loop_run(&S, &sp, &out) == LOOP_DONE && S.grid.rank == 0)
+    int done = loop_run(&S, &sp, &out) == LOOP_DONE;
+    budget_write(&S, &sp, &out, cpu0, t0, done);
+    if (done && S.grid.rank == 0)
         printf("lethe unlearn: done in %.1f s; model in %s/model.h5\n", out.seconds, c->output.dir);
     unlearn_free(&J);
     session_close(&S);
