@@ -45,7 +45,7 @@
  * both have, by analysis/stats.h: log10 FQ (higher is better), |forget_prob_gap|
  * (smaller), relearn recovery after k steps, k the last step all their curves share
  * (smaller); mean difference, bootstrap 95 % interval, wins; a difference is shown only
- * when the interval excludes 0.
+ * when the interval excludes 0, over at least STATS_MIN_SHOWN (3) seeds.
  *
  * Outputs in the output folder (default <dir>/report):
  *   results.md    header (counts, labels shared by every run, legend), the table of all

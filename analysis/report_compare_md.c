@@ -42,6 +42,8 @@ static void verdict_text(ctx_t *c, FILE *f, const pair_t *p, int q)
         fputs("no values on common seeds", f);
     else if (s->n == 1)
         fputs("one seed: no interval", f);
+    else if (s->n < STATS_MIN_SHOWN)
+        fputs("too few seeds to show a difference", f);
     else if (!stats_shown(s))
         fputs("no difference shown", f);
     else {
@@ -177,11 +179,13 @@ static void md_verdicts(ctx_t *c, FILE *f)
             "A − B is the mean over seeds of the difference; the interval is a percentile "
             "bootstrap 95 %% interval of that mean (%d resamples of the seeds, fixed seed: the "
             "same numbers on every run). **A difference is shown only when its interval "
-            "excludes 0**; \"no difference shown\" is not evidence that the methods are equal. "
+            "excludes 0, over at least %d seeds** (from 2 seeds the interval is the two "
+            "differences themselves); \"no difference shown\" is not evidence that the "
+            "methods are equal. "
             "\"A ahead\" counts the seeds where A is better: higher log10 FQ; smaller |forget "
             "prob − retrained model's|; smaller relearn recovery (forget prob after k relearn "
             "steps minus before, k the last step every curve of both has).\n\n",
-            STATS_BOOT_N);
+            STATS_BOOT_N, STATS_MIN_SHOWN);
     fputs("| split | A vs B | seeds | log10 FQ A − B | A ahead | FQ | \\|gap\\| A − B | A ahead | "
           "gap "
           "| recovery A − B | k | A ahead | recovery |\n"

@@ -69,7 +69,7 @@ void stats_paired_compare(stats_paired *out, const double *a, const double *b, i
 
 int stats_shown(const stats_paired *p)
 {
-    return p->n >= 2 && (p->lo > 0 || p->hi < 0);
+    return p->n >= STATS_MIN_SHOWN && (p->lo > 0 || p->hi < 0);
 }
 
 int stats_pareto(int *on_front, const double *x, const double *y, int n)

@@ -10,8 +10,11 @@
  *     output reduced to [0, n) by rejection, so every index is equally likely). The
  *     interval is [m(k), m(B−1−k)] of the sorted resample means m, k = floor(0.025·B)
  *     (B = 10000: the 251st and the 9750th). Same inputs, same interval, on any machine.
- *   - A difference is "shown" only when the interval excludes 0 (lo > 0 or hi < 0); with
- *     n < 2 there is no interval and nothing is shown. The percentile bootstrap is too
+ *   - A difference is "shown" only when the interval excludes 0 (lo > 0 or hi < 0) over
+ *     at least STATS_MIN_SHOWN seeds; with n < 2 there is no interval. With 2 seeds the
+ *     percentile interval of the resample means is exactly [min, max] of the two
+ *     differences, so it excludes 0 whenever both seeds agree in sign (a coin's 1 in 2):
+ *     nothing is shown from 2 seeds either. The percentile bootstrap is too
  *     narrow for few seeds (with n seeds an exact sign-flip test cannot reach p < 0.05
  *     before n = 6: its smallest two-sided p is 2 / 2^n), which the report says.
  *   - stats_pareto: point i is on the front when no other point has x ≥ x_i and y ≥ y_i
@@ -26,6 +29,7 @@
 #define STATS_BOOT_N 10000
 #define STATS_BOOT_SEED UINT64_C(0x1e7e5eed)
 #define STATS_ALPHA 0.05
+#define STATS_MIN_SHOWN 3 /* seeds a shown difference needs at least */
 
 typedef struct {
     int n;          /* pairs with both values */

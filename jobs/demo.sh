@@ -84,6 +84,10 @@ awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i
                   v("forget_quality"), v("model_utility"), v("forget_prob"), v("retain_prob"),
                   v("forget_rouge_recall"), v("forget_truth_ratio"), v("privleak"),
                   v("relearn_recovery") }' "$csv"
+echo
+echo "Verdicts (every two methods, paired by seed on the report seeds; $dir/report/results.md):"
+grep -E '^- .+ vs .+ seeds — ' "$dir/report/results.md" | sed 's/^- /  /' ||
+    echo "  none (see $dir/report/results.md)"
 echo "Selections: $dir/select-05-*/selected.json (every candidate's means, the chosen one)"
 echo "Tables: $dir/report/results.md (all columns, seeds, both phases)"
 plots="$(ls "$dir"/report/*.png 2>/dev/null | tr '\n' ' ')"

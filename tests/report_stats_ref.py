@@ -71,7 +71,7 @@ def paired(a, b, higher):
            "lo": None, "hi": None}
     if n >= 2:
         out["lo"], out["hi"] = boot_interval(d, B, SEED)
-    out["shown"] = int(n >= 2 and (out["lo"] > 0 or out["hi"] < 0))
+    out["shown"] = int(n >= 3 and (out["lo"] > 0 or out["hi"] < 0))  # STATS_MIN_SHOWN
     return out
 
 

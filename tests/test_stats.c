@@ -156,6 +156,11 @@ static void hand_cases(void)
           "identical: %g [%g, %g] ties %d", p.mean, p.lo, p.hi, p.ties);
     stats_paired_compare(&p, a, b, 5, 0, dbuf, work);
     CHECK(p.wins == 0, "lower is better: A wins %d, expected 0", p.wins);
+    /* two seeds that agree in sign: the interval is [min, max] of the two differences and
+     * excludes 0, yet nothing is shown from two seeds (STATS_MIN_SHOWN) */
+    stats_paired_compare(&p, a, b, 2, 1, dbuf, work);
+    CHECK(p.n == 2 && p.lo == 4.0 && p.hi == 4.8 && !stats_shown(&p),
+          "two seeds: n %d [%g, %g] shown %d", p.n, p.lo, p.hi, stats_shown(&p));
     double an[3] = {1, NAN, 2}, bn[3] = {0, 1, NAN};
     stats_paired_compare(&p, an, bn, 3, 1, dbuf, work);
     CHECK(p.n == 1 && p.mean == 1 && isnan(p.lo) && !stats_shown(&p),
