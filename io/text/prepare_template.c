@@ -291,10 +291,17 @@ static int buf_add(pr_template *t, const char *s, size_t n)
     return 0;
 }
 
+/* Encodes the text gathered since the last special: the template's text and what the
+ * placeholders put in, jointly, an added piece met in it (a special string typed in a
+ * question) as text -- the template's specials are only its own (pr_template_encode). */
 static int flush(prep *p, tok_ids *out)
 {
     pr_template *t = p->tmpl;
-    int rc = t->buf_n ? pr_encode(p, t->buf, t->buf_n, out) : 0;
+    int rc = 0;
+    if (t->buf_n && (p->pass == PASS_WORDS || !p->tk))
+        rc = pr_encode(p, t->buf, t->buf_n, out);
+    else if (t->buf_n && tokenizer_encode_text(p->tk, t->buf, t->buf_n, out))
+        rc = pr_perr(p, "out of memory while tokenising");
     t->buf_n = 0;
     return rc;
 }

@@ -414,8 +414,10 @@ static int word_enc_cb(const char *w, size_t n, void *ctx)
 
 /* ---- encode / decode -------------------------------------------------------------------- */
 
-int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out)
+/* The ids of text[0..len) with (added != 0) or without its added pieces split out. */
+static int encode(const tokenizer *t, const char *text, size_t len, int added, tok_ids *out)
 {
+    tk_segment_fn seg = t->kind == TOKENIZER_SPM ? tk_spm_segment : tk_bytelevel_segment;
     switch (t->kind) {
     case TOKENIZER_BYTE:
         for (size_t i = 0; i < len; i++)
@@ -426,10 +428,21 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *
         return word_split(text, len, word_enc_cb, &e);
     }
     case TOKENIZER_GPT2:
-    case TOKENIZER_LLAMA3: return encode_added(t, text, len, tk_bytelevel_segment, out);
-    case TOKENIZER_SPM: return encode_added(t, text, len, tk_spm_segment, out);
+    case TOKENIZER_LLAMA3:
+    case TOKENIZER_SPM:
+        return added ? encode_added(t, text, len, seg, out) : seg(t, text, len, 0, len, out);
     }
     return -1;
+}
+
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out)
+{
+    return encode(t, text, len, 1, out);
+}
+
+int tokenizer_encode_text(const tokenizer *t, const char *text, size_t len, tok_ids *out)
+{
+    return encode(t, text, len, 0, out);
 }
 
 char *tokenizer_decode(const tokenizer *t, const int32_t *ids, int n)

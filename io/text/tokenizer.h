@@ -102,6 +102,9 @@ const char *tokenizer_token(const tokenizer *t, int id);
 
 /* Appends the ids of text[0..len) to out. Returns 0, or -1 when out of memory. */
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out);
+/* The same, every added piece met in the text encoded as text (not split out by its id):
+ * the templates' text, whose specials are their own (io/text/prepare_template.c). */
+int tokenizer_encode_text(const tokenizer *t, const char *text, size_t len, tok_ids *out);
 /* Text of ids (specials are skipped); malloc'd, NUL-terminated; NULL when out of memory. */
 char *tokenizer_decode(const tokenizer *t, const int32_t *ids, int n);
 
