@@ -1,7 +1,8 @@
 /* jobs/prepare_job.c — `lethe prepare`: JSON lines -> HDF5 token dataset.
  *
  * Command-line flags only (no config file): every input is SPLIT=PATH[:FORMAT] and
- * becomes one split of the output, or --tofu DIR reads the TOFU benchmark's files. The work (io/text/prepare.h) is serial, so rank 0
+ * becomes one split of the output, or --tofu DIR reads the TOFU benchmark's files
+ * (io/text/prepare_tofu.c). The work (io/text/prepare.h) is serial, so rank 0
  * runs it whatever the rank count and the others wait for its verdict; a bad flag
  * or a bad input ends every rank with exit status 2 and one line on stderr. The
  * output appears only when complete (prepare writes "<OUT>.tmp" and renames it), so

@@ -89,28 +89,9 @@ static int has_file(const char *p)
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) h = (h ^ *c) * 1099511628211ull;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        h = (h ^ *c) * 1099511628211ull;
     return h;
-}
-
-/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates, > U+10FFFF). */
-static int utf8_ok(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
-        if (k == 9 || c == 0xC0 || c == 0xC1 || c > 0xF4 || i + k >= n + (k ? 0 : 1)) return 0;
-        uint32_t cp = k ? c & (0x3Fu >> k) : c;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (s[i + j] & 0x3F);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
 }
 
 /* idk.jsonl: one phrase a line (plain text, as open-unlearning reads it), white space
@@ -131,7 +112,7 @@ static int read_idk(tofu_run *r)
         while (a < b && (*a == ' ' || *a == '\t' || *a == '\r')) a++;
         while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r')) b--;
         if (a == b) continue;
-        if (memchr(a, 0, (size_t)(b - a)) || !utf8_ok((const unsigned char *)a, (size_t)(b - a)))
+        if (pr_utf8_bad_at((const unsigned char *)a, (size_t)(b - a)) < (size_t)(b - a))
             rc = lethe_errf(r->err, r->errlen, "prepare: tofu: '%s' line %ld: not UTF-8 text",
                             r->idk_path, line);
         else if (r->n_idk == TOFU_MAX_IDK)
@@ -184,9 +165,8 @@ static int one_record(tofu_run *r, const tofu_part *p, const tofu_map *m, long l
     int bad = 0;
     const char *q = str_key(r, p, line, rec, "question", &bad);
     const char *a = bad ? NULL : str_key(r, p, line, rec, "answer", &bad);
-    const char *para = bad || m->kind != TK_PARA
-                           ? NULL
-                           : str_key(r, p, line, rec, "paraphrased_answer", &bad);
+    const char *para =
+        bad || m->kind != TK_PARA ? NULL : str_key(r, p, line, rec, "paraphrased_answer", &bad);
     if (bad) return -1;
     cJSON *out = cJSON_CreateObject(), *pert = NULL;
     int rc = 0;
@@ -198,14 +178,15 @@ static int one_record(tofu_run *r, const tofu_part *p, const tofu_map *m, long l
         if (!pert)
             rc = rec_err(r, p, line, "key 'perturbed_answer' is missing%s%s", "", "");
         else if (n < 1)
-            rc = rec_err(r, p, line, "key 'perturbed_answer': expected a non-empty list of strings%s%s",
-                         "", "");
+            rc =
+                rec_err(r, p, line,
+                        "key 'perturbed_answer': expected a non-empty list of strings%s%s", "", "");
         else if (*k && n != *k) {
             char a1[16], a2[16];
             snprintf(a1, sizeof a1, "%d", n);
             snprintf(a2, sizeof a2, "%d", *k);
-            rc = rec_err(r, p, line, "key 'perturbed_answer' has %s answers, earlier records have %s",
-                         a1, a2);
+            rc = rec_err(r, p, line,
+                         "key 'perturbed_answer' has %s answers, earlier records have %s", a1, a2);
         }
         *k = n;
     }
@@ -248,12 +229,15 @@ static int rewrite(tofu_run *r, tofu_part *p, const tofu_map *m, tofu_part *pi)
     FILE *f = fopen(p->tmp, "w"), *fi = pi ? fopen(pi->tmp, "w") : NULL;
     int rc = 0, k = 0;
     long records = 0;
-    if (!f || (pi && !fi)) rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write in '%s'", r->tmpdir);
+    if (!f || (pi && !fi))
+        rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write in '%s'", r->tmpdir);
     if (rc == 0 && p->array) {
         cJSON *all = cJSON_ParseWithLength(buf, len);
         if (!cJSON_IsArray(all))
-            rc = lethe_errf(r->err, r->errlen, "prepare: tofu: '%s': not JSON (neither JSON lines nor a JSON array of records)",
-                            p->orig);
+            rc = lethe_errf(
+                r->err, r->errlen,
+                "prepare: tofu: '%s': not JSON (neither JSON lines nor a JSON array of records)",
+                p->orig);
         long line = 1;
         for (cJSON *e = rc ? NULL : all->child; e && rc == 0; e = e->next, line++, records++)
             rc = one_record(r, p, m, line, e, &k, f, fi);
@@ -272,7 +256,8 @@ static int rewrite(tofu_run *r, tofu_part *p, const tofu_map *m, tofu_part *pi)
         }
         const char *stop = NULL;
         cJSON *rec = cJSON_ParseWithLengthOpts(s, n, &stop, 0);
-        while (rec && stop && stop < end && (*stop == ' ' || *stop == '\t' || *stop == '\r')) stop++;
+        while (rec && stop && stop < end && (*stop == ' ' || *stop == '\t' || *stop == '\r'))
+            stop++;
         if (!rec || stop != end)
             rc = rec_err(r, p, line, "not a JSON object (one record per line)%s%s", "", "");
         else
@@ -281,8 +266,10 @@ static int rewrite(tofu_run *r, tofu_part *p, const tofu_map *m, tofu_part *pi)
         records++;
     }
     free(buf);
-    if (f && fclose(f) != 0 && rc == 0) rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", p->tmp);
-    if (fi && fclose(fi) != 0 && rc == 0) rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", pi->tmp);
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", p->tmp);
+    if (fi && fclose(fi) != 0 && rc == 0)
+        rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", pi->tmp);
     if (rc == 0 && records == 0)
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: '%s': no records", p->orig);
     return rc;
@@ -420,7 +407,8 @@ static int finish(tofu_run *r, const char *h5)
     h5_quiet_on(&q);
     hid_t f = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
     int bad = f < 0 || h5_attr_write_str(f, "benchmark", "tofu") ||
-              h5_attr_write_str(f, "tofu_dir", r->dir) || h5_attr_write_str(f, "source_digest", root);
+              h5_attr_write_str(f, "tofu_dir", r->dir) ||
+              h5_attr_write_str(f, "source_digest", root);
     for (int i = 0; i < r->n && !bad; i++) {
         hid_t g = H5Gopen2(f, r->part[i].split, H5P_DEFAULT);
         bad = g < 0 || h5_attr_write_str(g, "source", r->part[i].orig) ||
@@ -433,7 +421,8 @@ static int finish(tofu_run *r, const char *h5)
     if (f >= 0 && H5Fclose(f) < 0) bad = 1;
     h5_quiet_off(&q);
     if (bad)
-        return lethe_errf(r->err, r->errlen, "prepare: tofu: cannot record the sources in '%s'", h5);
+        return lethe_errf(r->err, r->errlen, "prepare: tofu: cannot record the sources in '%s'",
+                          h5);
     return 0;
 }
 
