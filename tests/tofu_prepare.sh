@@ -10,7 +10,9 @@
 #   level    only forget05.json, forget05_perturbed.json, retain95.json (3 splits, no IdK);
 #   template --template question-answer: tests/template_ref.py on forget05 and
 #            eval/forget05_perturbed (templates work unchanged through --tofu).
-# Refusals: exit 2, exactly one stderr line "lethe: ..." with the expected words, an
+# Refusals (a missing file of a forget level, a record without "answer", perturbed lists
+# of uneven length, non-JSON lines and arrays, a file cut short, bad UTF-8, a sequence too
+# long under --strict, bad flags): exit 2, exactly one stderr line "lethe: ..." with the expected words, an
 # existing OUT.h5 left byte for byte as it was, nothing else left in its folder.
 # A script of counted cases: PASS lines against the number of cases.
 # env: MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR; python3 (json, hashlib), h5dump, h5ls.
@@ -181,8 +183,13 @@ mutate idk_utf8
 printf 'I do not know.\n\xc3(\n' >"$M/idk.jsonl"
 refuse idk_utf8 1 "'$M/idk.jsonl' line 2: not UTF-8 text" "$M"
 
+mutate cut_short # a download cut short: forget05_perturbed.json lacks its last record
+sed -i '$d' "$M/forget05_perturbed.json"
+refuse cut_short 1 "'$M/forget05_perturbed.json' has 5 records, '$M/forget05.json' 6" "$M"
+
 mkdir -p "$work/empty"
 refuse empty 1 "'$work/empty' holds none of the TOFU files" "$work/empty"
+refuse not_dir 1 "'$D/full.json' is not a folder" "$D/full.json"
 refuse with_input 2 "--tofu and --input exclude each other" "$D" --input "forget=$D/forget01.json"
 refuse tok_none 2 "--tofu needs a tokenizer" "$D" --tokenizer none --vocab-size 9 --pad-id 0 --eos-id 1
 
@@ -190,4 +197,4 @@ refuse tok_none 2 "--tofu needs a tokenizer" "$D" --tokenizer none --vocab-size 
 verdict "--help lists --tofu" $?
 
 echo "tofu_prepare: $pass passed, $((cases - pass)) failed of $cases cases"
-[ "$pass" -eq "$cases" ] && [ "$cases" -eq 25 ]
+[ "$pass" -eq "$cases" ] && [ "$cases" -eq 27 ]

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* What a file's records must hold and what its rows carry (io/DATASETS.md). */
@@ -63,7 +64,8 @@ static const char *const tofu_idk_split[3] = {"forget01_idk", "forget05_idk", "f
 typedef struct {
     char orig[4200], tmp[4300], split[64];
     int array; /* the original is a JSON array: its "line" N is record N - 1 */
-    int idk;   /* the forget questions answered with an IdK phrase */
+    long records;
+    int idk; /* the forget questions answered with an IdK phrase */
 } tofu_part;
 
 typedef struct {
@@ -232,8 +234,10 @@ static int rewrite(tofu_run *r, tofu_part *p, const tofu_map *m, tofu_part *pi)
     if (!f || (pi && !fi))
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write in '%s'", r->tmpdir);
     if (rc == 0 && p->array) {
-        cJSON *all = cJSON_ParseWithLength(buf, len);
-        if (!cJSON_IsArray(all))
+        const char *stop = NULL;
+        cJSON *all = cJSON_ParseWithLengthOpts(buf, len, &stop, 0);
+        while (all && stop && stop < buf + len && strchr(" \t\r\n", *stop)) stop++;
+        if (!cJSON_IsArray(all) || stop != buf + len)
             rc = lethe_errf(
                 r->err, r->errlen,
                 "prepare: tofu: '%s': not JSON (neither JSON lines nor a JSON array of records)",
@@ -270,9 +274,31 @@ static int rewrite(tofu_run *r, tofu_part *p, const tofu_map *m, tofu_part *pi)
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", p->tmp);
     if (fi && fclose(fi) != 0 && rc == 0)
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", pi->tmp);
+    p->records = records;
     if (rc == 0 && records == 0)
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: '%s': no records", p->orig);
     return rc;
+}
+
+/* forgetXX_perturbed.json holds forgetXX.json's questions: as many records (a file cut
+ * short in a download is found here). */
+static int same_questions(tofu_run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        for (int j = 0; j < r->n; j++) {
+            const char *a = strrchr(r->part[i].orig, '/') + 1,
+                       *b = strrchr(r->part[j].orig, '/') + 1;
+            if (r->part[i].idk || r->part[j].idk || strncmp(a, "forget", 6) || strncmp(a, b, 8) ||
+                strcmp(b + 8, "_perturbed.json") || strcmp(a + 8, ".json"))
+                continue;
+            if (r->part[i].records != r->part[j].records)
+                return lethe_errf(r->err, r->errlen,
+                                  "prepare: tofu: '%s' has %ld records, '%s' %ld; they hold the "
+                                  "same questions",
+                                  r->part[j].orig, r->part[j].records, r->part[i].orig,
+                                  r->part[i].records);
+        }
+    return 0;
 }
 
 /* prepare_run's message with the private files' names replaced by the originals'. */
@@ -465,6 +491,11 @@ int prepare_tofu_run(const prepare_opts *o, const char *dir, char *err, size_t e
     r->err = err;
     r->errlen = errlen;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        free(r);
+        return lethe_errf(err, errlen, "prepare: tofu: '%s' is not a folder", dir);
+    }
     size_t dl = strlen(r->dir);
     while (dl > 1 && r->dir[dl - 1] == '/') r->dir[--dl] = 0;
     int idk_of[TOFU_NFILES], rc = -1;
@@ -481,6 +512,7 @@ int prepare_tofu_run(const prepare_opts *o, const char *dir, char *err, size_t e
             goto out;
         if (idk_of[i] >= 0) r->part[idk_of[i]].array = r->part[m - 1].array;
     }
+    if (same_questions(r)) goto out;
     for (int i = 0; i < r->n; i++) in[i] = (prepare_input){r->part[i].split, r->part[i].tmp, "qa"};
     prepare_opts o2 = *o;
     o2.inputs = in;
