@@ -9,7 +9,9 @@
 #   array    full.json and retain_perturbed.json as JSON arrays (pretty-printed);
 #   level    only forget05.json, forget05_perturbed.json, retain95.json (3 splits, no IdK);
 #   template --template question-answer: tests/template_ref.py on forget05 and
-#            eval/forget05_perturbed (templates work unchanged through --tofu).
+#            eval/forget05_perturbed (templates work unchanged through --tofu);
+#   eval     lethe eval at 2 ranks with io/DATASETS.md's TOFU settings on the full file
+#            (roles, rows per split, truth ratios where there are candidates).
 # Refusals (a missing file of a forget level, a record without "answer", perturbed lists
 # of uneven length, non-JSON lines and arrays, a file cut short, bad UTF-8, a sequence too
 # long under --strict, bad flags): exit 2, exactly one stderr line "lethe: ..." with the expected words, an
@@ -111,6 +113,31 @@ if [ -f "$work/template/out.h5" ]; then
     verdict "template: rows as template_ref.py renders them" $rc
 fi
 
+# lethe eval reads the prepared file with io/DATASETS.md's settings (a random 1-layer model):
+# the roles, every split's rows, truth ratios wherever the file has candidates
+printf '%s\n' '{"model": {"vocab_size": 258, "dim": 32, "n_layers": 1, "n_heads": 2,' \
+    "\"n_kv_heads\": 2, \"mlp_dim\": 64, \"max_seq_len\": $T, \"init_seed\": 3}," \
+    '"layout": {"dp": 2, "pp": 1, "tp": 1, "micro_batches": 1},' \
+    "\"data\": {\"path\": \"$work/full.np1/out.h5\"}," \
+    '"eval": {"batch_size": 8, "max_new_tokens": 4},' \
+    "\"output\": {\"dir\": \"$work/evalrun\"}}" >"$work/eval.json"
+lethe_mpirun "$MPIRUN" --oversubscribe -n 2 "$LETHE_BIN" eval "$work/eval.json" \
+    --set eval.forget_split=eval/forget05_perturbed --set eval.retain_split=eval/retain_perturbed \
+    --set eval.utility_splits=eval/real_authors,eval/world_facts \
+    --set eval.holdout_split=holdout05 >"$work/eval.out" 2>&1 &&
+    "$PY" -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["roles"] == {"forget": "eval/forget05_perturbed", "retain": "eval/retain_perturbed",
+    "holdout": "holdout05", "utility": ["eval/real_authors", "eval/world_facts"]}, s["roles"]
+n = {k: v["n"] for k, v in s["splits"].items()}
+assert n == {"eval/forget05_perturbed": 6, "eval/retain_perturbed": 6, "eval/real_authors": 3,
+    "eval/world_facts": 4, "holdout05": 6}, n
+for k in list(n)[:4]:
+    assert s["splits"][k]["truth_ratio"] is not None, k' "$work/evalrun/summary.json" >>"$work/eval.out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && sed 's/^/    /' "$work/eval.out" | tail -n 20
+verdict "eval: the prepared file under lethe eval at 2 ranks" $rc
+
 # ---- refusals ---------------------------------------------------------------------------
 keep="$work/full.np1/out.h5"
 refuse() { # TAG N WANT DIR [args...]
@@ -197,4 +224,4 @@ refuse tok_none 2 "--tofu needs a tokenizer" "$D" --tokenizer none --vocab-size 
 verdict "--help lists --tofu" $?
 
 echo "tofu_prepare: $pass passed, $((cases - pass)) failed of $cases cases"
-[ "$pass" -eq "$cases" ] && [ "$cases" -eq 27 ]
+[ "$pass" -eq "$cases" ] && [ "$cases" -eq 28 ]
