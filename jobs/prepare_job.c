@@ -1,7 +1,8 @@
 /* jobs/prepare_job.c — `lethe prepare`: JSON lines -> HDF5 token dataset.
  *
  * Command-line flags only (no config file): every input is SPLIT=PATH[:FORMAT] and
- * becomes one split of the output. The work (io/text/prepare.h) is serial, so rank 0
+ * becomes one split of the output, or --tofu DIR reads the TOFU benchmark's files
+ * (io/text/prepare_tofu.c). The work (io/text/prepare.h) is serial, so rank 0
  * runs it whatever the rank count and the others wait for its verdict; a bad flag
  * or a bad input ends every rank with exit status 2 and one line on stderr. The
  * output appears only when complete (prepare writes "<OUT>.tmp" and renames it), so
@@ -26,13 +27,18 @@ void job_prepare_help(FILE *f)
     fprintf(
         f,
         "usage: [mpirun -n RANKS] lethe prepare --output OUT.h5 --input SPLIT=PATH[:FORMAT]\n"
-        "           [--input ...] [options]\n\n"
+        "           [--input ...] [options]\n"
+        "       [mpirun -n RANKS] lethe prepare --output OUT.h5 --tofu DIR [options]\n\n"
         "Tokenises JSON-lines files into an HDF5 token dataset (io/DATASETS.md), one split\n"
         "per input. Serial: rank 0 does the work at any rank count.\n\n"
         "  --output PATH            the HDF5 file written (only when complete)\n"
         "  --input SPLIT=PATH[:FMT] a JSON-lines file for split SPLIT (\"forget\", \"retain\",\n"
         "                           \"eval/utility_a\", ...); FMT is auto (default), qa, text\n"
         "                           or tokens; repeat for each split (at most %d)\n"
+        "  --tofu DIR               the TOFU benchmark's files as published (forget05.json,\n"
+        "                           forget05_perturbed.json, retain95.json, ..., idk.jsonl)\n"
+        "                           mapped onto lethe's splits (io/DATASETS.md \"TOFU\");\n"
+        "                           instead of --input\n"
         "  --tokenizer NAME         byte (default), word, gpt2 or none\n"
         "  --gpt2-encoder PATH      gpt2: GPT-2's encoder.json\n"
         "  --gpt2-merges PATH       gpt2: GPT-2's vocab.bpe\n"
@@ -67,6 +73,7 @@ typedef struct {
     int tok_given, seq_given, tmpl_given, prefix_given, trunc_given, strict_given;
     int minc_given, maxv_given, vocab_given, pad_given, eos_given;
     int tpl_given, sys_given, date_given;
+    const char *tofu; /* --tofu DIR (NULL: the --input files) */
     int help;
 } prep_args;
 
@@ -174,6 +181,10 @@ static int apply_flag(prep_args *a, const char *name, char *val, char *err, size
         a->o.output = val;
     } else if (!strcmp(name, "--input")) {
         if (parse_input(a, val, err, len)) return -1;
+    } else if (!strcmp(name, "--tofu")) {
+        if (a->tofu) return bad(err, len, "--tofu given twice");
+        if (!val[0]) return bad(err, len, "--tofu is empty");
+        a->tofu = val;
     } else if (!strcmp(name, "--tokenizer")) {
         ONCE(a->tok_given);
         if (strcmp(val, "byte") && strcmp(val, "word") && strcmp(val, "gpt2") &&
@@ -249,7 +260,11 @@ static int apply_flag(prep_args *a, const char *name, char *val, char *err, size
 static int check_rules(prep_args *a, char *err, size_t len)
 {
     if (!a->o.output) return bad(err, len, "no --output given");
-    if (!a->o.n_inputs) return bad(err, len, "no --input given");
+    if (a->tofu && a->o.n_inputs)
+        return bad(err, len, "--tofu and --input exclude each other (--tofu makes every split)");
+    if (a->tofu && !strcmp(a->o.tokenizer, "none"))
+        return bad(err, len, "--tofu needs a tokenizer (its files are text); not --tokenizer none");
+    if (!a->o.n_inputs && !a->tofu) return bad(err, len, "no --input given");
     /* the output replaces what is at its name: never one of the files this run reads */
     for (int i = 0; i < a->o.n_inputs; i++)
         if (safe_same_file(a->o.output, a->o.inputs[i].path))
@@ -343,7 +358,8 @@ int job_prepare(int argc, char **argv)
     }
     /* serial work on rank 0; the others learn the verdict */
     if (rank == 0) {
-        ok = prepare_run(&a.o, err, sizeof err) == 0;
+        ok = (a.tofu ? prepare_tofu_run(&a.o, a.tofu, err, sizeof err)
+                     : prepare_run(&a.o, err, sizeof err)) == 0;
         fflush(stdout);
     }
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);

@@ -101,7 +101,7 @@ int pr_blk_flush(prep *p)
 /* Offset of the first byte of s[0..n) that is not well-formed UTF-8 (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF) or is NUL; n when none. JSON
  * text is UTF-8, and a NUL would silently cut a string short. */
-static size_t utf8_bad_at(const unsigned char *s, size_t n)
+size_t pr_utf8_bad_at(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -179,7 +179,7 @@ static int run_input(prep *p, const prepare_input *in)
                (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
             i++;
         if (i == (size_t)n) continue;
-        size_t bad = utf8_bad_at((const unsigned char *)buf, (size_t)n);
+        size_t bad = pr_utf8_bad_at((const unsigned char *)buf, (size_t)n);
         if (bad < (size_t)n) {
             rc = buf[bad] ? pr_perr(p, "byte %zu: invalid UTF-8 (0x%02x)", bad + 1,
                                     (unsigned char)buf[bad])

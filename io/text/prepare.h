@@ -94,6 +94,11 @@ void prepare_opts_defaults(prepare_opts *o);
 /* Returns 0, or -1 with one line in err naming the input file, line and key. */
 int prepare_run(const prepare_opts *o, char *err, size_t errlen);
 
+/* The TOFU benchmark's files in folder dir (io/DATASETS.md "TOFU"; io/text/prepare_tofu.c):
+ * every present file becomes its split through prepare_run with o's tokenizer, template
+ * and sequence options (o->inputs are not read), plus /idk and the IdK splits. */
+int prepare_tofu_run(const prepare_opts *o, const char *dir, char *err, size_t errlen);
+
 /* SHA-256 of a file as 64 hex digits (used for provenance). 0 or -1 + err. */
 int prepare_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
 

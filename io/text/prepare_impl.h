@@ -82,6 +82,9 @@ typedef struct {
 int pr_perr(prep *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* prepare.c: writes the block of rows (write pass) */
 int pr_blk_flush(prep *p);
+/* prepare.c: offset of the first byte of s[0..n) that is not well-formed UTF-8 or is
+ * NUL; n when none */
+size_t pr_utf8_bad_at(const unsigned char *s, size_t n);
 
 /* prepare_records.c: one record of each format; the format a record has */
 int pr_do_qa(prep *p, cJSON *rec);
