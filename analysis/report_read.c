@@ -498,6 +498,17 @@ int rp_visit(ctx_t *c, const struct stat *st)
     return 1;
 }
 
+/* A folder a re-run set aside: <job>.old-N (lethe study --rerun-changed) or
+ * <name>.previous (a job's own completed results, jobs/output_guard.c). Its results were
+ * replaced; reading them would count a run twice. */
+static int set_aside(const char *name)
+{
+    size_t n = strlen(name), k = n;
+    while (k > 0 && name[k - 1] >= '0' && name[k - 1] <= '9') k--;
+    if (k < n && k >= 5 && !strncmp(name + k - 5, ".old-", 5)) return 1;
+    return n > 9 && !strcmp(name + n - 9, ".previous");
+}
+
 void rp_walk(ctx_t *c, const char *dir, int depth)
 {
     if (depth > MAX_DEPTH)
@@ -537,6 +548,7 @@ void rp_walk(ctx_t *c, const char *dir, int depth)
         /* a link to a folder may lead out of the study (to /): never followed */
         if (S_ISDIR(st.st_mode) && !lstat(p, &lst) && S_ISLNK(lst.st_mode)) continue;
         if (S_ISDIR(st.st_mode)) {
+            if (set_aside(names[i])) continue;
             if (c->have_out && st.st_dev == c->out_st.st_dev && st.st_ino == c->out_st.st_ino)
                 continue; /* our own output: a re-run must not read it */
             if (!rp_visit(c, &st)) continue;
