@@ -167,14 +167,49 @@ static int next_flag(int argc, char **argv, int *i, char *name, size_t nlen, cha
 }
 
 /* Applies flag `name` with its value to a; 0, or -1 with one line in err. */
-static int apply_flag(prep_args *a, const char *name, char *val, char *err, size_t len)
-{
+/* An option given twice is refused (inside the option appliers below). */
 #define ONCE(flag_)                                                                                \
     do {                                                                                           \
         if (flag_) return bad(err, len, "%s given twice", name);                                   \
         flag_ = 1;                                                                                 \
     } while (0)
+
+/* The numeric options: 1 when name is one (applied), 0 when it is not, -1 on a bad value. */
+static int apply_number_flag(prep_args *a, const char *name, const char *val, char *err,
+                             size_t len)
+{
     int64_t v = 0;
+    if (!strcmp(name, "--word-min-count")) {
+        ONCE(a->minc_given);
+        if (parse_i64(name, val, 1, INT_MAX, &v, err, len)) return -1;
+        a->o.word_min_count = (int)v;
+    } else if (!strcmp(name, "--word-max-vocab")) {
+        ONCE(a->maxv_given);
+        if (parse_i64(name, val, 0, INT_MAX, &v, err, len)) return -1;
+        a->o.word_max_vocab = (int)v;
+    } else if (!strcmp(name, "--vocab-size")) {
+        ONCE(a->vocab_given);
+        if (parse_i64(name, val, 1, INT32_MAX, &v, err, len)) return -1;
+        a->o.vocab_size = v;
+    } else if (!strcmp(name, "--pad-id")) {
+        ONCE(a->pad_given);
+        if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
+        a->o.pad_id = v;
+    } else if (!strcmp(name, "--eos-id")) {
+        ONCE(a->eos_given);
+        if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
+        a->o.eos_id = v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static int apply_flag(prep_args *a, const char *name, char *val, char *err, size_t len)
+{
+    int64_t v = 0;
+    int rc = apply_number_flag(a, name, val, err, len);
+    if (rc) return rc < 0 ? -1 : 0;
     if (!strcmp(name, "--output")) {
         if (a->o.output) return bad(err, len, "--output given twice");
         if (!val[0]) return bad(err, len, "--output is empty");
@@ -229,32 +264,12 @@ static int apply_flag(prep_args *a, const char *name, char *val, char *err, size
     } else if (!strcmp(name, "--strict")) {
         ONCE(a->strict_given);
         a->o.truncate = 0;
-    } else if (!strcmp(name, "--word-min-count")) {
-        ONCE(a->minc_given);
-        if (parse_i64(name, val, 1, INT_MAX, &v, err, len)) return -1;
-        a->o.word_min_count = (int)v;
-    } else if (!strcmp(name, "--word-max-vocab")) {
-        ONCE(a->maxv_given);
-        if (parse_i64(name, val, 0, INT_MAX, &v, err, len)) return -1;
-        a->o.word_max_vocab = (int)v;
-    } else if (!strcmp(name, "--vocab-size")) {
-        ONCE(a->vocab_given);
-        if (parse_i64(name, val, 1, INT32_MAX, &v, err, len)) return -1;
-        a->o.vocab_size = v;
-    } else if (!strcmp(name, "--pad-id")) {
-        ONCE(a->pad_given);
-        if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
-        a->o.pad_id = v;
-    } else if (!strcmp(name, "--eos-id")) {
-        ONCE(a->eos_given);
-        if (parse_i64(name, val, 0, INT32_MAX, &v, err, len)) return -1;
-        a->o.eos_id = v;
     } else {
         return bad(err, len, "unknown option '%s'", name);
     }
-#undef ONCE
     return 0;
 }
+#undef ONCE
 
 /* The cross-flag rules, checked before any file is touched; 0, or -1 with one line. */
 static int check_rules(prep_args *a, char *err, size_t len)
