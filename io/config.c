@@ -420,65 +420,6 @@ static int apply_override(ctx *x, cJSON *root, int i)
 /* ------------------------------------------------------------------------ */
 /* Parse and load. */
 
-/* 1-based line and column (in characters, not bytes) of text[pos]. */
-static void line_col(const char *text, size_t pos, int *line, int *col)
-{
-    int l = 1, c = 1;
-    for (size_t i = 0; i < pos && text[i]; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        if (ch == '\n') {
-            l++;
-            c = 1;
-        } else if ((ch & 0xC0) != 0x80) {
-            c++;
-        }
-    }
-    *line = l;
-    *col = c;
-}
-
-/* Bracket depth at text[pos], outside strings: tells a nesting-limit refusal
- * from a syntax error (cJSON reports both as a failed parse). */
-static int depth_at(const char *text, size_t pos)
-{
-    int d = 0, in_str = 0;
-    for (size_t i = 0; i < pos && text[i]; i++) {
-        char ch = text[i];
-        if (in_str) {
-            if (ch == '\\' && text[i + 1])
-                i++;
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"')
-            in_str = 1;
-        else if (ch == '{' || ch == '[')
-            d++;
-        else if (ch == '}' || ch == ']')
-            d--;
-    }
-    return d;
-}
-
-static int parse_error(ctx *x, const char *text, size_t len, size_t pos)
-{
-    int line, col;
-    if (pos > len) pos = len;
-    line_col(text, pos, &line, &col);
-    if (depth_at(text, pos) >= CJSON_NESTING_LIMIT)
-        return cf_fail(x, "JSON nested deeper than %d levels at line %d, column %d",
-                       CJSON_NESTING_LIMIT, line, col);
-    if (pos >= len)
-        return cf_fail(x, "malformed JSON at line %d, column %d: unexpected end of text", line,
-                       col);
-    char near[128], frag[41];
-    size_t fl = strcspn(text + pos, "\r\n");
-    if (fl > 24) fl = 24;
-    memcpy(frag, text + pos, fl);
-    frag[fl] = 0;
-    cf_escape(near, sizeof near, frag, 24);
-    return cf_fail(x, "malformed JSON at line %d, column %d, near \"%s\"", line, col, near);
-}
-
 int config_parse_base(lethe_config *c, const char *text, const char *origin, char **overrides,
                       int n_overrides, const char *base, const char *base_origin, int from_init,
                       char *err, size_t errlen)
@@ -497,7 +438,7 @@ int config_parse_base(lethe_config *c, const char *text, const char *origin, cha
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
-    if (!root) return parse_error(&x, text, len, end ? (size_t)(end - text) : 0);
+    if (!root) return cf_parse_error(&x, text, len, end ? (size_t)(end - text) : 0);
 
     lethe_config tmp;
     config_defaults(&tmp);
@@ -598,7 +539,7 @@ int config_load_base(lethe_config *c, const char *path, char **overrides, int n_
     const char *nul = memchr(buf, 0, n);
     if (nul) {
         int line, col;
-        line_col(buf, (size_t)(nul - buf), &line, &col);
+        cf_line_col(buf, (size_t)(nul - buf), &line, &col);
         free(buf);
         return cf_fail(&x, "NUL byte at line %d, column %d (not a JSON text file)", line, col);
     }

@@ -60,6 +60,10 @@ extern const key_def SCHEMA[];
 /* config.c */
 /* One line naming the file (or the override to blame) into x->err; returns -1. */
 int cf_fail(ctx *x, const char *fmt, ...) CFG_PRINTF(2, 3);
+/* A failed parse of text[0..len) at pos: one line naming line, column and what (config_syntax.c). */
+int cf_parse_error(ctx *x, const char *text, size_t len, size_t pos);
+/* 1-based line and column (in characters, not bytes) of text[pos]. */
+void cf_line_col(const char *text, size_t pos, int *line, int *col);
 
 /* config_carry.c: the model and hf sections of base_json into root (see config_load_base);
  * 0 or -1 via cf_fail. */
