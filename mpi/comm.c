@@ -30,6 +30,7 @@ void comm_init(int *argc, char ***argv)
     lethe_errors_return(MPI_COMM_WORLD);
     lethe_errors_return(MPI_COMM_SELF);
     MPI_CHECK(MPI_File_set_errhandler(MPI_FILE_NULL, MPI_ERRORS_RETURN));
+    fatal_init();
 }
 
 const char *comm_io_component(void) { return io_component; }

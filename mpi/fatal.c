@@ -2,20 +2,62 @@
 #include "fatal.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Process-wide on purpose: the process's error-reporting identity, which lethe_fatal
- * (reached from anywhere, MPI_CHECK included) must find without being handed it. The
- * job's session sets it when its grid exists and clears it at session_close, so it never
- * names the grid of a study's previous job. */
-static const lethe_grid *fatal_grid;
+/* The grid that labels this rank's messages is an attribute of MPI_COMM_WORLD (MPI's
+ * way to attach a library's data to a communicator), set by the job's session when
+ * its grid exists and deleted at session_close, so it never names the grid of a study's
+ * previous job. Its value is the rank's three grid coordinates packed into the
+ * attribute word itself: nothing to allocate, free or leave dangling. The key is
+ * process-wide: created once by fatal_init (comm_init, main's process set-up). */
+static int grid_keyval = MPI_KEYVAL_INVALID;
+
+#define COORD_BITS 21 /* per coordinate: up to 2^21 - 1 ranks along one axis */
+#define COORD_MASK (((intptr_t)1 << COORD_BITS) - 1)
+_Static_assert(sizeof(intptr_t) * 8 >= 3 * COORD_BITS, "three coordinates fit the attribute");
+
+void fatal_init(void)
+{
+    MPI_CHECK(MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, MPI_COMM_NULL_DELETE_FN,
+                                     &grid_keyval, NULL));
+}
 
 void fatal_set_grid(const lethe_grid *g)
 {
-    fatal_grid = g;
+    if (grid_keyval == MPI_KEYVAL_INVALID) return; /* before comm_init: rank alone */
+    if (!g) {
+        void *v;
+        int found = 0;
+        MPI_CHECK(MPI_Comm_get_attr(MPI_COMM_WORLD, grid_keyval, &v, &found));
+        if (found) MPI_CHECK(MPI_Comm_delete_attr(MPI_COMM_WORLD, grid_keyval));
+        return;
+    }
+    intptr_t v = ((intptr_t)(g->dp_rank & COORD_MASK) << (2 * COORD_BITS)) |
+                 ((intptr_t)(g->pp_rank & COORD_MASK) << COORD_BITS) |
+                 (intptr_t)(g->tp_rank & COORD_MASK);
+    MPI_CHECK(MPI_Comm_set_attr(MPI_COMM_WORLD, grid_keyval, (void *)v));
+}
+
+/* 1 with the coordinates of this rank's grid if a session labelled it, else 0. Never
+ * fails loudly: it runs while reporting a failure. */
+static int grid_label(int *dp, int *pp, int *tp)
+{
+    int inited = 0, finalized = 0, found = 0;
+    void *v = NULL;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (!inited || finalized || grid_keyval == MPI_KEYVAL_INVALID) return 0;
+    if (MPI_Comm_get_attr(MPI_COMM_WORLD, grid_keyval, &v, &found) != MPI_SUCCESS || !found)
+        return 0;
+    intptr_t w = (intptr_t)v;
+    *dp = (int)((w >> (2 * COORD_BITS)) & COORD_MASK);
+    *pp = (int)((w >> COORD_BITS) & COORD_MASK);
+    *tp = (int)(w & COORD_MASK);
+    return 1;
 }
 
 static void prefix(char *buf, size_t len)
@@ -24,13 +66,11 @@ static void prefix(char *buf, size_t len)
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
     if (inited && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (fatal_grid) {
-        char c[64];
-        grid_coords_str(fatal_grid, c, sizeof c);
-        snprintf(buf, len, "lethe: rank %d (%s): ", rank, c);
-    } else {
+    int dp, pp, tp;
+    if (grid_label(&dp, &pp, &tp))
+        snprintf(buf, len, "lethe: rank %d (dp%d pp%d tp%d): ", rank, dp, pp, tp);
+    else
         snprintf(buf, len, "lethe: rank %d: ", rank);
-    }
 }
 
 static void print_line(const char *msg)

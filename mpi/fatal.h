@@ -27,8 +27,11 @@
 #define LETHE_NORETURN
 #endif
 
-/* The grid used to label messages; NULL before the grid exists (then the world
- * rank alone is printed). */
+/* Process set-up (comm_init, after MPI_Init): the key under which MPI_COMM_WORLD
+ * carries the grid that labels this rank's messages. */
+void fatal_init(void);
+/* Label this rank's messages with g's coordinates (an attribute of MPI_COMM_WORLD);
+ * NULL removes the label (then the world rank alone is printed). */
 void fatal_set_grid(const lethe_grid *g);
 
 LETHE_NORETURN void lethe_fatal(const char *fmt, ...) LETHE_PRINTF(1, 2);

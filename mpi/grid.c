@@ -62,8 +62,3 @@ void grid_free(lethe_grid *g)
     MPI_CHECK(MPI_Comm_free(&g->world));
     g->world = MPI_COMM_NULL;
 }
-
-void grid_coords_str(const lethe_grid *g, char *buf, size_t len)
-{
-    snprintf(buf, len, "dp%d pp%d tp%d", g->dp_rank, g->pp_rank, g->tp_rank);
-}

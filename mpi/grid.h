@@ -32,7 +32,4 @@ typedef struct {
 int grid_create(lethe_grid *g, MPI_Comm world, int dp, int pp, int tp, char *err, size_t errlen);
 void grid_free(lethe_grid *g);
 
-/* "dp0 pp1 tp1" */
-void grid_coords_str(const lethe_grid *g, char *buf, size_t len);
-
 #endif
