@@ -129,7 +129,7 @@ static double model_utility(const double *mu_vals, int nmu, cJSON *errs)
 }
 
 double *eval_read_ref_col(const char *rpath, const char *split, const char *col, int64_t *n,
-                        char *err, size_t errlen)
+                          char *err, size_t errlen)
 {
     char grp[80], dset[160];
     results_group_name(grp, sizeof grp, split);
@@ -150,7 +150,8 @@ static void reference_figures(const lethe_eval_config *E, const split_plan *P, c
     const char *fname = P->names[F->fi];
     int64_t nr = 0, nrt = 0, np = 0, nm = 0;
     double *rr = eval_read_ref_col(rpath, fname, "truth_ratio", &nr, e2, sizeof e2);
-    double *rrt = rr ? eval_read_ref_col(rpath, fname, "truth_ratio_trained", &nrt, e2, sizeof e2) : NULL;
+    double *rrt =
+        rr ? eval_read_ref_col(rpath, fname, "truth_ratio_trained", &nrt, e2, sizeof e2) : NULL;
     double *rp = rrt ? eval_read_ref_col(rpath, fname, "prob", &np, e2, sizeof e2) : NULL;
     double *rm = rp ? eval_read_ref_col(rpath, fname, "mink", &nm, e2, sizeof e2) : NULL;
     if (rm) {

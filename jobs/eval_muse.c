@@ -54,8 +54,8 @@ static int has_split(const char *path, const char *split)
     h5_quiet q;
     h5_quiet_on(&q);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    int yes = f >= 0 && H5Lexists(f, "eval", H5P_DEFAULT) > 0 &&
-              H5Lexists(f, split, H5P_DEFAULT) > 0;
+    int yes =
+        f >= 0 && H5Lexists(f, "eval", H5P_DEFAULT) > 0 && H5Lexists(f, split, H5P_DEFAULT) > 0;
     if (f >= 0) H5Fclose(f);
     h5_quiet_off(&q);
     return yes;
@@ -69,8 +69,8 @@ static int plan(lethe_session *S, int present[MV_N], dataset_info *info)
     for (int i = 0; i < MV_N; i++) {
         present[i] = has_split(S->cfg.data.path, muse_eval[i].split);
         if (!present[i]) continue;
-        int ok = dataset_inspect(info, S->cfg.data.path, muse_eval[i].split, DATASET_CHECK_META,
-                                 0, err, sizeof err) == 0;
+        int ok = dataset_inspect(info, S->cfg.data.path, muse_eval[i].split, DATASET_CHECK_META, 0,
+                                 err, sizeof err) == 0;
         lethe_check(S->grid.world, ok, 2, "eval: %s", err);
         lethe_check(S->grid.world, n == 0 || info->t == T, 2,
                     "eval: MUSE split '%s' has rows of %d tokens, the others %d",
@@ -115,8 +115,8 @@ static double auc_retrain(const lethe_eval_config *E, cJSON *errs)
     snprintf(rpath, sizeof rpath, "%s/eval.h5", E->reference);
     int64_t nf = 0, nh = 0;
     double *f = eval_read_ref_col(rpath, muse_eval[MV_PF].split, "mink", &nf, e2, sizeof e2);
-    double *h = f ? eval_read_ref_col(rpath, muse_eval[MV_PH].split, "mink", &nh, e2, sizeof e2)
-                  : NULL;
+    double *h =
+        f ? eval_read_ref_col(rpath, muse_eval[MV_PH].split, "mink", &nh, e2, sizeof e2) : NULL;
     double a = h ? auc_of(f, nf, h, nh) : NAN;
     if (!h) cJSON_AddItemToArray(errs, cJSON_CreateString(e2));
     free(f);
@@ -144,7 +144,8 @@ static void muse_figures(cJSON *sum, const lethe_eval_config *E, const split_eva
         cJSON_AddItemToObject(o, "rouge_f1", results_number(percent(&ev[i], ev[i].rouge_f1)));
     }
     cJSON *m = cJSON_AddObjectToObject(sum, "muse");
-    cJSON_AddItemToObject(m, "verbmem_f", results_number(percent(&ev[MV_VERB], ev[MV_VERB].rouge_f1)));
+    cJSON_AddItemToObject(m, "verbmem_f",
+                          results_number(percent(&ev[MV_VERB], ev[MV_VERB].rouge_f1)));
     cJSON_AddItemToObject(m, "knowmem_f", results_number(percent(&ev[MV_KF], ev[MV_KF].rouge_f1)));
     cJSON_AddItemToObject(m, "knowmem_r", results_number(percent(&ev[MV_KR], ev[MV_KR].rouge_f1)));
     double a = auc_of(ev[MV_PF].mink, ev[MV_PF].n, ev[MV_PH].mink, ev[MV_PH].n);
@@ -174,9 +175,9 @@ static void outputs(lethe_session *S, const char *digest, const split_eval *ev,
     cJSON_AddStringToObject(sum, "checkpoint", c->init.checkpoint);
     cJSON_AddStringToObject(sum, "dataset", c->data.path);
     cJSON_AddStringToObject(sum, "dataset_digest", digest);
-    cJSON_AddItemToObject(sum, "reference", c->eval.reference[0]
-                                                ? cJSON_CreateString(c->eval.reference)
-                                                : cJSON_CreateNull());
+    cJSON_AddItemToObject(sum, "reference",
+                          c->eval.reference[0] ? cJSON_CreateString(c->eval.reference)
+                                               : cJSON_CreateNull());
     muse_figures(sum, &c->eval, ev, present, errs);
     cJSON_AddItemToObject(sum, "errors", errs);
     cJSON_AddNumberToObject(sum, "seconds", MPI_Wtime() - t0);

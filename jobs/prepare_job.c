@@ -2,11 +2,12 @@
  *
  * Command-line flags only (no config file): every input is SPLIT=PATH[:FORMAT] and
  * becomes one split of the output, or --tofu DIR reads the TOFU benchmark's files
- * (io/text/prepare_tofu.c), --muse DIR MUSE-News/Books' (io/text/prepare_muse.c). The work (io/text/prepare.h) is serial, so rank 0
- * runs it whatever the rank count and the others wait for its verdict; a bad flag
- * or a bad input ends every rank with exit status 2 and one line on stderr. The
- * output appears only when complete (prepare writes "<OUT>.tmp" and renames it), so
- * a failed run leaves no OUT.h5 and never replaces an existing one. */
+ * (io/text/prepare_tofu.c), or --muse DIR MUSE-News/Books' (io/text/prepare_muse.c). The
+ * work (io/text/prepare.h) is serial, so rank 0 runs it whatever the rank count and the
+ * others wait for its verdict; a bad flag or a bad input ends every rank with exit status 2
+ * and one line on stderr. The output appears only when complete (prepare writes
+ * "<OUT>.tmp" and renames it), so a failed run leaves no OUT.h5 and never replaces an
+ * existing one. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -290,7 +291,8 @@ static int check_rules(prep_args *a, char *err, size_t len)
     if (a->tofu && !strcmp(a->o.tokenizer, "none"))
         return bad(err, len, "--tofu needs a tokenizer (its files are text); not --tokenizer none");
     if (a->muse && (a->o.n_inputs || a->tofu))
-        return bad(err, len, "--muse and --input/--tofu exclude each other (--muse makes every split)");
+        return bad(err, len,
+                   "--muse and --input/--tofu exclude each other (--muse makes every split)");
     if (a->muse && !strcmp(a->o.tokenizer, "none"))
         return bad(err, len, "--muse needs a tokenizer (its files are text); not --tokenizer none");
     if (!a->o.n_inputs && !a->tofu && !a->muse) return bad(err, len, "no --input given");

@@ -186,7 +186,8 @@ static int one_record(void *ctx, long line, cJSON *rec)
         const char *t = field(r, line, rec, "text", &bad);
         return bad ? -1 : write_line(r, kind == MK_TEXT ? t : NULL, "", t);
     }
-    const char *k1 = kind == MK_VERB ? "prompt" : "question", *k2 = kind == MK_VERB ? "gt" : "answer";
+    const char *k1 = kind == MK_VERB ? "prompt" : "question",
+               *k2 = kind == MK_VERB ? "gt" : "answer";
     const char *q = field(r, line, rec, k1, &bad);
     const char *a = bad ? NULL : field(r, line, rec, k2, &bad);
     if (bad) return -1;
@@ -214,8 +215,8 @@ static int rewrite(muse_run *r, muse_part *p)
     if (!(r->f = fopen(p->tmp, "w")))
         return lethe_errf(r->err, r->errlen, "prepare: muse: cannot write in '%s'", r->tmpdir);
     r->reading = p->orig;
-    int rc = pr_json_records(p->orig, "muse", one_record, r, &r->reading_array, &p->records,
-                             r->err, r->errlen);
+    int rc = pr_json_records(p->orig, "muse", one_record, r, &r->reading_array, &p->records, r->err,
+                             r->errlen);
     p->array = r->reading_array;
     if (fclose(r->f) != 0 && rc == 0)
         rc = lethe_errf(r->err, r->errlen, "prepare: muse: cannot write '%s'", p->tmp);
