@@ -3,7 +3,7 @@
  * "MUSE"), each split through the one distributed evaluation (jobs/evaluate.c):
  *   verbmem_f   VerbMem on the forget set: mean ROUGE-L F1 (rouge_score, no stemming)
  *               of 128 greedy tokens after the verbmem prompt against the true
- *               continuation, x 100;
+ *               continuation's first 128 tokens, x 100;
  *   knowmem_f   KnowMem on forget_qa: mean ROUGE-L F1 of the greedy answer (32 tokens
  *               after the few-shot prompt, cut at the stop strings) against the answer,
  *               x 100;
@@ -34,7 +34,7 @@ static const struct {
     const char *split;
     int flags, new_tokens;
 } muse_eval[] = {
-    {"eval/verbmem_forget", EVAL_GENERATE, 128},
+    {"eval/verbmem_forget", EVAL_GENERATE | EVAL_MUSE_VERB, 128},
     {"eval/knowmem_forget", EVAL_GENERATE | EVAL_MUSE_STOP, 32},
     {"eval/knowmem_retain", EVAL_GENERATE | EVAL_MUSE_STOP, 32},
     {"eval/privleak_forget", EVAL_MUSE_MINK, 0},
@@ -220,7 +220,7 @@ void eval_muse(lethe_session *S)
     for (int i = 0; i < MV_N; i++) {
         if (!present[i]) continue;
         int flags = muse_eval[i].flags;
-        if (!S->cfg.eval.generate) flags &= ~(EVAL_GENERATE | EVAL_MUSE_STOP);
+        if (!S->cfg.eval.generate) flags = EVAL_MUSE_MINK & flags;
         S->cfg.eval.max_new_tokens = cap > 0 ? cap : muse_eval[i].new_tokens;
         eval_split(S, &gen, tk, muse_eval[i].split, S->cfg.eval.max_rows, flags, &ev[i]);
         S->cfg.eval.max_new_tokens = cap;

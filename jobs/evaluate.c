@@ -168,7 +168,9 @@ static void score_row(const lethe_session *S, lethe_generator *gen, const tokeni
         for (int k2 = 0; k2 < ng; k2++) R->gout[k2] = R->gint[k2];
         int ref_end = L;
         if (L > A && ids[L - 1] == eos) ref_end = L - 1;
-        rr = rouge_of(tk, R->gout, ng, ids + A, ref_end - A, flags & EVAL_MUSE_STOP, &rf);
+        int nref = ref_end - A; /* VerbMem: the continuation's first cap tokens (MUSE) */
+        if ((flags & EVAL_MUSE_VERB) && nref > R->cap) nref = R->cap;
+        rr = rouge_of(tk, R->gout, ng, ids + A, nref, flags & EVAL_MUSE_STOP, &rf);
     }
     if (!contributes) return;
     char *row = R->mine + R->rowb * (size_t)R->nmine++;

@@ -33,8 +33,9 @@ typedef struct {
 /* What eval_split does besides the NLLs: EVAL_GENERATE greedy generations and their
  * ROUGE-L; EVAL_MUSE_STOP that ROUGE-L on the generation cut at KnowMem's stop strings
  * (analysis/metrics_muse.h; with a tokenizer); EVAL_MUSE_MINK Min-K% as MUSE computes it
- * (the text's tokens without the closing EOS, m rounded down). */
-enum { EVAL_GENERATE = 1, EVAL_MUSE_STOP = 2, EVAL_MUSE_MINK = 4 };
+ * (the text's tokens without the closing EOS, m rounded down); EVAL_MUSE_VERB the
+ * reference of the ROUGE-L cut to its first eval.max_new_tokens tokens (VerbMem). */
+enum { EVAL_GENERATE = 1, EVAL_MUSE_STOP = 2, EVAL_MUSE_MINK = 4, EVAL_MUSE_VERB = 8 };
 
 /* Evaluates `split` of data.path (at most max_rows rows; 0 = all). The model must
  * have been built for eval.batch_size x T of this dataset. tok may be NULL (then

@@ -17,9 +17,9 @@ hashlib, h5py, numpy; nothing of lethe's code).
         From eval.h5's generations (gen_ids, gen_len) and Min-K% column and the ORIGINAL
         strings of DIR: per sample, ROUGE-L F1 (rouge_score's tokenizer, no stemming) of
         the decoded generation (KnowMem: cut before "\\n\\n", "\\nQuestion", "Question:")
-        against the gt / answer string; their means x 100 (verbmem_f, knowmem_f,
-        knowmem_r); the forget-vs-holdout AUC (label 1 holdout, score = Min-K%, ties 1/2,
-        by enumerating pairs); with REFDIR the retrained model's AUC from its eval.h5 and
+        against the answer, or the gt's first 128 tokens (VerbMem); their means x 100
+        (verbmem_f, knowmem_f, knowmem_r); the forget-vs-holdout AUC (label 1 holdout,
+        score = Min-K%, ties 1/2, by enumerating pairs); with REFDIR the retrained model's AUC from its eval.h5 and
         privleak = (auc - auc_r) / auc_r x 100. Each must match summary.json and eval.h5 to
         1e-6 (absolute, on values of order 1..100). With --weights (the evaluated model
         exported by lethe convert, CONFIG.json its lethe config), the privleak rows of
@@ -243,6 +243,8 @@ def check_eval(d, evaldir, refdir, weights=None, config=None):
         f1 = []
         for i, gt in enumerate(gts):
             out = bytes(int(x) for x in gen[i][:glen[i]]).decode("utf-8", errors="replace")
+            if not stop:  # VerbMem: the reference's gt_ids[:, :max_new_tokens]
+                gt = gt.encode()[:128].decode("utf-8", errors="replace")
             f1.append(rouge_l_f1(gt, cut(out) if stop else out))
             close(f"{grp}[{i}].rouge_f1", float(g["rouge_f1"][i]), f1[-1])
         close(f"muse.{key}", summ["muse"][key], 100.0 * sum(f1) / len(f1))
