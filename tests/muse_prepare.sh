@@ -16,6 +16,7 @@
 # 2 on every rank (run at 2 ranks), exactly one stderr line "lethe: ..." with the expected
 # words, an existing OUT.h5 left byte for byte as it was, nothing else left in its folder.
 # A script of counted cases: PASS lines against the number of cases.
+# The case helpers (verdict, prep, good, refuse) are tests/bench_prepare_lib.sh's.
 # env: MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR; /usr/bin/python3 (json, hashlib, h5py), h5dump.
 set -uo pipefail
 : "${MPIRUN:?MPIRUN is not set}"
@@ -28,42 +29,17 @@ S="$LETHE_SOURCE_DIR/tests"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 T=256
-pass=0 cases=0
-verdict() { # NAME BAD
-    cases=$((cases + 1))
-    if [ "$2" = 0 ]; then
-        pass=$((pass + 1))
-        echo "PASS $1"
-    else
-        echo "FAIL $1"
-    fi
-}
-prep() { # TAG N args...
-    local tag="$1" n="$2"
-    shift 2
-    lethe_mpirun "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" prepare "$@" \
-        >"$work/$tag.out" 2>"$work/$tag.err"
-}
+BENCH=muse
+# shellcheck source=tests/bench_prepare_lib.sh
+source "$S/bench_prepare_lib.sh"
 fixture() { # DIR: a fresh copy of the fixture
     rm -rf "$1"
     cp -r "$S/data/muse" "$1"
 }
-good() { # TAG N DIR [args...]
-    local tag="$1" n="$2" dir="$3" bad=0
-    shift 3
-    mkdir -p "$work/$tag"
-    if ! prep "$tag" "$n" --muse "$dir" --output "$work/$tag/out.h5" --seq-len "$T" "$@"; then
-        echo "$tag: exit $?: $(cat "$work/$tag.err")"
-        verdict "$tag" 1
-        return
-    fi
-    [ -s "$work/$tag.err" ] && echo "$tag: stderr: $(cat "$work/$tag.err")" && bad=1
-    grep -q "wrote '$work/$tag/out.h5'" "$work/$tag.out" || { echo "$tag: no summary line" && bad=1; }
-    [ "$(ls -A "$work/$tag")" = out.h5 ] || { echo "$tag: left $(ls -A "$work/$tag")" && bad=1; }
-    "$PY" "$S/muse_check.py" prepare "$work/$tag/out.h5" "$dir" "$T" >"$work/$tag.check" ||
-        { sed 's/^/    /' "$work/$tag.check" && bad=1; }
-    tail -n 1 "$work/$tag.check"
-    verdict "$tag" $bad
+bench_check() { # TAG DIR: muse_check.py's reading
+    "$PY" "$S/muse_check.py" prepare "$work/$1/out.h5" "$2" "$T" >"$work/$1.check" ||
+        { sed 's/^/    /' "$work/$1.check" && return 1; }
+    tail -n 1 "$work/$1.check"
 }
 
 D="$work/muse"
@@ -99,74 +75,59 @@ verdict "books: retain2_qa makes eval/knowmem_retain" $?
 
 # ---- refusals ---------------------------------------------------------------------------
 keep="$work/full.np1/out.h5"
-refuse() { # TAG WANT DIR [args...]: at 2 ranks
-    local tag="$1" want="$2" dir="$3" bad=0 out="$work/$1/out.h5"
-    shift 3
-    mkdir -p "$work/$tag"
-    cp "$keep" "$out"
-    prep "$tag" 2 --output "$out" --muse "$dir" "$@"
-    local rc=$? first
-    first="$(head -n 1 "$work/$tag.err")"
-    [ $rc -eq 2 ] || { echo "$tag: exit $rc, expected 2" && bad=1; }
-    [ "$(wc -l <"$work/$tag.err")" -eq 1 ] || { echo "$tag: stderr: $(cat "$work/$tag.err")" && bad=1; }
-    [[ "$first" == "lethe: "*"$want"* ]] || { echo "$tag: stderr '$first' lacks '$want'" && bad=1; }
-    cmp -s "$out" "$keep" || { echo "$tag: the existing output changed" && bad=1; }
-    [ "$(ls -A "$work/$tag")" = out.h5 ] || { echo "$tag: left $(ls -A "$work/$tag")" && bad=1; }
-    verdict "refuse $tag" $bad
-}
 mutate() { # TAG: a fresh fixture at $work/in_TAG, its path in $M
     M="$work/in_$1"
     fixture "$M"
 }
 mutate no_icl
 rm "$M/knowmem/retain_qa_icl.json"
-refuse no_icl "'$M/knowmem/retain_qa_icl.json' is missing; '$M/knowmem/retain_qa.json' needs it" "$M"
+refuse no_icl 2 "'$M/knowmem/retain_qa_icl.json' is missing; '$M/knowmem/retain_qa.json' needs it" "$M"
 
 mutate no_gt
 "$PY" -c 'import json, sys
 recs = json.load(open(sys.argv[1], encoding="utf-8")); del recs[1]["gt"]
 json.dump(recs, open(sys.argv[1], "w", encoding="utf-8"), indent=4, ensure_ascii=False)' \
     "$M/verbmem/forget.json"
-refuse no_gt "'$M/verbmem/forget.json' record 1: key 'gt' is missing" "$M"
+refuse no_gt 2 "'$M/verbmem/forget.json' record 1: key 'gt' is missing" "$M"
 
 mutate priv_number
 "$PY" -c 'import json, sys
 recs = json.load(open(sys.argv[1], encoding="utf-8")); recs[2] = 7
 json.dump(recs, open(sys.argv[1], "w", encoding="utf-8"), indent=4, ensure_ascii=False)' \
     "$M/privleak/holdout.json"
-refuse priv_number "'$M/privleak/holdout.json' record 2: not a JSON object" "$M"
+refuse priv_number 2 "'$M/privleak/holdout.json' record 2: not a JSON object" "$M"
 
 mutate raw_line
 sed -i '2s/^{/{oops /' "$M/raw/retain1.json"
-refuse raw_line "'$M/raw/retain1.json' line 2: not a JSON object (one record per line)" "$M"
+refuse raw_line 2 "'$M/raw/retain1.json' line 2: not a JSON object (one record per line)" "$M"
 
 mutate icl_schema # the ICL file is read with the same care, and named
 sed -i 's/"answer"/"reply"/' "$M/knowmem/forget_qa_icl.json"
-refuse icl_schema "'$M/knowmem/forget_qa_icl.json' record 0: key 'answer' is missing" "$M"
+refuse icl_schema 2 "'$M/knowmem/forget_qa_icl.json' record 0: key 'answer' is missing" "$M"
 
 mutate bad_utf8 # found by prepare's own reading: the message still names the MUSE file
 printf '{"text": "caf\xe9 au lait"}\n' >>"$M/raw/holdout.json"
-refuse bad_utf8 "'$M/raw/holdout.json' line 4: byte 13: invalid UTF-8 (0xe9)" "$M"
+refuse bad_utf8 2 "'$M/raw/holdout.json' line 4: byte 13: invalid UTF-8 (0xe9)" "$M"
 
 mutate fifo
 rm "$M/privleak/holdout.json" && mkfifo "$M/privleak/holdout.json"
-refuse fifo "'$M/privleak/holdout.json': it is a FIFO, not a regular file" "$M"
+refuse fifo 2 "'$M/privleak/holdout.json': it is a FIFO, not a regular file" "$M"
 
 mutate folder
 rm "$M/raw/holdout.json" && mkdir "$M/raw/holdout.json"
-refuse folder "'$M/raw/holdout.json': it is a folder, not a regular file" "$M"
+refuse folder 2 "'$M/raw/holdout.json': it is a folder, not a regular file" "$M"
 
 mutate two_retain
 cp "$M/knowmem/retain_qa.json" "$M/knowmem/retain2_qa.json"
 cp "$M/knowmem/retain_qa_icl.json" "$M/knowmem/retain2_qa_icl.json"
-refuse two_retain "'$M/knowmem/retain_qa.json' and '$M/knowmem/retain2_qa.json' both make split 'eval/knowmem_retain'" "$M"
+refuse two_retain 2 "'$M/knowmem/retain_qa.json' and '$M/knowmem/retain2_qa.json' both make split 'eval/knowmem_retain'" "$M"
 
 mkdir -p "$work/empty"
-refuse empty "'$work/empty' holds none of the MUSE files" "$work/empty"
-refuse not_dir "'$D/raw/forget.json' is not a folder" "$D/raw/forget.json"
-refuse with_input "--muse and --input/--tofu exclude each other" "$D" --input "forget=$D/raw/forget.json"
-refuse with_tofu "--muse and --input/--tofu exclude each other" "$D" --tofu "$D"
-refuse tok_none "--muse needs a tokenizer" "$D" --tokenizer none --vocab-size 9 --pad-id 0 --eos-id 1
+refuse empty 2 "'$work/empty' holds none of the MUSE files" "$work/empty"
+refuse not_dir 2 "'$D/raw/forget.json' is not a folder" "$D/raw/forget.json"
+refuse with_input 2 "--muse and --input/--tofu exclude each other" "$D" --input "forget=$D/raw/forget.json"
+refuse with_tofu 2 "--muse and --input/--tofu exclude each other" "$D" --tofu "$D"
+refuse tok_none 2 "--muse needs a tokenizer" "$D" --tokenizer none --vocab-size 9 --pad-id 0 --eos-id 1
 
 "$LETHE_BIN" prepare --help 2>&1 | grep -q -- '--muse DIR'
 verdict "--help lists --muse" $?
