@@ -214,14 +214,10 @@ int metrics_prob_normalized(double *q, const double *l_ans, const double *l_pert
 
 /* ---- Min-K% ------------------------------------------------------------------------------ */
 
-int metrics_min_k(double *score, const double *logp, int64_t n, double k_percent)
+int metrics_min_m(double *score, const double *logp, int64_t n, int64_t m)
 {
-    if (!score || !logp || n < 1 || !(k_percent > 0.0) || !(k_percent <= 100.0))
-        return METRICS_EINVAL;
     for (int64_t i = 0; i < n; i++)
         if (isnan(logp[i]) || logp[i] == INFINITY) return METRICS_EDOMAIN;
-    double mf = ceil(k_percent * (double)n / 100.0);
-    int64_t m = mf < 1.0 ? 1 : (mf > (double)n ? n : (int64_t)mf);
     double *v = malloc((size_t)n * sizeof *v);
     if (!v) return METRICS_ENOMEM;
     memcpy(v, logp, (size_t)n * sizeof *v);
@@ -237,4 +233,13 @@ int metrics_min_k(double *score, const double *logp, int64_t n, double k_percent
     free(v);
     *score = out;
     return METRICS_OK;
+}
+
+int metrics_min_k(double *score, const double *logp, int64_t n, double k_percent)
+{
+    if (!score || !logp || n < 1 || !(k_percent > 0.0) || !(k_percent <= 100.0))
+        return METRICS_EINVAL;
+    double mf = ceil(k_percent * (double)n / 100.0);
+    int64_t m = mf < 1.0 ? 1 : (mf > (double)n ? n : (int64_t)mf);
+    return metrics_min_m(score, logp, n, m);
 }

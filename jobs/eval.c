@@ -40,8 +40,7 @@ typedef struct {
     double mu, fq, lfq, fqt, lfqt, gap, auc, auc_ref;
 } eval_figures;
 
-/* One split's group of eval.h5: its per-sample columns, truth ratios included. */
-static void write_split(results_writer *w, const split_eval *e, const split_buckets *B)
+void eval_write_split(results_writer *w, const split_eval *e, const split_buckets *B)
 {
     char err[1400];
     double *tr = lethe_malloc(sizeof(double) * (e->n + 1), "eval"),
@@ -80,7 +79,7 @@ static void write_eval_h5(const lethe_session *S, const split_eval *ev, int ns,
     session_path(S, "eval.h5", path, sizeof path);
     results_writer w;
     if (results_open(&w, path, err, sizeof err)) lethe_fatal("%s", err);
-    for (int i = 0; i < ns; i++) write_split(&w, &ev[i], &B[i]);
+    for (int i = 0; i < ns; i++) eval_write_split(&w, &ev[i], &B[i]);
     if (results_close(&w, err, sizeof err)) lethe_fatal("%s", err);
 }
 
@@ -129,9 +128,8 @@ static double model_utility(const double *mu_vals, int nmu, cJSON *errs)
     return mu;
 }
 
-/* A column of split's group in the reference eval.h5 (eval_read_ref), or NULL + err. */
-static double *read_ref(const char *rpath, const char *split, const char *col, int64_t *n,
-                        char *err, size_t errlen)
+double *eval_read_ref_col(const char *rpath, const char *split, const char *col, int64_t *n,
+                          char *err, size_t errlen)
 {
     char grp[80], dset[160];
     results_group_name(grp, sizeof grp, split);
@@ -151,10 +149,11 @@ static void reference_figures(const lethe_eval_config *E, const split_plan *P, c
     snprintf(rpath, sizeof rpath, "%s/eval.h5", E->reference);
     const char *fname = P->names[F->fi];
     int64_t nr = 0, nrt = 0, np = 0, nm = 0;
-    double *rr = read_ref(rpath, fname, "truth_ratio", &nr, e2, sizeof e2);
-    double *rrt = rr ? read_ref(rpath, fname, "truth_ratio_trained", &nrt, e2, sizeof e2) : NULL;
-    double *rp = rrt ? read_ref(rpath, fname, "prob", &np, e2, sizeof e2) : NULL;
-    double *rm = rp ? read_ref(rpath, fname, "mink", &nm, e2, sizeof e2) : NULL;
+    double *rr = eval_read_ref_col(rpath, fname, "truth_ratio", &nr, e2, sizeof e2);
+    double *rrt =
+        rr ? eval_read_ref_col(rpath, fname, "truth_ratio_trained", &nrt, e2, sizeof e2) : NULL;
+    double *rp = rrt ? eval_read_ref_col(rpath, fname, "prob", &np, e2, sizeof e2) : NULL;
+    double *rm = rp ? eval_read_ref_col(rpath, fname, "mink", &nm, e2, sizeof e2) : NULL;
     if (rm) {
         double *r = lethe_malloc(sizeof(double) * f->n, "eval"),
                *rt = lethe_malloc(sizeof(double) * f->n, "eval");
@@ -166,7 +165,7 @@ static void reference_figures(const lethe_eval_config *E, const split_plan *P, c
         if (!metrics_mean(&pm, f->prob, f->n) && !metrics_mean(&pr, rp, np)) F->gap = pm - pr;
         if (F->hi >= 0) {
             int64_t nh = 0;
-            double *rh = read_ref(rpath, E->holdout_split, "mink", &nh, e2, sizeof e2);
+            double *rh = eval_read_ref_col(rpath, E->holdout_split, "mink", &nh, e2, sizeof e2);
             if (rh && metrics_roc_auc(&F->auc_ref, rm, nm, rh, nh)) F->auc_ref = NAN;
             free(rh);
         }
@@ -264,8 +263,7 @@ static void eval_outputs(lethe_session *S, const char *digest, const split_plan 
     cJSON_Delete(sum);
 }
 
-/* eval.batch_size must split into dp replicas of whole micro-batches. */
-static void check_batch(const lethe_session *S)
+void eval_check_batch(const lethe_session *S)
 {
     const lethe_config *c = &S->cfg;
     int bs = c->eval.batch_size;
@@ -284,7 +282,7 @@ static void run_markov(lethe_session *S)
     int ok = dataset_inspect(&info, S->cfg.data.path, "eval/retain", DATASET_CHECK_META, 0, err,
                              sizeof err) == 0;
     lethe_check(S->grid.world, ok, 2, "eval: %s", err);
-    check_batch(S);
+    eval_check_batch(S);
     session_build_model(S, S->cfg.eval.batch_size, info.t);
     session_load_init(S);
     session_output(S);
@@ -355,7 +353,12 @@ int job_eval(int argc, char **argv)
         session_close(&S);
         return 0;
     }
-    check_batch(&S);
+    if (eval_is_muse(c->data.path)) {
+        eval_muse(&S);
+        session_close(&S);
+        return 0;
+    }
+    eval_check_batch(&S);
     split_plan P;
     plan_splits(&c->eval, &P);
     check_distinct(&S, &P);

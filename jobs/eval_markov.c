@@ -48,6 +48,11 @@ static int cmp_row(const void *a, const void *b)
 
 int eval_is_markov(const char *path)
 {
+    return eval_root_attr_is(path, "synth_kind", "markov");
+}
+
+int eval_root_attr_is(const char *path, const char *attr, const char *value)
+{
     char kind[32] = "", e[8];
     if (safe_check_read(path, "", LETHE_MAX_TENSORS, e, sizeof e))
         return 0; /* the loader says why */
@@ -55,11 +60,11 @@ int eval_is_markov(const char *path)
     h5_quiet_on(&q);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f >= 0) {
-        if (h5_attr_read_str(f, "synth_kind", kind, sizeof kind)) kind[0] = 0;
+        if (h5_attr_read_str(f, attr, kind, sizeof kind)) kind[0] = 0;
         H5Fclose(f);
     }
     h5_quiet_off(&q);
-    return !strcmp(kind, "markov");
+    return !strcmp(kind, value);
 }
 
 /* The true distributions: P[c] (S, S) then init[c] (S) for the 3 chains, read on

@@ -10,6 +10,7 @@
 #include <hdf5.h>
 
 #include "../analysis/metrics.h"
+#include "../analysis/metrics_muse.h"
 #include "../io/dataset.h"
 #include "../io/safefile.h"
 #include "../io/text/tokenizer.h"
@@ -42,14 +43,18 @@ static void targets_of(lethe_batch *b, int r0, int n, const int32_t *ids, const 
         }
 }
 
+/* ROUGE-L of the generation against the reference; stop: the decoded generation cut at
+ * KnowMem's stop strings first (MUSE). */
 static double rouge_of(const tokenizer *tk, const int32_t *cand, int nc, const int32_t *ref, int nr,
-                       double *f1)
+                       int stop, double *f1)
 {
     metrics_rouge r;
     int rc;
     if (tk) {
         char *a = tokenizer_decode(tk, cand, nc), *b = tokenizer_decode(tk, ref, nr);
-        rc = a && b ? metrics_rouge_l_text(&r, a, strlen(a), b, strlen(b)) : -1;
+        size_t na = a ? strlen(a) : 0;
+        if (a && stop) na = metrics_muse_stop(a, na);
+        rc = a && b ? metrics_rouge_l_text(&r, a, na, b, strlen(b)) : -1;
         free(a);
         free(b);
     } else {
@@ -135,9 +140,10 @@ static void forward_candidates(lethe_model *m, split_run *R, const dataset_rows 
 }
 
 /* Row i of the batch: Min-K% of its answer tokens, its greedy generation and ROUGE-L
- * (when generating), packed into R->mine when this rank contributes. */
+ * (when generating), packed into R->mine when this rank contributes. flags: EVAL_*
+ * (evaluate.h). */
 static void score_row(const lethe_session *S, lethe_generator *gen, const tokenizer *tk,
-                      split_run *R, const loader_batch *lb, int i, int generate, int eos,
+                      split_run *R, const loader_batch *lb, int i, int flags, int eos,
                       int contributes)
 {
     const dataset_rows *rows = &lb->rows;
@@ -148,16 +154,23 @@ static void score_row(const lethe_session *S, lethe_generator *gen, const tokeni
     for (int t = 0; t < T; t++)
         if (t + 1 < L && t + 1 >= A) R->lp[nt++] = R->tlp[(size_t)i * T + t];
     double mk = NAN, rr = NAN, rf = NAN;
-    if (nt > 0 && metrics_min_k(&mk, R->lp, nt, S->cfg.eval.min_k)) mk = NAN;
+    if (flags & EVAL_MUSE_MINK) { /* the text's own tokens: not the EOS prepare closed it with */
+        if (nt > 0 && L > A && ids[L - 1] == eos) nt--;
+        if (nt > 0 && metrics_min_k_muse(&mk, R->lp, nt, S->cfg.eval.min_k)) mk = NAN;
+    } else if (nt > 0 && metrics_min_k(&mk, R->lp, nt, S->cfg.eval.min_k)) {
+        mk = NAN;
+    }
     int ng = 0;
-    if (generate && A > 0) {
+    if ((flags & EVAL_GENERATE) && A > 0) {
         for (int t = 0; t < A; t++) R->prompt[t] = ids[t];
         int maxn = R->cap < T - A ? R->cap : T - A;
         ng = gen_greedy(gen, R->prompt, A, maxn, eos, R->gint);
         for (int k2 = 0; k2 < ng; k2++) R->gout[k2] = R->gint[k2];
         int ref_end = L;
         if (L > A && ids[L - 1] == eos) ref_end = L - 1;
-        rr = rouge_of(tk, R->gout, ng, ids + A, ref_end - A, &rf);
+        int nref = ref_end - A; /* VerbMem: the continuation's first cap tokens (MUSE) */
+        if ((flags & EVAL_MUSE_VERB) && nref > R->cap) nref = R->cap;
+        rr = rouge_of(tk, R->gout, ng, ids + A, nref, flags & EVAL_MUSE_STOP, &rf);
     }
     if (!contributes) return;
     char *row = R->mine + R->rowb * (size_t)R->nmine++;
@@ -244,7 +257,7 @@ static void unpack_rows(split_eval *out, const split_run *R, const char *all, in
 }
 
 void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const char *split,
-                int max_rows, int generate, split_eval *out)
+                int max_rows, int flags, split_eval *out)
 {
     lethe_model *m = &S->model;
     const lethe_grid *g = &S->grid;
@@ -262,7 +275,7 @@ void eval_split(lethe_session *S, lethe_generator *gen, const void *tokv, const 
         model_forward(m, &R.b, R.s, R.cnt, R.tlp);
         if (R.has_cand) forward_candidates(m, &R, rows, lb->n);
         for (int i = 0; i < lb->n && lb->first + i < R.N; i++)
-            score_row(S, gen, tokv, &R, lb, i, generate, (int)info->eos_id, contributes);
+            score_row(S, gen, tokv, &R, lb, i, flags, (int)info->eos_id, contributes);
     }
     loader_close(ld);
     int total;

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../io/results.h"
 #include "../model/generate.h"
 #include "jobs.h"
 
@@ -29,11 +30,18 @@ typedef struct {
     int32_t *gen_len;
 } split_eval;
 
+/* What eval_split does besides the NLLs: EVAL_GENERATE greedy generations and their
+ * ROUGE-L; EVAL_MUSE_STOP that ROUGE-L on the generation cut at KnowMem's stop strings
+ * (analysis/metrics_muse.h; with a tokenizer); EVAL_MUSE_MINK Min-K% as MUSE computes it
+ * (the text's tokens without the closing EOS, m rounded down); EVAL_MUSE_VERB the
+ * reference of the ROUGE-L cut to its first eval.max_new_tokens tokens (VerbMem). */
+enum { EVAL_GENERATE = 1, EVAL_MUSE_STOP = 2, EVAL_MUSE_MINK = 4, EVAL_MUSE_VERB = 8 };
+
 /* Evaluates `split` of data.path (at most max_rows rows; 0 = all). The model must
  * have been built for eval.batch_size x T of this dataset. tok may be NULL (then
- * ROUGE compares token ids). Collective over the world. */
+ * ROUGE compares token ids). flags: EVAL_* above. Collective over the world. */
 void eval_split(lethe_session *S, lethe_generator *gen, const void *tok, const char *split,
-                int max_rows, int generate, split_eval *out);
+                int max_rows, int flags, split_eval *out);
 void split_eval_free(split_eval *e);
 
 /* Aggregates of a split (DESIGN §6). role: 0 forget, 1 retain, 2 utility, 3 other. */
@@ -73,6 +81,25 @@ void eval_buckets_summary(cJSON *split_obj, const split_eval *e, int role, const
  * attribute synth_kind = "markov"), and the evaluation of a loaded model on it
  * (per-chain KL to the true transition matrices; writes eval.h5 and summary.json). */
 int eval_is_markov(const char *path);
+/* Whether data.path's root attribute attr is the string value (0 when unreadable). */
+int eval_root_attr_is(const char *path, const char *attr, const char *value);
 void eval_markov(lethe_session *S, const char *digest);
+
+/* jobs/eval.c: one split's group of eval.h5 (its per-sample columns, truth ratios
+ * included; B->b NULL: no buckets) through io/results.h; a column of split's group in a
+ * reference eval.h5 (eval_read_ref), or NULL + err. */
+void eval_write_split(results_writer *w, const split_eval *e, const split_buckets *B);
+double *eval_read_ref_col(const char *rpath, const char *split, const char *col, int64_t *n,
+                          char *err, size_t errlen);
+
+/* eval.batch_size splits into dp replicas of whole micro-batches, or the job ends. */
+void eval_check_batch(const lethe_session *S);
+
+/* MUSE datasets (jobs/eval_muse.c): whether data.path is one (root attribute benchmark =
+ * "muse", written by `prepare --muse`), and the whole evaluation of one: VerbMem, KnowMem
+ * on forget and retain, the MIA AUC and PrivLeak against eval.reference (eval.h5 and
+ * summary.json through io/results.h). */
+int eval_is_muse(const char *path);
+void eval_muse(lethe_session *S);
 
 #endif

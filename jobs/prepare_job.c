@@ -2,11 +2,12 @@
  *
  * Command-line flags only (no config file): every input is SPLIT=PATH[:FORMAT] and
  * becomes one split of the output, or --tofu DIR reads the TOFU benchmark's files
- * (io/text/prepare_tofu.c). The work (io/text/prepare.h) is serial, so rank 0
- * runs it whatever the rank count and the others wait for its verdict; a bad flag
- * or a bad input ends every rank with exit status 2 and one line on stderr. The
- * output appears only when complete (prepare writes "<OUT>.tmp" and renames it), so
- * a failed run leaves no OUT.h5 and never replaces an existing one. */
+ * (io/text/prepare_tofu.c), or --muse DIR MUSE-News/Books' (io/text/prepare_muse.c). The
+ * work (io/text/prepare.h) is serial, so rank 0 runs it whatever the rank count and the
+ * others wait for its verdict; a bad flag or a bad input ends every rank with exit status 2
+ * and one line on stderr. The output appears only when complete (prepare writes
+ * "<OUT>.tmp" and renames it), so a failed run leaves no OUT.h5 and never replaces an
+ * existing one. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -28,7 +29,8 @@ void job_prepare_help(FILE *f)
         f,
         "usage: [mpirun -n RANKS] lethe prepare --output OUT.h5 --input SPLIT=PATH[:FORMAT]\n"
         "           [--input ...] [options]\n"
-        "       [mpirun -n RANKS] lethe prepare --output OUT.h5 --tofu DIR [options]\n\n"
+        "       [mpirun -n RANKS] lethe prepare --output OUT.h5 --tofu DIR [options]\n"
+        "       [mpirun -n RANKS] lethe prepare --output OUT.h5 --muse DIR [options]\n\n"
         "Tokenises JSON-lines files into an HDF5 token dataset (io/DATASETS.md), one split\n"
         "per input. Serial: rank 0 does the work at any rank count.\n\n"
         "  --output PATH            the HDF5 file written (only when complete)\n"
@@ -39,6 +41,10 @@ void job_prepare_help(FILE *f)
         "                           forget05_perturbed.json, retain95.json, ..., idk.jsonl)\n"
         "                           mapped onto lethe's splits (io/DATASETS.md \"TOFU\");\n"
         "                           instead of --input\n"
+        "  --muse DIR               MUSE-News or MUSE-Books as published (DIR/raw/forget.json,\n"
+        "                           knowmem/forget_qa.json + forget_qa_icl.json, verbmem/,\n"
+        "                           privleak/, ...) mapped onto lethe's splits\n"
+        "                           (io/DATASETS.md \"MUSE\"); instead of --input\n"
         "  --tokenizer NAME         byte (default), word, gpt2 or none\n"
         "  --gpt2-encoder PATH      gpt2: GPT-2's encoder.json\n"
         "  --gpt2-merges PATH       gpt2: GPT-2's vocab.bpe\n"
@@ -74,6 +80,7 @@ typedef struct {
     int minc_given, maxv_given, vocab_given, pad_given, eos_given;
     int tpl_given, sys_given, date_given;
     const char *tofu; /* --tofu DIR (NULL: the --input files) */
+    const char *muse; /* --muse DIR (NULL: the --input files) */
     int help;
 } prep_args;
 
@@ -220,6 +227,10 @@ static int apply_flag(prep_args *a, const char *name, char *val, char *err, size
         if (a->tofu) return bad(err, len, "--tofu given twice");
         if (!val[0]) return bad(err, len, "--tofu is empty");
         a->tofu = val;
+    } else if (!strcmp(name, "--muse")) {
+        if (a->muse) return bad(err, len, "--muse given twice");
+        if (!val[0]) return bad(err, len, "--muse is empty");
+        a->muse = val;
     } else if (!strcmp(name, "--tokenizer")) {
         ONCE(a->tok_given);
         if (strcmp(val, "byte") && strcmp(val, "word") && strcmp(val, "gpt2") &&
@@ -279,7 +290,12 @@ static int check_rules(prep_args *a, char *err, size_t len)
         return bad(err, len, "--tofu and --input exclude each other (--tofu makes every split)");
     if (a->tofu && !strcmp(a->o.tokenizer, "none"))
         return bad(err, len, "--tofu needs a tokenizer (its files are text); not --tokenizer none");
-    if (!a->o.n_inputs && !a->tofu) return bad(err, len, "no --input given");
+    if (a->muse && (a->o.n_inputs || a->tofu))
+        return bad(err, len,
+                   "--muse and --input/--tofu exclude each other (--muse makes every split)");
+    if (a->muse && !strcmp(a->o.tokenizer, "none"))
+        return bad(err, len, "--muse needs a tokenizer (its files are text); not --tokenizer none");
+    if (!a->o.n_inputs && !a->tofu && !a->muse) return bad(err, len, "no --input given");
     /* the output replaces what is at its name: never one of the files this run reads */
     for (int i = 0; i < a->o.n_inputs; i++)
         if (safe_same_file(a->o.output, a->o.inputs[i].path))
@@ -373,8 +389,9 @@ int job_prepare(int argc, char **argv)
     }
     /* serial work on rank 0; the others learn the verdict */
     if (rank == 0) {
-        ok = (a.tofu ? prepare_tofu_run(&a.o, a.tofu, err, sizeof err)
-                     : prepare_run(&a.o, err, sizeof err)) == 0;
+        ok = (a.tofu   ? prepare_tofu_run(&a.o, a.tofu, err, sizeof err)
+              : a.muse ? prepare_muse_run(&a.o, a.muse, err, sizeof err)
+                       : prepare_run(&a.o, err, sizeof err)) == 0;
         fflush(stdout);
     }
     lethe_check(MPI_COMM_WORLD, ok, 2, "%s", err);

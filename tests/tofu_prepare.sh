@@ -17,6 +17,7 @@
 # long under --strict, bad flags): exit 2, exactly one stderr line "lethe: ..." with the expected words, an
 # existing OUT.h5 left byte for byte as it was, nothing else left in its folder.
 # A script of counted cases: PASS lines against the number of cases.
+# The case helpers (verdict, prep, good, refuse) are tests/bench_prepare_lib.sh's.
 # env: MPIRUN, LETHE_BIN, LETHE_SOURCE_DIR; python3 (json, hashlib), h5dump, h5ls.
 set -uo pipefail
 : "${MPIRUN:?MPIRUN is not set}"
@@ -29,44 +30,18 @@ S="$LETHE_SOURCE_DIR/tests"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 T=160
-pass=0 cases=0
-verdict() { # NAME BAD: the case's line
-    cases=$((cases + 1))
-    if [ "$2" = 0 ]; then
-        pass=$((pass + 1))
-        echo "PASS $1"
-    else
-        echo "FAIL $1"
-    fi
-}
-prep() { # TAG N args...: lethe prepare on N ranks; output in $work/TAG.{out,err}
-    local tag="$1" n="$2"
-    shift 2
-    lethe_mpirun "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" prepare "$@" \
-        >"$work/$tag.out" 2>"$work/$tag.err"
-}
+BENCH=tofu
+# shellcheck source=tests/bench_prepare_lib.sh
+source "$S/bench_prepare_lib.sh"
 fixture() { # DIR: a fresh copy of the fixture
     rm -rf "$1"
     "$PY" "$S/tofu_fixture.py" "$1"
 }
-good() { # TAG N DIR [args...]: a run that must succeed and agree with tofu_check.py
-    local tag="$1" n="$2" dir="$3" bad=0
-    shift 3
-    mkdir -p "$work/$tag"
-    if ! prep "$tag" "$n" --tofu "$dir" --output "$work/$tag/out.h5" --seq-len "$T" "$@"; then
-        echo "$tag: exit $?: $(cat "$work/$tag.err")"
-        verdict "$tag" 1
-        return
-    fi
-    [ -s "$work/$tag.err" ] && echo "$tag: stderr: $(cat "$work/$tag.err")" && bad=1
-    grep -q "wrote '$work/$tag/out.h5'" "$work/$tag.out" || { echo "$tag: no summary line" && bad=1; }
-    [ "$(ls -A "$work/$tag")" = out.h5 ] || { echo "$tag: left $(ls -A "$work/$tag")" && bad=1; }
-    if [ $# -eq 0 ]; then
-        "$PY" "$S/tofu_check.py" "$work/$tag/out.h5" "$dir" "$T" >"$work/$tag.check" ||
-            { sed 's/^/    /' "$work/$tag.check" | grep -v ' rows' && bad=1; }
-        tail -n 1 "$work/$tag.check"
-    fi
-    verdict "$tag" $bad
+bench_check() { # TAG DIR [args...]: tofu_check.py's reading, when no option changes the rows
+    [ $# -eq 2 ] || return 0
+    "$PY" "$S/tofu_check.py" "$work/$1/out.h5" "$2" "$T" >"$work/$1.check" ||
+        { sed 's/^/    /' "$work/$1.check" | grep -v ' rows' && return 1; }
+    tail -n 1 "$work/$1.check"
 }
 
 D="$work/tofu"
@@ -140,21 +115,6 @@ verdict "eval: the prepared file under lethe eval at 2 ranks" $rc
 
 # ---- refusals ---------------------------------------------------------------------------
 keep="$work/full.np1/out.h5"
-refuse() { # TAG N WANT DIR [args...]
-    local tag="$1" n="$2" want="$3" dir="$4" bad=0 out="$work/$1/out.h5"
-    shift 4
-    mkdir -p "$work/$tag"
-    cp "$keep" "$out"
-    prep "$tag" "$n" --output "$out" --tofu "$dir" "$@"
-    local rc=$? first
-    first="$(head -n 1 "$work/$tag.err")"
-    [ $rc -eq 2 ] || { echo "$tag: exit $rc, expected 2" && bad=1; }
-    [ "$(wc -l <"$work/$tag.err")" -eq 1 ] || { echo "$tag: stderr: $(cat "$work/$tag.err")" && bad=1; }
-    [[ "$first" == "lethe: "*"$want"* ]] || { echo "$tag: stderr '$first' lacks '$want'" && bad=1; }
-    cmp -s "$out" "$keep" || { echo "$tag: the existing output changed" && bad=1; }
-    [ "$(ls -A "$work/$tag")" = out.h5 ] || { echo "$tag: left $(ls -A "$work/$tag")" && bad=1; }
-    verdict "refuse $tag" $bad
-}
 mutate() { # TAG: a fresh fixture at $work/in_TAG, its path in $M
     M="$work/in_$1"
     fixture "$M"

@@ -99,6 +99,12 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen);
  * and sequence options (o->inputs are not read), plus /idk and the IdK splits. */
 int prepare_tofu_run(const prepare_opts *o, const char *dir, char *err, size_t errlen);
 
+/* MUSE-News/Books as published in folder dir (io/DATASETS.md "MUSE";
+ * io/text/prepare_muse.c): every present file becomes its split through prepare_run with
+ * o's tokenizer and sequence options (o->inputs and the template are not read: MUSE's
+ * prompts are fed as they are). */
+int prepare_muse_run(const prepare_opts *o, const char *dir, char *err, size_t errlen);
+
 /* SHA-256 of a file as 64 hex digits (used for provenance). 0 or -1 + err. */
 int prepare_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
 

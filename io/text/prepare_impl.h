@@ -103,6 +103,24 @@ int pr_template_resolve(pr_template *t, const tokenizer *tk, int64_t eos, char *
 int pr_template_encode(prep *p, int whole, const char *q, const char *a, tok_ids *out);
 void pr_template_free(pr_template *t);
 
+/* prepare_bench.c: the published benchmarks' readers (tofu, muse). pr_json_records
+ * calls fn(ctx, line, rec) for every record of path in order (a JSON array's record i
+ * as line i + 1; a blank line of JSON lines with rec NULL, so numbering can be kept);
+ * *array says which form the file has, *records counts the records; a file that is
+ * neither form, or has no records, is refused naming bench and path. pr_bench_tmpdir
+ * makes the private folder ".lethe-<bench>-XXXXXX" next to output. pr_bench_rename_err
+ * puts orig in place of tmp in err ("line N" of an array becoming "record N - 1");
+ * 1 when tmp was named. */
+typedef int (*pr_record_fn)(void *ctx, long line, cJSON *rec);
+int pr_json_records(const char *path, const char *bench, pr_record_fn fn, void *ctx, int *array,
+                    long *records, char *err, size_t errlen);
+int pr_bench_tmpdir(char *dir, size_t len, const char *output, const char *bench, char *err,
+                    size_t errlen);
+int pr_bench_rename_err(char *err, size_t errlen, const char *tmp, const char *orig, int array);
+/* "prepare: <bench>: '<orig>' line N: <msg>", or "record N - 1" for an array; -1. */
+int pr_bench_rec_err(char *err, size_t errlen, const char *bench, const char *orig, int array,
+                     long line, const char *msg);
+
 /* prepare_sha256.c */
 void pr_sha256_init(sha256_ctx *c);
 void pr_sha256_hex(sha256_ctx *c, char hex[65]);

@@ -7,7 +7,7 @@
  * the result is then given the original files' names and digests, the IdK phrases
  * (/idk) and renamed into place. An error names the original file and line (or record
  * index of an array) and leaves nothing at the output. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, strdup */
+#define _POSIX_C_SOURCE 200809L /* strndup */
 #include "../../mpi/fatal.h"
 #include "../dataset.h"
 #include "../h5util.h"
@@ -137,10 +137,7 @@ static int rec_err(tofu_run *r, const tofu_part *p, long line, const char *fmt, 
 {
     char m[600];
     snprintf(m, sizeof m, fmt, a, b);
-    if (p->array)
-        return lethe_errf(r->err, r->errlen, "prepare: tofu: '%s' record %ld: %s", p->orig,
-                          line - 1, m);
-    return lethe_errf(r->err, r->errlen, "prepare: tofu: '%s' line %ld: %s", p->orig, line, m);
+    return pr_bench_rec_err(r->err, r->errlen, "tofu", p->orig, p->array, line, m);
 }
 
 static const char *str_key(tofu_run *r, const tofu_part *p, long line, cJSON *rec, const char *key,
@@ -217,66 +214,42 @@ static int one_record(tofu_run *r, const tofu_part *p, const tofu_map *m, long l
     return rc;
 }
 
+/* One record (or blank line) of rewrite's walk over the original file. */
+typedef struct {
+    tofu_run *r;
+    tofu_part *p;
+    const tofu_map *m;
+    FILE *f, *fi;
+    int k;
+} tofu_walk;
+
+static int walk_record(void *ctx, long line, cJSON *rec)
+{
+    tofu_walk *w = ctx;
+    if (!rec) /* blank: kept, so the numbering stays */
+        return fputc('\n', w->f) == EOF || (w->fi && fputc('\n', w->fi) == EOF)
+                   ? lethe_errf(w->r->err, w->r->errlen, "prepare: tofu: cannot write '%s'",
+                                w->p->tmp)
+                   : 0;
+    return one_record(w->r, w->p, w->m, line, rec, &w->k, w->f, w->fi);
+}
+
 /* Rewrites the TOFU file of part p (mapping m) as lethe qa JSON lines at p->tmp, line
  * for line (blank lines kept, so prepare_run's line numbers are the original's), and the
  * IdK split at pi->tmp when pi. */
 static int rewrite(tofu_run *r, tofu_part *p, const tofu_map *m, tofu_part *pi)
 {
-    size_t len = 0;
-    char *buf = safe_read(p->orig, "prepare: tofu input", LETHE_MAX_JSONL, &len, r->err, r->errlen);
-    if (!buf) return -1;
-    size_t i = 0;
-    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')) i++;
-    p->array = i < len && buf[i] == '[';
-    FILE *f = fopen(p->tmp, "w"), *fi = pi ? fopen(pi->tmp, "w") : NULL;
-    int rc = 0, k = 0;
-    long records = 0;
-    if (!f || (pi && !fi))
+    tofu_walk w = {r, p, m, fopen(p->tmp, "w"), pi ? fopen(pi->tmp, "w") : NULL, 0};
+    int rc = 0;
+    if (!w.f || (pi && !w.fi))
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write in '%s'", r->tmpdir);
-    if (rc == 0 && p->array) {
-        const char *stop = NULL;
-        cJSON *all = cJSON_ParseWithLengthOpts(buf, len, &stop, 0);
-        while (all && stop && stop < buf + len && strchr(" \t\r\n", *stop)) stop++;
-        if (!cJSON_IsArray(all) || stop != buf + len)
-            rc = lethe_errf(
-                r->err, r->errlen,
-                "prepare: tofu: '%s': not JSON (neither JSON lines nor a JSON array of records)",
-                p->orig);
-        long line = 1;
-        for (cJSON *e = rc ? NULL : all->child; e && rc == 0; e = e->next, line++, records++)
-            rc = one_record(r, p, m, line, e, &k, f, fi);
-        cJSON_Delete(all);
-    }
-    long line = 0;
-    for (char *s = buf, *end; rc == 0 && !p->array && s < buf + len; s = end + 1) {
-        end = memchr(s, '\n', (size_t)(buf + len - s));
-        if (!end) end = buf + len;
-        line++;
-        size_t n = (size_t)(end - s), j = 0;
-        while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r')) j++;
-        if (j == n) { /* blank: kept, so the numbering stays */
-            if (fputc('\n', f) == EOF || (fi && fputc('\n', fi) == EOF)) rc = -1;
-            continue;
-        }
-        const char *stop = NULL;
-        cJSON *rec = cJSON_ParseWithLengthOpts(s, n, &stop, 0);
-        while (rec && stop && stop < end && (*stop == ' ' || *stop == '\t' || *stop == '\r'))
-            stop++;
-        if (!rec || stop != end)
-            rc = rec_err(r, p, line, "not a JSON object (one record per line)%s%s", "", "");
-        else
-            rc = one_record(r, p, m, line, rec, &k, f, fi);
-        cJSON_Delete(rec);
-        records++;
-    }
-    free(buf);
-    if (f && fclose(f) != 0 && rc == 0)
+    if (rc == 0)
+        rc = pr_json_records(p->orig, "tofu", walk_record, &w, &p->array, &p->records, r->err,
+                             r->errlen);
+    if (w.f && fclose(w.f) != 0 && rc == 0)
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", p->tmp);
-    if (fi && fclose(fi) != 0 && rc == 0)
+    if (w.fi && fclose(w.fi) != 0 && rc == 0)
         rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", pi->tmp);
-    p->records = records;
-    if (rc == 0 && records == 0)
-        rc = lethe_errf(r->err, r->errlen, "prepare: tofu: '%s': no records", p->orig);
     return rc;
 }
 
@@ -304,24 +277,10 @@ static int same_questions(tofu_run *r)
 /* prepare_run's message with the private files' names replaced by the originals'. */
 static void rename_in_err(tofu_run *r)
 {
-    for (int i = 0; i < r->n; i++) {
-        char *at = strstr(r->err, r->part[i].tmp);
-        if (!at) continue;
-        char rest[1200];
-        const char *after = at + strlen(r->part[i].tmp);
-        int rec = r->part[i].array && strncmp(after, "' line ", 7) == 0;
-        if (rec) {
-            long n = strtol(after + 7, (char **)&after, 10);
-            snprintf(rest, sizeof rest, "' record %ld%s", n - 1, after);
-        } else {
-            snprintf(rest, sizeof rest, "%s", after);
-        }
-        *at = 0;
-        char head[1200];
-        snprintf(head, sizeof head, "%s", r->err);
-        lethe_errf(r->err, r->errlen, "%s%s%s", head, r->part[i].orig, rest);
-        return;
-    }
+    for (int i = 0; i < r->n; i++)
+        if (pr_bench_rename_err(r->err, r->errlen, r->part[i].tmp, r->part[i].orig,
+                                r->part[i].array))
+            return;
 }
 
 /* The parts to make: every present file of the table, then an IdK split per present
@@ -466,22 +425,6 @@ static void print_summary(const tofu_run *r, const prepare_report *rep)
            (long long)rep->pad_id, (long long)rep->eos_id);
 }
 
-/* The private folder next to the output (so the last rename stays on one file system). */
-static int make_tmpdir(tofu_run *r)
-{
-    const char *o = r->o->output, *slash = strrchr(o, '/');
-    if (slash)
-        snprintf(r->tmpdir, sizeof r->tmpdir, "%.*s/.lethe-tofu-XXXXXX", (int)(slash - o), o);
-    else
-        snprintf(r->tmpdir, sizeof r->tmpdir, ".lethe-tofu-XXXXXX");
-    if (!mkdtemp(r->tmpdir)) {
-        r->tmpdir[0] = 0;
-        return lethe_errf(r->err, r->errlen, "prepare: tofu: cannot create a folder next to '%s'",
-                          o);
-    }
-    return 0;
-}
-
 int prepare_tofu_run(const prepare_opts *o, const char *dir, char *err, size_t errlen)
 {
     if (!o->output || !o->output[0]) return lethe_errf(err, errlen, "prepare: no output path");
@@ -503,7 +446,9 @@ int prepare_tofu_run(const prepare_opts *o, const char *dir, char *err, size_t e
     prepare_input in[PREPARE_MAX_INPUTS];
     prepare_report rep;
     memset(&rep, 0, sizeof rep);
-    if (make_tmpdir(r) || plan(r, idk_of)) goto out;
+    if (pr_bench_tmpdir(r->tmpdir, sizeof r->tmpdir, o->output, "tofu", err, errlen) ||
+        plan(r, idk_of))
+        goto out;
     for (int i = 0, m = 0; i < TOFU_NFILES; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", r->dir, tofu_files[i].file);
