@@ -44,18 +44,6 @@ unlearn_rmu *unlearn_rmu_open(lethe_session *S, int B, int Bf, int Br)
     return R;
 }
 
-typedef struct {
-    rmu_model *r;
-    const lethe_batch *b;
-    rmu_terms *t;
-} rmu_fb;
-
-static double rmu_step_fb(lethe_model *m, void *ctx)
-{
-    rmu_fb *f = ctx;
-    return rmu_forward_backward(f->r, m, f->b, f->t);
-}
-
 void unlearn_rmu_step(unlearn_rmu *R, const lethe_batch *b, const unsigned char *is_forget,
                       int step, int total, step_stats *st, double *values)
 {
@@ -72,8 +60,8 @@ void unlearn_rmu_step(unlearn_rmu *R, const lethe_batch *b, const unsigned char 
                    .is_forget = is_forget,
                    .n_forget = R->Bf,
                    .n_retain = R->Br};
-    rmu_fb f = {&R->r, b, &t};
-    model_train_step_fb(&S->model, rmu_step_fb, &f, R->r.trainable, &S->cfg.optim, &S->fault.nan,
+    rmu_step f = {&R->r, b, &t};
+    model_train_step_fb(&S->model, rmu_step_forward_backward, &f, R->r.trainable, &S->cfg.optim, &S->fault.nan,
                         step, total, st);
     /* the terms are shared along the pipeline already: sum over replicas */
     double parts[4] = {t.loss_forget, t.loss_retain, t.cos_sum, logp};

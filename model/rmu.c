@@ -191,6 +191,12 @@ void rmu_frozen_forward(rmu_model *r, lethe_model *m, const lethe_batch *b)
     swap_start(r, m);
 }
 
+double rmu_step_forward_backward(lethe_model *m, void *ctx)
+{
+    rmu_step *s = ctx;
+    return rmu_forward_backward(s->r, m, s->b, s->t);
+}
+
 double rmu_forward_backward(rmu_model *r, lethe_model *m, const lethe_batch *b, rmu_terms *t)
 {
     const lethe_shape *sh = &m->shape;

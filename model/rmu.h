@@ -62,4 +62,12 @@ void rmu_frozen_forward(rmu_model *r, lethe_model *m, const lethe_batch *b);
  * meaningful: the update must leave them (r->trainable). */
 double rmu_forward_backward(rmu_model *r, lethe_model *m, const lethe_batch *b, rmu_terms *t);
 
+/* rmu_forward_backward as model_train_step_fb's callback (ctx: rmu_step *). */
+typedef struct {
+    rmu_model *r;
+    const lethe_batch *b;
+    rmu_terms *t;
+} rmu_step;
+double rmu_step_forward_backward(lethe_model *m, void *ctx);
+
 #endif

@@ -5,7 +5,7 @@
 #             2-rank run moving forget hidden states toward c u and the forget
 #             log-likelihood down, only the chosen down_proj tensors moving, bitwise
 #             resume after an abort (pp 2 and dp 2), bad values refused in one line.
-lethe_test(NAME rmu.cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rmu_cli.sh TIMEOUT 900
+lethe_test(NAME rmu.cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rmu_cli.sh TIMEOUT 1800
   LABELS "mpi;objectives")
 
 #   rmu.torch_<case>  `mpirun -n 1 rmu_dump DIR --case <case>` then tests/torch_rmu.py DIR:

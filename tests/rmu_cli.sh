@@ -147,10 +147,12 @@ for spec in "1 2 1" "2 1 1"; do
     for g in /params /adam_m /adam_v; do
         h5diff -q "$work/ck-$dp$pp$tp-a/model.h5" "$work/ck-$dp$pp$tp-b/model.h5" "$g" "$g" >/dev/null || ok=0
     done
-    cmp -s "$work/ck-$dp$pp$tp-a/unlearn_log.jsonl" "$work/ck-$dp$pp$tp-b/unlearn_log.jsonl" ||
-        diff <(cut -d, -f1-8 "$work/ck-$dp$pp$tp-a/unlearn_log.jsonl") \
-            <(cut -d, -f1-8 "$work/ck-$dp$pp$tp-b/unlearn_log.jsonl") >/dev/null || true
-    check "dp$dp pp$pp tp$tp aborted after step 7, resumed at 4: weights and moments bitwise" "$ok"
+    # each step logged once, with the uninterrupted run's terms
+    diff <(grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*,"forget_loss":[^,]*,"retain_loss":[^,]*' \
+        "$work/ck-$dp$pp$tp-a/unlearn_log.jsonl") \
+        <(grep -o '"step":[0-9]*,"epoch":[0-9]*,"loss":[^,]*,"forget_loss":[^,]*,"retain_loss":[^,]*' \
+            "$work/ck-$dp$pp$tp-b/unlearn_log.jsonl") >/dev/null || ok=0
+    check "dp$dp pp$pp tp$tp aborted after step 7, resumed at 4: weights, moments and logged terms bitwise" "$ok"
 done
 
 # ---- bad values ----
@@ -180,5 +182,5 @@ expect_refusal "rmu_span 0" "unlearn.rmu_span" --set unlearn.rmu_span=0
 expect_refusal "rmu_steering 0" "unlearn.rmu_steering" --set unlearn.rmu_steering=0
 expect_refusal "KL retain term" "retain_loss" --set unlearn.retain_loss='"kl"'
 echo "rmu_cli: $passes/$checks checks passed"
-[ "$passes" -eq "$checks" ] && [ "$checks" -eq 26 ] && echo "rmu_cli: PASS" && exit 0
+[ "$passes" -eq "$checks" ] && [ "$checks" -eq 24 ] && echo "rmu_cli: PASS" && exit 0
 exit 1

@@ -97,18 +97,6 @@ static void perturb(lethe_model *m, const rmu_model *r)
     }
 }
 
-typedef struct {
-    rmu_model *r;
-    const lethe_batch *b;
-    rmu_terms *t;
-} fb_ctx;
-
-static double fb(lethe_model *m, void *ctx)
-{
-    fb_ctx *f = ctx;
-    return rmu_forward_backward(f->r, m, f->b, f->t);
-}
-
 int main(int argc, char **argv)
 {
     comm_init(&argc, &argv);
@@ -175,8 +163,8 @@ int main(int argc, char **argv)
     step_stats st;
     rmu_frozen_forward(&r, &m, &b);
     rmu_terms t3 = t;
-    fb_ctx f = {&r, &b, &t3};
-    model_train_step_fb(&m, fb, &f, r.trainable, &o, NULL, 0, 1, &st);
+    rmu_step f = {&r, &b, &t3};
+    model_train_step_fb(&m, rmu_step_forward_backward, &f, r.trainable, &o, NULL, 0, 1, &st);
     snprintf(path, sizeof path, "%s/final.safetensors", outdir);
     write_params(path, &m, m.w.params.data, NULL, NULL);
 

@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/torch_rmu.py DIR
 
 DIR holds what tests/rmu_dump.c wrote. The decoder blocks are those of tests/torch_ref.py
-(its Llama's parameters, RoPE and RMSNorm); the loss is written here from its definition
+(Llama.hidden); the loss is written here from its definition
 (WMDP's RMU with open-unlearning's answer mask):
     h      = residual stream after block `layer` (B, T, C)
     mask   = position t holds an answer token: targets[t - 1] >= 0 (labels != -100)
@@ -18,7 +18,6 @@ relative 1e-5; the trained tensors' gradients (one and two micro-batches) max|a-
 every other tensor is bitwise unchanged, the trained ones moved, and the loss at the new
 weights is lower. Exit 1 naming every failure; also when PyTorch is missing.
 """
-import math
 import os
 import sys
 
@@ -36,28 +35,8 @@ TOL = 1e-5
 
 
 def hidden(mdl, tokens, layer):
-    P, B, T = mdl.P, tokens.shape[0], tokens.shape[1]
-    NH, NKV, hd = mdl.NH, mdl.NKV, mdl.hd
-    cos, sin = mdl.rope(T)
-    causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-    x = P["model.embed_tokens.weight"][tokens]
-    for l in range(layer + 1):
-        pre = f"model.layers.{l}."
-        h = mdl.rmsnorm(x, P[pre + "input_layernorm.weight"])
-        q = (h @ P[pre + "self_attn.q_proj.weight"].T).view(B, T, NH, hd).transpose(1, 2)
-        k = (h @ P[pre + "self_attn.k_proj.weight"].T).view(B, T, NKV, hd).transpose(1, 2)
-        v = (h @ P[pre + "self_attn.v_proj.weight"].T).view(B, T, NKV, hd).transpose(1, 2)
-        q = q * cos + mdl.rotate_half(q) * sin
-        k = k * cos + mdl.rotate_half(k) * sin
-        k = k.repeat_interleave(NH // NKV, dim=1)
-        v = v.repeat_interleave(NH // NKV, dim=1)
-        att = torch.softmax(((q @ k.transpose(-1, -2)) / math.sqrt(hd)).masked_fill(
-            causal, float("-inf")), dim=-1)
-        x = x + (att @ v).transpose(1, 2).reshape(B, T, NH * hd) @ P[pre + "self_attn.o_proj.weight"].T
-        h = mdl.rmsnorm(x, P[pre + "post_attention_layernorm.weight"])
-        g = torch.nn.functional.silu(h @ P[pre + "mlp.gate_proj.weight"].T)
-        x = x + (g * (h @ P[pre + "mlp.up_proj.weight"].T)) @ P[pre + "mlp.down_proj.weight"].T
-    return x
+    """h: the residual stream after block `layer` (torch_ref's blocks)."""
+    return mdl.hidden(tokens, layer + 1)
 
 
 def act_loss(h, z, mask):
