@@ -37,8 +37,7 @@ unlearn_rmu *unlearn_rmu_open(lethe_session *S, int B, int Bf, int Br)
     R->S = S;
     R->Bf = Bf;
     R->Br = Br;
-    rmu_create(&R->r, &S->model, u->rmu_layer, u->rmu_span, u->rmu_steering, S->cfg.train.seed,
-               B);
+    rmu_create(&R->r, &S->model, u->rmu_layer, u->rmu_span, u->rmu_steering, S->cfg.train.seed, B);
     R->seq_s = lethe_calloc((size_t)B, sizeof(double), "rmu");
     R->seq_n = lethe_calloc((size_t)B, sizeof(double), "rmu");
     return R;
@@ -55,14 +54,11 @@ void unlearn_rmu_step(unlearn_rmu *R, const lethe_batch *b, const unsigned char 
     for (int i = 0; i < b->B; i++)
         if (is_forget[i] && R->seq_n[i] > 0) logp += R->seq_s[i] / R->seq_n[i];
     if (R->Br > 0) rmu_frozen_forward(&R->r, &S->model, b);
-    rmu_terms t = {.c_f = u->c_f,
-                   .c_r = u->c_r,
-                   .is_forget = is_forget,
-                   .n_forget = R->Bf,
-                   .n_retain = R->Br};
+    rmu_terms t = {
+        .c_f = u->c_f, .c_r = u->c_r, .is_forget = is_forget, .n_forget = R->Bf, .n_retain = R->Br};
     rmu_step f = {&R->r, b, &t};
-    model_train_step_fb(&S->model, rmu_step_forward_backward, &f, R->r.trainable, &S->cfg.optim, &S->fault.nan,
-                        step, total, st);
+    model_train_step_fb(&S->model, rmu_step_forward_backward, &f, R->r.trainable, &S->cfg.optim,
+                        &S->fault.nan, step, total, st);
     /* the terms are shared along the pipeline already: sum over replicas */
     double parts[4] = {t.loss_forget, t.loss_retain, t.cos_sum, logp};
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, parts, 4, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));

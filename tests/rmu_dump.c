@@ -40,7 +40,7 @@ typedef struct {
 } rmu_case;
 
 static const rmu_case cases[] = {
-    {"rmu", 1, 3, 6, 1, 1},            /* blocks 0..1 (span clipped at block 0) */
+    {"rmu", 1, 3, 6, 1, 1},           /* blocks 0..1 (span clipped at block 0) */
     {"rmu_span1", 2, 1, 3, 0.5, 100}, /* the last block alone, retain-heavy */
 };
 
@@ -83,7 +83,8 @@ static void build(lethe_model *m, const lethe_model_config *mc, const lethe_grid
         if (p->ndim != 1) continue;
         uint64_t base = lethe_hash64(mc->init_seed ^ lethe_hash_str(p->name) ^ 0x6e6f726dULL);
         for (size_t k = 0; k < p->numel; k++)
-            m->w.params.data[p->off + k] = 1.0f + 0.25f * lethe_normal_from_u64(lethe_hash64(base + k));
+            m->w.params.data[p->off + k] =
+                1.0f + 0.25f * lethe_normal_from_u64(lethe_hash64(base + k));
     }
 }
 
@@ -113,9 +114,16 @@ int main(int argc, char **argv)
     lethe_grid g;
     if (grid_create(&g, MPI_COMM_WORLD, 1, 1, 1, err, sizeof err)) lethe_fatal("rmu_dump: %s", err);
     fatal_set_grid(&g);
-    lethe_model_config mc = {.vocab_size = 97, .dim = 32, .n_layers = 3, .n_heads = 4,
-                             .n_kv_heads = 2, .mlp_dim = 48, .max_seq_len = TT,
-                             .rope_theta = 10000.0f, .norm_eps = 1e-5f, .init_std = 0.2f,
+    lethe_model_config mc = {.vocab_size = 97,
+                             .dim = 32,
+                             .n_layers = 3,
+                             .n_heads = 4,
+                             .n_kv_heads = 2,
+                             .mlp_dim = 48,
+                             .max_seq_len = TT,
+                             .rope_theta = 10000.0f,
+                             .norm_eps = 1e-5f,
+                             .init_std = 0.2f,
                              .init_seed = 20240917ULL};
     const int B = NF + NR, T = TT;
     lethe_model m, m2;
@@ -158,8 +166,12 @@ int main(int argc, char **argv)
     write_params(path, &m2, m2.w.params.grad, r2.trainable, NULL);
 
     /* one optimizer step, as the job takes it */
-    lethe_optim_config o = {.schedule = SCHEDULE_CONSTANT, .lr = 1e-3f, .beta1 = 0.9f,
-                            .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    lethe_optim_config o = {.schedule = SCHEDULE_CONSTANT,
+                            .lr = 1e-3f,
+                            .beta1 = 0.9f,
+                            .beta2 = 0.95f,
+                            .eps = 1e-8f,
+                            .weight_decay = 0.1f};
     step_stats st;
     rmu_frozen_forward(&r, &m, &b);
     rmu_terms t3 = t;
