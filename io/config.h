@@ -63,6 +63,8 @@ typedef struct {
     float warmup_epochs;    /* linear warm-up, in epochs of the forget split */
     int batch_size;         /* forget sequences per step (global) */
     int retain_batch_size;  /* retain sequences per step (global; unused by ga) */
+    int rmu_layer, rmu_span; /* rmu: the steered block; blocks trained (down_proj), ending there */
+    float rmu_steering;     /* rmu: the steering coefficient c */
 } lethe_unlearn_config;
 
 typedef struct {

@@ -118,7 +118,7 @@ const key_def SCHEMA[] = {
 
     K_ENUM("unlearn.preset", unlearn.preset, "none", "none|tofu-forget05|tofu-forget10|tofu-npo",
            "reference settings (keys given explicitly win)"),
-    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial",
+    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|rmu",
              "unlearning objective"),
     K_CHOICE("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
              "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
@@ -137,6 +137,14 @@ const key_def SCHEMA[] = {
     K_INT("unlearn.batch_size", unlearn.batch_size, 32, 1, M20, "forget sequences per step"),
     K_INT("unlearn.retain_batch_size", unlearn.retain_batch_size, 32, 0, M20,
           "retain sequences per step"),
+    K_INT("unlearn.rmu_layer", unlearn.rmu_layer, 7, 0, 1023,
+          "rmu: the block (0-based, below model.n_layers) whose output h is steered; loss "
+          "c_f * MSE(h_forget, c*u) + c_r * MSE(h_retain, h of the starting model)"),
+    K_INT("unlearn.rmu_span", unlearn.rmu_span, 3, 1, 1024,
+          "rmu: blocks rmu_layer-span+1 .. rmu_layer (from block 0) train mlp.down_proj; "
+          "nothing else moves"),
+    K_FLT("unlearn.rmu_steering", unlearn.rmu_steering, 20, 0, OPEN, 1e6, CLOSED,
+          "rmu: steering coefficient c (u: a fixed random unit vector from train.seed)"),
 
     K_STR("init.checkpoint", init.checkpoint, "", 0,
           "lethe checkpoint to start from (empty: initialise from model.init_seed)"),

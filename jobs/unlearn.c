@@ -10,7 +10,8 @@
  * retain variant keeps a copy of the starting weights (values only) and runs it
  * through the same shard each step for the retain rows' distributions. CE-U runs a
  * forward of the current weights first for its forget rows' target distributions (p
- * without the true token), kept on the last stage. The step
+ * without the true token), kept on the last stage. RMU steers hidden states instead of
+ * log-likelihoods and takes its own step (jobs/unlearn_rmu.c). The step
  * loop (jobs/loop.c) logs every step to the terminal and to unlearn_log.jsonl and
  * writes checkpoints every checkpoint.every steps and at the end (model.h5). Its cost
  * goes to budget.json (budget_write): tokens, steps, CPU seconds summed over ranks,
@@ -29,6 +30,7 @@
 #include "../model/objectives.h"
 #include "../mpi/fatal.h"
 #include "loop.h"
+#include "unlearn_rmu.h"
 
 typedef struct {
     int64_t id;
@@ -122,6 +124,7 @@ typedef struct {
     unsigned char *soft_rows;
     double *seq_s, *seq_n;
     int ceu;
+    unlearn_rmu *rmu; /* method rmu: its own step (jobs/unlearn_rmu.c) */
 } unlearn_job;
 
 /* The forget rows, then the retain rows, of step `step`. */
@@ -194,6 +197,10 @@ static double soft_targets(unlearn_job *J, lethe_batch *b)
 static void unlearn_step(void *job, int step, int total, step_stats *st, double *values)
 {
     unlearn_job *J = job;
+    if (J->rmu) {
+        unlearn_rmu_step(J->rmu, &J->b, J->is_forget, step, total, st, values);
+        return;
+    }
     lethe_session *S = J->S;
     const lethe_unlearn_config *u = &S->cfg.unlearn;
     int T = J->b.T, rows = J->rf + J->rr;
@@ -254,6 +261,7 @@ static void unlearn_open(lethe_session *S, unlearn_job *J)
                 "unlearn: forget and retain splits have different lengths (%d, %d)", T,
                 J->lr ? loader_info(J->lr)->t : 0);
     session_build_model(S, J->Bf + J->Br, T);
+    if (u->method == METHOD_RMU) unlearn_rmu_check(S);
     /* the starting weights are checked before anything is written */
     session_load_init(S);
     session_output(S);
@@ -311,6 +319,7 @@ static void unlearn_free(unlearn_job *J)
     free(J->seq_s);
     free(J->seq_n);
     free(J->kl_weights);
+    unlearn_rmu_free(J->rmu);
 }
 
 /* CPU seconds (user + system) this process has used so far. */
@@ -382,6 +391,7 @@ int job_unlearn(int argc, char **argv)
     unlearn_buffers(&J);
     /* NPO's reference pass sees the starting weights: a requeued job resumes after it */
     if (u->method == METHOD_NPO) J.refs = npo_reference(&S, J.Bf + J.Br, &J.nref);
+    if (u->method == METHOD_RMU) J.rmu = unlearn_rmu_open(&S, J.b.B, J.Bf, J.Br);
     if (S.grid.rank == 0)
         printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g, retain %s), %d epochs x "
                "%lld steps, forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
@@ -389,7 +399,7 @@ int job_unlearn(int argc, char **argv)
                u->epochs, (long long)spe, J.Bf, J.Br, c->optim.lr, c->layout.dp, c->layout.pp,
                c->layout.tp);
     /* the forget rows' mean sigmoid weight (npo, simnpo), or mean token weight (wga, satimp) */
-    int tw = method_weights_tokens(u->method);
+    int tw = method_weights_tokens(u->method), rmu = u->method == METHOD_RMU;
     loop_spec sp = {.job = &J,
                     .total = total,
                     .total_key = "unlearn.epochs",
@@ -403,7 +413,8 @@ int job_unlearn(int argc, char **argv)
                     .show_epoch = 1,
                     .fields = {{"forget_loss", "forget", "%.4f"},
                                {"retain_loss", "retain", "%.4f"},
-                               {tw ? "token_weight" : "sigma", tw ? "w" : "sigma", "%.3f"},
+                               {tw ? "token_weight" : rmu ? "forget_cos" : "sigma",
+                                tw ? "w" : rmu ? "cos" : "sigma", "%.3f"},
                                {"forget_logp", NULL, NULL}},
                     .n_fields = 4,
                     .batch = unlearn_batch,

@@ -5,7 +5,7 @@
 #include <math.h>
 
 static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga",
-                                    "satimp", "ceu",   "undial"};
+                                    "satimp", "ceu",   "undial", "rmu"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 
@@ -42,6 +42,7 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
     case METHOD_SATIMP:
     case METHOD_CEU:
     case METHOD_UNDIAL:
+    case METHOD_RMU: /* hidden states, not log-likelihoods: model/rmu.h */
         break; /* per token (unlearn_objective_tok), or a token-mean (unlearn_objective_seq) */
     }
     *dlds = 0;

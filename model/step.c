@@ -71,14 +71,50 @@ static void report_nonfinite(lethe_model *m, const lethe_optim_config *o, int st
                     step + 1, what, loss, norm);
 }
 
+typedef struct {
+    const lethe_batch *b;
+    const lethe_objective *obj;
+} pipeline_fb;
+
+static double pipeline_forward_backward(lethe_model *m, void *ctx)
+{
+    const pipeline_fb *p = ctx;
+    return model_forward_backward(m, p->b, p->obj, NULL, NULL);
+}
+
 void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objective *obj,
                       const lethe_optim_config *o, const step_fault *fault, int step, int total,
                       step_stats *out)
 {
+    pipeline_fb p = {b, obj};
+    model_train_step_fb(m, pipeline_forward_backward, &p, NULL, o, fault, step, total, out);
+}
+
+/* AdamW on [lo, hi), restricted to the tensors marked in trainable when it is given. */
+static void update(lethe_params *t, const unsigned char *trainable, const lethe_optim_config *o,
+                   float lr, int step, float clip, size_t lo, size_t hi)
+{
+    if (!trainable) {
+        adamw_range(t, o, lr, step, clip, lo, hi);
+        return;
+    }
+    for (int i = 0; i < t->n; i++) {
+        size_t a, b;
+        if (trainable[i] && params_overlap(&t->p[i], lo, hi, &a, &b))
+            adamw_range(t, o, lr, step, clip, a, b);
+    }
+}
+
+void model_train_step_fb(lethe_model *m, step_forward_backward fb, void *ctx,
+                         const unsigned char *trainable, const lethe_optim_config *o,
+                         const step_fault *fault, int step, int total, step_stats *out)
+{
     double t0 = MPI_Wtime();
     const lethe_grid *g = m->shape.grid;
     lethe_params *t = &m->w.params;
-    double loss = model_forward_backward(m, b, obj, NULL, NULL);
+    double loss = fb(m, ctx);
+    for (int i = 0; trainable && i < t->n; i++)
+        if (!trainable[i]) memset(t->grad + t->p[i].off, 0, sizeof(float) * t->p[i].numel);
     inject_fault(m, fault, step + 1);
     /* before the dp sum spreads it to every replica: the rank where it arose */
     int bad = params_first_nonfinite_grad(t);
@@ -114,7 +150,7 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
         return;
     }
     float clip = clip_scale(o, norm);
-    adamw_range(t, o, out->lr, step + 1, clip, lo, hi);
+    update(t, trainable, o, out->lr, step + 1, clip, lo, hi);
     if (shard) {
         comm_allgather_shares(t->data, t->total, g->dp_comm, &m->ws.comm);
         t->moments_sharded = 1;

@@ -38,6 +38,16 @@ void model_train_step(lethe_model *m, const lethe_batch *b, const lethe_objectiv
                       const lethe_optim_config *o, const step_fault *fault, int step, int total,
                       step_stats *out);
 
+/* model_train_step with the forward and backward supplied by the caller (RMU,
+ * model/rmu.h): fb zeroes and fills the gradients and returns the replica's loss. With
+ * trainable (params.n) not NULL only the tensors it marks are updated: the others'
+ * gradients are zeroed before the checks (they count neither in the norm nor in the
+ * clip) and their weights and AdamW moments are left as they are. */
+typedef double (*step_forward_backward)(lethe_model *m, void *ctx);
+void model_train_step_fb(lethe_model *m, step_forward_backward fb, void *ctx,
+                         const unsigned char *trainable, const lethe_optim_config *o,
+                         const step_fault *fault, int step, int total, step_stats *out);
+
 /* Index of the first tensor of t whose gradient (every local element, padding
  * included) holds a NaN or an Inf, or -1. */
 int params_first_nonfinite_grad(const lethe_params *t);

@@ -117,12 +117,18 @@ class Llama:
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
 
     def logits(self, tokens):
+        x = self.rmsnorm(self.hidden(tokens, self.L), self.P["model.norm.weight"])
+        head = self.P["model.embed_tokens.weight"] if self.tied else self.P["lm_head.weight"]
+        return x @ head.T  # (B, T, V)
+
+    def hidden(self, tokens, blocks):
+        """The residual stream after the first `blocks` blocks (B, T, C)."""
         P, B, T = self.P, tokens.shape[0], tokens.shape[1]
         NH, NKV, hd = self.NH, self.NKV, self.hd
         cos, sin = self.rope(T)
         mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
         x = P["model.embed_tokens.weight"][tokens]  # (B, T, C)
-        for l in range(self.L):
+        for l in range(blocks):
             pre = f"model.layers.{l}."
             h = self.rmsnorm(x, P[pre + "input_layernorm.weight"])
             q = (h @ P[pre + "self_attn.q_proj.weight"].T).view(B, T, NH, hd).transpose(1, 2)
@@ -140,9 +146,7 @@ class Llama:
             g = torch.nn.functional.silu(h @ P[pre + "mlp.gate_proj.weight"].T)
             u = h @ P[pre + "mlp.up_proj.weight"].T
             x = x + (g * u) @ P[pre + "mlp.down_proj.weight"].T
-        x = self.rmsnorm(x, P["model.norm.weight"])
-        head = P["model.embed_tokens.weight"] if self.tied else P["lm_head.weight"]
-        return x @ head.T  # (B, T, V)
+        return x
 
     def loss(self, tokens, targets):
         """Token-mean NLL; also per-sequence sums s, counts n, per-token log-probs."""
