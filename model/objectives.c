@@ -4,14 +4,16 @@
 
 #include <math.h>
 
+#include "objective_pairs.h"
+
 static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga",
-                                    "satimp", "ceu",   "undial"};
+                                    "satimp", "ceu",   "undial", "idknll", "dpo", "idkdpo"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 
 /* log sigmoid(z), stable for large |z| */
-static double log_sigmoid(double z) { return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z)); }
-static double sigmoid(double z)
+double obj_log_sigmoid(double z) { return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z)); }
+double obj_sigmoid(double z)
 {
     return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
 }
@@ -28,20 +30,23 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
         return s / len;
     case METHOD_NPO: {
         double x = beta * (s - s_ref);
-        *sigma = sigmoid(x);
+        *sigma = obj_sigmoid(x);
         *dlds = 2.0 * *sigma;
-        return -(2.0 / beta) * log_sigmoid(-x);
+        return -(2.0 / beta) * obj_log_sigmoid(-x);
     }
     case METHOD_SIMNPO: {
         double x = beta / len * s + gamma;
-        *sigma = sigmoid(x);
+        *sigma = obj_sigmoid(x);
         *dlds = 2.0 / len * *sigma;
-        return -(2.0 / beta) * log_sigmoid(-x);
+        return -(2.0 / beta) * obj_log_sigmoid(-x);
     }
     case METHOD_WGA:
     case METHOD_SATIMP:
     case METHOD_CEU:
     case METHOD_UNDIAL:
+    case METHOD_IDKNLL:
+    case METHOD_DPO:
+    case METHOD_IDKDPO: /* pairs_objective_seq (model/objective_pairs.c) */
         break; /* per token (unlearn_objective_tok), or a token-mean (unlearn_objective_seq) */
     }
     *dlds = 0;
@@ -131,5 +136,6 @@ lethe_objective unlearn_objective(unlearn_ctx *c)
 {
     lethe_objective o = {unlearn_objective_seq, c, NULL};
     if (method_weights_tokens(c->method)) o.tok = unlearn_objective_tok;
+    if (method_uses_alternate(c->method)) o.seq = pairs_objective_seq;
     return o;
 }
