@@ -220,5 +220,11 @@ expect_refusal "missing checkpoint" "missing.h5" --set init.checkpoint="\"$work/
 expect_refusal "checkpoint shape mismatch" "other/model.h5" \
     --set init.checkpoint="\"$work/other/model.h5\""
 echo "unlearn bad input: $refused/$bad refused cleanly"
+# --help names the methods and the alternate split, each with its text
+help="$("$LETHE_BIN" unlearn --help 2>&1)"
+for want in "undial\\|idknll\\|dpo\\|idkdpo" "data.alternate_split .*<forget_split>_idk; dpo needs one" \
+    "unlearn.beta .*(npo, simnpo, dpo, idkdpo)"; do
+    grep -Eq -- "$want" <<<"$help" || say_fail "lethe unlearn --help lacks '$want'"
+done
 [ $fail -eq 0 ] && echo "unlearn_cli: PASS"
 exit $fail
