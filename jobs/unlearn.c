@@ -10,7 +10,10 @@
  * retain variant keeps a copy of the starting weights (values only) and runs it
  * through the same shard each step for the retain rows' distributions. CE-U runs a
  * forward of the current weights first for its forget rows' target distributions (p
- * without the true token), kept on the last stage. The step
+ * without the true token), kept on the last stage. idknll, dpo and idkdpo add the forget
+ * questions' alternate answers as rows [rf, 2 rf) of the batch, streamed in step with
+ * the forget rows (jobs/unlearn_pairs.c); dpo and idkdpo cache both answers' reference
+ * sums as NPO does (dpo_reference.jsonl, dpo_alternate_reference.jsonl). The step
  * loop (jobs/loop.c) logs every step to the terminal and to unlearn_log.jsonl and
  * writes checkpoints every checkpoint.every steps and at the end (model.h5). Its cost
  * goes to budget.json (budget_write): tokens, steps, CPU seconds summed over ranks,

@@ -34,6 +34,9 @@
  * the true token's logit lowered by b, q = softmax(logits0 - b onehot(y)), plus the
  * retain term (c_r) as GradDiff's.
  *
+ * IdkNLL, DPO and IdkDPO weigh pairs of rows (an alternate answer per forget question):
+ * model/objective_pairs.h, reached through unlearn_objective.
+ *
  * Objectives know sequences and weights, not communicators: the caller provides
  * the global counts (forget sequences, retain tokens) of the step's batch. */
 #ifndef LETHE_OBJECTIVES_H
