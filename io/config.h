@@ -34,6 +34,7 @@ typedef struct {
     int prompt_len;     /* tokens masked from the loss at the start of each sequence */
     int min_len;        /* sequences have lengths in [min_len, seq_len] */
     int branching;      /* synthetic Markov chain: successors per token */
+    char alternate_split[64]; /* idknll, dpo, idkdpo: y_w per forget row ("": <forget>_idk) */
 } lethe_data_config;
 
 typedef struct {
@@ -112,6 +113,7 @@ typedef struct {
     int difficulty;         /* authors: answers of mixed length and word rarity (buckets) */
     int tail_short;         /* authors, difficulty: words added to a short answer */
     int tail_long;          /* authors, difficulty: words added to a long answer */
+    int idk;                /* authors: forgetXX_idk splits, IdK answers (io/synth/synth_idk.c) */
 } lethe_synth_config;
 
 typedef struct {

@@ -97,6 +97,9 @@ const key_def SCHEMA[] = {
     K_STR("data.split", data.split, "retain", 1, "train: split to fine-tune on"),
     K_STR("data.forget_split", data.forget_split, "forget", 1, "unlearn: the forget split"),
     K_STR("data.retain_split", data.retain_split, "retain", 1, "unlearn: the retain split"),
+    K_STR("data.alternate_split", data.alternate_split, "", 0,
+          "unlearn idknll, dpo, idkdpo: the forget questions' alternate (preferred) answers, "
+          "row for row as the forget split (\"\": <forget_split>_idk; dpo needs one)"),
     K_BOOL("data.prefetch", data.prefetch, 1, "read the next batch ahead while computing"),
     K_U64("data.seed", data.seed, 7, "seed of the synthetic data"),
     K_INT("data.prompt_len", data.prompt_len, 4, 0, M20,
@@ -118,12 +121,15 @@ const key_def SCHEMA[] = {
 
     K_ENUM("unlearn.preset", unlearn.preset, "none", "none|tofu-forget05|tofu-forget10|tofu-npo",
            "reference settings (keys given explicitly win)"),
-    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|rmu",
-             "unlearning objective"),
+    K_CHOICE("unlearn.method", unlearn.method, "simnpo",
+             "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|rmu|idknll|dpo|idkdpo",
+             "unlearning objective (rmu: hidden states at unlearn.rmu_layer; idknll: NLL on "
+             "IdK answers; dpo, idkdpo: preference of data.alternate_split's answer over the "
+             "forget answer)"),
     K_CHOICE("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
              "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
     K_FLT("unlearn.beta", unlearn.beta, 2.5, 0, OPEN, 1000, CLOSED,
-          "inverse temperature (npo, simnpo); exponent of p in the token weight (wga, "
+          "inverse temperature (npo, simnpo, dpo, idkdpo); exponent of p in the token weight (wga, "
           "satimp); what the true token's logit loses (undial)"),
     K_FLT("unlearn.beta2", unlearn.beta2, 1, 0, CLOSED, 1000, CLOSED,
           "satimp: exponent of (1 - p) in the token weight"),
@@ -206,12 +212,16 @@ const key_def SCHEMA[] = {
           "authors, difficulty: words added to a short answer"),
     K_INT("synth.tail_long", synth.tail_long, 12, 2, 1000,
           "authors, difficulty: words added to a long answer"),
+    K_BOOL("synth.idk", synth.idk, 0,
+           "authors: also forget01_idk, forget05_idk, forget10_idk, the forget questions "
+           "answered \"I don't know\" (idknll, idkdpo)"),
 
     K_INT("threads", threads, 1, 1, 256, "OpenBLAS threads per rank"),
 
     K_ENUM("hf.torch_dtype", hf.torch_dtype, "float32", "float32|float16|bfloat16",
            "dtype of the Hugging Face weights imported (convert --to a folder writes it)"),
-    K_INT("hf.bos_token_id", hf.bos_token_id, -1, -1, M20 * 64, "beginning-of-sequence id (-1: none)"),
+    K_INT("hf.bos_token_id", hf.bos_token_id, -1, -1, M20 * 64,
+          "beginning-of-sequence id (-1: none)"),
     K_STR("hf.eos_token_id", hf.eos_token_id, "", 0,
           "end-of-sequence id(s) as in config.json: an integer or a list (empty: none)"),
     K_INT("hf.pad_token_id", hf.pad_token_id, -1, -1, M20 * 64, "padding id (-1: none)"),

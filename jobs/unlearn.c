@@ -10,8 +10,11 @@
  * retain variant keeps a copy of the starting weights (values only) and runs it
  * through the same shard each step for the retain rows' distributions. CE-U runs a
  * forward of the current weights first for its forget rows' target distributions (p
- * without the true token), kept on the last stage. RMU steers hidden states instead of
- * log-likelihoods and takes its own step (jobs/unlearn_rmu.c). The step
+ * without the true token), kept on the last stage. idknll, dpo and idkdpo add the forget
+ * questions' alternate answers as rows [rf, 2 rf) of the batch, streamed in step with
+ * the forget rows (jobs/unlearn_pairs.c); dpo and idkdpo cache both answers' reference
+ * sums as NPO does (dpo_reference.jsonl, dpo_alternate_reference.jsonl). RMU steers hidden states
+ * instead of log-likelihoods and takes its own step (jobs/unlearn_rmu.c). The step
  * loop (jobs/loop.c) logs every step to the terminal and to unlearn_log.jsonl and
  * writes checkpoints every checkpoint.every steps and at the end (model.h5). Its cost
  * goes to budget.json (budget_write): tokens, steps, CPU seconds summed over ranks,
@@ -27,10 +30,12 @@
 #include "../io/checkpoint.h"
 #include "../io/loader.h"
 #include "../io/safefile.h"
+#include "../model/objective_pairs.h"
 #include "../model/objectives.h"
 #include "../mpi/fatal.h"
 #include "loop.h"
 #include "unlearn_rmu.h"
+#include "unlearn_pairs.h"
 
 typedef struct {
     int64_t id;
@@ -43,15 +48,21 @@ static int cmp_ref(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* NPO: s_ref of every forget sample under the starting model, sorted by id. */
-static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
+/* NPO (and DPO, for its forget and alternate splits): s_ref of every sample of `split`
+ * under the starting model, sorted by id, also written to output.dir/`file`. */
+static ref_entry *npo_reference(lethe_session *S, const char *split, const char *file, int capacity,
+                                int64_t *n_out)
 {
     loader *ld;
-    job_open_loader(S, &ld, S->cfg.data.forget_split, capacity, 0, 0, 0, 1, 0);
+    job_open_loader(S, &ld, split, capacity, 0, 0, 0, 1, 0);
     int64_t n = loader_info(ld)->n;
     int Br = capacity / S->grid.dp, T = S->model.shape.T;
-    lethe_batch b = {Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
-                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};
+    lethe_batch b = {Br,
+                     T,
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                     lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
+                     NULL,
+                     NULL};
     double *s = lethe_malloc(sizeof(double) * (size_t)Br, "npo"),
            *cnt = lethe_malloc(sizeof(double) * (size_t)Br, "npo");
     ref_entry *mine = lethe_malloc(sizeof(ref_entry) * (size_t)(n + 1), "npo reference");
@@ -74,9 +85,10 @@ static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
     for (int64_t i = 1; dup < 0 && i < *n_out; i++)
         if (all[i].id == all[i - 1].id) dup = i;
     lethe_check(S->grid.world, dup < 0, 2,
-                "dataset '%s': split '%s' holds sample_id %lld more than once; NPO keys its "
+                "dataset '%s': split '%s' holds sample_id %lld more than once; %s keys its "
                 "reference log-likelihoods by sample_id (give every row its own id)",
-                S->cfg.data.path, S->cfg.data.forget_split, (long long)(dup < 0 ? 0 : all[dup].id));
+                S->cfg.data.path, split, (long long)(dup < 0 ? 0 : all[dup].id),
+                method_name(S->cfg.unlearn.method));
     free(mine);
     free(s);
     free(cnt);
@@ -84,7 +96,7 @@ static ref_entry *npo_reference(lethe_session *S, int capacity, int64_t *n_out)
     free(b.targets);
     if (S->grid.rank == 0) {
         char path[1100], err[4800];
-        session_path(S, "npo_reference.jsonl", path, sizeof path);
+        session_path(S, file, path, sizeof path);
         safe_out w;
         if (safe_create(&w, path, err, sizeof err)) lethe_fatal("%s", err);
         FILE *f = w.f;
@@ -103,8 +115,7 @@ static double lookup_ref(const ref_entry *refs, int64_t n, int64_t id)
 {
     ref_entry key = {id, 0, 0};
     const ref_entry *e = bsearch(&key, refs, (size_t)n, sizeof(ref_entry), cmp_ref);
-    if (!e)
-        lethe_fatal("NPO reference: forget sample id %lld has no reference value", (long long)id);
+    if (!e) lethe_fatal("reference log-likelihoods: sample id %lld has none", (long long)id);
     return e->s;
 }
 
@@ -112,8 +123,10 @@ typedef struct {
     lethe_session *S;
     loader *lf, *lr;
     int Bf, Br, rf, rr, kl;
-    ref_entry *refs;
-    int64_t nref;
+    ref_entry *refs, *alt_refs; /* alt_refs: dpo, idkdpo, the alternate answers' */
+    int64_t nref, nalt_ref;
+    unlearn_alt A; /* idknll, dpo, idkdpo: the alternate answers, rows [rf, rf + ra) */
+    int ra, G;     /* G: the batch rows of a step over all replicas (the model's batch) */
     lethe_batch b;
     unsigned char *is_forget, *is_retain;
     double *s_ref, *negent;
@@ -134,12 +147,16 @@ static void unlearn_batch(void *job, int step, int64_t *epoch)
     unlearn_job *J = job;
     loader_batch *fb = job_next_batch(J->S, J->lf, "forget stream ended early");
     job_fill_batch(&J->b, 0, J->rf, fb);
-    for (int i = 0; J->ceu && i < J->rf; i++) ceu_skip_first_target(J->b.targets + (size_t)i * J->b.T, J->b.T);
+    for (int i = 0; J->ceu && i < J->rf; i++)
+        ceu_skip_first_target(J->b.targets + (size_t)i * J->b.T, J->b.T);
     for (int i = 0; i < J->rf; i++)
         J->s_ref[i] = J->refs ? lookup_ref(J->refs, J->nref, fb->rows.sample_id[i]) : 0.0;
+    if (J->ra) alt_fill(&J->A, J->S, &J->b, J->rf, fb);
+    for (int i = 0; J->alt_refs && i < J->ra; i++)
+        J->s_ref[J->rf + i] = lookup_ref(J->alt_refs, J->nalt_ref, fb->rows.sample_id[i]);
     *epoch = fb->epoch;
     if (!J->lr) return;
-    job_fill_batch(&J->b, J->rf, J->rr, job_next_batch(J->S, J->lr, "retain stream ended"));
+    job_fill_batch(&J->b, J->rf + J->ra, J->rr, job_next_batch(J->S, J->lr, "retain stream ended"));
 }
 
 /* Mean target log-probability per forget row, summed over this replica's forget rows. */
@@ -171,11 +188,10 @@ static double soft_targets(unlearn_job *J, lethe_batch *b)
 {
     lethe_model *m = &J->S->model;
     const lethe_unlearn_config *u = &J->S->cfg.unlearn;
-    int undial = u->method == METHOD_UNDIAL, rows = J->rf + J->rr;
+    int undial = u->method == METHOD_UNDIAL, rows = J->rf + J->ra + J->rr;
     double logp = 0.0;
     if (!J->kl && !J->ceu && !undial) return 0.0;
-    for (int i = 0; i < rows; i++)
-        J->soft_rows[i] = i < J->rf ? (J->ceu || undial) : J->kl;
+    for (int i = 0; i < rows; i++) J->soft_rows[i] = J->is_retain[i] ? J->kl : (J->ceu || undial);
     if (undial) { /* the current model's forget log-likelihood, for the log */
         model_forward(m, &J->b, J->seq_s, J->seq_n, NULL);
         for (int i = 0; i < J->rf; i++) logp += J->seq_n[i] > 0 ? J->seq_s[i] / J->seq_n[i] : 0.0;
@@ -193,7 +209,8 @@ static double soft_targets(unlearn_job *J, lethe_batch *b)
     return logp;
 }
 
-/* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp. */
+/* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp and,
+ * with alternate answers, their alternate_logp. */
 static void unlearn_step(void *job, int step, int total, step_stats *st, double *values)
 {
     unlearn_job *J = job;
@@ -203,11 +220,12 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     }
     lethe_session *S = J->S;
     const lethe_unlearn_config *u = &S->cfg.unlearn;
-    int T = J->b.T, rows = J->rf + J->rr;
-    double tokens[2] = {0, 0}; /* forget, retain target tokens of the global batch */
+    int T = J->b.T, rows = J->rf + J->ra + J->rr;
+    double tokens[3] = {0, 0, 0}; /* forget, retain, alternate target tokens, global batch */
     for (int i = 0; i < rows; i++)
-        for (int t = 0; t < T; t++) tokens[i >= J->rf] += J->b.targets[(size_t)i * T + t] >= 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tokens, 2, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
+        for (int t = 0; t < T; t++)
+            tokens[J->is_retain[i] ? 1 : i < J->rf ? 0 : 2] += J->b.targets[(size_t)i * T + t] >= 0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tokens, 3, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
     lethe_batch b = J->b; /* the soft targets travel with this step's batch */
     double soft_logp = soft_targets(J, &b);
     unlearn_ctx ctx = {.method = u->method,
@@ -221,19 +239,22 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .negent = J->negent,
                        .n_forget = J->Bf,
                        .retain_tokens = tokens[1],
-                       .forget_tokens = tokens[0],
+                       .forget_tokens = tokens[u->method == METHOD_IDKNLL ? 2 : 0],
                        .forget_logp = soft_logp};
+    if (J->ra) alt_forward(&J->A, &S->model, &b, J->rf, &ctx);
     lethe_objective obj = unlearn_objective(&ctx);
     model_train_step(&S->model, &b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     /* the objective ran on the last stage of each replica: sum over replicas and
      * share along the pipeline */
-    double parts[4] = {ctx.loss_forget, ctx.loss_retain, ctx.sigma_sum, ctx.forget_logp};
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, parts, 4, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
-    MPI_CHECK(MPI_Bcast(parts, 4, MPI_DOUBLE, S->grid.pp - 1, S->grid.pp_comm));
+    double parts[5] = {ctx.loss_forget, ctx.loss_retain, ctx.sigma_sum, ctx.forget_logp,
+                       ctx.alt_logp};
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, parts, 5, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
+    MPI_CHECK(MPI_Bcast(parts, 5, MPI_DOUBLE, S->grid.pp - 1, S->grid.pp_comm));
     values[0] = parts[0];
     values[1] = parts[1];
     values[2] = parts[2] / J->Bf;
     values[3] = parts[3] / J->Bf;
+    values[4] = parts[4] / J->Bf;
 }
 
 /* Checks the batches, opens the forget and retain streams and builds the model. */
@@ -260,7 +281,9 @@ static void unlearn_open(lethe_session *S, unlearn_job *J)
     lethe_check(S->grid.world, ok, 2,
                 "unlearn: forget and retain splits have different lengths (%d, %d)", T,
                 J->lr ? loader_info(J->lr)->t : 0);
-    session_build_model(S, J->Bf + J->Br, T);
+    alt_open(&J->A, S, J->lf, J->Bf, c->train.seed);
+    J->G = J->Bf * (1 + J->A.on) + J->Br;
+    session_build_model(S, J->G, T);
     if (u->method == METHOD_RMU) unlearn_rmu_check(S);
     /* the starting weights are checked before anything is written */
     session_load_init(S);
@@ -283,19 +306,26 @@ static void unlearn_buffers(unlearn_job *J)
     }
     J->rf = J->Bf / J->S->grid.dp;
     J->rr = J->Br / J->S->grid.dp;
-    int rows = J->rf + J->rr;
-    J->b = (lethe_batch){rows, T, lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"),
-                         lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"), NULL, NULL};
+    J->ra = J->A.on ? J->rf : 0;
+    int rows = J->rf + J->ra + J->rr;
+    alt_buffers(&J->A, rows);
+    J->b = (lethe_batch){rows,
+                         T,
+                         lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"),
+                         lethe_malloc(sizeof(int) * (size_t)rows * T, "batch"),
+                         NULL,
+                         NULL};
     J->is_forget = lethe_calloc((size_t)rows, 1, "batch");
     J->is_retain = lethe_calloc((size_t)rows, 1, "batch");
     J->s_ref = lethe_calloc((size_t)rows, sizeof(double), "batch");
-    for (int i = 0; i < rows; i++) (i < J->rf ? J->is_forget : J->is_retain)[i] = 1;
+    for (int i = 0; i < rows; i++) (i < J->rf + J->ra ? J->is_forget : J->is_retain)[i] = 1;
     if (J->kl) J->negent = lethe_calloc((size_t)rows, sizeof(double), "KL reference");
     J->ceu = meth == METHOD_CEU;
     if ((J->kl || J->ceu || undial) && m->shape.last) {
         J->kl_lsm = lethe_malloc(sizeof(float) * (size_t)rows * T * m->shape.v_l,
                                  "soft target distributions");
-        J->soft_tok = lethe_malloc(sizeof(float) * (size_t)rows * T, "soft target log-probabilities");
+        J->soft_tok =
+            lethe_malloc(sizeof(float) * (size_t)rows * T, "soft target log-probabilities");
     }
     J->soft_rows = lethe_calloc((size_t)rows, 1, "batch");
     J->seq_s = lethe_calloc((size_t)rows, sizeof(double), "batch");
@@ -307,6 +337,8 @@ static void unlearn_free(unlearn_job *J)
     loader_close(J->lf);
     if (J->lr) loader_close(J->lr);
     free(J->refs);
+    free(J->alt_refs);
+    alt_free(&J->A);
     free(J->b.tokens);
     free(J->b.targets);
     free(J->is_forget);
@@ -390,7 +422,13 @@ int job_unlearn(int argc, char **argv)
     if (c->optim.warmup_steps >= total) c->optim.warmup_steps = total - 1;
     unlearn_buffers(&J);
     /* NPO's reference pass sees the starting weights: a requeued job resumes after it */
-    if (u->method == METHOD_NPO) J.refs = npo_reference(&S, J.Bf + J.Br, &J.nref);
+    if (u->method == METHOD_NPO)
+        J.refs = npo_reference(&S, c->data.forget_split, "npo_reference.jsonl", J.G, &J.nref);
+    if (method_pairs(u->method)) { /* dpo, idkdpo: both answers' references */
+        J.refs = npo_reference(&S, c->data.forget_split, "dpo_reference.jsonl", J.G, &J.nref);
+        J.alt_refs =
+            npo_reference(&S, J.A.split, "dpo_alternate_reference.jsonl", J.G, &J.nalt_ref);
+    }
     if (u->method == METHOD_RMU) J.rmu = unlearn_rmu_open(&S, J.b.B, J.Bf, J.Br);
     if (S.grid.rank == 0)
         printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g, retain %s), %d epochs x "
@@ -409,14 +447,20 @@ int job_unlearn(int argc, char **argv)
                     .n_loaders = 2,
                     .final_name = "model.h5",
                     .log_name = "unlearn_log.jsonl",
-                    .tokens_per_step = (double)(J.Bf + J.Br) * J.b.T,
+                    .tokens_per_step = (double)J.G * J.b.T,
                     .show_epoch = 1,
                     .fields = {{"forget_loss", "forget", "%.4f"},
                                {"retain_loss", "retain", "%.4f"},
-                               {tw ? "token_weight" : rmu ? "forget_cos" : "sigma",
-                                tw ? "w" : rmu ? "cos" : "sigma", "%.3f"},
-                               {"forget_logp", NULL, NULL}},
-                    .n_fields = 4,
+                               {tw    ? "token_weight"
+                                : rmu ? "forget_cos"
+                                      : "sigma",
+                                tw    ? "w"
+                                : rmu ? "cos"
+                                      : "sigma",
+                                "%.3f"},
+                               {"forget_logp", NULL, NULL},
+                               {"alternate_logp", "alt_logp", "%.3f"}},
+                    .n_fields = 4 + J.A.on,
                     .batch = unlearn_batch,
                     .step = unlearn_step};
     loop_outcome out;

@@ -17,7 +17,7 @@ typedef enum { ROPE_NONE, ROPE_LLAMA3 } lethe_rope_type;
 
 typedef struct {
     lethe_rope_type type;
-    float factor;          /* llama3: how much longer the context than in pre-training */
+    float factor; /* llama3: how much longer the context than in pre-training */
     float low_freq_factor, high_freq_factor;
     int original_max_seq_len; /* llama3: the pre-training context length */
 } lethe_rope_scaling;
@@ -56,7 +56,8 @@ typedef struct {
 } lethe_optim_config;
 
 /* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" | "wga" | "satimp" | "ceu" |
- * "undial" | "rmu" (model/objectives.h; rmu: model/rmu.h) */
+ * "undial" | "rmu" | "idknll" | "dpo" | "idkdpo" (model/objectives.h; rmu: model/rmu.h;
+ * the pairs: model/objective_pairs.h) */
 typedef enum {
     METHOD_GA,
     METHOD_GRADDIFF,
@@ -66,7 +67,10 @@ typedef enum {
     METHOD_SATIMP,
     METHOD_CEU,
     METHOD_UNDIAL,
-    METHOD_RMU
+    METHOD_RMU,
+    METHOD_IDKNLL,
+    METHOD_DPO,
+    METHOD_IDKDPO
 } lethe_method;
 /* unlearn.retain_loss: "nll" (token-mean NLL) | "kl" (token-mean KL(initial || current)) */
 typedef enum { RETAIN_NLL, RETAIN_KL } lethe_retain_loss;

@@ -4,14 +4,22 @@
 
 #include <math.h>
 
-static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga",
-                                    "satimp", "ceu",   "undial", "rmu"};
+#include "objective_pairs.h"
 
-const char *method_name(lethe_method m) { return names[m]; }
+static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga", "satimp",
+                                    "ceu", "undial",   "rmu", "idknll", "dpo", "idkdpo"};
+
+const char *method_name(lethe_method m)
+{
+    return names[m];
+}
 
 /* log sigmoid(z), stable for large |z| */
-static double log_sigmoid(double z) { return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z)); }
-static double sigmoid(double z)
+double obj_log_sigmoid(double z)
+{
+    return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z));
+}
+double obj_sigmoid(double z)
 {
     return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
 }
@@ -28,21 +36,24 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
         return s / len;
     case METHOD_NPO: {
         double x = beta * (s - s_ref);
-        *sigma = sigmoid(x);
+        *sigma = obj_sigmoid(x);
         *dlds = 2.0 * *sigma;
-        return -(2.0 / beta) * log_sigmoid(-x);
+        return -(2.0 / beta) * obj_log_sigmoid(-x);
     }
     case METHOD_SIMNPO: {
         double x = beta / len * s + gamma;
-        *sigma = sigmoid(x);
+        *sigma = obj_sigmoid(x);
         *dlds = 2.0 / len * *sigma;
-        return -(2.0 / beta) * log_sigmoid(-x);
+        return -(2.0 / beta) * obj_log_sigmoid(-x);
     }
     case METHOD_WGA:
     case METHOD_SATIMP:
     case METHOD_CEU:
     case METHOD_UNDIAL:
     case METHOD_RMU: /* hidden states, not log-likelihoods: model/rmu.h */
+    case METHOD_IDKNLL:
+    case METHOD_DPO:
+    case METHOD_IDKDPO: /* pairs_objective_seq (model/objective_pairs.c) */
         break; /* per token (unlearn_objective_tok), or a token-mean (unlearn_objective_seq) */
     }
     *dlds = 0;
@@ -50,8 +61,7 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
     return 0;
 }
 
-double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, double n,
-                             double *w)
+double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, double n, double *w)
 {
     unlearn_ctx *c = o->ctx;
     if (c->is_forget[b] && (c->method == METHOD_CEU || c->method == METHOD_UNDIAL)) {
@@ -63,8 +73,8 @@ double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, d
     }
     if (c->is_forget[b]) {
         double dlds, sig;
-        double l = forget_loss(c->method, c->beta, c->gamma, s, n,
-                               c->s_ref ? c->s_ref[b] : 0.0, &dlds, &sig);
+        double l = forget_loss(c->method, c->beta, c->gamma, s, n, c->s_ref ? c->s_ref[b] : 0.0,
+                               &dlds, &sig);
         double scale = c->c_f / (c->n_forget > 0 ? c->n_forget : 1.0);
         *w = scale * dlds;
         c->loss_forget += scale * l;
@@ -92,11 +102,14 @@ void ceu_skip_first_target(int *targets, int T)
         }
 }
 
-int method_weights_tokens(lethe_method m) { return m == METHOD_WGA || m == METHOD_SATIMP; }
+int method_weights_tokens(lethe_method m)
+{
+    return m == METHOD_WGA || m == METHOD_SATIMP;
+}
 
 double token_weight(lethe_method m, double beta, double beta2, double logp)
 {
-    double w = exp(beta * logp); /* p^beta */
+    double w = exp(beta * logp);                           /* p^beta */
     if (m == METHOD_SATIMP) w *= pow(-expm1(logp), beta2); /* (1 - p)^beta2 */
     return w;
 }
@@ -132,5 +145,6 @@ lethe_objective unlearn_objective(unlearn_ctx *c)
 {
     lethe_objective o = {unlearn_objective_seq, c, NULL};
     if (method_weights_tokens(c->method)) o.tok = unlearn_objective_tok;
+    if (method_uses_alternate(c->method)) o.seq = pairs_objective_seq;
     return o;
 }

@@ -34,6 +34,9 @@
  * the true token's logit lowered by b, q = softmax(logits0 - b onehot(y)), plus the
  * retain term (c_r) as GradDiff's.
  *
+ * IdkNLL, DPO and IdkDPO weigh pairs of rows (an alternate answer per forget question):
+ * model/objective_pairs.h, reached through unlearn_objective.
+ *
  * Objectives know sequences and weights, not communicators: the caller provides
  * the global counts (forget sequences, retain tokens) of the step's batch. */
 #ifndef LETHE_OBJECTIVES_H
@@ -42,8 +45,11 @@
 #include "model_config.h"
 #include "transformer.h"
 
-/* The method's name in configs and messages: "ga" | "graddiff" | "npo" | "simnpo". */
+/* The method's name in configs and messages: "ga" | "graddiff" | "npo" | "simnpo" | ... */
 const char *method_name(lethe_method m);
+/* log sigmoid(z) and sigmoid(z), stable for large |z|. */
+double obj_log_sigmoid(double z);
+double obj_sigmoid(double z);
 
 typedef struct {
     lethe_method method;
@@ -60,6 +66,12 @@ typedef struct {
     /* accumulated by the objective over this replica's sequences (for logging) */
     double loss_forget, loss_retain, sigma_sum;
     double forget_logp; /* sum over forget sequences of s/|y| (mean token log-likelihood) */
+    /* idknll, dpo, idkdpo (model/objective_pairs.h): rows [0, n_pairs) the forget answers,
+     * [n_pairs, 2 n_pairs) the alternate ones; pair_s (2 n_pairs) their sums from
+     * pairs_forward (dpo, idkdpo); s_ref then holds both rows' reference sums */
+    int n_pairs;
+    const double *pair_s;
+    double alt_logp; /* accumulated: sum over alternate rows of s/|y| */
 } unlearn_ctx;
 
 /* The objective of c: per sequence, and per token for the token-weighted methods. */

@@ -32,6 +32,10 @@
 # the current weights without the true token, recomputed after the step). undial (beta 10,
 # open-unlearning's default) and undial_beta2 (c_r 0.5): soft targets from a perturbed
 # copy of the weights (the starting model) with the true logit lowered by beta.
+# idknll, idknll_kl (c_f 0.5, KL retain), dpo_beta0.1 (open-unlearning's default, reference
+# = the initial weights: sigma 1/2), dpo_beta2_perturbed_ref, idkdpo_perturbed_ref (c_r 0.5)
+# and idkdpo_kl: the pair methods (model/objective_pairs.c), forget rows 0-1 the forget
+# answers, 2-3 the alternate answers; DPO's weights from pairs_forward, as the job takes them.
 #
 # Run as a script (cmake -DMODE=case|npo_cache ... -P tests/objectives.cmake) it is the
 # driver of one test. A missing mpirun or PyTorch is a failure, not a skip.
@@ -123,7 +127,8 @@ lethe_test(NAME objectives.unit COMMAND test_objectives unit LABELS "objectives"
 lethe_test_exe(objectives_dump ${CMAKE_CURRENT_SOURCE_DIR}/objectives_dump.c)
 foreach(case ga ga_retain_rows graddiff npo_beta0.1 npo_beta2 npo_beta0.1_perturbed_ref
         npo_beta2_perturbed_ref simnpo simnpo_gamma0.5 simnpo_kl npo_beta0.1_kl
-        wga wga_beta0.5 satimp satimp_kl ceu ceu_cf0.5 undial undial_beta2)
+        wga wga_beta0.5 satimp satimp_kl ceu ceu_cf0.5 undial undial_beta2
+        idknll idknll_kl dpo_beta0.1 dpo_beta2_perturbed_ref idkdpo_perturbed_ref idkdpo_kl)
   lethe_test(NAME objectives.${case}
     COMMAND ${CMAKE_COMMAND} -DMODE=case -DCASE=${case}
             -DDIR=${CMAKE_CURRENT_BINARY_DIR}/objectives/${case}

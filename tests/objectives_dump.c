@@ -43,6 +43,7 @@
 
 #include "../io/safetensors.h"
 #include "../io/synth/markov_stream.h"
+#include "../model/objective_pairs.h"
 #include "../model/objectives.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
@@ -90,9 +91,20 @@ static const obj_case cases[] = {
      * differ from the current ones) with the true logit lowered by beta */
     {"undial", METHOD_UNDIAL, 10, 0, 1, 1, 0, REF_PERTURBED, 0},
     {"undial_beta2", METHOD_UNDIAL, 2, 0, 1, 0.5, 0, REF_PERTURBED, 0},
+    /* pairs (model/objective_pairs.h): forget rows 0-1 are y_l, rows 2-3 the alternate
+     * y_w of the same questions (another chain); DPO's reference sums are cached from the
+     * initial weights (x = 0: sigma 1/2) or a perturbed copy. open-unlearning's DPO:
+     * beta 0.1, c_f 1, c_r 1 */
+    {"idknll", METHOD_IDKNLL, 0, 0, 1, 1, 0, REF_NONE, 0},
+    {"idknll_kl", METHOD_IDKNLL, 0, 0, 0.5, 1, 0, REF_PERTURBED, 1},
+    {"dpo_beta0.1", METHOD_DPO, 0.1, 0, 1, 1, 0, REF_INITIAL, 0},
+    {"dpo_beta2_perturbed_ref", METHOD_DPO, 2, 0, 1, 1, 0, REF_PERTURBED, 0},
+    {"idkdpo_perturbed_ref", METHOD_IDKDPO, 0.5, 0, 1, 0.5, 0, REF_PERTURBED, 0},
+    {"idkdpo_kl", METHOD_IDKDPO, 0.5, 0, 1, 1, 0, REF_PERTURBED, 1},
 };
 
 #define NF 4 /* forget rows */
+#define NP 2 /* pair methods: rows [0, NP) y_l, [NP, 2 NP) y_w */
 #define NR 4 /* retain rows */
 #define TT 16
 #define MEMORISE_STEPS 15
@@ -144,7 +156,9 @@ static void write_or_die(const char *path, int n, const char **names, const st_d
 /* The job's context for this batch (jobs/unlearn.c): global counts of a 1-replica batch. */
 static const double *kl_negent; /* KL cases: the reference's per-sequence negative entropy */
 
-static unlearn_ctx make_ctx(const obj_case *oc, const lethe_batch *b,
+static double pair_s[NF + NR], pair_n[NF + NR]; /* pairs_forward's sums, per make_ctx */
+
+static unlearn_ctx make_ctx(lethe_model *pm, const obj_case *oc, const lethe_batch *b,
                             const unsigned char *is_forget, const double *s_ref, int nf)
 {
     double rt = 0, ft = 0;
@@ -162,6 +176,17 @@ static unlearn_ctx make_ctx(const obj_case *oc, const lethe_batch *b,
                      .n_forget = nf,
                      .retain_tokens = rt,
                      .forget_tokens = ft};
+    if (method_uses_alternate(oc->method)) { /* as jobs/unlearn.c and unlearn_pairs.c */
+        c.n_pairs = NP;
+        c.n_forget = NP;
+        c.forget_tokens = 0;
+        for (int i = NP; oc->method == METHOD_IDKNLL && i < 2 * NP; i++)
+            for (int t = 0; t < b->T; t++) c.forget_tokens += b->targets[(size_t)i * b->T + t] >= 0;
+        if (method_pairs(oc->method)) {
+            pairs_forward(pm, b, 2 * NP, pair_s, pair_n);
+            c.pair_s = pair_s;
+        }
+    }
     return c;
 }
 
@@ -264,6 +289,10 @@ int main(int argc, char **argv)
         *tg = lethe_malloc(sizeof(int) * BT, "targets");
     synth_stream fsrc = {4101, mc.vocab_size, 4, 3, 6}, rsrc = {5303, mc.vocab_size, 4, 3, 6};
     synth_stream_batch(&fsrc, 0, 0, nf, T, tok, tg);
+    if (method_uses_alternate(oc->method)) { /* y_w: another chain's rows */
+        synth_stream wsrc = {6007, mc.vocab_size, 4, 3, 6};
+        synth_stream_batch(&wsrc, 0, 0, NP, T, tok + (size_t)NP * T, tg + (size_t)NP * T);
+    }
     if (nr) synth_stream_batch(&rsrc, 0, 0, nr, T, tok + (size_t)nf * T, tg + (size_t)nf * T);
     lethe_batch b = {B, T, tok, tg, NULL, NULL};
     unsigned char is_forget[NF + NR] = {0};
@@ -384,18 +413,18 @@ int main(int argc, char **argv)
     }
 
     /* ---- forward + backward with the job's objective ---- */
-    unlearn_ctx ctx = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
+    unlearn_ctx ctx = make_ctx(&m, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj = unlearn_objective(&ctx);
     double seq_s[NF + NR], seq_n[NF + NR];
     double loss = model_forward_backward(&m, &b, &obj, seq_s, seq_n);
-    unlearn_ctx ctx2 = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
+    unlearn_ctx ctx2 = make_ctx(&m2, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj2 = unlearn_objective(&ctx2);
     double loss2 = model_forward_backward(&m2, &b, &obj2, NULL, NULL);
     float *grad2 = lethe_malloc(sizeof(float) * m2.w.params.total, "gradients");
     memcpy(grad2, m2.w.params.grad, sizeof(float) * m2.w.params.total);
     /* the forget term alone (c_r = 0): its gradient is checked at its own scale, not
      * hidden under the retain term's */
-    unlearn_ctx ctxf = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
+    unlearn_ctx ctxf = make_ctx(&m2, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     ctxf.c_r = 0.0;
     lethe_objective objf = unlearn_objective(&ctxf);
     double loss_f = model_forward_backward(&m2, &b, &objf, NULL, NULL);
@@ -407,12 +436,12 @@ int main(int argc, char **argv)
              "\"norm_eps\":\"%.9g\",\"tie_embeddings\":\"%d\",\"batch\":\"%d\",\"seq_len\":\"%d\","
              "\"method\":\"%s\",\"beta\":\"%.17g\",\"gamma\":\"%.17g\",\"c_f\":\"%.17g\","
              "\"c_r\":\"%.17g\",\"beta2\":\"%.17g\",\"n_forget\":\"%.17g\",\"retain_tokens\":\"%.17g\","
-             "\"forget_tokens\":\"%.17g\","
+             "\"forget_tokens\":\"%.17g\",\"n_pairs\":\"%d\","
              "\"reference\":\"%s\",\"retain_loss\":\"%s\"}",
              oc->name, mc.vocab_size, mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.mlp_dim,
              (double)mc.rope_theta, (double)mc.norm_eps, mc.tie_embeddings, B, T,
              method_name(oc->method), oc->beta, oc->gamma, oc->c_f, oc->c_r, oc->beta2, ctx.n_forget,
-             ctx.retain_tokens, ctx.forget_tokens,
+             ctx.retain_tokens, ctx.forget_tokens, ctx.n_pairs,
              oc->ref == REF_NONE      ? "none"
              : oc->ref == REF_INITIAL ? "initial"
                                       : "perturbed",
@@ -441,13 +470,13 @@ int main(int argc, char **argv)
     opt.eps = 1e-8f;
     opt.weight_decay = 0.0f; /* the step's direction is the objective's alone */
     opt.grad_clip = 1.0f;
-    unlearn_ctx cs = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
+    unlearn_ctx cs = make_ctx(&m, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective os = unlearn_objective(&cs);
     step_stats st;
     model_train_step(&m, &b, &os, &opt, NULL, 0, 1, &st);
     /* the loss after the step, and the per-sequence sums it moved */
     if (oc->method == METHOD_CEU) ceu_soft_targets(&m, &b, kl_lsm, ceu_tok, is_forget);
-    unlearn_ctx ca = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
+    unlearn_ctx ca = make_ctx(&m, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective oa = unlearn_objective(&ca);
     double s_after[NF + NR], n_after[NF + NR];
     double loss_after = model_forward_backward(&m, &b, &oa, s_after, n_after);

@@ -3,11 +3,13 @@
 # mpirun at 1 and 2 ranks against the library's output and a refused config.
 lethe_test_exe(test_synth ${CMAKE_CURRENT_SOURCE_DIR}/test_synth.c
   ${CMAKE_CURRENT_SOURCE_DIR}/test_synth_authors.c ${CMAKE_CURRENT_SOURCE_DIR}/test_synth_markov.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/test_synth_difficulty.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/test_synth_difficulty.c ${CMAKE_CURRENT_SOURCE_DIR}/test_synth_idk.c)
 lethe_test(NAME synth.authors COMMAND $<TARGET_FILE:test_synth> authors
   ${CMAKE_CURRENT_BINARY_DIR}/synth_authors TIMEOUT 120 LABELS synth)
 lethe_test(NAME synth.difficulty COMMAND $<TARGET_FILE:test_synth> difficulty
   ${CMAKE_CURRENT_BINARY_DIR}/synth_difficulty TIMEOUT 120 LABELS synth)
+lethe_test(NAME synth.idk COMMAND $<TARGET_FILE:test_synth> idk
+  ${CMAKE_CURRENT_BINARY_DIR}/synth_idk TIMEOUT 120 LABELS synth)
 lethe_test(NAME synth.markov COMMAND $<TARGET_FILE:test_synth> markov
   ${CMAKE_CURRENT_BINARY_DIR}/synth_markov TIMEOUT 120 LABELS synth)
 lethe_test(NAME synth.job COMMAND $<TARGET_FILE:test_synth> job

@@ -206,7 +206,7 @@ static const char *FULL =
     "  \"data\": {\"source\": \"hdf5\", \"seed\": 9007199254740991,\n"
     "           \"prompt_len\": 0, \"min_len\": 1, \"branching\": 1000,\n"
     "           \"path\": \"d/a.h5\", \"split\": \"train_full\", \"forget_split\": \"f\",\n"
-    "           \"retain_split\": \"r\", \"prefetch\": false},\n"
+    "           \"retain_split\": \"r\", \"prefetch\": false, \"alternate_split\": \"a\"},\n"
     "  \"train\": {\"steps\": 3, \"batch_size\": 16, \"seq_len\": 100, \"seed\": 0,\n"
     "            \"log_every\": 1},\n"
     "  \"bench\": {\"warmup\": 0, \"steps\": 1},\n"
@@ -214,7 +214,8 @@ static const char *FULL =
     "  \"unlearn\": {\"preset\": \"tofu-npo\", \"method\": \"ga\", \"retain_loss\": \"kl\",\n"
     "              \"beta\": 0.5, \"beta2\": 2,\n"
     "              \"gamma\": 1.5, \"c_f\": 2, \"c_r\": 0.5, \"epochs\": 3,\n"
-    "              \"warmup_epochs\": 0.5, \"batch_size\": 4, \"retain_batch_size\": 0},\n"
+    "              \"warmup_epochs\": 0.5, \"batch_size\": 4, \"retain_batch_size\": 0,\n"
+    "              \"rmu_layer\": 3, \"rmu_span\": 2, \"rmu_steering\": 5},\n"
     "  \"init\": {\"checkpoint\": \"runs/x/model.h5\"},\n"
     "  \"checkpoint\": {\"every\": 7, \"resume\": false},\n"
     "  \"synth\": {\"kind\": \"markov\", \"seed\": 5, \"output\": \"x.h5\",\n"
@@ -222,7 +223,7 @@ static const char *FULL =
     "            \"holdout_authors\": 2, \"utility_facts\": 5, \"seq_len\": 32,\n"
     "            \"markov_retain\": 10, \"markov_len_long\": 20, \"markov_len_short\": 5,\n"
     "            \"markov_leak\": 0.1, \"difficulty\": true, \"tail_short\": 3,\n"
-    "            \"tail_long\": 20},\n"
+    "            \"tail_long\": 20, \"idk\": true},\n"
     "  \"eval\": {\"forget_split\": \"forget10\", \"retain_split\": \"retain90\",\n"
     "           \"utility_splits\": \"u\", \"holdout_split\": \"\", \"reference\": \"r/e\",\n"
     "           \"max_rows\": 5, \"batch_size\": 4, \"generate\": false,\n"
@@ -493,7 +494,7 @@ static void test_model_enums(void)
           "enum defaults");
     char *e1[] = {"unlearn.method=SimNPO"};
     parse_expect("{}", e1, 1,
-                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo|wga|satimp|ceu|undial, got \"SimNPO\"");
+                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|rmu|idknll|dpo|idkdpo, got \"SimNPO\"");
 }
 
 /* unlearn.preset fills the reference settings; keys given explicitly win. */

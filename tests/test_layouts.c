@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "io/synth/markov_stream.h"
+#include "model/objective_pairs.h"
 #include "model/objectives.h"
 #include "model/step.h"
 #include "model/transformer.h"
@@ -185,18 +186,20 @@ static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_g
  * term's reference is the model with every weight scaled by 0.9 (layout-independent),
  * its distributions made by exchanging those weights in for one forward, as the
  * unlearn job does. Returns the global loss; gradients are reduced over dp. */
-#define N_UOBJ 9
+#define N_UOBJ 11
+#define UOBJ_PAIRS 9 /* idknll, dpo: the pair batch of pair_batch() */
 static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, int which,
                             double *scale)
 {
-    int B = b->B;
+    int B = b->B, np = which >= UOBJ_PAIRS ? B / 4 : 0;
     unsigned char is_forget[64];
-    double s_ref[64], rt = 0, ft = 0;
+    double s_ref[64], rt = 0, ft = 0, pair_s[64], pair_n[64];
     for (int i = 0; i < B; i++) {
-        int gi = g->dp_rank * B + i;
-        is_forget[i] = gi % 2 == 0;
-        s_ref[i] = -0.75 * (gi + 1);
-        for (int t = 0; t < b->T; t++) *(is_forget[i] ? &ft : &rt) += b->targets[i * b->T + t] >= 0;
+        int gi = g->dp_rank * B + i, q = i % (np ? np : 1);
+        is_forget[i] = np ? i < 2 * np : gi % 2 == 0; /* pairs: y_l content g np + q, y_w 2 + that */
+        s_ref[i] = -0.75 * (np ? (i < np ? 0 : 2) + g->dp_rank * np + q + 1 : gi + 1);
+        for (int t = 0; t < b->T && (!np || i >= np); t++) /* y_l rows count in neither */
+            *(is_forget[i] ? &ft : &rt) += b->targets[i * b->T + t] >= 0;
     }
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ft, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
@@ -243,13 +246,21 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     }
     static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO,      METHOD_SIMNPO, METHOD_GA,
                                             METHOD_GRADDIFF, METHOD_WGA, METHOD_SATIMP,
-                                            METHOD_CEU,      METHOD_UNDIAL};
+                                            METHOD_CEU,      METHOD_UNDIAL, METHOD_IDKNLL,
+                                            METHOD_DPO};
     unlearn_ctx ctx = {.method = M[which],
                        .beta = which == 1 ? 2.0 : 2.5, .gamma = which == 0 ? 0.5 : 0.0,
                        .c_f = which == 1 ? 1.0 : 0.3, .c_r = 1.0, .is_forget = is_forget,
                        .s_ref = s_ref, .negent = which == 2 ? negent : NULL,
                        .n_forget = B * g->dp / 2, .retain_tokens = rt, .forget_tokens = ft,
                        .beta2 = 1.0};
+    if (np) { /* 2 questions over the replicas, then retain rows; dpo at open-unlearning's beta */
+        ctx.n_pairs = np;
+        ctx.n_forget = 2;
+        ctx.beta = 0.1;
+        pairs_forward(m, b, 2 * np, pair_s, pair_n);
+        ctx.pair_s = pair_s;
+    }
     lethe_objective obj = unlearn_objective(&ctx);
     double loss = model_forward_backward(m, &bs, &obj, NULL, NULL);
     free(lsm);
@@ -268,7 +279,24 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
 }
 static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo", "simnpo+kl retain", "ga",
                                         "graddiff",          "wga", "satimp", "ceu",
-                                        "undial"};
+                                        "undial", "idknll", "dpo"};
+
+/* The pair methods' batch of replica dp_rank of dp: 2 questions, y_l the stream's rows
+ * 0-1, y_w rows 2-3, retain rows 4-7; the replica holds questions [dp_rank np, +np) as
+ * rows [0, np) y_l and [np, 2 np) y_w, then its retain rows, as the unlearn job lays
+ * them (np = 2 / dp: dp <= 2). Without retain rows (a batch of pairs alone), tp 2
+ * differs from one rank by 1.8e-5 on layer 0's q_proj gradient: so does GA weighting
+ * every row of the same batch, the same fp32 sensitivity, not the pair code. */
+static void pair_batch(synth_stream *src, int dp_rank, int dp, lethe_batch *pb)
+{
+    int np = 2 / dp, nr = 4 / dp;
+    for (int i = 0; i < 2 * np + nr; i++)
+        synth_stream_batch(src, 0,
+                           i < 2 * np ? (i < np ? 0 : 2) + dp_rank * np + i % np
+                                      : 4 + dp_rank * nr + i - 2 * np,
+                           1, pb->T, pb->tokens + (size_t)i * pb->T,
+                           pb->targets + (size_t)i * pb->T);
+}
 
 /* Reference: the one-rank model, gradients of step 0 and the trajectory. */
 typedef struct {
@@ -329,9 +357,13 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     }
     /* the unlearning objectives give the same loss and gradients under this layout */
     double worst_u = 0;
+    lethe_batch pb = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
+                      malloc(sizeof(int) * (size_t)Br * mc->T), NULL, NULL};
+    if (Br >= 4) pair_batch(&src, g.dp_rank, dp, &pb);
     for (int u = 0; u < N_UOBJ; u++) {
         double uscale;
-        double ul = unlearn_grads(&m, &g, &b, u, &uscale);
+        if (u >= UOBJ_PAIRS && Br < 4) continue; /* dp 4, 8: no pair + retain rows fit */
+        double ul = unlearn_grads(&m, &g, u >= UOBJ_PAIRS ? &pb : &b, u, &uscale);
         for (int i = 0; i < rt->n; i++) {
             const lethe_param *p = &rt->p[i];
             size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
@@ -353,7 +385,9 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
             check(e <= TOL, "%s: unlearning loss relative error %.3g", UOBJ_NAME[u], e);
         }
     }
-    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu/undial loss and gradients %.3g\n", what, worst_u);
+    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu/undial%s loss and gradients %.3g\n", what, Br >= 4 ? "/idknll/dpo" : "", worst_u);
+    free(pb.tokens);
+    free(pb.targets);
     model_free(&m);
     free(b.tokens);
     free(b.targets);
@@ -476,14 +510,19 @@ int main(int argc, char **argv)
                               malloc(sizeof(int) * mc->B * mc->T), NULL, NULL};
             synth_stream_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
             double uscale;
+            lethe_batch pb = {mc->B, mc->T, malloc(sizeof(int) * mc->B * mc->T),
+                              malloc(sizeof(int) * mc->B * mc->T), NULL, NULL};
+            pair_batch(&src, 0, 1, &pb);
             for (int u = 0; u < N_UOBJ; u++) {
-                ref.uloss[u] = unlearn_grads(m, &ref.g, &bt, u, &uscale);
+                ref.uloss[u] = unlearn_grads(m, &ref.g, u >= UOBJ_PAIRS ? &pb : &bt, u, &uscale);
                 ref.ugrad[u] = malloc(sizeof(float) * m->w.params.total);
                 memcpy(ref.ugrad[u], m->w.params.grad, sizeof(float) * m->w.params.total);
             }
             nll_objective_ctx ctx = {1.0 / model_count_targets(m, &bt)};
             lethe_objective obj = {nll_objective_seq, &ctx, NULL};
             ref.r0.loss0 = model_forward_backward(m, &bt, &obj, NULL, NULL);
+            free(pb.tokens);
+            free(pb.targets);
             free(bt.tokens);
             free(bt.targets);
         }

@@ -257,7 +257,7 @@ static void test_job(const char *config)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: test_synth authors|difficulty|markov|job DIR [CONFIG]\n");
+        fprintf(stderr, "usage: test_synth authors|difficulty|idk|markov|job DIR [CONFIG]\n");
         return 2;
     }
     workdir = argv[2];
@@ -266,6 +266,8 @@ int main(int argc, char **argv)
         test_authors();
     } else if (!strcmp(argv[1], "difficulty")) {
         test_difficulty();
+    } else if (!strcmp(argv[1], "idk")) {
+        test_idk();
     } else if (!strcmp(argv[1], "markov")) {
         test_kl_helper();
         test_markov();

@@ -38,5 +38,6 @@ void test_authors(void);   /* test_synth_authors.c */
 void test_kl_helper(void); /* test_synth_markov.c */
 void test_markov(void);
 void test_difficulty(void); /* test_synth_difficulty.c */
+void test_idk(void);        /* test_synth_idk.c */
 
 #endif

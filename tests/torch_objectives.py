@@ -26,6 +26,14 @@ q = softmax(logits with logit y set to -inf), detached; s = sum_t sum_j q_j log 
 UNDIAL: the same cross-entropy, with q = softmax(reference logits - beta * onehot(y))
 (the reference weights of ref_weights.safetensors, detached), plus the retain term as
 GradDiff's.
+Pairs (n_pairs = P > 0): forget rows [0, P) are the forget answers y_l, rows [P, 2P) the
+alternate answers y_w of the same questions (same order), written from the papers:
+    IdkNLL  forget = -c_f * (sum of y_w s) / (number of y_w targets); y_l rows no weight
+    DPO     x = beta ((s_w - s_ref_w) - (s_l - s_ref_l)), forget = c_f * mean over pairs
+            of -(2/beta) log sigmoid(x) (open-unlearning's compute_dpo_loss: sequence sums,
+            mean over the batch); sigma = sigmoid(-x); IdkDPO is the same formula
+The forget log-likelihood checked after the step is the y_l rows' (IdkNLL: the y_w
+rows' must rise instead).
 With retain_loss "kl" the retain term is the token-mean KL(q || p) to the reference
 weights' distributions q (ref_weights.safetensors): a retain row's s is then
 sum_t sum_j q_j log p_j and the term c_r * sum_rows (sum_t sum_j q_j log q_j - s) / tokens.
@@ -128,8 +136,16 @@ def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
     c_f, c_r = float(case["c_f"]), float(case["c_r"])
     f = is_forget
     sf, nf = s[f], n[f].to(s.dtype)
-    token_weighted = method in ("wga", "satimp", "ceu", "undial")
-    if method in ("ceu", "undial"):
+    P = int(case.get("n_pairs", 0))
+    token_weighted = method in ("wga", "satimp", "ceu", "undial", "idknll", "dpo", "idkdpo")
+    if method == "idknll":
+        forget = -c_f * s[P:2 * P].sum() / n[P:2 * P].sum().to(s.dtype)
+        sig = torch.zeros(P, dtype=s.dtype)
+    elif method in ("dpo", "idkdpo"):
+        x = beta * ((s[P:2 * P] - s_ref[P:2 * P]) - (s[:P] - s_ref[:P]))
+        forget = c_f * (-(2.0 / beta) * torch.nn.functional.logsigmoid(x)).mean()
+        sig = torch.sigmoid(-x)
+    elif method in ("ceu", "undial"):
         forget = -c_f * sf.sum() / nf.sum()
         sig = torch.zeros_like(sf)
     elif token_weighted:
@@ -210,6 +226,10 @@ def main():
     nf = float(is_forget.sum())
     rt = float(counts[batch["is_forget"] == 0].sum())
     ft = float(counts[batch["is_forget"] != 0].sum())
+    P = int(case.get("n_pairs", 0))
+    if P:  # pairs: the questions count; IdkNLL's tokens are the y_w rows'
+        nf = float(P)
+        ft = float(counts[P:2 * P].sum()) if case["method"] == "idknll" else 0.0
     for key, want in (("n_forget", nf), ("retain_tokens", rt), ("forget_tokens", ft)):
         if float(case[key]) != want:
             failures.append(key)
@@ -233,7 +253,12 @@ def main():
         if kl:
             cross, negent = soft_sums(mdl, ref_logp, targets, ~is_forget)
             s = torch.where(is_forget, s, cross)
-        ll = (mdl.tok_cache.sum(1) / n.to(dt))[is_forget].mean()
+        llrows = is_forget.clone()
+        if P:  # the forget answers y_l (IdkNLL: the IdK answers y_w, which must rise)
+            llrows[:] = False
+            llrows[P:2 * P] = case["method"] == "idknll"
+            llrows[:P] = case["method"] != "idknll"
+        ll = (mdl.tok_cache.sum(1) / n.to(dt))[llrows].mean()
         if case["method"] == "ceu":
             s = torch.where(is_forget, ceu_sums(mdl, targets), s)
         if case["method"] == "undial":
@@ -249,7 +274,7 @@ def main():
         mdl_after = Llama(case, final, dt)
         with torch.no_grad():
             s_a, n_a = seq_sums(mdl_after, tokens, targets)
-            ll_a = (mdl_after.tok_cache.sum(1) / n_a.to(dt))[is_forget].mean()
+            ll_a = (mdl_after.tok_cache.sum(1) / n_a.to(dt))[llrows].mean()
             if kl:
                 s_a = torch.where(is_forget, s_a, soft_sums(mdl_after, ref_logp, targets,
                                                              ~is_forget)[0])
@@ -319,7 +344,9 @@ def main():
     direction = [("<dw, dL/dw> < 0", dot < 0, f"{dot:.4e}"),
                  ("loss after < loss before", r64["loss_after"] < r64["loss"],
                   f"{r64['loss']:.6f} -> {r64['loss_after']:.6f}"),
-                 ("forget log-likelihood per token lowered", ll_after < ll_before,
+                 ("IdK log-likelihood per token raised" if case["method"] == "idknll" else
+                  "forget log-likelihood per token lowered",
+                  ll_after > ll_before if case["method"] == "idknll" else ll_after < ll_before,
                   f"{ll_before:.6f} -> {ll_after:.6f}")]
     for label, ok, val in direction:
         if not ok:

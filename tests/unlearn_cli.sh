@@ -5,16 +5,22 @@
 #    forget05 = 11 rows) and `lethe train` on train_full until the model knows it.
 # 2. Every method — ga, graddiff, npo, simnpo, simnpo with the KL retain term, and the
 #    token-weighted wga (beta 1) and satimp (beta 5, beta2 1), and ceu (CE-U, forget
-#    rows only) and undial (beta 10, the starting model's distributions) —
+#    rows only) and undial (beta 10, the starting model's distributions), and the pair
+#    methods idknll, dpo (y_w from data.alternate_split) and idkdpo (beta 0.5; synth.idk
+#    writes the IdK splits) —
 #    unlearns forget05 on 2 ranks, each under a different layout (tp 2, pp 2, dp 2),
 #    the same budget for all (10 steps, lr 2e-3). From unlearn_log.jsonl, first and
 #    last step: the forget rows' mean token log-likelihood (forget_logp) must fall by
 #    at least 0.2 nats (satimp: 0.1; its token weights p^5 (1 - p) average about 0.04 on
 #    the origin's forget rows, against 1 for GA, so the same budget moves it less); for the methods with a retain term, the retain loss of the
 #    last step must stay below RETAIN_BOUND (NLL: nats per token; KL: nats per token).
-#    satimp, ceu and undial are also killed after step 7 (checkpoint every 4 steps) and resumed:
+#    The pair methods' IdK log-likelihood (alternate_logp) must rise by 0.2 nats, and dpo
+#    on forget05_idk must end where idkdpo does (the same formula, another layout).
+#    satimp, ceu, undial and idkdpo are also killed after step 7 (checkpoint every 4 steps) and resumed:
 #    their final weights and AdamW moments must equal the uninterrupted run's bitwise.
-# 3. Bad input: an unknown method, beta <= 0, a forget split the dataset lacks, a
+# 3. Bad input: an unknown method, beta <= 0, a forget split the dataset lacks, dpo
+#    without an alternate split, an alternate split that is missing, of other rows, or
+#    the forget split itself, a
 #    missing initial checkpoint and one whose shapes do not fit model.* each end with
 #    a non-zero exit on every rank, exactly one "lethe: " line on stderr naming the
 #    culprit, and the output folder as it was (a sentinel file, nothing added).
@@ -42,7 +48,8 @@ model='"model": {"vocab_size": 600, "dim": 48, "n_layers": 2, "n_heads": 4, "n_k
   "mlp_dim": 96, "max_seq_len": 40, "init_seed": 5}, "threads": 1'
 cat >"$work/synth.json" <<EOF
 {"synth": {"kind": "authors", "seed": 21, "output": "$work/data.h5", "n_authors": 20,
-  "questions": 11, "perturbed": 2, "holdout_authors": 2, "utility_facts": 8, "seq_len": 40},
+  "questions": 11, "perturbed": 2, "holdout_authors": 2, "utility_facts": 8, "seq_len": 40,
+  "idk": true},
  "output": {"dir": "$work/synth"}}
 EOF
 cat >"$work/train.json" <<EOF
@@ -74,10 +81,13 @@ field() { sed -n "$2p" "$1" | grep -o "\"$3\":[-0-9.eE+]*" | cut -d: -f2; }
 
 echo "method         layout     forget_logp first -> last    retain_loss first -> last"
 declare -A extra=([wga]="--set unlearn.beta=1" [satimp]="--set unlearn.beta=5 --set unlearn.beta2=1"
-    [undial]="--set unlearn.beta=10")
+    [undial]="--set unlearn.beta=10" [idknll]="--set unlearn.c_f=1"
+    [dpo]="--set unlearn.beta=0.5 --set unlearn.c_f=1 --set data.alternate_split=\"forget05_idk\""
+    [idkdpo]="--set unlearn.beta=0.5 --set unlearn.c_f=1")
 for spec in "ga ga nll 1 1 2" "graddiff graddiff nll 1 2 1" "npo npo nll 2 1 1" \
     "simnpo simnpo nll 1 1 2" "simnpo-kl simnpo kl 1 2 1" "wga wga nll 2 1 1" \
-    "satimp satimp nll 1 2 1" "ceu ceu nll 1 1 2" "undial undial nll 2 1 1"; do
+    "satimp satimp nll 1 2 1" "ceu ceu nll 1 1 2" "undial undial nll 2 1 1" \
+    "idknll idknll nll 1 1 2" "dpo dpo nll 1 2 1" "idkdpo idkdpo nll 2 1 1"; do
     read -r name method rl dp pp tp <<<"$spec"
     unlearn_cfg "$name" "$method" "$rl" "$dp" "$pp" "$tp"
     # shellcheck disable=SC2086 # extra holds whole --set words
@@ -105,9 +115,25 @@ for spec in "ga ga nll 1 1 2" "graddiff graddiff nll 1 2 1" "npo npo nll 2 1 1" 
 done
 grep -q "retain kl" "$work/simnpo-kl.log" || say_fail "simnpo-kl: the job did not report the KL retain term"
 [ -f "$work/npo/npo_reference.jsonl" ] || say_fail "npo: no npo_reference.jsonl"
+# the pair methods: the IdK answers' log-likelihood rises, and dpo and idkdpo (the same
+# formula, y_w from data.alternate_split = forget05_idk or its default) log the same curve
+for name in idknll dpo idkdpo; do
+    log="$work/$name/unlearn_log.jsonl"
+    a0="$(field "$log" 1 alternate_logp)" a1="$(field "$log" "$(wc -l <"$log")" alternate_logp)"
+    awk -v a="$a0" -v b="$a1" 'BEGIN { exit !(b > a + 0.2) }' ||
+        say_fail "$name: IdK log-likelihood per token $a0 -> $a1 did not rise by 0.2"
+done
+for f in dpo_reference.jsonl dpo_alternate_reference.jsonl; do
+    [ -f "$work/dpo/$f" ] || say_fail "dpo: no $f"
+done
+n="$(wc -l <"$work/dpo/unlearn_log.jsonl")"
+d1="$(field "$work/dpo/unlearn_log.jsonl" "$n" forget_loss)"
+i1="$(field "$work/idkdpo/unlearn_log.jsonl" "$n" forget_loss)"
+awk -v a="$d1" -v b="$i1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-3 * (b < 0 ? -b : b) + 1e-7) }' ||
+    say_fail "dpo on forget05_idk (pp 2) and idkdpo (dp 2) end at different forget losses: $d1, $i1"
 
-# ---- satimp, ceu and undial killed mid-run and resumed: bitwise the uninterrupted run ----
-for spec in "satimp 1 2 1" "ceu 1 1 2" "undial 2 1 1"; do
+# ---- satimp, ceu, undial and idkdpo killed mid-run and resumed: bitwise the uninterrupted run ----
+for spec in "satimp 1 2 1" "ceu 1 1 2" "undial 2 1 1" "idkdpo 1 2 1"; do
     read -r name dp pp tp <<<"$spec"
     unlearn_cfg "$name-ckpt" "$name" nll "$dp" "$pp" "$tp"
     run_ckpt() { # OUT [env...]: the job with checkpoints every 4 steps into OUT
@@ -181,9 +207,24 @@ expect_refusal "beta < 0" "unlearn.beta" --set unlearn.beta=-1
 expect_refusal "satimp beta2 < 0" "unlearn.beta2" --set unlearn.method='"satimp"' --set unlearn.beta2=-1
 expect_refusal "unknown retain loss" "unlearn.retain_loss" --set unlearn.retain_loss='"mse"'
 expect_refusal "missing forget split" "nope" --set data.forget_split='"nope"'
+expect_refusal "dpo without alternate split" "data.alternate_split" --set unlearn.method='"dpo"'
+expect_refusal "dpo beta 0" "unlearn.beta" --set unlearn.method='"dpo"' --set unlearn.beta=0 \
+    --set data.alternate_split='"forget05_idk"'
+expect_refusal "missing alternate split" "nope_idk" --set unlearn.method='"idkdpo"' \
+    --set data.alternate_split='"nope_idk"'
+expect_refusal "alternate split of other rows" "forget10_idk' has 22 rows" \
+    --set unlearn.method='"idknll"' --set data.alternate_split='"forget10_idk"'
+expect_refusal "alternate split is the forget split" "forget split itself" \
+    --set unlearn.method='"idkdpo"' --set data.alternate_split='"forget05"'
 expect_refusal "missing checkpoint" "missing.h5" --set init.checkpoint="\"$work/missing.h5\""
 expect_refusal "checkpoint shape mismatch" "other/model.h5" \
     --set init.checkpoint="\"$work/other/model.h5\""
 echo "unlearn bad input: $refused/$bad refused cleanly"
+# --help names the methods and the alternate split, each with its text
+help="$("$LETHE_BIN" unlearn --help 2>&1)"
+for want in "undial\\|idknll\\|dpo\\|idkdpo" "data.alternate_split .*<forget_split>_idk; dpo needs one" \
+    "unlearn.beta .*(npo, simnpo, dpo, idkdpo)"; do
+    grep -Eq -- "$want" <<<"$help" || say_fail "lethe unlearn --help lacks '$want'"
+done
 [ $fail -eq 0 ] && echo "unlearn_cli: PASS"
 exit $fail

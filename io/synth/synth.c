@@ -208,6 +208,7 @@ int synth_generate(synth_data **out, const lethe_synth_config *c, char *err, siz
         if (!rc) rc = sy_make_difficulty(d);
         if (!rc) {
             sy_make_author_splits(d);
+            sy_make_idk_splits(d);
             rc = sy_make_tokens(d);
         }
     }
@@ -305,6 +306,7 @@ void synth_free(synth_data *d)
     free_list(w->publisher, w->n_publishers);
     free(w->city_country);
     strset_free(&d->names);
+    sy_idk_free(d);
     tokenizer_free(d->tk);
     free(d);
 }

@@ -407,6 +407,10 @@ int sy_make_tokens(synth_data *d)
         for (int r = 0; r < sp->nr; r++)
             for (int64_t i = sp->lo[r]; i < sp->hi[r]; i++) {
                 const fact_t *f = &d->facts[i];
+                if (sp->idk) {
+                    sy_count_idk(d, sp, i, wc);
+                    continue;
+                }
                 word_counter_add(wc, f->prompt_text, strlen(f->prompt_text));
                 word_counter_add(wc, f->a, strlen(f->a));
                 if (!sp->qa) word_counter_add(wc, f->prompt_text, strlen(f->prompt_text));
@@ -446,6 +450,7 @@ int sy_make_tokens(synth_data *d)
             }
         }
     }
+    if (sy_idk_encode(d, &h)) return -1;
     snprintf(d->sum.source_digest, sizeof d->sum.source_digest, "fnv1a64:%016llx",
              (unsigned long long)h);
     d->sum.max_len = max_len;

@@ -22,7 +22,8 @@ enum {
     ST_UTIL_B,
     ST_CHAINS,
     ST_MARKOV, /* + chain * 2 + part */
-    ST_DIFFICULTY = ST_MARKOV + 6
+    ST_DIFFICULTY = ST_MARKOV + 6,
+    ST_IDK = ST_DIFFICULTY + 1
 };
 
 typedef struct {
@@ -83,6 +84,7 @@ typedef struct {
     int64_t lo[3], hi[3];
     int ch[3], pt[3];
     int64_t authors;
+    int idk; /* synth.idk: forgetXX's rows answered with an IdK phrase (synth_idk.c) */
 } split_t;
 
 typedef struct {
@@ -92,6 +94,7 @@ typedef struct {
 } world_t;
 
 #define S_ SYNTH_MARKOV_STATES
+#define SYNTH_N_IDK 8
 
 struct synth_data {
     lethe_synth_config c;
@@ -111,6 +114,7 @@ struct synth_data {
     double P[3][S_ * S_], init[3][S_];
     int64_t m_train, m_eval;
     synth_summary sum;
+    tok_ids idk_tok[SYNTH_N_IDK]; /* synth.idk: the IdK phrases' tokens */
     char *err;
     size_t errlen;
 };
@@ -172,6 +176,15 @@ int sy_check_difficulty(const lethe_synth_config *c, char *err, size_t errlen);
 int sy_make_difficulty(synth_data *d);
 int sy_difficulty_attrs(const synth_data *d, hid_t file);
 int sy_write_buckets(synth_data *d, hid_t group, const split_t *sp);
+
+/* synth_idk.c */
+int sy_idk_phrase(const synth_data *d, int64_t fact);
+const char *sy_idk_text(const synth_data *d, int64_t fact);
+const tok_ids *sy_idk_tokens(const synth_data *d, int64_t fact);
+void sy_make_idk_splits(synth_data *d);
+void sy_count_idk(const synth_data *d, const split_t *sp, int64_t fact, word_counter *wc);
+int sy_idk_encode(synth_data *d, uint64_t *digest);
+void sy_idk_free(synth_data *d);
 
 /* markov_chains.c */
 int sy_check_markov(const lethe_synth_config *c, char *err, size_t errlen);

@@ -145,11 +145,11 @@ static void fill_row(int32_t *row, int T, const tok_ids *p, const tok_ids *a, in
     for (int i = n; i < T; i++) row[i] = pad;
 }
 
-static int jsonl_record(FILE *jl, const fact_t *f, int qa, int phrasing, int K)
+static int jsonl_record(FILE *jl, const fact_t *f, int qa, int phrasing, int K, const char *idk)
 {
     cJSON *o = cJSON_CreateObject();
     int ok = o && cJSON_AddStringToObject(o, "question", f->q) &&
-             cJSON_AddStringToObject(o, "answer", phrasing ? f->p : f->a);
+             cJSON_AddStringToObject(o, "answer", idk ? idk : phrasing ? f->p : f->a);
     if (ok && qa) {
         cJSON *pert = cJSON_CreateStringArray((const char *const *)f->pert, K);
         ok = cJSON_AddStringToObject(o, "paraphrased_answer", f->p) && pert &&
@@ -167,7 +167,7 @@ static int jsonl_record(FILE *jl, const fact_t *f, int qa, int phrasing, int K)
 
 static int write_split(synth_data *d, dataset_writer *w, const split_t *sp, FILE *jl)
 {
-    int T = d->c.seq_len, K = d->K, cand = !d->markov && sp->qa;
+    int T = d->c.seq_len, K = d->K, cand = !d->markov && sp->qa && !sp->idk;
     int64_t n = sy_split_rows(d, sp);
     if (dsw_split_begin(w, sp->name, n, T, cand ? K : 0, cand, cand, d->err, d->errlen)) return -1;
     block b;
@@ -187,7 +187,8 @@ static int write_split(synth_data *d, dataset_writer *w, const split_t *sp, FILE
                     x->sample_id[m] = ((int64_t)(c * 2 + part) << 32) + i;
                 } else {
                     const fact_t *f = &d->facts[i];
-                    fill_row(x->ids + m * T, T, &f->tp, ph ? &f->tpa : &f->ta, eos, pad,
+                    fill_row(x->ids + m * T, T, &f->tp,
+                             sp->idk ? sy_idk_tokens(d, i) : ph ? &f->tpa : &f->ta, eos, pad,
                              &x->lengths[m], &x->answer_start[m]);
                     x->sample_id[m] = f->sid + ph;
                     if (cand) {
@@ -198,7 +199,7 @@ static int write_split(synth_data *d, dataset_writer *w, const split_t *sp, FILE
                                      pad, &x->pert_lengths[m * K + k],
                                      &x->pert_answer_start[m * K + k]);
                     }
-                    if (jl && jsonl_record(jl, f, sp->qa, ph, K))
+                    if (jl && jsonl_record(jl, f, cand, ph, K, sp->idk ? sy_idk_text(d, i) : NULL))
                         rc = sy_fail(d->err, d->errlen,
                                      "synth: cannot write the JSON lines of split "
                                      "'%s': %s",
