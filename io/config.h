@@ -63,6 +63,10 @@ typedef struct {
     float warmup_epochs;    /* linear warm-up, in epochs of the forget split */
     int batch_size;         /* forget sequences per step (global) */
     int retain_batch_size;  /* retain sequences per step (global; unused by ga) */
+    /* pdu: the retain constraint L_r <= pdu_eps, the dual step size, the dual
+     * variable's start, and the epochs before the dual variable moves */
+    float pdu_eps, pdu_dual_lr, pdu_lambda0;
+    int pdu_dual_warmup_epochs;
 } lethe_unlearn_config;
 
 typedef struct {

@@ -118,7 +118,7 @@ const key_def SCHEMA[] = {
 
     K_ENUM("unlearn.preset", unlearn.preset, "none", "none|tofu-forget05|tofu-forget10|tofu-npo",
            "reference settings (keys given explicitly win)"),
-    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial",
+    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|pdu",
              "unlearning objective"),
     K_CHOICE("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
              "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
@@ -137,6 +137,14 @@ const key_def SCHEMA[] = {
     K_INT("unlearn.batch_size", unlearn.batch_size, 32, 1, M20, "forget sequences per step"),
     K_INT("unlearn.retain_batch_size", unlearn.retain_batch_size, 32, 0, M20,
           "retain sequences per step"),
+    K_FLT("unlearn.pdu.eps", unlearn.pdu_eps, 0, 0, CLOSED, 1e6, CLOSED,
+          "pdu: the retain constraint L_r <= eps (token-mean retain loss, nats)"),
+    K_FLT("unlearn.pdu.dual_lr", unlearn.pdu_dual_lr, 1, 0, CLOSED, 1e6, CLOSED,
+          "pdu: dual step size eta, lambda <- max(0, lambda + eta (L_r - eps)) each step"),
+    K_FLT("unlearn.pdu.lambda0", unlearn.pdu_lambda0, 1, 0, CLOSED, 1e6, CLOSED,
+          "pdu: the dual variable's start (the retain term's first weight)"),
+    K_INT("unlearn.pdu.dual_warmup_epochs", unlearn.pdu_dual_warmup_epochs, 0, 0, 1000000,
+          "pdu: epochs of the forget split before lambda moves"),
 
     K_STR("init.checkpoint", init.checkpoint, "", 0,
           "lethe checkpoint to start from (empty: initialise from model.init_seed)"),

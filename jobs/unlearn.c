@@ -29,6 +29,7 @@
 #include "../model/objectives.h"
 #include "../mpi/fatal.h"
 #include "loop.h"
+#include "unlearn_pdu.h"
 
 typedef struct {
     int64_t id;
@@ -122,6 +123,7 @@ typedef struct {
     unsigned char *soft_rows;
     double *seq_s, *seq_n;
     int ceu;
+    pdu_state pdu; /* unlearn.method "pdu" */
 } unlearn_job;
 
 /* The forget rows, then the retain rows, of step `step`. */
@@ -216,6 +218,8 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .retain_tokens = tokens[1],
                        .forget_tokens = tokens[0],
                        .forget_logp = soft_logp};
+    int pdu = u->method == METHOD_PDU;
+    if (pdu) pdu_begin(&J->pdu, &S->model, &ctx);
     lethe_objective obj = unlearn_objective(&ctx);
     model_train_step(&S->model, &b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     /* the objective ran on the last stage of each replica: sum over replicas and
@@ -227,6 +231,8 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     values[1] = parts[1];
     values[2] = parts[2] / J->Bf;
     values[3] = parts[3] / J->Bf;
+    if (pdu) /* the lambda the step used */
+        values[2] = pdu_end(&J->pdu, &S->model, u, step, st, parts[1]);
 }
 
 /* Checks the batches, opens the forget and retain streams and builds the model. */
@@ -245,6 +251,7 @@ static void unlearn_open(lethe_session *S, unlearn_job *J)
                 "unlearn: unlearn.batch_size=%d and unlearn.retain_batch_size=%d must be "
                 "multiples of layout.dp=%d",
                 J->Bf, J->Br, S->grid.dp);
+    if (u->method == METHOD_PDU) pdu_check(S, J->Br);
     job_open_loader(S, &J->lf, c->data.forget_split, J->Bf, c->train.seed, 1, 1, 0, 0);
     if (J->Br)
         job_open_loader(S, &J->lr, c->data.retain_split, J->Br, c->train.seed + 1, 1, 1, 0, 0);
@@ -311,6 +318,7 @@ static void unlearn_free(unlearn_job *J)
     free(J->seq_s);
     free(J->seq_n);
     free(J->kl_weights);
+    pdu_free(&J->pdu);
 }
 
 /* CPU seconds (user + system) this process has used so far. */
@@ -380,6 +388,8 @@ int job_unlearn(int argc, char **argv)
     c->optim.warmup_steps = (int)lround(u->warmup_epochs * (double)spe);
     if (c->optim.warmup_steps >= total) c->optim.warmup_steps = total - 1;
     unlearn_buffers(&J);
+    int pdu = u->method == METHOD_PDU;
+    if (pdu) pdu_open(&J.pdu, u, J.rf, J.rr, J.b.T, spe);
     /* NPO's reference pass sees the starting weights: a requeued job resumes after it */
     if (u->method == METHOD_NPO) J.refs = npo_reference(&S, J.Bf + J.Br, &J.nref);
     if (S.grid.rank == 0)
@@ -390,6 +400,7 @@ int job_unlearn(int argc, char **argv)
                c->layout.tp);
     /* the forget rows' mean sigmoid weight (npo, simnpo), or mean token weight (wga, satimp) */
     int tw = method_weights_tokens(u->method);
+    const char *third = pdu ? "lambda" : tw ? "token_weight" : "sigma";
     loop_spec sp = {.job = &J,
                     .total = total,
                     .total_key = "unlearn.epochs",
@@ -403,9 +414,13 @@ int job_unlearn(int argc, char **argv)
                     .show_epoch = 1,
                     .fields = {{"forget_loss", "forget", "%.4f"},
                                {"retain_loss", "retain", "%.4f"},
-                               {tw ? "token_weight" : "sigma", tw ? "w" : "sigma", "%.3f"},
+                               {third, pdu ? third : tw ? "w" : "sigma", pdu ? "%.4g" : "%.3f"},
                                {"forget_logp", NULL, NULL}},
                     .n_fields = 4,
+                    .state_keys = pdu ? pdu_state_keys : NULL,
+                    .state = pdu ? &J.pdu.lambda : NULL,
+                    .n_state = pdu,
+                    .resume_state = pdu ? &J.pdu.lambda : NULL,
                     .batch = unlearn_batch,
                     .step = unlearn_step};
     loop_outcome out;

@@ -56,7 +56,7 @@ typedef struct {
 } lethe_optim_config;
 
 /* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" | "wga" | "satimp" | "ceu" |
- * "undial"  * (model/objectives.h) */
+ * "undial" | "pdu" (model/objectives.h) */
 typedef enum {
     METHOD_GA,
     METHOD_GRADDIFF,
@@ -65,7 +65,8 @@ typedef enum {
     METHOD_WGA,
     METHOD_SATIMP,
     METHOD_CEU,
-    METHOD_UNDIAL
+    METHOD_UNDIAL,
+    METHOD_PDU
 } lethe_method;
 /* unlearn.retain_loss: "nll" (token-mean NLL) | "kl" (token-mean KL(initial || current)) */
 typedef enum { RETAIN_NLL, RETAIN_KL } lethe_retain_loss;

@@ -5,7 +5,7 @@
 #include <math.h>
 
 static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga",
-                                    "satimp", "ceu",   "undial"};
+                                    "satimp", "ceu",   "undial", "pdu"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 
@@ -42,6 +42,7 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
     case METHOD_SATIMP:
     case METHOD_CEU:
     case METHOD_UNDIAL:
+    case METHOD_PDU:
         break; /* per token (unlearn_objective_tok), or a token-mean (unlearn_objective_seq) */
     }
     *dlds = 0;
@@ -129,6 +130,7 @@ static double unlearn_objective_tok(const struct lethe_objective *o, int b, doub
 
 lethe_objective unlearn_objective(unlearn_ctx *c)
 {
+    if (c->method == METHOD_PDU) return pdu_objective(c);
     lethe_objective o = {unlearn_objective_seq, c, NULL};
     if (method_weights_tokens(c->method)) o.tok = unlearn_objective_tok;
     return o;

@@ -34,6 +34,15 @@
  * the true token's logit lowered by b, q = softmax(logits0 - b onehot(y)), plus the
  * retain term (c_r) as GradDiff's.
  *
+ * PDU (primal-dual unlearning, open-unlearning's PDU) minimises the forget rows'
+ * logit-margin flattening loss under the retain constraint L_r <= eps through the
+ * Lagrangian c_f L_f + lambda (L_r - eps): L_f = the mean over the forget target
+ * positions of the GLOBAL batch of d_t^2, d_t = max_j z_tj - mean_j z_tj over the
+ * vocabulary (lethe_margin_term, grad = pdu_margin_grad); the retain rows carry
+ * w = -lambda / retain tokens and loss_retain gathers L_r itself (unweighted) for the
+ * dual step lambda <- max(0, lambda + eta (L_r - eps)) (pdu_dual_update), which the
+ * job takes once per step after the primal one.
+ *
  * Objectives know sequences and weights, not communicators: the caller provides
  * the global counts (forget sequences, retain tokens) of the step's batch. */
 #ifndef LETHE_OBJECTIVES_H
@@ -60,6 +69,7 @@ typedef struct {
     /* accumulated by the objective over this replica's sequences (for logging) */
     double loss_forget, loss_retain, sigma_sum;
     double forget_logp; /* sum over forget sequences of s/|y| (mean token log-likelihood) */
+    double lambda;      /* pdu: the dual variable, the retain term's weight this step */
 } unlearn_ctx;
 
 /* The objective of c: per sequence, and per token for the token-weighted methods. */
@@ -77,5 +87,13 @@ double token_weight(lethe_method m, double beta, double beta2, double logp);
  * weight of NPO/SimNPO (1 for GA). Not for the token-weighted methods. */
 double forget_loss(lethe_method m, double beta, double gamma, double s, double n, double s_ref,
                    double *dlds, double *sigma);
+
+/* PDU's objective (unlearn_objective returns it for METHOD_PDU): per-sequence weights
+ * for the retain rows; the forget rows' term is the model's margin term, whose grad is
+ * pdu_margin_grad (ctx: the same unlearn_ctx). */
+lethe_objective pdu_objective(unlearn_ctx *c);
+double pdu_margin_grad(void *ctx, int b, float *d, const int *targets, int T);
+/* The dual step: max(0, lambda + eta (retain_loss - eps)). */
+double pdu_dual_update(double lambda, double eta, double retain_loss, double eps);
 
 #endif

@@ -90,6 +90,10 @@ static const obj_case cases[] = {
      * differ from the current ones) with the true logit lowered by beta */
     {"undial", METHOD_UNDIAL, 10, 0, 1, 1, 0, REF_PERTURBED, 0},
     {"undial_beta2", METHOD_UNDIAL, 2, 0, 1, 0.5, 0, REF_PERTURBED, 0},
+    /* PDU: c_f the forget weight, c_r the dual variable lambda of the step (open-unlearning's
+     * gamma 1 and alpha 1, and a KL retain term with lambda 0.3) */
+    {"pdu", METHOD_PDU, 0, 0, 1, 1, 0, REF_NONE, 0},
+    {"pdu_kl", METHOD_PDU, 0, 0, 0.5, 0.3, 0, REF_PERTURBED, 1},
 };
 
 #define NF 4 /* forget rows */
@@ -161,8 +165,22 @@ static unlearn_ctx make_ctx(const obj_case *oc, const lethe_batch *b,
                      .negent = kl_negent,
                      .n_forget = nf,
                      .retain_tokens = rt,
-                     .forget_tokens = ft};
+                     .forget_tokens = ft,
+                     .lambda = oc->c_r};
     return c;
+}
+
+/* PDU: the forget rows' logit-margin term, attached to m for one call with context c
+ * (buffers of the whole batch); other methods: none. */
+static float pdu_d[(NF + NR) * TT];
+static int pdu_arg[(NF + NR) * TT];
+static lethe_margin_term pdu_term;
+
+static void attach_margin(lethe_model *m, const obj_case *oc, const unsigned char *is_forget,
+                          unlearn_ctx *c)
+{
+    pdu_term = (lethe_margin_term){is_forget, pdu_d, pdu_arg, pdu_margin_grad, c};
+    m->margin = oc->method == METHOD_PDU ? &pdu_term : NULL;
 }
 
 /* CE-U's soft targets at m's current weights, as jobs/unlearn.c makes them: a forward of
@@ -387,9 +405,11 @@ int main(int argc, char **argv)
     unlearn_ctx ctx = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj = unlearn_objective(&ctx);
     double seq_s[NF + NR], seq_n[NF + NR];
+    attach_margin(&m, oc, is_forget, &ctx);
     double loss = model_forward_backward(&m, &b, &obj, seq_s, seq_n);
     unlearn_ctx ctx2 = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj2 = unlearn_objective(&ctx2);
+    attach_margin(&m2, oc, is_forget, &ctx2);
     double loss2 = model_forward_backward(&m2, &b, &obj2, NULL, NULL);
     float *grad2 = lethe_malloc(sizeof(float) * m2.w.params.total, "gradients");
     memcpy(grad2, m2.w.params.grad, sizeof(float) * m2.w.params.total);
@@ -397,7 +417,9 @@ int main(int argc, char **argv)
      * hidden under the retain term's */
     unlearn_ctx ctxf = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     ctxf.c_r = 0.0;
+    ctxf.lambda = 0.0;
     lethe_objective objf = unlearn_objective(&ctxf);
+    attach_margin(&m2, oc, is_forget, &ctxf);
     double loss_f = model_forward_backward(&m2, &b, &objf, NULL, NULL);
 
     char meta[2048], path[1200];
@@ -444,11 +466,13 @@ int main(int argc, char **argv)
     unlearn_ctx cs = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective os = unlearn_objective(&cs);
     step_stats st;
+    attach_margin(&m, oc, is_forget, &cs);
     model_train_step(&m, &b, &os, &opt, NULL, 0, 1, &st);
     /* the loss after the step, and the per-sequence sums it moved */
     if (oc->method == METHOD_CEU) ceu_soft_targets(&m, &b, kl_lsm, ceu_tok, is_forget);
     unlearn_ctx ca = make_ctx(oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective oa = unlearn_objective(&ca);
+    attach_margin(&m, oc, is_forget, &ca);
     double s_after[NF + NR], n_after[NF + NR];
     double loss_after = model_forward_backward(&m, &b, &oa, s_after, n_after);
     snprintf(path, sizeof path, "%s/final.safetensors", outdir);
@@ -505,6 +529,7 @@ int main(int argc, char **argv)
     free(ref_w);
     free(kl_lsm);
     free(grad2);
+    m.margin = m2.margin = NULL;
     model_free(&m);
     model_free(&m2);
     fatal_set_grid(NULL);

@@ -185,7 +185,7 @@ static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_g
  * term's reference is the model with every weight scaled by 0.9 (layout-independent),
  * its distributions made by exchanging those weights in for one forward, as the
  * unlearn job does. Returns the global loss; gradients are reduced over dp. */
-#define N_UOBJ 9
+#define N_UOBJ 10
 static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, int which,
                             double *scale)
 {
@@ -243,15 +243,23 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     }
     static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO,      METHOD_SIMNPO, METHOD_GA,
                                             METHOD_GRADDIFF, METHOD_WGA, METHOD_SATIMP,
-                                            METHOD_CEU,      METHOD_UNDIAL};
+                                            METHOD_CEU,      METHOD_UNDIAL, METHOD_PDU};
     unlearn_ctx ctx = {.method = M[which],
                        .beta = which == 1 ? 2.0 : 2.5, .gamma = which == 0 ? 0.5 : 0.0,
                        .c_f = which == 1 ? 1.0 : 0.3, .c_r = 1.0, .is_forget = is_forget,
                        .s_ref = s_ref, .negent = which == 2 ? negent : NULL,
                        .n_forget = B * g->dp / 2, .retain_tokens = rt, .forget_tokens = ft,
-                       .beta2 = 1.0};
+                       .beta2 = 1.0, .lambda = 0.7};
     lethe_objective obj = unlearn_objective(&ctx);
+    /* PDU: the forget rows' logit margins (a term the model carries for the step) */
+    float *md = malloc(sizeof(float) * (size_t)B * b->T);
+    int *marg = malloc(sizeof(int) * (size_t)B * b->T);
+    lethe_margin_term mt = {is_forget, md, marg, pdu_margin_grad, &ctx};
+    m->margin = M[which] == METHOD_PDU ? &mt : NULL;
     double loss = model_forward_backward(m, &bs, &obj, NULL, NULL);
+    m->margin = NULL;
+    free(md);
+    free(marg);
     free(lsm);
     free(tok);
     /* the scale a loss error is measured against: the loss itself, or for the KL term
@@ -268,7 +276,7 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
 }
 static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo", "simnpo+kl retain", "ga",
                                         "graddiff",          "wga", "satimp", "ceu",
-                                        "undial"};
+                                        "undial", "pdu"};
 
 /* Reference: the one-rank model, gradients of step 0 and the trajectory. */
 typedef struct {

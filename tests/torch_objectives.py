@@ -26,6 +26,10 @@ q = softmax(logits with logit y set to -inf), detached; s = sum_t sum_j q_j log 
 UNDIAL: the same cross-entropy, with q = softmax(reference logits - beta * onehot(y))
 (the reference weights of ref_weights.safetensors, detached), plus the retain term as
 GradDiff's.
+PDU (open-unlearning's PDU, primal-dual): the forget rows' logit-margin flattening term
+    c_f * mean over the forget targets t of (max_j z_tj - mean_j z_tj)^2
+(z the logits over the vocabulary), plus lambda (the case's c_r) times the retain term;
+its "retain" part is the retain term unweighted (what the dual step reads), sigma 0.
 With retain_loss "kl" the retain term is the token-mean KL(q || p) to the reference
 weights' distributions q (ref_weights.safetensors): a retain row's s is then
 sum_t sum_j q_j log p_j and the term c_r * sum_rows (sum_t sum_j q_j log q_j - s) / tokens.
@@ -121,15 +125,21 @@ def soft_sums(model, ref_logp, targets, rows):
     return cross, negent
 
 
-def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
+def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None, z=None):
     """Loss, forget part, retain part, sigmoid sum: DESIGN §3 written out."""
     method = case["method"]
     beta, gamma = float(case["beta"]), float(case["gamma"])
     c_f, c_r = float(case["c_f"]), float(case["c_r"])
     f = is_forget
     sf, nf = s[f], n[f].to(s.dtype)
-    token_weighted = method in ("wga", "satimp", "ceu", "undial")
-    if method in ("ceu", "undial"):
+    token_weighted = method in ("wga", "satimp", "ceu", "undial", "pdu")
+    if method == "pdu":
+        zf = z[f]
+        v = valid[f].to(zf.dtype)
+        d = zf.max(dim=-1)[0] - zf.mean(dim=-1)
+        forget = c_f * (d * d * v).sum() / v.sum()
+        sig = torch.zeros_like(sf)
+    elif method in ("ceu", "undial"):
         forget = -c_f * sf.sum() / nf.sum()
         sig = torch.zeros_like(sf)
     elif token_weighted:
@@ -163,6 +173,8 @@ def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
     else:
         h = negent[r].sum() if negent is not None else 0.0
         retain = c_r * ((h - s[r].sum()) / n[r].sum().to(s.dtype))
+    if method == "pdu":  # lambda (c_r) weighs the retain term; the part logged is L_r itself
+        return forget + retain, forget, retain / c_r, sig.sum()
     return forget + retain, forget, retain, sig.sum()
 
 
@@ -240,7 +252,8 @@ def main():
             s = torch.where(is_forget, undial_sums(mdl, rmdl.logits_cache, targets,
                                                    float(case["beta"])), s)
         valid = targets >= 0
-        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent, mdl.tok_cache, valid)
+        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent, mdl.tok_cache, valid,
+                                      mdl.logits_cache)
         params = [mdl.P[k] for k in names]
         g_all = torch.autograd.grad(loss, params, retain_graph=True)
         g_f = torch.autograd.grad(lf, params, allow_unused=True)
@@ -259,7 +272,7 @@ def main():
                 s_a = torch.where(is_forget, undial_sums(mdl_after, rmdl.logits_cache, targets,
                                                          float(case["beta"])), s_a)
             loss_a = objective(case, s_a, n_a, s_ref, is_forget, negent, mdl_after.tok_cache,
-                               valid)[0]
+                               valid, mdl_after.logits_cache)[0]
         ref[dt] = {"loss": float(loss), "forget": float(lf), "retain": float(lr),
                    "sigma": float(sig), "s": s.detach().numpy(), "n": n.numpy(),
                    "ll": float(ll), "ll_after": float(ll_a),
