@@ -67,6 +67,10 @@ typedef struct {
      * variable's start, and the epochs before the dual variable moves */
     float pdu_eps, pdu_dual_lr, pdu_lambda0;
     int pdu_dual_warmup_epochs;
+    /* wagle: the kept fraction of the weights (0: off), the retain gradient's 1/mu, and
+     * the forget/retain batch pairs whose gradients score the weights */
+    float wagle_p, wagle_mu;
+    int wagle_batches;
 } lethe_unlearn_config;
 
 typedef struct {

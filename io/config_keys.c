@@ -145,6 +145,13 @@ const key_def SCHEMA[] = {
           "pdu: the dual variable's start (the retain term's first weight)"),
     K_INT("unlearn.pdu.dual_warmup_epochs", unlearn.pdu_dual_warmup_epochs, 0, 0, 1000000,
           "pdu: epochs of the forget split before lambda moves"),
+    K_FLT("unlearn.wagle.p", unlearn.wagle_p, 0, 0, CLOSED, 1, OPEN,
+          "WAGLE (graddiff, npo, simnpo): fraction of the weights kept by the attribution "
+          "mask, the paper's 0.8-0.95 (0: off)"),
+    K_FLT("unlearn.wagle.mu", unlearn.wagle_mu, 1e-6, 0, OPEN, 1e6, CLOSED,
+          "WAGLE: score |(theta - grad L_r / mu) * grad L_f| (the paper's 1e-6)"),
+    K_INT("unlearn.wagle.batches", unlearn.wagle_batches, 1, 1, 1000000,
+          "WAGLE: forget and retain batches whose gradients score the weights"),
 
     K_STR("init.checkpoint", init.checkpoint, "", 0,
           "lethe checkpoint to start from (empty: initialise from model.init_seed)"),

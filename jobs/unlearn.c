@@ -30,6 +30,7 @@
 #include "../mpi/fatal.h"
 #include "loop.h"
 #include "unlearn_pdu.h"
+#include "unlearn_wagle.h"
 
 typedef struct {
     int64_t id;
@@ -192,10 +193,9 @@ static double soft_targets(unlearn_job *J, lethe_batch *b)
     return logp;
 }
 
-/* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp. */
-static void unlearn_step(void *job, int step, int total, step_stats *st, double *values)
+/* The objective's context of the batch in J->b; its soft targets go into *b. */
+static unlearn_ctx step_ctx(unlearn_job *J, lethe_batch *b)
 {
-    unlearn_job *J = job;
     lethe_session *S = J->S;
     const lethe_unlearn_config *u = &S->cfg.unlearn;
     int T = J->b.T, rows = J->rf + J->rr;
@@ -203,8 +203,7 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     for (int i = 0; i < rows; i++)
         for (int t = 0; t < T; t++) tokens[i >= J->rf] += J->b.targets[(size_t)i * T + t] >= 0;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tokens, 2, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
-    lethe_batch b = J->b; /* the soft targets travel with this step's batch */
-    double soft_logp = soft_targets(J, &b);
+    double soft_logp = soft_targets(J, b);
     unlearn_ctx ctx = {.method = u->method,
                        .beta = u->beta,
                        .gamma = u->gamma,
@@ -218,6 +217,38 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .retain_tokens = tokens[1],
                        .forget_tokens = tokens[0],
                        .forget_logp = soft_logp};
+    return ctx;
+}
+
+/* WAGLE: adds the gradients of the forget term (gf) and of the retain loss at weight 1
+ * (gr) of the streams' next batch pair, reduced over the replicas. */
+static void wagle_grads(void *job, float *gf, float *gr)
+{
+    unlearn_job *J = job;
+    lethe_model *m = &J->S->model;
+    int64_t epoch;
+    unlearn_batch(J, 0, &epoch);
+    for (int which = 0; which < 2; which++) {
+        lethe_batch b = J->b;
+        unlearn_ctx ctx = step_ctx(J, &b);
+        ctx.c_f = which ? 0.0 : ctx.c_f;
+        ctx.c_r = which ? 1.0 : 0.0;
+        lethe_objective obj = unlearn_objective(&ctx);
+        model_forward_backward(m, &b, &obj, NULL, NULL);
+        model_reduce_grads(m);
+        float *acc = which ? gr : gf;
+        for (size_t k = 0; k < m->w.params.total; k++) acc[k] += m->w.params.grad[k];
+    }
+}
+
+/* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp. */
+static void unlearn_step(void *job, int step, int total, step_stats *st, double *values)
+{
+    unlearn_job *J = job;
+    lethe_session *S = J->S;
+    const lethe_unlearn_config *u = &S->cfg.unlearn;
+    lethe_batch b = J->b; /* the soft targets travel with this step's batch */
+    unlearn_ctx ctx = step_ctx(J, &b);
     int pdu = u->method == METHOD_PDU;
     if (pdu) pdu_begin(&J->pdu, &S->model, &ctx);
     lethe_objective obj = unlearn_objective(&ctx);
@@ -252,6 +283,7 @@ static void unlearn_open(lethe_session *S, unlearn_job *J)
                 "multiples of layout.dp=%d",
                 J->Bf, J->Br, S->grid.dp);
     if (u->method == METHOD_PDU) pdu_check(S, J->Br);
+    wagle_check(S);
     job_open_loader(S, &J->lf, c->data.forget_split, J->Bf, c->train.seed, 1, 1, 0, 0);
     if (J->Br)
         job_open_loader(S, &J->lr, c->data.retain_split, J->Br, c->train.seed + 1, 1, 1, 0, 0);
@@ -392,6 +424,8 @@ int job_unlearn(int argc, char **argv)
     if (pdu) pdu_open(&J.pdu, u, J.rf, J.rr, J.b.T, spe);
     /* NPO's reference pass sees the starting weights: a requeued job resumes after it */
     if (u->method == METHOD_NPO) J.refs = npo_reference(&S, J.Bf + J.Br, &J.nref);
+    loader *streams[2] = {J.lf, J.lr};
+    wagle_prepare(&S, streams, J.lr ? 2 : 1, wagle_grads, &J);
     if (S.grid.rank == 0)
         printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g, retain %s), %d epochs x "
                "%lld steps, forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
@@ -429,6 +463,7 @@ int job_unlearn(int argc, char **argv)
     if (done && S.grid.rank == 0)
         printf("lethe unlearn: done in %.1f s; model in %s/model.h5\n", out.seconds, c->output.dir);
     unlearn_free(&J);
+    wagle_free(&S);
     session_close(&S);
     return 0;
 }
