@@ -46,6 +46,7 @@
 #include "../model/objectives.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
+#include "../model/wagle.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "../mpi/grid.h"
@@ -94,7 +95,11 @@ static const obj_case cases[] = {
      * gamma 1 and alpha 1, and a KL retain term with lambda 0.3) */
     {"pdu", METHOD_PDU, 0, 0, 1, 1, 0, REF_NONE, 0},
     {"pdu_kl", METHOD_PDU, 0, 0, 0.5, 0.3, 0, REF_PERTURBED, 1},
+    /* WAGLE's scores (model/wagle.c) of GradDiff's forget and retain gradients; mu 1e-3
+     * so that theta and grad L_r / mu both matter (at the paper's 1e-6 theta vanishes) */
+    {"graddiff_wagle", METHOD_GRADDIFF, 0, 0, 1, 1, 0, REF_NONE, 0},
 };
+#define WAGLE_MU 1e-3
 
 #define NF 4 /* forget rows */
 #define NR 4 /* retain rows */
@@ -421,6 +426,21 @@ int main(int argc, char **argv)
     lethe_objective objf = unlearn_objective(&ctxf);
     attach_margin(&m2, oc, is_forget, &ctxf);
     double loss_f = model_forward_backward(&m2, &b, &objf, NULL, NULL);
+    float *wscore = NULL;
+    if (strstr(oc->name, "_wagle")) { /* scores of the initial weights, as the job makes them */
+        size_t n = m2.w.params.total;
+        float *gf = lethe_malloc(sizeof(float) * n, "gradients");
+        memcpy(gf, m2.w.params.grad, sizeof(float) * n);
+        unlearn_ctx cr = make_ctx(oc, &b, is_forget, NULL, nf);
+        cr.c_f = 0.0;
+        cr.c_r = 1.0;
+        lethe_objective objr = unlearn_objective(&cr);
+        model_forward_backward(&m2, &b, &objr, NULL, NULL);
+        wscore = lethe_malloc(sizeof(float) * n, "scores");
+        wagle_scores(wscore, m.w.params.data, gf, m2.w.params.grad, WAGLE_MU, n);
+        memcpy(m2.w.params.grad, gf, sizeof(float) * n); /* grads_forget below stays the forget term's */
+        free(gf);
+    }
 
     char meta[2048], path[1200];
     snprintf(meta, sizeof meta,
@@ -451,6 +471,13 @@ int main(int argc, char **argv)
     write_params(path, &m2, grad2, meta);
     snprintf(path, sizeof path, "%s/grads_forget.safetensors", outdir);
     write_params(path, &m2, m2.w.params.grad, meta);
+    if (wscore) {
+        char wm[64];
+        snprintf(wm, sizeof wm, "{\"mu\":\"%.17g\"}", WAGLE_MU);
+        snprintf(path, sizeof path, "%s/wagle_scores.safetensors", outdir);
+        write_params(path, &m2, wscore, wm);
+        free(wscore);
+    }
 
     /* ---- one optimizer step, as the unlearn job takes it ---- */
     lethe_optim_config opt = {0};

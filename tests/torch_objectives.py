@@ -229,6 +229,11 @@ def main():
                   f"{want:g}")
 
     names = sorted(weights)
+    wpath = os.path.join(d, "wagle_scores.safetensors")
+    wagle_mu, wscores = None, None
+    if os.path.exists(wpath):
+        wscores, wmeta = read_safetensors(wpath)
+        wagle_mu = float(wmeta["mu"])
     ref = {}
     for dt in (torch.float32, torch.float64):
         mdl = Llama(case, weights, dt)
@@ -256,8 +261,14 @@ def main():
                                       mdl.logits_cache)
         params = [mdl.P[k] for k in names]
         g_all = torch.autograd.grad(loss, params, retain_graph=True)
-        g_f = torch.autograd.grad(lf, params, allow_unused=True)
+        g_f = torch.autograd.grad(lf, params, allow_unused=True, retain_graph=True)
         g_f = [torch.zeros_like(p) if g is None else g for g, p in zip(g_f, params)]
+        wagle = None
+        if wagle_mu is not None:  # WAGLE: |(theta - grad L_r / mu) * grad L_f|, c_r = 1
+            g_r = torch.autograd.grad(lr / float(case["c_r"]), params, retain_graph=True,
+                                      allow_unused=True)
+            wagle = {k: ((p.detach() - (torch.zeros_like(p) if g is None else g) / wagle_mu)
+                         * gf).abs().numpy() for k, p, g, gf in zip(names, params, g_r, g_f)}
         # after lethe's optimizer step
         mdl_after = Llama(case, final, dt)
         with torch.no_grad():
@@ -278,7 +289,7 @@ def main():
                    "ll": float(ll), "ll_after": float(ll_a),
                    "s_ref": s_ref.numpy(), "loss_after": float(loss_a), "s_after": s_a.numpy(),
                    "g": {k: g.detach().numpy() for k, g in zip(names, g_all)},
-                   "gf": {k: g.detach().numpy() for k, g in zip(names, g_f)}}
+                   "gf": {k: g.detach().numpy() for k, g in zip(names, g_f)}, "wagle": wagle}
     r32, r64 = ref[torch.float32], ref[torch.float64]
 
     rows = []
@@ -321,6 +332,8 @@ def main():
         compare("grad (2 micro-batches) " + k, grads["grads_mb2"][k], r32["g"][k], r64["g"][k])
     for k in names:
         compare("grad of forget term " + k, grads["grads_forget"][k], r32["gf"][k], r64["gf"][k])
+    for k in names if wscores is not None else ():
+        compare("WAGLE score " + k, wscores[k], r32["wagle"][k], r64["wagle"][k])
     compare("loss after one step", sc["loss_after"], r32["loss_after"], r64["loss_after"],
             scalar=True)
     compare("seq_s after one step", outs["seq_s_after"], r32["s_after"], r64["s_after"])
