@@ -57,6 +57,7 @@ uint32_t topp_threshold(const float *x, const unsigned char *counted, size_t n, 
         else
             hi = mid;
     }
+    if (lo == 0) lo = 1; /* the smallest positive float: zeros are never kept */
     *kept = count_at_least(x, counted, n, lo, comm);
     return lo;
 }

@@ -24,8 +24,12 @@ void wagle_scores(float *score, const float *w, const float *gf, const float *gr
 void wagle_counted(unsigned char *counted, const lethe_params *t, int dp_rank, int tp_rank);
 /* The global top-p threshold of non-negative finite scores x (n) over comm: the bit
  * pattern tau of the largest value such that at least ceil(p * N) counted elements of
- * all ranks have x >= tau (N: all counted elements). *total = N, *kept = how many have
- * x >= tau (more than ceil(p N) only on ties). Collective; the same on every rank. */
+ * all ranks have x >= tau (N: all counted elements), but never 0: a score of exactly 0
+ * (a weight the forget gradient does not touch, e.g. the embedding row of a token absent
+ * from the scoring batches) is never kept, so when more than (1 - p) N scores are 0 the
+ * mask is every positive score. *total = N, *kept = how many have x >= tau (more than
+ * ceil(p N) only on ties, fewer when zeros were cut). Collective; the same on every
+ * rank. */
 uint32_t topp_threshold(const float *x, const unsigned char *counted, size_t n, double p,
                         MPI_Comm comm, int64_t *total, int64_t *kept);
 /* mask (n) = 1 where x >= the value with bit pattern tau. */

@@ -3,7 +3,9 @@
 #
 # 1. Data and an origin model as tests/unlearn_cli.sh makes them.
 # 2. graddiff + WAGLE (p 0.9) on 1 rank, 10 steps: wagle_mask.h5 keeps ceil(0.9 N) of
-#    the N weights (its /job counts, and the 0/1 tensors themselves); after unlearning,
+#    the N weights (its /job counts, and the 0/1 tensors themselves; or, when more than
+#    10% of the scores are exactly 0, every positive score: the threshold is then the
+#    smallest positive float); after unlearning,
 #    every weight outside the mask equals the origin's bitwise and the forget rows' mean
 #    token log-likelihood falls by at least 0.2 nats.
 # 3. The mask under every layout of the 8-rank matrix (dp x pp x tp: 2x1x1, 1x2x1,
@@ -86,7 +88,8 @@ out, origin = sys.argv[1], sys.argv[2]
 bad = []
 with h5py.File(f"{out}/wagle_mask.h5", "r") as f, h5py.File(f"{out}/model.h5", "r") as m, \
         h5py.File(origin, "r") as o:
-    p, kept, total = (float(f["/job"].attrs[k]) for k in ("wagle_p", "wagle_kept", "wagle_total"))
+    p, kept, total, thr = (float(f["/job"].attrs[k]) for k in
+                           ("wagle_p", "wagle_kept", "wagle_total", "wagle_threshold"))
     ones = sum(int(np.count_nonzero(f["/params"][k][()])) for k in f["/params"])
     size = sum(f["/params"][k].size for k in f["/params"])
     tied = "lm_head.weight" not in f["/params"]
@@ -94,8 +97,10 @@ with h5py.File(f"{out}/wagle_mask.h5", "r") as f, h5py.File(f"{out}/model.h5", "
         bad.append(f"total {total:g} != the tensors' {size} elements")
     if kept != ones:
         bad.append(f"kept {kept:g} != the mask's {ones} ones")
-    if not (math.ceil(p * total) <= kept <= math.ceil(p * total) + 16):
-        bad.append(f"kept {kept:g} of {total:g}, p {p}: not ceil(p N) (+ ties)")
+    want = math.ceil(p * total)
+    if not (want <= kept <= want + 16 or (kept < want and 0 < thr < 1e-44)):
+        bad.append(f"kept {kept:g} of {total:g}, p {p}, threshold {thr:g}: neither ceil(p N) "
+                   "(+ ties) nor every positive score")
     moved_out = moved_in = 0
     for k in f["/params"]:
         mk = f["/params"][k][()] != 0
@@ -106,7 +111,8 @@ with h5py.File(f"{out}/wagle_mask.h5", "r") as f, h5py.File(f"{out}/model.h5", "
         bad.append(f"{moved_out} weights outside the mask moved")
     if moved_in < 0.5 * kept:
         bad.append(f"only {moved_in} of {kept:g} masked weights moved")
-    print(f"{out.split('/')[-1]}: mask keeps {kept:g} of {total:g} ({100 * kept / total:.2f}%); "
+    print(f"{out.split('/')[-1]}: mask keeps {kept:g} of {total:g} ({100 * kept / total:.2f}%, "
+          f"threshold {thr:.4g}); "
           f"{moved_in} masked weights moved, {moved_out} outside")
 for b in bad:
     print("FAIL:", b)
