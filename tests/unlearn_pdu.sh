@@ -19,40 +19,9 @@
 #    "lethe: " line naming the setting; `lethe unlearn --help` lists pdu and its keys.
 #
 # Env: MPIRUN, LETHE_BIN (set by ctest).
-set -uo pipefail
-: "${MPIRUN:?MPIRUN is not set}"
-: "${LETHE_BIN:?LETHE_BIN is not set}"
-export OMPI_MCA_orte_execute_quiet=1
-work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-pdu.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-fail=0
-say_fail() {
-    echo "FAIL: $*"
-    fail=1
-}
-lethe() { # lethe NP JOB CONFIG [--set ...]
-    local np="$1"
-    shift
-    timeout 300 "$MPIRUN" --oversubscribe -n "$np" "$LETHE_BIN" "$@"
-}
-
-model='"model": {"vocab_size": 600, "dim": 48, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2,
-  "mlp_dim": 96, "max_seq_len": 40, "init_seed": 5}, "threads": 1'
-cat >"$work/synth.json" <<EOF
-{"synth": {"kind": "authors", "seed": 21, "output": "$work/data.h5", "n_authors": 20,
-  "questions": 11, "perturbed": 2, "holdout_authors": 2, "utility_facts": 8, "seq_len": 40},
- "output": {"dir": "$work/synth"}}
-EOF
-cat >"$work/train.json" <<EOF
-{$model,
- "layout": {"dp": 2, "pp": 1, "tp": 1, "micro_batches": 1},
- "optim": {"schedule": "constant", "lr": 0.004, "warmup_steps": 2},
- "data": {"source": "hdf5", "path": "$work/data.h5", "split": "train_full"},
- "train": {"steps": 120, "batch_size": 16, "log_every": 40},
- "output": {"dir": "$work/origin"}}
-EOF
-lethe 1 synth "$work/synth.json" >"$work/synth.log" 2>&1 || { cat "$work/synth.log"; say_fail "lethe synth"; exit 1; }
-lethe 2 train "$work/train.json" >"$work/train.log" 2>&1 || { cat "$work/train.log"; say_fail "lethe train"; exit 1; }
+WORK_PREFIX=lethe-pdu LETHE_TIMEOUT=300
+# shellcheck source=tests/unlearn_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/unlearn_lib.sh"
 
 cat >"$work/pdu.json" <<EOF
 {$model,
@@ -130,10 +99,7 @@ run_ckpt pdu-b 2 1 LETHE_FAULT=abort-after-step:7 >"$work/pdu-b1.log" 2>&1 &&
 run_ckpt pdu-b 2 1 >"$work/pdu-b2.log" 2>&1 || say_fail "pdu: resumed run"
 grep -q "resuming from .* at step 4" "$work/pdu-b2.log" || say_fail "pdu: did not resume at step 4"
 same=1
-for g in /params /adam_m /adam_v; do
-    h5diff -q "$work/pdu-a/model.h5" "$work/pdu-b/model.h5" "$g" "$g" ||
-        { say_fail "pdu: $g differs between the uninterrupted and the resumed run"; same=0; }
-done
+same_state "$work/pdu-a" "$work/pdu-b" pdu || same=0
 la="$(h5dump -a /job/pdu_lambda "$work/pdu-a/model.h5" 2>&1 | grep -A1 DATA | tail -1)"
 lb="$(h5dump -a /job/pdu_lambda "$work/pdu-b/model.h5" 2>&1 | grep -A1 DATA | tail -1)"
 { [ -n "$la" ] && [ "$la" = "$lb" ]; } || { say_fail "pdu: /job/pdu_lambda '$la' vs resumed '$lb'"; same=0; }
