@@ -118,8 +118,8 @@ const key_def SCHEMA[] = {
 
     K_ENUM("unlearn.preset", unlearn.preset, "none", "none|tofu-forget05|tofu-forget10|tofu-npo",
            "reference settings (keys given explicitly win)"),
-    K_CHOICE("unlearn.method", unlearn.method, "simnpo", "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|pdu",
-             "unlearning objective"),
+    K_CHOICE("unlearn.method", unlearn.method, "simnpo",
+             "ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|pdu", "unlearning objective"),
     K_CHOICE("unlearn.retain_loss", unlearn.retain_loss, "nll", "nll|kl",
              "retain term: token-mean NLL, or token-mean KL(initial model || current)"),
     K_FLT("unlearn.beta", unlearn.beta, 2.5, 0, OPEN, 1000, CLOSED,

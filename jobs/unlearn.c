@@ -435,6 +435,7 @@ int job_unlearn(int argc, char **argv)
     /* the forget rows' mean sigmoid weight (npo, simnpo), or mean token weight (wga, satimp) */
     int tw = method_weights_tokens(u->method);
     const char *third = pdu ? "lambda" : tw ? "token_weight" : "sigma";
+    const char *label = pdu ? third : tw ? "w" : "sigma";
     loop_spec sp = {.job = &J,
                     .total = total,
                     .total_key = "unlearn.epochs",
@@ -448,7 +449,7 @@ int job_unlearn(int argc, char **argv)
                     .show_epoch = 1,
                     .fields = {{"forget_loss", "forget", "%.4f"},
                                {"retain_loss", "retain", "%.4f"},
-                               {third, pdu ? third : tw ? "w" : "sigma", pdu ? "%.4g" : "%.3f"},
+                               {third, label, pdu ? "%.4g" : "%.3f"},
                                {"forget_logp", NULL, NULL}},
                     .n_fields = 4,
                     .state_keys = pdu ? pdu_state_keys : NULL,

@@ -4,8 +4,8 @@
 
 #include <math.h>
 
-static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga",
-                                    "satimp", "ceu",   "undial", "pdu"};
+static const char *const names[] = {"ga",     "graddiff", "npo",    "simnpo", "wga",
+                                    "satimp", "ceu",      "undial", "pdu"};
 
 const char *method_name(lethe_method m) { return names[m]; }
 

@@ -33,8 +33,8 @@ static uint32_t bits(float x)
 }
 
 /* Counted elements of all ranks with bits(x) >= tau. */
-static int64_t count_at_least(const float *x, const unsigned char *counted, size_t n,
-                              uint32_t tau, MPI_Comm comm)
+static int64_t count_at_least(const float *x, const unsigned char *counted, size_t n, uint32_t tau,
+                              MPI_Comm comm)
 {
     int64_t c = 0;
     for (size_t k = 0; k < n; k++) c += counted[k] && bits(x[k]) >= tau;

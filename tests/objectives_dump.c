@@ -438,7 +438,8 @@ int main(int argc, char **argv)
         model_forward_backward(&m2, &b, &objr, NULL, NULL);
         wscore = lethe_malloc(sizeof(float) * n, "scores");
         wagle_scores(wscore, m.w.params.data, gf, m2.w.params.grad, WAGLE_MU, n);
-        memcpy(m2.w.params.grad, gf, sizeof(float) * n); /* grads_forget below stays the forget term's */
+        /* grads_forget below stays the forget term's */
+        memcpy(m2.w.params.grad, gf, sizeof(float) * n);
         free(gf);
     }
 

@@ -36,7 +36,10 @@ static uint64_t rng(uint64_t *s)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
-static double unif(uint64_t *s) { return (double)(rng(s) >> 11) * 0x1.0p-53; }
+static double unif(uint64_t *s)
+{
+    return (double)(rng(s) >> 11) * 0x1.0p-53;
+}
 
 static int cmp_desc(const void *a, const void *b)
 {
@@ -134,8 +137,10 @@ int main(int argc, char **argv)
         int differs = memcmp(self, mask, n) != 0;
         MPI_Allreduce(MPI_IN_PLACE, &differs, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
         if (size > 1 && q < 4)
-            CHECK(differs, "p %g: a per-rank selection gives the global mask: the shards' "
-                           "distributions do not test the global selection", p);
+            CHECK(differs,
+                  "p %g: a per-rank selection gives the global mask: the shards' "
+                  "distributions do not test the global selection",
+                  p);
         if (rank == 0)
             printf("test_wagle: %d ranks, p %.2f: threshold %.6g keeps %lld of %lld counted "
                    "scores (per-rank selection %s)\n",
@@ -144,7 +149,8 @@ int main(int argc, char **argv)
     }
     int f = failures;
     MPI_Allreduce(MPI_IN_PLACE, &f, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) printf("test_wagle: %d ranks, %d checks on rank 0, %d failures\n", size, checks, f);
+    if (rank == 0)
+        printf("test_wagle: %d ranks, %d checks on rank 0, %d failures\n", size, checks, f);
     free(x);
     free(counted);
     free(mask);
