@@ -24,101 +24,109 @@ typedef struct {
 } lethe_layout_config;
 
 typedef struct {
-    char source[32];    /* "synthetic-markov" (deterministic token stream from a seed) | "hdf5" */
-    char path[512];     /* HDF5 token dataset (source "hdf5", and every unlearning job) */
-    char split[64];     /* train: the split to fine-tune on */
+    char source[32]; /* "synthetic-markov" (deterministic token stream from a seed) | "hdf5" */
+    char path[512];  /* HDF5 token dataset (source "hdf5", and every unlearning job) */
+    char split[64];  /* train: the split to fine-tune on */
     char forget_split[64];
     char retain_split[64];
-    int prefetch;       /* read the next batch ahead in a thread */
+    int prefetch; /* read the next batch ahead in a thread */
     uint64_t seed;
-    int prompt_len;     /* tokens masked from the loss at the start of each sequence */
-    int min_len;        /* sequences have lengths in [min_len, seq_len] */
-    int branching;      /* synthetic Markov chain: successors per token */
+    int prompt_len;           /* tokens masked from the loss at the start of each sequence */
+    int min_len;              /* sequences have lengths in [min_len, seq_len] */
+    int branching;            /* synthetic Markov chain: successors per token */
     char alternate_split[64]; /* idknll, dpo, idkdpo: y_w per forget row ("": <forget>_idk) */
 } lethe_data_config;
 
 typedef struct {
     int steps;
-    int batch_size;     /* global sequences per step */
-    int seq_len;        /* T, <= model.max_seq_len */
+    int batch_size; /* global sequences per step */
+    int seq_len;    /* T, <= model.max_seq_len */
     uint64_t seed;
     int log_every;
 } lethe_train_config;
 
 typedef struct {
-    int warmup;  /* steps not timed */
-    int steps;   /* timed steps (median reported) */
+    int warmup; /* steps not timed */
+    int steps;  /* timed steps (median reported) */
 } lethe_bench_config;
 
 typedef struct {
-    char dir[512];      /* output folder */
+    char dir[512]; /* output folder */
 } lethe_output_config;
 
 typedef struct {
-    char preset[32];    /* "none" | "tofu-forget05" | "tofu-forget10" | "tofu-npo" */
+    char preset[32]; /* "none" | "tofu-forget05" | "tofu-forget10" | "tofu-npo" */
     lethe_method method;
     lethe_retain_loss retain_loss;
     float beta, gamma, c_f, c_r;
-    float beta2;            /* satimp: exponent of (1 - p) */
-    int epochs;             /* passes over the forget split */
-    float warmup_epochs;    /* linear warm-up, in epochs of the forget split */
-    int batch_size;         /* forget sequences per step (global) */
-    int retain_batch_size;  /* retain sequences per step (global; unused by ga) */
+    float beta2;             /* satimp: exponent of (1 - p) */
+    int epochs;              /* passes over the forget split */
+    float warmup_epochs;     /* linear warm-up, in epochs of the forget split */
+    int batch_size;          /* forget sequences per step (global) */
+    int retain_batch_size;   /* retain sequences per step (global; unused by ga) */
     int rmu_layer, rmu_span; /* rmu: the steered block; blocks trained (down_proj), ending there */
-    float rmu_steering;     /* rmu: the steering coefficient c */
+    float rmu_steering;      /* rmu: the steering coefficient c */
+    /* pdu: the retain constraint L_r <= pdu_eps, the dual step size, the dual
+     * variable's start, and the epochs before the dual variable moves */
+    float pdu_eps, pdu_dual_lr, pdu_lambda0;
+    int pdu_dual_warmup_epochs;
+    /* wagle: the kept fraction of the weights (0: off), the retain gradient's 1/mu, and
+     * the forget/retain batch pairs whose gradients score the weights */
+    float wagle_p, wagle_mu;
+    int wagle_batches;
 } lethe_unlearn_config;
 
 typedef struct {
-    char checkpoint[512];   /* lethe checkpoint to start from ("" = initialise from the seed) */
+    char checkpoint[512]; /* lethe checkpoint to start from ("" = initialise from the seed) */
 } lethe_init_config;
 
 typedef struct {
-    char forget_split[64];      /* role "forget": forget quality, truth ratio min(R, 1/R) */
-    char retain_split[64];      /* role "retain" */
-    char utility_splits[256];   /* comma-separated utility sets (never forgotten) */
-    char holdout_split[64];     /* non-members for the membership attack ("" = none) */
-    char reference[512];        /* eval output folder of the retrained model ("" = none) */
-    int max_rows;               /* rows evaluated per split (0: all) */
-    int batch_size;             /* rows per forward pass (global) */
-    int generate;               /* greedy generations for ROUGE */
-    int max_new_tokens;         /* 0: up to the row length */
-    float min_k;                /* Min-K% membership score, percent */
+    char forget_split[64];    /* role "forget": forget quality, truth ratio min(R, 1/R) */
+    char retain_split[64];    /* role "retain" */
+    char utility_splits[256]; /* comma-separated utility sets (never forgotten) */
+    char holdout_split[64];   /* non-members for the membership attack ("" = none) */
+    char reference[512];      /* eval output folder of the retrained model ("" = none) */
+    int max_rows;             /* rows evaluated per split (0: all) */
+    int batch_size;           /* rows per forward pass (global) */
+    int generate;             /* greedy generations for ROUGE */
+    int max_new_tokens;       /* 0: up to the row length */
+    float min_k;              /* Min-K% membership score, percent */
 } lethe_eval_config;
 
 typedef struct {
-    int samples;                /* n: forget samples the attacker fine-tunes on */
-    int steps;                  /* k */
-    int eval_every;             /* evaluate the forget metrics every this many steps */
-    char k[128];                /* comma-separated evaluation steps ("" = eval_every, steps) */
-    char sweep_samples[128];    /* sweep: comma-separated n values ("" = just samples) */
-    char sweep_lr[128];         /* sweep: comma-separated learning rates ("" = optim.lr) */
-    char sweep_seeds[128];      /* sweep: comma-separated seeds ("" = train.seed) */
+    int samples;             /* n: forget samples the attacker fine-tunes on */
+    int steps;               /* k */
+    int eval_every;          /* evaluate the forget metrics every this many steps */
+    char k[128];             /* comma-separated evaluation steps ("" = eval_every, steps) */
+    char sweep_samples[128]; /* sweep: comma-separated n values ("" = just samples) */
+    char sweep_lr[128];      /* sweep: comma-separated learning rates ("" = optim.lr) */
+    char sweep_seeds[128];   /* sweep: comma-separated seeds ("" = train.seed) */
 } lethe_relearn_config;
 
 typedef struct {
-    char kind[16];          /* "authors" (TOFU-shaped) | "markov" (chain mixture) */
+    char kind[16]; /* "authors" (TOFU-shaped) | "markov" (chain mixture) */
     uint64_t seed;
-    char output[512];       /* the HDF5 dataset written */
-    int write_jsonl;        /* also write TOFU-style JSON lines beside it */
-    int n_authors;          /* authors: N */
-    int questions;          /* authors: Q question templates per author */
-    int perturbed;          /* authors: K perturbed answers per question */
-    int holdout_authors;    /* authors: never trained on (membership holdout) */
-    int utility_facts;      /* authors: facts in each of the two utility sets */
-    int seq_len;            /* T: rows are padded to this length */
-    int markov_retain;      /* markov: sequences per split */
-    int markov_len_long;    /* markov: length of forget chain 1 (and retain) sequences */
-    int markov_len_short;   /* markov: length of forget chain 2 sequences */
-    float markov_leak;      /* markov: probability of leaving a chain's states */
-    int difficulty;         /* authors: answers of mixed length and word rarity (buckets) */
-    int tail_short;         /* authors, difficulty: words added to a short answer */
-    int tail_long;          /* authors, difficulty: words added to a long answer */
-    int idk;                /* authors: forgetXX_idk splits, IdK answers (io/synth/synth_idk.c) */
+    char output[512];     /* the HDF5 dataset written */
+    int write_jsonl;      /* also write TOFU-style JSON lines beside it */
+    int n_authors;        /* authors: N */
+    int questions;        /* authors: Q question templates per author */
+    int perturbed;        /* authors: K perturbed answers per question */
+    int holdout_authors;  /* authors: never trained on (membership holdout) */
+    int utility_facts;    /* authors: facts in each of the two utility sets */
+    int seq_len;          /* T: rows are padded to this length */
+    int markov_retain;    /* markov: sequences per split */
+    int markov_len_long;  /* markov: length of forget chain 1 (and retain) sequences */
+    int markov_len_short; /* markov: length of forget chain 2 sequences */
+    float markov_leak;    /* markov: probability of leaving a chain's states */
+    int difficulty;       /* authors: answers of mixed length and word rarity (buckets) */
+    int tail_short;       /* authors, difficulty: words added to a short answer */
+    int tail_long;        /* authors, difficulty: words added to a long answer */
+    int idk;              /* authors: forgetXX_idk splits, IdK answers (io/synth/synth_idk.c) */
 } lethe_synth_config;
 
 typedef struct {
-    int every;              /* steps between checkpoints (0: only at the end) */
-    int resume;             /* continue from output.dir/checkpoint.h5 when it exists */
+    int every;  /* steps between checkpoints (0: only at the end) */
+    int resume; /* continue from output.dir/checkpoint.h5 when it exists */
 } lethe_checkpoint_config;
 
 /* What a Hugging Face folder says beside the model (convert records it at import and
@@ -146,7 +154,7 @@ typedef struct {
     lethe_synth_config synth;
     lethe_eval_config eval;
     lethe_relearn_config relearn;
-    int threads;        /* OpenBLAS threads per rank */
+    int threads; /* OpenBLAS threads per rank */
 } lethe_config;
 
 /* Fills every field with its default. */

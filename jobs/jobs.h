@@ -76,8 +76,10 @@ void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoc
                   const int64_t *cursor, int n_cursor, const char *const *keys,
                   const double *values, int n_values);
 /* Loads output.dir/checkpoint.h5 if checkpoint.resume is set and it exists (weights,
- * moments, step, cursors): returns the step to continue from, or 0. */
-int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor);
+ * moments, step, cursors, and the job's named values keys[0..n_values) into values):
+ * returns the step to continue from, or 0. */
+int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor, const char *const *keys,
+                       double *values, int n_values);
 /* Loads init.checkpoint (weights only) when one is configured. */
 void session_load_init(lethe_session *s);
 

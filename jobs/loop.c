@@ -95,7 +95,8 @@ static int resume(loop_state *L)
 {
     const loop_spec *sp = L->spec;
     int64_t cur[LETHE_CKPT_CURSOR_MAX] = {0};
-    int first = (int)session_resume(L->S, cur, 2 * sp->n_loaders);
+    int first = (int)session_resume(L->S, cur, 2 * sp->n_loaders, sp->state_keys, sp->resume_state,
+                                    sp->resume_state ? sp->n_state : 0);
     if (!first) return first;
     char err[1024] = "";
     int ok = 1;

@@ -40,6 +40,8 @@ typedef struct {
     const char *const *state_keys;
     const double *state;
     int n_state;
+    double *resume_state;   /* resuming: the checkpoint's values of state_keys land here (the
+                               job's own state, e.g. PDU's dual variable; NULL: not read) */
     const char *final_name; /* written after the last step (NULL: nothing) */
     const char *log_name;   /* the JSON-lines log (NULL: no log and no step line) */
     const char *what;       /* named in the preemption line (NULL: nothing) */

@@ -288,7 +288,24 @@ void session_save(lethe_session *s, const char *name, int64_t step, int64_t epoc
     lethe_check(s->grid.world, ok, 1, "%s", err);
 }
 
-int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor)
+/* The job's named values of a checkpoint's /job (exit 1 naming a missing one). */
+static void resume_values(const lethe_session *s, const char *path, const lethe_ckpt_meta *meta,
+                          const char *const *keys, double *values, int n_values)
+{
+    for (int k = 0; k < n_values; k++) {
+        int found = 0;
+        for (int i = 0; i < meta->n_job && !found; i++)
+            if (!strcmp(meta->job_key[i], keys[k])) {
+                values[k] = meta->job_value[i];
+                found = 1;
+            }
+        lethe_check(s->grid.world, found, 1, "checkpoint '%s' has no job value '%s'", path,
+                    keys[k]);
+    }
+}
+
+int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor, const char *const *keys,
+                       double *values, int n_values)
 {
     char path[1100], err[1024];
     session_path(s, "checkpoint.h5", path, sizeof path);
@@ -307,6 +324,7 @@ int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor)
     lethe_check(s->grid.world, ok, 1, "checkpoint '%s' holds %d loader cursors, expected %d", path,
                 meta.n_cursor, n_cursor);
     for (int i = 0; i < n_cursor; i++) cursor[i] = meta.cursor[i];
+    resume_values(s, path, &meta, keys, values, n_values);
     ckpt_meta_free(&meta);
     if (s->grid.rank == 0)
         printf("lethe %s: resuming from %s at step %lld\n", s->job, path, (long long)meta.step);

@@ -36,6 +36,8 @@
 #include "loop.h"
 #include "unlearn_rmu.h"
 #include "unlearn_pairs.h"
+#include "unlearn_pdu.h"
+#include "unlearn_wagle.h"
 
 typedef struct {
     int64_t id;
@@ -138,6 +140,7 @@ typedef struct {
     double *seq_s, *seq_n;
     int ceu;
     unlearn_rmu *rmu; /* method rmu: its own step (jobs/unlearn_rmu.c) */
+    pdu_state pdu;    /* unlearn.method "pdu" */
 } unlearn_job;
 
 /* The forget rows, then the retain rows, of step `step`. */
@@ -209,15 +212,9 @@ static double soft_targets(unlearn_job *J, lethe_batch *b)
     return logp;
 }
 
-/* One step of the objective; values: forget_loss, retain_loss, sigma, forget_logp and,
- * with alternate answers, their alternate_logp. */
-static void unlearn_step(void *job, int step, int total, step_stats *st, double *values)
+/* The objective's context of the batch in J->b; its soft targets go into *b. */
+static unlearn_ctx step_ctx(unlearn_job *J, lethe_batch *b)
 {
-    unlearn_job *J = job;
-    if (J->rmu) {
-        unlearn_rmu_step(J->rmu, &J->b, J->is_forget, step, total, st, values);
-        return;
-    }
     lethe_session *S = J->S;
     const lethe_unlearn_config *u = &S->cfg.unlearn;
     int T = J->b.T, rows = J->rf + J->ra + J->rr;
@@ -226,8 +223,7 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
         for (int t = 0; t < T; t++)
             tokens[J->is_retain[i] ? 1 : i < J->rf ? 0 : 2] += J->b.targets[(size_t)i * T + t] >= 0;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tokens, 3, MPI_DOUBLE, MPI_SUM, S->grid.dp_comm));
-    lethe_batch b = J->b; /* the soft targets travel with this step's batch */
-    double soft_logp = soft_targets(J, &b);
+    double soft_logp = soft_targets(J, b);
     unlearn_ctx ctx = {.method = u->method,
                        .beta = u->beta,
                        .gamma = u->gamma,
@@ -241,7 +237,46 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
                        .retain_tokens = tokens[1],
                        .forget_tokens = tokens[u->method == METHOD_IDKNLL ? 2 : 0],
                        .forget_logp = soft_logp};
-    if (J->ra) alt_forward(&J->A, &S->model, &b, J->rf, &ctx);
+    if (J->ra) alt_forward(&J->A, &S->model, b, J->rf, &ctx);
+    return ctx;
+}
+
+/* WAGLE: adds the gradients of the forget term (gf) and of the retain loss at weight 1
+ * (gr) of the streams' next batch pair, reduced over the replicas. */
+static void wagle_grads(void *job, float *gf, float *gr)
+{
+    unlearn_job *J = job;
+    lethe_model *m = &J->S->model;
+    int64_t epoch;
+    unlearn_batch(J, 0, &epoch);
+    for (int which = 0; which < 2; which++) {
+        lethe_batch b = J->b;
+        unlearn_ctx ctx = step_ctx(J, &b);
+        ctx.c_f = which ? 0.0 : ctx.c_f;
+        ctx.c_r = which ? 1.0 : 0.0;
+        lethe_objective obj = unlearn_objective(&ctx);
+        model_forward_backward(m, &b, &obj, NULL, NULL);
+        model_reduce_grads(m);
+        float *acc = which ? gr : gf;
+        for (size_t k = 0; k < m->w.params.total; k++) acc[k] += m->w.params.grad[k];
+    }
+}
+
+/* One step of the objective; values: forget_loss, retain_loss, sigma (pdu: lambda),
+ * forget_logp and, with alternate answers, their alternate_logp. */
+static void unlearn_step(void *job, int step, int total, step_stats *st, double *values)
+{
+    unlearn_job *J = job;
+    if (J->rmu) {
+        unlearn_rmu_step(J->rmu, &J->b, J->is_forget, step, total, st, values);
+        return;
+    }
+    lethe_session *S = J->S;
+    const lethe_unlearn_config *u = &S->cfg.unlearn;
+    lethe_batch b = J->b; /* the soft targets travel with this step's batch */
+    unlearn_ctx ctx = step_ctx(J, &b);
+    int pdu = u->method == METHOD_PDU;
+    if (pdu) pdu_begin(&J->pdu, &S->model, &ctx);
     lethe_objective obj = unlearn_objective(&ctx);
     model_train_step(&S->model, &b, &obj, &S->cfg.optim, &S->fault.nan, step, total, st);
     /* the objective ran on the last stage of each replica: sum over replicas and
@@ -255,6 +290,8 @@ static void unlearn_step(void *job, int step, int total, step_stats *st, double 
     values[2] = parts[2] / J->Bf;
     values[3] = parts[3] / J->Bf;
     values[4] = parts[4] / J->Bf;
+    if (pdu) /* the lambda the step used */
+        values[2] = pdu_end(&J->pdu, &S->model, u, step, st, parts[1]);
 }
 
 /* Checks the batches, opens the forget and retain streams and builds the model. */
@@ -273,6 +310,8 @@ static void unlearn_open(lethe_session *S, unlearn_job *J)
                 "unlearn: unlearn.batch_size=%d and unlearn.retain_batch_size=%d must be "
                 "multiples of layout.dp=%d",
                 J->Bf, J->Br, S->grid.dp);
+    if (u->method == METHOD_PDU) pdu_check(S, J->Br);
+    wagle_check(S);
     job_open_loader(S, &J->lf, c->data.forget_split, J->Bf, c->train.seed, 1, 1, 0, 0);
     if (J->Br)
         job_open_loader(S, &J->lr, c->data.retain_split, J->Br, c->train.seed + 1, 1, 1, 0, 0);
@@ -421,6 +460,8 @@ int job_unlearn(int argc, char **argv)
     c->optim.warmup_steps = (int)lround(u->warmup_epochs * (double)spe);
     if (c->optim.warmup_steps >= total) c->optim.warmup_steps = total - 1;
     unlearn_buffers(&J);
+    int pdu = u->method == METHOD_PDU;
+    if (pdu) pdu_open(&J.pdu, u, J.rf, J.rr, J.b.T, spe);
     /* NPO's reference pass sees the starting weights: a requeued job resumes after it */
     if (u->method == METHOD_NPO)
         J.refs = npo_reference(&S, c->data.forget_split, "npo_reference.jsonl", J.G, &J.nref);
@@ -430,6 +471,8 @@ int job_unlearn(int argc, char **argv)
             npo_reference(&S, J.A.split, "dpo_alternate_reference.jsonl", J.G, &J.nalt_ref);
     }
     if (u->method == METHOD_RMU) J.rmu = unlearn_rmu_open(&S, J.b.B, J.Bf, J.Br);
+    loader *streams[2] = {J.lf, J.lr};
+    wagle_prepare(&S, streams, J.lr ? 2 : 1, wagle_grads, &J);
     if (S.grid.rank == 0)
         printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g, retain %s), %d epochs x "
                "%lld steps, forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
@@ -438,6 +481,8 @@ int job_unlearn(int argc, char **argv)
                c->layout.tp);
     /* the forget rows' mean sigmoid weight (npo, simnpo), or mean token weight (wga, satimp) */
     int tw = method_weights_tokens(u->method), rmu = u->method == METHOD_RMU;
+    const char *third = pdu ? "lambda" : tw ? "token_weight" : rmu ? "forget_cos" : "sigma";
+    const char *label = pdu ? third : tw ? "w" : rmu ? "cos" : "sigma";
     loop_spec sp = {.job = &J,
                     .total = total,
                     .total_key = "unlearn.epochs",
@@ -451,16 +496,14 @@ int job_unlearn(int argc, char **argv)
                     .show_epoch = 1,
                     .fields = {{"forget_loss", "forget", "%.4f"},
                                {"retain_loss", "retain", "%.4f"},
-                               {tw    ? "token_weight"
-                                : rmu ? "forget_cos"
-                                      : "sigma",
-                                tw    ? "w"
-                                : rmu ? "cos"
-                                      : "sigma",
-                                "%.3f"},
+                               {third, label, pdu ? "%.4g" : "%.3f"},
                                {"forget_logp", NULL, NULL},
                                {"alternate_logp", "alt_logp", "%.3f"}},
                     .n_fields = 4 + J.A.on,
+                    .state_keys = pdu ? pdu_state_keys : NULL,
+                    .state = pdu ? &J.pdu.lambda : NULL,
+                    .n_state = pdu,
+                    .resume_state = pdu ? &J.pdu.lambda : NULL,
                     .batch = unlearn_batch,
                     .step = unlearn_step};
     loop_outcome out;
@@ -469,6 +512,7 @@ int job_unlearn(int argc, char **argv)
     if (done && S.grid.rank == 0)
         printf("lethe unlearn: done in %.1f s; model in %s/model.h5\n", out.seconds, c->output.dir);
     unlearn_free(&J);
+    wagle_free(&S);
     session_close(&S);
     return 0;
 }

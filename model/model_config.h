@@ -56,8 +56,8 @@ typedef struct {
 } lethe_optim_config;
 
 /* unlearn.method: "ga" | "graddiff" | "npo" | "simnpo" | "wga" | "satimp" | "ceu" |
- * "undial" | "rmu" | "idknll" | "dpo" | "idkdpo" (model/objectives.h; rmu: model/rmu.h;
- * the pairs: model/objective_pairs.h) */
+ * "undial" | "rmu" | "idknll" | "dpo" | "idkdpo" | "pdu" (model/objectives.h; rmu:
+ * model/rmu.h; the pairs: model/objective_pairs.h) */
 typedef enum {
     METHOD_GA,
     METHOD_GRADDIFF,
@@ -70,7 +70,8 @@ typedef enum {
     METHOD_RMU,
     METHOD_IDKNLL,
     METHOD_DPO,
-    METHOD_IDKDPO
+    METHOD_IDKDPO,
+    METHOD_PDU
 } lethe_method;
 /* unlearn.retain_loss: "nll" (token-mean NLL) | "kl" (token-mean KL(initial || current)) */
 typedef enum { RETAIN_NLL, RETAIN_KL } lethe_retain_loss;

@@ -6,8 +6,9 @@
 
 #include "objective_pairs.h"
 
-static const char *const names[] = {"ga",  "graddiff", "npo", "simnpo", "wga", "satimp",
-                                    "ceu", "undial",   "rmu", "idknll", "dpo", "idkdpo"};
+static const char *const names[] = {"ga",     "graddiff", "npo",    "simnpo", "wga",
+                                    "satimp", "ceu",      "undial", "rmu",    "idknll",
+                                    "dpo",    "idkdpo",   "pdu"};
 
 const char *method_name(lethe_method m)
 {
@@ -54,6 +55,7 @@ double forget_loss(lethe_method m, double beta, double gamma, double s, double n
     case METHOD_IDKNLL:
     case METHOD_DPO:
     case METHOD_IDKDPO: /* pairs_objective_seq (model/objective_pairs.c) */
+    case METHOD_PDU:
         break; /* per token (unlearn_objective_tok), or a token-mean (unlearn_objective_seq) */
     }
     *dlds = 0;
@@ -143,6 +145,7 @@ static double unlearn_objective_tok(const struct lethe_objective *o, int b, doub
 
 lethe_objective unlearn_objective(unlearn_ctx *c)
 {
+    if (c->method == METHOD_PDU) return pdu_objective(c);
     lethe_objective o = {unlearn_objective_seq, c, NULL};
     if (method_weights_tokens(c->method)) o.tok = unlearn_objective_tok;
     if (method_uses_alternate(c->method)) o.seq = pairs_objective_seq;

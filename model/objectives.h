@@ -36,6 +36,14 @@
  *
  * IdkNLL, DPO and IdkDPO weigh pairs of rows (an alternate answer per forget question):
  * model/objective_pairs.h, reached through unlearn_objective.
+ * PDU (primal-dual unlearning, open-unlearning's PDU) minimises the forget rows'
+ * logit-margin flattening loss under the retain constraint L_r <= eps through the
+ * Lagrangian c_f L_f + lambda (L_r - eps): L_f = the mean over the forget target
+ * positions of the GLOBAL batch of d_t^2, d_t = max_j z_tj - mean_j z_tj over the
+ * vocabulary (lethe_margin_term, grad = pdu_margin_grad); the retain rows carry
+ * w = -lambda / retain tokens and loss_retain gathers L_r itself (unweighted) for the
+ * dual step lambda <- max(0, lambda + eta (L_r - eps)) (pdu_dual_update), which the
+ * job takes once per step after the primal one.
  *
  * Objectives know sequences and weights, not communicators: the caller provides
  * the global counts (forget sequences, retain tokens) of the step's batch. */
@@ -54,7 +62,7 @@ double obj_sigmoid(double z);
 typedef struct {
     lethe_method method;
     double beta, gamma, c_f, c_r;
-    double beta2;                   /* satimp: exponent of (1 - p) */
+    double beta2; /* satimp: exponent of (1 - p) */
     /* the step's batch (this replica's sequences, B of them) */
     const unsigned char *is_forget; /* (B) 1 forget, 0 retain */
     const double *s_ref;            /* (B) NPO: reference log-likelihood sums of forget seqs */
@@ -72,13 +80,13 @@ typedef struct {
     int n_pairs;
     const double *pair_s;
     double alt_logp; /* accumulated: sum over alternate rows of s/|y| */
+    double lambda;   /* pdu: the dual variable, the retain term's weight this step */
 } unlearn_ctx;
 
 /* The objective of c: per sequence, and per token for the token-weighted methods. */
 lethe_objective unlearn_objective(unlearn_ctx *c);
 /* The per-sequence callback for lethe_objective (ctx: unlearn_ctx *). */
-double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, double n,
-                             double *w);
+double unlearn_objective_seq(const struct lethe_objective *o, int b, double s, double n, double *w);
 /* CE-U: the first target of a row (its first answer token) is not one. */
 void ceu_skip_first_target(int *targets, int T);
 /* 1 for the methods that weight tokens (wga, satimp). */
@@ -89,5 +97,13 @@ double token_weight(lethe_method m, double beta, double beta2, double logp);
  * weight of NPO/SimNPO (1 for GA). Not for the token-weighted methods. */
 double forget_loss(lethe_method m, double beta, double gamma, double s, double n, double s_ref,
                    double *dlds, double *sigma);
+
+/* PDU's objective (unlearn_objective returns it for METHOD_PDU): per-sequence weights
+ * for the retain rows; the forget rows' term is the model's margin term, whose grad is
+ * pdu_margin_grad (ctx: the same unlearn_ctx). */
+lethe_objective pdu_objective(unlearn_ctx *c);
+double pdu_margin_grad(void *ctx, int b, float *d, const int *targets, int T);
+/* The dual step: max(0, lambda + eta (retain_loss - eps)). */
+double pdu_dual_update(double lambda, double eta, double retain_loss, double eps);
 
 #endif

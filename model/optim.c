@@ -34,7 +34,9 @@ void adamw_range(lethe_params *t, const lethe_optim_config *o, float lr, int ste
         if (!params_overlap(p, lo, hi, &a, &b)) continue;
         float *w = t->data + a, *g = t->grad + a, *m = t->m + a, *v = t->v + a;
         float wd = p->decay ? o->weight_decay : 0.0f;
+        const unsigned char *mk = t->mask ? t->mask + a : NULL;
         for (size_t k = 0; k < b - a; k++) {
+            if (mk && !mk[k]) continue; /* WAGLE: outside the mask nothing moves */
             float gr = g[k] * grad_scale;
             m[k] = b1 * m[k] + (1.0f - b1) * gr;
             v[k] = b2 * v[k] + (1.0f - b2) * gr * gr;

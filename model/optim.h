@@ -2,8 +2,9 @@
  *
  * AdamW with bias correction and decoupled weight decay (applied only to tensors
  * whose table entry has decay = 1: matrices and embeddings, not norms). The
- * update is element-wise, so it runs on each rank's piece with no communication;
- * replicas and tied copies stay bitwise identical because their gradients are. */
+ * update is element-wise (with a WAGLE mask, only where the mask is 1), so it runs
+ * on each rank's piece with no communication; replicas and tied copies stay bitwise
+ * identical because their gradients are. */
 #ifndef LETHE_OPTIM_H
 #define LETHE_OPTIM_H
 

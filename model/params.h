@@ -37,6 +37,8 @@ typedef struct {
     int moments_sharded; /* 1 after an update split over dp replicas: m and v are current
                             only in this rank's dp share (comm_share of total); a
                             checkpoint save completes them first */
+    unsigned char *mask; /* WAGLE (model/wagle.h): `total` flags, AdamW and weight decay
+                            only where 1; NULL: every weight (owned by whoever sets it) */
 } lethe_params;
 
 void params_init(lethe_params *t);

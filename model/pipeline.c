@@ -68,6 +68,9 @@ static const float *loss_grad(sched *S, int i)
     for (int b = 0; b < sh->Bm; b++) {
         int gb = i * sh->Bm + b;
         size_t r = (size_t)b * sh->T;
+        const lethe_margin_term *mt = m->margin;
+        if (mt && mt->rows[gb])
+            S->loss += mt->grad(mt->ctx, gb, mt->d + (size_t)gb * sh->T, tg + r, sh->T);
         if (S->obj->tok) {
             S->loss += S->obj->tok(S->obj, gb, S->seq_s[gb], S->seq_n[gb], logp + r, tg + r, sh->T,
                                    m->ws.gcoef + r);

@@ -9,6 +9,7 @@
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "optim.h"
+#include "wagle.h"
 
 double nll_objective_seq(const struct lethe_objective *o, int b, double s, double n, double *w)
 {
@@ -128,6 +129,7 @@ void model_train_step_fb(lethe_model *m, step_forward_backward fb, void *ctx,
         model_reduce_scatter_grads(m, &lo, &hi);
     else
         model_reduce_grads(m);
+    params_mask_grads(t, lo, hi); /* WAGLE: the norm and clip see the masked gradient */
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     double norm = shard ? model_grad_norm_share(m, lo, hi) : model_grad_norm(m);
     /* loss and norm agree on every rank; the lowest rank with a bad tensor reports it,

@@ -246,6 +246,13 @@ void stage_forward(lethe_model *m, lethe_slot *s, const lethe_batch *b, int mb, 
                             C);
     vocab_parallel_ce_forward(s->logp, m->ws.ce_buf, m->ws.logits, r.targets, r.soft_lp, r.soft_seq,
                               sh->Bm, T, &sh->vocab);
+    const lethe_margin_term *mt = m->margin;
+    if (mt) {
+        size_t n0 = (size_t)mb * N;
+        vocab_parallel_margin_forward(mt->d + n0, mt->arg + n0, m->ws.logits, m->ws.ce_buf,
+                                      r.targets, mt->rows + (size_t)mb * sh->Bm, sh->Bm, T,
+                                      sh->cfg.vocab_size, &sh->vocab);
+    }
     for (int q = 0; q < sh->Bm; q++) {
         double sb = 0.0, nb = 0.0;
         for (int t = 0; t < T; t++) {
@@ -276,6 +283,13 @@ void stage_head_backward(lethe_model *m, lethe_slot *s, const lethe_batch *b, in
     mb_rows r = rows_of(m, b, mb);
     vocab_parallel_ce_backward(ws->dlogits, ws->logits, ws->ce_buf, r.targets, r.soft_lp,
                                r.soft_seq, dlogp, sh->Bm, sh->T, &sh->vocab);
+    const lethe_margin_term *mt = m->margin;
+    if (mt) { /* the loss step left dL/dd in mt->d */
+        size_t n0 = (size_t)mb * N;
+        vocab_parallel_margin_backward(ws->dlogits, mt->arg + n0, mt->d + n0,
+                                       mt->rows + (size_t)mb * sh->Bm, sh->Bm, sh->T,
+                                       sh->cfg.vocab_size, &sh->vocab);
+    }
     column_parallel_backward(
         ws->dln, (float *[]){model_grad(m, m->w.head)}, (const float *const *)&ws->dlogits, s->lnf,
         (const float *const *)&m->w.head, &sh->head_l, N, C, sh->grid->tp_comm, sh->comm);

@@ -126,10 +126,26 @@ typedef struct {
                             the caller last zeroed it: lethe bench does, per step) */
 } lethe_workspace;
 
+/* A loss term on the logits' margins (PDU's forget term), attached to a model for the
+ * steps that take it (lethe_model.margin; NULL: none). Rows b of the replica batch with
+ * rows[b] (B) take, at each position with a target, d = max_j z_j - mean_j z_j over the
+ * real vocabulary: the forward writes d into d (B*T) and the id of the largest logit
+ * into arg (B*T), on the last stage; then grad(ctx, b, d + b*T, targets of row b, T)
+ * returns the row's loss contribution and overwrites its d with dL/dd, which the
+ * backward applies to the logits. */
+typedef struct {
+    const unsigned char *rows;
+    float *d;
+    int *arg;
+    double (*grad)(void *ctx, int b, float *d, const int *targets, int T);
+    void *ctx;
+} lethe_margin_term;
+
 typedef struct {
     lethe_shape shape;
     lethe_weights w;
     lethe_workspace ws;
+    const lethe_margin_term *margin; /* set by a job around its step, else NULL */
 } lethe_model;
 
 /* Checks that the layout admits the model (tp divides heads, kv-heads, MLP width;

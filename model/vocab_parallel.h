@@ -64,4 +64,18 @@ void vocab_parallel_lower_targets(float *out, const float *tok_logp, const int *
  * lowest id, so every layout picks the same token. Same result on every tp rank. */
 int vocab_parallel_argmax(const float *logits, const vocab_shard *v);
 
+/* PDU's logit margins (model/vocab_margin.c): in rows b with rows[b], at each position
+ * n with a target, d[n] = max_j z_j - (sum_j z_j) / V over the V real vocabulary
+ * entries of all shards, and arg[n] = the id of the largest (ties: the lowest id, so
+ * every layout picks the same); d = 0 and arg = -1 elsewhere. gmax (B*T): the row
+ * maxima vocab_parallel_ce_forward left in its stats. Two all-reduces over tp. */
+void vocab_parallel_margin_forward(float *d, int *arg, const float *logits, const float *gmax,
+                                   const int *targets, const unsigned char *rows, int B, int T,
+                                   int V, const vocab_shard *v);
+/* dlogits (B*T, nv) += the gradient of sum_n gd[n] d[n]: gd[n] (1[j = arg] - 1/V).
+ * No communication. */
+void vocab_parallel_margin_backward(float *dlogits, const int *arg, const float *gd,
+                                    const unsigned char *rows, int B, int T, int V,
+                                    const vocab_shard *v);
+
 #endif

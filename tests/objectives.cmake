@@ -36,6 +36,10 @@
 # = the initial weights: sigma 1/2), dpo_beta2_perturbed_ref, idkdpo_perturbed_ref (c_r 0.5)
 # and idkdpo_kl: the pair methods (model/objective_pairs.c), forget rows 0-1 the forget
 # answers, 2-3 the alternate answers; DPO's weights from pairs_forward, as the job takes them.
+# pdu (c_f 1, lambda 1) and pdu_kl (c_f 0.5, lambda 0.3, KL retain): the forget rows'
+# logit-margin flattening term, mean over forget targets of (max_j z_j - mean_j z_j)^2,
+# plus lambda times the retain term (loss_retain is the retain term itself, unweighted).
+# graddiff_wagle: also WAGLE's scores |(theta - grad L_r / mu) * grad L_f| (mu 1e-3).
 #
 # Run as a script (cmake -DMODE=case|npo_cache ... -P tests/objectives.cmake) it is the
 # driver of one test. A missing mpirun or PyTorch is a failure, not a skip.
@@ -128,7 +132,8 @@ lethe_test_exe(objectives_dump ${CMAKE_CURRENT_SOURCE_DIR}/objectives_dump.c)
 foreach(case ga ga_retain_rows graddiff npo_beta0.1 npo_beta2 npo_beta0.1_perturbed_ref
         npo_beta2_perturbed_ref simnpo simnpo_gamma0.5 simnpo_kl npo_beta0.1_kl
         wga wga_beta0.5 satimp satimp_kl ceu ceu_cf0.5 undial undial_beta2
-        idknll idknll_kl dpo_beta0.1 dpo_beta2_perturbed_ref idkdpo_perturbed_ref idkdpo_kl)
+        idknll idknll_kl dpo_beta0.1 dpo_beta2_perturbed_ref idkdpo_perturbed_ref idkdpo_kl
+        pdu pdu_kl graddiff_wagle)
   lethe_test(NAME objectives.${case}
     COMMAND ${CMAKE_COMMAND} -DMODE=case -DCASE=${case}
             -DDIR=${CMAKE_CURRENT_BINARY_DIR}/objectives/${case}

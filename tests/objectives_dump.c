@@ -47,6 +47,7 @@
 #include "../model/objectives.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
+#include "../model/wagle.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "../mpi/grid.h"
@@ -58,8 +59,8 @@ typedef struct {
     lethe_method method;
     double beta, gamma, c_f, c_r;
     double beta2; /* satimp */
-    int ref; /* NPO reference (and, with kl, the KL retain term's initial model) */
-    int kl;  /* retain term: 0 token-mean NLL, 1 token-mean KL(reference || current) */
+    int ref;      /* NPO reference (and, with kl, the KL retain term's initial model) */
+    int kl;       /* retain term: 0 token-mean NLL, 1 token-mean KL(reference || current) */
 } obj_case;
 
 /* DESIGN §3's reference settings: NPO beta 0.1 (and a sharper beta 2), TOFU forget05
@@ -101,7 +102,15 @@ static const obj_case cases[] = {
     {"dpo_beta2_perturbed_ref", METHOD_DPO, 2, 0, 1, 1, 0, REF_PERTURBED, 0},
     {"idkdpo_perturbed_ref", METHOD_IDKDPO, 0.5, 0, 1, 0.5, 0, REF_PERTURBED, 0},
     {"idkdpo_kl", METHOD_IDKDPO, 0.5, 0, 1, 1, 0, REF_PERTURBED, 1},
+    /* PDU: c_f the forget weight, c_r the dual variable lambda of the step (open-unlearning's
+     * gamma 1 and alpha 1, and a KL retain term with lambda 0.3) */
+    {"pdu", METHOD_PDU, 0, 0, 1, 1, 0, REF_NONE, 0},
+    {"pdu_kl", METHOD_PDU, 0, 0, 0.5, 0.3, 0, REF_PERTURBED, 1},
+    /* WAGLE's scores (model/wagle.c) of GradDiff's forget and retain gradients; mu 1e-3
+     * so that theta and grad L_r / mu both matter (at the paper's 1e-6 theta vanishes) */
+    {"graddiff_wagle", METHOD_GRADDIFF, 0, 0, 1, 1, 0, REF_NONE, 0},
 };
+#define WAGLE_MU 1e-3
 
 #define NF 4 /* forget rows */
 #define NP 2 /* pair methods: rows [0, NP) y_l, [NP, 2 NP) y_w */
@@ -163,7 +172,8 @@ static unlearn_ctx make_ctx(lethe_model *pm, const obj_case *oc, const lethe_bat
 {
     double rt = 0, ft = 0;
     for (int i = 0; i < b->B; i++)
-        for (int t = 0; t < b->T; t++) *(i < nf ? &ft : &rt) += b->targets[(size_t)i * b->T + t] >= 0;
+        for (int t = 0; t < b->T; t++)
+            *(i < nf ? &ft : &rt) += b->targets[(size_t)i * b->T + t] >= 0;
     unlearn_ctx c = {.method = oc->method,
                      .beta = oc->beta,
                      .gamma = oc->gamma,
@@ -175,7 +185,8 @@ static unlearn_ctx make_ctx(lethe_model *pm, const obj_case *oc, const lethe_bat
                      .negent = kl_negent,
                      .n_forget = nf,
                      .retain_tokens = rt,
-                     .forget_tokens = ft};
+                     .forget_tokens = ft,
+                     .lambda = oc->c_r};
     if (method_uses_alternate(oc->method)) { /* as jobs/unlearn.c and unlearn_pairs.c */
         c.n_pairs = NP;
         c.n_forget = NP;
@@ -188,6 +199,19 @@ static unlearn_ctx make_ctx(lethe_model *pm, const obj_case *oc, const lethe_bat
         }
     }
     return c;
+}
+
+/* PDU: the forget rows' logit-margin term, attached to m for one call with context c
+ * (buffers of the whole batch); other methods: none. */
+static float pdu_d[(NF + NR) * TT];
+static int pdu_arg[(NF + NR) * TT];
+static lethe_margin_term pdu_term;
+
+static void attach_margin(lethe_model *m, const obj_case *oc, const unsigned char *is_forget,
+                          unlearn_ctx *c)
+{
+    pdu_term = (lethe_margin_term){is_forget, pdu_d, pdu_arg, pdu_margin_grad, c};
+    m->margin = oc->method == METHOD_PDU ? &pdu_term : NULL;
 }
 
 /* CE-U's soft targets at m's current weights, as jobs/unlearn.c makes them: a forward of
@@ -416,9 +440,11 @@ int main(int argc, char **argv)
     unlearn_ctx ctx = make_ctx(&m, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj = unlearn_objective(&ctx);
     double seq_s[NF + NR], seq_n[NF + NR];
+    attach_margin(&m, oc, is_forget, &ctx);
     double loss = model_forward_backward(&m, &b, &obj, seq_s, seq_n);
     unlearn_ctx ctx2 = make_ctx(&m2, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective obj2 = unlearn_objective(&ctx2);
+    attach_margin(&m2, oc, is_forget, &ctx2);
     double loss2 = model_forward_backward(&m2, &b, &obj2, NULL, NULL);
     float *grad2 = lethe_malloc(sizeof(float) * m2.w.params.total, "gradients");
     memcpy(grad2, m2.w.params.grad, sizeof(float) * m2.w.params.total);
@@ -426,26 +452,45 @@ int main(int argc, char **argv)
      * hidden under the retain term's */
     unlearn_ctx ctxf = make_ctx(&m2, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     ctxf.c_r = 0.0;
+    ctxf.lambda = 0.0;
     lethe_objective objf = unlearn_objective(&ctxf);
+    attach_margin(&m2, oc, is_forget, &ctxf);
     double loss_f = model_forward_backward(&m2, &b, &objf, NULL, NULL);
+    float *wscore = NULL;
+    if (strstr(oc->name, "_wagle")) { /* scores of the initial weights, as the job makes them */
+        size_t n = m2.w.params.total;
+        float *gf = lethe_malloc(sizeof(float) * n, "gradients");
+        memcpy(gf, m2.w.params.grad, sizeof(float) * n);
+        unlearn_ctx cr = make_ctx(&m2, oc, &b, is_forget, NULL, nf);
+        cr.c_f = 0.0;
+        cr.c_r = 1.0;
+        lethe_objective objr = unlearn_objective(&cr);
+        model_forward_backward(&m2, &b, &objr, NULL, NULL);
+        wscore = lethe_malloc(sizeof(float) * n, "scores");
+        wagle_scores(wscore, m.w.params.data, gf, m2.w.params.grad, WAGLE_MU, n);
+        /* grads_forget below stays the forget term's */
+        memcpy(m2.w.params.grad, gf, sizeof(float) * n);
+        free(gf);
+    }
 
     char meta[2048], path[1200];
-    snprintf(meta, sizeof meta,
-             "{\"case\":\"%s\",\"vocab_size\":\"%d\",\"dim\":\"%d\",\"n_layers\":\"%d\","
-             "\"n_heads\":\"%d\",\"n_kv_heads\":\"%d\",\"mlp_dim\":\"%d\",\"rope_theta\":\"%.9g\","
-             "\"norm_eps\":\"%.9g\",\"tie_embeddings\":\"%d\",\"batch\":\"%d\",\"seq_len\":\"%d\","
-             "\"method\":\"%s\",\"beta\":\"%.17g\",\"gamma\":\"%.17g\",\"c_f\":\"%.17g\","
-             "\"c_r\":\"%.17g\",\"beta2\":\"%.17g\",\"n_forget\":\"%.17g\",\"retain_tokens\":\"%.17g\","
-             "\"forget_tokens\":\"%.17g\",\"n_pairs\":\"%d\","
-             "\"reference\":\"%s\",\"retain_loss\":\"%s\"}",
-             oc->name, mc.vocab_size, mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.mlp_dim,
-             (double)mc.rope_theta, (double)mc.norm_eps, mc.tie_embeddings, B, T,
-             method_name(oc->method), oc->beta, oc->gamma, oc->c_f, oc->c_r, oc->beta2, ctx.n_forget,
-             ctx.retain_tokens, ctx.forget_tokens, ctx.n_pairs,
-             oc->ref == REF_NONE      ? "none"
-             : oc->ref == REF_INITIAL ? "initial"
-                                      : "perturbed",
-             oc->kl ? "kl" : "nll");
+    snprintf(
+        meta, sizeof meta,
+        "{\"case\":\"%s\",\"vocab_size\":\"%d\",\"dim\":\"%d\",\"n_layers\":\"%d\","
+        "\"n_heads\":\"%d\",\"n_kv_heads\":\"%d\",\"mlp_dim\":\"%d\",\"rope_theta\":\"%.9g\","
+        "\"norm_eps\":\"%.9g\",\"tie_embeddings\":\"%d\",\"batch\":\"%d\",\"seq_len\":\"%d\","
+        "\"method\":\"%s\",\"beta\":\"%.17g\",\"gamma\":\"%.17g\",\"c_f\":\"%.17g\","
+        "\"c_r\":\"%.17g\",\"beta2\":\"%.17g\",\"n_forget\":\"%.17g\",\"retain_tokens\":\"%.17g\","
+        "\"forget_tokens\":\"%.17g\",\"n_pairs\":\"%d\","
+        "\"reference\":\"%s\",\"retain_loss\":\"%s\"}",
+        oc->name, mc.vocab_size, mc.dim, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.mlp_dim,
+        (double)mc.rope_theta, (double)mc.norm_eps, mc.tie_embeddings, B, T,
+        method_name(oc->method), oc->beta, oc->gamma, oc->c_f, oc->c_r, oc->beta2, ctx.n_forget,
+        ctx.retain_tokens, ctx.forget_tokens, ctx.n_pairs,
+        oc->ref == REF_NONE      ? "none"
+        : oc->ref == REF_INITIAL ? "initial"
+                                 : "perturbed",
+        oc->kl ? "kl" : "nll");
     snprintf(path, sizeof path, "%s/weights.safetensors", outdir);
     write_params(path, &m, m.w.params.data, meta);
     if (ref_w) {
@@ -458,6 +503,13 @@ int main(int argc, char **argv)
     write_params(path, &m2, grad2, meta);
     snprintf(path, sizeof path, "%s/grads_forget.safetensors", outdir);
     write_params(path, &m2, m2.w.params.grad, meta);
+    if (wscore) {
+        char wm[64];
+        snprintf(wm, sizeof wm, "{\"mu\":\"%.17g\"}", WAGLE_MU);
+        snprintf(path, sizeof path, "%s/wagle_scores.safetensors", outdir);
+        write_params(path, &m2, wscore, wm);
+        free(wscore);
+    }
 
     /* ---- one optimizer step, as the unlearn job takes it ---- */
     lethe_optim_config opt = {0};
@@ -473,11 +525,13 @@ int main(int argc, char **argv)
     unlearn_ctx cs = make_ctx(&m, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective os = unlearn_objective(&cs);
     step_stats st;
+    attach_margin(&m, oc, is_forget, &cs);
     model_train_step(&m, &b, &os, &opt, NULL, 0, 1, &st);
     /* the loss after the step, and the per-sequence sums it moved */
     if (oc->method == METHOD_CEU) ceu_soft_targets(&m, &b, kl_lsm, ceu_tok, is_forget);
     unlearn_ctx ca = make_ctx(&m, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective oa = unlearn_objective(&ca);
+    attach_margin(&m, oc, is_forget, &ca);
     double s_after[NF + NR], n_after[NF + NR];
     double loss_after = model_forward_backward(&m, &b, &oa, s_after, n_after);
     snprintf(path, sizeof path, "%s/final.safetensors", outdir);
@@ -534,6 +588,7 @@ int main(int argc, char **argv)
     free(ref_w);
     free(kl_lsm);
     free(grad2);
+    m.margin = m2.margin = NULL;
     model_free(&m);
     model_free(&m2);
     fatal_set_grid(NULL);

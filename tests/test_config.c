@@ -128,6 +128,16 @@ static void parse_expect(const char *text, char **ovr, int n, const char *want)
     expect_error(rc, err, want, n ? ovr[n - 1] : text);
 }
 
+/* The leaves of a JSON tree (objects nest: unlearn.pdu.eps is one leaf). */
+static int count_leaves(const cJSON *node)
+{
+    if (!node) return 0;
+    if (!cJSON_IsObject(node)) return 1;
+    int n = 0;
+    for (const cJSON *c = node->child; c; c = c->next) n += count_leaves(c);
+    return n;
+}
+
 static void test_defaults(void)
 {
     lethe_config c;
@@ -182,9 +192,7 @@ static void test_defaults(void)
     CHECK(config_key_count() >= 39, "schema has %d keys, expected at least 39", config_key_count());
     CHECK(config_key_name(-1) == NULL && config_key_name(config_key_count()) == NULL,
           "config_key_name out of range");
-    int counted = 0;
-    for (cJSON *s = root ? root->child : NULL; s; s = s->next)
-        counted += cJSON_IsObject(s) ? cJSON_GetArraySize(s) : 1;
+    int counted = count_leaves(root);
     CHECK(counted == leaves, "to_json has %d leaves, schema %d", counted, leaves);
     cJSON_Delete(root);
     free(json);
@@ -215,7 +223,10 @@ static const char *FULL =
     "              \"beta\": 0.5, \"beta2\": 2,\n"
     "              \"gamma\": 1.5, \"c_f\": 2, \"c_r\": 0.5, \"epochs\": 3,\n"
     "              \"warmup_epochs\": 0.5, \"batch_size\": 4, \"retain_batch_size\": 0,\n"
-    "              \"rmu_layer\": 3, \"rmu_span\": 2, \"rmu_steering\": 5},\n"
+    "              \"rmu_layer\": 3, \"rmu_span\": 2, \"rmu_steering\": 5,\n"
+    "              \"pdu\": {\"eps\": 0.3, \"dual_lr\": 5, \"lambda0\": 100,\n"
+    "                      \"dual_warmup_epochs\": 2},\n"
+    "              \"wagle\": {\"p\": 0.9, \"mu\": 1e-5, \"batches\": 3}},\n"
     "  \"init\": {\"checkpoint\": \"runs/x/model.h5\"},\n"
     "  \"checkpoint\": {\"every\": 7, \"resume\": false},\n"
     "  \"synth\": {\"kind\": \"markov\", \"seed\": 5, \"output\": \"x.h5\",\n"
@@ -494,7 +505,7 @@ static void test_model_enums(void)
           "enum defaults");
     char *e1[] = {"unlearn.method=SimNPO"};
     parse_expect("{}", e1, 1,
-                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|rmu|idknll|dpo|idkdpo, got \"SimNPO\"");
+                 "key 'unlearn.method': expected one of ga|graddiff|npo|simnpo|wga|satimp|ceu|undial|rmu|idknll|dpo|idkdpo|pdu, got \"SimNPO\"");
 }
 
 /* unlearn.preset fills the reference settings; keys given explicitly win. */

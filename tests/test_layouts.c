@@ -112,8 +112,12 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
     model_create(m_out, &mc->cfg, g, Bm, mc->T, M);
     model_init_weights(m_out);
     synth_stream src = data_for(mc);
-    lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
-                     malloc(sizeof(int) * (size_t)Br * mc->T), NULL, NULL};
+    lethe_batch b = {Br,
+                     mc->T,
+                     malloc(sizeof(int) * (size_t)Br * mc->T),
+                     malloc(sizeof(int) * (size_t)Br * mc->T),
+                     NULL,
+                     NULL};
     lethe_optim_config o = optim_cfg();
     o.shard_update = shard;
     for (int step = 0; step <= NSTEPS; step++) {
@@ -186,8 +190,8 @@ static double final_state(lethe_model *mm, const lethe_model *ref, const lethe_g
  * term's reference is the model with every weight scaled by 0.9 (layout-independent),
  * its distributions made by exchanging those weights in for one forward, as the
  * unlearn job does. Returns the global loss; gradients are reduced over dp. */
-#define N_UOBJ 11
-#define UOBJ_PAIRS 9 /* idknll, dpo: the pair batch of pair_batch() */
+#define N_UOBJ 12
+#define UOBJ_PAIRS 10 /* idknll, dpo: the pair batch of pair_batch() */
 static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, int which,
                             double *scale)
 {
@@ -196,7 +200,8 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     double s_ref[64], rt = 0, ft = 0, pair_s[64], pair_n[64];
     for (int i = 0; i < B; i++) {
         int gi = g->dp_rank * B + i, q = i % (np ? np : 1);
-        is_forget[i] = np ? i < 2 * np : gi % 2 == 0; /* pairs: y_l content g np + q, y_w 2 + that */
+        is_forget[i] =
+            np ? i < 2 * np : gi % 2 == 0; /* pairs: y_l content g np + q, y_w 2 + that */
         s_ref[i] = -0.75 * (np ? (i < np ? 0 : 2) + g->dp_rank * np + q + 1 : gi + 1);
         for (int t = 0; t < b->T && (!np || i >= np); t++) /* y_l rows count in neither */
             *(is_forget[i] ? &ft : &rt) += b->targets[i * b->T + t] >= 0;
@@ -244,16 +249,22 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
         bs.soft_lp = lsm;
         bs.soft_seq = is_forget;
     }
-    static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO, METHOD_NPO,      METHOD_SIMNPO, METHOD_GA,
-                                            METHOD_GRADDIFF, METHOD_WGA, METHOD_SATIMP,
-                                            METHOD_CEU,      METHOD_UNDIAL, METHOD_IDKNLL,
-                                            METHOD_DPO};
+    static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO,   METHOD_NPO, METHOD_SIMNPO, METHOD_GA,
+                                           METHOD_GRADDIFF, METHOD_WGA, METHOD_SATIMP, METHOD_CEU,
+                                           METHOD_UNDIAL,   METHOD_PDU, METHOD_IDKNLL, METHOD_DPO};
     unlearn_ctx ctx = {.method = M[which],
-                       .beta = which == 1 ? 2.0 : 2.5, .gamma = which == 0 ? 0.5 : 0.0,
-                       .c_f = which == 1 ? 1.0 : 0.3, .c_r = 1.0, .is_forget = is_forget,
-                       .s_ref = s_ref, .negent = which == 2 ? negent : NULL,
-                       .n_forget = B * g->dp / 2, .retain_tokens = rt, .forget_tokens = ft,
-                       .beta2 = 1.0};
+                       .beta = which == 1 ? 2.0 : 2.5,
+                       .gamma = which == 0 ? 0.5 : 0.0,
+                       .c_f = which == 1 ? 1.0 : 0.3,
+                       .c_r = 1.0,
+                       .is_forget = is_forget,
+                       .s_ref = s_ref,
+                       .negent = which == 2 ? negent : NULL,
+                       .n_forget = B * g->dp / 2,
+                       .retain_tokens = rt,
+                       .forget_tokens = ft,
+                       .beta2 = 1.0,
+                       .lambda = 0.7};
     if (np) { /* 2 questions over the replicas, then retain rows; dpo at open-unlearning's beta */
         ctx.n_pairs = np;
         ctx.n_forget = 2;
@@ -262,7 +273,15 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
         ctx.pair_s = pair_s;
     }
     lethe_objective obj = unlearn_objective(&ctx);
+    /* PDU: the forget rows' logit margins (a term the model carries for the step) */
+    float *md = malloc(sizeof(float) * (size_t)B * b->T);
+    int *marg = malloc(sizeof(int) * (size_t)B * b->T);
+    lethe_margin_term mt = {is_forget, md, marg, pdu_margin_grad, &ctx};
+    m->margin = M[which] == METHOD_PDU ? &mt : NULL;
     double loss = model_forward_backward(m, &bs, &obj, NULL, NULL);
+    m->margin = NULL;
+    free(md);
+    free(marg);
     free(lsm);
     free(tok);
     /* the scale a loss error is measured against: the loss itself, or for the KL term
@@ -277,9 +296,18 @@ static double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_bat
     *scale = fmax(fabs(loss), h / rt);
     return loss;
 }
-static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)", "npo", "simnpo+kl retain", "ga",
-                                        "graddiff",          "wga", "satimp", "ceu",
-                                        "undial", "idknll", "dpo"};
+static const char *UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)",
+                                        "npo",
+                                        "simnpo+kl retain",
+                                        "ga",
+                                        "graddiff",
+                                        "wga",
+                                        "satimp",
+                                        "ceu",
+                                        "undial",
+                                        "pdu",
+                                        "idknll",
+                                        "dpo"};
 
 /* The pair methods' batch of replica dp_rank of dp: 2 questions, y_l the stream's rows
  * 0-1, y_w rows 2-3, retain rows 4-7; the replica holds questions [dp_rank np, +np) as
@@ -291,11 +319,10 @@ static void pair_batch(synth_stream *src, int dp_rank, int dp, lethe_batch *pb)
 {
     int np = 2 / dp, nr = 4 / dp;
     for (int i = 0; i < 2 * np + nr; i++)
-        synth_stream_batch(src, 0,
-                           i < 2 * np ? (i < np ? 0 : 2) + dp_rank * np + i % np
-                                      : 4 + dp_rank * nr + i - 2 * np,
-                           1, pb->T, pb->tokens + (size_t)i * pb->T,
-                           pb->targets + (size_t)i * pb->T);
+        synth_stream_batch(
+            src, 0,
+            i < 2 * np ? (i < np ? 0 : 2) + dp_rank * np + i % np : 4 + dp_rank * nr + i - 2 * np,
+            1, pb->T, pb->tokens + (size_t)i * pb->T, pb->targets + (size_t)i * pb->T);
 }
 
 /* Reference: the one-rank model, gradients of step 0 and the trajectory. */
@@ -313,8 +340,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
 {
     lethe_grid g;
     char err[512];
-    if (grid_create(&g, MPI_COMM_WORLD, dp, pp, tp, err, sizeof err))
-        lethe_fatal("grid: %s", err);
+    if (grid_create(&g, MPI_COMM_WORLD, dp, pp, tp, err, sizeof err)) lethe_fatal("grid: %s", err);
     /* gradients at step 0 */
     lethe_model m;
     run_result r;
@@ -324,8 +350,12 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     model_create(&m, &mc->cfg, &g, Bm, mc->T, M);
     model_init_weights(&m);
     synth_stream src = data_for(mc);
-    lethe_batch b = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
-                     malloc(sizeof(int) * (size_t)Br * mc->T), NULL, NULL};
+    lethe_batch b = {Br,
+                     mc->T,
+                     malloc(sizeof(int) * (size_t)Br * mc->T),
+                     malloc(sizeof(int) * (size_t)Br * mc->T),
+                     NULL,
+                     NULL};
     synth_stream_batch(&src, 0, (int64_t)g.dp_rank * Br, Br, mc->T, b.tokens, b.targets);
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
     lethe_objective obj = {nll_objective_seq, &ctx, NULL};
@@ -357,8 +387,12 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     }
     /* the unlearning objectives give the same loss and gradients under this layout */
     double worst_u = 0;
-    lethe_batch pb = {Br, mc->T, malloc(sizeof(int) * (size_t)Br * mc->T),
-                      malloc(sizeof(int) * (size_t)Br * mc->T), NULL, NULL};
+    lethe_batch pb = {Br,
+                      mc->T,
+                      malloc(sizeof(int) * (size_t)Br * mc->T),
+                      malloc(sizeof(int) * (size_t)Br * mc->T),
+                      NULL,
+                      NULL};
     if (Br >= 4) pair_batch(&src, g.dp_rank, dp, &pb);
     for (int u = 0; u < N_UOBJ; u++) {
         double uscale;
@@ -385,7 +419,9 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
             check(e <= TOL, "%s: unlearning loss relative error %.3g", UOBJ_NAME[u], e);
         }
     }
-    if (world_rank == 0) printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu/undial%s loss and gradients %.3g\n", what, Br >= 4 ? "/idknll/dpo" : "", worst_u);
+    if (world_rank == 0)
+        printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu/undial%s loss and gradients %.3g\n",
+               what, Br >= 4 ? "/idknll/dpo" : "", worst_u);
     free(pb.tokens);
     free(pb.targets);
     model_free(&m);
@@ -439,10 +475,20 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
  * head and the cross-entropy outweigh a block the last stage takes fewer layers. */
 static void check_stage_splits(const lethe_model_config *cases, int ncases)
 {
-    lethe_model_config tiny = {.vocab_size = 8192, .dim = 256, .n_layers = 4, .n_heads = 4,
-                               .n_kv_heads = 4, .mlp_dim = 688, .max_seq_len = 128};
-    lethe_model_config big = {.vocab_size = 32000, .dim = 768, .n_layers = 12, .n_heads = 12,
-                              .n_kv_heads = 12, .mlp_dim = 2048, .max_seq_len = 256};
+    lethe_model_config tiny = {.vocab_size = 8192,
+                               .dim = 256,
+                               .n_layers = 4,
+                               .n_heads = 4,
+                               .n_kv_heads = 4,
+                               .mlp_dim = 688,
+                               .max_seq_len = 128};
+    lethe_model_config big = {.vocab_size = 32000,
+                              .dim = 768,
+                              .n_layers = 12,
+                              .n_heads = 12,
+                              .n_kv_heads = 12,
+                              .mlp_dim = 2048,
+                              .max_seq_len = 256};
     const lethe_model_config *all[4] = {&tiny, &big, &cases[0], ncases > 1 ? &cases[1] : &tiny};
     for (int c = 0; c < 4; c++)
         for (int pp = 1; pp <= all[c]->n_layers && pp <= 8; pp++) {
@@ -454,20 +500,26 @@ static void check_stage_splits(const lethe_model_config *cases, int ncases)
                 next = l0 + nl;
             }
             check(ok && next == all[c]->n_layers, "stages of %s not a cover (pp=%.0f)",
-                  c == 0 ? "tiny" : c == 1 ? "100m" : "a test case", pp);
+                  c == 0   ? "tiny"
+                  : c == 1 ? "100m"
+                           : "a test case",
+                  pp);
         }
     /* tiny: the head (V x C) weighs ~2.9 blocks, so pp=2 splits 3 + 1 layers;
      * 100m: ~3.3 blocks, 8 + 4; a head lighter than a block keeps equal stages */
     struct {
         const lethe_model_config *cfg;
         int pp, stage, l0, nl;
-    } want[] = {{&tiny, 2, 0, 0, 3}, {&tiny, 2, 1, 3, 1}, {&big, 2, 0, 0, 8},
+    } want[] = {{&tiny, 2, 0, 0, 3}, {&tiny, 2, 1, 3, 1},     {&big, 2, 0, 0, 8},
                 {&big, 2, 1, 8, 4},  {&cases[0], 2, 1, 4, 4}, {&cases[0], 4, 3, 6, 2}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         int l0 = -1, nl = -1;
         model_stage_layers(want[i].cfg, want[i].pp, want[i].stage, &l0, &nl);
         check(l0 == want[i].l0 && nl == want[i].nl, "stage split %s: got %.0f layers",
-              want[i].cfg == &tiny ? "tiny" : want[i].cfg == &big ? "100m" : "mha-tied", nl);
+              want[i].cfg == &tiny  ? "tiny"
+              : want[i].cfg == &big ? "100m"
+                                    : "mha-tied",
+              nl);
     }
 }
 
@@ -482,10 +534,18 @@ int main(int argc, char **argv)
      * heads (8 / 4) and an untied head, so tp = 8 and pp > 4 are refused. */
     model_case cases[2];
     memset(cases, 0, sizeof cases);
-    lethe_model_config a = {.vocab_size = 101, .dim = 32, .n_layers = 8, .n_heads = 8,
-                            .n_kv_heads = 8, .mlp_dim = 48, .max_seq_len = 16,
-                            .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tie_embeddings = 1,
-                            .init_std = 0.1f, .init_seed = 11};
+    lethe_model_config a = {.vocab_size = 101,
+                            .dim = 32,
+                            .n_layers = 8,
+                            .n_heads = 8,
+                            .n_kv_heads = 8,
+                            .mlp_dim = 48,
+                            .max_seq_len = 16,
+                            .rope_theta = 10000.0f,
+                            .norm_eps = 1e-5f,
+                            .tie_embeddings = 1,
+                            .init_std = 0.1f,
+                            .init_seed = 11};
     lethe_model_config b = a;
     b.n_layers = 4;
     b.n_kv_heads = 4;
@@ -506,12 +566,20 @@ int main(int argc, char **argv)
             model_create(m, &mc->cfg, &ref.g, mc->B, mc->T, 1);
             model_init_weights(m);
             synth_stream src = data_for(mc);
-            lethe_batch bt = {mc->B, mc->T, malloc(sizeof(int) * mc->B * mc->T),
-                              malloc(sizeof(int) * mc->B * mc->T), NULL, NULL};
+            lethe_batch bt = {mc->B,
+                              mc->T,
+                              malloc(sizeof(int) * mc->B * mc->T),
+                              malloc(sizeof(int) * mc->B * mc->T),
+                              NULL,
+                              NULL};
             synth_stream_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
             double uscale;
-            lethe_batch pb = {mc->B, mc->T, malloc(sizeof(int) * mc->B * mc->T),
-                              malloc(sizeof(int) * mc->B * mc->T), NULL, NULL};
+            lethe_batch pb = {mc->B,
+                              mc->T,
+                              malloc(sizeof(int) * mc->B * mc->T),
+                              malloc(sizeof(int) * mc->B * mc->T),
+                              NULL,
+                              NULL};
             pair_batch(&src, 0, 1, &pb);
             for (int u = 0; u < N_UOBJ; u++) {
                 ref.uloss[u] = unlearn_grads(m, &ref.g, u >= UOBJ_PAIRS ? &pb : &bt, u, &uscale);
@@ -537,13 +605,13 @@ int main(int argc, char **argv)
                 /* refused: the message must name the offending numbers */
                 char want[64];
                 if (mc->cfg.n_kv_heads % tp)
-                    snprintf(want, sizeof want, "tp=%d does not divide model.n_kv_heads=%d",
-                             tp, mc->cfg.n_kv_heads);
+                    snprintf(want, sizeof want, "tp=%d does not divide model.n_kv_heads=%d", tp,
+                             mc->cfg.n_kv_heads);
                 else
                     snprintf(want, sizeof want, "pp=%d exceeds model.n_layers=%d", pp,
                              mc->cfg.n_layers);
-                if (rank == 0) check(strstr(msg, want) != NULL, "refusal message '%s'%.0f",
-                                     msg, 0.0);
+                if (rank == 0)
+                    check(strstr(msg, want) != NULL, "refusal message '%s'%.0f", msg, 0.0);
                 refusals++;
                 continue;
             }

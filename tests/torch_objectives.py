@@ -34,6 +34,10 @@ alternate answers y_w of the same questions (same order), written from the paper
             mean over the batch); sigma = sigmoid(-x); IdkDPO is the same formula
 The forget log-likelihood checked after the step is the y_l rows' (IdkNLL: the y_w
 rows' must rise instead).
+PDU (open-unlearning's PDU, primal-dual): the forget rows' logit-margin flattening term
+    c_f * mean over the forget targets t of (max_j z_tj - mean_j z_tj)^2
+(z the logits over the vocabulary), plus lambda (the case's c_r) times the retain term;
+its "retain" part is the retain term unweighted (what the dual step reads), sigma 0.
 With retain_loss "kl" the retain term is the token-mean KL(q || p) to the reference
 weights' distributions q (ref_weights.safetensors): a retain row's s is then
 sum_t sum_j q_j log p_j and the term c_r * sum_rows (sum_t sum_j q_j log q_j - s) / tokens.
@@ -129,7 +133,7 @@ def soft_sums(model, ref_logp, targets, rows):
     return cross, negent
 
 
-def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
+def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None, z=None):
     """Loss, forget part, retain part, sigmoid sum: DESIGN §3 written out."""
     method = case["method"]
     beta, gamma = float(case["beta"]), float(case["gamma"])
@@ -137,7 +141,7 @@ def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
     f = is_forget
     sf, nf = s[f], n[f].to(s.dtype)
     P = int(case.get("n_pairs", 0))
-    token_weighted = method in ("wga", "satimp", "ceu", "undial", "idknll", "dpo", "idkdpo")
+    token_weighted = method in ("wga", "satimp", "ceu", "undial", "idknll", "dpo", "idkdpo", "pdu")
     if method == "idknll":
         forget = -c_f * s[P:2 * P].sum() / n[P:2 * P].sum().to(s.dtype)
         sig = torch.zeros(P, dtype=s.dtype)
@@ -145,6 +149,12 @@ def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
         x = beta * ((s[P:2 * P] - s_ref[P:2 * P]) - (s[:P] - s_ref[:P]))
         forget = c_f * (-(2.0 / beta) * torch.nn.functional.logsigmoid(x)).mean()
         sig = torch.sigmoid(-x)
+    elif method == "pdu":
+        zf = z[f]
+        v = valid[f].to(zf.dtype)
+        d = zf.max(dim=-1)[0] - zf.mean(dim=-1)
+        forget = c_f * (d * d * v).sum() / v.sum()
+        sig = torch.zeros_like(sf)
     elif method in ("ceu", "undial"):
         forget = -c_f * sf.sum() / nf.sum()
         sig = torch.zeros_like(sf)
@@ -179,6 +189,8 @@ def objective(case, s, n, s_ref, is_forget, negent=None, tok=None, valid=None):
     else:
         h = negent[r].sum() if negent is not None else 0.0
         retain = c_r * ((h - s[r].sum()) / n[r].sum().to(s.dtype))
+    if method == "pdu":  # lambda (c_r) weighs the retain term; the part logged is L_r itself
+        return forget + retain, forget, retain / c_r, sig.sum()
     return forget + retain, forget, retain, sig.sum()
 
 
@@ -237,6 +249,11 @@ def main():
                   f"{want:g}")
 
     names = sorted(weights)
+    wpath = os.path.join(d, "wagle_scores.safetensors")
+    wagle_mu, wscores = None, None
+    if os.path.exists(wpath):
+        wscores, wmeta = read_safetensors(wpath)
+        wagle_mu = float(wmeta["mu"])
     ref = {}
     for dt in (torch.float32, torch.float64):
         mdl = Llama(case, weights, dt)
@@ -265,11 +282,18 @@ def main():
             s = torch.where(is_forget, undial_sums(mdl, rmdl.logits_cache, targets,
                                                    float(case["beta"])), s)
         valid = targets >= 0
-        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent, mdl.tok_cache, valid)
+        loss, lf, lr, sig = objective(case, s, n, s_ref, is_forget, negent, mdl.tok_cache, valid,
+                                      mdl.logits_cache)
         params = [mdl.P[k] for k in names]
         g_all = torch.autograd.grad(loss, params, retain_graph=True)
-        g_f = torch.autograd.grad(lf, params, allow_unused=True)
+        g_f = torch.autograd.grad(lf, params, allow_unused=True, retain_graph=True)
         g_f = [torch.zeros_like(p) if g is None else g for g, p in zip(g_f, params)]
+        wagle = None
+        if wagle_mu is not None:  # WAGLE: |(theta - grad L_r / mu) * grad L_f|, c_r = 1
+            g_r = torch.autograd.grad(lr / float(case["c_r"]), params, retain_graph=True,
+                                      allow_unused=True)
+            wagle = {k: ((p.detach() - (torch.zeros_like(p) if g is None else g) / wagle_mu)
+                         * gf).abs().numpy() for k, p, g, gf in zip(names, params, g_r, g_f)}
         # after lethe's optimizer step
         mdl_after = Llama(case, final, dt)
         with torch.no_grad():
@@ -284,13 +308,13 @@ def main():
                 s_a = torch.where(is_forget, undial_sums(mdl_after, rmdl.logits_cache, targets,
                                                          float(case["beta"])), s_a)
             loss_a = objective(case, s_a, n_a, s_ref, is_forget, negent, mdl_after.tok_cache,
-                               valid)[0]
+                               valid, mdl_after.logits_cache)[0]
         ref[dt] = {"loss": float(loss), "forget": float(lf), "retain": float(lr),
                    "sigma": float(sig), "s": s.detach().numpy(), "n": n.numpy(),
                    "ll": float(ll), "ll_after": float(ll_a),
                    "s_ref": s_ref.numpy(), "loss_after": float(loss_a), "s_after": s_a.numpy(),
                    "g": {k: g.detach().numpy() for k, g in zip(names, g_all)},
-                   "gf": {k: g.detach().numpy() for k, g in zip(names, g_f)}}
+                   "gf": {k: g.detach().numpy() for k, g in zip(names, g_f)}, "wagle": wagle}
     r32, r64 = ref[torch.float32], ref[torch.float64]
 
     rows = []
@@ -333,6 +357,8 @@ def main():
         compare("grad (2 micro-batches) " + k, grads["grads_mb2"][k], r32["g"][k], r64["g"][k])
     for k in names:
         compare("grad of forget term " + k, grads["grads_forget"][k], r32["gf"][k], r64["gf"][k])
+    for k in names if wscores is not None else ():
+        compare("WAGLE score " + k, wscores[k], r32["wagle"][k], r64["wagle"][k])
     compare("loss after one step", sc["loss_after"], r32["loss_after"], r64["loss_after"],
             scalar=True)
     compare("seq_s after one step", outs["seq_s_after"], r32["s_after"], r64["s_after"])

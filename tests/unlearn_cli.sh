@@ -26,42 +26,10 @@
 #    culprit, and the output folder as it was (a sentinel file, nothing added).
 #
 # Env: MPIRUN, LETHE_BIN (set by ctest). Prints the curves' first and last values.
-set -uo pipefail
-: "${MPIRUN:?MPIRUN is not set}"
-: "${LETHE_BIN:?LETHE_BIN is not set}"
-export OMPI_MCA_orte_execute_quiet=1
+WORK_PREFIX=lethe-unlearn LETHE_TIMEOUT=300
+# shellcheck source=tests/unlearn_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/unlearn_lib.sh"
 RETAIN_BOUND=1.0
-work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-unlearn.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-fail=0
-say_fail() {
-    echo "FAIL: $*"
-    fail=1
-}
-lethe() { # lethe NP JOB CONFIG [--set ...]
-    local np="$1"
-    shift
-    timeout 300 "$MPIRUN" --oversubscribe -n "$np" "$LETHE_BIN" "$@"
-}
-
-model='"model": {"vocab_size": 600, "dim": 48, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2,
-  "mlp_dim": 96, "max_seq_len": 40, "init_seed": 5}, "threads": 1'
-cat >"$work/synth.json" <<EOF
-{"synth": {"kind": "authors", "seed": 21, "output": "$work/data.h5", "n_authors": 20,
-  "questions": 11, "perturbed": 2, "holdout_authors": 2, "utility_facts": 8, "seq_len": 40,
-  "idk": true},
- "output": {"dir": "$work/synth"}}
-EOF
-cat >"$work/train.json" <<EOF
-{$model,
- "layout": {"dp": 2, "pp": 1, "tp": 1, "micro_batches": 1},
- "optim": {"schedule": "constant", "lr": 0.004, "warmup_steps": 2},
- "data": {"source": "hdf5", "path": "$work/data.h5", "split": "train_full"},
- "train": {"steps": 120, "batch_size": 16, "log_every": 40},
- "output": {"dir": "$work/origin"}}
-EOF
-lethe 1 synth "$work/synth.json" >"$work/synth.log" 2>&1 || { cat "$work/synth.log"; say_fail "lethe synth"; exit 1; }
-lethe 2 train "$work/train.json" >"$work/train.log" 2>&1 || { cat "$work/train.log"; say_fail "lethe train"; exit 1; }
 
 unlearn_cfg() { # NAME METHOD RETAIN_LOSS DP PP TP
     cat >"$work/$1.json" <<EOF
@@ -149,12 +117,7 @@ for spec in "satimp 1 2 1" "ceu 1 1 2" "undial 2 1 1" "idkdpo 1 2 1"; do
         say_fail "$name: the injected abort exited 0"
     run_ckpt "$name-b" >"$work/$name-b2.log" 2>&1 || say_fail "$name: resumed run"
     grep -q "resuming from .* at step 4" "$work/$name-b2.log" || say_fail "$name: did not resume at step 4"
-    same=1
-    for g in /params /adam_m /adam_v; do
-        h5diff -q "$work/$name-a/model.h5" "$work/$name-b/model.h5" "$g" "$g" ||
-            { say_fail "$name: $g differs between the uninterrupted and the resumed run"; same=0; }
-    done
-    [ $same -eq 1 ] && echo "$name: aborted after step 7, resumed at step 4, weights and moments bitwise equal"
+    same_state "$work/$name-a" "$work/$name-b" "$name" && echo "$name: aborted after step 7, resumed at step 4, weights and moments bitwise equal"
 done
 
 # ---- bad input: one line, non-zero exit on every rank, nothing touched ----
