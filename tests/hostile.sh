@@ -53,6 +53,12 @@ if [ "${1:-}" = "--one" ]; then
             printf 'victim %s\n' "$name" >"$work.victim"
             ln -s "$work.victim" "$p" || exit 1
             victims="$victims $work.victim" ;;
+        dirlink:*) # a symbolic link at a folder lethe writes into, to a victim folder outside
+            p="$work/${d#dirlink:}"
+            mkdir -p "$(dirname "$p")" "$work.victimd" && rm -f "$p" || exit 1
+            printf 'victim %s\n' "$name" >"$work.victimd/kept"
+            ln -s "$work.victimd" "$p" || exit 1
+            victims="$victims $work.victimd/kept" ;;
         fifo:*) # a FIFO where lethe reads a file (nobody ever writes to it)
             p="$work/${d#fifo:}"
             mkdir -p "$(dirname "$p")" && rm -f "$p" && mkfifo "$p" || exit 1 ;;
@@ -101,6 +107,9 @@ if [ "${1:-}" = "--one" ]; then
     # shellcheck disable=SC2086 # lists of names
     after="$(cd "$work/out" && md5sum -- $sent 2>&1; [ -z "$victims" ] || md5sum -- $victims)"
     [ "$before" = "$after" ] || fail "a sentinel in out/ or a victim outside it changed: $after"
+    if [ -d "$work.victimd" ] && [ "$(ls -A "$work.victimd")" != kept ]; then
+        fail "files were written into the victim folder through the link: $(ls -A "$work.victimd" | head -c 200)"
+    fi
     if [ $aside = 1 ]; then
         [ ! -e "$work/out/model.h5" ] || fail "the completed run's model.h5 is still beside the new config.json"
         [ "$(md5sum <"$work/out/model.h5.previous" 2>&1)" = "$aside_sum" ] ||
@@ -111,7 +120,7 @@ if [ "${1:-}" = "--one" ]; then
     made="$(cd "$work/out" && ls -A | grep -v '^\(model.h5\|data.h5\|SENTINEL\)$' |
         grep '\.h5$\|\.safetensors$\|\.done$\|^results')"
     [ -z "$made" ] || fail "left outputs that look complete: $made"
-    rm -rf "$work" "$work.out" "$work.err" "$work.victim"
+    rm -rf "$work" "$work.out" "$work.err" "$work.victim" "$work.victimd"
     case_done "$name np$n" $bad
     exit
 fi
