@@ -81,7 +81,8 @@ hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen
 {
     if (safe_check_target(path, err, errlen) || safe_temp_clear(tmp, err, errlen)) return -1;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
-    if (fapl >= 0 && H5Pset_fapl_sec2(fapl) >= 0) f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    if (fapl >= 0 && H5Pset_fapl_sec2(fapl) >= 0)
+        f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     if (f < 0) {
         char h5[256];
@@ -96,8 +97,10 @@ hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen
     void *h = NULL;
     if (H5Fget_vfd_handle(f, H5P_DEFAULT, &h) < 0 || !same_inode(tmp, h)) {
         H5Fclose(f);
-        snprintf(err, errlen, "cannot create '%s' as HDF5: the file at that name is not the one "
-                 "created (it was replaced; remove it)", tmp);
+        snprintf(err, errlen,
+                 "cannot create '%s' as HDF5: the file at that name is not the one "
+                 "created (it was replaced; remove it)",
+                 tmp);
         return -1;
     }
     return f;

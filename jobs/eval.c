@@ -358,8 +358,10 @@ static void check_reference(const lethe_session *S)
     int ok = 1;
     snprintf(rpath, sizeof rpath, "%s/eval.h5", ref);
     if (stat(ref, &st) == 0 && !S_ISDIR(st.st_mode))
-        ok = 0, snprintf(err, sizeof err, "eval.reference '%s' is not a folder (it names the "
-                         "folder of the reference model's eval.h5)", ref);
+        ok = 0, snprintf(err, sizeof err,
+                         "eval.reference '%s' is not a folder (it names the "
+                         "folder of the reference model's eval.h5)",
+                         ref);
     else if (lstat(rpath, &st) == 0 &&
              safe_check_read(rpath, "eval.reference", LETHE_MAX_TENSORS, err, sizeof err))
         ok = 0;

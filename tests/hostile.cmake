@@ -14,7 +14,7 @@ foreach(n 1 2)
   lethe_test(NAME hostile.np${n}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hostile.sh ${n} $<TARGET_FILE:make_hostile_h5>
       $<TARGET_FILE:make_hostile_ckpt>
-    TIMEOUT 900 LABELS "hostile;mpi")
+    TIMEOUT 1500 LABELS "hostile;mpi")
   # NaN weights under the sanitizer build too (no nosan): a planted NaN checkpoint
   # resumed, exported and evaluated, and a NaN safetensors imported, are refused in one
   # line naming the tensor and element, with no ASan/UBSan report

@@ -2,10 +2,10 @@
  * ckpt_save or ckpt_verify (part of checkpoint.reshard, run under mpirun): missing file,
  * not HDF5, truncated to half, an HDF5 file that is no checkpoint, missing dataset, missing
  * optimizer state, wrong shape, wrong dtype, corrupted data (digest), a name with '/', a
- * tensor without owner, a step edited under a kept meta_digest (load and verify), ranks that disagree on the path or on loading the moments. Each
- * returns -1 on every rank with the same message (agreed), containing the expected text;
- * none hangs. The broken files are made by rank 0 from a good one with plain POSIX and
- * serial HDF5. */
+ * tensor without owner, a step edited under a kept meta_digest (load and verify), ranks
+ * that disagree on the path or on loading the moments. Each returns -1 on every rank with
+ * the same message (agreed), containing the expected text; none hangs. The broken files
+ * are made by rank 0 from a good one with plain POSIX and serial HDF5. */
 #define _GNU_SOURCE /* truncate() under -std=c11 */
 #include "io/checkpoint.h"
 #include "model/params.h"
