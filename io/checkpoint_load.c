@@ -142,6 +142,52 @@ static int read_job_state(hid_t fid, lethe_ckpt_meta *m, char *msg)
     return 1;
 }
 
+/* The file's metadata (everything the meta digest covers but the RNG states), range-checked
+ * (ck_check_meta), with /meta/config into m->config_json; *mdig the stored meta_digest.
+ * Returns 1, or 0 with msg. */
+static int read_meta(hid_t fid, const char *path, lethe_ckpt_meta *m, uint64_t *mdig, char *msg)
+{
+    int ok = ck_read_str_attr(fid, "the file", "lethe_version", m->version, sizeof m->version, msg);
+    ok = ok && ck_read_attr(fid, "the file", "step", H5T_NATIVE_INT64, -1, &m->step, msg);
+    ok = ok && ck_read_attr(fid, "the file", "epoch", H5T_NATIVE_INT64, -1, &m->epoch, msg);
+    ok = ok && ck_read_attr(fid, "the file", "layout", H5T_NATIVE_INT, 3, m->layout, msg);
+    ok = ok && ck_read_attr(fid, "the file", "world_size", H5T_NATIVE_INT, -1, &m->world_size, msg);
+    ok = ok && ck_read_attr(fid, "the file", "meta_digest", H5T_NATIVE_UINT64, -1, mdig, msg);
+    if (ok) {
+        hid_t a = H5Aopen(fid, "loader_cursor", H5P_DEFAULT), sp = -1;
+        hssize_t n = -1;
+        if (a >= 0 && (sp = H5Aget_space(a)) >= 0)
+            n = H5Sget_simple_extent_type(sp) == H5S_NULL ? 0 : H5Sget_simple_extent_npoints(sp);
+        if (n < 0 || n > LETHE_CKPT_CURSOR_MAX)
+            ok = ck_fail(msg, "attribute 'loader_cursor' is missing or longer than %d",
+                         LETHE_CKPT_CURSOR_MAX);
+        else if (n > 0 && H5Aread(a, H5T_NATIVE_INT64, m->cursor) < 0)
+            ok = ck_fail(msg, "cannot read attribute 'loader_cursor'");
+        m->n_cursor = (int)n;
+        if (sp >= 0) H5Sclose(sp);
+        if (a >= 0) H5Aclose(a);
+    }
+    if (ok) ok = read_job_state(fid, m, msg);
+    if (ok) ok = ck_check_meta(m, msg);
+    /* read before the tensors (every rank on its own: a few KiB), so that a job whose
+     * model differs is told which key differs, not which tensor is missing */
+    if (ok) ok = ck_read_config(fid, path, &m->config_json, msg);
+    return ok;
+}
+
+/* The stored meta_digest against the one the metadata read gives. 1, or 0 with msg. */
+static int digest_matches(const lethe_ckpt_meta *m, const uint64_t *rngs, uint64_t stored,
+                          char *msg)
+{
+    uint64_t want = ckpt_meta_digest(m, rngs);
+    if (want == stored) return 1;
+    return ck_fail(msg,
+                   "attribute 'meta_digest' is %016llx but the metadata (step, epoch, loader "
+                   "cursor, /job, /meta/config, layout, RNG states) gives %016llx: the file is "
+                   "corrupt",
+                   (unsigned long long)stored, (unsigned long long)want);
+}
+
 int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
               int load_optimizer, char *err, size_t errlen)
 {
@@ -178,35 +224,9 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     lethe_ckpt_meta mm;
     memset(&mm, 0, sizeof mm);
     uint64_t mdig = 0, *rngs = NULL;
-    ok = ck_read_str_attr(fid, "the file", "lethe_version", mm.version, sizeof mm.version, msg);
-    ok = ok && ck_read_attr(fid, "the file", "step", H5T_NATIVE_INT64, -1, &mm.step, msg);
-    ok = ok && ck_read_attr(fid, "the file", "epoch", H5T_NATIVE_INT64, -1, &mm.epoch, msg);
-    ok = ok && ck_read_attr(fid, "the file", "layout", H5T_NATIVE_INT, 3, mm.layout, msg);
-    ok = ok && ck_read_attr(fid, "the file", "world_size", H5T_NATIVE_INT, -1, &mm.world_size, msg);
-    ok = ok && ck_read_attr(fid, "the file", "meta_digest", H5T_NATIVE_UINT64, -1, &mdig, msg);
-    if (ok) {
-        hid_t a = H5Aopen(fid, "loader_cursor", H5P_DEFAULT), sp = -1;
-        hssize_t n = -1;
-        if (a >= 0 && (sp = H5Aget_space(a)) >= 0)
-            n = H5Sget_simple_extent_type(sp) == H5S_NULL ? 0 : H5Sget_simple_extent_npoints(sp);
-        if (n < 0 || n > LETHE_CKPT_CURSOR_MAX)
-            ok = ck_fail(msg, "attribute 'loader_cursor' is missing or longer than %d",
-                         LETHE_CKPT_CURSOR_MAX);
-        else if (n > 0 && H5Aread(a, H5T_NATIVE_INT64, mm.cursor) < 0)
-            ok = ck_fail(msg, "cannot read attribute 'loader_cursor'");
-        mm.n_cursor = (int)n;
-        if (sp >= 0) H5Sclose(sp);
-        if (a >= 0) H5Aclose(a);
-    }
-    if (ok) ok = read_job_state(fid, &mm, msg);
-    if (ok) ok = ck_check_meta(&mm, msg);
+    ok = read_meta(fid, path, &mm, &mdig, msg);
     hid_t rng_ds = -1;
-    if (ok) {
-        /* read before the tensors (every rank on its own: a few KiB), so that a job whose
-         * model differs is told which key differs, not which tensor is missing */
-        ok = ck_read_config(fid, path, &mm.config_json, msg);
-        if (ok) ok = ck_check_model_config(mm.config_json, meta ? meta->expect_config : NULL, msg);
-    }
+    if (ok) ok = ck_check_model_config(mm.config_json, meta ? meta->expect_config : NULL, msg);
     if (ok) {
         rng_ds = H5Lexists(fid, "/meta/rng", H5P_DEFAULT) > 0
                      ? H5Dopen2(fid, "/meta/rng", H5P_DEFAULT)
@@ -257,13 +277,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
         H5Sclose(sp);
         mm.rng_restored = mm.world_size == g->size;
         mm.rng = mm.rng_restored ? rngs[g->rank] : meta ? meta->rng : 0;
-        uint64_t want = ckpt_meta_digest(&mm, rngs);
-        if (want != mdig)
-            ok = ck_fail(msg,
-                         "attribute 'meta_digest' is %016llx but the metadata (step, epoch, "
-                         "loader cursor, /job, /meta/config, layout, RNG states) gives %016llx: "
-                         "the file is corrupt",
-                         (unsigned long long)mdig, (unsigned long long)want);
+        ok = digest_matches(&mm, rngs, mdig, msg);
     }
     H5Pclose(dxpl);
 
@@ -351,6 +365,35 @@ static herr_t list_cb(hid_t grp, const char *name, const H5L_info_t *info, void 
     return 0;
 }
 
+/* The verify path's metadata check: what a load checks before its tensors (read_meta),
+ * plus every RNG state, against the stored meta_digest. Every rank reads everything (a
+ * few KiB): identical calls and verdicts. 1, or 0 with msg. */
+static int verify_meta(hid_t fid, const char *path, hid_t dxpl, char *msg)
+{
+    lethe_ckpt_meta mm;
+    memset(&mm, 0, sizeof mm);
+    uint64_t mdig = 0, *rngs = NULL;
+    int ok = read_meta(fid, path, &mm, &mdig, msg);
+    hid_t ds = ok && H5Lexists(fid, "/meta/rng", H5P_DEFAULT) > 0
+                   ? H5Dopen2(fid, "/meta/rng", H5P_DEFAULT)
+                   : -1;
+    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+    if (ok && (sp < 0 || H5Sget_simple_extent_npoints(sp) != mm.world_size))
+        ok = ck_fail(msg, "dataset '/meta/rng' is missing or does not hold %d states",
+                     mm.world_size);
+    if (ok) {
+        rngs = lethe_malloc(sizeof(uint64_t) * (size_t)mm.world_size, "checkpoint RNG states");
+        H5C(H5Dread(ds, H5T_NATIVE_UINT64, sp, sp, dxpl, rngs),
+            "checkpoint '%s': dataset '/meta/rng'", path);
+        ok = digest_matches(&mm, rngs, mdig, msg);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+    free(rngs);
+    free(mm.config_json);
+    return ok;
+}
+
 int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, size_t errlen)
 {
     char msg[CK_MSG] = "", h5b[256];
@@ -372,6 +415,7 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
     hid_t dxpl;
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", path);
     H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", path);
+    ok = verify_meta(fid, path, dxpl, msg);
     /* Rows in blocks of about 4 MiB per rank per read, so memory stays small. */
     const int64_t block_floats = 1 << 20;
     float *buf = NULL;

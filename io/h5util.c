@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void h5_quiet_on(h5_quiet *q)
 {
@@ -68,14 +69,39 @@ int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int w
     return rc < 0 ? -1 : 0;
 }
 
+/* tmp as the file HDF5's descriptor h holds: the same device and inode, regular, one link */
+static int same_inode(const char *tmp, void *h)
+{
+    struct stat a, b;
+    return h && fstat(*(int *)h, &a) == 0 && lstat(tmp, &b) == 0 && S_ISREG(b.st_mode) &&
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino && b.st_nlink == 1;
+}
+
 hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen)
 {
-    if (safe_check_target(path, err, errlen) || safe_temp(tmp, err, errlen)) return -1;
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (safe_check_target(path, err, errlen) || safe_temp_clear(tmp, err, errlen)) return -1;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+    if (fapl >= 0 && H5Pset_fapl_sec2(fapl) >= 0)
+        f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
     if (f < 0) {
         char h5[256];
-        snprintf(err, errlen, "cannot create '%s' as HDF5: %s", tmp, h5_last_error(h5, sizeof h5));
-        remove(tmp);
+        struct stat st;
+        /* not removed: what is at tmp now is not ours (the create was exclusive) */
+        snprintf(err, errlen, "cannot create '%s' as HDF5: %s%s", tmp, h5_last_error(h5, sizeof h5),
+                 lstat(tmp, &st) == 0 ? " (something was planted at lethe's temporary name; "
+                                        "remove it)"
+                                      : "");
+        return -1;
+    }
+    void *h = NULL;
+    if (H5Fget_vfd_handle(f, H5P_DEFAULT, &h) < 0 || !same_inode(tmp, h)) {
+        H5Fclose(f);
+        snprintf(err, errlen,
+                 "cannot create '%s' as HDF5: the file at that name is not the one "
+                 "created (it was replaced; remove it)",
+                 tmp);
+        return -1;
     }
     return f;
 }

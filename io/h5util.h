@@ -30,9 +30,13 @@ int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int w
 
 /* The serial HDF5 file a writer fills under the temporary name tmp before
  * safe_commit(tmp, path) publishes it (io/safefile.h): path must be absent, regular or a
- * link, tmp is created exclusively and never through a link, then opened by HDF5 with
- * truncation. The file, or -1 with one line in err (tmp then does not exist, or is not
- * lethe's and is left alone). */
+ * link; a leftover regular tmp is removed, then HDF5 itself creates tmp with
+ * H5F_ACC_EXCL (O_CREAT | O_EXCL on the sec2 driver), so there is no window between a
+ * check and HDF5's open by name: anything planted at tmp, even after the check, makes
+ * the create fail and is never written through; the file HDF5 holds open is then
+ * checked (fstat of its descriptor) to be the regular, singly-linked file now at tmp.
+ * The file, or -1 with one line in err (tmp then does not exist, or is not lethe's and
+ * is left alone). */
 hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen);
 
 /* Whether dataset d can be read in full from a file of file_bytes: every filter of its

@@ -43,7 +43,7 @@ int safe_check_target(const char *path, char *err, size_t errlen)
 
 /* The temporary name free for an exclusive create: a leftover regular file of a crashed
  * run is removed; anything else is refused, never followed. */
-static int clear_temp(const char *tmp, char *err, size_t errlen)
+int safe_temp_clear(const char *tmp, char *err, size_t errlen)
 {
     struct stat st;
     if (lstat(tmp, &st) != 0) return 0;
@@ -60,7 +60,7 @@ static int clear_temp(const char *tmp, char *err, size_t errlen)
 
 static int create_excl(const char *tmp, char *err, size_t errlen)
 {
-    if (clear_temp(tmp, err, errlen)) return -1;
+    if (safe_temp_clear(tmp, err, errlen)) return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0)
         lethe_errf(err, errlen, "cannot create '%s': %s%s", tmp, strerror(errno),

@@ -50,6 +50,9 @@ int safe_write_text(const char *path, const char *text, const char *tail, char *
 /* For writers that create the file themselves (H5Fcreate): makes tmp an empty regular
  * file of ours (the policy above), then the caller opens it with truncation. */
 int safe_temp(const char *tmp, char *err, size_t errlen);
+/* The same policy, leaving tmp absent: for a writer that creates it exclusively itself
+ * (HDF5's H5F_ACC_EXCL, an O_CREAT | O_EXCL open that never follows a link). */
+int safe_temp_clear(const char *tmp, char *err, size_t errlen);
 /* After such a writer closed tmp: tmp must still be a regular file (not a link swapped in),
  * the final name absent or regular; rename, fsync the folder. Removes tmp on failure. */
 int safe_commit(const char *tmp, const char *path, char *err, size_t errlen);

@@ -207,6 +207,33 @@ static int old_name(const study *s, int j, char *path, size_t len)
     return -1;
 }
 
+/* Whether job j's stored job.json or labels.json differ from what the study expands to
+ * now (what names the first key); a report-phase job's files are its select job's
+ * choice, their templates in the select job's job.json, checked there. */
+static int job_changed(const study *s, int i, char *what, size_t len)
+{
+    const study_job *j = &s->jobs[i];
+    return !j->select &&
+           ((j->config_json && file_changed(s, i, "job.json", j->config_json, what, len)) ||
+            (j->labels_json && file_changed(s, i, "labels.json", j->labels_json, what, len)));
+}
+
+/* Jobs submitted earlier that Slurm may still start (held): a changed one is refused,
+ * rerun or not. */
+static int check_held(const study *s, const char *const *held, char *err, size_t errlen)
+{
+    char what[700] = "";
+    for (int i = 0; held && i < s->njobs; i++) {
+        if (!held[i] || study_job_done(s, i) || !job_changed(s, i, what, sizeof what)) continue;
+        return lethe_errf(err, errlen,
+                          "study: job '%s' was submitted (Slurm job %s) and may still be queued "
+                          "or running, but %.700s; its config would be relabelled: restore the "
+                          "study file, or cancel it (scancel %s) and run again",
+                          s->jobs[i].name, held[i], what, held[i]);
+    }
+    return 0;
+}
+
 /* Finished jobs whose config or labels changed: refused (the first named), or with
  * rerun moved aside to <job>.old-N with every finished job that depends on one (the
  * report on any), so that they run again and no result is relabelled. */
@@ -220,13 +247,7 @@ static int check_changed(const study *s, int rerun, char *err, size_t errlen)
         if (!study_job_done(s, i)) continue;
         int stale = j->config_json ? 0 : any; /* the report reads every eval */
         for (int d = 0; d < j->ndeps; d++) stale |= moved[j->deps[d]];
-        /* a report-phase job's files are its select job's choice; their templates are
-         * in the select job's job.json, checked there */
-        int ch = !j->select &&
-                 ((j->config_json && file_changed(s, i, "job.json", j->config_json, what,
-                                                  sizeof what)) ||
-                  (j->labels_json &&
-                   file_changed(s, i, "labels.json", j->labels_json, what, sizeof what)));
+        int ch = job_changed(s, i, what, sizeof what);
         if (ch && !nchanged++)
             snprintf(first, sizeof first, "job '%s' is finished but %.700s", j->name, what);
         moved[i] = (char)(ch || stale);
@@ -282,13 +303,15 @@ static int rematerialise(const study *s, int sel, char *err, size_t errlen)
     return rc;
 }
 
-int study_write_configs(const study *s, int rerun_changed, char *err, size_t errlen)
+int study_write_configs(const study *s, int rerun_changed, const char *const *held, char *err,
+                        size_t errlen)
 {
     char path[1100];
     mkdir(s->dir, 0777);
     snprintf(path, sizeof path, "%s/data", s->dir);
     mkdir(path, 0777);
-    if (check_changed(s, rerun_changed, err, errlen)) return -1;
+    if (check_held(s, held, err, errlen) || check_changed(s, rerun_changed, err, errlen))
+        return -1;
     for (int i = 0; i < s->njobs; i++) {
         const study_job *j = &s->jobs[i];
         snprintf(path, sizeof path, "%s/%s", s->dir, j->name);
@@ -301,8 +324,9 @@ int study_write_configs(const study *s, int rerun_changed, char *err, size_t err
                 return -1;
             continue;
         }
-        /* a finished job keeps its files as they are (check_changed: they are the same) */
-        if (study_job_done(s, i)) continue;
+        /* a finished or held job keeps its files as they are (check_changed, check_held:
+         * they are the same) */
+        if (study_job_done(s, i) || (held && held[i])) continue;
         if (j->config_json && write_job_file(s, i, "job.json", j->config_json, err, errlen))
             return -1;
         if (j->labels_json && write_job_file(s, i, "labels.json", j->labels_json, err, errlen))

@@ -73,8 +73,13 @@ void study_free(study *s);
  * gets its folder only: its select job writes its files, or, once that select job is
  * finished, they are written again here from its choice (selected.json's index) for
  * every report-phase job not finished. Its templates are checked through its select
- * job's job.json, and a moved select job moves the finished jobs that depend on it. */
-int study_write_configs(const study *s, int rerun_changed, char *err, size_t errlen);
+ * job's job.json, and a moved select job moves the finished jobs that depend on it.
+ * held (NULL, or one entry per job): a non-NULL held[j] is job j's Slurm id from an earlier
+ * submission that may still be queued or running (`lethe slurm`): its files are kept as
+ * they are, like a finished job's, and a change to them is refused naming the key, with
+ * --rerun-changed too (its folder cannot be moved aside while Slurm may start it). */
+int study_write_configs(const study *s, int rerun_changed, const char *const *held, char *err,
+                        size_t errlen);
 /* Select job sel's spec (its job.json: {"select": {...}}): writes the job.json and
  * labels.json of every report-phase job it lists, with candidate k's overrides and
  * labels. 0, or -1 with one line in err. */

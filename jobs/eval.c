@@ -10,16 +10,19 @@
  * eval.h5 (per sample) and summary.json (aggregates, digests, reference) through
  * io/results.h, the one writer of evaluation results. A
  * missing reference is reported in summary.errors and the metrics that need it
- * are null; everything else is still written. */
+ * are null; everything else is still written. A reference eval.h5 that is there but
+ * is not a regular file (a FIFO, a device) is refused before any work. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cjson/cJSON.h>
 
 #include "../analysis/metrics.h"
 #include "../io/checkpoint.h"
 #include "../io/results.h"
+#include "../io/safefile.h"
 #include "../io/text/tokenizer.h"
 #include "../mpi/fatal.h"
 #include "evaluate.h"
@@ -341,6 +344,28 @@ static int check_splits(const lethe_session *S, const split_plan *P, dataset_inf
     return T;
 }
 
+/* eval.reference: a folder without eval.h5 is reported in summary.errors (its figures are
+ * null); one that is there but is not a readable regular file within the bound (a FIFO, a
+ * device, a folder) is refused before any work, since reading it could block or never end. */
+static void check_reference(const lethe_session *S)
+{
+    const char *ref = S->cfg.eval.reference;
+    if (!ref[0]) return;
+    char rpath[1100], err[1300] = "";
+    struct stat st;
+    int ok = 1;
+    snprintf(rpath, sizeof rpath, "%s/eval.h5", ref);
+    if (stat(ref, &st) == 0 && !S_ISDIR(st.st_mode))
+        ok = 0, snprintf(err, sizeof err,
+                         "eval.reference '%s' is not a folder (it names the "
+                         "folder of the reference model's eval.h5)",
+                         ref);
+    else if (lstat(rpath, &st) == 0 &&
+             safe_check_read(rpath, "eval.reference", LETHE_MAX_TENSORS, err, sizeof err))
+        ok = 0;
+    lethe_check(S->grid.world, ok, 2, "eval: %s", err);
+}
+
 int job_eval(int argc, char **argv)
 {
     lethe_session S;
@@ -362,6 +387,7 @@ int job_eval(int argc, char **argv)
     split_plan P;
     plan_splits(&c->eval, &P);
     check_distinct(&S, &P);
+    check_reference(&S);
     dataset_info info;
     int T = check_splits(&S, &P, &info);
     session_build_model(&S, c->eval.batch_size, T);

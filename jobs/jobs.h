@@ -133,6 +133,13 @@ void job_lock_folder(const char *dir, const char *job, long started, MPI_Comm co
  * (NAME.previous) before a re-run (jobs/output_guard.c). 0, or -1 with err. */
 int job_claim_folder(const char *dir, const char *job, char *err, size_t errlen);
 void job_unlock_folder(const char *dir);
+/* Rank 0: while armed, a SIGTERM or SIGINT replaces the file at path (the running job's
+ * provenance.json) by terminated, removes the held locks and ends the process by that
+ * signal; an exit (an error) writes failed there before the locks go (both malloc'd,
+ * now owned here). session_output arms it, session_close disarms it before the job's
+ * last record. */
+void job_arm_terminated(const char *path, char *terminated, char *failed);
+void job_disarm_terminated(void);
 
 /* SIGUSR1 (the scheduler's warning before a time limit or preemption) sets a
  * flag; session_preempted agrees on it over the world at a step boundary. */

@@ -1,6 +1,8 @@
 /* jobs/process.c — what belongs to the lethe process rather than to one job: the
- * output-folder locks it holds (released at exit however the process ends) and the
- * preemption signal (it outlives the job it interrupted). These are the only writable
+ * output-folder locks it holds (released at exit, and on SIGTERM or SIGINT, which also
+ * leave the running job's provenance.json marked "terminated"; a kill -9 or MPI_Abort
+ * leaves the lock to be taken over by the next job) and the preemption signal (it
+ * outlives the job it interrupted). These are the only writable
  * file-scope variables of the jobs: a signal handler and an atexit hook can reach
  * nothing else. No job state lives here: a job's locks are dropped at session_close. */
 #define _GNU_SOURCE /* F_OFD_SETLK */
@@ -37,12 +39,88 @@ static struct {
 } held_locks[LOCK_MAX];
 static int n_held_locks;
 
+static void write_record(int which);
+
 static void release_locks(void)
 {
+    write_record(1);
     while (n_held_locks > 0) {
         n_held_locks--;
         unlink(held_locks[n_held_locks].path);
         close(held_locks[n_held_locks].fd);
+    }
+}
+
+/* What a job that ends before session_close leaves behind: its provenance.json with
+ * "status": "terminated" (SIGTERM or SIGINT: a scancel, mpirun ending the ranks after
+ * another rank failed, Ctrl-C) or "failed" (an error that exits: release_locks), rendered
+ * by session_output while the job runs (a handler can only write bytes), and no lock.
+ * Process-wide on purpose, like the locks: a handler and an atexit hook read it. */
+static struct {
+    char path[1100], tmp[1110];
+    char *text[2]; /* [0] terminated, [1] failed */
+    volatile sig_atomic_t armed;
+} term_record;
+
+/* Async-signal-safe: the record under the temporary name (ours, io/safefile.h's PATH.tmp:
+ * a link there is removed, never followed; created exclusively), then renamed. */
+static void write_record(int which)
+{
+    if (!term_record.armed) return;
+    term_record.armed = 0;
+    const char *t = term_record.text[which];
+    size_t len = strlen(t);
+    unlink(term_record.tmp);
+    int fd = open(term_record.tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) return;
+    /* no fsync: mpirun's SIGKILL may follow its SIGTERM within milliseconds; the rename
+     * alone makes the record whole or absent for any reader */
+    int ok = write(fd, t, len) == (ssize_t)len;
+    close(fd);
+    if (!ok || rename(term_record.tmp, term_record.path)) unlink(term_record.tmp);
+}
+
+static void on_terminate(int sig)
+{
+    int e = errno;
+    /* the lock first: the cheapest, and what a next job needs */
+    for (int i = 0; i < n_held_locks; i++) unlink(held_locks[i].path);
+    write_record(0);
+    /* no line of its own: after another rank's error (mpirun's SIGTERM) that rank's line
+     * is the one line */
+    errno = e;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_termination(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_terminate;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+void job_arm_terminated(const char *path, char *terminated, char *failed)
+{
+    job_disarm_terminated();
+    snprintf(term_record.path, sizeof term_record.path, "%s", path);
+    snprintf(term_record.tmp, sizeof term_record.tmp, "%s.tmp", path);
+    term_record.text[0] = terminated;
+    term_record.text[1] = failed;
+    term_record.armed = 1;
+}
+
+void job_disarm_terminated(void)
+{
+    term_record.armed = 0;
+    for (int i = 0; i < 2; i++) {
+        free(term_record.text[i]);
+        term_record.text[i] = NULL;
     }
 }
 
@@ -136,7 +214,7 @@ static int lock_folder(const char *dir, const char *job, long started, char *err
             return lethe_errf(err, errlen, "output folder '%s': cannot write the lock '%s': %s",
                               dir, path, strerror(e));
         }
-        if (!n_held_locks) atexit(release_locks);
+        if (!n_held_locks) atexit(release_locks), catch_termination();
         held_locks[n_held_locks].fd = fd;
         snprintf(held_locks[n_held_locks].path, sizeof held_locks[0].path, "%s", path);
         n_held_locks++;

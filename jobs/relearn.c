@@ -299,14 +299,12 @@ static int valid_k_file(const char *path, int step, char *err, size_t len)
 {
     static const char *const keys[] = {"forget_prob", "rouge_recall", "truth_ratio",
                                        "forget_quality"};
-    char buf[1024] = "";
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    int rd = f && !ferror(f) && n < sizeof buf - 1;
-    if (f) fclose(f);
-    buf[n] = 0;
+    size_t n = 0;
+    /* a FIFO or device there is refused, never read (safe_read) */
+    char *buf = safe_read(path, "relearn point", 1023, &n, err, len);
+    if (!buf) return 0;
     const char *end = NULL;
-    cJSON *o = rd ? cJSON_ParseWithOpts(buf, &end, 0) : NULL;
+    cJSON *o = cJSON_ParseWithOpts(buf, &end, 0);
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
     int ok = cJSON_IsObject(o) && end && !strcmp(end, "\n") && strlen(buf) == n;
     ok = ok && cJSON_GetArraySize(o) == 5 && cJSON_IsNumber(st) && st->valuedouble == step;
@@ -315,6 +313,7 @@ static int valid_k_file(const char *path, int step, char *err, size_t len)
         ok = cJSON_IsNull(v) || (cJSON_IsNumber(v) && isfinite(v->valuedouble));
     }
     cJSON_Delete(o);
+    free(buf);
     if (!ok)
         snprintf(err, len,
                  "relearn: '%s' is not a recorded step: expected one line {\"step\":%d, "
@@ -337,6 +336,17 @@ static void point_files(relearn_job *J, int n, double lr, uint64_t seed)
     J->tag[2] = lr;
     for (int i = 0; i < J->nsteps; i++)
         snprintf(J->kpath[i], sizeof J->kpath[i], "%s/k%d.json", J->dir, J->steps[i]);
+    /* the point's folder is written into by name: a link there (to a folder outside
+     * output.dir) would be written through, so anything but a real folder is refused */
+    char err[1400] = "";
+    struct stat st;
+    int ok = S->grid.rank != 0 || lstat(J->dir, &st) != 0 || S_ISDIR(st.st_mode);
+    if (!ok)
+        snprintf(err, sizeof err,
+                 "relearn: the point folder '%s' is %s (lethe never writes through links; "
+                 "remove it)",
+                 J->dir, S_ISLNK(st.st_mode) ? "a symbolic link, not a folder" : "not a folder");
+    lethe_check(S->grid.world, ok, 1, "%s", err);
     if (S->grid.rank == 0) {
         J->have[0] = file_exists(J->curve);
         J->have[1] = S->cfg.checkpoint.resume && file_exists(J->ck);
@@ -344,8 +354,6 @@ static void point_files(relearn_job *J, int n, double lr, uint64_t seed)
     }
     MPI_CHECK(MPI_Bcast(J->have, J->nsteps + 2, MPI_INT, 0, S->grid.world));
     /* a finished point's curve is final; an unfinished one's steps are copied into it */
-    char err[1400] = "";
-    int ok = 1;
     for (int i = 0; ok && !J->have[0] && S->grid.rank == 0 && i < J->nsteps; i++)
         if (J->have[2 + i]) ok = valid_k_file(J->kpath[i], J->steps[i], err, sizeof err);
     lethe_check(S->grid.world, ok, 1, "%s", err);

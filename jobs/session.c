@@ -14,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include "../io/checkpoint.h"
 #include "../io/provenance.h"
+#include "../io/safefile.h"
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "jobs.h"
@@ -206,6 +208,37 @@ static void clear_temp_links(const char *dir)
     closedir(d);
 }
 
+/* The "running" provenance.json text with another status (malloc'd, newline-ended), or
+ * NULL. */
+static char *with_status(const char *text, const char *status)
+{
+    cJSON *p = text ? cJSON_Parse(text) : NULL;
+    char *out = NULL, *rec = NULL;
+    if (p && cJSON_ReplaceItemInObjectCaseSensitive(p, "status", cJSON_CreateString(status)))
+        out = cJSON_Print(p);
+    cJSON_Delete(p);
+    size_t n = out ? strlen(out) : 0;
+    if (out && (rec = malloc(n + 2))) memcpy(rec, out, n), memcpy(rec + n, "\n", 2);
+    cJSON_free(out);
+    return rec;
+}
+
+/* Rank 0: the records a job that ends early leaves (jobs/process.c): the "running"
+ * provenance.json just written, with "status": "terminated" (a signal) or "failed". */
+static void arm_terminated(const char *path)
+{
+    char err[1200];
+    char *text = safe_read(path, "provenance", LETHE_MAX_JSON, NULL, err, sizeof err);
+    char *t = with_status(text, "terminated"), *f = with_status(text, "failed");
+    free(text);
+    if (t && f) {
+        job_arm_terminated(path, t, f);
+        return;
+    }
+    free(t), free(f);
+    lethe_warn("cannot prepare the record of a job that ends early for '%s'", path);
+}
+
 void session_output(lethe_session *s)
 {
     char err[1024] = "";
@@ -231,6 +264,7 @@ void session_output(lethe_session *s)
     ok = provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started, 0, "running",
                           err, sizeof err) == 0;
     lethe_check(s->grid.world, ok, 1, "%s", err);
+    if (s->grid.rank == 0) arm_terminated(path);
     s->have_output = 1;
     if (s->have_model) session_report_blas(s);
 }
@@ -250,6 +284,7 @@ void session_build_model(lethe_session *s, int global_batch, int seq_len)
 
 void session_close(lethe_session *s)
 {
+    if (s->have_output && s->grid.rank == 0) job_disarm_terminated();
     if (s->have_output) {
         char path[1100], err[1200];
         session_path(s, "provenance.json", path, sizeof path);

@@ -112,7 +112,7 @@ static void write_folder(const study *s, const study_args *a, const char *adir, 
     char err[1024] = "";
     int ok = 1;
     if (rank == 0) {
-        ok = study_write_configs(s, a->rerun, err, sizeof err) == 0;
+        ok = study_write_configs(s, a->rerun, NULL, err, sizeof err) == 0;
         char *text = ok ? study_read_text(a->file, "study", err, sizeof err) : NULL;
         if (text) {
             char p[1100], e[1200];

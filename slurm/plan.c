@@ -216,9 +216,22 @@ static int prepare(ctx_t *c)
     if (!rc) c->lethe_bin[bl] = 0;
     if (!rc && !(c->plan = calloc((size_t)c->s.njobs + 1, sizeof(job_plan))))
         rc = slurm_fail(c->err, 1, "slurm: out of memory");
+    /* what is finished and what an earlier submission may still run, before any file
+     * is written: those jobs' files are kept, and a change to them refused */
+    for (int j = 0; !rc && j < c->s.njobs; j++)
+        c->plan[j].status = study_job_done(&c->s, j) ? ST_DONE : ST_TODO;
+    if (!rc) rc = read_previous(c);
+    const char **held = rc ? NULL : calloc((size_t)c->s.njobs + 1, sizeof(char *));
+    if (!rc && !held) rc = slurm_fail(c->err, 1, "slurm: out of memory");
+    for (int j = 0; !rc && j < c->s.njobs; j++) {
+        /* a dry run does not ask squeue: every job submitted before and not finished */
+        const job_plan *p = &c->plan[j];
+        if (p->status == ST_QUEUED || (c->o.dry && p->status == ST_TODO && p->prev_id[0]))
+            held[j] = p->prev_id;
+    }
     if (!rc) {
         char err[1024];
-        if (study_write_configs(&c->s, c->o.rerun_changed, err, sizeof err))
+        if (study_write_configs(&c->s, c->o.rerun_changed, held, err, sizeof err))
             rc = slurm_fail(c->err, 1, "slurm: %s", err);
         if (!c->is_study) {
             char data[PATH_MAX];
@@ -226,10 +239,11 @@ static int prepare(ctx_t *c)
             rmdir(data); /* study_write_configs makes it for a study's data; unused here */
         }
     }
+    free(held);
     if (!rc && c->is_study) rc = copy_study_file(c);
+    /* --rerun-changed may have moved finished jobs aside: they run again */
     for (int j = 0; !rc && j < c->s.njobs; j++)
-        c->plan[j].status = study_job_done(&c->s, j) ? ST_DONE : ST_TODO;
-    if (!rc) rc = read_previous(c);
+        if (c->plan[j].status == ST_DONE && !study_job_done(&c->s, j)) c->plan[j].status = ST_TODO;
     if (!rc) rc = sl_make_units(c);
     return rc;
 }

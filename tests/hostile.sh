@@ -19,6 +19,7 @@
 #
 # Every case runs in a fresh folder whose out/ holds the sentinel files model.h5,
 # data.h5 and SENTINEL, and asserts: a non-zero exit that is neither the 60 s timeout
+# (180 s under the sanitizer build, where the 100 MiB line alone takes 40 s)
 # (124, a hang) nor a signal; stderr of one line, or one line per rank, each starting
 # "lethe: ", containing the expected text ("lethe: warning: " lines aside); the
 # sentinels unchanged, byte for byte, and no new *.h5, *.safetensors, .done or results*
@@ -26,7 +27,7 @@
 # begun its folder: config.json, provenance.json, a .partial log). Configs go through
 # tests/cli_bad_config.sh --one, which asserts exit 2, one "lethe: " line with the
 # .expect text and nothing created at all.
-# Each run is a case of tests/cases_lib.sh, under a 120 s limit: one verdict line per
+# Each run is a case of tests/cases_lib.sh, under a 120 s limit (300 s under ASan): one verdict line per
 # input, PASS only with exit status 0 and the case's own PASS line (a hang, a crash or a
 # silent exit fails); the closing line "hostile npN: K passed, 0 failed of K cases".
 set -uo pipefail
@@ -53,6 +54,12 @@ if [ "${1:-}" = "--one" ]; then
             printf 'victim %s\n' "$name" >"$work.victim"
             ln -s "$work.victim" "$p" || exit 1
             victims="$victims $work.victim" ;;
+        dirlink:*) # a symbolic link at a folder lethe writes into, to a victim folder outside
+            p="$work/${d#dirlink:}"
+            mkdir -p "$(dirname "$p")" "$work.victimd" && rm -f "$p" || exit 1
+            printf 'victim %s\n' "$name" >"$work.victimd/kept"
+            ln -s "$work.victimd" "$p" || exit 1
+            victims="$victims $work.victimd/kept" ;;
         fifo:*) # a FIFO where lethe reads a file (nobody ever writes to it)
             p="$work/${d#fifo:}"
             mkdir -p "$(dirname "$p")" && rm -f "$p" && mkfifo "$p" || exit 1 ;;
@@ -75,9 +82,11 @@ if [ "${1:-}" = "--one" ]; then
     # shellcheck disable=SC2086 # lists of names
     before="$(cd "$work/out" && md5sum -- $sent 2>&1; [ -z "$victims" ] || md5sum -- $victims)"
     [ $aside = 0 ] || aside_sum="$(md5sum <"$work/out/model.h5")"
-    if [ $vlimit = 1 ] && ! grep -qa __asan_init "$LETHE_BIN"; then vlimit="ulimit -v 4000000"; else vlimit=:; fi
+    asan=${LETHE_HOSTILE_ASAN:-0}
+    if [ $vlimit = 1 ] && [ "$asan" = 0 ]; then vlimit="ulimit -v 4000000"; else vlimit=:; fi
+    limit=$((asan ? 180 : 60))
     source "$(dirname "${BASH_SOURCE[0]}")/../jobs/mpienv.sh" # runs go four at a time
-    (cd "$work" && $vlimit && lethe_mpirun timeout 60 "$MPIRUN" --oversubscribe -n "$n" \
+    (cd "$work" && $vlimit && lethe_mpirun timeout $limit "$MPIRUN" --oversubscribe -n "$n" \
         "$LETHE_BIN" "$@" >"$work.out" 2>"$work.err")
     rc=$?
     bad=0
@@ -90,7 +99,7 @@ if [ "${1:-}" = "--one" ]; then
     mv "$work.errl" "$work.err"
     lines="$(wc -l <"$work.err")"
     [ "$rc" -ne 0 ] || fail "exit status 0 (the input was accepted)"
-    [ "$rc" -ne 124 ] || fail "no exit within 60 s (a hang)"
+    [ "$rc" -ne 124 ] || fail "no exit within $limit s (a hang)"
     [ "$rc" -lt 128 ] || fail "killed by signal $((rc - 128))"
     if { [ "$lines" -ne 1 ] && [ "$lines" -ne "$n" ]; } || [ -n "$(tail -c 1 "$work.err")" ] ||
         grep -aqv '^lethe: ' "$work.err"; then
@@ -101,6 +110,9 @@ if [ "${1:-}" = "--one" ]; then
     # shellcheck disable=SC2086 # lists of names
     after="$(cd "$work/out" && md5sum -- $sent 2>&1; [ -z "$victims" ] || md5sum -- $victims)"
     [ "$before" = "$after" ] || fail "a sentinel in out/ or a victim outside it changed: $after"
+    if [ -d "$work.victimd" ] && [ "$(ls -A "$work.victimd")" != kept ]; then
+        fail "files were written into the victim folder through the link: $(ls -A "$work.victimd" | head -c 200)"
+    fi
     if [ $aside = 1 ]; then
         [ ! -e "$work/out/model.h5" ] || fail "the completed run's model.h5 is still beside the new config.json"
         [ "$(md5sum <"$work/out/model.h5.previous" 2>&1)" = "$aside_sum" ] ||
@@ -111,7 +123,7 @@ if [ "${1:-}" = "--one" ]; then
     made="$(cd "$work/out" && ls -A | grep -v '^\(model.h5\|data.h5\|SENTINEL\)$' |
         grep '\.h5$\|\.safetensors$\|\.done$\|^results')"
     [ -z "$made" ] || fail "left outputs that look complete: $made"
-    rm -rf "$work" "$work.out" "$work.err" "$work.victim"
+    rm -rf "$work" "$work.out" "$work.err" "$work.victim" "$work.victimd"
     case_done "$name np$n" $bad
     exit
 fi
@@ -124,7 +136,9 @@ only="${4:-}" # only the cases.txt cases whose names match this ERE (no configs)
 : "${LETHE_BIN:?LETHE_BIN is not set}"
 src="${LETHE_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
 H="$src/tests/hostile"
-export MPIRUN LETHE_BIN OMPI_MCA_orte_execute_quiet=1
+LETHE_HOSTILE_ASAN=0 # a sanitizer build: more time per run, no address-space limit
+grep -qa __asan_init "$LETHE_BIN" && LETHE_HOSTILE_ASAN=1
+export MPIRUN LETHE_BIN OMPI_MCA_orte_execute_quiet=1 LETHE_HOSTILE_ASAN
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/lethe-hostile.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 G="$scratch/gen"
@@ -204,5 +218,5 @@ while IFS=$'\t' read -r name want args; do
     # shellcheck disable=SC2086 # the arguments are split at spaces on purpose
     case_add "$name np$n" bash "$0" --one "$name" "$n" "$scratch/$name.np$n" "$want" $args
 done <"$H/cases.txt"
-cases_xargs 4 120
+cases_xargs 4 $((LETHE_HOSTILE_ASAN ? 300 : 120))
 cases_end "hostile${only:+ ($only)} np$n" "$([ -z "$only" ] && echo 60 || echo 10)"

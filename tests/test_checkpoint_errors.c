@@ -2,10 +2,10 @@
  * ckpt_save or ckpt_verify (part of checkpoint.reshard, run under mpirun): missing file,
  * not HDF5, truncated to half, an HDF5 file that is no checkpoint, missing dataset, missing
  * optimizer state, wrong shape, wrong dtype, corrupted data (digest), a name with '/', a
- * tensor without owner, ranks that disagree on the path or on loading the moments. Each
- * returns -1 on every rank with the same message (agreed), containing the expected text;
- * none hangs. The broken files are made by rank 0 from a good one with plain POSIX and
- * serial HDF5. */
+ * tensor without owner, a step edited under a kept meta_digest (load and verify), ranks
+ * that disagree on the path or on loading the moments. Each returns -1 on every rank with
+ * the same message (agreed), containing the expected text; none hangs. The broken files
+ * are made by rank 0 from a good one with plain POSIX and serial HDF5. */
 #define _GNU_SOURCE /* truncate() under -std=c11 */
 #include "io/checkpoint.h"
 #include "model/params.h"
@@ -220,6 +220,24 @@ void error_cases(MPI_Comm world, const char *dir, layout A)
     expect_error(world, rc, err,
                  "dataset '/adam_v/model.layers.2.self_attn.o_proj.weight': digest mismatch",
                  "verify: corrupted element");
+
+    /* The step attribute changed, meta_digest kept: every tensor digest still holds, so
+     * only the metadata digest can tell (ckpt_verify as well as a load). */
+    snprintf(path, sizeof path, "%s/stale_meta.h5", dir);
+    if (wrank == 0) {
+        copy_file(good, path);
+        hid_t f = open_serial_rw(path);
+        hid_t a = H5Aopen(f, "step", H5P_DEFAULT);
+        int64_t step = 7;
+        if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &step) < 0) lethe_fatal("test: H5Awrite failed");
+        H5Aclose(a);
+        H5Fclose(f);
+    }
+    MPI_CHECK(MPI_Barrier(world));
+    rc = ckpt_verify(path, world, NULL, err, sizeof err);
+    expect_error(world, rc, err, "attribute 'meta_digest' is", "verify: stale meta_digest");
+    rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
+    expect_error(world, rc, err, "attribute 'meta_digest' is", "stale meta_digest");
 
     /* A name that cannot be a dataset name. */
     {

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# tests/hostile/ended_early.sh — what a `lethe train` that ends before its end leaves in its
+# output folder (the lock, provenance.json), at N ranks (jobs/process.c):
+#   term      SIGTERM to mpirun (as scancel and Ctrl-C do) while the job runs: mpirun
+#             exits non-zero, .lock is gone, provenance.json says "terminated", no *.tmp
+#             is left; the same command started again runs with no takeover line;
+#   error     an error that ends the job with an exit (a planted NaN gradient, the default
+#             optim.on_nonfinite = "stop"): .lock is gone, provenance.json says "failed";
+#   abort     MPI_Abort on every rank (LETHE_FAULT=abort-after-step) and
+#   kill0     SIGKILL of rank 0 (LETHE_FAULT=kill-after-step:2:0): no handler runs, so
+#             .lock stays, naming this host and the dead rank 0's pid; the same command
+#             started again prints exactly one line, the warning that it takes the lock
+#             over (naming that pid), and completes with provenance.json "completed".
+#             With 2 ranks, rank 0 may get mpirun's SIGTERM (after rank 1's MPI_Abort)
+#             before its own MPI_Abort ends it: then as term (no lock, "terminated");
+#   kill1     (N >= 2) SIGKILL of rank 1: mpirun ends rank 0 with SIGTERM, so .lock is
+#             gone and provenance.json says "terminated".
+# One PASS/FAIL line per check; the closing line "ended_early npN: K passed, 0 failed".
+set -u
+n="${1:?usage: ended_early.sh N}"
+: "${MPIRUN:?}" "${LETHE_BIN:?}"
+src="${LETHE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
+export OMPI_MCA_orte_execute_quiet=1
+work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-ended-early.XXXXXX")"
+first=""
+trap '[ -z "$first" ] || kill -KILL $first 2>/dev/null; rm -rf "$work"' EXIT
+cfg="$src/jobs/configs/demo.json"
+small=(--set model.dim=32 --set model.mlp_dim=64 --set model.n_layers=1
+    --set train.batch_size=8 --set train.seq_len=32 --set optim.warmup_steps=1
+    --set train.log_every=1000 --set layout.dp="$n" --set layout.tp=1 --set layout.pp=1
+    --set checkpoint.every=1)
+pass=0 fail=0
+check() { # NAME STATUS [detail]
+    if [ "$2" = 0 ]; then
+        echo "PASS $1"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $1 ${3:-}"
+        fail=$((fail + 1))
+    fi
+}
+status() { sed -n 's/.*"status":[[:space:]]*"\([a-z]*\)".*/\1/p' "$1/provenance.json" 2>/dev/null; }
+train() { # DIR STEPS [env...]: the small model's training into DIR
+    local d=$1 steps=$2
+    shift 2
+    env "$@" timeout 120 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" train "$cfg" "${small[@]}" \
+        --set train.steps="$steps" --set output.dir="$d" >"$d.out" 2>"$d.err"
+}
+# the same command again, after a job that left its lock: one line, the takeover warning
+# naming the dead pid, exit 0, completed
+resumes_with_takeover() { # NAME DIR STEPS PID
+    train "$2" "$3"
+    local rc=$?
+    # (a warning about the machine's OPENBLAS_CORETYPE aside)
+    [ $rc = 0 ] && [ "$(grep -vc OPENBLAS_CORETYPE "$2.err")" = 1 ] &&
+        grep -q "^lethe: warning: output folder '.*': taking over the lock of lethe train (host $(hostname), pid $4, .*), which is no longer running" "$2.err"
+    check "$1: the next run takes the lock over in one line and completes (exit $rc)" $? "$(head -c 400 "$2.err")"
+    [ "$(status "$2")" = completed ] && [ ! -e "$2/.lock" ]
+    check "$1: the next run ends completed, its lock removed" $?
+}
+
+# term: SIGTERM to mpirun while the job runs
+d="$work/term"
+mkdir -p "$d"
+timeout 300 "$MPIRUN" --oversubscribe -n "$n" "$LETHE_BIN" train "$cfg" "${small[@]}" \
+    --set train.steps=1000000 --set output.dir="$d" >"$d.out" 2>"$d.err" &
+first=$!
+for _ in $(seq 1200); do
+    kill -0 $first 2>/dev/null || break
+    [ -s "$d/.lock" ] && [ -f "$d/train_log.jsonl.partial" ] && [ -f "$d/checkpoint.h5" ] && break
+    sleep 0.05
+done
+[ -s "$d/.lock" ] && [ "$(status "$d")" = running ]
+check "term: the running job holds its lock, provenance.json says running" $?
+kill -TERM $first
+wait $first
+rc=$?
+first=""
+[ $rc -ne 0 ] && [ $rc -ne 124 ]
+check "term: mpirun exits non-zero (exit $rc)" $?
+[ ! -e "$d/.lock" ] && [ "$(status "$d")" = terminated ] && [ ! -e "$d/provenance.json.tmp" ]
+check "term: .lock removed, provenance.json says terminated (no provenance.json.tmp)" $? \
+    "($(ls -A "$d" | tr '\n' ' ') status $(status "$d"))"
+rm -f "$d/checkpoint.h5" # the run was at step 20 or so: start over, 2 steps
+train "$d" 2
+rc=$?
+[ $rc = 0 ] && ! grep -q "taking over" "$d.err" && [ "$(status "$d")" = completed ]
+check "term: the same folder runs again with no takeover (exit $rc)" $? "$(head -c 400 "$d.err")"
+
+# error: a NaN gradient stops the job with an exit
+d="$work/error"
+train "$d" 3 LETHE_FAULT=nan-at-step:2
+rc=$?
+[ $rc -ne 0 ] && [ ! -e "$d/.lock" ] && [ "$(status "$d")" = failed ]
+check "error: exit $rc, .lock removed, provenance.json says failed" $? \
+    "($(ls -A "$d" | tr '\n' ' ') status $(status "$d"); $(head -c 300 "$d.err"))"
+
+# abort and kill0: rank 0 ends without its handler (SIGKILL, or inside MPI_Abort) and
+# leaves the lock; with more ranks, rank 0 may first get mpirun's SIGTERM after another
+# rank's MPI_Abort (a race), and then leaves no lock and a "terminated" record
+for kind in abort kill0; do
+    d="$work/$kind"
+    if [ $kind = abort ]; then f=abort-after-step:2; else f=kill-after-step:2:0; fi
+    train "$d" 3 LETHE_FAULT=$f
+    rc=$?
+    if [ $kind = abort ] && [ ! -e "$d/.lock" ]; then
+        [ $rc -ne 0 ] && [ "$(status "$d")" = terminated ]
+        check "$kind: exit $rc, rank 0 ended by mpirun's SIGTERM: no .lock, provenance.json says terminated" $? \
+            "($(ls -A "$d" | tr '\n' ' ') status $(status "$d"))"
+        train "$d" 3
+        rc=$?
+        [ $rc = 0 ] && ! grep -q "taking over" "$d.err" && [ "$(status "$d")" = completed ]
+        check "$kind: the next run completes with no takeover (exit $rc)" $? "$(head -c 400 "$d.err")"
+        check "$kind: (no lock to take over)" 0
+        continue
+    fi
+    pid="$(sed -n 's/.* pid=\([0-9]*\) .*/\1/p' "$d/.lock" 2>/dev/null)"
+    for _ in $(seq 100); do # the aborted process may take a moment to be gone
+        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ $rc -ne 0 ] && [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null &&
+        grep -q "host=$(hostname) " "$d/.lock"
+    check "$kind: exit $rc, .lock left naming this host and the dead rank 0 (pid '$pid')" $? \
+        "($(ls -A "$d" | tr '\n' ' '))"
+    resumes_with_takeover "$kind" "$d" 3 "$pid"
+done
+
+if [ "$n" -ge 2 ]; then
+    d="$work/kill1"
+    train "$d" 3 LETHE_FAULT=kill-after-step:2:1
+    rc=$?
+    [ $rc -ne 0 ] && [ ! -e "$d/.lock" ] && [ "$(status "$d")" = terminated ]
+    check "kill1: exit $rc, mpirun's SIGTERM to rank 0 removes .lock, provenance.json says terminated" $? \
+        "($(ls -A "$d" | tr '\n' ' ') status $(status "$d"))"
+fi
+
+want=$((n >= 2 ? 12 : 11))
+echo "ended_early np$n: $pass passed, $fail failed of $((pass + fail)) checks"
+[ $fail -eq 0 ] && [ $pass -eq $want ]
