@@ -33,9 +33,68 @@ static inline float fast_expf(float x)
     return u.f;
 }
 
+/* Row reductions in LANES independent partial results, combined in a fixed order at the
+ * end: an in-order float reduction does not vectorize without -ffast-math, these do
+ * (one AVX-512 register, two AVX2 ones). The order depends only on n, so the result is
+ * the same on every run and every rank of a given core type. */
+enum { LANES = 16 };
+
+static float lanes_sum(const float *acc)
+{
+    float s = 0.0f;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    return s;
+}
+
+/* max of x[0..n) (-INF for n = 0; NaN entries are skipped, as by `a > b ? a : b`) */
+static float row_max(const float *x, int n)
+{
+    float acc[LANES];
+    for (int j = 0; j < LANES; j++) acc[j] = -INFINITY;
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] = x[k + j] > acc[j] ? x[k + j] : acc[j];
+    float mx = -INFINITY;
+    for (int j = 0; j < LANES; j++) mx = acc[j] > mx ? acc[j] : mx;
+    for (; k < n; k++) mx = x[k] > mx ? x[k] : mx;
+    return mx;
+}
+
+/* sum_k exp(x[k] - mx); with out != NULL the terms are also stored in out (may be x) */
+static float row_sumexp(float *out, const float *x, int n, float mx)
+{
+    float acc[LANES] = {0};
+    int k = 0;
+    if (out)
+        for (; k + LANES <= n; k += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] += out[k + j] = fast_expf(x[k + j] - mx);
+    else
+        for (; k + LANES <= n; k += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] += fast_expf(x[k + j] - mx);
+    float s = lanes_sum(acc);
+    for (; k < n; k++) {
+        float e = fast_expf(x[k] - mx);
+        if (out) out[k] = e;
+        s += e;
+    }
+    return s;
+}
+
+/* sum_k a[k] b[k] */
+static float row_dot(const float *a, const float *b, int n)
+{
+    float acc[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += a[k + j] * b[k + j];
+    float s = lanes_sum(acc);
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
 double sum_squares(const float *x, size_t n)
 {
-    enum { LANES = 16, BLOCK = 4096 };
+    enum { BLOCK = 4096 };
     double total = 0.0;
     for (size_t b = 0; b < n; b += BLOCK) {
         size_t m = n - b < BLOCK ? n - b : BLOCK, k = 0;
@@ -75,9 +134,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *wei
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float ss = 0.0f;
-        for (int c = 0; c < C; c++) ss += x[c] * x[c];
-        float r = 1.0f / sqrtf(ss / C + eps);
+        float r = 1.0f / sqrtf(row_dot(x, x, C) / C + eps);
         for (int c = 0; c < C; c++) o[c] = x[c] * r * weight[c];
         rstd[n] = r;
     }
@@ -91,8 +148,16 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
-        float r = rstd[n], dot = 0.0f;
-        for (int c = 0; c < C; c++) {
+        float r = rstd[n], acc[LANES] = {0};
+        int c = 0;
+        for (; c + LANES <= C; c += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float yx = dy[c + j] * x[c + j];
+                acc[j] += weight[c + j] * yx;
+                dweight[c + j] += yx * r;
+            }
+        float dot = lanes_sum(acc);
+        for (; c < C; c++) {
             dot += weight[c] * dy[c] * x[c];
             dweight[c] += dy[c] * x[c] * r;
         }
@@ -164,6 +229,11 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
     rope_apply(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0f);
 }
 
+/* Causal attention in row blocks of ATT_QB queries: block [i0, i1) sees keys [0, i1)
+ * only, so the products skip the masked blocks above the diagonal (T = 128: 3/4 of the
+ * square; T = 512: 5/8). */
+enum { ATT_QB = 64 };
+
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        int B, int T, int NH, int NKV, int hd)
 {
@@ -175,23 +245,22 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
             const float *kb = k + (size_t)b * T * ks + (size_t)(h / group) * hd;
             const float *vb = v + (size_t)b * T * ks + (size_t)(h / group) * hd;
             float *P = probs + ((size_t)b * NH + h) * T * T; // (T, T)
-            /* P = scale * Q K^T; the masked upper triangle is overwritten below */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, qs, kb, ks,
-                        0.0f, P, T);
-            for (int t = 0; t < T; t++) {
-                float *row = P + (size_t)t * T, mx = -INFINITY, sum = 0.0f;
-                for (int u = 0; u <= t; u++) mx = row[u] > mx ? row[u] : mx;
-                for (int u = 0; u <= t; u++) {
-                    row[u] = fast_expf(row[u] - mx);
-                    sum += row[u];
-                }
-                float inv = 1.0f / sum;
-                for (int u = 0; u <= t; u++) row[u] *= inv;
-                for (int u = t + 1; u < T; u++) row[u] = 0.0f;
-            }
             float *ob = out + (size_t)b * T * qs + (size_t)h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vb, ks,
-                        0.0f, ob, qs);
+            for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+                int i1 = i0 + ATT_QB < T ? i0 + ATT_QB : T, M = i1 - i0;
+                float *Pi = P + (size_t)i0 * T;
+                /* P[i0:i1, 0:i1] = scale * Q K^T; the masked part is overwritten below */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, i1, hd, scale,
+                            qb + (size_t)i0 * qs, qs, kb, ks, 0.0f, Pi, T);
+                for (int t = i0; t < i1; t++) {
+                    float *row = P + (size_t)t * T;
+                    float inv = 1.0f / row_sumexp(row, row, t + 1, row_max(row, t + 1));
+                    for (int u = 0; u <= t; u++) row[u] *= inv;
+                    for (int u = t + 1; u < T; u++) row[u] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, i1, 1.0f, Pi, T, vb,
+                            ks, 0.0f, ob + (size_t)i0 * qs, qs);
+            }
         }
 }
 
@@ -207,24 +276,28 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
             size_t qo = (size_t)b * T * qs + (size_t)h * hd;
             size_t ko = (size_t)b * T * ks + (size_t)(h / group) * hd;
             const float *P = probs + ((size_t)b * NH + h) * T * T;
-            /* dV += P^T dO ; dP = dO V^T */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dout + qo,
-                        qs, 1.0f, dv + ko, ks);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dout + qo, qs,
-                        v + ko, ks, 0.0f, dP, T);
-            /* dS = P * (dP - rowsum(P * dP)) * scale, zero above the diagonal */
-            for (int t = 0; t < T; t++) {
-                const float *p = P + (size_t)t * T;
-                float *d = dP + (size_t)t * T, dot = 0.0f;
-                for (int u = 0; u <= t; u++) dot += p[u] * d[u];
-                for (int u = 0; u <= t; u++) d[u] = p[u] * (d[u] - dot) * scale;
-                for (int u = t + 1; u < T; u++) d[u] = 0.0f;
+            for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+                int i1 = i0 + ATT_QB < T ? i0 + ATT_QB : T, M = i1 - i0;
+                const float *Pi = P + (size_t)i0 * T, *dOi = dout + qo + (size_t)i0 * qs;
+                float *dPi = dP + (size_t)i0 * T;
+                /* dV[0:i1] += P[i0:i1, 0:i1]^T dO[i0:i1] ; dP[i0:i1, 0:i1] = dO V^T */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, M, 1.0f, Pi, T, dOi,
+                            qs, 1.0f, dv + ko, ks);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, i1, hd, 1.0f, dOi, qs,
+                            v + ko, ks, 0.0f, dPi, T);
+                /* dS = P * (dP - rowsum(P * dP)) * scale, zero above the diagonal */
+                for (int t = i0; t < i1; t++) {
+                    const float *p = P + (size_t)t * T;
+                    float *d = dP + (size_t)t * T, dot = row_dot(p, d, t + 1);
+                    for (int u = 0; u <= t; u++) d[u] = p[u] * (d[u] - dot) * scale;
+                    for (int u = t + 1; u < i1; u++) d[u] = 0.0f;
+                }
+                /* dQ[i0:i1] += dS K[0:i1] ; dK[0:i1] += dS^T Q[i0:i1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, i1, 1.0f, dPi, T,
+                            k + ko, ks, 1.0f, dq + qo + (size_t)i0 * qs, qs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, M, 1.0f, dPi, T,
+                            q + qo + (size_t)i0 * qs, qs, 1.0f, dk + ko, ks);
             }
-            /* dQ += dS K ; dK += dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, k + ko,
-                        ks, 1.0f, dq + qo, qs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, q + qo, qs,
-                        1.0f, dk + ko, ks);
         }
 }
 
@@ -272,24 +345,16 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
     }
 }
 
-void ce_local_max(float *lmax, const float *logits, int N, int nv, int nvalid)
+void ce_local_stats(float *lmax, float *sumexp, float *tlogit, const float *logits,
+                    const int *targets, int N, int nv, int nvalid, int v0)
 {
     for (int n = 0; n < N; n++) {
+        /* the row (nv floats) stays in cache between the two sweeps: the logits are read
+         * from memory once */
         const float *l = logits + (size_t)n * nv;
-        float mx = -INFINITY;
-        for (int j = 0; j < nvalid; j++) mx = l[j] > mx ? l[j] : mx;
+        float mx = row_max(l, nvalid);
         lmax[n] = mx;
-    }
-}
-
-void ce_local_sumexp(float *sumexp, float *tlogit, const float *logits, const float *gmax,
-                     const int *targets, int N, int nv, int nvalid, int v0)
-{
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * nv;
-        float mx = gmax[n], s = 0.0f;
-        for (int j = 0; j < nvalid; j++) s += fast_expf(l[j] - mx);
-        sumexp[n] = s;
+        sumexp[n] = nvalid ? row_sumexp(NULL, l, nvalid, mx) : 0.0f;
         int r = targets[n] - v0;
         tlogit[n] = (targets[n] >= 0 && r >= 0 && r < nvalid) ? l[r] : 0.0f;
     }
@@ -319,8 +384,16 @@ void ce_local_cross(float *cross, float *qsum, const float *logits, const float 
 {
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * nv, *lq = soft_lp + (size_t)n * nv;
-        float c = 0.0f, z = 0.0f;
-        for (int j = 0; j < nvalid; j++) {
+        float ca[LANES] = {0}, za[LANES] = {0};
+        int j = 0;
+        for (; j + LANES <= nvalid; j += LANES)
+            for (int i = 0; i < LANES; i++) {
+                float q = fast_expf(lq[j + i]);
+                ca[i] += q * l[j + i];
+                za[i] += q;
+            }
+        float c = lanes_sum(ca), z = lanes_sum(za);
+        for (; j < nvalid; j++) {
             float q = fast_expf(lq[j]);
             c += q * l[j];
             z += q;

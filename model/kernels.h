@@ -73,19 +73,20 @@ void embedding_forward(float *out, const int *tokens, const float *table, int N,
 void embedding_backward(float *dtable, const float *dout, const int *tokens, int N, int C, int v0,
                         int nv);
 
-/* Cross-entropy over a vocabulary shard, in three passes so a tensor-parallel
- * caller can all-reduce between them without gathering logits.
+/* Cross-entropy over a vocabulary shard, in one sweep over the logits, so a
+ * tensor-parallel caller can all-reduce after it without gathering logits.
  * logits (N, nv) hold columns [v0, v0 + nv) of the full vocabulary; only the
  * first `nvalid` columns are real (the rest is padding, excluded).
- * 1. ce_local_max:   lmax (N) = max over the shard's valid columns (-INF if none).
- * 2. ce_local_sumexp: sumexp (N) = sum exp(logit - gmax);  tlogit (N) = logit of
- *    targets[n] if it is in this shard, else 0.  (caller: all-reduce max, then sums)
+ * 1. ce_local_stats: lmax (N) = max over the shard's valid columns (-INF if none);
+ *    sumexp (N) = sum exp(logit - lmax) (0 if none); tlogit (N) = logit of
+ *    targets[n] if it is in this shard, else 0.
+ * 2. the caller: gmax = all-reduce max of lmax; sumexp *= exp(lmax - gmax) (exactly 1
+ *    on one shard); all-reduce the sums.
  * 3. logp[n] = tlogit - gmax - log(gsumexp)   (done by the caller).
  * ce_backward: dlogits (N, nv) = g[n] * (onehot - softmax), i.e. the gradient of
  *    sum_n g[n] * logp[n]. Overwrites dlogits; padding columns get 0. */
-void ce_local_max(float *lmax, const float *logits, int N, int nv, int nvalid);
-void ce_local_sumexp(float *sumexp, float *tlogit, const float *logits, const float *gmax,
-                     const int *targets, int N, int nv, int nvalid, int v0);
+void ce_local_stats(float *lmax, float *sumexp, float *tlogit, const float *logits,
+                    const int *targets, int N, int nv, int nvalid, int v0);
 void ce_backward(float *dlogits, const float *logits, const float *gmax, const float *gsumexp,
                  const int *targets, const float *g, int N, int nv, int nvalid, int v0);
 

@@ -66,7 +66,8 @@ int64_t model_num_params(const lethe_model_config *c)
 double model_flops_per_token(const lethe_model_config *c, int T)
 {
     /* Matrix products only: 6 flops per weight per token (forward 2, backward 4),
-     * plus attention's QK^T and PV over all T keys (we compute the full square). */
+     * plus attention's QK^T and PV over all T keys (the full square, as the usual
+     * MFU count has it; the kernels skip most of the masked half). */
     double C = c->dim, hd = (double)c->dim / c->n_heads, I = c->mlp_dim, V = c->vocab_size;
     double w_layer = C * c->n_heads * hd * 2 + 2 * C * c->n_kv_heads * hd + 3 * C * I;
     double attn = 2.0 * 2.0 * T * c->n_heads * hd; /* per token per layer, forward */

@@ -34,9 +34,13 @@ void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, c
     int N = B * T, nv = v->nv;
     /* stats: gmax (N), sumexp (N), target logit or soft cross term (N), soft mass (N) */
     float *gmax = stats, *sums = stats + N, *qsum = stats + 3 * N;
-    ce_local_max(gmax, logits, N, nv, v->nvalid);
+    /* the shard's own max waits in the qsum slot (unused until ce_local_cross) */
+    float *lmax = qsum;
+    ce_local_stats(lmax, sums, sums + N, logits, targets, N, nv, v->nvalid, v->v0);
+    memcpy(gmax, lmax, sizeof(float) * (size_t)N);
     comm_allreduce_max(gmax, (size_t)N, v->tp, v->st);
-    ce_local_sumexp(sums, sums + N, logits, gmax, targets, N, nv, v->nvalid, v->v0);
+    for (int n = 0; n < N; n++) /* to the global max (a NaN sum stays NaN) */
+        if (lmax[n] != gmax[n]) sums[n] *= expf(lmax[n] - gmax[n]);
     memset(qsum, 0, sizeof(float) * (size_t)N);
     int any_soft = 0;
     for (int b = 0; b < B; b++) {

@@ -201,6 +201,8 @@ int main(void)
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
         test_attention(at[i][0], at[i][1], at[i][2], at[i][3], at[i][4], 1.5f);
     test_attention(2, 7, 4, 2, 8, 12.0f);
+    /* T = 150: three query blocks of the causal block skipping (64, 64, 22 rows) */
+    test_attention(1, 150, 2, 1, 4, 1.5f);
 
     size_t sw[] = {1, 8, 37, 100};
     for (size_t i = 0; i < sizeof sw / sizeof sw[0]; i++) test_swiglu(sw[i]);

@@ -390,9 +390,9 @@ static double ce_loss(void *p)
     return L;
 }
 
-/* Runs the three passes over `nshards` shards of nv columns each (the vocabulary V padded
- * to nshards * nv), checks every pass against the reference and returns the combined
- * dlogits as (N, V) in dfull. full: (N, V) logits. */
+/* Runs the local sweep, the caller's combine and the backward over `nshards` shards of
+ * nv columns each (the vocabulary V padded to nshards * nv), checks every pass against
+ * the reference and returns the combined dlogits as (N, V) in dfull. full: (N, V) logits. */
 static void ce_sharded(float *dfull, const float *full, const int *tgt, const float *g, int N,
                        int V, int nshards, int nv)
 {
@@ -413,34 +413,32 @@ static void ce_sharded(float *dfull, const float *full, const int *tgt, const fl
                     c < nvalid[s] ? full[(size_t)n * V + v0 + c] : 1e4f;
     }
     for (int s = 0; s < nshards; s++) {
-        ce_local_max(lmax + (size_t)s * N, lg + s * ns, N, nv, nvalid[s]);
-        for (int n = 0; n < N; n++) {
-            float m = -INFINITY;
-            for (int c = 0; c < nvalid[s]; c++) m = fmaxf(m, lg[s * ns + (size_t)n * nv + c]);
-            check_exact("ce_local_max", nvalid[s] ? "lmax" : "lmax(empty shard = -INF)", n,
-                        lmax[(size_t)s * N + n], m);
-        }
-    }
-    for (int n = 0; n < N; n++) { /* the caller's all-reduce(max) */
-        gmax[n] = -INFINITY;
-        for (int s = 0; s < nshards; s++) gmax[n] = fmaxf(gmax[n], lmax[(size_t)s * N + n]);
-    }
-    for (int s = 0; s < nshards; s++) {
         int v0 = s * nv;
         fill_const(se + (size_t)s * N, N, SENTINEL);
         fill_const(tl + (size_t)s * N, N, SENTINEL);
-        ce_local_sumexp(se + (size_t)s * N, tl + (size_t)s * N, lg + s * ns, gmax, tgt, N, nv,
-                        nvalid[s], v0);
+        ce_local_stats(lmax + (size_t)s * N, se + (size_t)s * N, tl + (size_t)s * N, lg + s * ns,
+                       tgt, N, nv, nvalid[s], v0);
         for (int n = 0; n < N; n++) {
+            float m = -INFINITY;
+            for (int c = 0; c < nvalid[s]; c++) m = fmaxf(m, lg[s * ns + (size_t)n * nv + c]);
+            check_exact("ce_local_stats", nvalid[s] ? "lmax" : "lmax(empty shard = -INF)", n,
+                        lmax[(size_t)s * N + n], m);
             double ref = 0.0;
             for (int c = 0; c < nvalid[s]; c++)
-                ref += exp((double)lg[s * ns + (size_t)n * nv + c] - gmax[n]);
-            check("ce_local_sumexp", "sumexp", n, se[(size_t)s * N + n], ref, 0.0, TOL_FWD);
+                ref += exp((double)lg[s * ns + (size_t)n * nv + c] - m);
+            check("ce_local_stats", "sumexp", n, se[(size_t)s * N + n], ref, 0.0, TOL_FWD);
             int in = tgt[n] >= v0 && tgt[n] < v0 + nvalid[s];
-            check_exact("ce_local_sumexp",
+            check_exact("ce_local_stats",
                         in ? "tlogit" : (tgt[n] < 0 ? "tlogit(target -1)" : "tlogit(elsewhere)"), n,
                         tl[(size_t)s * N + n], in ? lg[s * ns + (size_t)n * nv + tgt[n] - v0] : 0);
         }
+    }
+    for (int n = 0; n < N; n++) { /* the caller's all-reduce(max) and rescale to it */
+        gmax[n] = -INFINITY;
+        for (int s = 0; s < nshards; s++) gmax[n] = fmaxf(gmax[n], lmax[(size_t)s * N + n]);
+        for (int s = 0; s < nshards; s++)
+            if (lmax[(size_t)s * N + n] != gmax[n])
+                se[(size_t)s * N + n] *= expf(lmax[(size_t)s * N + n] - gmax[n]);
     }
     for (int n = 0; n < N; n++) { /* the caller's all-reduce(sum) and pass 3 */
         gse[n] = 0.0f;
