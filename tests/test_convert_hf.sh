@@ -151,7 +151,7 @@ refuse_one() {
     case_refusal "$tag" "lethe $*" "$want" "$to" $? "$work/$tag.err"
 }
 refuse() { case_bg "$1" refuse_one "$@"; }
-refuse theta 2 "model.rope_theta is 10000 in checkpoint '$ck' but 20000 in this job's config" \
+refuse theta 2 "model.rope_theta is 10000 in checkpoint '$ck' but 20000 in this job's config; the weights there need 10000" \
     "$work/run2" train "$work/nomodel.json" --set model.rope_theta=20000 \
     --set output.dir="$work/run2"
 
