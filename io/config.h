@@ -125,6 +125,7 @@ typedef struct {
     char eos_token_id[256]; /* JSON text: an integer or a list of integers ("": none) */
     int pad_token_id;       /* -1: none */
     char source[512];       /* the folder imported from ("" if none) */
+    char tensor_dtypes[4096]; /* "name=F32,..." tensors whose dtype is not torch_dtype's */
 } lethe_hf_config;
 
 typedef struct {
