@@ -83,8 +83,12 @@ uint64_t ckpt_digest_piece(const float *x, int64_t vrows, int64_t vcols, int64_t
 {
     uint64_t d = 0;
     for (int64_t i = 0; i < vrows; i++) {
-        const float *row = x + i * ld;
         uint64_t flat0 = (uint64_t)((gstart0 + i) * gcols + gstart1);
+        if (!x) { /* a piece of zeros, never read */
+            for (int64_t j = 0; j < vcols; j++) d += ck_mix64(ck_mix64(flat0 + (uint64_t)j));
+            continue;
+        }
+        const float *row = x + i * ld;
         for (int64_t j = 0; j < vcols; j++) {
             uint32_t bits;
             memcpy(&bits, &row[j], sizeof bits);
@@ -295,9 +299,34 @@ hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg)
 
 /* ---- save ---------------------------------------------------------------------------- */
 
+/* A save's writes of zeros: rows of this rank's pieces in blocks of one zero buffer.
+ * Collective writes need the same number of calls on every rank, so calls[k] is the most
+ * any rank needs for tensor k (a rank past its rows joins with an empty selection). */
+typedef struct {
+    const float *zeros; /* CKPT_ZERO_BLOCK floats, or a row's worth if longer */
+    int *calls;         /* per union tensor */
+} ck_zero;
+
+static int64_t zero_rows_per_call(const lethe_param *p)
+{
+    int64_t r = CKPT_ZERO_BLOCK / (p->vshape[1] > 0 ? p->vshape[1] : 1);
+    return r > 0 ? r : 1;
+}
+
+/* Rows [r0, r0 + nr) of piece p selected in fs; a memory space of as many elements. */
+static hid_t select_rows(hid_t fs, int nd, const lethe_param *p, int64_t r0, int64_t nr)
+{
+    if (nr <= 0) return ck_select_piece(fs, nd, NULL);
+    hsize_t start[2] = {(hsize_t)(p->gstart[0] + r0), (hsize_t)p->gstart[1]};
+    hsize_t count[2] = {(hsize_t)nr, (hsize_t)p->vshape[1]};
+    hsize_t n = (hsize_t)(nr * p->vshape[1]);
+    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) return -1;
+    return H5Screate_simple(1, &n, NULL);
+}
+
 static void write_tensor(const char *file, hid_t grp, const char *gname, const ck_entry *e,
                          const lethe_param *p, const float *buf, uint64_t digest, hid_t dcpl,
-                         hid_t dxpl)
+                         hid_t dxpl, const ck_zero *z, int k)
 {
     hsize_t dims[2] = {(hsize_t)e->gshape[0], (hsize_t)e->gshape[1]};
     hid_t fs, ds, ms;
@@ -305,14 +334,44 @@ static void write_tensor(const char *file, hid_t grp, const char *gname, const c
         e->name);
     H5C(ds = H5Dcreate2(grp, e->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT),
         "checkpoint '%s': dataset '%s/%s'", file, gname, e->name);
-    H5C(ms = ck_select_piece(fs, e->ndim, p), "checkpoint '%s': dataset '%s/%s'", file, gname,
-        e->name);
-    H5C(H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf), "checkpoint '%s': dataset '%s/%s'", file,
-        gname, e->name);
+    if (!buf) { /* zeros, in blocks */
+        int64_t rpc = p ? zero_rows_per_call(p) : 0, rows = p ? p->vshape[0] : 0;
+        for (int c = 0; c < z->calls[k]; c++) {
+            int64_t r0 = c * rpc, nr = rows - r0 < rpc ? rows - r0 : rpc;
+            H5C(ms = select_rows(fs, e->ndim, p, r0, nr), "checkpoint '%s': dataset '%s/%s'",
+                file, gname, e->name);
+            H5C(H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, z->zeros),
+                "checkpoint '%s': dataset '%s/%s'", file, gname, e->name);
+            H5C(H5Sclose(ms), "checkpoint '%s': dataset '%s/%s'", file, gname, e->name);
+        }
+    } else {
+        H5C(ms = ck_select_piece(fs, e->ndim, p), "checkpoint '%s': dataset '%s/%s'", file,
+            gname, e->name);
+        H5C(H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf), "checkpoint '%s': dataset '%s/%s'",
+            file, gname, e->name);
+        H5C(H5Sclose(ms), "checkpoint '%s': dataset '%s/%s'", file, gname, e->name);
+    }
     write_attr(file, ds, "digest", H5T_STD_U64LE, H5T_NATIVE_UINT64, -1, &digest);
-    H5C(H5Sclose(ms), "checkpoint '%s': dataset '%s/%s'", file, gname, e->name);
     H5C(H5Sclose(fs), "checkpoint '%s': dataset '%s/%s'", file, gname, e->name);
     H5C(H5Dclose(ds), "checkpoint '%s': dataset '%s/%s'", file, gname, e->name);
+}
+
+/* The zero buffer and the agreed number of calls per tensor (collective over world). */
+static void zero_plan(ck_zero *z, const lethe_params *t, const lethe_grid *g, const ck_union *U)
+{
+    int64_t width = CKPT_ZERO_BLOCK;
+    z->calls = lethe_calloc((size_t)(U->nu ? U->nu : 1), sizeof(int), "checkpoint zero plan");
+    for (int k = 0; k < U->nu; k++) {
+        int i = U->prim[k];
+        if (i < 0 || g->dp_rank != 0 || !ck_counts_in_replica(&t->p[i], g)) continue;
+        const lethe_param *p = &t->p[i];
+        int64_t rpc = zero_rows_per_call(p);
+        z->calls[k] = (int)((p->vshape[0] + rpc - 1) / rpc);
+        if (p->vshape[1] > width) width = p->vshape[1];
+    }
+    if (U->nu)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, z->calls, U->nu, MPI_INT, MPI_MAX, g->world));
+    z->zeros = lethe_calloc((size_t)width, sizeof(float), "checkpoint zero block");
 }
 
 static uint64_t meta_hash(const lethe_ckpt_meta *m)
@@ -327,6 +386,7 @@ static uint64_t meta_hash(const lethe_ckpt_meta *m)
         memcpy(&bits, &m->job_value[i], sizeof bits);
         h = ck_mix64(h ^ lethe_hash_str(m->job_key[i]) ^ ck_mix64(bits));
     }
+    h = ck_mix64(h ^ (uint64_t)(m->moments_zero != 0)); /* steers the writes' calls */
     return ck_mix64(h ^ lethe_hash_str(m->config_json ? m->config_json : ""));
 }
 
@@ -353,6 +413,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     char msg[CK_MSG] = "", tmp[PATH_MAX], h5b[256];
     ck_union U = {0};
     uint64_t *dg = NULL, *rngs = NULL;
+    ck_zero z = {0};
     h5_quiet q;
     h5_quiet_on(&q);
     int ok = 1;
@@ -390,7 +451,8 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 
     /* Digests of the dp_rank 0 replica's contents, known on every rank because attribute
      * writes are collective and must carry the same value everywhere. */
-    dg = ck_replica_digests(t, g, &U, CK_KINDS);
+    unsigned zero_kinds = meta->moments_zero ? 6u : 0u; /* adam_m, adam_v */
+    dg = ck_replica_digests(t, g, &U, CK_KINDS, zero_kinds);
     MPI_CHECK(MPI_Bcast(dg, (CK_KINDS + 1) * U.nu, MPI_UINT64_T, 0, g->dp_comm));
     rngs = lethe_malloc(sizeof(uint64_t) * (size_t)g->size, "checkpoint RNG states");
     MPI_CHECK(MPI_Allgather(&meta->rng, 1, MPI_UINT64_T, rngs, 1, MPI_UINT64_T, g->world));
@@ -477,6 +539,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     H5C(H5Gclose(grp), "checkpoint '%s': group '/meta'", tmp);
 
     const float *bufs[CK_KINDS] = {t->data, t->m, t->v};
+    if (zero_kinds) zero_plan(&z, t, g, &U);
     for (int kind = 0; kind < CK_KINDS; kind++) {
         H5C(grp = H5Gcreate2(fid, ck_group[kind], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
             "checkpoint '%s': group '%s'", tmp, ck_group[kind]);
@@ -484,8 +547,9 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
             int i = U.prim[k];
             const lethe_param *p = NULL;
             if (i >= 0 && g->dp_rank == 0 && ck_counts_in_replica(&t->p[i], g)) p = &t->p[i];
-            write_tensor(tmp, grp, ck_group[kind], &U.u[k], p, p ? bufs[kind] + p->off : bufs[kind],
-                         dg[(size_t)kind * U.nu + k], dcpl, dxpl);
+            const float *b = (zero_kinds >> kind) & 1u ? NULL : p ? bufs[kind] + p->off : bufs[kind];
+            write_tensor(tmp, grp, ck_group[kind], &U.u[k], p, b, dg[(size_t)kind * U.nu + k],
+                         dcpl, dxpl, &z, k);
         }
         H5C(H5Gclose(grp), "checkpoint '%s': group '%s'", tmp, ck_group[kind]);
     }
@@ -512,6 +576,8 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 out:
     free(dg);
     free(rngs);
+    free(z.calls);
+    free((void *)z.zeros);
     ck_union_free(&U);
     h5_quiet_off(&q);
     return ck_result(msg, path, err, errlen);

@@ -98,7 +98,13 @@ typedef struct {
     /* Load input (NULL: no check): the job's resolved config JSON; its model keys
      * (model.dim ... model.tie_embeddings, not model.init_*) must equal the stored ones. */
     const char *expect_config;
+    /* Save input: 1 when the AdamW moments are all zero (an import). t->m and t->v are then
+     * never read (untouched pages cost memory when read); the moments are written from one
+     * zero block of at most CKPT_ZERO_BLOCK floats per call. */
+    int moments_zero;
 } lethe_ckpt_meta;
+
+#define CKPT_ZERO_BLOCK (1 << 20) /* floats of zeros a save writes per call (4 MiB) */
 
 /* Writes the table's parameters and AdamW moments (t->data, t->m, t->v) and meta to
  * `path` (via "<path>.tmp" and a rename); meta may be NULL (zeros). Moments left
@@ -140,8 +146,9 @@ int ckpt_first_nonfinite(const lethe_param *p, const float *x, int64_t *row, int
 void ckpt_meta_free(lethe_ckpt_meta *meta);
 
 /* The digest of one piece: elements [0, vshape) of a piece whose (0, 0) is global
- * (gstart0, gstart1) in a tensor of `gcols` columns, stored with row stride `ld`. Summing
- * the digests of pieces that tile a tensor gives the tensor's digest. */
+ * (gstart0, gstart1) in a tensor of `gcols` columns, stored with row stride `ld` (x NULL:
+ * a piece of zeros). Summing the digests of pieces that tile a tensor gives the tensor's
+ * digest. */
 uint64_t ckpt_digest_piece(const float *x, int64_t vrows, int64_t vcols, int64_t ld,
                            int64_t gstart0, int64_t gstart1, int64_t gcols);
 

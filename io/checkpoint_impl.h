@@ -81,7 +81,7 @@ uint64_t ck_union_hash(const ck_union *U);
 void ck_all_equal(MPI_Comm comm, const uint64_t *h, int n, int *eq);
 int ck_counts_in_replica(const lethe_param *p, const lethe_grid *g);
 uint64_t *ck_replica_digests(const lethe_params *t, const lethe_grid *g, const ck_union *U,
-                             int nkinds);
+                             int nkinds, unsigned zero_kinds);
 int ck_check_coverage(const ck_union *U, const uint64_t *d, char *msg);
 
 #endif

@@ -213,7 +213,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
     /* The load layout must cover every tensor too, or the digest check below could not
      * tell a bad file from a bad table. */
-    dg = ck_replica_digests(t, g, &U, 0);
+    dg = ck_replica_digests(t, g, &U, 0, 0);
     if (lethe_agree(g->world, ck_check_coverage(&U, dg, msg), msg, CK_MSG, NULL)) goto out;
     free(dg);
     dg = NULL;
@@ -292,7 +292,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     }
 
     /* Each replica checks what it read itself. */
-    dg = ck_replica_digests(t, g, &U, nkinds);
+    dg = ck_replica_digests(t, g, &U, nkinds, 0);
     for (int kind = 0; ok && kind < nkinds; kind++)
         for (int k = 0; ok && k < U.nu; k++) {
             size_t at = (size_t)kind * U.nu + k;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "checkpoint_impl.h"
+#include "config.h"
 
 static uint64_t fold(uint64_t h, uint64_t w)
 {
@@ -79,13 +80,6 @@ static const char *const model_keys[] = {
     "rope_type",   "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
     "rope_original_max_seq_len", "norm_eps", "tie_embeddings"};
 
-static void value_str(const cJSON *v, char *buf, size_t len)
-{
-    char *s = v ? cJSON_PrintUnformatted(v) : NULL;
-    snprintf(buf, len, "%s", s ? s : "(missing)");
-    free(s);
-}
-
 int ck_check_model_config(const char *stored, const char *expect, char *msg)
 {
     if (!expect) return 1;
@@ -101,11 +95,13 @@ int ck_check_model_config(const char *stored, const char *expect, char *msg)
         const cJSON *va = cJSON_GetObjectItemCaseSensitive(ma, model_keys[k]);
         const cJSON *vb = cJSON_GetObjectItemCaseSensitive(mb, model_keys[k]);
         if (!vb || (va && cJSON_Compare(va, vb, 1))) continue;
-        char sa[64], sb[64];
-        value_str(va, sa, sizeof sa);
-        value_str(vb, sb, sizeof sb);
-        ok = ck_fail(msg, "model.%s is %s in the checkpoint but %s in this job's config",
-                     model_keys[k], sa, sb);
+        char *sa = va ? cJSON_PrintUnformatted(va) : NULL, *sb = cJSON_PrintUnformatted(vb);
+        char key[64], line[CK_MSG - 64];
+        snprintf(key, sizeof key, "model.%s", model_keys[k]);
+        config_model_conflict(line, sizeof line, key, sa, sb, "the checkpoint");
+        ok = ck_fail(msg, "%s", line);
+        cJSON_free(sa);
+        cJSON_free(sb);
     }
     cJSON_Delete(a);
     cJSON_Delete(b);

@@ -183,9 +183,10 @@ int ck_counts_in_replica(const lethe_param *p, const lethe_grid *g)
 }
 
 /* Per tensor and kind, the digest over this replica (summed over mp_comm), and the number
- * of elements the replica's pieces cover: out[kind * nu + k], out[CK_KINDS * nu + k]. */
+ * of elements the replica's pieces cover: out[kind * nu + k], out[CK_KINDS * nu + k]. The
+ * kinds in the bit mask zero_kinds are digested as zeros, without reading their buffer. */
 uint64_t *ck_replica_digests(const lethe_params *t, const lethe_grid *g, const ck_union *U,
-                             int nkinds)
+                             int nkinds, unsigned zero_kinds)
 {
     size_t n = (size_t)(CK_KINDS + 1) * (size_t)U->nu;
     uint64_t *d = lethe_calloc(n ? n : 1, sizeof(uint64_t), "checkpoint digests");
@@ -195,9 +196,9 @@ uint64_t *ck_replica_digests(const lethe_params *t, const lethe_grid *g, const c
         if (i < 0 || !ck_counts_in_replica(&t->p[i], g)) continue;
         const lethe_param *p = &t->p[i];
         for (int kind = 0; kind < nkinds; kind++)
-            d[(size_t)kind * U->nu + k] =
-                ckpt_digest_piece(buf[kind] + p->off, p->vshape[0], p->vshape[1], p->lshape[1],
-                                  p->gstart[0], p->gstart[1], p->gshape[1]);
+            d[(size_t)kind * U->nu + k] = ckpt_digest_piece(
+                (zero_kinds >> kind) & 1u ? NULL : buf[kind] + p->off, p->vshape[0],
+                p->vshape[1], p->lshape[1], p->gstart[0], p->gstart[1], p->gshape[1]);
         d[(size_t)CK_KINDS * U->nu + k] = (uint64_t)(p->vshape[0] * p->vshape[1]);
     }
     if (n) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, d, (int)n, MPI_UINT64_T, MPI_SUM, g->mp_comm));

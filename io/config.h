@@ -137,6 +137,7 @@ typedef struct {
     char eos_token_id[256]; /* JSON text: an integer or a list of integers ("": none) */
     int pad_token_id;       /* -1: none */
     char source[512];       /* the folder imported from ("" if none) */
+    char tensor_dtypes[4096]; /* "name=F32,..." tensors whose dtype is not torch_dtype's */
 } lethe_hf_config;
 
 typedef struct {
@@ -196,6 +197,13 @@ int config_json_diff(const char *a, const char *b, char *key, size_t klen, char 
 /* A printable one-line copy of a hostile string v (control bytes as '?', "..." when cut)
  * in buf of len bytes, for messages. */
 void config_shown(const char *v, char *buf, size_t len);
+/* The one wording of a model key that differs between where weights come from (origin: a
+ * checkpoint, a Hugging Face config.json) and a job's config, for init.checkpoint, convert
+ * and resume alike: "KEY is STORED in ORIGIN but MINE in this job's config; the weights
+ * there need STORED". stored and mine are the values as JSON text (NULL: "(missing)"),
+ * shown printable and cut. */
+void config_model_conflict(char *buf, size_t len, const char *key, const char *stored,
+                           const char *mine, const char *origin);
 /* Prints every key with its type, default and range (for `lethe <job> --help`). */
 void config_print_keys(void *file /* FILE* */);
 /* The schema's keys in table order ("model.dim", ...), for tests and tools that

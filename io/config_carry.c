@@ -42,6 +42,16 @@ static int same_value(const key_def *k, const cJSON *a, const cJSON *b)
     return cJSON_Compare(a, b, 1);
 }
 
+void config_model_conflict(char *buf, size_t len, const char *key, const char *stored,
+                           const char *mine, const char *origin)
+{
+    char a[80], b[80];
+    config_shown(stored ? stored : "(missing)", a, sizeof a);
+    config_shown(mine ? mine : "(missing)", b, sizeof b);
+    snprintf(buf, len, "%s is %s in %s but %s in this job's config; the weights there need %s",
+             key, a, origin, b, a);
+}
+
 void cf_shown_json(char *buf, size_t len, const cJSON *v)
 {
     char *s = cJSON_PrintUnformatted(v);
@@ -78,12 +88,11 @@ static int carry_section(ctx *x, cJSON *root, const cJSON *base, const char *sec
             continue;
         }
         if (same_value(k, mine, v)) continue;
-        char a[80], b[80];
-        cf_shown_json(a, sizeof a, v);
-        cf_shown_json(b, sizeof b, mine);
-        return cf_fail(x, "%s is %s in %s but %s in this job's config (leave it out to take the "
-                          "model from there)",
-                       name, a, base_origin, b);
+        char *a = cJSON_PrintUnformatted(v), *b = cJSON_PrintUnformatted(mine), line[600];
+        config_model_conflict(line, sizeof line, name, a, b, base_origin);
+        cJSON_free(a);
+        cJSON_free(b);
+        return cf_fail(x, "%s", line);
     }
     return 0;
 }

@@ -242,6 +242,8 @@ const key_def SCHEMA[] = {
     K_INT("hf.pad_token_id", hf.pad_token_id, -1, -1, M20 * 64, "padding id (-1: none)"),
     K_STR("hf.source", hf.source, "", 0,
           "the Hugging Face folder imported (its tokenizer files are copied on export)"),
+    K_STR("hf.tensor_dtypes", hf.tensor_dtypes, "", 0,
+          "tensors imported in a dtype other than torch_dtype, as name=F32,... (export keeps it)"),
 };
 
 int config_key_count(void)

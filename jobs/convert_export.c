@@ -31,20 +31,37 @@ static const char *const tokenizer_files[] = {"tokenizer.json", "tokenizer.model
                                               "tokenizer_config.json", "special_tokens_map.json",
                                               "generation_config.json"};
 
-static st_dtype dtype_of(const char *torch_dtype)
+st_dtype cv_dtype_of(const char *torch_dtype)
 {
     return !strcmp(torch_dtype, "bfloat16") ? ST_BF16
            : !strcmp(torch_dtype, "float16") ? ST_F16
                                              : ST_F32;
 }
 
+/* Each tensor's dtype: hf.tensor_dtypes names it (an import of a mixed folder), else
+ * torch_dtype's. */
+static void tensor_dtypes(const lethe_hf_config *hf, const ckpt_tensor *mt, int n, st_dtype *dt)
+{
+    for (int k = 0; k < n; k++) {
+        dt[k] = cv_dtype_of(hf->torch_dtype);
+        size_t l = strlen(mt[k].name);
+        for (const char *s = hf->tensor_dtypes; (s = strstr(s, mt[k].name)); s += l) {
+            if ((s != hf->tensor_dtypes && s[-1] != ',') || s[l] != '=') continue;
+            const char *d = s + l + 1;
+            dt[k] = !strncmp(d, "BF16", 4) ? ST_BF16 : !strncmp(d, "F16", 3) ? ST_F16 : ST_F32;
+            break;
+        }
+    }
+}
+
 /* The shard of each tensor (greedy in canonical order under the byte limit); the count. */
-static int plan_shards(const ckpt_tensor *mt, int n, size_t esize, double mb, int *shard)
+static int plan_shards(const ckpt_tensor *mt, int n, const st_dtype *dt, double mb, int *shard)
 {
     double limit = mb * (1 << 20), used = 0;
     int s = 0;
     for (int k = 0; k < n; k++) {
-        double bytes = (double)mt[k].gshape[0] * (double)mt[k].gshape[1] * (double)esize;
+        double bytes = (double)mt[k].gshape[0] * (double)mt[k].gshape[1] *
+                       (double)st_dtype_size(dt[k]);
         if (used > 0 && used + bytes > limit) s++, used = 0;
         used += bytes;
         shard[k] = s;
@@ -62,8 +79,8 @@ static void shard_name(char *buf, size_t len, int s, int ns)
 
 /* Tensors [k0, k1) gathered (collective) and written by rank 0 as one shard; *ok stays 0
  * after a failure (the gathers still run, so that every rank takes part). */
-static void write_shard(lethe_session *S, const ckpt_tensor *mt, int k0, int k1, st_dtype dt,
-                        const char *path, int *ok, char *err, size_t len)
+static void write_shard(lethe_session *S, const ckpt_tensor *mt, int k0, int k1,
+                        const st_dtype *tdt, const char *path, int *ok, char *err, size_t len)
 {
     int m = k1 - k0;
     float **data = cv_gather(S, mt + k0, m);
@@ -79,6 +96,7 @@ static void write_shard(lethe_session *S, const ckpt_tensor *mt, int k0, int k1,
     for (int i = 0; i < m; i++) {
         const ckpt_tensor *t = &mt[k0 + i];
         size_t cnt = (size_t)(t->gshape[0] * t->gshape[1]);
+        st_dtype dt = tdt[k0 + i];
         names[i] = t->name, nd[i] = t->ndim, shp[i] = t->gshape, dts[i] = dt;
         if (dt == ST_F32) {
             out[i] = data[i];
@@ -90,21 +108,22 @@ static void write_shard(lethe_session *S, const ckpt_tensor *mt, int k0, int k1,
         out[i] = h;
     }
     *ok = st_write_typed(path, m, names, dts, nd, shp, out, "{\"format\":\"pt\"}", err, len) == 0;
-    for (int i = 0; i < m && dt != ST_F32; i++) free((void *)out[i]);
+    for (int i = 0; i < m; i++)
+        if (dts[i] != ST_F32) free((void *)out[i]);
     free(names), free(nd), free(shp), free(dts), free(out);
     cv_free_gathered(data, m);
 }
 
 /* The index of several shards: total bytes and tensor -> shard name. */
 static int write_index(const char *dir, const ckpt_tensor *mt, int n, const int *shard, int ns,
-                       size_t esize, char *err, size_t len)
+                       const st_dtype *dt, char *err, size_t len)
 {
     cJSON *o = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(o, "metadata");
     cJSON *wm = cJSON_AddObjectToObject(o, "weight_map");
     double total = 0;
     char name[64], path[4200];
     for (int k = 0; k < n; k++) {
-        total += (double)mt[k].gshape[0] * (double)mt[k].gshape[1] * (double)esize;
+        total += (double)mt[k].gshape[0] * (double)mt[k].gshape[1] * (double)st_dtype_size(dt[k]);
         shard_name(name, sizeof name, shard[k], ns);
         cJSON_AddStringToObject(wm, mt[k].name, name);
     }
@@ -187,9 +206,10 @@ void cv_export_hf(const char *from, const char *to, const char *tokenizer_from, 
     ckpt_meta_free(&meta);
     lethe_check(S.grid.world, ok, 2, "convert: %s", err);
 
-    st_dtype dt = dtype_of(S.cfg.hf.torch_dtype);
+    st_dtype *dt = lethe_calloc((size_t)(n ? n : 1), sizeof(st_dtype), "tensor dtypes");
+    tensor_dtypes(&S.cfg.hf, mt, n, dt);
     int *shard = lethe_calloc((size_t)n, sizeof(int), "shards");
-    int ns = plan_shards(mt, n, st_dtype_size(dt), shard_mb, shard), copied = 0;
+    int ns = plan_shards(mt, n, dt, shard_mb, shard), copied = 0;
     int root = S.grid.rank == 0;
     long pid = (long)getpid();
     MPI_CHECK(MPI_Bcast(&pid, 1, MPI_LONG, 0, S.grid.world));
@@ -208,7 +228,7 @@ void cv_export_hf(const char *from, const char *to, const char *tokenizer_from, 
         k0 = k1;
     }
     if (root && ok && ns > 1)
-        ok = write_index(tmp, mt, n, shard, ns, st_dtype_size(dt), err, sizeof err) == 0;
+        ok = write_index(tmp, mt, n, shard, ns, dt, err, sizeof err) == 0;
     const char *tok = tokenizer_from ? tokenizer_from : S.cfg.hf.source;
     if (root && ok) ok = write_side_files(&S.cfg, tmp, tok, &copied, err, sizeof err) == 0;
     if (root && ok && rename(tmp, to))
@@ -224,6 +244,7 @@ void cv_export_hf(const char *from, const char *to, const char *tokenizer_from, 
                copied == 1 ? "" : "s", tok[0] ? tok : "(none recorded)", S.grid.dp, S.grid.pp,
                S.grid.tp);
     free(shard);
+    free(dt);
     free(mt);
     session_close(&S);
 }

@@ -90,6 +90,30 @@ static void open_weights(lethe_session *S, const char *what, const char *dir, co
     lethe_check(S->grid.world, ok, 2, "%s", err);
 }
 
+/* hf.tensor_dtypes: each tensor whose dtype is not torch_dtype's (a mixed folder: BF16
+ * weights with F32 norms), so that the export writes every tensor in its own dtype. */
+static void record_dtypes(lethe_session *S, const cv_source *src, const char *what)
+{
+    char *out = S->cfg.hf.tensor_dtypes;
+    size_t cap = sizeof S->cfg.hf.tensor_dtypes, len = 0;
+    st_dtype base = cv_dtype_of(S->cfg.hf.torch_dtype);
+    int ok = 1;
+    out[0] = 0;
+    for (int fi = 0; fi < src->n && ok; fi++)
+        for (int k = 0; k < src->f[fi]->n && ok; k++) {
+            const st_tensor *t = &src->f[fi]->t[k];
+            if (t->dtype == base) continue;
+            int w = snprintf(out + len, cap - len, "%s%s=%s", len ? "," : "", t->name,
+                             st_dtype_name(t->dtype));
+            ok = w > 0 && (size_t)w < cap - len;
+            len += ok ? (size_t)w : 0;
+        }
+    lethe_check(S->grid.world, ok, 2,
+                "convert: %s: too many tensors in a dtype other than torch_dtype '%s' to record "
+                "(at most %zu bytes of 'name=DTYPE,...')",
+                what, S->cfg.hf.torch_dtype, cap - 1);
+}
+
 void cv_import_hf(const char *from, const char *to, int nrest, char **rest)
 {
     char err[1024] = "", dir[PATH_MAX], origin[PATH_MAX + 64], what[PATH_MAX + 64];
@@ -109,6 +133,7 @@ void cv_import_hf(const char *from, const char *to, int nrest, char **rest)
     cv_source src;
     snprintf(what, sizeof what, "Hugging Face folder '%s'", from);
     open_weights(&S, what, dir, origin, mt, n, &src);
+    record_dtypes(&S, &src, what);
     cv_import(&S, &src, to, n);
     free(mt);
     session_close(&S);

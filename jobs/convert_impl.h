@@ -48,6 +48,9 @@ int cv_session_from(lethe_session *S, int ok, const char *err, char *base, const
 /* The shape as "[a,b]". */
 void cv_shape_str(char *buf, size_t len, int nd, const int64_t *s);
 
+/* The safetensors dtype of a torch_dtype ("bfloat16" -> BF16, "float16" -> F16, else F32). */
+st_dtype cv_dtype_of(const char *torch_dtype);
+
 /* convert_hf.c */
 /* Import of a Hugging Face folder `from` (config.json + weights) into checkpoint `to`;
  * rest/nrest: the optional config file (layout, threads) and --set pairs. */

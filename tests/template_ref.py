@@ -85,7 +85,12 @@ def protect(s):
     return None if s is None else s.replace("<", PROTECT)
 
 
-def renderer(name, system, date):
+# The BOS that Hugging Face's tokenizer(text, add_special_tokens=True) puts first, by
+# tokenizer: Llama-3's post-processor and Llama-2's add_bos_token; GPT-2 and bytes add none.
+BOS_OF = {"llama3": "<|begin_of_text|>", "llama2": "<s>"}
+
+
+def renderer(name, system, date, kind):
     """(render(q, a or None) -> string, special strings, system, date) for a template;
     the placeholders' text protected (PROTECT)."""
     if name == "llama2-chat":  # bos + user tags, no space before the answer, eos appended
@@ -107,11 +112,16 @@ def renderer(name, system, date):
             return render_chat(messages=chat, bos_token="<|begin_of_text|>",
                                date_string=protect(date), add_generation_prompt=a is None)
         return r, LLAMA3_SPECIALS, system, date
-    if name == "question-answer":  # "Question: q\nAnswer: a", eos appended
+    if name == "question-answer":
+        # open-unlearning, apply_chat_template False: user_start_tag "Question: ", user_end_tag
+        # "\n", asst_start_tag "Answer: ", tokenized with add_special_tokens=True (the
+        # tokenizer's BOS first), eos appended
+        bos = BOS_OF.get(kind, "")
+
         def r(q, a):
             q, a = protect(q), protect(a)
-            return "Question: " + q + "\n" + "Answer: " + ("" if a is None else a + EOS)
-        return r, [], "", ""
+            return bos + "Question: " + q + "\n" + "Answer: " + ("" if a is None else a + EOS)
+        return r, [bos] if bos else [], "", ""
     spec = json.load(open(name, encoding="utf-8"))
     system = spec.get("system_prompt") if system is None else system
     date = spec.get("date") if date is None else date
@@ -233,7 +243,7 @@ def main():
     ap.add_argument("--date")
     ap.add_argument("splits", nargs="+")
     a = ap.parse_args()
-    render, specials, system, date = renderer(a.template, a.system, a.date)
+    render, specials, system, date = renderer(a.template, a.system, a.date, a.tokenizer)
     enc = Encoder(a.tokenizer, a.encoder, a.node_pkg, a.model_dir)
     T, bad = a.seq_len, []
 

@@ -12,7 +12,9 @@
  * loaded by all), and an untied head. Meta (step, epoch, cursor, config, layout, RNG state)
  * round-trips. The file itself, read serially with plain HDF5 by rank 0, holds the global
  * tensors, and each stored digest equals the digest of the whole tensor computed on one
- * piece: the digest does not depend on the layout; ckpt_verify agrees. The bad inputs are
+ * piece: the digest does not depend on the layout; ckpt_verify agrees. An import's save
+ * (moments_zero: the moments' buffers are never read, zeros are written in blocks) loads
+ * as zeros under another layout. The bad inputs are
  * in test_checkpoint_errors.c, the --atomic mode in test_checkpoint_atomic.c. */
 #define _GNU_SOURCE /* mkdtemp() under -std=c11 */
 #include "io/checkpoint.h"
@@ -305,6 +307,42 @@ static void roundtrip(MPI_Comm all, const char *path, const shape_cfg *c, MPI_Co
     MPI_CHECK(MPI_Barrier(all));
 }
 
+/* An import's save (meta.moments_zero): the moments hold garbage that must never be read,
+ * the file must hold zeros with the digests of zeros (the load checks them), at a shape
+ * whose embedding (4099 x 512, 8 MiB) takes several blocks of CKPT_ZERO_BLOCK. */
+static void zero_moments_case(MPI_Comm world, const char *path, layout A, layout B)
+{
+    const shape_cfg big = {4099, 512, 64, 96, 4, 1};
+    char err[1024];
+    lethe_grid g;
+    lethe_params t, want;
+    if (grid_create(&g, world, A.dp, A.pp, A.tp, err, sizeof err)) lethe_fatal("test: %s", err);
+    build_for_grid(&t, &big, &g);
+    fill_expected(&t);
+    memset(t.m, 0xff, t.total * sizeof(float));
+    memset(t.v, 0xff, t.total * sizeof(float));
+    lethe_ckpt_meta m;
+    memset(&m, 0, sizeof m);
+    m.moments_zero = 1;
+    int rc = ckpt_save(path, &t, &g, &m, err, sizeof err);
+    CHECK(rc == 0, "zero moments: save failed: %s", err);
+    params_free(&t);
+    grid_free(&g);
+    if (grid_create(&g, world, B.dp, B.pp, B.tp, err, sizeof err)) lethe_fatal("test: %s", err);
+    build_for_grid(&t, &big, &g);
+    build_for_grid(&want, &big, &g);
+    fill_expected(&want);
+    memset(want.m, 0, want.total * sizeof(float));
+    memset(want.v, 0, want.total * sizeof(float));
+    fill_garbage(&t);
+    rc = ckpt_load(path, &t, &g, NULL, 1, err, sizeof err);
+    CHECK(rc == 0, "zero moments: load failed: %s", err);
+    compare_buffers(&t, &want, 3, "zero moments");
+    params_free(&t);
+    params_free(&want);
+    grid_free(&g);
+}
+
 static int run_mpi(void)
 {
     MPI_Comm world;
@@ -353,6 +391,9 @@ static int run_mpi(void)
     if (wrank == 0)
         printf("  untied head, and across world sizes: %d failures so far (%.1f s)\n", failures,
                MPI_Wtime() - t0);
+    snprintf(path, sizeof path, "%s/zero-moments.h5", dir);
+    zero_moments_case(world, path, E, L[0]);
+    if (wrank == 0) printf("  zero moments written in blocks: %d failures so far\n", failures);
 
     if (wrank == 0) printf("bad inputs (layout dp%d pp%d tp%d):\n", E.dp, E.pp, E.tp);
     t0 = MPI_Wtime();

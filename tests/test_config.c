@@ -244,7 +244,8 @@ static const char *FULL =
     "              \"sweep_lr\": \"1e-4\", \"sweep_seeds\": \"1,2,3\"},\n"
     "  \"threads\": 2,\n"
     "  \"hf\": {\"torch_dtype\": \"bfloat16\", \"bos_token_id\": 1, \"eos_token_id\": \"[2,3]\",\n"
-    "         \"pad_token_id\": 0, \"source\": \"/models/x\"}\n"
+    "         \"pad_token_id\": 0, \"source\": \"/models/x\",\n"
+    "         \"tensor_dtypes\": \"model.norm.weight=F32\"}\n"
     "}\n";
 
 static void test_round_trip(const char *scratch)

@@ -270,7 +270,7 @@ if [ -f "$work/mixed.safetensors" ]; then
     collect
 fi
 # a checkpoint that does not match the model, and bad arguments
-refuse ckpt 2 "model.vocab_size is 509 in the checkpoint but 1024 in this job's config" "$work/x5.safetensors" \
+refuse ckpt 2 "model.vocab_size is 509 in the checkpoint but 1024 in this job's config; the weights there need 509" "$work/x5.safetensors" \
     convert "$cfg" --set model.vocab_size=1024 --from "$model" --to "$work/x5.safetensors"
 refuse noto 1 "no --to" "" convert "$cfg" --from "$model"
 refuse ext 1 "expected a .h5 checkpoint on one side and a .safetensors file or a Hugging Face folder" "$work/x6.h5" \

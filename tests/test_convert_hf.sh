@@ -5,7 +5,8 @@
 #
 # 1. tests/torch_hf.py writes three folders (config.json, 3 shards, index; Llama-3-shaped:
 #    GQA, head_dim given, rope_scaling llama3 over all three frequency bands, odd vocabulary)
-#    -- gqa (untied, F32), tied (no lm_head), bf16 (every tensor BF16) -- with a token batch
+#    -- gqa (untied, F32), tied (no lm_head), bf16 (every tensor BF16), mixed (BF16 weights,
+#    F32 norms: parity at one rank and the export only) -- with a token batch
 #    and its float64 reference log-softmax from its own PyTorch Llama.
 # 2. Parity: each folder is imported at 1 rank, tp 2, pp 2 and tp 2 x pp 2, and hf_logits
 #    runs the checkpoint at that layout: logp within 1e-4 (max|a-b| / max|b|) of the
@@ -70,7 +71,7 @@ mpi() { # mpi TAG N PROG args...: output in $work/TAG.{out,err}
 lethe() { mpi "$1" "$2" "$LETHE_BIN" "${@:3}"; }
 
 # 1. the folders
-for v in gqa tied bf16; do
+for v in gqa tied bf16 mixed; do
     mkdir -p "$work/$v"
     "$PY" "$REF" write "$work/$v" "$v" || exit 1
 done
@@ -93,6 +94,8 @@ for v in gqa tied bf16; do
         ok "parity $v n=$L" parity "$v" $L
     done
 done
+# mixed dtypes (BF16 weights, F32 norms): one layout for the logits, then the export below
+ok "parity mixed n=1" parity mixed 1
 grep -h "peak resident" "$work"/gqa-4-4.out
 
 # 3. the model from the checkpoint
@@ -126,7 +129,7 @@ exported() { # exported V: checkpoint (imported at 1 rank) -> folder at tp 2, co
         "$PY" "$REF" same "$work/$1/hf" "$work/$1/out" &&
         cmp "$work/$1/hf/tokenizer.json" "$work/$1/out/tokenizer.json"
 }
-for v in gqa tied bf16; do ok "export $v" exported "$v"; done
+for v in gqa tied bf16 mixed; do ok "export $v" exported "$v"; done
 resharded() { # bf16: folder -> checkpoint -> 3+ shards at 1 rank and at 4 ranks, cmp
     local d="$work/bf16" f
     lethe rs1 1 convert --from "$d/out" --to "$d/rt.h5" &&
@@ -151,7 +154,7 @@ refuse_one() {
     case_refusal "$tag" "lethe $*" "$want" "$to" $? "$work/$tag.err"
 }
 refuse() { case_bg "$1" refuse_one "$@"; }
-refuse theta 2 "model.rope_theta is 10000 in checkpoint '$ck' but 20000 in this job's config" \
+refuse theta 2 "model.rope_theta is 10000 in checkpoint '$ck' but 20000 in this job's config; the weights there need 10000" \
     "$work/run2" train "$work/nomodel.json" --set model.rope_theta=20000 \
     --set output.dir="$work/run2"
 
@@ -173,6 +176,6 @@ cases_wait 120
 
 cases_end "test_convert_hf refusals" 9 || fail=1
 echo "test_convert_hf: $passed of $checks checks passed"
-[ "$passed" -eq "$checks" ] && [ "$checks" -ge 17 ] || fail=1
+[ "$passed" -eq "$checks" ] && [ "$checks" -ge 19 ] || fail=1
 [ "$fail" -eq 0 ] && echo "test_convert_hf: all checks passed"
 exit "$fail"

@@ -17,6 +17,7 @@ vocabulary 101 (odd: padded under tp 2), rope_theta 10000 and rope_scaling llama
 factor 8, low 1, high 4, original 32, so that the 8 frequencies fall in all three bands):
     gqa   untied head, F32       tied   tie_word_embeddings, no lm_head.weight, F32
     bf16  untied, torch_dtype bfloat16 and every tensor BF16
+    mixed untied, torch_dtype bfloat16, BF16 weights with F32 norms
 The reference is written from the Llama definition (Hugging Face conventions), not from
 lethe's code, and computed in float64 from the file's values:
     x = E[tokens]; per layer: h = RMSNorm(x) = x / sqrt(mean(x^2) + eps) * w;
@@ -102,7 +103,7 @@ def config_for(variant):
         "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                          "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
         "tie_word_embeddings": variant == "tied",
-        "torch_dtype": "bfloat16" if variant == "bf16" else "float32",
+        "torch_dtype": "bfloat16" if variant in ("bf16", "mixed") else "float32",
         "bos_token_id": 1, "eos_token_id": [2, 3], "pad_token_id": None,
         "initializer_range": 0.02, "use_cache": True, "transformers_version": "4.45.0",
     }
@@ -129,6 +130,8 @@ def make_weights(c, seed):
     if not c["tie_word_embeddings"]:
         w["lm_head.weight"] = rnd(V, C)
     dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[c["torch_dtype"]]
+    if c.get("_mixed"):  # BF16 weights, F32 norms (as some exports keep them)
+        return {k: v.to(torch.float32 if k.endswith("norm.weight") else dt) for k, v in w.items()}
     return {k: v.to(dt) for k, v in w.items()}
 
 
@@ -240,7 +243,8 @@ def write_bad(root, c, w, shards):
 
 def cmd_write(root, variant):
     c = config_for(variant)
-    w = make_weights(c, {"gqa": 11, "tied": 12, "bf16": 13}[variant])
+    w = make_weights(dict(c, _mixed=variant == "mixed"), {"gqa": 11, "tied": 12, "bf16": 13,
+                                                          "mixed": 14}[variant])
     L = c["num_hidden_layers"]
     layer = lambda l: [n for n in w if n.startswith(f"model.layers.{l}.")]
     shards = [["model.embed_tokens.weight"] + layer(0) + layer(1), layer(2) + layer(3),

@@ -18,7 +18,8 @@
  *     {"name": str, "prompt": str, "answer": str, optional "special": [str..],
  *      optional "trim": bool, optional "system_prompt": str, optional "date": str}
  *   prompt holds {q} and may hold {system}, {date}; answer holds {a} and may hold {eos}
- *   (the tokenizer's eos id). A string of "special" met in the template's own text is
+ *   (the tokenizer's eos id); either may hold {bos} (the tokenizer's bos id, nothing when
+ *   it has none: what add_special_tokens=True adds; question-answer starts with it). A string of "special" met in the template's own text is
  *   encoded as that token's id (refused when the vocabulary lacks it); text put in by a
  *   placeholder never is. trim strips ASCII white space around q, a and the system
  *   prompt (Llama-3's `| trim`). The row is tokens(prompt + answer) with the text between

@@ -21,7 +21,7 @@ enum { PASS_WORDS, PASS_COUNT, PASS_WRITE };
 #define PR_TMPL_MAX_SPECIAL 16
 
 /* One piece of a compiled template: literal text (s, n), a placeholder, or a special. */
-enum { PC_TEXT, PC_Q, PC_A, PC_SYSTEM, PC_DATE, PC_EOS, PC_SPECIAL };
+enum { PC_TEXT, PC_Q, PC_A, PC_SYSTEM, PC_DATE, PC_EOS, PC_SPECIAL, PC_BOS };
 typedef struct {
     int kind, special; /* special: index into pr_template.special (PC_SPECIAL) */
     const char *s;     /* PC_TEXT: points into pr_template.prompt or .answer */
@@ -37,6 +37,7 @@ typedef struct {
     int n_special, trim;
     int64_t special_id[PR_TMPL_MAX_SPECIAL]; /* by the tokenizer (pr_template_resolve) */
     int64_t eos;
+    int64_t bos; /* {bos}: the tokenizer's beginning-of-text id, or -1 (then nothing) */
     pr_piece *pc;
     int n_pieces, n_prompt;
     char *buf; /* the text run being built */

@@ -24,7 +24,10 @@ typedef struct {
 /* open-unlearning's template_args (configs/model/<model>.yaml): Llama-2-chat wraps the question
  * in [INST] tags with no space before the answer, bos from the tokenizer and eos appended;
  * Llama-3.1-Instruct uses its chat template (system prompt, pinned date, Jinja `| trim`
- * of each message, <|eot_id|> closing each turn); base models "Question: .. Answer: ..". */
+ * of each message, <|eot_id|> closing each turn); base models "Question: .. Answer: ..",
+ * tokenized with add_special_tokens=True (src/data/utils.py, preprocess_chat_instance): the
+ * tokenizer's BOS first when it has one ({bos}: <s> on Llama-2, <|begin_of_text|> on
+ * Llama-3, nothing for tokenizers without one) and eos appended. */
 static const builtin builtins[] = {
     {"llama2-chat", "<s>[INST] {q} [/INST]", "{a}</s>", NULL, NULL, {"<s>", "</s>"}, 0},
     {"llama3-chat",
@@ -36,11 +39,11 @@ static const builtin builtins[] = {
      "10 Apr 2025",
      {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"},
      1},
-    {"question-answer", "Question: {q}\nAnswer: ", "{a}{eos}", NULL, NULL, {NULL}, 0},
+    {"question-answer", "{bos}Question: {q}\nAnswer: ", "{a}{eos}", NULL, NULL, {NULL}, 0},
 };
 
-static const char *const ph_names[] = {"{q}", "{a}", "{system}", "{date}", "{eos}"};
-static const int ph_kinds[] = {PC_Q, PC_A, PC_SYSTEM, PC_DATE, PC_EOS};
+static const char *const ph_names[] = {"{q}", "{a}", "{system}", "{date}", "{eos}", "{bos}"};
+static const int ph_kinds[] = {PC_Q, PC_A, PC_SYSTEM, PC_DATE, PC_EOS, PC_BOS};
 
 /* The id of a special token: a scan of the vocabulary through tokenizer_token. One
  * place to change to tokenizer_token_id once the tokenizers export it. */
@@ -246,6 +249,7 @@ static int check(pr_template *t, const prepare_opts *o, char *err, size_t errlen
 int pr_template_load(pr_template *t, const prepare_opts *o, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
+    t->bos = -1;
     const builtin *b = NULL;
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
         if (strcmp(o->template_name, builtins[i].name) == 0) b = &builtins[i];
@@ -260,6 +264,7 @@ int pr_template_load(pr_template *t, const prepare_opts *o, char *err, size_t er
 int pr_template_resolve(pr_template *t, const tokenizer *tk, int64_t eos, char *err, size_t errlen)
 {
     t->eos = eos;
+    t->bos = tokenizer_bos_id(tk);
     for (int i = 0; i < t->n_special; i++) {
         /* only the specials the template's text holds need an id */
         int used = 0;
@@ -348,10 +353,11 @@ int pr_template_encode(prep *p, int whole, const char *q, const char *a, tok_ids
         case PC_SYSTEM: s = trimmed(t, t->system, &n); break;
         case PC_DATE: s = t->date, n = strlen(t->date); break;
         case PC_EOS: rc = flush(p, out) || push_id(p, out, t->eos); break;
+        case PC_BOS: rc = t->bos >= 0 && (flush(p, out) || push_id(p, out, t->bos)); break;
         case PC_SPECIAL: rc = flush(p, out) || push_id(p, out, t->special_id[c->special]); break;
         }
         if (rc) return -1;
-        if (c->kind != PC_EOS && c->kind != PC_SPECIAL && buf_add(t, s, n))
+        if (c->kind != PC_EOS && c->kind != PC_SPECIAL && c->kind != PC_BOS && buf_add(t, s, n))
             return pr_perr(p, "out of memory");
     }
     return flush(p, out);
