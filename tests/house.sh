@@ -6,8 +6,8 @@
 #   globals    the floors' archives hold no writable static storage (.data, .bss,
 #              .data.rel.local: file-scope or function-local) but the process set-up's own:
 #              comm.c io_component and fatal.c grid_keyval (written once by comm_init) and
-#              process.c's lock registry and preemption flag (an atexit hook and a signal
-#              handler reach nothing else);
+#              process.c's lock registry, preemption flag and pre-rendered end record
+#              (an atexit hook and a signal handler reach nothing else);
 #   floors     an include that runs back up fails the build: `#include "../io/config.h"`
 #              planted in a copy of model/ makes the floors' include check fail, naming
 #              the file, the line and the floor.
@@ -36,7 +36,7 @@ done
 verdict functions $bad
 
 bad=0 seen=0
-allowed=" comm.c.o:io_component fatal.c.o:grid_keyval process.c.o:held_locks process.c.o:n_held_locks process.c.o:preempt_signal "
+allowed=" comm.c.o:io_component fatal.c.o:grid_keyval process.c.o:held_locks process.c.o:n_held_locks process.c.o:preempt_signal process.c.o:term_record "
 for fl in "${floors[@]}"; do
     a="$lib/liblethe_$fl.a"
     [ -f "$a" ] || { echo "  $a: missing"; bad=1; continue; }
