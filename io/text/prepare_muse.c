@@ -212,16 +212,16 @@ static int rewrite(muse_run *r, muse_part *p)
         if (!(p->prefix = strdup(r->text)))
             return lethe_errf(r->err, r->errlen, "prepare: out of memory");
     }
-    if (!(r->f = fopen(p->tmp, "w")))
-        return lethe_errf(r->err, r->errlen, "prepare: muse: cannot write in '%s'", r->tmpdir);
+    safe_out w; /* the one writer, in the private folder too */
+    if (safe_create(&w, p->tmp, r->err, r->errlen)) return -1;
+    r->f = w.f;
     r->reading = p->orig;
     int rc = pr_json_records(p->orig, "muse", one_record, r, &r->reading_array, &p->records, r->err,
                              r->errlen);
     p->array = r->reading_array;
-    if (fclose(r->f) != 0 && rc == 0)
-        rc = lethe_errf(r->err, r->errlen, "prepare: muse: cannot write '%s'", p->tmp);
     r->f = NULL;
-    return rc;
+    if (rc) safe_abort(&w);
+    return rc ? rc : safe_finish(&w, r->err, r->errlen);
 }
 
 /* The parts to make: every present file of the table (a knowmem file with its ICL file,

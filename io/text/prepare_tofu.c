@@ -239,18 +239,22 @@ static int walk_record(void *ctx, long line, cJSON *rec)
  * IdK split at pi->tmp when pi. */
 static int rewrite(tofu_run *r, tofu_part *p, const tofu_map *m, tofu_part *pi)
 {
-    tofu_walk w = {r, p, m, fopen(p->tmp, "w"), pi ? fopen(pi->tmp, "w") : NULL, 0};
-    int rc = 0;
-    if (!w.f || (pi && !w.fi))
-        rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write in '%s'", r->tmpdir);
-    if (rc == 0)
-        rc = pr_json_records(p->orig, "tofu", walk_record, &w, &p->array, &p->records, r->err,
+    safe_out o, oi; /* the one writer, in the private folder too */
+    if (safe_create(&o, p->tmp, r->err, r->errlen)) return -1;
+    if (pi && safe_create(&oi, pi->tmp, r->err, r->errlen)) {
+        safe_abort(&o);
+        return -1;
+    }
+    tofu_walk w = {r, p, m, o.f, pi ? oi.f : NULL, 0};
+    int rc = pr_json_records(p->orig, "tofu", walk_record, &w, &p->array, &p->records, r->err,
                              r->errlen);
-    if (w.f && fclose(w.f) != 0 && rc == 0)
-        rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", p->tmp);
-    if (w.fi && fclose(w.fi) != 0 && rc == 0)
-        rc = lethe_errf(r->err, r->errlen, "prepare: tofu: cannot write '%s'", pi->tmp);
-    return rc;
+    rc = rc ? rc : safe_finish(&o, r->err, r->errlen);
+    if (rc) {
+        safe_abort(&o);
+        if (pi) safe_abort(&oi);
+        return rc;
+    }
+    return pi ? safe_finish(&oi, r->err, r->errlen) : 0;
 }
 
 /* forgetXX_perturbed.json holds forgetXX.json's questions: as many records (a file cut
