@@ -133,6 +133,14 @@ static int run_job(const char *job, int argc, char **argv)
     if (!strcmp(job, "relearn")) return job_relearn(argc, argv);
     if (!strcmp(job, "report")) return job_report(argc, argv);
     if (!strcmp(job, "select")) return job_select(argc, argv);
+    if (!strcmp(job, "convert") || !strcmp(job, "prepare")) { /* their flags in job.json */
+        job_argfile af;
+        job_argfile_open(&af, job, argc, argv);
+        int rc = !strcmp(job, "convert") ? job_convert(af.argc, af.argv)
+                                         : job_prepare(af.argc, af.argv);
+        job_argfile_close(&af);
+        return rc;
+    }
     lethe_fatal("study: unknown job kind '%s'", job);
 }
 
