@@ -196,10 +196,31 @@ def study_time(m, N, a, detail=None):
     return t_all, t_88
 
 
+def protocol(a):
+    """The forget05 study's jobs and their token counts (every row T tokens)."""
+    T = a.seq_len
+    ev = sum(r * k for r, k, _ in EVAL_SETS) * T
+    gen = sum(r for r, _, g in EVAL_SETS if g) * a.gen_tokens
+    steps = EPOCHS * math.ceil(FORGET / BATCH)
+    print(f"\nforget05 protocol, T = {T}: jobs and tokens (forward+backward / forward only / "
+          "generated)")
+    print("| job | count | trained tokens | forward tokens | generated tokens |")
+    print("|---|--:|--:|--:|--:|")
+    print(f"| eval (origin + one per method) | 9 | 0 | {ev:,} | {gen:,} |")
+    for meth in METHODS:
+        rows = BATCH if meth in ("ga", "ceu") else 2 * BATCH
+        fw = FORGET * T if meth == "npo" else BATCH * steps * T if meth in ("ceu", "undial") else 0
+        print(f"| unlearn {meth} ({steps} steps) | 1 | {rows * steps * T:,} | {fw:,} | 0 |")
+    re_fw = EVAL_SETS[0][0] * EVAL_SETS[0][1] * T * RELEARN_EVALS
+    print(f"| relearn (one per method, {RELEARN_STEPS} steps) | 8 | "
+          f"{RELEARN_ROWS * RELEARN_STEPS * T:,} | {re_fw:,} | "
+          f"{EVAL_SETS[0][0] * a.gen_tokens * RELEARN_EVALS:,} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--pct-peak", type=float, default=None,
-                   help="lethe bench's pct_sgemm_peak on bench-1b.json (default: the README's)")
+                   help="lethe bench's pct_sgemm_peak on bench-1b.json (default: 31.5, measured)")
     p.add_argument("--core-gflops", type=float, default=190.0,
                    help="sgemm peak of one core, GFLOP/s (README: 190, one AVX-512 core)")
     p.add_argument("--cores", type=int, default=16, help="cores per node (one rank per node)")
@@ -217,6 +238,7 @@ def main():
     print(f"node rate {rate / 1000:.2f} TFLOP/s ({a.cores} cores x {a.core_gflops:g} GFLOP/s x "
           f"{a.pct_peak:g} %), link {a.link_gbs:g} GB/s, T {a.seq_len}, "
           f"{a.gen_tokens} generated tokens per eval row")
+    protocol(a)
     print("\n| model | params | nodes | all nodes, jobs in turn | 8 nodes per job, chains side by side | projection |")
     print("|---|--:|--:|--:|--:|--:|")
     for name, m in MODELS.items():
@@ -235,7 +257,10 @@ def main():
                     print(f"|   {kind} on {n} | | | {t:.0f} s | dp {lay[0]} pp {lay[1]} tp {lay[2]} M {lay[3]} | state {st:.0f} GB |")
 
 
-DEFAULT_PCT = 80.0  # replaced by the 1B bench figure below once measured
+# `lethe bench jobs/configs/bench-1b.json --set layout.tp=2` on 2 ranks, 2026-12-06: 31.5 %
+# of the sgemm peak measured in the same process, on a machine at load average 17-19 (both
+# figures loaded; the README's quiet-machine figure for the 100 M config is 88.6 %)
+DEFAULT_PCT = 31.5
 
 if __name__ == "__main__":
     main()

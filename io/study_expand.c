@@ -148,7 +148,7 @@ static int make_base(expansion *x, char **overrides, int noverrides)
         return lethe_errf(x->err, x->errlen, "study '%s': 'source' must be an object", x->path);
     x->source = cJSON_Duplicate(source, 1);
     snprintf(x->data, sizeof x->data, "%s/data/%s.h5", x->dir,
-             source                ? "tofu"
+             source                 ? "tofu"
              : cJSON_IsString(kind) ? kind->valuestring
                                     : "authors");
     x->markov = cJSON_IsString(kind) && !strcmp(kind->valuestring, "markov");
@@ -409,9 +409,10 @@ static int check_jobs(const expansion *x)
         lethe_config cfg;
         char e2[700];
         /* a select job's config is its spec; convert's and prepare's are their flags */
-        int flags = !strcmp(j->job, "select") || !strcmp(j->job, "convert") ||
-                    !strcmp(j->job, "prepare");
-        if (j->config_json && !flags && config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
+        int flags =
+            !strcmp(j->job, "select") || !strcmp(j->job, "convert") || !strcmp(j->job, "prepare");
+        if (j->config_json && !flags &&
+            config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
             return lethe_errf(x->err, x->errlen, "study '%s': job '%s': %s", x->path, j->name, e2);
     }
     return 0;

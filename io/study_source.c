@@ -34,8 +34,7 @@ int study_source_set(expansion *x, const char *key, const char *value)
     if (study_bad_key("source", key, x->err, x->errlen)) return -1;
     cJSON *v = cJSON_Parse(value);
     /* a path stays a string even when it parses as JSON (a folder named 1) */
-    if (v && !cJSON_IsObject(v) && !cJSON_IsArray(v) && !cJSON_IsBool(v) &&
-        strcmp(key, "seq_len"))
+    if (v && !cJSON_IsObject(v) && !cJSON_IsArray(v) && !cJSON_IsBool(v) && strcmp(key, "seq_len"))
         cJSON_Delete(v), v = NULL;
     study_json_set(x->source, key, v ? v : cJSON_CreateString(value));
     return 0;
@@ -140,8 +139,8 @@ int study_add_source(expansion *x)
     const char *md = str_key(x->source, "model_dir");
     cJSON *a = cJSON_CreateArray(), *i;
     add_strs(a, (const char *const[]){"--tofu", str_key(x->source, "tofu_dir"), "--tokenizer-dir",
-                                      md, "--template", str_key(x->source, "template"),
-                                      "--seq-len", T, "--output", x->data, NULL});
+                                      md, "--template", str_key(x->source, "template"), "--seq-len",
+                                      T, "--output", x->data, NULL});
     cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(x->source, "prepare_args"))
         cJSON_AddItemToArray(a, cJSON_CreateString(i->valuestring));
     /* prepare is serial (rank 0 works): no layout, one rank under lethe slurm */
@@ -180,8 +179,7 @@ void study_source_eval(const expansion *x, const level *L, cJSON *eval)
 
 int study_source_retrain(expansion *x, const level *L, const char *name, int *j)
 {
-    const char *dir =
-        str_key(cJSON_GetObjectItemCaseSensitive(x->source, "retrain_dirs"), L->fs);
+    const char *dir = str_key(cJSON_GetObjectItemCaseSensitive(x->source, "retrain_dirs"), L->fs);
     *j = dir ? add_convert(x, name, dir, x->j_synth) : -1;
     return dir && *j < 0 ? -1 : 0;
 }

@@ -142,8 +142,9 @@ case("evals: MU finite in [0, 1]; FQ finite with forget05's reference, null with
      not bad, "; ".join(bad[:6]))
 rl = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
       if f == "relearn.jsonl" and "/relearn-" in r]
-case("relearn: a curve for each of the 16 unlearnt models", len(rl) == 16 and
-     all(len(open(f).readlines()) == 2 for f in rl), f"{len(rl)} curves")
+# a record before the attack (step 0) and after each of its 2 steps
+case("relearn: a curve of 3 records for each of the 16 unlearnt models", len(rl) == 16 and
+     all([json.loads(l)["step"] for l in open(f)] == [0, 1, 2] for f in rl), f"{len(rl)} curves")
 # the report's table: a row per method and reference model, every number finite
 md = open(os.path.join(d, "report", "results.md")).read()
 rows = [l for l in md.splitlines() if l.startswith("| ")]
@@ -153,13 +154,17 @@ for m in methods + ["origin", "retrain"]:
     if not mine:
         bad.append(f"no row for {m}")
     for l in mine:
+        nums = 0
         for cell in l.strip("|").split("|")[1:]:
-            cell = cell.strip()
-            if re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?", cell) is None and cell not in ("", "-", "n/a", "—"):
-                if re.search(r"nan|inf", cell, re.I):
+            cell = cell.strip().split(" ± ")[0]
+            if re.fullmatch(r"-?[0-9.]+(e[-+]?[0-9]+)?", cell):
+                nums += 1
+                if not math.isfinite(float(cell)):
                     bad.append(f"{m}: {cell}")
-            elif cell not in ("", "-", "n/a", "—") and not math.isfinite(float(cell)):
+            elif re.search(r"nan|inf", cell, re.I):
                 bad.append(f"{m}: {cell}")
+        if nums < 3:
+            bad.append(f"{m}: {nums} numbers in '{l}'")
 case("report: a table row per method, origin and retrain; numbers finite", not bad, "; ".join(bad[:6]))
 PY
 # the Python cases print PASS or FAIL lines; 6 are expected (a crash prints fewer)
