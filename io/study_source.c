@@ -51,9 +51,16 @@ static int check_lists(expansion *x)
     int rc = 0;
     NEED(!rd || cJSON_IsObject(rd),
          "study '%s': source.retrain_dirs must be an object {\"forget05\": DIR, ...}", x->path);
-    for (i = rc || !rd ? NULL : rd->child; i && !rc; i = i->next)
+    for (i = rc || !rd ? NULL : rd->child; i && !rc; i = i->next) {
+        char b[80];
+        NEED(!strcmp(i->string, "forget01") || !strcmp(i->string, "forget05") ||
+                 !strcmp(i->string, "forget10"),
+             "study '%s': source.retrain_dirs: '%s' is not a TOFU forget level (forget01, "
+             "forget05, forget10)",
+             x->path, study_shown(i->string, b, sizeof b));
         NEED(cJSON_IsString(i) && i->valuestring[0],
              "study '%s': source.retrain_dirs.%s must name a model folder", x->path, i->string);
+    }
     NEED(!pa || cJSON_IsArray(pa), "study '%s': source.prepare_args must be a list of strings",
          x->path);
     for (i = rc || !pa ? NULL : pa->child; i && !rc; i = i->next)
