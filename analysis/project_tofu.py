@@ -7,6 +7,8 @@ per-rank byte counts as jobs/bench.c's analytic count).
 
     python3 analysis/project_tofu.py [--pct-peak P] [--core-gflops G] [--cores N]
                                      [--link-gbs B] [--seq-len T] [--nodes 8,32,64]
+    python3 analysis/project_tofu.py --check   (the byte model against the README's 7 B
+                                                table, the 1B count against lethe bench)
 
 The work, per forget level (TOFU as published: forget05 = 200 questions, retain95 = 3800,
 the perturbed eval sets forget05_perturbed and retain_perturbed with 200 rows and 1
@@ -217,6 +219,32 @@ def protocol(a):
           f"{EVAL_SETS[0][0] * a.gen_tokens * RELEARN_EVALS:,} |")
 
 
+def check():
+    """The byte counts against the README's 7 B projection (B 64, T 2048: total GB per
+    rank per step and parameters per rank, in millions) and the 1B parameter count against
+    `lethe bench` (params 1235814400)."""
+    m, bad = MODELS["Llama-2-7B"], 0
+    rows = [((16, 1, 1, 1), 50.5, 6738), ((4, 4, 1, 16), 11.0, 1750), ((2, 4, 2, 16), 40.0, 875),
+            ((1, 4, 4, 16), 108.5, 438), ((8, 4, 2, 8), 15.3, 875)]
+    for (dp, pp, tp, M), gb, pm in rows:
+        got = step_bytes(m, dp, pp, tp, M, 64, 2048, True) / 1e9
+        pr = max(stage_floats(m, pp, tp, s) for s in range(pp)) / 1e6
+        ok = round(got, 1) == gb and round(pr) == pm
+        bad += not ok
+        print(f"{'PASS' if ok else 'FAIL'} 7B dp {dp} pp {pp} tp {tp} M {M}: {got:.2f} GB "
+              f"(README {gb}), {pr:.0f} M params per rank (README {pm})")
+    got = step_bytes(MODELS["Llama-3.2-1B"], 1, 1, 2, 1, 2, 128, True)
+    ok = abs(got - 138415112) <= 8  # the bench counts the gradient norm's 8 bytes too
+    bad += not ok
+    print(f"{'PASS' if ok else 'FAIL'} Llama-3.2-1B tp 2, B 2, T 128: {got:.0f} bytes per step "
+          "(lethe bench: 138415112 measured and analytic)")
+    ok = params(MODELS["Llama-3.2-1B"]) == 1235814400
+    bad += not ok
+    print(f"{'PASS' if ok else 'FAIL'} Llama-3.2-1B: {params(MODELS['Llama-3.2-1B'])} parameters "
+          "(lethe bench: 1235814400)")
+    return 1 if bad else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--pct-peak", type=float, default=None,
@@ -230,7 +258,11 @@ def main():
     p.add_argument("--gen-tokens", type=int, default=64, help="greedy tokens per eval row")
     p.add_argument("--nodes", default="8,32,64")
     p.add_argument("--detail", action="store_true")
+    p.add_argument("--check", action="store_true",
+                   help="only check the model against the README's 7 B table and the bench")
     a = p.parse_args()
+    if a.check:
+        return check()
     if a.pct_peak is None:
         a.pct_peak = DEFAULT_PCT
     nodes = [int(x) for x in a.nodes.split(",")]
@@ -263,4 +295,4 @@ def main():
 DEFAULT_PCT = 31.5
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
