@@ -28,7 +28,7 @@ static int ends_json(const char *s)
 static int expand(job_argfile *f, int argc, char **argv, char *err, size_t errlen)
 {
     char *text = safe_read(argv[0], "job file", LETHE_MAX_JSON, NULL, err, errlen);
-    if (!text) return -1;
+    if (!text) return 0; /* not readable: the job names the argument in its own words */
     f->json = cJSON_Parse(text);
     free(text);
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(f->json, "args");
