@@ -74,7 +74,8 @@ static int check_keys(const cJSON *root, const char *path, char *err, size_t err
 {
     static const char *const known[] = {"study",   "base",    "synth",    "forget", "origin",
                                         "retrain", "methods", "grid",     "seeds",  "eval",
-                                        "relearn", "report",  "protocol", NULL};
+                                        "relearn", "report",  "protocol", "source",
+                                        NULL};
     for (const cJSON *i = root->child; i; i = i->next) {
         int ok = 0;
         for (const char *const *k = known; *k; k++) ok |= !strcmp(*k, i->string);

@@ -14,6 +14,12 @@
  * or, per method, its own fixed keys and grid (the other form; both may be mixed):
  *    "methods": {"simnpo": {"fixed": {"unlearn.beta": 2.5},
  *                           "grid": {"optim.lr": [...], "unlearn.c_f": [0.1375, 1]}}, ...}
+ * Instead of "synth", "origin" and "retrain", a study may start from a model folder and
+ * the TOFU files (io/study_source.c): "source": {"model_dir", "tofu_dir", "template",
+ * "seq_len", "holdout", "prepare_args", "retrain_dirs"}, each also given as --set
+ * source.KEY=VALUE; its jobs are prepare --tofu and convert --from, then as above with
+ * TOFU's split names. A method's fixed string value may hold "{forget}", replaced by the
+ * level ("unlearn.preset": "tofu-{forget}").
  * Every method gets the same budget (settings x seeds), or the study is refused.
  * Setting k of a method ("simnpo-p3") is the k-th point of its grid (last key fastest).
  * With "protocol": {"selection_seeds": [...], "report_seeds": [...], "tau": 0.95,

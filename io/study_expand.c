@@ -143,8 +143,14 @@ static int make_base(expansion *x, char **overrides, int noverrides)
 {
     const cJSON *synth = cJSON_GetObjectItemCaseSensitive(x->root, "synth");
     const cJSON *kind = synth ? cJSON_GetObjectItemCaseSensitive(synth, "synth.kind") : NULL;
+    const cJSON *source = cJSON_GetObjectItemCaseSensitive(x->root, "source");
+    if (source && !cJSON_IsObject(source))
+        return lethe_errf(x->err, x->errlen, "study '%s': 'source' must be an object", x->path);
+    x->source = cJSON_Duplicate(source, 1);
     snprintf(x->data, sizeof x->data, "%s/data/%s.h5", x->dir,
-             cJSON_IsString(kind) ? kind->valuestring : "authors");
+             source                 ? "tofu"
+             : cJSON_IsString(kind) ? kind->valuestring
+                                    : "authors");
     x->markov = cJSON_IsString(kind) && !strcmp(kind->valuestring, "markov");
     x->base = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(x->root, "base"), 1);
     int rc = 0;
@@ -156,9 +162,14 @@ static int make_base(expansion *x, char **overrides, int noverrides)
         if (rc) break;
         char key[128];
         snprintf(key, sizeof key, "%.*s", (int)(eq - overrides[i]), overrides[i]);
+        if (!strncmp(key, "source.", 7)) { /* the study's inputs, not a job's key */
+            rc = study_source_set(x, key + 7, eq + 1);
+            continue;
+        }
         cJSON *v = cJSON_Parse(eq + 1);
         study_json_set(x->base, key, v ? v : cJSON_CreateString(eq + 1));
     }
+    if (!rc && x->source) rc = study_source_check(x);
     set_str(x->base, "data.source", "hdf5");
     set_str(x->base, "data.path", x->data);
     return rc;
@@ -167,6 +178,7 @@ static int make_base(expansion *x, char **overrides, int noverrides)
 /* synth, then the origin model (trained on everything). */
 static int add_synth_origin(expansion *x)
 {
+    if (x->source) return study_add_source(x);
     cJSON *c = cJSON_Duplicate(x->base, 1);
     int rc = apply(x, c, cJSON_GetObjectItemCaseSensitive(x->root, "synth"), "synth");
     set_str(c, "synth.output", x->data);
@@ -186,9 +198,10 @@ static int add_synth_origin(expansion *x)
  * authors "forget05" -> forget05 / retain95 / train_retain05, tag "05";
  * markov "forget" (both forget chains), "forget1" or "forget2" -> that split /
  * retain / train_retain, tag = the level. */
-static int level_splits(const expansion *x, const cJSON *fl, level *L)
+static int level_splits(expansion *x, const cJSON *fl, level *L)
 {
     int rc = 0;
+    if (x->source) return study_source_level(x, fl, L);
     if (x->markov) {
         NEED(cJSON_IsString(fl) &&
                  (!strcmp(fl->valuestring, "forget") || !strcmp(fl->valuestring, "forget1") ||
@@ -219,6 +232,15 @@ static int level_splits(const expansion *x, const cJSON *fl, level *L)
     return 0;
 }
 
+/* The splits evaluated: those unlearnt on, unless the level says otherwise (TOFU). */
+static int level_eval_splits(expansion *x, const cJSON *fl, level *L)
+{
+    int rc = level_splits(x, fl, L);
+    if (!L->efs[0]) snprintf(L->efs, sizeof L->efs, "%s", L->fs);
+    if (!L->ers[0]) snprintf(L->ers, sizeof L->ers, "%s", L->rs);
+    return rc;
+}
+
 /* An eval of this level's model `model` (its folder's model.h5) named name. */
 static int add_eval(expansion *x, const level *L, const char *name, const char *model,
                     const int *deps, const cJSON *lab, int group)
@@ -237,30 +259,52 @@ static int add_eval(expansion *x, const level *L, const char *name, const char *
 static int add_references(expansion *x, level *L)
 {
     char nm[128], rm[128], refdir[700];
-    cJSON *c = with_str(x->base, "data.split", L->ts);
-    int rc = apply(x, c, cJSON_GetObjectItemCaseSensitive(x->root, "retrain"), "retrain");
+    int j_retrain = -1;
     snprintf(rm, sizeof rm, "retrain-%s", L->lv);
-    int j_retrain = rc ? -1 : study_add_job(x, rm, "train", c, &x->j_synth, 1, NULL, 0);
-    cJSON_Delete(c);
-    if (j_retrain < 0) return -1;
+    if (x->source) { /* converted from retrain_dirs, or none */
+        if (study_source_retrain(x, L, rm, &j_retrain)) return -1;
+    } else {
+        cJSON *c = with_str(x->base, "data.split", L->ts);
+        int rc = apply(x, c, cJSON_GetObjectItemCaseSensitive(x->root, "retrain"), "retrain");
+        j_retrain = rc ? -1 : study_add_job(x, rm, "train", c, &x->j_synth, 1, NULL, 0);
+        cJSON_Delete(c);
+        if (j_retrain < 0) return -1;
+    }
     L->eval = cJSON_Duplicate(x->base, 1);
     if (apply(x, L->eval, cJSON_GetObjectItemCaseSensitive(x->root, "eval"), "eval")) return -1;
-    set_str(L->eval, "eval.forget_split", L->fs);
-    set_str(L->eval, "eval.retain_split", L->rs);
-    cJSON *lab = reference_labels(x, "retrain", L->fs);
-    snprintf(nm, sizeof nm, "eval-retrain-%s", L->lv);
-    int d[2] = {j_retrain, -1};
-    L->j_ref = add_eval(x, L, nm, rm, d, lab, 0);
-    cJSON_Delete(lab);
-    if (L->j_ref < 0) return -1;
-    snprintf(refdir, sizeof refdir, "%s/eval-retrain-%s", x->dir, L->lv);
-    set_str(L->eval, "eval.reference", refdir);
+    set_str(L->eval, "eval.forget_split", L->efs);
+    set_str(L->eval, "eval.retain_split", L->ers);
+    if (x->source) study_source_eval(x, L, L->eval);
+    cJSON *lab;
+    L->j_ref = -1;
+    if (j_retrain >= 0) {
+        lab = reference_labels(x, "retrain", L->fs);
+        snprintf(nm, sizeof nm, "eval-retrain-%s", L->lv);
+        int d[2] = {j_retrain, -1};
+        L->j_ref = add_eval(x, L, nm, rm, d, lab, 0);
+        cJSON_Delete(lab);
+        if (L->j_ref < 0) return -1;
+        snprintf(refdir, sizeof refdir, "%s/eval-retrain-%s", x->dir, L->lv);
+        set_str(L->eval, "eval.reference", refdir);
+    }
     lab = reference_labels(x, "origin", L->fs);
     snprintf(nm, sizeof nm, "eval-origin-%s", L->lv);
     int d2[2] = {x->j_origin, L->j_ref};
     L->j_eo = add_eval(x, L, nm, "origin", d2, lab, 0);
     cJSON_Delete(lab);
     return L->j_eo < 0 ? -1 : 0;
+}
+
+/* A method's fixed value at level L: a string's "{forget}" becomes the level's forget
+ * split ("unlearn.preset": "tofu-{forget}" -> "tofu-forget05"); a new item, or v itself
+ * when there is nothing to replace. */
+static cJSON *level_value(const cJSON *v, const level *L)
+{
+    const char *p = cJSON_IsString(v) ? strstr(v->valuestring, "{forget}") : NULL;
+    if (!p) return (cJSON *)v;
+    char b[300];
+    snprintf(b, sizeof b, "%.*s%s%s", (int)(p - v->valuestring), v->valuestring, L->fs, p + 8);
+    return cJSON_CreateString(b);
 }
 
 int study_unlearn_config(expansion *x, const level *L, const study_method *m, int k, int seed,
@@ -273,8 +317,11 @@ int study_unlearn_config(expansion *x, const level *L, const study_method *m, in
     int rc = apply(x, *u, m->fixed, m->name);
     for (const cJSON *mo = rc || !m->fixed ? NULL : m->fixed->child; mo; mo = mo->next) {
         const char *dot = strrchr(mo->string, '.');
+        cJSON *v = level_value(mo, L);
+        if (v != mo) set_path(*u, mo->string, v);
         if (cJSON_IsNumber(mo) || cJSON_IsString(mo))
-            cJSON_AddItemToObject(*lab, dot ? dot + 1 : mo->string, cJSON_Duplicate(mo, 1));
+            cJSON_AddItemToObject(*lab, dot ? dot + 1 : mo->string, cJSON_Duplicate(v, 1));
+        if (v != mo) cJSON_Delete(v);
     }
     if (k >= 0) study_set_point(m, k, *u, *lab, NULL);
     snprintf(ck, sizeof ck, "%s/origin/model.h5", x->dir);
@@ -329,7 +376,7 @@ static int add_level(expansion *x, const cJSON *fl)
 {
     level L;
     memset(&L, 0, sizeof L);
-    int rc = level_splits(x, fl, &L);
+    int rc = level_eval_splits(x, fl, &L);
     if (!rc) rc = add_references(x, &L);
     for (int mi = 0; mi < x->nmethods && !rc; mi++) {
         const study_method *m = &x->methods[mi];
@@ -361,7 +408,11 @@ static int check_jobs(const expansion *x)
                                   j->name);
         lethe_config cfg;
         char e2[700];
-        if (j->config_json && strcmp(j->job, "select") && config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
+        /* a select job's config is its spec; convert's and prepare's are their flags */
+        int flags =
+            !strcmp(j->job, "select") || !strcmp(j->job, "convert") || !strcmp(j->job, "prepare");
+        if (j->config_json && !flags &&
+            config_parse(&cfg, j->config_json, j->name, NULL, 0, e2, sizeof e2))
             return lethe_errf(x->err, x->errlen, "study '%s': job '%s': %s", x->path, j->name, e2);
     }
     return 0;
@@ -399,6 +450,7 @@ int study_expand(study *s, const cJSON *root, const char *path, const char *dir,
     }
     if (!rc) rc = check_jobs(x);
     cJSON_Delete(x->base);
+    cJSON_Delete(x->source);
     free(x);
     if (rc) study_free(s);
     return rc;

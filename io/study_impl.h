@@ -39,6 +39,8 @@ typedef struct {
     double tau;
     const char *rule;
     int markov;     /* a markov-chain study: its own forget levels */
+    cJSON *source;  /* a study from a model folder and the TOFU files (study_source.c):
+                     * "source" with its --set source.* overrides; NULL: built-in data */
     cJSON *base;    /* every job's config before its part's overrides */
     char data[700]; /* the synthetic data set */
     int j_synth, j_origin, group;
@@ -48,6 +50,7 @@ typedef struct {
 /* The splits and jobs of one forget level. */
 typedef struct {
     char fs[32], rs[32], ts[40], lv[16]; /* forget / retain / train split, name tag */
+    char efs[48], ers[48];               /* the forget and retain splits evaluated */
     cJSON *eval;                         /* the config every eval of this level shares */
     int j_ref, j_eo;                     /* the retrained and the origin model's evals */
 } level;
@@ -81,6 +84,21 @@ int study_unlearn_config(expansion *x, const level *L, const study_method *m, in
  * index in *j_eval. 0 or -1. */
 int study_add_chain(expansion *x, const level *L, const study_method *m, const char *tag, cJSON *u,
                     const cJSON *lab, int dep, int with_relearn, int *j_eval);
+
+/* study_source.c: a study from a model folder and the TOFU files ("source": model_dir,
+ * tofu_dir, template, seq_len, prepare_args, retrain_dirs). study_source_set: a --set
+ * source.KEY=VALUE (0 or -1); study_source_check: the keys and the parts a source study
+ * excludes (synth, origin, retrain); study_add_source: the prepare job (the data set) and
+ * the convert job that makes the origin model; study_source_level: a TOFU level's splits
+ * ("forget05" -> forget05 / retain95, evaluated on eval/forget05_perturbed and
+ * eval/retain_perturbed) and its evaluation keys; study_source_retrain: the convert job
+ * of the level's retrained model when retrain_dirs names one (*j = -1 when not). */
+int study_source_set(expansion *x, const char *key, const char *value);
+int study_source_check(expansion *x);
+int study_add_source(expansion *x);
+int study_source_level(expansion *x, const cJSON *fl, level *L);
+void study_source_eval(const expansion *x, const level *L, cJSON *eval);
+int study_source_retrain(expansion *x, const level *L, const char *name, int *j);
 
 /* study_protocol.c: a protocol study's method m at level L: its selection phase, its
  * select job and its report phase. 0 or -1. */

@@ -8,6 +8,8 @@
 #ifndef LETHE_JOBS_H
 #define LETHE_JOBS_H
 
+#include <cjson/cJSON.h>
+
 #include "../io/config.h"
 #include "../io/loader.h"
 #include "../model/step.h"
@@ -164,5 +166,17 @@ int job_select(int argc, char **argv);
 int job_prepare(int argc, char **argv);
 int job_convert(int argc, char **argv);
 int job_slurm(int argc, char **argv);
+
+/* A job that takes flags (convert, prepare) started as `lethe JOB job.json` with a
+ * study's {"args": [...], "layout": {...}} file (jobs/job_args.c): argc/argv are the
+ * flags to give the job (the command line itself when argv[0] is no such file). Every
+ * rank calls it; a malformed file ends the job (exit 2). Close frees what open made. */
+typedef struct {
+    int argc, owned;
+    char **argv, **sets;
+    cJSON *json;
+} job_argfile;
+void job_argfile_open(job_argfile *f, const char *job, int argc, char **argv);
+void job_argfile_close(job_argfile *f);
 
 #endif

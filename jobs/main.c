@@ -135,7 +135,10 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 2;
     }
-    int rc = job->run(argc - 2, argv + 2);
+    job_argfile af; /* convert and prepare from a study's job.json (jobs/job_args.c) */
+    job_argfile_open(&af, job->name, argc - 2, argv + 2);
+    int rc = job->run(af.argc, af.argv);
+    job_argfile_close(&af);
     MPI_Finalize();
     return rc;
 }

@@ -20,7 +20,7 @@
     "usage: lethe slurm STUDY.json [--dir DIR] [--partition P] [--account A] [--time T]\n"         \
     "         [--nodes N] [--ntasks-per-node K] [--nodes-list 1,2,4] [--throttle K]\n"             \
     "         [--launcher srun|mpirun] [--signal-seconds S] [--loopback] [--overcommit]\n"         \
-    "         [--serial] [--dry-run] [--rerun-changed]\n"                                          \
+    "         [--serial] [--dry-run] [--rerun-changed] [--set key=value ...]\n"                    \
     "       lethe slurm --job KIND CONFIG.json [--name NAME] [--set key=value ...] [options]"
 
 static void usage(FILE *f)
@@ -55,7 +55,8 @@ static void usage(FILE *f)
             "                       submit it again; without it such a job is refused\n"
             "  --job KIND           submit one job (synth, train, unlearn, eval, relearn, bench)\n"
             "                       of CONFIG.json in DIR/NAME (default NAME: KIND)\n"
-            "  --set key=value      with --job: overrides passed on to the lethe command\n\n"
+            "  --set key=value      with --job: overrides passed on to the lethe command; with a\n"
+            "                       study: as lethe study --set (base config, source.*)\n\n"
             "Writes DIR/<job>/job.json and job.sbatch (arrays: DIR/<group>.sbatch and\n"
             "DIR/<group>.tasks), and appends every submitted id to DIR/slurm_jobs.tsv.\n");
 }
@@ -146,7 +147,6 @@ static int check_opts(const slurm_opts *o, slurm_err *e)
     if (!o->file)
         return slurm_fail(e, 2, "slurm: no %s file given (see lethe slurm --help)",
                           o->job_kind ? "config" : "study");
-    if (o->nsets && !o->job_kind) return slurm_fail(e, 2, "slurm: --set applies to --job only");
     if (o->name && !o->job_kind) return slurm_fail(e, 2, "slurm: --name applies to --job only");
     if (o->nodes && o->ntasks_per_node)
         return slurm_fail(e, 2, "slurm: give --nodes or --ntasks-per-node, not both");

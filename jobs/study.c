@@ -30,7 +30,9 @@ static void study_usage(void)
            "base config for every job (e.g. --set layout.tp=2). A finished job whose config\n"
            "or labels changed since it ran is refused, naming the key; --rerun-changed "
            "moves its folder\n(and those of the finished jobs that depend on it) aside to "
-           "<job>.old-N and runs it again.\nSee jobs/studies/.\n");
+           "<job>.old-N and runs it again.\nA study with \"source\" starts from a Hugging Face "
+           "model folder and the TOFU files:\n--set source.model_dir=DIR --set "
+           "source.tofu_dir=DIR (jobs/studies/tofu-llama.json). See jobs/studies/.\n");
 }
 
 /* 1: parsed, 0: --help, -1: a bad command line (err holds why). */
@@ -133,6 +135,14 @@ static int run_job(const char *job, int argc, char **argv)
     if (!strcmp(job, "relearn")) return job_relearn(argc, argv);
     if (!strcmp(job, "report")) return job_report(argc, argv);
     if (!strcmp(job, "select")) return job_select(argc, argv);
+    if (!strcmp(job, "convert") || !strcmp(job, "prepare")) { /* their flags in job.json */
+        job_argfile af;
+        job_argfile_open(&af, job, argc, argv);
+        int rc =
+            !strcmp(job, "convert") ? job_convert(af.argc, af.argv) : job_prepare(af.argc, af.argv);
+        job_argfile_close(&af);
+        return rc;
+    }
     lethe_fatal("study: unknown job kind '%s'", job);
 }
 

@@ -84,7 +84,7 @@ static int layout_value(const ctx_t *c, const study_job *j, const cJSON *lay, co
     }
     char set[32];
     snprintf(set, sizeof set, "layout.%s=", key);
-    for (int i = 0; i < c->o.nsets; i++)
+    for (int i = 0; !c->is_study && i < c->o.nsets; i++) /* a study's are in its configs */
         if (!strncmp(c->o.sets[i], set, strlen(set))) {
             int n;
             if (slurm_parse_int(c->o.sets[i] + strlen(set), 1, 4096, &n))

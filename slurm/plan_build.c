@@ -209,7 +209,8 @@ static int build_sweep(ctx_t *c, const cJSON *root, const char *path)
     memset(&w, 0, sizeof w);
     w.path = path;
     w.bench = cJSON_GetObjectItemCaseSensitive(root, "bench");
-    int rc = sweep_keys(c, root, path);
+    int rc = c->o.nsets ? slurm_fail(c->err, 2, "slurm: --set applies to --job or a study") : 0;
+    if (!rc) rc = sweep_keys(c, root, path);
     if (!rc) rc = sweep_nodes(c, root, &w);
     if (!rc) rc = sweep_shape(c, root, &w);
     if (rc) return rc;
@@ -270,7 +271,7 @@ static int build_study(ctx_t *c, const char *dir)
                           "\"bench\"), and '%s' is a study",
                           c->o.file);
     char err[1024];
-    if (study_load(&c->s, c->o.file, dir, err, sizeof err))
+    if (study_load_with(&c->s, c->o.file, dir, (char **)c->o.sets, c->o.nsets, err, sizeof err))
         return slurm_fail(c->err, 2, "slurm: %s", err);
     c->is_study = 1;
     return 0;

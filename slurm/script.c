@@ -219,7 +219,9 @@ int sl_write_script(ctx_t *c, unit_t *x, const unsigned long *afterok, size_t n_
         snprintf(cfg, sizeof cfg, "%s/%s/job.json", s->dir, x->name);
         args[nargs++] = cfg;
     }
-    for (int i = 0; i < c->o.nsets; i++) args[nargs++] = "--set", args[nargs++] = c->o.sets[i];
+    /* a study's --set is in each job's job.json already */
+    for (int i = 0; !c->is_study && i < c->o.nsets; i++)
+        args[nargs++] = "--set", args[nargs++] = c->o.sets[i];
     snprintf(jobname, sizeof jobname, "%s:%s", s->name, x->name);
     lethe_sbatch_spec sp;
     memset(&sp, 0, sizeof sp);
