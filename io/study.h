@@ -41,7 +41,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#define STUDY_MAX_JOBS 1024
+#define STUDY_MAX_JOBS 4096
 #define STUDY_MAX_DEPS 64
 #define STUDY_REPORT_DEPS 8 /* the report lists its last 8 evals; the runner runs it last */
 

@@ -316,11 +316,15 @@ int study_unlearn_config(expansion *x, const level *L, const study_method *m, in
     cJSON_AddNumberToObject(*lab, "seed", seed);
     int rc = apply(x, *u, m->fixed, m->name);
     for (const cJSON *mo = rc || !m->fixed ? NULL : m->fixed->child; mo; mo = mo->next) {
-        const char *dot = strrchr(mo->string, '.');
+        const char *dot = strrchr(mo->string, '.'), *name = dot ? dot + 1 : mo->string;
         cJSON *v = level_value(mo, L);
         if (v != mo) set_path(*u, mo->string, v);
-        if (cJSON_IsNumber(mo) || cJSON_IsString(mo))
-            cJSON_AddItemToObject(*lab, dot ? dot + 1 : mo->string, cJSON_Duplicate(v, 1));
+        /* a short name already taken (the method's own "method" when a fixed key sets
+         * unlearn.method, or two fixed keys ending alike) labels by the whole key */
+        if (cJSON_GetObjectItemCaseSensitive(*lab, name)) name = mo->string;
+        if ((cJSON_IsNumber(mo) || cJSON_IsString(mo)) &&
+            !cJSON_GetObjectItemCaseSensitive(*lab, name))
+            cJSON_AddItemToObject(*lab, name, cJSON_Duplicate(v, 1));
         if (v != mo) cJSON_Delete(v);
     }
     if (k >= 0) study_set_point(m, k, *u, *lab, NULL);
@@ -332,8 +336,8 @@ int study_unlearn_config(expansion *x, const level *L, const study_method *m, in
     return rc;
 }
 
-int study_add_chain(expansion *x, const level *L, const study_method *m, const char *tag,
-                    cJSON *u, const cJSON *lab, int dep, int with_relearn, int *j_eval)
+int study_add_chain(expansion *x, const level *L, const study_method *m, const char *tag, cJSON *u,
+                    const cJSON *lab, int dep, int with_relearn, int *j_eval)
 {
     char nm[128], model[128], ck[800];
     snprintf(model, sizeof model, "unlearn-%s-%s-%s", L->lv, m->name, tag);
