@@ -185,7 +185,7 @@ expect_refusal "checkpoint shape mismatch" "other/model.h5" \
 echo "unlearn bad input: $refused/$bad refused cleanly"
 # --help names the methods and the alternate split, each with its text
 help="$("$LETHE_BIN" unlearn --help 2>&1)"
-for want in "undial\\|idknll\\|dpo\\|idkdpo" "data.alternate_split .*<forget_split>_idk; dpo needs one" \
+for want in "undial\\|rmu\\|idknll\\|dpo\\|idkdpo\\|pdu" "data.alternate_split .*<forget_split>_idk; dpo needs one" \
     "unlearn.beta .*(npo, simnpo, dpo, idkdpo)"; do
     grep -Eq -- "$want" <<<"$help" || say_fail "lethe unlearn --help lacks '$want'"
 done
