@@ -2,10 +2,10 @@
 # A rank dies (SIGKILL) at a random step of `lethe train` on 2 ranks under mpirun:
 # every rank process is gone and mpirun has exited non-zero within 30 s of the death
 # (no hang); a run started again in the same folder resumes from the last checkpoint
-# (taking over the dead job's output lock when rank 0 itself was killed; when mpirun
-# ended rank 0 with SIGTERM, rank 0 removed its lock and recorded "terminated", and the
-# new run gives no take-over notice) and ends with weights and AdamW moments bitwise
-# equal to an uninterrupted run.
+# (taking over the dead job's output lock when one was left — rank 0 itself killed, or
+# mpirun's SIGKILL before rank 0's SIGTERM handler ran —, with no take-over notice when
+# that handler removed it) and ends with weights and AdamW moments bitwise equal to an
+# uninterrupted run.
 # Odd trials kill through the fault switch (LETHE_FAULT=kill-after-step:K:R: rank R
 # raises SIGKILL right after step K), even trials from outside (kill -9 of a random
 # rank process once the log shows a random number of steps). The external kills run
@@ -96,14 +96,10 @@ for t in $(seq "$trials"); do
     [ -f "$d/model.h5" ] && { echo "FAIL: $msg: model.h5 exists after the death"; continue; }
     done_steps=$(wc -l <"$d/train_log.jsonl.partial" 2>/dev/null || echo 0)
     # what the dead job left: its lock when its rank 0 ran none of lethe's code (killed
-    # itself), or, when mpirun ended rank 0 with SIGTERM, no lock and "terminated"
+    # itself, or mpirun's SIGKILL came before its SIGTERM handler ran), or none when that
+    # handler removed it (what it records is hostile.ended_early's subject)
     left_lock=0
     [ -e "$d/.lock" ] && left_lock=1
-    if [ $left_lock = 0 ] && ! grep -q '"status":[[:space:]]*"terminated"' "$d/provenance.json"; then
-        echo "FAIL: $msg: no lock left and provenance.json does not say terminated"
-        cat "$d/provenance.json"
-        continue
-    fi
     run "$n" --set output.dir="$d" >"$d.resume.log" 2>&1 ||
         { echo "FAIL: $msg: the resumed run failed"; cat "$d.resume.log"; continue; }
     from=$(grep -o "resuming from .* at step [0-9]*" "$d.resume.log" | grep -o "[0-9]*$")

@@ -19,6 +19,11 @@
 set -u
 n="${1:?usage: ended_early.sh N}"
 : "${MPIRUN:?}" "${LETHE_BIN:?}"
+# mpirun sends SIGKILL 1 s (odls_base_sigkill_timeout) after its SIGTERM; under the
+# sanitizer on a loaded machine rank 0's handler did not always run within that second
+# (the race the README states). Slurm waits KillWait (30 s by default) between the two:
+# the handler gets 10 s here, as under a scheduler.
+export OMPI_MCA_odls_base_sigkill_timeout=10
 src="${LETHE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 export OMPI_MCA_orte_execute_quiet=1
 work="$(mktemp -d "${TMPDIR:-/tmp}/lethe-ended-early.XXXXXX")"
