@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """tests/bench_peer.py — the PyTorch peer of `lethe bench`, and the summary of a run.
 
-    /usr/bin/python3 tests/bench_peer.py peer CONFIG.json [--threads N]
+    /usr/bin/python3 tests/bench_peer.py peer CONFIG.json [--threads N] [--setting TEXT]
     /usr/bin/python3 tests/bench_peer.py summary RESULTS.jsonl
 
 `peer` reads a resolved lethe config (the config.json that `lethe bench` writes into
@@ -13,10 +13,12 @@ vocabulary, backward, gradient clipping and an AdamW step (decay on 2-D tensors)
 It prints one JSON line with the median ms per step, tokens/s and model GFLOP/s
 (counted with lethe's own formula, model_flops_per_token). The caller sets the
 thread environment (bench_peer.sh: OMP_NUM_THREADS, OMP_WAIT_POLICY=PASSIVE and the
-same OPENBLAS_CORETYPE as lethe); --threads also sets torch.set_num_threads.
+same OPENBLAS_CORETYPE as lethe); --threads also sets torch.set_num_threads; --setting
+labels the line (bench_peer.sh --torch-best: "best: ...", the scan's fastest settings).
 
 `summary` reads the JSON lines of both sides, one per round, and prints each round,
-the medians and the ratio lethe / PyTorch of the median tokens/s. A benchmark:
+the medians and the ratio lethe / PyTorch of the median tokens/s (and against the
+"best" PyTorch lines, when there are any). A benchmark:
 nothing here asserts on time.
 """
 import json
@@ -39,7 +41,7 @@ def flops_per_token(m, T):
     return 6.0 * (L * w_layer + V * C) + 3.0 * L * attn
 
 
-def peer(cfg_path, threads):
+def peer(cfg_path, threads, setting="peer"):
     import numpy as np
     import torch
     sys.path.insert(0, HERE)
@@ -118,7 +120,8 @@ def peer(cfg_path, threads):
     ms = statistics.median(times)
     tps = B * T / ms
     gf = tps * flops_per_token(m, T) * 1e-9
-    print(json.dumps({"job": "torch-peer", "torch": torch.__version__, "threads": threads,
+    print(json.dumps({"job": "torch-peer", "setting": setting, "torch": torch.__version__,
+                      "threads": threads,
                       "batch": B, "seq_len": T, "steps": K, "ms_per_step": round(ms * 1e3, 3),
                       "tokens_per_s": round(tps, 1), "model_gflops": round(gf, 2),
                       "loss": round(float(loss), 4)}))
@@ -126,14 +129,17 @@ def peer(cfg_path, threads):
 
 
 def summary(path):
-    rows = {"lethe": [], "torch": []}
+    rows = {"lethe": [], "torch": [], "best": []}
     with open(path) as f:
         for line in f:
             line = line.strip()
             if not line.startswith("{"):
                 continue
             r = json.loads(line)
-            rows["lethe" if r.get("job") == "bench" else "torch"].append(r)
+            if r.get("job") == "bench":
+                rows["lethe"].append(r)
+            else:
+                rows["best" if r.get("setting", "peer").startswith("best") else "torch"].append(r)
     if not rows["lethe"] or not rows["torch"]:
         print(f"bench_peer: {path} holds {len(rows['lethe'])} lethe and {len(rows['torch'])} "
               "PyTorch results; need at least one of each")
@@ -164,16 +170,25 @@ def summary(path):
           f"{med(pt, 'ms_per_step'):.1f} ms/step, {med(pt, 'model_gflops'):.1f} GFLOP/s, "
           f"{pt[0]['threads']} thread(s)")
     print(f"ratio lethe/PyTorch (median tokens/s): {lt_tps / pt_tps:.2f}")
+    bt = rows["best"]
+    if bt:
+        bt_tps = med(bt, "tokens_per_s")
+        print(f"median PyTorch at its best settings ({bt[0]['setting'][6:]}): {bt_tps:.1f} "
+              f"tokens/s, {med(bt, 'ms_per_step'):.1f} ms/step; per round "
+              + " ".join(f"{r['tokens_per_s']:.0f}" for r in bt))
+        print(f"ratio lethe/PyTorch-best (median tokens/s): {lt_tps / bt_tps:.2f}")
     return 0
 
 
 def main():
     a = sys.argv[1:]
     if len(a) >= 2 and a[0] == "peer":
-        threads = 1
+        threads, setting = 1, "peer"
         if "--threads" in a:
             threads = int(a[a.index("--threads") + 1])
-        return peer(a[1], threads)
+        if "--setting" in a:
+            setting = a[a.index("--setting") + 1]
+        return peer(a[1], threads, setting)
     if len(a) == 2 and a[0] == "summary":
         return summary(a[1])
     print(__doc__.split("\n\n")[1])
