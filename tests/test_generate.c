@@ -84,7 +84,7 @@ int main(int argc, char **argv)
     model_init_weights(&m1);
     train(&m1, &g1);
     lethe_generator gen;
-    gen_create(&gen, &m1, T);
+    gen_create(&gen, &m1, T, 1);
     lethe_model mf; /* a forward-only model of batch 1 with the trained weights */
     model_create(&mf, &c, &g1, 1, T, 1);
     memcpy(mf.w.params.data, m1.w.params.data, sizeof(float) * m1.w.params.total);
@@ -134,7 +134,7 @@ int main(int argc, char **argv)
             model_init_weights(&m);
             train(&m, &g);
             lethe_generator gg;
-            gen_create(&gg, &m, T);
+            gen_create(&gg, &m, T, 1);
             for (int i = 0; i < NPROMPT; i++) {
                 int out[NEW];
                 int n = gen_greedy(&gg, p + i * T, plen[i], NEW, -1, out);
