@@ -4,7 +4,7 @@
 #
 #   bash tests/bench_generate.sh [--rounds R] [--batch B] [--prompts N] [--new K]
 #        [--vocab V] [--dim C] [--layers L] [--heads H] [--kv-heads H] [--mlp F]
-#        [--coretype NAME|auto]
+#        [--coretype NAME|auto] [--spin]
 #
 # The model defaults to bench-tiny's (jobs/configs/bench-tiny.json: V 8192, C 256, 4
 # layers, 4 heads, MLP 688), B 8, N 8 prompts of 8..16 tokens, K 64 new tokens each
@@ -18,6 +18,10 @@
 # generated tokens/s of its timed run (after an untimed one). At the end: every round,
 # the medians and the ratios lethe / PyTorch of the median tokens/s, with the CPU
 # model and the load average before and after. Every lethe rank runs one BLAS thread.
+# Waiting: PyTorch's threads sleep when idle (OMP_WAIT_POLICY=PASSIVE, as in
+# bench_peer.sh) and lethe's ranks yield when idle (Open MPI's mpi_yield_when_idle 1,
+# which it sets itself only when oversubscribed): on a shared, loaded machine a rank
+# spinning in an all-reduce takes the core its peer needs. --spin: Open MPI's default.
 # Needs bench_generate (LETHE_GEN_BENCH, else build/tests/bench_generate), a built
 # lethe for bench_lib's checks (LETHE_BIN), mpirun (MPIRUN) and /usr/bin/python3 with
 # PyTorch (LETHE_PYTHON). A benchmark: it asserts nothing on time.
@@ -25,7 +29,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-rounds=5 batch=8 prompts=8 new=64 V=8192 C=256 L=4 NH=4 NKV=4 F=688 coretype=inherit
+rounds=5 batch=8 prompts=8 new=64 V=8192 C=256 L=4 NH=4 NKV=4 F=688 coretype=inherit spin=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -39,7 +43,8 @@ while [ $# -gt 0 ]; do
     --kv-heads) NKV="$2"; shift 2 ;;
     --mlp) F="$2"; shift 2 ;;
     --coretype) coretype="$2"; shift 2 ;;
-    -h | --help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --spin) spin=1; shift ;;
+    -h | --help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_generate.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -55,12 +60,13 @@ bench_work bench_generate.sh
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "bench_generate: V $V C $C L $L heads $NH/$NKV mlp $F, batch $batch, $prompts prompts of" \
     "8..16 tokens, $new new tokens each; $rounds round(s); CPU: $cpu ($(nproc) of $(grep -c ^processor /proc/cpuinfo) cores usable);" \
-    "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}; MPI ranks $([ "$spin" = 1 ] && echo spin || echo yield) when idle; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 tps() { sed -n 's/.*"tokens_per_s": *\([0-9.]*\).*/\1/p' "$1" | tail -1; }
 for r in $(seq 1 "$rounds"); do
     line="round $r:"
     for n in 1 2; do
         bench_mpi_args "$n"
+        [ "$spin" = 1 ] || mpi_args+=(--mca mpi_yield_when_idle 1)
         "$mpirun" "${mpi_args[@]}" "$gen" "${shape[@]}" >"$work/l$n.out"
         OMP_NUM_THREADS=$n "$py" "$here/bench_generate.py" "$n" "${shape[@]}" >"$work/t$n.out"
         a="$(tps "$work/l$n.out")" b="$(tps "$work/t$n.out")"

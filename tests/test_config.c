@@ -379,6 +379,9 @@ static void test_overrides(void)
     parse_expect("{}", e10, 1, "--set 'train.seed=-5': key 'train.seed': expected an integer");
     char *e11[] = {"model.n_heads=3"};
     parse_expect("{}", e11, 1, "model.n_heads = 3 must be a multiple of model.n_kv_heads = 2");
+    char *e13[] = {"eval.gen_batch=0"}, *e14[] = {"eval.gen_batch=1025"};
+    parse_expect("{}", e13, 1, "key 'eval.gen_batch': expected an integer in [1, 1024], got 0");
+    parse_expect("{}", e14, 1, "key 'eval.gen_batch': expected an integer in [1, 1024], got 1025");
     /* The file's own error is not blamed on an override of another key. */
     char *e12[] = {"model.dim=128"};
     parse_expect("{\"model\": {\"n_layers\": 0}}", e12, 1,
