@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     --mlp) F="$2"; shift 2 ;;
     --coretype) coretype="$2"; shift 2 ;;
     --spin) spin=1; shift ;;
-    -h | --help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_generate.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
