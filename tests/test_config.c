@@ -238,7 +238,7 @@ static const char *FULL =
     "  \"eval\": {\"forget_split\": \"forget10\", \"retain_split\": \"retain90\",\n"
     "           \"utility_splits\": \"u\", \"holdout_split\": \"\", \"reference\": \"r/e\",\n"
     "           \"max_rows\": 5, \"batch_size\": 4, \"generate\": false,\n"
-    "           \"max_new_tokens\": 9, \"min_k\": 20},\n"
+    "           \"max_new_tokens\": 9, \"min_k\": 20, \"gen_batch\": 3},\n"
     "  \"relearn\": {\"samples\": 2, \"steps\": 3, \"eval_every\": 1, \"k\": \"1,3\",\n"
     "              \"sweep_samples\": \"1,2\",\n"
     "              \"sweep_lr\": \"1e-4\", \"sweep_seeds\": \"1,2,3\"},\n"
