@@ -239,10 +239,11 @@ static void advance(lethe_generator *g, gen_seq *seq, int rows, int eos)
 void gen_greedy_batch(lethe_generator *g, gen_seq *seq, int n, int eos)
 {
     for (int i = 0; i < n; i++) {
+        seq[i].n = 0;
+        if (seq[i].max_new <= 0) continue; /* done at once (take_rows): its prompt unused */
         if (seq[i].p < 1) lethe_fatal("generation needs a prompt of at least one token");
         if (seq[i].p > g->max_t)
             lethe_fatal("prompt of %d tokens exceeds the cache of %d", seq[i].p, g->max_t);
-        seq[i].n = 0;
     }
     for (int sl = 0; sl < g->batch; sl++) g->seq[sl] = -1;
     int waiting = 0, k, rows, tag = 0;

@@ -50,7 +50,7 @@ void gen_free(lethe_generator *g);
 
 /* Greedy continuations of the n sequences, at most g->batch at a time, each stopping
  * after `eos` (not stored; eos < 0 never stops early), at its max_new or at the cache
- * length. Sets seq[i].n and seq[i].out on every rank of the replica. Collective over
+ * length (a sequence with max_new <= 0 generates nothing and its prompt is not read). Sets seq[i].n and seq[i].out on every rank of the replica. Collective over
  * the replica. */
 void gen_greedy_batch(lethe_generator *g, gen_seq *seq, int n, int eos);
 

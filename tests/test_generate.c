@@ -186,6 +186,19 @@ int main(int argc, char **argv)
             fprintf(stderr, "FAIL: prompt %d: a second one-at-a-time run differs\n", i);
             failures++;
         }
+    { /* a row without a prompt and nothing to generate (eval's rows without a question) */
+        lethe_generator g2;
+        gen_create(&g2, &m1, T, 2);
+        int out[NEW];
+        gen_seq z[2] = {{NULL, 0, 0, NULL, 7}, {p, plen[0], NEW, out, -1}};
+        gen_greedy_batch(&g2, z, 2, -1);
+        if (z[0].n != 0 || z[1].n != nref[0] || memcmp(out, ref[0], sizeof(int) * nref[0])) {
+            fprintf(stderr, "FAIL: an empty row beside prompt 0: %d and %d tokens\n", z[0].n,
+                    z[1].n);
+            failures++;
+        }
+        gen_free(&g2);
+    }
     if (early < 2) { /* the eos and the cache end must each stop some sequence */
         fprintf(stderr, "FAIL: only %d sequences stopped before their max_new\n", early);
         failures++;
