@@ -91,6 +91,7 @@ typedef struct {
     int generate;             /* greedy generations for ROUGE */
     int max_new_tokens;       /* 0: up to the row length */
     float min_k;              /* Min-K% membership score, percent */
+    int gen_batch;            /* sequences generated at once per replica */
 } lethe_eval_config;
 
 typedef struct {

@@ -188,6 +188,9 @@ const key_def SCHEMA[] = {
     K_INT("eval.max_new_tokens", eval.max_new_tokens, 0, 0, M20,
           "generated tokens per row (0: up to the row length)"),
     K_FLT("eval.min_k", eval.min_k, 40, 0, OPEN, 100, CLOSED, "Min-K% score percentage"),
+    K_INT("eval.gen_batch", eval.gen_batch, 8, 1, 1024,
+          "greedy generations run at once per replica, one row each of every product (at most "
+          "eval.batch_size / dp is used; the tokens do not depend on it)"),
 
     K_INT("relearn.samples", relearn.samples, 8, 1, G9, "forget samples the attack trains on"),
     K_INT("relearn.steps", relearn.steps, 20, 1, G9, "attack fine-tuning steps"),

@@ -397,7 +397,7 @@ int job_eval(int argc, char **argv)
     tokenizer *tk = NULL;
     if (tokenizer_load(&tk, c->data.path, err, sizeof err)) tk = NULL; /* ROUGE on ids then */
     lethe_generator gen;
-    gen_create(&gen, &S.model, T);
+    gen_create(&gen, &S.model, T, eval_gen_batch(&S));
     double t0 = MPI_Wtime();
     split_eval ev[MAX_SPLITS];
     for (int i = 0; i < P.n; i++) {

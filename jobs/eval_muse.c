@@ -212,7 +212,7 @@ void eval_muse(lethe_session *S)
     tokenizer *tk = NULL;
     if (tokenizer_load(&tk, S->cfg.data.path, err, sizeof err)) tk = NULL; /* ROUGE on ids */
     lethe_generator gen;
-    gen_create(&gen, &S->model, T);
+    gen_create(&gen, &S->model, T, eval_gen_batch(S));
     double t0 = MPI_Wtime();
     split_eval ev[MV_N];
     memset(ev, 0, sizeof ev);

@@ -43,6 +43,9 @@ enum { EVAL_GENERATE = 1, EVAL_MUSE_STOP = 2, EVAL_MUSE_MINK = 4, EVAL_MUSE_VERB
 void eval_split(lethe_session *S, lethe_generator *gen, const void *tok, const char *split,
                 int max_rows, int flags, split_eval *out);
 void split_eval_free(split_eval *e);
+/* The generator's batch for eval_split: eval.gen_batch, at most the rows a replica
+ * evaluates at once (eval.batch_size / dp). */
+int eval_gen_batch(const lethe_session *S);
 
 /* Aggregates of a split (DESIGN §6). role: 0 forget, 1 retain, 2 utility, 3 other. */
 typedef struct {

@@ -478,7 +478,7 @@ int job_relearn(int argc, char **argv)
     session_output(&S);
     if (S.grid.rank == 0 && c->eval.reference[0]) J->ref_tr = reference_truth_ratios(c, &J->nref);
     if (tokenizer_load(&J->tk, c->data.path, err, sizeof err)) J->tk = NULL;
-    gen_create(&J->gen, &S.model, T);
+    gen_create(&J->gen, &S.model, T, eval_gen_batch(&S));
     int Br = cap / S.grid.dp;
     J->b = (lethe_batch){Br, T, lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"),
                          lethe_malloc(sizeof(int) * (size_t)Br * T, "batch"), NULL, NULL};

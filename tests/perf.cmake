@@ -39,3 +39,16 @@ lethe_test(NAME perf.bench_stream_smoke
 set_tests_properties(perf.bench_stream_smoke PROPERTIES
   FAIL_REGULAR_EXPRESSION "FAILED \\(exit" PASS_REGULAR_EXPRESSION
   "train, no read-ahead\nlethe train: data stream: [0-9.]+ s waiting for batches in 4 steps, [0-9]+\\.[0-9][0-9]% of step time.*no read-ahead: prefetch is off.*lethe unlearn: data stream: [0-9.]+ s waiting for batches in 4 steps, [0-9]+\\.[0-9][0-9]% of step time \\(rank [01], the most\\); the next batch is read ahead in a thread")
+
+# The batched-generation benchmark (tests/bench_generate.sh: lethe's gen_greedy_batch at
+# 1 rank and tp 2 against a PyTorch KV-cache peer), smoke-run on a very small model: one
+# round must print both ratios (no timing is asserted). Needs PyTorch like the parity tests.
+lethe_test_exe(bench_generate bench_generate.c)
+lethe_test(NAME perf.bench_generate_smoke
+  COMMAND env LETHE_GEN_BENCH=$<TARGET_FILE:bench_generate>
+          bash ${CMAKE_CURRENT_SOURCE_DIR}/bench_generate.sh --rounds 1 --vocab 512 --dim 64
+          --layers 2 --heads 2 --kv-heads 2 --mlp 128 --batch 4 --prompts 4 --new 8
+  TIMEOUT 180 LABELS slow)
+set_tests_properties(perf.bench_generate_smoke PROPERTIES
+  FAIL_REGULAR_EXPRESSION "FAILED \\(exit" PASS_REGULAR_EXPRESSION
+  "ratio lethe/PyTorch, 1 rank vs 1 thread: [0-9]+\\.[0-9]+.*ratio lethe/PyTorch, tp 2 vs 2 threads: [0-9]+\\.[0-9]+")

@@ -238,7 +238,7 @@ static const char *FULL =
     "  \"eval\": {\"forget_split\": \"forget10\", \"retain_split\": \"retain90\",\n"
     "           \"utility_splits\": \"u\", \"holdout_split\": \"\", \"reference\": \"r/e\",\n"
     "           \"max_rows\": 5, \"batch_size\": 4, \"generate\": false,\n"
-    "           \"max_new_tokens\": 9, \"min_k\": 20},\n"
+    "           \"max_new_tokens\": 9, \"min_k\": 20, \"gen_batch\": 3},\n"
     "  \"relearn\": {\"samples\": 2, \"steps\": 3, \"eval_every\": 1, \"k\": \"1,3\",\n"
     "              \"sweep_samples\": \"1,2\",\n"
     "              \"sweep_lr\": \"1e-4\", \"sweep_seeds\": \"1,2,3\"},\n"
@@ -379,6 +379,9 @@ static void test_overrides(void)
     parse_expect("{}", e10, 1, "--set 'train.seed=-5': key 'train.seed': expected an integer");
     char *e11[] = {"model.n_heads=3"};
     parse_expect("{}", e11, 1, "model.n_heads = 3 must be a multiple of model.n_kv_heads = 2");
+    char *e13[] = {"eval.gen_batch=0"}, *e14[] = {"eval.gen_batch=1025"};
+    parse_expect("{}", e13, 1, "key 'eval.gen_batch': expected an integer in [1, 1024], got 0");
+    parse_expect("{}", e14, 1, "key 'eval.gen_batch': expected an integer in [1, 1024], got 1025");
     /* The file's own error is not blamed on an override of another key. */
     char *e12[] = {"model.dim=128"};
     parse_expect("{\"model\": {\"n_layers\": 0}}", e12, 1,

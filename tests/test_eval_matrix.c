@@ -11,7 +11,9 @@
  * world loads the same checkpoint and runs the evaluation code of `lethe eval`
  * (eval_split, eval_aggregate, eval_truth_ratios) over a forget split (candidates,
  * generations), a utility split (candidates, generations) and the holdout (no
- * generations). Asserted against the reference, per sample:
+ * generations). The reference generates one row at a time (eval.gen_batch 1), once
+ * more at eval.gen_batch 8 (compared as a layout) and every layout at 8 (capped at
+ * the replica's rows). Asserted against the reference, per sample:
  *   - probability exp(-NLL) to 1e-6 relative (the issue's bound);
  *   - token-mean NLL of the answer, the paraphrase and each perturbed answer, the
  *     Min-K% score and the truth ratio to 1e-6 relative;
@@ -102,7 +104,7 @@ static void open_session(lethe_session *S, MPI_Comm comm, const test_layout *L, 
 static void eval_all(lethe_session *S, const tokenizer *tk, int T, split_eval *ev)
 {
     lethe_generator gen;
-    gen_create(&gen, &S->model, T);
+    gen_create(&gen, &S->model, T, eval_gen_batch(S));
     for (int s = 0; s < NSPLIT; s++) eval_split(S, &gen, tk, SPLIT[s], 0, GEN[s], &ev[s]);
     gen_free(&gen);
 }
@@ -334,9 +336,19 @@ int main(int argc, char **argv)
         test_layout one = {1, 1, 1};
         open_session(&S, MPI_COMM_SELF, &one, 1, &mc, data, T);
         train_reference(&S, T, ckpt);
+        S.cfg.eval.gen_batch = 1; /* the reference generates one row at a time */
         eval_all(&S, tk, T, ref);
         printf("one rank: %lld + %lld + %lld rows evaluated (%.1f s)\n", (long long)ref[0].n,
                (long long)ref[1].n, (long long)ref[2].n, MPI_Wtime() - t0);
+        /* eval.gen_batch 8 (the default, as in every layout below): the same outputs */
+        split_eval b8[NSPLIT];
+        S.cfg.eval.gen_batch = 8;
+        eval_all(&S, tk, T, b8);
+        worst w = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int s = 0; s < NSPLIT; s++) compare("one rank, gen_batch 8", &b8[s], &ref[s], ROLE[s], &w);
+        printf("one rank, eval.gen_batch 8 vs 1: prob %.2g  aggregates %.2g  generations %d/%d "
+               "identical\n", w.prob, w.agg, w.gens_same, w.gens);
+        for (int s = 0; s < NSPLIT; s++) split_eval_free(&b8[s]);
         session_close(&S);
         for (int s = 0; s < NSPLIT; s++) check_definitions(&ref[s], ROLE[s]);
         check(ref[0].n == 12 && ref[0].has_cand && ref[1].has_cand && ref[2].n == 8, "reference",

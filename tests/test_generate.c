@@ -6,7 +6,14 @@
  * 1. at one rank, the cached generation equals the argmax of a full forward pass
  *    over the growing prefix, token by token (the cache is exact);
  * 2. under every layout dp x pp x tp of the world that the model admits, every
- *    replica generates the same tokens as one rank, for 6 prompts. */
+ *    replica generates the same tokens as one rank, for 6 prompts;
+ * 3. batched generation (gen_greedy_batch: ragged prompts of 1..5 tokens, one B-row
+ *    product per layer per step, finished slots refilled) gives exactly the tokens of
+ *    one-at-a-time generation in three cases — no eos and 14 new tokens; an eos that
+ *    the sequences meet and a max_new of 14 - i % 4 per sequence; a cache of 12
+ *    positions that ends the longer prompts' generations — at one rank with 4 and 8
+ *    slots (fewer and more than the prompts) and under every layout with 4 slots,
+ *    the dp replicas taking different prompts (replica d: prompts d, d + dp, ...). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +64,52 @@ static void train(lethe_model *m, const lethe_grid *g)
     free(b.targets);
 }
 
+/* The cases of check 3: the cache length, eos, and max_new of prompt i. */
+typedef struct {
+    int max_t, eos, less; /* max_new = NEW - i % less (less 0: NEW) */
+} gen_case;
+#define NCASE 3
+
+static int max_new_of(const gen_case *c, int i) { return c->less ? NEW - i % c->less : NEW; }
+
+/* One-at-a-time generations of case c (gen_greedy) into want / nwant. */
+static void one_at_a_time(lethe_model *m, const gen_case *c, const int *p, const int *plen,
+                          int want[][NEW], int *nwant)
+{
+    lethe_generator g;
+    gen_create(&g, m, c->max_t, 1);
+    for (int i = 0; i < NPROMPT; i++)
+        nwant[i] = gen_greedy(&g, p + i * T, plen[i], max_new_of(c, i), c->eos, want[i]);
+    gen_free(&g);
+}
+
+/* Batched generation of case c with `batch` slots over prompts first, first + stride,
+ * ... against want / nwant; returns the failures. */
+static int batched_equal(lethe_model *m, const gen_case *c, int batch, int first, int stride,
+                         const int *p, const int *plen, int want[][NEW], const int *nwant,
+                         const char *label)
+{
+    lethe_generator g;
+    gen_create(&g, m, c->max_t, batch);
+    gen_seq seq[NPROMPT];
+    int out[NPROMPT][NEW], idx[NPROMPT], n = 0, bad = 0;
+    for (int i = first; i < NPROMPT; i += stride, n++) {
+        idx[n] = i;
+        seq[n] = (gen_seq){p + i * T, plen[i], max_new_of(c, i), out[n], -1};
+    }
+    gen_greedy_batch(&g, seq, n, c->eos);
+    for (int j = 0; j < n; j++) {
+        int i = idx[j];
+        if (seq[j].n == nwant[i] && !memcmp(out[j], want[i], sizeof(int) * nwant[i])) continue;
+        fprintf(stderr, "FAIL: %s, %d slots, cache %d, eos %d: prompt %d: %d batched tokens "
+                "differ from %d one at a time\n", label, batch, c->max_t, c->eos, i, seq[j].n,
+                nwant[i]);
+        bad++;
+    }
+    gen_free(&g);
+    return bad;
+}
+
 static void prompts(int *p, int *plen)
 {
     synth_stream src = {3, 61, 2, 1, T};
@@ -84,7 +137,7 @@ int main(int argc, char **argv)
     model_init_weights(&m1);
     train(&m1, &g1);
     lethe_generator gen;
-    gen_create(&gen, &m1, T);
+    gen_create(&gen, &m1, T, 1);
     lethe_model mf; /* a forward-only model of batch 1 with the trained weights */
     model_create(&mf, &c, &g1, 1, T, 1);
     memcpy(mf.w.params.data, m1.w.params.data, sizeof(float) * m1.w.params.total);
@@ -117,6 +170,39 @@ int main(int argc, char **argv)
         }
     }
     gen_free(&gen);
+    /* check 3 at one rank: eos is a token prompt 0 meets at its fifth */
+    gen_case cases[NCASE] = {{T, -1, 0}, {T, ref[0][4], 4}, {12, -1, 0}};
+    static int want[NCASE][NPROMPT][NEW];
+    int nwant[NCASE][NPROMPT], early = 0, batched = 0;
+    for (int c = 0; c < NCASE; c++) {
+        one_at_a_time(&m1, &cases[c], p, plen, want[c], nwant[c]);
+        for (int i = 0; i < NPROMPT; i++) early += c > 0 && nwant[c][i] < max_new_of(&cases[c], i);
+        for (int b = 4; b <= 8; b += 4, batched += NPROMPT)
+            failures += batched_equal(&m1, &cases[c], b, 0, 1, p, plen, want[c], nwant[c],
+                                      "one rank");
+    }
+    for (int i = 0; i < NPROMPT; i++)
+        if (nwant[0][i] != nref[i] || memcmp(want[0][i], ref[i], sizeof(int) * nref[i])) {
+            fprintf(stderr, "FAIL: prompt %d: a second one-at-a-time run differs\n", i);
+            failures++;
+        }
+    { /* a row without a prompt and nothing to generate (eval's rows without a question) */
+        lethe_generator g2;
+        gen_create(&g2, &m1, T, 2);
+        int out[NEW];
+        gen_seq z[2] = {{NULL, 0, 0, NULL, 7}, {p, plen[0], NEW, out, -1}};
+        gen_greedy_batch(&g2, z, 2, -1);
+        if (z[0].n != 0 || z[1].n != nref[0] || memcmp(out, ref[0], sizeof(int) * nref[0])) {
+            fprintf(stderr, "FAIL: an empty row beside prompt 0: %d and %d tokens\n", z[0].n,
+                    z[1].n);
+            failures++;
+        }
+        gen_free(&g2);
+    }
+    if (early < 2) { /* the eos and the cache end must each stop some sequence */
+        fprintf(stderr, "FAIL: only %d sequences stopped before their max_new\n", early);
+        failures++;
+    }
     model_free(&mf);
     model_free(&m1);
     grid_free(&g1);
@@ -134,7 +220,7 @@ int main(int argc, char **argv)
             model_init_weights(&m);
             train(&m, &g);
             lethe_generator gg;
-            gen_create(&gg, &m, T);
+            gen_create(&gg, &m, T, 1);
             for (int i = 0; i < NPROMPT; i++) {
                 int out[NEW];
                 int n = gen_greedy(&gg, p + i * T, plen[i], NEW, -1, out);
@@ -145,6 +231,11 @@ int main(int argc, char **argv)
                 }
             }
             gen_free(&gg);
+            char lay[64];
+            snprintf(lay, sizeof lay, "dp%d pp%d tp%d rank %d", dp, pp, tp, rank);
+            for (int c = 0; c < NCASE; c++, batched += (NPROMPT + dp - 1 - g.dp_rank) / dp)
+                failures += batched_equal(&m, &cases[c], 4, g.dp_rank, dp, p, plen, want[c],
+                                          nwant[c], lay);
             model_free(&m);
             grid_free(&g);
             layouts++;
@@ -154,8 +245,9 @@ int main(int argc, char **argv)
         printf("prompt 0 continues with:");
         for (int k = 0; k < nref[0]; k++) printf(" %d", ref[0][k]);
         printf("\n%d ranks: cache == full forward on %d tokens; %d layouts x %d prompts equal to "
-               "one rank; %d failures\n",
-               size, cache_checked, layouts, NPROMPT, failures);
+               "one rank; %d batched generations (rank 0's) equal to one at a time, %d stopped "
+               "early; %d failures\n",
+               size, cache_checked, layouts, NPROMPT, batched, early, failures);
     }
     MPI_Finalize();
     return failures ? 1 : 0;
