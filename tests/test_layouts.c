@@ -10,8 +10,10 @@
  * everything; the same layout run twice gives bitwise identical weights. Layouts the model refuses
  * are checked to be refused with a message naming the numbers. The one-rank reference is computed
  * by every rank on MPI_COMM_SELF, so the verdict does not depend on N. The same holds for the
- * unlearning objectives (SimNPO with a margin, NPO with a reference), whose per-sequence weights
- * ride through micro-batches and replicas.
+ * unlearning objectives (test_layouts_unlearn.c: every method; the pair methods IdkNLL, DPO
+ * and IdkDPO on a pair batch of 8 questions, so dp 4 and dp 8 hold whole pairs and retain
+ * rows), whose per-sequence weights ride through micro-batches and replicas, and for RMU,
+ * WAGLE's scores and a WAGLE-masked gradient and AdamW step (test_layouts_extra.c).
  *
  * Tolerance: errors are max|a - b| / max|b| over each tensor. fp32 sums in a
  * different order (tp splits the inner products, dp and micro-batches split the
@@ -193,7 +195,44 @@ typedef struct {
     run_result r0, r;
     float *ugrad[N_UOBJ]; /* one-rank gradients of the unlearning objectives */
     double uloss[N_UOBJ];
+    float *xgrad[N_XOBJ]; /* and of RMU and WAGLE (test_layouts_extra.c) */
+    double xloss[N_XOBJ];
 } reference;
+
+/* Gathers um's gradient of every tensor of rt (those extra_compared for x >= 0) and
+ * checks it against refg (one rank, rt's offsets) to TOL; returns the worst error. The
+ * WAGLE step leaves the weights after it there: Adam's first update is g / (|g| + eps),
+ * so an element whose gradient is near eps moves by a visibly different fraction of lr
+ * under another summation order (seen: 1.3e-3 of the largest change, tp 2) and the
+ * change itself holds an ulp of the weight (1.5e-5 of it); compared in the L2 norm, a
+ * weight updated against the mask or left out of it (lr 1e-3 on one element) still
+ * shows as >= 1.7e-4 (the embedding, 101 x 32 at std 0.1). */
+static double compare_grads(const lethe_model *um, const lethe_grid *g, const lethe_params *rt,
+                            const float *refg, const char *what, const char *obj, int x,
+                            int world_rank)
+{
+    double worst = 0;
+    for (int i = 0; i < rt->n; i++) {
+        const lethe_param *p = &rt->p[i];
+        if (x >= 0 && !extra_compared(&um->shape.cfg, x, p->name)) continue;
+        size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
+        float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
+        params_gather(&um->w.params, g->world, g->dp_rank, p->name, 1, p->gshape[0],
+                      p->gshape[1], glob, 0);
+        if (world_rank == 0) {
+            /* the weights after a step: in the L2 norm, as the 10-step weights below */
+            double e = x == N_XOBJ - 1 ? relerr_l2(glob, refg + p->off, n)
+                                       : relerr(glob, refg + p->off, n);
+            if (e > worst) worst = e;
+            char nm[400];
+            snprintf(nm, sizeof nm, "%s: %s %s %s", what, obj,
+                     x == N_XOBJ - 1 ? "weights" : "gradient", p->name);
+            check(e <= TOL, "%s: relative error %.3g", nm, e);
+        }
+        free(glob);
+    }
+    return worst;
+}
 
 static void compare_layout(const model_case *mc, reference *ref, int dp, int pp, int tp, int M,
                            int world_rank)
@@ -245,43 +284,60 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
         double e = fabs(loss - ref->r0.loss0) / fabs(ref->r0.loss0);
         check(e <= TOL, "%s: loss relative error %.3g", what, e);
     }
-    /* the unlearning objectives give the same loss and gradients under this layout */
+    /* the unlearning objectives give the same loss and gradients under this layout; the
+     * pair methods on a model of the pair batch's rows (PAIR_B / dp per replica) */
     double worst_u = 0;
-    lethe_batch pb = {Br,
+    int Bp = PAIR_B / dp, pairs = Bp % M == 0;
+    lethe_batch pb = {Bp,
                       mc->T,
-                      malloc(sizeof(int) * (size_t)Br * mc->T),
-                      malloc(sizeof(int) * (size_t)Br * mc->T),
+                      malloc(sizeof(int) * (size_t)Bp * mc->T),
+                      malloc(sizeof(int) * (size_t)Bp * mc->T),
                       NULL,
                       NULL};
-    if (Br >= 4) pair_batch(&src, g.dp_rank, dp, &pb);
+    lethe_model mp;
+    if (pairs) {
+        model_create(&mp, &mc->cfg, &g, Bp / M, mc->T, M);
+        model_init_weights(&mp);
+        pair_batch(&src, g.dp_rank, dp, &pb);
+    }
     for (int u = 0; u < N_UOBJ; u++) {
         double uscale;
-        if (u >= UOBJ_PAIRS && Br < 4) continue; /* dp 4, 8: no pair + retain rows fit */
-        double ul = unlearn_grads(&m, &g, u >= UOBJ_PAIRS ? &pb : &b, u, &uscale);
-        for (int i = 0; i < rt->n; i++) {
-            const lethe_param *p = &rt->p[i];
-            size_t n = (size_t)(p->gshape[0] * p->gshape[1]);
-            float *glob = world_rank == 0 ? calloc(n, sizeof(float)) : NULL;
-            params_gather(&m.w.params, g.world, g.dp_rank, p->name, 1, p->gshape[0], p->gshape[1],
-                          glob, 0);
-            if (world_rank == 0) {
-                double e = relerr(glob, ref->ugrad[u] + p->off, n);
-                if (e > worst_u) worst_u = e;
-                char nm[400];
-                snprintf(nm, sizeof nm, "%s: %s gradient %s", what, UOBJ_NAME[u], p->name);
-                check(e <= TOL, "%s: relative error %.3g", nm, e);
-            }
-            free(glob);
-        }
+        if (u >= UOBJ_PAIRS && !pairs) continue; /* never within 8 ranks: M | PAIR_B / dp */
+        lethe_model *um = u >= UOBJ_PAIRS ? &mp : &m;
+        double ul = unlearn_grads(um, &g, u >= UOBJ_PAIRS ? &pb : &b, u, &uscale);
+        worst_u = fmax(worst_u, compare_grads(um, &g, rt, ref->ugrad[u], what, UOBJ_NAME[u], -1,
+                                              world_rank));
         if (world_rank == 0) {
             double e = fabs(ul - ref->uloss[u]) / uscale;
             if (e > worst_u) worst_u = e;
             check(e <= TOL, "%s: unlearning loss relative error %.3g", UOBJ_NAME[u], e);
         }
     }
+    /* RMU, WAGLE's scores, a WAGLE-masked gradient and step (test_layouts_extra.c) */
+    double worst_x = 0;
+    for (int x = 0; x < N_XOBJ; x++) {
+        double xscale;
+        long bad;
+        double xl = extra_grads(&m, &g, &b, x, &xscale, &bad);
+        worst_x =
+            fmax(worst_x, compare_grads(&m, &g, rt, ref->xgrad[x], what, XOBJ_NAME[x], x, world_rank));
+        if (world_rank == 0) {
+            double e = fabs(xl - ref->xloss[x]) / xscale;
+            if (e > worst_x) worst_x = e;
+            check(e <= TOL, "%s: loss relative error %.3g", XOBJ_NAME[x], e);
+            if (x == N_XOBJ - 1)
+                check(bad == 0, "%s: weights outside the WAGLE mask changed by the step: %.0f",
+                      what, (double)bad);
+        }
+    }
     if (world_rank == 0)
-        printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu/undial%s loss and gradients %.3g\n",
-               what, Br >= 4 ? "/idknll/dpo" : "", worst_u);
+        printf("%-28s rmu/wagle scores/wagle-masked graddiff gradient and step %.3g\n", what,
+               worst_x);
+    if (world_rank == 0)
+        printf("%-28s ga/graddiff/npo/simnpo/kl/wga/satimp/ceu/undial/pdu%s loss and gradients "
+               "%.3g\n",
+               what, pairs ? "/idknll/dpo/idkdpo" : "", worst_u);
+    if (pairs) model_free(&mp);
     free(pb.tokens);
     free(pb.targets);
     model_free(&m);
@@ -434,17 +490,31 @@ int main(int argc, char **argv)
                               NULL};
             synth_stream_batch(&src, 0, 0, mc->B, mc->T, bt.tokens, bt.targets);
             double uscale;
-            lethe_batch pb = {mc->B,
+            lethe_batch pb = {PAIR_B,
                               mc->T,
-                              malloc(sizeof(int) * mc->B * mc->T),
-                              malloc(sizeof(int) * mc->B * mc->T),
+                              malloc(sizeof(int) * PAIR_B * mc->T),
+                              malloc(sizeof(int) * PAIR_B * mc->T),
                               NULL,
                               NULL};
             pair_batch(&src, 0, 1, &pb);
+            lethe_model mp; /* the pair methods': PAIR_B rows */
+            model_create(&mp, &mc->cfg, &ref.g, PAIR_B, mc->T, 1);
+            model_init_weights(&mp);
             for (int u = 0; u < N_UOBJ; u++) {
-                ref.uloss[u] = unlearn_grads(m, &ref.g, u >= UOBJ_PAIRS ? &pb : &bt, u, &uscale);
-                ref.ugrad[u] = malloc(sizeof(float) * m->w.params.total);
-                memcpy(ref.ugrad[u], m->w.params.grad, sizeof(float) * m->w.params.total);
+                lethe_model *um = u >= UOBJ_PAIRS ? &mp : m;
+                ref.uloss[u] = unlearn_grads(um, &ref.g, u >= UOBJ_PAIRS ? &pb : &bt, u, &uscale);
+                ref.ugrad[u] = malloc(sizeof(float) * um->w.params.total);
+                memcpy(ref.ugrad[u], um->w.params.grad, sizeof(float) * um->w.params.total);
+            }
+            model_free(&mp);
+            for (int x = 0; x < N_XOBJ; x++) {
+                long bad;
+                ref.xloss[x] = extra_grads(m, &ref.g, &bt, x, &uscale, &bad);
+                ref.xgrad[x] = malloc(sizeof(float) * m->w.params.total);
+                memcpy(ref.xgrad[x], m->w.params.grad, sizeof(float) * m->w.params.total);
+                if (rank == 0 && x == N_XOBJ - 1)
+                    check(bad == 0, "%s one rank: %.0f weights outside the WAGLE mask changed",
+                          mc->name, (double)bad);
             }
             nll_objective_ctx ctx = {1.0 / model_count_targets(m, &bt)};
             lethe_objective obj = {nll_objective_seq, &ctx, NULL};
@@ -486,6 +556,7 @@ int main(int argc, char **argv)
         model_free(&ref.m0);
         model_free(&ref.m);
         for (int u = 0; u < N_UOBJ; u++) free(ref.ugrad[u]);
+        for (int x = 0; x < N_XOBJ; x++) free(ref.xgrad[x]);
         grid_free(&ref.g);
     }
     /* refusals the model must make regardless of the rank count */

@@ -33,7 +33,7 @@ double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, 
         int gi = g->dp_rank * B + i, q = i % (np ? np : 1);
         is_forget[i] =
             np ? i < 2 * np : gi % 2 == 0; /* pairs: y_l content g np + q, y_w 2 + that */
-        s_ref[i] = -0.75 * (np ? (i < np ? 0 : 2) + g->dp_rank * np + q + 1 : gi + 1);
+        s_ref[i] = -0.75 * (np ? (i < np ? 0 : PAIR_Q) + g->dp_rank * np + q + 1 : gi + 1);
         for (int t = 0; t < b->T && (!np || i >= np); t++) /* y_l rows count in neither */
             *(is_forget[i] ? &ft : &rt) += b->targets[i * b->T + t] >= 0;
     }
@@ -82,7 +82,8 @@ double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, 
     }
     static const lethe_method M[N_UOBJ] = {METHOD_SIMNPO,   METHOD_NPO, METHOD_SIMNPO, METHOD_GA,
                                            METHOD_GRADDIFF, METHOD_WGA, METHOD_SATIMP, METHOD_CEU,
-                                           METHOD_UNDIAL,   METHOD_PDU, METHOD_IDKNLL, METHOD_DPO};
+                                           METHOD_UNDIAL,   METHOD_PDU, METHOD_IDKNLL, METHOD_DPO,
+                                           METHOD_IDKDPO};
     unlearn_ctx ctx = {.method = M[which],
                        .beta = which == 1 ? 2.0 : 2.5,
                        .gamma = which == 0 ? 0.5 : 0.0,
@@ -96,10 +97,11 @@ double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, 
                        .forget_tokens = ft,
                        .beta2 = 1.0,
                        .lambda = 0.7};
-    if (np) { /* 2 questions over the replicas, then retain rows; dpo at open-unlearning's beta */
+    if (np) { /* PAIR_Q questions over the replicas, then retain rows; dpo at open-unlearning's
+                 beta, idkdpo at 0.5 */
         ctx.n_pairs = np;
-        ctx.n_forget = 2;
-        ctx.beta = 0.1;
+        ctx.n_forget = PAIR_Q;
+        ctx.beta = M[which] == METHOD_IDKDPO ? 0.5 : 0.1;
         pairs_forward(m, b, 2 * np, pair_s, pair_n);
         ctx.pair_s = pair_s;
     }
@@ -138,20 +140,23 @@ const char *const UOBJ_NAME[N_UOBJ] = {"simnpo(gamma 0.5)",
                                        "undial",
                                        "pdu",
                                        "idknll",
-                                       "dpo"};
+                                       "dpo",
+                                       "idkdpo"};
 
-/* The pair methods' batch of replica dp_rank of dp: 2 questions, y_l the stream's rows
- * 0-1, y_w rows 2-3, retain rows 4-7; the replica holds questions [dp_rank np, +np) as
- * rows [0, np) y_l and [np, 2 np) y_w, then its retain rows, as the unlearn job lays
- * them (np = 2 / dp: dp <= 2). Without retain rows (a batch of pairs alone), tp 2
- * differs from one rank by 1.8e-5 on layer 0's q_proj gradient: so does GA weighting
- * every row of the same batch, the same fp32 sensitivity, not the pair code. */
+/* The pair methods' batch of replica dp_rank of dp: PAIR_Q questions, y_l the stream's
+ * rows [0, PAIR_Q), y_w rows [PAIR_Q, 2 PAIR_Q), retain rows [2 PAIR_Q, PAIR_B); the
+ * replica holds questions [dp_rank np, +np) as rows [0, np) y_l and [np, 2 np) y_w, then
+ * its retain rows, as the unlearn job lays them (np = PAIR_Q / dp, so dp 8 holds one pair
+ * and two retain rows). Without retain rows (a batch of pairs alone), tp 2 differs from
+ * one rank by 1.8e-5 on layer 0's q_proj gradient: so does GA weighting every row of the
+ * same batch, the same fp32 sensitivity, not the pair code. */
 void pair_batch(synth_stream *src, int dp_rank, int dp, lethe_batch *pb)
 {
-    int np = 2 / dp, nr = 4 / dp;
+    int np = PAIR_Q / dp, nr = (PAIR_B - 2 * PAIR_Q) / dp;
     for (int i = 0; i < 2 * np + nr; i++)
-        synth_stream_batch(
-            src, 0,
-            i < 2 * np ? (i < np ? 0 : 2) + dp_rank * np + i % np : 4 + dp_rank * nr + i - 2 * np,
-            1, pb->T, pb->tokens + (size_t)i * pb->T, pb->targets + (size_t)i * pb->T);
+        synth_stream_batch(src, 0,
+                           i < 2 * np ? (i < np ? 0 : PAIR_Q) + dp_rank * np + i % np
+                                      : 2 * PAIR_Q + dp_rank * nr + i - 2 * np,
+                           1, pb->T, pb->tokens + (size_t)i * pb->T,
+                           pb->targets + (size_t)i * pb->T);
 }
