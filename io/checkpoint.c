@@ -459,28 +459,14 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     uint64_t mdig = ckpt_meta_digest(&full, rngs);
     if (lethe_agree(g->world, ck_check_coverage(&U, dg, msg), msg, CK_MSG, NULL)) goto out;
 
-    /* Rank 0 creates the temporary file with plain POSIX first: the errno of a missing
-     * or read-only directory says more than MPI-IO's error class. */
-    if (g->rank == 0) {
-        /* never through a symbolic link planted at the temporary or the final name */
-        char se[CK_MSG];
-        if (safe_check_target(path, se, sizeof se) || safe_temp(tmp, se, sizeof se))
-            ok = ck_fail(msg, "%s", se);
-    }
-    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
-
+    /* The one way a checkpoint's temporary is created (io/h5util.h): exclusively, never
+     * through anything planted at tmp or a link at path. */
     hid_t fapl = mpio_fapl(g->world, tmp);
-    hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (fid < 0)
-        ck_fail(msg, "cannot create '%s' as HDF5: %s", tmp, h5_last_error(h5b, sizeof h5b));
+    char se[CK_MSG];
+    hid_t fid = h5_create_temp_parallel(path, tmp, g->world, fapl, se, sizeof se);
     H5Pclose(fapl);
-    {
-        int in[2] = {fid >= 0, -(fid >= 0)}, outv[2];
-        MPI_CHECK(MPI_Allreduce(in, outv, 2, MPI_INT, MPI_MAX, g->world));
-        if (outv[0] != -outv[1]) lethe_fatal("checkpoint '%s': created on some ranks only", tmp);
-    }
-    if (lethe_agree(g->world, fid >= 0, msg, CK_MSG, NULL)) {
-        if (g->rank == 0) unlink(tmp);
+    if (fid < 0) {
+        ck_fail(msg, "%s", se);
         goto out;
     }
 
