@@ -1,6 +1,7 @@
 /* io/h5util.c — HDF5's error stack as one line, the row-range transfer, and the check
  * that a dataset can be decoded and is stored in full (see h5util.h). */
 #include "h5util.h"
+#include "../mpi/fatal.h"
 #include "safefile.h"
 
 #include <stdio.h>
@@ -101,6 +102,66 @@ hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen
                  "cannot create '%s' as HDF5: the file at that name is not the one "
                  "created (it was replaced; remove it)",
                  tmp);
+        return -1;
+    }
+    return f;
+}
+
+/* The device, inode and link count of what is at tmp (not followed) when it is a regular
+ * file; zeros otherwise. */
+static void temp_identity(const char *tmp, uint64_t id[3])
+{
+    struct stat st;
+    id[0] = id[1] = id[2] = 0;
+    if (lstat(tmp, &st) == 0 && S_ISREG(st.st_mode))
+        id[0] = (uint64_t)st.st_dev, id[1] = (uint64_t)st.st_ino, id[2] = (uint64_t)st.st_nlink;
+}
+
+hid_t h5_create_temp_parallel(const char *path, const char *tmp, MPI_Comm comm, hid_t fapl,
+                              char *err, size_t errlen)
+{
+    int rank, ok = 1;
+    char msg[1024] = "", h5[256];
+    MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    if (rank == 0 && (safe_check_target(path, msg, sizeof msg) || safe_temp(tmp, msg, sizeof msg) ||
+                      safe_temp_clear(tmp, msg, sizeof msg)))
+        ok = 0;
+    if (lethe_agree(comm, ok, msg, sizeof msg, NULL)) {
+        snprintf(err, errlen, "%s", msg);
+        return -1;
+    }
+    hid_t f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    if (f < 0) {
+        struct stat st;
+        snprintf(msg, sizeof msg, "cannot create '%s' as HDF5: %s%s", tmp,
+                 h5_last_error(h5, sizeof h5),
+                 lstat(tmp, &st) == 0 ? " (something was planted at lethe's temporary name; "
+                                        "remove it)"
+                                      : "");
+    }
+    {
+        int in[2] = {f >= 0, -(f >= 0)}, out[2];
+        MPI_CHECK(MPI_Allreduce(in, out, 2, MPI_INT, MPI_MAX, comm));
+        /* a file open on some ranks only cannot be closed without them */
+        if (out[0] != -out[1]) lethe_fatal("'%s': created on some ranks only", tmp);
+    }
+    if (lethe_agree(comm, f >= 0, msg, sizeof msg, NULL)) {
+        snprintf(err, errlen, "%s", msg); /* not removed: the create was exclusive */
+        return -1;
+    }
+    uint64_t mine[3], first[3];
+    temp_identity(tmp, mine);
+    memcpy(first, mine, sizeof first);
+    MPI_CHECK(MPI_Bcast(first, 3, MPI_UINT64_T, 0, comm));
+    ok = mine[1] != 0 && mine[2] == 1 && !memcmp(mine, first, sizeof mine);
+    if (!ok)
+        snprintf(msg, sizeof msg,
+                 "cannot create '%s' as HDF5: the file at that name is not the one created "
+                 "(it was replaced; remove it)",
+                 tmp);
+    if (lethe_agree(comm, ok, msg, sizeof msg, NULL)) {
+        H5Fclose(f);
+        snprintf(err, errlen, "%s", msg);
         return -1;
     }
     return f;

@@ -9,6 +9,7 @@
 #define LETHE_IO_H5UTIL_H
 
 #include <hdf5.h>
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,22 @@ int h5_rows_io(hid_t d, hid_t memtype, int64_t row0, int64_t n, void *buf, int w
  * The file, or -1 with one line in err (tmp then does not exist, or is not lethe's and
  * is left alone). */
 hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen);
+
+/* The same rule for a file created collectively over comm with an MPI-IO file access
+ * list fapl (the checkpoint): rank 0 checks path and clears tmp as above (after making
+ * and removing it with O_CREAT | O_EXCL | O_NOFOLLOW, so a missing or read-only folder is
+ * named with its errno), then every rank calls H5Fcreate(tmp, H5F_ACC_EXCL): MPI-IO's
+ * MPI_MODE_EXCL, where rank 0 creates with O_CREAT | O_EXCL, so a link or file planted
+ * at tmp makes the create fail on every rank and is never written through. The other
+ * ranks then open tmp by name (MPI-IO gives no O_NOFOLLOW and no descriptor to fstat),
+ * so afterwards every rank checks that tmp is a regular file with one link, not a
+ * symbolic link, of the device and inode rank 0 sees. What this cannot see: a swap of
+ * tmp for a link and back again inside the few milliseconds between rank 0's create and
+ * the others' opens, by someone who can write to the folder. Collective; the same
+ * result and message on every rank: the file, or -1 with one line in err (tmp then does
+ * not exist, or is not lethe's and is left alone). */
+hid_t h5_create_temp_parallel(const char *path, const char *tmp, MPI_Comm comm, hid_t fapl,
+                              char *err, size_t errlen);
 
 /* Whether dataset d can be read in full from a file of file_bytes: every filter of its
  * pipeline is available (an lzf-compressed dataset names the filter), and its values

@@ -267,6 +267,47 @@ void error_cases(MPI_Comm world, const char *dir, layout A)
         params_free(&nown);
     }
 
+    /* Links planted at the temporary name (issue 21): refused on every rank, neither
+     * followed (the victim keeps its bytes; a dangling link's target is not created) nor
+     * removed; a crashed run's regular leftover is removed and the save goes ahead. */
+    {
+        char tmp[1300], victim[1300];
+        snprintf(path, sizeof path, "%s/linked.h5", dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        for (int dangling = 0; dangling < 2; dangling++) {
+            snprintf(victim, sizeof victim, "%s/victim%d", dir, dangling);
+            if (wrank == 0) {
+                unlink(tmp);
+                unlink(victim);
+                if (!dangling) {
+                    FILE *f = fopen(victim, "w");
+                    CHECK(f && fputs("victim\n", f) >= 0 && fclose(f) == 0, "test: victim");
+                }
+                CHECK(symlink(victim, tmp) == 0, "test: symlink '%s'", tmp);
+            }
+            MPI_CHECK(MPI_Barrier(world));
+            rc = ckpt_save(path, &t, &g, NULL, err, sizeof err);
+            expect_error(world, rc, err, "it is a symbolic link",
+                         dangling ? "dangling link at .tmp" : "link at .tmp");
+            struct stat st;
+            CHECK(lstat(tmp, &st) == 0 && S_ISLNK(st.st_mode), "the link at '%s' is gone", tmp);
+            CHECK(dangling ? lstat(victim, &st) != 0 : stat(victim, &st) == 0 && st.st_size == 7,
+                  "the link's target '%s' was written", victim);
+            CHECK(lstat(path, &st) != 0, "a refused save made '%s'", path);
+            MPI_CHECK(MPI_Barrier(world));
+        }
+        if (wrank == 0) {
+            unlink(tmp);
+            FILE *f = fopen(tmp, "w");
+            CHECK(f && fputs("crashed\n", f) >= 0 && fclose(f) == 0, "test: leftover");
+        }
+        MPI_CHECK(MPI_Barrier(world));
+        CHECK(ckpt_save(path, &t, &g, NULL, err, sizeof err) == 0, "save over a leftover: %s", err);
+        struct stat st;
+        CHECK(lstat(tmp, &st) != 0 && stat(path, &st) == 0, "leftover: '%s' not published", path);
+        MPI_CHECK(MPI_Barrier(world));
+    }
+
     /* Arguments that steer the collective calls must agree (needs two ranks to differ). */
     if (g.size > 1) {
         snprintf(path, sizeof path, "%s/rank%d.h5", dir, wrank);
