@@ -9,7 +9,7 @@
 lethe_test_exe(test_checkpoint test_checkpoint.c test_checkpoint_errors.c test_checkpoint_atomic.c
   test_checkpoint_mask.c)
 lethe_mpi_test(NAME checkpoint.reshard COMMAND $<TARGET_FILE:test_checkpoint> RANKS 1 2 4 8
-               TIMEOUT 300)
+               TIMEOUT 450)
 lethe_test(NAME checkpoint.atomic
   COMMAND $<TARGET_FILE:test_checkpoint> --atomic ${CMAKE_CURRENT_BINARY_DIR} TIMEOUT 120)
 

@@ -23,18 +23,7 @@
 WORK_PREFIX=lethe-wagle LETHE_TIMEOUT=400
 # shellcheck source=tests/unlearn_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/unlearn_lib.sh"
-cat >"$work/wagle.json" <<EOF
-{$model,
- "layout": {"dp": 1, "pp": 1, "tp": 1, "micro_batches": 1},
- "optim": {"schedule": "constant", "lr": 0.002, "warmup_steps": 0},
- "data": {"source": "hdf5", "path": "$work/data.h5", "forget_split": "forget05",
-          "retain_split": "retain95"},
- "unlearn": {"method": "graddiff", "c_f": 1, "c_r": 1, "epochs": 5, "warmup_epochs": 0,
-             "batch_size": 4, "retain_batch_size": 4,
-             "wagle": {"p": 0.9, "mu": 1e-6, "batches": 2}},
- "init": {"checkpoint": "$work/origin/model.h5"},
- "output": {"dir": "$work/w1"}}
-EOF
+wagle_json "$work/wagle.json"
 run() { # NP OUT [--set ...]
     local np="$1" out="$2"
     shift 2

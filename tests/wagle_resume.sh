@@ -29,25 +29,14 @@ say_fail() {
     echo "FAIL: $*"
     fail=1 nfail=$((nfail + 1))
 }
-cat >"$work/wagle.json" <<EOF
-{$model,
- "layout": {"dp": 1, "pp": 1, "tp": 1, "micro_batches": 1},
- "optim": {"schedule": "constant", "lr": 0.002, "warmup_steps": 0},
- "data": {"source": "hdf5", "path": "$work/data.h5", "forget_split": "forget05",
-          "retain_split": "retain95"},
- "unlearn": {"method": "graddiff", "c_f": 1, "c_r": 1, "epochs": 5, "warmup_epochs": 0,
-             "batch_size": 4, "retain_batch_size": 4,
-             "wagle": {"p": 0.9, "mu": 1e-6, "batches": 2}},
- "checkpoint": {"every": 4},
- "init": {"checkpoint": "$work/origin/model.h5"},
- "output": {"dir": "$work/u1"}}
-EOF
+wagle_json "$work/wagle.json"
 pp2=(--set layout.pp=2)
 tp2=(--set layout.tp=2)
 run() { # LOGNAME NP OUT [--set ...]: exit status of lethe unlearn
     local log="$1" np="$2" out="$3"
     shift 3
-    lethe "$np" unlearn "$work/wagle.json" --set output.dir="\"$work/$out\"" "$@" >"$work/$log.log" 2>&1
+    lethe "$np" unlearn "$work/wagle.json" --set output.dir="\"$work/$out\"" --set checkpoint.every=4 \
+        "$@" >"$work/$log.log" 2>&1
 }
 cut() { # NP OUT [--set ...]: aborted after step 7, checkpoint.h5 of step 4 left
     local np="$1" out="$2"
