@@ -439,7 +439,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     const lethe_ckpt_meta *meta = meta_in ? meta_in : &none;
     char msg[CK_MSG] = "", tmp[PATH_MAX], h5b[256];
     ck_union U = {0};
-    uint64_t *dg = NULL, *rngs = NULL;
+    uint64_t *dg = NULL, *rngs = NULL, *mdg = NULL;
     ck_zero z = {0};
     h5_quiet q;
     h5_quiet_on(&q);
@@ -467,12 +467,14 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 
     ok = ck_build_union(t, g, &U, msg);
     {
-        uint64_t h[3] = {ok ? ck_union_hash(&U) : 0, meta_hash(meta), lethe_hash_str(path)};
-        int eq[3];
-        ck_all_equal(g->world, h, 3, eq);
+        uint64_t h[4] = {ok ? ck_union_hash(&U) : 0, meta_hash(meta), lethe_hash_str(path),
+                         t->mask != NULL};
+        int eq[4];
+        ck_all_equal(g->world, h, 4, eq);
         if (!eq[0]) ok = ck_fail(msg, "the data-parallel replicas hold different parameter tables");
         if (!eq[1]) ok = ck_fail(msg, "step, epoch, loader cursor or config differ between ranks");
         if (!eq[2]) ok = ck_fail(msg, "the ranks were given different paths");
+        if (!eq[3]) ok = ck_fail(msg, "the ranks disagree on writing a WAGLE mask");
     }
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
 
@@ -481,6 +483,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     unsigned zero_kinds = meta->moments_zero ? 6u : 0u; /* adam_m, adam_v */
     dg = ck_replica_digests(t, g, &U, CK_KINDS, zero_kinds);
     MPI_CHECK(MPI_Bcast(dg, (CK_KINDS + 1) * U.nu, MPI_UINT64_T, 0, g->dp_comm));
+    if (t->mask) mdg = ck_mask_digests(t, g, &U); /* WAGLE (checkpoint_mask.c) */
     rngs = lethe_malloc(sizeof(uint64_t) * (size_t)g->size, "checkpoint RNG states");
     MPI_CHECK(MPI_Allgather(&meta->rng, 1, MPI_UINT64_T, rngs, 1, MPI_UINT64_T, g->world));
     uint64_t mdig = ckpt_meta_digest(&full, rngs);
@@ -565,6 +568,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
         }
         H5C(H5Gclose(grp), "checkpoint '%s': group '%s'", tmp, ck_group[kind]);
     }
+    if (mdg) ck_mask_write(tmp, fid, t, g, &U, mdg, dcpl, dxpl);
     H5C(H5Pclose(dcpl), "checkpoint '%s'", tmp);
     H5C(H5Pclose(dxpl), "checkpoint '%s'", tmp);
     /* MPI_File_sync on every rank: the data is on storage before the rename publishes
@@ -587,6 +591,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 
 out:
     free(dg);
+    free(mdg);
     free(rngs);
     free(z.calls);
     free((void *)z.zeros);

@@ -32,6 +32,10 @@
  *   /params/<name>     float32, global shape ([rows] or [rows, cols]); attribute `digest`
  *   /adam_m/<name>     AdamW first moments, same shapes; attribute `digest`
  *   /adam_v/<name>     AdamW second moments, same shapes; attribute `digest`
+ *   /wagle_mask/<name> only when the table has a WAGLE mask (lethe_params.mask): uint8
+ *                      0/1, same shapes; attribute `digest` (of the bytes as float32
+ *                      values). An optional kind: readers that do not know it (ckpt_load,
+ *                      a lethe from before it) ignore it, so format_version stays 1.
  * Tensor names are the Hugging Face names ("model.layers.3.mlp.up_proj.weight"); they
  * must not contain '/'.
  *
@@ -106,7 +110,8 @@ typedef struct {
 
 #define CKPT_ZERO_BLOCK (1 << 20) /* floats of zeros a save writes per call (4 MiB) */
 
-/* Writes the table's parameters and AdamW moments (t->data, t->m, t->v) and meta to
+/* Writes the table's parameters and AdamW moments (t->data, t->m, t->v), WAGLE's mask
+ * when t->mask is set (on every rank or none), and meta to
  * `path` (via "<path>.tmp" and a rename); meta may be NULL (zeros). Moments left
  * sharded over dp by the last update (t->moments_sharded) are all-gathered first.
  * Collective over g->world. 0, or -1 with err. */
@@ -121,6 +126,15 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
  * are then unspecified). */
 int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
               int load_optimizer, char *err, size_t errlen);
+
+/* WAGLE's mask of a checkpoint (/wagle_mask), under any layout. Collective over g->world.
+ * Checks the metadata as a load does (meta_digest, meta->expect_config), then: with
+ * t->mask set, fills every piece of it (owner or duplicate, every replica; padding 0) and
+ * checks each tensor's digest; with t->mask NULL, only says whether there is one. meta
+ * (may be NULL) receives the stored metadata (its /job values). Returns 1 (a mask), 0
+ * (none: t->mask untouched), or -1 with err (the same on every rank). */
+int ckpt_load_mask(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
+                   char *err, size_t errlen);
 
 /* The resolved config JSON stored in a checkpoint's /meta/config (*json malloc'd), read
  * by every rank of comm (collective; the same verdict everywhere). Jobs take the model

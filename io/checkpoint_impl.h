@@ -1,7 +1,7 @@
 /* io/checkpoint_impl.h — what the parts of the checkpoint code share (internal): the
  * format constants, the quiet HDF5 error stack, the collective-call check, the union of
  * all ranks' tensor tables with their digests (checkpoint_union.c), the metadata checks
- * (checkpoint_meta.c), and the helpers of
+ * (checkpoint_meta.c), WAGLE's mask kind (checkpoint_mask.c), and the helpers of
  * checkpoint.c used by the reader (checkpoint_load.c). */
 #ifndef LETHE_IO_CHECKPOINT_IMPL_H
 #define LETHE_IO_CHECKPOINT_IMPL_H
@@ -21,6 +21,7 @@
 #define CK_MSG 1024 /* messages agreed on travel in buffers of this size */
 #define CK_KINDS 3
 #define CK_CONFIG_MAX (16 << 20) /* bytes of /meta/config a load reads */
+#define CK_MASK_GROUP "/wagle_mask" /* WAGLE's mask, when the table has one (uint8 0/1) */
 
 /* An HDF5 call inside a collective section: failure ends the job (see the top). */
 #define H5C(call, ...)                                                                             \
@@ -67,6 +68,22 @@ int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, 
 hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg);
 /* The dataset transfer list of tensor data (independent MPI-IO; see checkpoint.c). */
 hid_t ck_data_xfer(const char *file);
+
+/* checkpoint_load.c */
+/* Opens gname/<e->name>: float32 (uint8 in CK_MASK_GROUP) of e's shape (e->ndim 0: the
+ * file's), its digest into *digest. Metadata only. The dataset, or -1 with msg. */
+hid_t ck_open_tensor(hid_t fid, const char *gname, ck_entry *e, uint64_t *digest, char *msg);
+/* The file's metadata checked against its meta_digest (every rank reads it all); out (may
+ * be NULL) receives it, its config_json the caller's. 1, or 0 with msg. */
+int ck_verified_meta(hid_t fid, const char *path, hid_t dxpl, lethe_ckpt_meta *out, char *msg);
+
+/* checkpoint_mask.c (ckpt_save's hook for t->mask) */
+/* Per union tensor, the digest of the dp_rank 0 replica's mask (as 0/1 floats), on every
+ * rank. Collective over g->world. */
+uint64_t *ck_mask_digests(const lethe_params *t, const lethe_grid *g, const ck_union *U);
+/* Writes CK_MASK_GROUP inside ckpt_save's collective section. */
+void ck_mask_write(const char *file, hid_t fid, const lethe_params *t, const lethe_grid *g,
+                   const ck_union *U, const uint64_t *digests, hid_t dcpl, hid_t dxpl);
 
 /* checkpoint_meta.c: each returns 1, or 0 with msg */
 int ck_check_meta(const lethe_ckpt_meta *m, char *msg);

@@ -26,11 +26,12 @@ static const char *type_str(hid_t ty, char *buf, size_t len)
     return buf;
 }
 
-/* Opens gname/name and checks type and shape against e (e->ndim == 0: takes a 1-D or
- * 2-D shape from the file into e); reads its digest. Metadata only. Returns the dataset
- * id, or -1 with msg. */
-static hid_t open_tensor(hid_t fid, const char *gname, ck_entry *e, uint64_t *digest, char *msg)
+/* Opens gname/name and checks type (float32; uint8 in CK_MASK_GROUP) and shape against e
+ * (e->ndim == 0: takes a 1-D or 2-D shape from the file into e); reads its digest.
+ * Metadata only. Returns the dataset id, or -1 with msg. */
+hid_t ck_open_tensor(hid_t fid, const char *gname, ck_entry *e, uint64_t *digest, char *msg)
 {
+    int mask = !strcmp(gname, CK_MASK_GROUP);
     char dpath[LETHE_NAME_MAX + 16], where[LETHE_NAME_MAX + 32], h5b[256], a[64], b[64];
     snprintf(dpath, sizeof dpath, "%s/%s", gname, e->name);
     snprintf(where, sizeof where, "dataset '%s'", dpath);
@@ -50,9 +51,10 @@ static hid_t open_tensor(hid_t fid, const char *gname, ck_entry *e, uint64_t *di
     if (ty < 0 || sp < 0) {
         ok = ck_fail(msg, "dataset '%s': cannot read its type or shape: %s", dpath,
                      h5_last_error(h5b, sizeof h5b));
-    } else if (H5Tget_class(ty) != H5T_FLOAT || H5Tget_size(ty) != 4) {
-        ok = ck_fail(msg, "dataset '%s' has type %s, expected float32", dpath,
-                     type_str(ty, a, sizeof a));
+    } else if (H5Tget_class(ty) != (mask ? H5T_INTEGER : H5T_FLOAT) ||
+               H5Tget_size(ty) != (mask ? 1u : 4u)) {
+        ok = ck_fail(msg, "dataset '%s' has type %s, expected %s", dpath,
+                     type_str(ty, a, sizeof a), mask ? "uint8" : "float32");
     } else {
         hsize_t dims[H5S_MAX_RANK];
         int nd = H5Sget_simple_extent_ndims(sp);
@@ -249,7 +251,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     for (int kind = 0; ok && kind < nkinds; kind++)
         for (int k = 0; k < U.nu; k++) {
             size_t at = (size_t)kind * U.nu + k;
-            dsets[at] = open_tensor(fid, ck_group[kind], &U.u[k], &stored[at], msg);
+            dsets[at] = ck_open_tensor(fid, ck_group[kind], &U.u[k], &stored[at], msg);
             if (dsets[at] < 0) ok = 0;
         }
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto close;
@@ -365,8 +367,9 @@ static herr_t list_cb(hid_t grp, const char *name, const H5L_info_t *info, void 
 
 /* The verify path's metadata check: what a load checks before its tensors (read_meta),
  * plus every RNG state, against the stored meta_digest. Every rank reads everything (a
- * few KiB): identical calls and verdicts. 1, or 0 with msg. */
-static int verify_meta(hid_t fid, const char *path, hid_t dxpl, char *msg)
+ * few KiB): identical calls and verdicts. 1, or 0 with msg; out (may be NULL) receives
+ * the metadata (its config_json then the caller's to free). */
+int ck_verified_meta(hid_t fid, const char *path, hid_t dxpl, lethe_ckpt_meta *out, char *msg)
 {
     lethe_ckpt_meta mm;
     memset(&mm, 0, sizeof mm);
@@ -388,6 +391,10 @@ static int verify_meta(hid_t fid, const char *path, hid_t dxpl, char *msg)
     if (sp >= 0) H5Sclose(sp);
     if (ds >= 0) H5Dclose(ds);
     free(rngs);
+    if (ok && out) {
+        *out = mm;
+        mm.config_json = NULL;
+    }
     free(mm.config_json);
     return ok;
 }
@@ -413,35 +420,37 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
     hid_t dxpl;
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", path);
     H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", path);
-    ok = verify_meta(fid, path, dxpl, msg);
+    ok = ck_verified_meta(fid, path, dxpl, NULL, msg);
     /* Rows in blocks of about 4 MiB per rank per read, so memory stays small. */
     const int64_t block_floats = 1 << 20;
     float *buf = NULL;
     size_t buf_cap = 0;
-    name_list L[CK_KINDS];
+    /* the three kinds and, when there is one, WAGLE's mask (read as 0/1 floats: its digest) */
+    const char *const vg[CK_KINDS + 1] = {ck_group[0], ck_group[1], ck_group[2], CK_MASK_GROUP};
+    name_list L[CK_KINDS + 1];
     memset(L, 0, sizeof L);
-    for (int kind = 0; ok && kind < CK_KINDS; kind++) {
-        if (H5Lexists(fid, ck_group[kind], H5P_DEFAULT) <= 0) {
+    for (int kind = 0; ok && kind < CK_KINDS + 1; kind++) {
+        if (H5Lexists(fid, vg[kind], H5P_DEFAULT) <= 0) {
             if (kind == 0) ok = ck_fail(msg, "group '%s' is missing", ck_group[0]);
             continue;
         }
-        hid_t grp = H5Gopen2(fid, ck_group[kind], H5P_DEFAULT);
+        hid_t grp = H5Gopen2(fid, vg[kind], H5P_DEFAULT);
         if (grp < 0 || H5Literate(grp, H5_INDEX_NAME, H5_ITER_INC, NULL, list_cb, &L[kind]) < 0)
-            ok = ck_fail(msg, "cannot list group '%s': %s", ck_group[kind],
+            ok = ck_fail(msg, "cannot list group '%s': %s", vg[kind],
                          h5_last_error(h5b, sizeof h5b));
         if (grp >= 0) H5Gclose(grp);
     }
-    int nall = L[0].n + L[1].n + L[2].n;
+    int nall = L[0].n + L[1].n + L[2].n + L[3].n;
     uint64_t *stored = lethe_calloc((size_t)(nall ? nall : 1), sizeof(uint64_t), "digests");
     uint64_t *dig = lethe_calloc((size_t)(nall ? nall : 1), sizeof(uint64_t), "digests");
     /* Identical calls on every rank (metadata decides every branch); one reduction at the
      * end for all digests. */
-    for (int kind = 0, at = 0; ok && kind < CK_KINDS; kind++)
+    for (int kind = 0, at = 0; ok && kind < CK_KINDS + 1; kind++)
         for (int k = 0; ok && k < L[kind].n; k++, at++) {
             ck_entry e;
             memset(&e, 0, sizeof e);
             snprintf(e.name, sizeof e.name, "%s", L[kind].names[k]);
-            hid_t ds = open_tensor(fid, ck_group[kind], &e, &stored[at], msg);
+            hid_t ds = ck_open_tensor(fid, vg[kind], &e, &stored[at], msg);
             if (ds < 0) {
                 ok = 0;
                 break;
@@ -464,23 +473,23 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
                 piece.vshape[0] = piece.lshape[0] = b > a ? b - a : 0;
                 piece.vshape[1] = piece.lshape[1] = cols;
                 if (piece.lshape[0] == 0) piece.lshape[0] = 1;
-                read_tensor(path, ds, ck_group[kind], &e, &piece, buf, dxpl);
+                read_tensor(path, ds, vg[kind], &e, &piece, buf, dxpl);
                 dig[at] += ckpt_digest_piece(buf, piece.vshape[0], cols, cols, a, 0, cols);
             }
-            H5C(H5Dclose(ds), "checkpoint '%s': dataset '%s/%s'", path, ck_group[kind], e.name);
+            H5C(H5Dclose(ds), "checkpoint '%s': dataset '%s/%s'", path, vg[kind], e.name);
         }
     if (ok && nall) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, dig, nall, MPI_UINT64_T, MPI_SUM, comm));
-    for (int kind = 0, at = 0; ok && kind < CK_KINDS; kind++)
+    for (int kind = 0, at = 0; ok && kind < CK_KINDS + 1; kind++)
         for (int k = 0; ok && k < L[kind].n; k++, at++) {
             if (dig[at] != stored[at])
                 ok = ck_fail(msg,
                              "dataset '%s/%s': digest mismatch (stored %016llx, read %016llx): the "
                              "file is corrupt",
-                             ck_group[kind], L[kind].names[k], (unsigned long long)stored[at],
+                             vg[kind], L[kind].names[k], (unsigned long long)stored[at],
                              (unsigned long long)dig[at]);
             checked++;
         }
-    for (int kind = 0; kind < CK_KINDS; kind++) free(L[kind].names);
+    for (int kind = 0; kind < CK_KINDS + 1; kind++) free(L[kind].names);
     free(stored);
     free(dig);
     free(buf);

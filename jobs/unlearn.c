@@ -141,6 +141,8 @@ typedef struct {
     int ceu;
     unlearn_rmu *rmu; /* method rmu: its own step (jobs/unlearn_rmu.c) */
     pdu_state pdu;    /* unlearn.method "pdu" */
+    double wagle[WAGLE_N_STATE]; /* WAGLE's /job values (n_wagle of them; 0: off) */
+    int n_wagle;
 } unlearn_job;
 
 /* The forget rows, then the retain rows, of step `step`. */
@@ -472,7 +474,7 @@ int job_unlearn(int argc, char **argv)
     }
     if (u->method == METHOD_RMU) J.rmu = unlearn_rmu_open(&S, J.b.B, J.Bf, J.Br);
     loader *streams[2] = {J.lf, J.lr};
-    wagle_prepare(&S, streams, J.lr ? 2 : 1, wagle_grads, &J);
+    J.n_wagle = wagle_prepare(&S, streams, J.lr ? 2 : 1, wagle_grads, &J, J.wagle);
     if (S.grid.rank == 0)
         printf("lethe unlearn: %s (beta %g, gamma %g, c_f %g, c_r %g, retain %s), %d epochs x "
                "%lld steps, forget batch %d + retain batch %d, lr %g, layout dp=%d pp=%d tp=%d\n",
@@ -500,9 +502,9 @@ int job_unlearn(int argc, char **argv)
                                {"forget_logp", NULL, NULL},
                                {"alternate_logp", "alt_logp", "%.3f"}},
                     .n_fields = 4 + J.A.on,
-                    .state_keys = pdu ? pdu_state_keys : NULL,
-                    .state = pdu ? &J.pdu.lambda : NULL,
-                    .n_state = pdu,
+                    .state_keys = pdu ? pdu_state_keys : J.n_wagle ? wagle_state_keys : NULL,
+                    .state = pdu ? &J.pdu.lambda : J.n_wagle ? J.wagle : NULL,
+                    .n_state = pdu ? 1 : J.n_wagle,
                     .resume_state = pdu ? &J.pdu.lambda : NULL,
                     .batch = unlearn_batch,
                     .step = unlearn_step};

@@ -14,7 +14,7 @@
  * tensors, and each stored digest equals the digest of the whole tensor computed on one
  * piece: the digest does not depend on the layout; ckpt_verify agrees. An import's save
  * (moments_zero: the moments' buffers are never read, zeros are written in blocks) loads
- * as zeros under another layout. The bad inputs are
+ * as zeros under another layout. WAGLE's mask kind is in test_checkpoint_mask.c, the bad inputs
  * in test_checkpoint_errors.c, the --atomic mode in test_checkpoint_atomic.c. */
 #define _GNU_SOURCE /* mkdtemp() under -std=c11 */
 #include "io/checkpoint.h"
@@ -394,6 +394,8 @@ static int run_mpi(void)
     snprintf(path, sizeof path, "%s/zero-moments.h5", dir);
     zero_moments_case(world, path, E, L[0]);
     if (wrank == 0) printf("  zero moments written in blocks: %d failures so far\n", failures);
+    mask_cases(world, dir, L, nl);
+    if (wrank == 0) printf("  WAGLE mask under every layout: %d failures so far\n", failures);
 
     if (wrank == 0) printf("bad inputs (layout dp%d pp%d tp%d):\n", E.dp, E.pp, E.tp);
     t0 = MPI_Wtime();

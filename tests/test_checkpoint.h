@@ -1,6 +1,6 @@
 /* tests/test_checkpoint.h — what the three files of test_checkpoint share
  * (test_checkpoint.c: main, fixtures and resharding; test_checkpoint_errors.c: bad inputs;
- * test_checkpoint_atomic.c: the --atomic mode): the model-shaped table and its fill
+ * test_checkpoint_atomic.c: the --atomic mode; test_checkpoint_mask.c: WAGLE's mask): the model-shaped table and its fill
  * values, the bitwise comparison, the meta a save stores, and the two entry points the
  * main calls. The CHECK counters are those of tests/check.h, defined in test_checkpoint.c. */
 #ifndef LETHE_TEST_CHECKPOINT_H
@@ -30,6 +30,8 @@ int compare_buffers(const lethe_params *got, const lethe_params *want, int kinds
 void make_meta(lethe_ckpt_meta *m, int64_t step, int rank);
 
 void error_cases(MPI_Comm world, const char *dir, layout A);
+/* test_checkpoint_mask.c: WAGLE's mask saved under each L[a], loaded under L[a + 1] */
+void mask_cases(MPI_Comm world, const char *dir, const layout *L, int nl);
 int run_atomic(const char *base);
 
 #endif

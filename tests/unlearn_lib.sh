@@ -1,5 +1,5 @@
 # tests/unlearn_lib.sh — sourced by the `lethe unlearn` end-to-end scripts
-# (unlearn_cli.sh, unlearn_pdu.sh, unlearn_wagle.sh): the environment's checks, $work (a
+# (unlearn_cli.sh, unlearn_pdu.sh, unlearn_wagle.sh, wagle_resume.sh): the environment's checks, $work (a
 # temporary folder removed on exit), say_fail and $fail, `lethe NP JOB CONFIG [--set ...]`
 # under mpirun with a timeout, the small $model, and the origin the scripts unlearn from:
 # `lethe synth` (20 fictitious authors x 11 questions, forget05 = 11 rows) into
@@ -51,4 +51,22 @@ same_state() {
             { say_fail "$3: $g differs between the uninterrupted and the resumed run"; ok=1; }
     done
     return $ok
+}
+
+# wagle_json FILE: the WAGLE scripts' unlearn config (unlearn_wagle.sh, wagle_resume.sh):
+# graddiff + WAGLE (p 0.9, mu 1e-6, 2 batch pairs) from the origin, 1 rank, 5 epochs of
+# 2 steps; output.dir is set by each run.
+wagle_json() {
+    cat >"$1" <<EOF
+{$model,
+ "layout": {"dp": 1, "pp": 1, "tp": 1, "micro_batches": 1},
+ "optim": {"schedule": "constant", "lr": 0.002, "warmup_steps": 0},
+ "data": {"source": "hdf5", "path": "$work/data.h5", "forget_split": "forget05",
+          "retain_split": "retain95"},
+ "unlearn": {"method": "graddiff", "c_f": 1, "c_r": 1, "epochs": 5, "warmup_epochs": 0,
+             "batch_size": 4, "retain_batch_size": 4,
+             "wagle": {"p": 0.9, "mu": 1e-6, "batches": 2}},
+ "init": {"checkpoint": "$work/origin/model.h5"},
+ "output": {"dir": "$work/w1"}}
+EOF
 }

@@ -2,19 +2,20 @@
 # tests/unlearn_wagle.sh — WAGLE (unlearn.wagle.*) through the real command line.
 #
 # 1. Data and an origin model as tests/unlearn_cli.sh makes them.
-# 2. graddiff + WAGLE (p 0.9) on 1 rank, 10 steps: wagle_mask.h5 keeps ceil(0.9 N) of
-#    the N weights (its /job counts, and the 0/1 tensors themselves; or, when more than
+# 2. graddiff + WAGLE (p 0.9) on 1 rank, 10 steps: the mask model.h5 carries (/wagle_mask,
+#    uint8 0/1, and its counts in /job) keeps ceil(0.9 N) of the N weights (or, when more than
 #    10% of the scores are exactly 0, every positive score: the threshold is then the
 #    smallest positive float); after unlearning,
 #    every weight outside the mask equals the origin's bitwise and the forget rows' mean
 #    token log-likelihood falls by at least 0.2 nats.
 # 3. The mask under every layout of the 8-rank matrix (dp x pp x tp: 2x1x1, 1x2x1,
-#    1x1x2, 2x2x1, 2x1x2, 1x2x2, 4x1x1, 2x2x2): wagle_mask.h5 /params equal the 1-rank
-#    file's (h5diff, exact).
+#    1x1x2, 2x2x1, 2x1x2, 1x2x2, 4x1x1, 2x2x2): model.h5 /wagle_mask equals the 1-rank
+#    run's (h5diff, exact).
 # 4. npo and simnpo with WAGLE (p 0.8) on 2 ranks lower the forget log-likelihood by 0.2.
 # 5. Killed after step 7 (checkpoint every 4) and resumed at dp 2: the resumed run reads
-#    the mask back instead of scoring again, and its final weights and moments equal the
-#    uninterrupted run's bitwise.
+#    the mask back from checkpoint.h5 instead of scoring again, and its final weights,
+#    moments and mask equal the uninterrupted run's bitwise (other layouts, a checkpoint
+#    without a mask, a corrupted one: tests/wagle_resume.sh).
 # 6. Bad input (p >= 1, p < 0, mu <= 0, batches 0, WAGLE with ga or pdu) ends with a
 #    non-zero exit on 1 and 2 ranks and one "lethe: " line; --help lists the keys.
 #
@@ -22,18 +23,7 @@
 WORK_PREFIX=lethe-wagle LETHE_TIMEOUT=400
 # shellcheck source=tests/unlearn_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/unlearn_lib.sh"
-cat >"$work/wagle.json" <<EOF
-{$model,
- "layout": {"dp": 1, "pp": 1, "tp": 1, "micro_batches": 1},
- "optim": {"schedule": "constant", "lr": 0.002, "warmup_steps": 0},
- "data": {"source": "hdf5", "path": "$work/data.h5", "forget_split": "forget05",
-          "retain_split": "retain95"},
- "unlearn": {"method": "graddiff", "c_f": 1, "c_r": 1, "epochs": 5, "warmup_epochs": 0,
-             "batch_size": 4, "retain_batch_size": 4,
-             "wagle": {"p": 0.9, "mu": 1e-6, "batches": 2}},
- "init": {"checkpoint": "$work/origin/model.h5"},
- "output": {"dir": "$work/w1"}}
-EOF
+wagle_json "$work/wagle.json"
 run() { # NP OUT [--set ...]
     local np="$1" out="$2"
     shift 2
@@ -56,13 +46,14 @@ import math, sys
 import h5py, numpy as np
 out, origin = sys.argv[1], sys.argv[2]
 bad = []
-with h5py.File(f"{out}/wagle_mask.h5", "r") as f, h5py.File(f"{out}/model.h5", "r") as m, \
-        h5py.File(origin, "r") as o:
-    p, kept, total, thr = (float(f["/job"].attrs[k]) for k in
+with h5py.File(f"{out}/model.h5", "r") as m, h5py.File(origin, "r") as o:
+    p, kept, total, thr = (float(m["/job"].attrs[k]) for k in
                            ("wagle_p", "wagle_kept", "wagle_total", "wagle_threshold"))
-    ones = sum(int(np.count_nonzero(f["/params"][k][()])) for k in f["/params"])
-    size = sum(f["/params"][k].size for k in f["/params"])
-    tied = "lm_head.weight" not in f["/params"]
+    mg = m["/wagle_mask"]
+    if set(mg) != set(m["/params"]) or any(mg[k].dtype != np.uint8 for k in mg):
+        bad.append("/wagle_mask does not hold one uint8 tensor per /params tensor")
+    ones = sum(int(np.count_nonzero(mg[k][()])) for k in mg)
+    size = sum(mg[k].size for k in mg)
     if total != size:
         bad.append(f"total {total:g} != the tensors' {size} elements")
     if kept != ones:
@@ -72,8 +63,8 @@ with h5py.File(f"{out}/wagle_mask.h5", "r") as f, h5py.File(f"{out}/model.h5", "
         bad.append(f"kept {kept:g} of {total:g}, p {p}, threshold {thr:g}: neither ceil(p N) "
                    "(+ ties) nor every positive score")
     moved_out = moved_in = 0
-    for k in f["/params"]:
-        mk = f["/params"][k][()] != 0
+    for k in mg:
+        mk = mg[k][()] != 0
         d = m["/params"][k][()] != o["/params"][k][()]
         moved_out += int(np.count_nonzero(d & ~mk))
         moved_in += int(np.count_nonzero(d & mk))
@@ -103,11 +94,11 @@ for l in "2 2 1 1" "2 1 2 1" "2 1 1 2" "4 2 2 1" "4 2 1 2" "4 1 2 2" "4 4 1 1" "
     out="m$dp$pp$tp"
     run "$np" "$out" --set layout.dp="$dp" --set layout.pp="$pp" --set layout.tp="$tp" \
         --set layout.micro_batches="$pp" --set unlearn.epochs=1 || continue
-    if h5diff -q "$work/w1/wagle_mask.h5" "$work/$out/wagle_mask.h5" /params /params; then
+    if h5diff -q "$work/w1/model.h5" "$work/$out/model.h5" /wagle_mask /wagle_mask; then
         same=$((same + 1))
     else
-        say_fail "layout dp$dp pp$pp tp$tp: wagle_mask.h5 /params differ from 1 rank's"
-        h5diff -r "$work/w1/wagle_mask.h5" "$work/$out/wagle_mask.h5" /params /params | head -5
+        say_fail "layout dp$dp pp$pp tp$tp: model.h5 /wagle_mask differs from 1 rank's"
+        h5diff -r "$work/w1/model.h5" "$work/$out/model.h5" /wagle_mask /wagle_mask | head -5
     fi
 done
 echo "wagle mask: identical to 1 rank's under $same of $layouts layouts"
@@ -132,6 +123,9 @@ ck rb LETHE_FAULT=abort-after-step:7 >"$work/rb1.log" 2>&1 && say_fail "the inje
 ck rb >"$work/rb2.log" 2>&1 || say_fail "resumed run"
 grep -q "resuming from .* at step 4" "$work/rb2.log" || say_fail "did not resume at step 4"
 grep -q "WAGLE mask read from" "$work/rb2.log" || say_fail "the resumed run did not read the mask back"
+[ -e "$work/rb/wagle_mask.h5" ] && say_fail "wagle_mask.h5 is still written"
+h5diff -q "$work/ra/model.h5" "$work/rb/model.h5" /wagle_mask /wagle_mask ||
+    say_fail "the resumed run's /wagle_mask differs from the uninterrupted run's"
 same_state "$work/ra" "$work/rb" wagle && echo "wagle: aborted after step 7, resumed at step 4 with the mask read back: bitwise equal"
 
 # ---- bad input ----
