@@ -1,7 +1,9 @@
 /* model/generate.h — greedy generation with a KV cache, under any layout.
  *
  * One sequence at a time per replica: every rank of the replica (its pp x tp
- * ranks) calls gen_greedy with the same prompt. Each tp rank caches the keys and
+ * ranks) calls gen_greedy with the same prompt. The prompt runs through the blocks
+ * in one pass (each all-reduce and stage hand-over once for all its tokens), then
+ * one pass per generated token. Each tp rank caches the keys and
  * values of its own kv-heads, each pp stage those of its own layers; a token's
  * hidden state crosses the stages point-to-point, the row-parallel outputs are
  * all-reduced over tp as in training, and the next token is the vocab-parallel
