@@ -141,6 +141,16 @@ typedef struct {
     ino_t ino;
 } budget_t;
 
+/* A job's provenance.json (report_cpu.c): its kind and cost. */
+#define RP_MAX_PHASES 8
+typedef struct {
+    const char *dir, *job;
+    double cpu_s, wall_s; /* NaN: no cost recorded */
+    int nph;
+    const char *phase[RP_MAX_PHASES];
+    double phase_cpu[RP_MAX_PHASES];
+} cost_t;
+
 /* The setting a method reports on one forget split, and how it was chosen. */
 typedef struct {
     const char *method, *split;
@@ -231,6 +241,8 @@ typedef struct {
     int nsel, capsel;
     budget_t *budgets;
     int nbudgets, capbudgets;
+    cost_t *costs; /* every job folder's provenance.json */
+    int ncosts, capcosts;
     reported_t *rep; /* per method and forget split, table order */
     int nrepm, caprepm;
     pair_t *pairs;
@@ -316,6 +328,9 @@ double rp_origin_mu(const ctx_t *c, const char *split);
 void rp_md_selection(ctx_t *c, FILE *f);
 void rp_md_comparisons(ctx_t *c, FILE *f);
 void rp_md_buckets(ctx_t *c, FILE *f);
+/* report_cpu.c */
+void rp_load_cost(ctx_t *c, const char *dir);
+void rp_md_cpu(ctx_t *c, FILE *f);
 /* report_compare_csv.c */
 void rp_write_compare_csv(ctx_t *c);
 /* report_write.c (shared by the Markdown writers) */

@@ -533,9 +533,9 @@ void rp_walk(ctx_t *c, const char *dir, int depth)
     c->dh = NULL;
     if (n > 1) qsort(names, (size_t)n, sizeof *names, rp_name_cmp);
 
-    int has[4] = {0, 0, 0, 0}; /* summary.json, relearn.jsonl, bench.jsonl, selected.json */
-    static const char *const FILES[4] = {"summary.json", "relearn.jsonl", "bench.jsonl",
-                                         "selected.json"};
+    int has[5] = {0}; /* summary.json, relearn.jsonl, bench.jsonl, selected.json, provenance */
+    static const char *const FILES[5] = {"summary.json", "relearn.jsonl", "bench.jsonl",
+                                         "selected.json", "provenance.json"};
     const char **subs = NULL;
     int nsub = 0, capsub = 0;
     for (int i = 0; i < n; i++) {
@@ -555,7 +555,7 @@ void rp_walk(ctx_t *c, const char *dir, int depth)
             RESERVE(c, subs, nsub, capsub);
             subs[nsub++] = p;
         } else if (S_ISREG(st.st_mode)) {
-            for (int k = 0; k < 4; k++)
+            for (int k = 0; k < 5; k++)
                 if (!strcmp(names[i], FILES[k])) has[k] = 1;
         }
     }
@@ -563,5 +563,6 @@ void rp_walk(ctx_t *c, const char *dir, int depth)
     if (has[1]) load_curve(c, dir);
     if (has[2]) load_bench(c, dir);
     if (has[3]) rp_load_selected(c, dir);
+    if (has[4]) rp_load_cost(c, dir);
     for (int i = 0; i < nsub; i++) rp_walk(c, subs[i], depth + 1);
 }

@@ -426,6 +426,7 @@ void rp_write_results_md(ctx_t *c)
     rp_md_comparisons(c, f);
     rp_md_buckets(c, f);
     rp_md_selection(c, f);
+    rp_md_cpu(c, f);
     md_markov(c, f);
     md_unmatched(c, f);
     md_errors(c, f);

@@ -1,8 +1,9 @@
-/* io/provenance.c — provenance.json: versions, layout, hosts, seeds, times. */
+/* io/provenance.c — provenance.json: versions, layout, hosts, seeds, times, cost. */
 #include "provenance.h"
 
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,22 @@ static void iso(char *buf, size_t n, time_t t)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* "cpu_seconds", "wall_seconds" and "phases" of a job that ended (3 decimals: ms). */
+static void add_cost(cJSON *p, const provenance_cost *k)
+{
+    cJSON_AddNumberToObject(p, "cpu_seconds", round(k->cpu_seconds * 1e3) / 1e3);
+    cJSON_AddNumberToObject(p, "wall_seconds", round(k->wall_seconds * 1e3) / 1e3);
+    cJSON *ph = cJSON_AddObjectToObject(p, "phases");
+    for (int i = 0; i < k->n_phases && i < PROVENANCE_MAX_PHASES; i++) {
+        cJSON *o = cJSON_AddObjectToObject(ph, k->phase[i]);
+        cJSON_AddNumberToObject(o, "cpu_seconds", round(k->phase_cpu[i] * 1e3) / 1e3);
+        cJSON_AddNumberToObject(o, "wall_seconds", round(k->phase_wall[i] * 1e3) / 1e3);
+    }
+}
+
 int provenance_write(const char *path, const char *job, const lethe_config *c, MPI_Comm world,
-                     time_t started, time_t ended, const char *status, char *err, size_t errlen)
+                     time_t started, time_t ended, const char *status,
+                     const provenance_cost *cost, char *err, size_t errlen)
 {
     int rank, size;
     MPI_CHECK(MPI_Comm_rank(world, &rank));
@@ -108,6 +123,7 @@ int provenance_write(const char *path, const char *job, const lethe_config *c, M
         cJSON_AddNullToObject(p, "ended");
     }
     cJSON_AddStringToObject(p, "status", status);
+    if (cost) add_cost(p, cost);
     char *txt = cJSON_Print(p);
     cJSON_Delete(p);
     if (!txt) {

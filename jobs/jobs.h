@@ -12,6 +12,7 @@
 
 #include "../io/config.h"
 #include "../io/loader.h"
+#include "../io/provenance.h"
 #include "../model/step.h"
 #include "../model/transformer.h"
 #include "../mpi/grid.h"
@@ -23,6 +24,15 @@ typedef struct {
     int step, rank;
     step_fault nan; /* nan-at-step, handed to model_train_step (step 0: off) */
 } job_fault;
+
+/* What a job has spent since its config was read (jobs/session.c): this rank's CPU
+ * seconds (getrusage: user + system) and wall seconds, per phase (session_phase). */
+typedef struct {
+    int on, cur, n;                /* cur: the running phase */
+    double cpu0, wall0, cpu, wall; /* at the start and at the last phase change */
+    const char *name[PROVENANCE_MAX_PHASES];
+    double phase_cpu[PROVENANCE_MAX_PHASES], phase_wall[PROVENANCE_MAX_PHASES];
+} session_clock;
 
 typedef struct {
     const char *job;
@@ -36,6 +46,7 @@ typedef struct {
     long started;
     const char *status; /* written into provenance.json at close ("completed" if NULL) */
     job_fault fault;
+    session_clock clock; /* cost written into provenance.json at close */
 } lethe_session;
 
 /* argv: the arguments after the job name. Parses the config on every rank and
@@ -66,6 +77,13 @@ void session_output(lethe_session *s);
  * creates and initialises this rank's shard. */
 void session_build_model(lethe_session *s, int global_batch, int seq_len);
 void session_close(lethe_session *s);
+/* The phase the job's time is charged to from now on (a name with static storage:
+ * "start-up" from session_open, "run" after session_output, "load" inside
+ * session_load_init; a job may add its own, e.g. "eval"); returns the phase that was
+ * running, so a nested phase can hand back: prev = session_phase(s, "eval"); ...;
+ * session_phase(s, prev). At most PROVENANCE_MAX_PHASES names per job (more are
+ * charged to the last). Local: no communication. */
+const char *session_phase(lethe_session *s, const char *name);
 /* Path inside the output folder. */
 void session_path(const lethe_session *s, const char *name, char *buf, size_t len);
 /* The OpenBLAS core in use and whether OPENBLAS_CORETYPE forces it: "Cooperlake (auto)". */

@@ -183,7 +183,9 @@ static int relearn_reached(void *job, int step)
     int si = 0;
     while (si < J->nsteps && J->steps[si] < step) si++;
     if (si == J->nsteps || J->steps[si] != step || J->have[2 + si]) return 0;
+    const char *phase = session_phase(J->S, "eval");
     char *line = forget_metrics(J->S, &J->gen, J->tk, J->ref_tr, J->nref, step);
+    session_phase(J->S, phase);
     if (J->S->grid.rank == 0) {
         write_atomic(J->kpath[si], line);
         printf("relearn %s step %3d: %s", J->name, step, line);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,6 +121,54 @@ void session_path(const lethe_session *s, const char *name, char *buf, size_t le
 
 static void fault_parse(job_fault *fault);
 
+/* This process's CPU seconds so far (user + system): every rank of a study runs its jobs
+ * in one process, so a job's cost is a difference of two readings. */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+const char *session_phase(lethe_session *s, const char *name)
+{
+    session_clock *k = &s->clock;
+    if (!k->on) return name;
+    double c = cpu_now(), w = MPI_Wtime();
+    const char *prev = k->name[k->cur];
+    k->phase_cpu[k->cur] += c - k->cpu;
+    k->phase_wall[k->cur] += w - k->wall;
+    k->cpu = c, k->wall = w;
+    int i = 0;
+    while (i < k->n && strcmp(k->name[i], name)) i++;
+    if (i == k->n && k->n < PROVENANCE_MAX_PHASES) k->name[k->n++] = name;
+    k->cur = i < k->n ? i : k->n - 1;
+    return prev;
+}
+
+/* Collective over the session's world: the cost so far, every rank's CPU seconds summed
+ * onto rank 0 (the phases by index: every rank changes phase at the same calls). */
+static void session_cost(lethe_session *s, provenance_cost *pc)
+{
+    session_clock *k = &s->clock;
+    session_phase(s, k->name[k->cur]); /* the running phase's time so far */
+    double v[1 + PROVENANCE_MAX_PHASES] = {k->cpu - k->cpu0};
+    for (int i = 0; i < k->n; i++) v[1 + i] = k->phase_cpu[i];
+    int root = s->grid.rank == 0;
+    MPI_CHECK(MPI_Reduce(root ? MPI_IN_PLACE : v, root ? v : NULL, 1 + PROVENANCE_MAX_PHASES,
+                         MPI_DOUBLE, MPI_SUM, 0, s->grid.world));
+    memset(pc, 0, sizeof *pc);
+    pc->cpu_seconds = v[0];
+    pc->wall_seconds = k->wall - k->wall0;
+    pc->n_phases = k->n;
+    for (int i = 0; i < k->n; i++) {
+        pc->phase[i] = k->name[i];
+        pc->phase_cpu[i] = v[1 + i];
+        pc->phase_wall[i] = k->phase_wall[i];
+    }
+}
+
 /* session_read_config with a base config whose model and hf keys the job takes (NULL:
  * none); with a base, the config file may be left out. */
 static int read_config_base(lethe_session *s, const char *job, int argc, char **argv,
@@ -127,6 +176,12 @@ static int read_config_base(lethe_session *s, const char *job, int argc, char **
 {
     char *over[MAX_OVERRIDES];
     int nover = 0;
+    session_clock *k = &s->clock; /* the job's cost counts from here */
+    memset(k, 0, sizeof *k);
+    k->on = k->n = 1;
+    k->name[0] = "start-up";
+    k->cpu0 = k->cpu = cpu_now();
+    k->wall0 = k->wall = MPI_Wtime();
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--set") || !strncmp(argv[i], "--set=", 6)) {
             char *v = argv[i][5] == '=' ? argv[i] + 6 : (i + 1 < argc ? argv[++i] : NULL);
@@ -262,11 +317,12 @@ void session_output(lethe_session *s)
     char path[1100];
     session_path(s, "provenance.json", path, sizeof path);
     ok = provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started, 0, "running",
-                          err, sizeof err) == 0;
+                          NULL, err, sizeof err) == 0;
     lethe_check(s->grid.world, ok, 1, "%s", err);
     if (s->grid.rank == 0) arm_terminated(path);
     s->have_output = 1;
     if (s->have_model) session_report_blas(s);
+    session_phase(s, "run");
 }
 
 void session_build_model(lethe_session *s, int global_batch, int seq_len)
@@ -288,10 +344,12 @@ void session_close(lethe_session *s)
     if (s->have_output) {
         char path[1100], err[1200];
         session_path(s, "provenance.json", path, sizeof path);
+        provenance_cost cost;
+        session_cost(s, &cost);
         /* a job whose record cannot be completed (a full disk) has not completed */
         int ok = provenance_write(path, s->job, &s->cfg, s->grid.world, (time_t)s->started,
-                                  time(NULL), s->status ? s->status : "completed", err,
-                                  sizeof err) == 0;
+                                  time(NULL), s->status ? s->status : "completed",
+                                  s->clock.on ? &cost : NULL, err, sizeof err) == 0;
         lethe_check(s->grid.world, ok, 1, "%s", err);
     }
     if (s->have_model) model_free(&s->model);
@@ -348,6 +406,7 @@ int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor, const ch
     int have = s->cfg.checkpoint.resume && stat(path, &st) == 0;
     MPI_CHECK(MPI_Bcast(&have, 1, MPI_INT, 0, s->grid.world));
     if (!have) return 0;
+    const char *phase = session_phase(s, "load");
     lethe_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
     char *expect = config_to_json(&s->cfg);
@@ -363,12 +422,14 @@ int64_t session_resume(lethe_session *s, int64_t *cursor, int n_cursor, const ch
     ckpt_meta_free(&meta);
     if (s->grid.rank == 0)
         printf("lethe %s: resuming from %s at step %lld\n", s->job, path, (long long)meta.step);
+    session_phase(s, phase);
     return meta.step;
 }
 
 void session_load_init(lethe_session *s)
 {
     if (!s->cfg.init.checkpoint[0]) return;
+    const char *phase = session_phase(s, "load");
     char err[1024];
     lethe_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
@@ -379,6 +440,7 @@ void session_load_init(lethe_session *s)
     free(expect);
     ckpt_meta_free(&meta);
     lethe_check(s->grid.world, ok, 1, "%s", err);
+    session_phase(s, phase);
 }
 
 /* LETHE_FAULT, parsed once by session_open on every rank into its session. */

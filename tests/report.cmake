@@ -23,7 +23,8 @@ lethe_test(NAME stats.python
 # report.stats  tests/test_report_stats.sh: a study with selection and report phases
 #               (tests/report_study_fixture.py: a crippled method, a twin, seed noise, an
 #               ineligible selection, budgets, relearn curves, buckets); its comparisons,
-#               verdicts, Pareto fronts and budget sums recomputed by
+#               verdicts, Pareto fronts, budget sums and results.md's CPU-seconds per
+#               job kind (from the fixture's provenance.json files) recomputed by
 #               tests/report_stats_ref.py; the same comparisons on a second run, on 2
 #               ranks and after the study moved; an old study without phases; the errors
 #               of bad phase labels, selected.json and budget.json. PASS lines counted.

@@ -20,6 +20,10 @@ tests/stats_ref.py's bootstrap (splitmix64 written in Python), and compared:
                front membership against a brute force over all pairs;
   budget       budget.csv: tokens and CPU seconds per method and phase summed over the
                budget.json files;
+  cpu          results.md's "CPU-seconds per job kind": per kind the jobs, the sums and
+               means of cpu_seconds over the provenance.json files that record them, the
+               share of the total, wall seconds and each phase's share of the kind's CPU
+               seconds (to the printed digits); the job without a cost is counted and said;
   tables       results.csv holds the report-phase rows only (12); results.md has the
                sections, the bucket table, the ineligible-method and few-seeds sentences
                and no same-seeds sentence; fq_vs_mu.gp has a panel per split and both
@@ -224,6 +228,8 @@ def main():
                 errs.append("%s %s = %s, expected %r" % (m, c, r.get(c), v))
     report("budget.csv: jobs, tokens and CPU seconds per method and phase", errs)
 
+    report(*cpu_table(root, md))
+
     # ---- the tables and the plot script ---------------------------------------------------
     errs = []
     res = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
@@ -246,6 +252,64 @@ def main():
             errs.append("fq_vs_mu.gp lacks \"%s\"" % s)
     report("results.csv report rows only; results.md sections and sentences; fq_vs_mu.gp panels", errs)
     sys.exit(0 if all(results) else 1)
+
+
+def cpu_table(root, md):
+    """results.md's CPU-seconds table against the provenance.json files under root."""
+    kinds = {}
+    for d, _, files in os.walk(root):
+        if d.startswith(os.path.join(root, "report")) or "provenance.json" not in files:
+            continue
+        p = json.load(open(os.path.join(d, "provenance.json")))
+        k = kinds.setdefault(p["job"], {"jobs": 0, "rec": 0, "cpu": 0.0, "wall": 0.0, "ph": {}})
+        k["jobs"] += 1
+        if "cpu_seconds" in p:
+            k["rec"] += 1
+            k["cpu"] += p["cpu_seconds"]
+            k["wall"] += p["wall_seconds"]
+            for n, v in p["phases"].items():
+                k["ph"][n] = k["ph"].get(n, 0.0) + v["cpu_seconds"]
+    total = sum(k["cpu"] for k in kinds.values())
+    errs = []
+    sec = md.split("## CPU-seconds per job kind", 1)
+    if len(sec) != 2:
+        return "results.md: CPU-seconds per job kind", ["no such section"]
+    rows = [ln for ln in sec[1].split("\n\n")[2].splitlines() if ln.startswith("|")]
+    head = [h.strip() for h in rows[0].strip("|").split("|")]
+    got = {}
+    for ln in rows[2:]:
+        cells = [x.strip() for x in ln.strip("|").split("|")]
+        got[cells[0]] = dict(zip(head, cells))
+
+    def num(cell):
+        return float(cell.replace("%", "").strip())
+
+    for name, k in kinds.items():
+        g = got.get(name)
+        if not g:
+            errs.append("no row for %s" % name)
+            continue
+        want = [("jobs", k["jobs"], 0), ("CPU-s total", k["cpu"], 0.05),
+                ("CPU-s mean", k["cpu"] / k["rec"], 0.005),
+                ("share", 100 * k["cpu"] / total, 0.05), ("wall-s total", k["wall"], 0.05)]
+        want += [(n, 100 * v / k["cpu"], 0.5) for n, v in k["ph"].items()]
+        for col, v, tol in want:
+            if col not in g or abs(num(g[col]) - v) > tol + 1e-9:
+                errs.append("%s %s = %s, expected %.4f" % (name, col, g.get(col), v))
+        for n in head[6:]:
+            if n not in k["ph"] and g.get(n) != "–":
+                errs.append("%s has no phase %s, the table says %s" % (name, n, g.get(n)))
+    if set(got) != set(kinds) | {"all"}:
+        errs.append("rows %s, expected %s and all" % (sorted(got), sorted(kinds)))
+    a = got.get("all", {})
+    jobs = sum(k["jobs"] for k in kinds.values())
+    if a.get("jobs") != str(jobs) or abs(num(a.get("CPU-s total", "0")) - total) > 0.05:
+        errs.append("all: %s, expected %d jobs, %.3f CPU-s" % (a, jobs, total))
+    unrec = jobs - sum(k["rec"] for k in kinds.values())
+    if unrec != 1 or ("%d of the %d jobs record no cost" % (unrec, jobs)) not in sec[1]:
+        errs.append("%d jobs without a cost; results.md does not say so" % unrec)
+    return ("results.md CPU-seconds per job kind: %d kinds, %d jobs, %.1f CPU-s from the "
+            "provenance.json files" % (len(kinds), jobs, total)), errs
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ named in select-<lv>-<method>/selected.json (p1) on report seeds 11..15; on forg
 crippled's selected.json says eligible = false. Every eval names its checkpoint in an
 unlearn-* folder holding budget.json; every report run has a relearn curve (steps 0, 5,
 10) in relearn-*/attack/; npo's report runs carry forget-split buckets (short, long).
+Every job folder (origin and retrain as train jobs, the reference evals, every unlearn,
+eval and relearn) holds a provenance.json with its cost (cpu_seconds, wall_seconds,
+phases), except the first crippled relearn on forget05, a "running" record without one.
 """
 import json
 import os
@@ -33,6 +36,25 @@ def write(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(obj, f, indent=1)
+
+
+PHASES = {"train": ("start-up", "run"), "unlearn": ("start-up", "load", "run"),
+          "eval": ("start-up", "load", "run"), "relearn": ("start-up", "run", "load", "eval")}
+
+
+COST_RNG = random.Random(11)  # its own stream: the metrics above stay as they were
+
+
+def provenance(d, job, cost=True):
+    rng = COST_RNG
+    p = {"job": job, "ranks": 2, "status": "completed" if cost else "running"}
+    if cost:
+        ph = {k: {"cpu_seconds": round(rng.uniform(0.2, 9), 3), "wall_seconds": 1.0}
+              for k in PHASES[job]}
+        p["cpu_seconds"] = round(sum(v["cpu_seconds"] for v in ph.values()), 3)
+        p["wall_seconds"] = round(rng.uniform(1, 5), 3)
+        p["phases"] = ph
+    write(os.path.join(d, "provenance.json"), p)
 
 
 def summary(split, mu, log10_fq, fprob, ckpt, buckets=None):
@@ -59,6 +81,8 @@ def main():
         for ref, mu, l10, fp in (("origin", mu0, -9.0, 0.9), ("retrain", mu0 - 0.02, 0.0, 0.10)):
             d = os.path.join(root, "eval-%s-%s" % (ref, lv))
             write(os.path.join(d, "labels.json"), {"study": "fx", "method": ref, "split": split})
+            provenance(d, "eval")
+            provenance(os.path.join(root, ref), "train")
             write(os.path.join(d, "summary.json"),
                   summary(split, mu, l10, fp, os.path.join(root, ref, "model.h5")))
         for m in METHODS:
@@ -112,12 +136,15 @@ def run(root, rng, split, lv, m, setting, phase, seed, k, rep):
                        "long": {"n": 20, "prob": fp + 0.02, "rouge_recall": 0.35, "truth_ratio": 0.65}}
     d = os.path.join(root, "eval-" + tag)
     write(os.path.join(d, "labels.json"), labels)
+    provenance(unlearn, "unlearn")
+    provenance(d, "eval")
     write(os.path.join(d, "summary.json"),
           summary(split, mu, l10, fp, os.path.join(unlearn, "model.h5"), buckets))
     if rep is not None:
         rec = 0.4 if m == "crippled" else 0.1 + 0.01 * rep[0]
         cl = dict(labels, relearn_lr=0.001, relearn_steps=10)
         a = os.path.join(root, "relearn-" + tag, "attack")
+        provenance(os.path.dirname(a), "relearn", tag != "05-crippled-p1-s11")
         write(os.path.join(a, "labels.json"), cl)
         with open(os.path.join(a, "relearn.jsonl"), "w") as f:
             for step, p in ((0, fp), (5, fp + rec / 2), (10, fp + rec)):

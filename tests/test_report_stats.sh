@@ -6,7 +6,8 @@
 # Cases (each prints one PASS or FAIL line; the script fails unless PASS lines = CASES):
 #   - lethe report exits 0 and draws fq_vs_mu.png (a PNG over 4 KiB);
 #   - tests/report_stats_ref.py recomputes the comparisons, verdicts, Pareto fronts,
-#     budgets and tables from the tree's files (7 checks, each a PASS line of its own);
+#     budgets, the CPU-seconds table and tables from the tree's files (8 checks, each a
+#     PASS line of its own);
 #   - a second run, and a run under mpirun on 2 ranks, write the same comparisons.csv
 #     (the bootstrap is deterministic);
 #   - the study moved to another folder (checkpoint paths now stale) finds every
@@ -24,7 +25,7 @@ py="${LETHE_PYTHON:-python3}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-CASES=18
+CASES=19
 pass=0
 
 ok() { echo "PASS $*"; pass=$((pass + 1)); }
