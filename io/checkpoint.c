@@ -590,9 +590,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     lethe_agree(g->world, ok, msg, CK_MSG, NULL);
 
 out:
-    free(dg);
-    free(mdg);
-    free(rngs);
+    free(dg), free(mdg), free(rngs);
     free(z.calls);
     free((void *)z.zeros);
     ck_union_free(&U);
