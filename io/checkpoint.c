@@ -6,10 +6,8 @@
  * metadata and collective raw-data I/O all hang if one rank skips a call, so a rank with
  * nothing to write or read still joins with an empty (H5Sselect_none) selection, and an
  * HDF5 call that fails there ends the job (lethe_fatal) rather than leave the others
- * waiting. Raw data moves in independent transfers (ck_data_xfer), which every rank
- * joins all the same. Checks that depend only on the file's metadata (missing dataset,
- * wrong shape or type) give the same result on every rank, so they are collected and
- * agreed on.
+ * waiting. Checks that depend only on the file's metadata (missing dataset, wrong shape
+ * or type) give the same result on every rank, so they are collected and agreed on.
  *
  * This file holds the helpers and ckpt_save; checkpoint_union.c the union of the ranks'
  * tables and the digests, checkpoint_load.c ckpt_load and ckpt_verify (shared:
@@ -246,37 +244,12 @@ static hid_t mpio_fapl(MPI_Comm comm, const char *file)
 {
     hid_t fapl;
     H5C(fapl = H5Pcreate(H5P_FILE_ACCESS), "checkpoint '%s'", file);
-    /* Each rank's pieces go to the file in independent calls (see ck_data_xfer); ROMIO's
-     * data sieving would turn a column-split piece's strided write into read-modify-write
-     * of the whole extent under a file lock, shared with the other ranks. Hints that an
-     * MPI-IO component does not know are ignored. */
-    MPI_Info info;
-    MPI_CHECK(MPI_Info_create(&info));
-    MPI_CHECK(MPI_Info_set(info, "romio_ds_write", "disable"));
-    MPI_CHECK(MPI_Info_set(info, "romio_ds_read", "disable"));
-    H5C(H5Pset_fapl_mpio(fapl, comm, info), "checkpoint '%s'", file);
-    MPI_CHECK(MPI_Info_free(&info));
+    H5C(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "checkpoint '%s'", file);
     /* Metadata read once by rank 0 and broadcast, written collectively: fewer small
      * requests on a parallel file system, and identical metadata verdicts everywhere. */
     H5C(H5Pset_all_coll_metadata_ops(fapl, 1), "checkpoint '%s'", file);
     H5C(H5Pset_coll_metadata_write(fapl, 1), "checkpoint '%s'", file);
     return fapl;
-}
-
-/* The transfer list of the tensors' raw data: independent. Every rank still makes every
- * H5Dwrite/H5Dread call (an empty selection when it holds no piece), but no call waits
- * for the other ranks: a rank's pieces are contiguous rows or strided column blocks of
- * its own, which two-phase collective buffering would only copy between ranks, and a
- * collective per tensor costs a scheduler time slice each when the node's cores are
- * shared (collective: save and load about 2x slower on a loaded 2-core machine,
- * tests/bench_checkpoint). On a parallel file system at many ranks, collective
- * buffering of the strided column pieces may pay again: measure before changing. */
-hid_t ck_data_xfer(const char *file)
-{
-    hid_t dxpl;
-    H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", file);
-    H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT), "checkpoint '%s'", file);
-    return dxpl;
 }
 
 /* Opens path read-only over comm. Rank 0 first checks what a user most often gets wrong
@@ -517,7 +490,8 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     write_attr(tmp, fid, "meta_digest", H5T_STD_U64LE, H5T_NATIVE_UINT64, -1, &mdig);
 
     hid_t dxpl, dcpl, grp, sp, ds, ty;
-    dxpl = ck_data_xfer(tmp);
+    H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", tmp);
+    H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", tmp);
     H5C(dcpl = H5Pcreate(H5P_DATASET_CREATE), "checkpoint '%s'", tmp);
     /* Every element is written, so filling datasets first would write them twice. */
     H5C(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "checkpoint '%s'", tmp);

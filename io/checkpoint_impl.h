@@ -66,8 +66,6 @@ int ck_read_attr(hid_t obj, const char *where, const char *name, hid_t mtype, in
 int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, size_t len,
                      char *msg);
 hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg);
-/* The dataset transfer list of tensor data (independent MPI-IO; see checkpoint.c). */
-hid_t ck_data_xfer(const char *file);
 
 /* checkpoint_load.c */
 /* Opens gname/<e->name>: float32 (uint8 in CK_MASK_GROUP) of e's shape (e->ndim 0: the

@@ -257,7 +257,9 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto close;
 
     /* Data phase: every rank joins every read; every replica reads its pieces. */
-    hid_t dxpl = ck_data_xfer(path);
+    hid_t dxpl;
+    H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", path);
+    H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", path);
     float *bufs[CK_KINDS] = {t->data, t->m, t->v};
     for (int kind = 0; kind < nkinds; kind++)
         for (int k = 0; k < U.nu; k++) {
