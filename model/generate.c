@@ -15,11 +15,6 @@
 #include "tp_linear.h"
 #include "vocab_parallel.h"
 
-struct gen_best { /* MPI_FLOAT_INT */
-    float v;
-    int i;
-};
-
 static float *fbuf(size_t n) { return lethe_calloc(n ? n : 1, sizeof(float), "generation"); }
 static int *ibuf(size_t n) { return lethe_calloc(n ? n : 1, sizeof(int), "generation"); }
 
@@ -60,7 +55,7 @@ void gen_create(lethe_generator *g, lethe_model *m, int max_t, int batch)
     g->logits = fbuf(s->last ? B * s->v_l : 1);
     int **iv[] = {&g->seq, &g->pos, &g->tok, &g->row_slot, &g->row_tok, &g->want, &g->next};
     for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) *iv[i] = ibuf(B);
-    g->best = lethe_calloc(B, sizeof(struct gen_best), "generation");
+    g->best = lethe_calloc(B, sizeof(vocab_best), "generation");
 }
 
 void gen_free(lethe_generator *g)
@@ -148,21 +143,6 @@ static void forward_rows(lethe_generator *g, int n, int tag)
     }
 }
 
-/* The id of the largest logit of each of k rows (k, nv) over all shards, in one
- * all-reduce: vocab_parallel_argmax's rule (ties to the lowest id) row by row. */
-static void argmax_rows(int *next, struct gen_best *best, const float *logits, int k,
-                        const vocab_shard *v)
-{
-    for (int r = 0; r < k; r++) {
-        const float *z = logits + (size_t)r * v->nv;
-        best[r] = (struct gen_best){-INFINITY, 0x7fffffff};
-        for (int j = 0; j < v->nvalid; j++)
-            if (z[j] > best[r].v) best[r] = (struct gen_best){z[j], v->v0 + j};
-    }
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, best, k, MPI_FLOAT_INT, MPI_MAXLOC, v->tp));
-    for (int r = 0; r < k; r++) next[r] = best[r].i;
-}
-
 /* The next token of the k rows listed in want, into next on every rank of the replica:
  * the final norm and the head on those rows only (packed into xmid, free after the
  * blocks) on the last stage, broadcast over pp. */
@@ -178,7 +158,7 @@ static void predict(lethe_generator *g, int k)
         rmsnorm_forward(g->ln, g->rstd, g->xmid, m->w.norm, k, C, s->cfg.norm_eps);
         column_parallel_forward(&g->logits, g->ln, (const float *const *)&m->w.head, &s->head_l, k,
                                 C);
-        argmax_rows(g->next, g->best, g->logits, k, &s->vocab);
+        vocab_parallel_argmax_rows(g->next, g->best, g->logits, k, &s->vocab);
     }
     if (s->grid->pp > 1) MPI_CHECK(MPI_Bcast(g->next, k, MPI_INT, s->grid->pp - 1, s->grid->pp_comm));
 }

@@ -32,7 +32,7 @@ typedef struct {
     int *seq, *pos, *tok;   /* (batch) per slot: sequence (-1 free), position fed, token fed */
     int *row_slot, *row_tok;     /* (batch) per row of a step: its slot, its token */
     int *want, *next;            /* (batch) the rows that predict, and their next ids */
-    struct gen_best *best;       /* (batch) the argmax's (value, id) pairs */
+    vocab_best *best;            /* (batch) the argmax's (value, id) pairs */
     lethe_layer_act act;    /* the block's activations of a step's rows, pointing into the above */
 } lethe_generator;
 

@@ -116,17 +116,15 @@ void vocab_parallel_lower_targets(float *out, const float *tok_logp, const int *
     }
 }
 
-int vocab_parallel_argmax(const float *logits, const vocab_shard *v)
+void vocab_parallel_argmax_rows(int *ids, vocab_best *best, const float *logits, int k,
+                                const vocab_shard *v)
 {
-    struct {
-        float v;
-        int i;
-    } best = {-INFINITY, 0x7fffffff};
-    for (int j = 0; j < v->nvalid; j++)
-        if (logits[j] > best.v) {
-            best.v = logits[j];
-            best.i = v->v0 + j;
-        }
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &best, 1, MPI_FLOAT_INT, MPI_MAXLOC, v->tp));
-    return best.i;
+    for (int r = 0; r < k; r++) {
+        const float *z = logits + (size_t)r * v->nv;
+        best[r] = (vocab_best){-INFINITY, 0x7fffffff};
+        for (int j = 0; j < v->nvalid; j++)
+            if (z[j] > best[r].v) best[r] = (vocab_best){z[j], v->v0 + j};
+    }
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, best, k, MPI_FLOAT_INT, MPI_MAXLOC, v->tp));
+    for (int r = 0; r < k; r++) ids[r] = best[r].i;
 }

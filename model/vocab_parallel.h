@@ -60,9 +60,16 @@ void vocab_parallel_log_softmax(float *out, double *negent, double *h, const flo
 void vocab_parallel_lower_targets(float *out, const float *tok_logp, const int *targets,
                                   const unsigned char *rows, double drop, int B, int T,
                                   const vocab_shard *v);
-/* The id of the largest logit of one row (nv) over all shards; ties go to the
- * lowest id, so every layout picks the same token. Same result on every tp rank. */
-int vocab_parallel_argmax(const float *logits, const vocab_shard *v);
+/* A (value, id) pair of MPI_FLOAT_INT, for MPI_MAXLOC. */
+typedef struct {
+    float v;
+    int i;
+} vocab_best;
+/* The id of the largest logit of each of k rows (k, nv) over all shards, in one
+ * all-reduce (best: k pairs of scratch); ties go to the lowest id, so every layout
+ * picks the same token. Same result on every tp rank. */
+void vocab_parallel_argmax_rows(int *ids, vocab_best *best, const float *logits, int k,
+                                const vocab_shard *v);
 
 /* PDU's logit margins (model/vocab_margin.c): in rows b with rows[b], at each position
  * n with a target, d[n] = max_j z_j - (sum_j z_j) / V over the V real vocabulary
