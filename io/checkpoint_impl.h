@@ -54,6 +54,12 @@ extern const char *const ck_group[CK_KINDS];
 /* checkpoint.c */
 /* Records the first failure of a phase in msg (CK_MSG bytes); returns 0 (= not ok). */
 LETHE_PRINTF(2, 3) int ck_fail(char *msg, const char *fmt, ...);
+/* The checks a load makes before any file access, collective over g->world: a sane
+ * table (with its optimizer state when with_optimizer) whose union U covers every
+ * tensor, and the same table, path and wish on every rank (wish_what names the wish in
+ * the message). 1, or 0 with msg agreed everywhere. */
+int ck_agree_table(const char *path, const lethe_params *t, const lethe_grid *g, ck_union *U,
+                   int with_optimizer, uint64_t wish, const char *wish_what, char *msg);
 /* The end of save, load and verify: 0, or -1 with "checkpoint 'PATH': MSG" in err. */
 int ck_result(const char *msg, const char *path, char *err, size_t errlen);
 const char *ck_call_name(const char *call, char *buf, size_t len);

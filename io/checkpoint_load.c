@@ -190,6 +190,27 @@ static int digest_matches(const lethe_ckpt_meta *m, const uint64_t *rngs, uint64
                    (unsigned long long)stored, (unsigned long long)want);
 }
 
+int ck_agree_table(const char *path, const lethe_params *t, const lethe_grid *g, ck_union *U,
+                   int with_optimizer, uint64_t wish, const char *wish_what, char *msg)
+{
+    if (lethe_agree(g->world, ck_validate_table(t, with_optimizer, msg), msg, CK_MSG, NULL))
+        return 0;
+    int ok = ck_build_union(t, g, U, msg);
+    uint64_t h[3] = {ok ? ck_union_hash(U) : 0, lethe_hash_str(path), wish};
+    int eq[3];
+    ck_all_equal(g->world, h, 3, eq);
+    if (!eq[0]) ok = ck_fail(msg, "the data-parallel replicas hold different parameter tables");
+    if (!eq[1]) ok = ck_fail(msg, "the ranks were given different paths");
+    if (!eq[2]) ok = ck_fail(msg, "the ranks disagree on %s", wish_what);
+    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) return 0;
+    /* The layout must cover every tensor too, or a digest check could not tell a bad
+     * file from a bad table. */
+    uint64_t *dg = ck_replica_digests(t, g, U, 0, 0);
+    ok = ck_check_coverage(U, dg, msg);
+    free(dg);
+    return !lethe_agree(g->world, ok, msg, CK_MSG, NULL);
+}
+
 int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
               int load_optimizer, char *err, size_t errlen)
 {
@@ -201,24 +222,10 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     h5_quiet q;
     h5_quiet_on(&q);
 
-    if (lethe_agree(g->world, ck_validate_table(t, load_optimizer, msg), msg, CK_MSG, NULL))
+    if (!ck_agree_table(path, t, g, &U, load_optimizer, (uint64_t)nkinds,
+                        "loading the optimizer state", msg))
         goto out;
-    int ok = ck_build_union(t, g, &U, msg);
-    {
-        uint64_t h[3] = {ok ? ck_union_hash(&U) : 0, lethe_hash_str(path), (uint64_t)nkinds};
-        int eq[3];
-        ck_all_equal(g->world, h, 3, eq);
-        if (!eq[0]) ok = ck_fail(msg, "the data-parallel replicas hold different parameter tables");
-        if (!eq[1]) ok = ck_fail(msg, "the ranks were given different paths");
-        if (!eq[2]) ok = ck_fail(msg, "the ranks disagree on loading the optimizer state");
-    }
-    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto out;
-    /* The load layout must cover every tensor too, or the digest check below could not
-     * tell a bad file from a bad table. */
-    dg = ck_replica_digests(t, g, &U, 0, 0);
-    if (lethe_agree(g->world, ck_check_coverage(&U, dg, msg), msg, CK_MSG, NULL)) goto out;
-    free(dg);
-    dg = NULL;
+    int ok;
 
     if ((fid = ck_open_for_read(path, g->world, msg)) < 0) goto out;
 

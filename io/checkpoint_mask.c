@@ -124,26 +124,6 @@ static int read_mask(const char *path, lethe_params *t, const lethe_grid *g, con
     return ok;
 }
 
-/* The checks before any file access: a sane table that covers every tensor, and the same
- * table, path and wish for the mask on every rank. 1, or 0 with msg agreed everywhere. */
-static int agree_table(const char *path, const lethe_params *t, const lethe_grid *g,
-                       ck_union *U, char *msg)
-{
-    if (lethe_agree(g->world, ck_validate_table(t, 0, msg), msg, CK_MSG, NULL)) return 0;
-    int ok = ck_build_union(t, g, U, msg);
-    uint64_t h[3] = {ok ? ck_union_hash(U) : 0, lethe_hash_str(path), (uint64_t)(t->mask != 0)};
-    int eq[3];
-    ck_all_equal(g->world, h, 3, eq);
-    if (!eq[0]) ok = ck_fail(msg, "the data-parallel replicas hold different parameter tables");
-    if (!eq[1]) ok = ck_fail(msg, "the ranks were given different paths");
-    if (!eq[2]) ok = ck_fail(msg, "the ranks disagree on reading a WAGLE mask");
-    if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) return 0;
-    uint64_t *dg = ck_replica_digests(t, g, U, 0, 0);
-    ok = ck_check_coverage(U, dg, msg);
-    free(dg);
-    return !lethe_agree(g->world, ok, msg, CK_MSG, NULL);
-}
-
 int ckpt_load_mask(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt_meta *meta,
                    char *err, size_t errlen)
 {
@@ -156,7 +136,8 @@ int ckpt_load_mask(const char *path, lethe_params *t, const lethe_grid *g, lethe
     int has = 0, ok;
     h5_quiet q;
     h5_quiet_on(&q);
-    if (!agree_table(path, t, g, &U, msg) || (fid = ck_open_for_read(path, g->world, msg)) < 0)
+    if (!ck_agree_table(path, t, g, &U, 0, (uint64_t)(t->mask != 0), "reading a WAGLE mask", msg) ||
+        (fid = ck_open_for_read(path, g->world, msg)) < 0)
         goto out;
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", path);
     H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", path);
