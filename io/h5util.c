@@ -78,6 +78,26 @@ static int same_inode(const char *tmp, void *h)
            a.st_dev == b.st_dev && a.st_ino == b.st_ino && b.st_nlink == 1;
 }
 
+/* The two refusals of an exclusive create: it failed (and what is at tmp now is not
+ * ours: never removed), or the file at tmp is not the one created. */
+static void create_failed(const char *tmp, char *err, size_t errlen)
+{
+    char h5[256];
+    struct stat st;
+    snprintf(err, errlen, "cannot create '%s' as HDF5: %s%s", tmp, h5_last_error(h5, sizeof h5),
+             lstat(tmp, &st) == 0 ? " (something was planted at lethe's temporary name; "
+                                    "remove it)"
+                                  : "");
+}
+
+static void create_replaced(const char *tmp, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "cannot create '%s' as HDF5: the file at that name is not the one created (it was "
+             "replaced; remove it)",
+             tmp);
+}
+
 hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen)
 {
     if (safe_check_target(path, err, errlen) || safe_temp_clear(tmp, err, errlen)) return -1;
@@ -86,22 +106,13 @@ hid_t h5_create_temp(const char *path, const char *tmp, char *err, size_t errlen
         f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     if (f < 0) {
-        char h5[256];
-        struct stat st;
-        /* not removed: what is at tmp now is not ours (the create was exclusive) */
-        snprintf(err, errlen, "cannot create '%s' as HDF5: %s%s", tmp, h5_last_error(h5, sizeof h5),
-                 lstat(tmp, &st) == 0 ? " (something was planted at lethe's temporary name; "
-                                        "remove it)"
-                                      : "");
+        create_failed(tmp, err, errlen);
         return -1;
     }
     void *h = NULL;
     if (H5Fget_vfd_handle(f, H5P_DEFAULT, &h) < 0 || !same_inode(tmp, h)) {
         H5Fclose(f);
-        snprintf(err, errlen,
-                 "cannot create '%s' as HDF5: the file at that name is not the one "
-                 "created (it was replaced; remove it)",
-                 tmp);
+        create_replaced(tmp, err, errlen);
         return -1;
     }
     return f;
@@ -121,7 +132,7 @@ hid_t h5_create_temp_parallel(const char *path, const char *tmp, MPI_Comm comm, 
                               char *err, size_t errlen)
 {
     int rank, ok = 1;
-    char msg[1024] = "", h5[256];
+    char msg[1024] = "";
     MPI_CHECK(MPI_Comm_rank(comm, &rank));
     if (rank == 0 && (safe_check_target(path, msg, sizeof msg) || safe_temp(tmp, msg, sizeof msg) ||
                       safe_temp_clear(tmp, msg, sizeof msg)))
@@ -131,14 +142,7 @@ hid_t h5_create_temp_parallel(const char *path, const char *tmp, MPI_Comm comm, 
         return -1;
     }
     hid_t f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
-    if (f < 0) {
-        struct stat st;
-        snprintf(msg, sizeof msg, "cannot create '%s' as HDF5: %s%s", tmp,
-                 h5_last_error(h5, sizeof h5),
-                 lstat(tmp, &st) == 0 ? " (something was planted at lethe's temporary name; "
-                                        "remove it)"
-                                      : "");
-    }
+    if (f < 0) create_failed(tmp, msg, sizeof msg);
     {
         int in[2] = {f >= 0, -(f >= 0)}, out[2];
         MPI_CHECK(MPI_Allreduce(in, out, 2, MPI_INT, MPI_MAX, comm));
@@ -154,11 +158,7 @@ hid_t h5_create_temp_parallel(const char *path, const char *tmp, MPI_Comm comm, 
     memcpy(first, mine, sizeof first);
     MPI_CHECK(MPI_Bcast(first, 3, MPI_UINT64_T, 0, comm));
     ok = mine[1] != 0 && mine[2] == 1 && !memcmp(mine, first, sizeof mine);
-    if (!ok)
-        snprintf(msg, sizeof msg,
-                 "cannot create '%s' as HDF5: the file at that name is not the one created "
-                 "(it was replaced; remove it)",
-                 tmp);
+    if (!ok) create_replaced(tmp, msg, sizeof msg);
     if (lethe_agree(comm, ok, msg, sizeof msg, NULL)) {
         H5Fclose(f);
         snprintf(err, errlen, "%s", msg);
