@@ -134,8 +134,10 @@ typedef struct {
     double *s_ref, *negent;
     /* soft targets: kl_lsm the distributions (last stage), soft_tok their targets'
      * log-probabilities (last stage), soft_rows the rows that take them; kl_weights the
-     * starting weights (KL retain term, UNDIAL); seq_s, seq_n UNDIAL's forward sums */
+     * starting weights (KL retain term, UNDIAL); seq_s, seq_n UNDIAL's forward sums;
+     * soft_norm the lowered distributions' normalisers (CE-U, UNDIAL) */
     float *kl_weights, *kl_lsm, *soft_tok;
+    double *soft_norm;
     unsigned char *soft_rows;
     double *seq_s, *seq_n;
     int ceu;
@@ -206,7 +208,7 @@ static double soft_targets(unlearn_job *J, lethe_batch *b)
     if (J->kl || undial) params_swap_data(&m->w.params, J->kl_weights);
     if (J->ceu && m->shape.last) logp = forget_rows_logp(J, J->soft_tok);
     if ((J->ceu || undial) && m->shape.last)
-        vocab_parallel_lower_targets(J->kl_lsm, J->soft_tok, J->b.targets, J->is_forget,
+        vocab_parallel_lower_targets(J->kl_lsm, J->soft_norm, J->b.targets, J->is_forget,
                                      J->ceu ? INFINITY : (double)u->beta, J->b.B, J->b.T,
                                      &m->shape.vocab);
     b->soft_lp = J->kl_lsm;
@@ -367,6 +369,7 @@ static void unlearn_buffers(unlearn_job *J)
                                  "soft target distributions");
         J->soft_tok =
             lethe_malloc(sizeof(float) * (size_t)rows * T, "soft target log-probabilities");
+        J->soft_norm = lethe_malloc(sizeof(double) * (size_t)rows * T, "soft target normalisers");
     }
     J->soft_rows = lethe_calloc((size_t)rows, 1, "batch");
     J->seq_s = lethe_calloc((size_t)rows, sizeof(double), "batch");
@@ -388,6 +391,7 @@ static void unlearn_free(unlearn_job *J)
     free(J->negent);
     free(J->kl_lsm);
     free(J->soft_tok);
+    free(J->soft_norm);
     free(J->soft_rows);
     free(J->seq_s);
     free(J->seq_n);

@@ -140,6 +140,25 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *wei
     }
 }
 
+/* dweight[c] += sum_n dy[n,c] x[n,c] rstd[n]: column sums over the N rows in double, a
+ * block of columns at a time (a float running sum over thousands of rows strays from
+ * float64 by more than PyTorch's float32 tree reduction) */
+enum { NORM_COLS = 256 };
+static void rmsnorm_weight_grad(float *dweight, const float *dout, const float *inp,
+                                const float *rstd, int N, int C)
+{
+    for (int c0 = 0; c0 < C; c0 += NORM_COLS) {
+        int w = C - c0 < NORM_COLS ? C - c0 : NORM_COLS;
+        double acc[NORM_COLS] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
+            double r = rstd[n];
+            for (int c = 0; c < w; c++) acc[c] += (double)(dy[c] * x[c]) * r;
+        }
+        for (int c = 0; c < w; c++) dweight[c0 + c] += (float)acc[c];
+    }
+}
+
 void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                       const float *weight, const float *rstd, int N, int C)
 {
@@ -151,19 +170,13 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
         float r = rstd[n], acc[LANES] = {0};
         int c = 0;
         for (; c + LANES <= C; c += LANES)
-            for (int j = 0; j < LANES; j++) {
-                float yx = dy[c + j] * x[c + j];
-                acc[j] += weight[c + j] * yx;
-                dweight[c + j] += yx * r;
-            }
+            for (int j = 0; j < LANES; j++) acc[j] += weight[c + j] * (dy[c + j] * x[c + j]);
         float dot = lanes_sum(acc);
-        for (; c < C; c++) {
-            dot += weight[c] * dy[c] * x[c];
-            dweight[c] += dy[c] * x[c] * r;
-        }
+        for (; c < C; c++) dot += weight[c] * dy[c] * x[c];
         float k = dot * r * r * r / C;
         for (int c = 0; c < C; c++) dx[c] += r * weight[c] * dy[c] - k * x[c];
     }
+    rmsnorm_weight_grad(dweight, dout, inp, rstd, N, C);
 }
 
 /* Llama 3.1's rescaling of one inverse frequency (the wavelength 2 pi / inv decides). */
@@ -436,6 +449,18 @@ void log_softmax_rows(float *out, double *negent, const float *logits, const flo
         for (int j = nvalid; j < nv; j++) o[j] = -INFINITY;
         negent[n] = h;
     }
+}
+
+double sumexp_rows_d(const float *x, int n)
+{
+    double acc[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += fast_expf(x[k + j]);
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) s += acc[j];
+    for (; k < n; k++) s += fast_expf(x[k]);
+    return s;
 }
 
 void add_inplace(float *out, const float *a, size_t N)

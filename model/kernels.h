@@ -109,6 +109,10 @@ void ce_soft_backward(float *dlogits, const float *logits, const float *gmax,
 void log_softmax_rows(float *out, double *negent, const float *logits, const float *gmax,
                       const float *gsumexp, int N, int nv, int nvalid);
 
+/* sum_k exp(x[k]) over x[0..n), accumulated in double: the mass of a row of
+ * log-probabilities (vocab_parallel_lower_targets' normaliser) */
+double sumexp_rows_d(const float *x, int n);
+
 /* out (N) += a (N) */
 void add_inplace(float *out, const float *a, size_t N);
 

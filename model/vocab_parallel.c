@@ -93,26 +93,36 @@ void vocab_parallel_log_softmax(float *out, double *negent, double *h, const flo
     comm_allreduce_sum_d(negent, (size_t)B, v->tp, v->st);
 }
 
-void vocab_parallel_lower_targets(float *out, const float *tok_logp, const int *targets,
+/* this shard's part of the lowered row's mass: sum_{j != y} p_j + p_y e^-drop */
+static double lowered_mass(const float *o, int yl, double drop, int nvalid)
+{
+    if (yl < 0 || yl >= nvalid) return sumexp_rows_d(o, nvalid);
+    double m = sumexp_rows_d(o, yl) + sumexp_rows_d(o + yl + 1, nvalid - yl - 1);
+    return isinf(drop) ? m : m + exp((double)o[yl] - drop);
+}
+
+void vocab_parallel_lower_targets(float *out, double *norm, const int *targets,
                                   const unsigned char *rows, double drop, int B, int T,
                                   const vocab_shard *v)
 {
-    int exclude = isinf(drop);
-    for (int b = 0; b < B; b++) {
-        if (!rows[b]) continue;
-        for (int t = 0; t < T; t++) {
-            int n = b * T + t, y = targets[n];
-            if (y < 0) continue;
-            /* the new normaliser 1 - p_y + p_y e^-drop, without cancellation; p_y = 1
-             * excluded leaves a floor, not log 0 */
-            double lp = (double)tok_logp[n];
-            double z = -expm1(lp) + (exclude ? 0.0 : exp(lp - drop));
-            float c = (float)log(z > 1e-30 ? z : 1e-30);
-            float *o = out + (size_t)n * v->nv;
-            for (int j = 0; j < v->nvalid; j++) o[j] -= c;
-            if (y >= v->v0 && y < v->v0 + v->nvalid)
-                o[y - v->v0] = exclude ? -INFINITY : o[y - v->v0] - (float)drop;
-        }
+    int N = B * T, exclude = isinf(drop);
+    for (int n = 0; n < N; n++) {
+        int y = targets[n];
+        norm[n] = rows[n / T] && y >= 0 ? lowered_mass(out + (size_t)n * v->nv, y - v->v0, drop,
+                                                       v->nvalid)
+                                        : 0.0;
+    }
+    comm_allreduce_sum_d(norm, (size_t)N, v->tp, v->st);
+    for (int n = 0; n < N; n++) {
+        int y = targets[n];
+        if (!rows[n / T] || y < 0) continue;
+        /* p_y = 1 excluded leaves a floor, not log 0 */
+        float c = (float)log(norm[n] > 1e-300 ? norm[n] : 1e-300);
+        float *o = out + (size_t)n * v->nv;
+        int yl = y - v->v0;
+        float oy = yl >= 0 && yl < v->nvalid ? o[yl] : 0.0f;
+        for (int j = 0; j < v->nvalid; j++) o[j] -= c;
+        if (yl >= 0 && yl < v->nvalid) o[yl] = exclude ? -INFINITY : (float)((double)oy - drop - c);
     }
 }
 

@@ -54,10 +54,13 @@ void vocab_parallel_log_softmax(float *out, double *negent, double *h, const flo
 /* Target distributions with the true token's logit lowered by `drop` (CE-U: INFINITY,
  * the token excluded; UNDIAL: its strength beta): in rows b with rows[b], at each
  * position with a target y, out (this shard of log p, as vocab_parallel_log_softmax
- * left it) becomes log q, q = softmax(logits - drop * onehot(y)):
- * log p_j - log(1 - p_y + p_y e^-drop), and at y also - drop (-INF when excluded).
- * tok_logp (B*T) holds log p_y (the same on every tp rank). No communication. */
-void vocab_parallel_lower_targets(float *out, const float *tok_logp, const int *targets,
+ * left it) becomes log q, q = softmax(logits - drop * onehot(y)): log p_j - c, and at y
+ * also - drop (-INF when excluded), with c = log(sum_{j != y} p_j + p_y e^-drop) summed
+ * from out itself (in double, over all shards: one all-reduce of B*T doubles over tp),
+ * so q sums to 1 whatever rounding out's common shift carries; c from 1 - p_y would
+ * magnify that shift by 1 / (1 - p_y) when the target is memorised (p_y near 1).
+ * norm: scratch of B*T doubles. Every tp rank of the stage calls it. */
+void vocab_parallel_lower_targets(float *out, double *norm, const int *targets,
                                   const unsigned char *rows, double drop, int B, int T,
                                   const vocab_shard *v);
 /* A (value, id) pair of MPI_FLOAT_INT, for MPI_MAXLOC. */

@@ -11,8 +11,8 @@
 #                          optimizer step), then `$LETHE_PYTHON tests/torch_objectives.py DIR`
 #                          asserts loss, its parts and every gradient against PyTorch autograd
 #                          of the written formula in float64 to min(1e-4, max(1e-5, twice the
-#                          case's float32-vs-float64 reference noise)) relative (CE-U 3e-5:
-#                          see the script), to 1e-4 against float32, and that the step descends
+#                          case's float32-vs-float64 reference noise)) relative, to 1e-4
+#                          against float32, and that the step descends
 #   objectives.npo_cache   the real job path: `lethe synth` (authors, 20 authors x 11
 #                          questions), `mpirun -n 2 lethe train` for 8 steps (the initial
 #                          checkpoint), `mpirun -n 2 lethe unlearn` with method npo at dp 2

@@ -223,8 +223,10 @@ static void ceu_soft_targets(lethe_model *m, lethe_batch *b, float *lsm, float *
     plain.soft_lp = NULL;
     plain.soft_seq = NULL;
     model_forward_logsoftmax(m, &plain, lsm, NULL, tok);
-    vocab_parallel_lower_targets(lsm, tok, b->targets, is_forget, INFINITY, b->B, b->T,
+    double *norm = lethe_malloc(sizeof(double) * (size_t)b->B * b->T, "CE-U normalisers");
+    vocab_parallel_lower_targets(lsm, norm, b->targets, is_forget, INFINITY, b->B, b->T,
                                  &m->shape.vocab);
+    free(norm);
     b->soft_lp = lsm;
     b->soft_seq = is_forget;
 }
@@ -421,8 +423,10 @@ int main(int argc, char **argv)
         params_swap_data(&m.w.params, ref_w);
         model_forward_logsoftmax(&m, &b, kl_lsm, NULL, ceu_tok);
         params_swap_data(&m.w.params, ref_w);
-        vocab_parallel_lower_targets(kl_lsm, ceu_tok, b.targets, is_forget, oc->beta, B, T,
+        double *norm = lethe_malloc(sizeof(double) * BT, "UNDIAL normalisers");
+        vocab_parallel_lower_targets(kl_lsm, norm, b.targets, is_forget, oc->beta, B, T,
                                      &m.shape.vocab);
+        free(norm);
         b.soft_lp = kl_lsm;
         b.soft_seq = is_forget;
     }

@@ -26,56 +26,15 @@ check() { # check STATUS MESSAGE
 }
 
 # ---- expansion ------------------------------------------------------------------------
-"$B" study "$SRC/jobs/studies/tofu-tiny.json" --dir "$work/tiny" --dry-run >"$work/tiny.log" 2>&1
-check $? "tofu-tiny dry run"
-/usr/bin/python3 - "$work/tiny" "$SRC/jobs/studies/tofu-tiny.json" <<'PY'
-import json, os, sys, itertools
-d, sf = sys.argv[1], sys.argv[2]
-st = json.load(open(sf))
-P = st["protocol"]; sel, rep = P["selection_seeds"], P["report_seeds"]
-bad = []
-names = [n for n in os.listdir(d) if os.path.isdir(os.path.join(d, n)) and n not in ("data", "report")]
-kinds = {}
-for n in names: kinds.setdefault(n.split("-")[0], []).append(n)
-settings = {}
-for m, spec in st["methods"].items():
-    g = spec["grid"]
-    settings[m] = [dict(zip(g, v)) for v in itertools.product(*g.values())]
-n_set = {m: len(v) for m, v in settings.items()}
-if len(set(n_set.values())) != 1: bad.append(f"unequal shipped budget {n_set}")
-S = sum(n_set.values())
-want = {"unlearn": S * len(sel) + 4 * len(rep), "eval": 2 + S * len(sel) + 4 * len(rep),
-        "relearn": 4 * len(rep), "select": 4}
-for k, v in want.items():
-    if len(kinds.get(k, [])) != v: bad.append(f"{k}: {len(kinds.get(k, []))} jobs, expected {v}")
-for m, pts in settings.items():
-    for k, pt in enumerate(pts):
-        for s in sel:
-            lab = json.load(open(os.path.join(d, f"eval-05-{m}-p{k}-s{s}", "labels.json")))
-            cfg = json.load(open(os.path.join(d, f"unlearn-05-{m}-p{k}-s{s}", "job.json")))
-            if lab.get("phase") != "selection" or lab.get("setting") != f"{m}-p{k}" or lab.get("seed") != s:
-                bad.append(f"{m} p{k} s{s} labels {lab}")
-            for key, v in pt.items():
-                sec, name = key.split(".")
-                if cfg[sec][name] != v or lab.get(name) != v: bad.append(f"{m} p{k}: {key} {cfg[sec][name]} / {lab.get(name)}, expected {v}")
-            if cfg["train"]["seed"] != s: bad.append(f"{m} p{k} s{s}: train.seed {cfg['train']['seed']}")
-    spec = json.load(open(os.path.join(d, f"select-05-{m}", "job.json")))["select"]
-    if len(spec["candidates"]) != len(pts) or any(len(c["evals"]) != len(sel) for c in spec["candidates"]):
-        bad.append(f"select-05-{m}: candidates/evals")
-    if spec["tau"] != P["tau"] or spec["rule"] != "fq_at_mu" or not spec["origin_eval"].endswith("/eval-origin-05"):
-        bad.append(f"select-05-{m}: tau/rule/origin {spec['tau']} {spec['rule']} {spec['origin_eval']}")
-    if sorted(os.path.basename(j["dir"]) for j in spec["jobs"]) != sorted(f"{k}-05-{m}-report-s{s}" for k in ("unlearn", "eval", "relearn") for s in rep):
-        bad.append(f"select-05-{m}: report-phase jobs {[j['dir'] for j in spec['jobs']]}")
-    for s in rep:  # not materialised before the select job runs
-        for k in ("unlearn", "eval", "relearn"):
-            if os.listdir(os.path.join(d, f"{k}-05-{m}-report-s{s}")): bad.append(f"{k}-05-{m}-report-s{s} has files before its select job ran")
-for r in ("origin", "retrain"):
-    lab = json.load(open(os.path.join(d, f"eval-{r}-05", "labels.json")))
-    if lab.get("phase") != "report" or lab.get("setting") != f"{r}-p0": bad.append(f"eval-{r}-05 labels {lab}")
-for b in bad: print("  ", b)
-sys.exit(1 if bad else 0)
-PY
-check $? "tofu-tiny expansion: job counts per kind, labels (phase, setting, values), select specs, report phase unmaterialised"
+# the shipped protocol studies: tofu-tiny (the demo), tofu-methods and tofu-full-sweep
+# (every method, each with its own grid), checked by tests/study_expand.py
+for st in tofu-tiny tofu-methods tofu-full-sweep; do
+    "$B" study "$SRC/jobs/studies/$st.json" --dir "$work/$st" --dry-run >"$work/$st.log" 2>&1
+    check $? "$st dry run"
+    /usr/bin/python3 "$SRC/tests/study_expand.py" "$work/$st" "$SRC/jobs/studies/$st.json" "$work/$st.log"
+    check $? "$st expansion: job counts per kind and in all, labels (phase, setting, values), fixed values, methods, select specs, report phase unmaterialised"
+done
+rm -rf "$work/tofu-methods" "$work/tofu-full-sweep"
 
 # the old flat form: phase "report", setting <method>-p<k>, names unchanged
 "$B" study "$SRC/tests/data/mini-study.json" --dir "$work/flat" --dry-run >/dev/null 2>&1 &&
@@ -255,4 +214,4 @@ PY
 check $? "the resumed run's budget.json adds the preempted run's and removes budget.partial.json" || tail -3 "$work/up2.log"
 
 echo "study_protocol: $pass/$total passed"
-[ "$pass" = "$total" ] && [ "$total" = 31 ]
+[ "$pass" = "$total" ] && [ "$total" = 35 ]

@@ -74,9 +74,12 @@ double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, 
             params_swap_data(&m->w.params, ref);
             free(ref);
         }
-        if (m->shape.last)
-            vocab_parallel_lower_targets(lsm, tok, b->targets, is_forget,
+        if (m->shape.last) {
+            double *norm = malloc(sizeof(double) * N);
+            vocab_parallel_lower_targets(lsm, norm, b->targets, is_forget,
                                          which == 7 ? INFINITY : 2.5, B, b->T, &m->shape.vocab);
+            free(norm);
+        }
         bs.soft_lp = lsm;
         bs.soft_seq = is_forget;
     }
