@@ -133,7 +133,7 @@ typedef struct {
     unsigned char *is_forget, *is_retain;
     double *s_ref, *negent;
     /* soft targets: kl_lsm the distributions (last stage), soft_tok their targets'
-     * log-probabilities (last stage), soft_rows the rows that take them; kl_weights the
+     * log-probabilities (last stage, CE-U: its log), soft_rows the rows that take them; kl_weights the
      * starting weights (KL retain term, UNDIAL); seq_s, seq_n UNDIAL's forward sums;
      * soft_norm the lowered distributions' normalisers (CE-U, UNDIAL) */
     float *kl_weights, *kl_lsm, *soft_tok;
@@ -367,9 +367,12 @@ static void unlearn_buffers(unlearn_job *J)
     if ((J->kl || J->ceu || undial) && m->shape.last) {
         J->kl_lsm = lethe_malloc(sizeof(float) * (size_t)rows * T * m->shape.v_l,
                                  "soft target distributions");
-        J->soft_tok =
-            lethe_malloc(sizeof(float) * (size_t)rows * T, "soft target log-probabilities");
-        J->soft_norm = lethe_malloc(sizeof(double) * (size_t)rows * T, "soft target normalisers");
+        if (J->ceu) /* its forget log-likelihood for the log */
+            J->soft_tok =
+                lethe_malloc(sizeof(float) * (size_t)rows * T, "soft target log-probabilities");
+        if (J->ceu || undial)
+            J->soft_norm =
+                lethe_malloc(sizeof(double) * (size_t)rows * T, "soft target normalisers");
     }
     J->soft_rows = lethe_calloc((size_t)rows, 1, "batch");
     J->seq_s = lethe_calloc((size_t)rows, sizeof(double), "batch");

@@ -51,70 +51,14 @@
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "../mpi/grid.h"
+#include "objectives_cases.h"
 
-enum { REF_NONE, REF_INITIAL, REF_PERTURBED };
-
-typedef struct {
-    const char *name;
-    lethe_method method;
-    double beta, gamma, c_f, c_r;
-    double beta2; /* satimp */
-    int ref;      /* NPO reference (and, with kl, the KL retain term's initial model) */
-    int kl;       /* retain term: 0 token-mean NLL, 1 token-mean KL(reference || current) */
-} obj_case;
-
-/* DESIGN §3's reference settings: NPO beta 0.1 (and a sharper beta 2), TOFU forget05
- * SimNPO (beta 2.5, c_f 0.1375, gamma 0) and a margin gamma 0.5 at forget10's beta 4.5;
- * SimNPO and NPO with the KL(initial || current) retain term. */
-static const obj_case cases[] = {
-    {"ga", METHOD_GA, 0, 0, 1, 1, 0, REF_NONE, 0},
-    {"ga_retain_rows", METHOD_GA, 0, 0, 1, 1, 0, REF_NONE, 0},
-    {"graddiff", METHOD_GRADDIFF, 0, 0, 1, 1, 0, REF_NONE, 0},
-    {"npo_beta0.1", METHOD_NPO, 0.1, 0, 1, 1, 0, REF_INITIAL, 0},
-    {"npo_beta2", METHOD_NPO, 2, 0, 1, 1, 0, REF_INITIAL, 0},
-    {"npo_beta0.1_perturbed_ref", METHOD_NPO, 0.1, 0, 1, 1, 0, REF_PERTURBED, 0},
-    {"npo_beta2_perturbed_ref", METHOD_NPO, 2, 0, 1, 1, 0, REF_PERTURBED, 0},
-    {"simnpo", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, 0, REF_NONE, 0},
-    {"simnpo_gamma0.5", METHOD_SIMNPO, 4.5, 0.5, 0.125, 1, 0, REF_NONE, 0},
-    /* the KL retain term against a perturbed copy of the weights (at the initial weights
-     * themselves KL and its gradient are zero) */
-    {"simnpo_kl", METHOD_SIMNPO, 2.5, 0, 0.1375, 1, 0, REF_PERTURBED, 1},
-    {"npo_beta0.1_kl", METHOD_NPO, 0.1, 0, 1, 1, 0, REF_PERTURBED, 1},
-    /* token-weighted: open-unlearning's WGA (beta 1) and SatImp (beta1 5, beta2 1) */
-    {"wga", METHOD_WGA, 1, 0, 1, 1, 0, REF_NONE, 0},
-    {"wga_beta0.5", METHOD_WGA, 0.5, 0, 0.5, 1, 0, REF_NONE, 0},
-    {"satimp", METHOD_SATIMP, 5, 0, 1, 0.1, 1, REF_NONE, 0},
-    {"satimp_kl", METHOD_SATIMP, 2, 0, 1, 1, 0.5, REF_PERTURBED, 1},
-    /* CE-U: forget rows only, as the job batches it */
-    {"ceu", METHOD_CEU, 0, 0, 1, 0, 0, REF_NONE, 0},
-    {"ceu_cf0.5", METHOD_CEU, 0, 0, 0.5, 0, 0, REF_NONE, 0},
-    /* UNDIAL: the starting model's distributions (here a perturbed copy, so that they
-     * differ from the current ones) with the true logit lowered by beta */
-    {"undial", METHOD_UNDIAL, 10, 0, 1, 1, 0, REF_PERTURBED, 0},
-    {"undial_beta2", METHOD_UNDIAL, 2, 0, 1, 0.5, 0, REF_PERTURBED, 0},
-    /* pairs (model/objective_pairs.h): forget rows 0-1 are y_l, rows 2-3 the alternate
-     * y_w of the same questions (another chain); DPO's reference sums are cached from the
-     * initial weights (x = 0: sigma 1/2) or a perturbed copy. open-unlearning's DPO:
-     * beta 0.1, c_f 1, c_r 1 */
-    {"idknll", METHOD_IDKNLL, 0, 0, 1, 1, 0, REF_NONE, 0},
-    {"idknll_kl", METHOD_IDKNLL, 0, 0, 0.5, 1, 0, REF_PERTURBED, 1},
-    {"dpo_beta0.1", METHOD_DPO, 0.1, 0, 1, 1, 0, REF_INITIAL, 0},
-    {"dpo_beta2_perturbed_ref", METHOD_DPO, 2, 0, 1, 1, 0, REF_PERTURBED, 0},
-    {"idkdpo_perturbed_ref", METHOD_IDKDPO, 0.5, 0, 1, 0.5, 0, REF_PERTURBED, 0},
-    {"idkdpo_kl", METHOD_IDKDPO, 0.5, 0, 1, 1, 0, REF_PERTURBED, 1},
-    /* PDU: c_f the forget weight, c_r the dual variable lambda of the step (open-unlearning's
-     * gamma 1 and alpha 1, and a KL retain term with lambda 0.3) */
-    {"pdu", METHOD_PDU, 0, 0, 1, 1, 0, REF_NONE, 0},
-    {"pdu_kl", METHOD_PDU, 0, 0, 0.5, 0.3, 0, REF_PERTURBED, 1},
-    /* WAGLE's scores (model/wagle.c) of GradDiff's forget and retain gradients; mu 1e-3
-     * so that theta and grad L_r / mu both matter (at the paper's 1e-6 theta vanishes) */
-    {"graddiff_wagle", METHOD_GRADDIFF, 0, 0, 1, 1, 0, REF_NONE, 0},
-};
 #define WAGLE_MU 1e-3
 
 #define NF 4 /* forget rows */
 #define NP 2 /* pair methods: rows [0, NP) y_l, [NP, 2 NP) y_w */
 #define NR 4 /* retain rows */
+
 #define TT 16
 #define MEMORISE_STEPS 15
 
@@ -214,21 +158,29 @@ static void attach_margin(lethe_model *m, const obj_case *oc, const unsigned cha
     m->margin = oc->method == METHOD_PDU ? &pdu_term : NULL;
 }
 
-/* CE-U's soft targets at m's current weights, as jobs/unlearn.c makes them: a forward of
- * the batch without soft targets, then p renormalised without the true token. */
-static void ceu_soft_targets(lethe_model *m, lethe_batch *b, float *lsm, float *tok,
+/* The log-softmax lsm of batch b lowered by drop at the targets of the forget rows, as
+ * jobs/unlearn.c lowers it (CE-U: INFINITY; UNDIAL: beta); the batch then carries it. */
+static void lower_soft_targets(lethe_model *m, lethe_batch *b, float *lsm,
+                               const unsigned char *is_forget, double drop)
+{
+    double *norm = lethe_malloc(sizeof(double) * (size_t)b->B * b->T, "soft target normalisers");
+    vocab_parallel_lower_targets(lsm, norm, b->targets, is_forget, drop, b->B, b->T,
+                                 &m->shape.vocab);
+    free(norm);
+    b->soft_lp = lsm;
+    b->soft_seq = is_forget;
+}
+
+/* CE-U's soft targets at m's current weights: a forward of the batch without soft
+ * targets, then p renormalised without the true token. */
+static void ceu_soft_targets(lethe_model *m, lethe_batch *b, float *lsm,
                              const unsigned char *is_forget)
 {
     lethe_batch plain = *b;
     plain.soft_lp = NULL;
     plain.soft_seq = NULL;
-    model_forward_logsoftmax(m, &plain, lsm, NULL, tok);
-    double *norm = lethe_malloc(sizeof(double) * (size_t)b->B * b->T, "CE-U normalisers");
-    vocab_parallel_lower_targets(lsm, norm, b->targets, is_forget, INFINITY, b->B, b->T,
-                                 &m->shape.vocab);
-    free(norm);
-    b->soft_lp = lsm;
-    b->soft_seq = is_forget;
+    model_forward_logsoftmax(m, &plain, lsm, NULL, NULL);
+    lower_soft_targets(m, b, lsm, is_forget, INFINITY);
 }
 
 static void build_model(lethe_model *m, const lethe_model_config *mc, const lethe_grid *g, int B,
@@ -416,19 +368,12 @@ int main(int argc, char **argv)
      * targets are what batch.safetensors records: the reference applies the rule itself)
      * and carries soft targets from a forward of the current weights ---- */
     int *tg_step = tg;
-    float *ceu_tok = NULL;
     if (oc->method == METHOD_UNDIAL) {
         kl_lsm = lethe_malloc(sizeof(float) * BT * m.shape.v_l, "UNDIAL targets");
-        ceu_tok = lethe_malloc(sizeof(float) * BT, "UNDIAL log-probabilities");
         params_swap_data(&m.w.params, ref_w);
-        model_forward_logsoftmax(&m, &b, kl_lsm, NULL, ceu_tok);
+        model_forward_logsoftmax(&m, &b, kl_lsm, NULL, NULL);
         params_swap_data(&m.w.params, ref_w);
-        double *norm = lethe_malloc(sizeof(double) * BT, "UNDIAL normalisers");
-        vocab_parallel_lower_targets(kl_lsm, norm, b.targets, is_forget, oc->beta, B, T,
-                                     &m.shape.vocab);
-        free(norm);
-        b.soft_lp = kl_lsm;
-        b.soft_seq = is_forget;
+        lower_soft_targets(&m, &b, kl_lsm, is_forget, oc->beta);
     }
     if (oc->method == METHOD_CEU) {
         tg_step = lethe_malloc(sizeof(int) * BT, "targets");
@@ -436,8 +381,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < nf; i++) ceu_skip_first_target(tg_step + (size_t)i * T, T);
         b.targets = tg_step;
         kl_lsm = lethe_malloc(sizeof(float) * BT * m.shape.v_l, "CE-U targets");
-        ceu_tok = lethe_malloc(sizeof(float) * BT, "CE-U log-probabilities");
-        ceu_soft_targets(&m, &b, kl_lsm, ceu_tok, is_forget);
+        ceu_soft_targets(&m, &b, kl_lsm, is_forget);
     }
 
     /* ---- forward + backward with the job's objective ---- */
@@ -532,7 +476,7 @@ int main(int argc, char **argv)
     attach_margin(&m, oc, is_forget, &cs);
     model_train_step(&m, &b, &os, &opt, NULL, 0, 1, &st);
     /* the loss after the step, and the per-sequence sums it moved */
-    if (oc->method == METHOD_CEU) ceu_soft_targets(&m, &b, kl_lsm, ceu_tok, is_forget);
+    if (oc->method == METHOD_CEU) ceu_soft_targets(&m, &b, kl_lsm, is_forget);
     unlearn_ctx ca = make_ctx(&m, oc, &b, is_forget, oc->ref ? s_ref : NULL, nf);
     lethe_objective oa = unlearn_objective(&ca);
     attach_margin(&m, oc, is_forget, &ca);
@@ -588,7 +532,6 @@ int main(int argc, char **argv)
     free(tok);
     if (tg_step != tg) free(tg_step);
     free(tg);
-    free(ceu_tok);
     free(ref_w);
     free(kl_lsm);
     free(grad2);

@@ -76,8 +76,9 @@ def main(d, sf, log):
                         if node != v:
                             bad.append(f"{f} {m} p{k} s{s}: {key} {node}, expected {v}")
                     for key, v in pt.items():
-                        if lab.get(key.split(".")[-1]) != v:
-                            bad.append(f"{f} {m} p{k} s{s}: label {key} {lab.get(key)}")
+                        got = lab.get(key.split(".")[-1])
+                        if got != v:
+                            bad.append(f"{f} {m} p{k} s{s}: label {key} {got}, expected {v}")
                     if cfg["unlearn"].get("method") != method:
                         bad.append(f"{f} {m} p{k}: method {cfg['unlearn'].get('method')}")
                     if cfg["train"]["seed"] != s:

@@ -57,29 +57,26 @@ double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, 
         bs.soft_lp = lsm;
         bs.soft_seq = is_retain;
     }
-    float *tok = NULL;
+    double *norm = NULL;
     if (which >= 7) { /* CE-U: the forget rows' targets, p without the true token; UNDIAL:
                          the reference's (every weight scaled by 0.9), the true logit - 2.5 */
         size_t N = (size_t)B * b->T;
         lsm = m->shape.last ? malloc(sizeof(float) * N * m->shape.v_l) : NULL;
-        tok = m->shape.last ? malloc(sizeof(float) * N) : NULL;
+        norm = m->shape.last ? malloc(sizeof(double) * N) : NULL;
         float *ref = NULL;
         if (which == 8) {
             ref = malloc(sizeof(float) * m->w.params.total);
             for (size_t k = 0; k < m->w.params.total; k++) ref[k] = 0.9f * m->w.params.data[k];
             params_swap_data(&m->w.params, ref);
         }
-        model_forward_logsoftmax(m, b, lsm, NULL, tok);
+        model_forward_logsoftmax(m, b, lsm, NULL, NULL);
         if (ref) {
             params_swap_data(&m->w.params, ref);
             free(ref);
         }
-        if (m->shape.last) {
-            double *norm = malloc(sizeof(double) * N);
+        if (m->shape.last)
             vocab_parallel_lower_targets(lsm, norm, b->targets, is_forget,
                                          which == 7 ? INFINITY : 2.5, B, b->T, &m->shape.vocab);
-            free(norm);
-        }
         bs.soft_lp = lsm;
         bs.soft_seq = is_forget;
     }
@@ -119,7 +116,7 @@ double unlearn_grads(lethe_model *m, const lethe_grid *g, const lethe_batch *b, 
     free(md);
     free(marg);
     free(lsm);
-    free(tok);
+    free(norm);
     /* the scale a loss error is measured against: the loss itself, or for the KL term
      * (a small difference of two cross-entropies of fp32 logits) the reference's
      * token-mean entropy, the size of the terms that cancel */

@@ -74,6 +74,13 @@ rank_pids() { # DIR
         [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$want" ] && echo "$p"
     done
 }
+# the same command again, after a job that left no lock: no takeover, completed
+resumes_clean() { # NAME DIR STEPS
+    train "$2" "$3"
+    local rc=$?
+    [ $rc = 0 ] && ! grep -q "taking over" "$2.err" && [ "$(status "$2")" = completed ]
+    check "$1: the same folder runs again, no takeover (exit $rc)" $? "$(head -c 400 "$2.err")"
+}
 # the same command again, after a job that left its lock: one line, the takeover warning
 # naming the dead pid, exit 0, completed
 resumes_with_takeover() { # NAME DIR STEPS PID
@@ -137,10 +144,7 @@ ended_clean "$d"
 check "term: .lock removed, provenance.json says terminated" $? \
     "($(ls -A "$d" | tr '\n' ' ') status $(status "$d"))"
 rm -f "$d/checkpoint.h5" # the run was at step 20 or so: start over, 2 steps
-train "$d" 2
-rc=$?
-[ $rc = 0 ] && ! grep -q "taking over" "$d.err" && [ "$(status "$d")" = completed ]
-check "term: the same folder runs again, no takeover (exit $rc)" $? "$(head -c 400 "$d.err")"
+resumes_clean term "$d" 2
 
 # launcher: SIGTERM to mpirun alone (kill of its pid, Ctrl-C): it forwards SIGTERM to the
 # ranks and sends SIGKILL odls_base_sigkill_timeout later, but when its SIGKILL (or the
@@ -166,10 +170,7 @@ rm -f "$d/checkpoint.h5"
 if [ $kind = 2 ]; then
     resumes_with_takeover launcher "$d" 2 "$lpid"
 else
-    train "$d" 2
-    rc=$?
-    [ $rc = 0 ] && ! grep -q "taking over" "$d.err" && [ "$(status "$d")" = completed ]
-    check "launcher: the same folder runs again, no takeover (exit $rc)" $? "$(head -c 400 "$d.err")"
+    resumes_clean launcher "$d" 2
     check "launcher: (no lock to take over)" 0
 fi
 
@@ -193,10 +194,7 @@ for kind in abort kill0; do
         [ $rc -ne 0 ] && [ "$(status "$d")" = terminated ]
         check "$kind: exit $rc, rank 0 ended by mpirun's SIGTERM: no .lock, provenance.json says terminated" $? \
             "($(ls -A "$d" | tr '\n' ' ') status $(status "$d"))"
-        train "$d" 3
-        rc=$?
-        [ $rc = 0 ] && ! grep -q "taking over" "$d.err" && [ "$(status "$d")" = completed ]
-        check "$kind: the next run completes with no takeover (exit $rc)" $? "$(head -c 400 "$d.err")"
+        resumes_clean "$kind" "$d" 3
         check "$kind: (no lock to take over)" 0
         continue
     fi
