@@ -29,10 +29,11 @@ void gen_create(lethe_generator *g, lethe_model *m, int max_t, int batch)
     g->m = m;
     g->max_t = max_t;
     g->batch = batch;
-    size_t B = (size_t)batch, kw = (size_t)s->nkv_l * s->hd, qw = (size_t)s->nh_l * s->hd;
+    g->rows_cap = batch * GEN_PREFILL;
+    size_t B = (size_t)g->rows_cap, kw = (size_t)s->nkv_l * s->hd, qw = (size_t)s->nh_l * s->hd;
     size_t C = (size_t)s->C, F = (size_t)s->ffn_l;
-    g->kcache = fbuf((size_t)s->nl * B * max_t * kw);
-    g->vcache = fbuf((size_t)s->nl * B * max_t * kw);
+    g->kcache = fbuf((size_t)s->nl * batch * max_t * kw);
+    g->vcache = fbuf((size_t)s->nl * batch * max_t * kw);
     g->x = fbuf(B * C);
     g->ln = fbuf(B * C);
     g->q = fbuf(B * qw);
@@ -52,10 +53,12 @@ void gen_create(lethe_generator *g, lethe_model *m, int max_t, int batch)
                                .xmid = g->xmid,  .ln2 = g->ln2,       .rstd2 = g->rstd + B,
                                .gate = g->gate,  .up = g->up,         .h = g->h};
     g->scores = fbuf((size_t)max_t);
-    g->logits = fbuf(s->last ? B * s->v_l : 1);
-    int **iv[] = {&g->seq, &g->pos, &g->tok, &g->row_slot, &g->row_tok, &g->want, &g->next};
-    for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) *iv[i] = ibuf(B);
-    g->best = lethe_calloc(B, sizeof(vocab_best), "generation");
+    g->logits = fbuf(s->last ? (size_t)batch * s->v_l : 1);
+    int **iv[] = {&g->seq, &g->pos, &g->tok, &g->want, &g->next};
+    for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) *iv[i] = ibuf((size_t)batch);
+    int **rv[] = {&g->row_slot, &g->row_pos, &g->row_tok};
+    for (size_t i = 0; i < sizeof rv / sizeof rv[0]; i++) *rv[i] = ibuf(B);
+    g->best = lethe_calloc((size_t)batch, sizeof(vocab_best), "generation");
 }
 
 void gen_free(lethe_generator *g)
@@ -63,20 +66,21 @@ void gen_free(lethe_generator *g)
     void *b[] = {g->kcache, g->vcache, g->x,      g->ln,       g->q,       g->k,    g->v,
                  g->att,    g->xmid,   g->ln2,    g->gate,     g->up,      g->h,    g->rstd,
                  g->scores, g->logits, g->seq,    g->pos,      g->tok,     g->want, g->next,
-                 g->best,   g->row_slot, g->row_tok};
+                 g->best,   g->row_slot, g->row_pos, g->row_tok};
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) free(b[i]);
     memset(g, 0, sizeof(*g));
 }
 
-/* Row r of a step: its query and key rotated for its slot's position pos (the block
- * ran at position 0, where the rotation is the identity: cos 1, sin 0), its key and
- * value stored at pos in its slot's cache of layer l, and its attention over the
- * cache's positions 0..pos. */
+/* Row r of a step: its query and key rotated for its position pos (the block ran at
+ * position 0, where the rotation is the identity: cos 1, sin 0), its key and value
+ * stored at pos in its slot's cache of layer l, and its attention over the cache's
+ * positions 0..pos. A slot's rows come in position order, so a prompt's rows of one
+ * step see the keys and values of the rows before them. */
 static void attend_row(lethe_generator *g, const lethe_model *m, int l, lethe_layer_act *a, int r)
 {
     const lethe_shape *s = &m->shape;
     int hd = s->hd, kw = s->nkv_l * hd, qw = s->nh_l * hd, slot = g->row_slot[r];
-    int pos = g->pos[slot];
+    int pos = g->row_pos[r];
     float *q = a->q + (size_t)r * qw, *k = a->k + (size_t)r * kw, *v = a->v + (size_t)r * kw;
     size_t rot = (size_t)pos * (hd / 2);
     rope_forward(q, m->ws.cos_t + rot, m->ws.sin_t + rot, 1, 1, s->nh_l, hd, qw);
@@ -93,9 +97,7 @@ static void attend_row(lethe_generator *g, const lethe_model *m, int l, lethe_la
         float mx = -INFINITY, sum = 0.0f;
         for (int u = 0; u <= pos; u++) {
             const float *ku = kc + (size_t)u * kw + (size_t)kvh * hd;
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++) d += qh[i] * ku[i];
-            g->scores[u] = d * scale;
+            g->scores[u] = row_dot(qh, ku, hd) * scale;
             mx = g->scores[u] > mx ? g->scores[u] : mx;
         }
         /* libm's expf, not the kernels' fast_expf: generated tokens stay those of the
@@ -118,7 +120,7 @@ static void attend_row(lethe_generator *g, const lethe_model *m, int l, lethe_la
 static void cached_attention(void *ctx, const lethe_model *m, int l, lethe_layer_act *a, int B,
                              int T, int pos0)
 {
-    (void)T, (void)pos0; /* one token per row, each at its own position */
+    (void)T, (void)pos0; /* one token per row, each at its own position (row_pos) */
     for (int r = 0; r < B; r++) attend_row(ctx, m, l, a, r);
 }
 
@@ -164,8 +166,10 @@ static void predict(lethe_generator *g, int k)
 }
 
 /* Free slots take the waiting sequences from *i on (those with nothing to generate
- * are done at once); then the live slots become the step's rows, in slot order.
- * Returns the row count; *k: the rows that predict (their prompt is fed). */
+ * are done at once); then the live slots become the step's rows, in slot order: a
+ * prefilling slot gives up to GEN_PREFILL rows (its next prompt tokens, in position
+ * order), a predicting one the row of its last token. Returns the row count; *k: the
+ * rows that predict (a slot's row of its last prompt token or of a generated one). */
 static int take_rows(lethe_generator *g, gen_seq *seq, int n, int *i, int *k)
 {
     for (int sl = 0; sl < g->batch; sl++) {
@@ -180,21 +184,29 @@ static int take_rows(lethe_generator *g, gen_seq *seq, int n, int *i, int *k)
     *k = 0;
     for (int sl = 0; sl < g->batch; sl++) {
         if (g->seq[sl] < 0) continue;
-        if (g->pos[sl] >= seq[g->seq[sl]].p - 1) g->want[(*k)++] = rows;
-        g->row_slot[rows] = sl;
-        g->row_tok[rows++] = g->tok[sl];
+        const gen_seq *q = &seq[g->seq[sl]];
+        int t = g->pos[sl], last = t;
+        if (t < q->p - 1) last = t + GEN_PREFILL - 1 < q->p - 1 ? t + GEN_PREFILL - 1 : q->p - 1;
+        for (int u = t; u <= last; u++, rows++) {
+            g->row_slot[rows] = sl;
+            g->row_pos[rows] = u;
+            g->row_tok[rows] = u == t ? g->tok[sl] : q->prompt[u];
+        }
+        if (last >= q->p - 1) g->want[(*k)++] = rows - 1;
     }
     return rows;
 }
 
-/* After a step: a prefilling slot feeds its next prompt token; a predicting one
- * stores its token (eos is not stored) and stops at eos, its max_new or the cache
- * end, freeing its slot — gen_greedy's rule, sequence by sequence. */
+/* After a step, per slot (its last row): a prefilling slot feeds its next prompt
+ * token; a predicting one stores its token (eos is not stored) and stops at eos, its
+ * max_new or the cache end, freeing its slot — gen_greedy's rule, sequence by
+ * sequence. */
 static void advance(lethe_generator *g, gen_seq *seq, int rows, int eos)
 {
     int j = 0;
     for (int r = 0; r < rows; r++) {
-        int sl = g->row_slot[r], t = g->pos[sl];
+        int sl = g->row_slot[r], t = g->row_pos[r];
+        if (r + 1 < rows && g->row_slot[r + 1] == sl) continue; /* not the slot's last row */
         gen_seq *q = &seq[g->seq[sl]];
         if (t < q->p - 1) {
             g->pos[sl] = t + 1;

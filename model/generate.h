@@ -2,10 +2,10 @@
  *
  * A generator holds `batch` sequence slots, each with its own KV cache of max_t
  * positions (allocated at gen_create; a step allocates nothing). gen_greedy_batch
- * runs any number of prompts of different lengths: each step feeds one token of
- * every live slot (a prompt token while the slot prefills, its last generated token
- * after) as one B-row matrix multiply per linear layer, each row at its own cache
- * position; a slot whose sequence hits eos, its max_new or the cache takes the next
+ * runs any number of prompts of different lengths: each step feeds every live slot's
+ * next tokens (up to GEN_PREFILL prompt tokens while the slot prefills, its last
+ * generated token after) as one matrix multiply per linear layer over all the rows,
+ * each row at its own cache position; a slot whose sequence hits eos, its max_new or the cache takes the next
  * waiting prompt. Every rank of the replica (its pp x tp ranks) calls it with the
  * same prompts; dp replicas take different ones. Each tp rank caches the keys and
  * values of its own kv-heads, each pp stage those of its own layers; the live rows'
@@ -21,16 +21,20 @@
 
 #include "transformer.h"
 
+/* A prefilling slot feeds up to this many prompt tokens in one step. */
+#define GEN_PREFILL 32
+
 typedef struct {
     lethe_model *m;
     int max_t;              /* cache length per slot (<= model.max_seq_len) */
     int batch;              /* slots: rows of a step */
     float *kcache, *vcache; /* (nl, batch, max_t, nkv_l * hd) */
-    float *x, *ln, *q, *k, *v, *att, *xmid, *ln2, *gate, *up, *h, *rstd; /* (batch, ...) */
+    float *x, *ln, *q, *k, *v, *att, *xmid, *ln2, *gate, *up, *h, *rstd; /* (rows_cap, ...) */
     float *scores;          /* (max_t) */
     float *logits;          /* (batch, v_l), last stage */
     int *seq, *pos, *tok;   /* (batch) per slot: sequence (-1 free), position fed, token fed */
-    int *row_slot, *row_tok;     /* (batch) per row of a step: its slot, its token */
+    int rows_cap;           /* rows of a step at most: batch * GEN_PREFILL */
+    int *row_slot, *row_pos, *row_tok; /* (rows_cap) per row of a step: slot, position, token */
     int *want, *next;            /* (batch) the rows that predict, and their next ids */
     vocab_best *best;            /* (batch) the argmax's (value, id) pairs */
     lethe_layer_act act;    /* the block's activations of a step's rows, pointing into the above */

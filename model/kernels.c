@@ -37,7 +37,7 @@ static inline float fast_expf(float x)
  * end: an in-order float reduction does not vectorize without -ffast-math, these do
  * (one AVX-512 register, two AVX2 ones). The order depends only on n, so the result is
  * the same on every run and every rank of a given core type. */
-enum { LANES = 16 };
+enum { LANES = 16, SKINNY_ROWS = 8 };
 
 static float lanes_sum(const float *acc)
 {
@@ -80,8 +80,7 @@ static float row_sumexp(float *out, const float *x, int n, float mx)
     return s;
 }
 
-/* sum_k a[k] b[k] */
-static float row_dot(const float *a, const float *b, int n)
+float row_dot(const float *a, const float *b, int n)
 {
     float acc[LANES] = {0};
     int k = 0;
@@ -110,9 +109,56 @@ double sum_squares(const float *x, size_t n)
     return total;
 }
 
+/* One weight row against N input rows (N a constant after inlining): the dot products
+ * run in LANES partial sums held in registers (a GNU C vector of LANES floats: one
+ * AVX-512 register, two AVX2 ones), combined in a fixed order, then C's tail. The
+ * weight row is read once for all N rows. */
+typedef float lanes_vec __attribute__((vector_size(LANES * sizeof(float))));
+
+static inline __attribute__((always_inline)) void
+skinny_rows(float *out, const float *inp, const float *weight, int N, int C, int OC)
+{
+    int c_main = C - C % LANES;
+    for (int o = 0; o < OC; o++) {
+        const float *w = weight + (size_t)o * C;
+        lanes_vec acc[SKINNY_ROWS];
+        for (int n = 0; n < N; n++) acc[n] = (lanes_vec){0};
+        for (int c = 0; c < c_main; c += LANES) {
+            lanes_vec wv, xv;
+            memcpy(&wv, w + c, sizeof wv);
+            for (int n = 0; n < N; n++) {
+                memcpy(&xv, inp + (size_t)n * C + c, sizeof xv);
+                acc[n] += xv * wv;
+            }
+        }
+        for (int n = 0; n < N; n++) {
+            float p[LANES]; /* halves added pairwise: 4 vector adds, not 15 serial ones */
+            memcpy(p, &acc[n], sizeof p);
+            for (int w = LANES / 2; w >= 1; w /= 2)
+                for (int j = 0; j < w; j++) p[j] += p[j + w];
+            float s = p[0];
+            for (int c = c_main; c < C; c++) s += inp[(size_t)n * C + c] * w[c];
+            out[(size_t)n * OC + o] = s;
+        }
+    }
+}
+
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC)
 {
     /* out (N,OC) = inp (N,C) . weight (OC,C)^T */
+    if (N <= SKINNY_ROWS) { /* a decoding step: sgemm would pack all of weight for N rows */
+        switch (N) {
+        case 1: skinny_rows(out, inp, weight, 1, C, OC); return;
+        case 2: skinny_rows(out, inp, weight, 2, C, OC); return;
+        case 3: skinny_rows(out, inp, weight, 3, C, OC); return;
+        case 4: skinny_rows(out, inp, weight, 4, C, OC); return;
+        case 5: skinny_rows(out, inp, weight, 5, C, OC); return;
+        case 6: skinny_rows(out, inp, weight, 6, C, OC); return;
+        case 7: skinny_rows(out, inp, weight, 7, C, OC); return;
+        case 8: skinny_rows(out, inp, weight, 8, C, OC); return;
+        default: return; /* N <= 0: nothing */
+        }
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, 0.0f,
                 out, OC);
 }

@@ -18,7 +18,12 @@
  * independent lanes (vectorisable; a block's error stays at fp32 rounding of 256 terms). */
 double sum_squares(const float *x, size_t n);
 
-/* out (N, OC) = inp (N, C) @ weight (OC, C)^T.  Overwrites out. */
+/* sum_k a[k] b[k] over n elements, in 16 partial sums combined in a fixed order. */
+float row_dot(const float *a, const float *b, int n);
+
+/* out (N, OC) = inp (N, C) @ weight (OC, C)^T.  Overwrites out. N <= 8 (a decoding
+ * step) reads each weight row once for all N rows instead of calling sgemm, which
+ * would pack all of weight; every out[n, o] is then the same for any N. */
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC);
 /* dinp (N, C) += dout (N, OC) @ weight (OC, C);  dweight (OC, C) += dout^T @ inp.
  * dinp or dweight may be NULL to skip that product. */

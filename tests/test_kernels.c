@@ -182,6 +182,10 @@ int main(void)
     for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++)
         test_matmul(mm[i][0], mm[i][1], mm[i][2], i + 1 < sizeof mm / sizeof mm[0] ? 4096 : 300);
 
+    /* decoding steps: C below, at and above 16 (the skinny path's lanes), with tails */
+    int mr[][2] = {{7, 5}, {16, 3}, {300, 24}, {256, 33}};
+    for (size_t i = 0; i < sizeof mr / sizeof mr[0]; i++) test_matmul_rows(mr[i][0], mr[i][1]);
+
     /* C = 1 is left out: there dinp = w R rstd (1 - x^2 rstd^2) ~ eps / x^2 is all
      * cancellation, which fp32 cannot give to 1e-4 */
     int rn[][2] = {{1, 2}, {3, 8}, {5, 37}, {4, 64}};

@@ -38,6 +38,7 @@ void check_twice(const char *kernel, const char *what, const float *g1, const fl
 
 /* tests/test_kernels_dense.c: kernels that work on each position alone */
 void test_matmul(int N, int C, int OC, size_t fd_entries);
+void test_matmul_rows(int C, int OC);
 void test_rmsnorm(int N, int C);
 void test_swiglu(size_t N);
 void test_swiglu_extreme(void);

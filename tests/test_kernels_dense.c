@@ -80,6 +80,36 @@ void test_matmul(int N, int C, int OC, size_t fd_entries)
     free(d1), free(d2), free(ctx.inp), free(ctx.w), free(ctx.R);
 }
 
+/* A decoding step's rows (N <= 8, matmul_forward's skinny path): every row is the
+ * same, bit for bit, whether computed alone or with up to 7 others, as generation's
+ * batching promises; and N = 8 and N = 9 (sgemm) agree to the forward tolerance. */
+void test_matmul_rows(int C, int OC)
+{
+    snprintf(current_case, sizeof current_case, "matmul rows C=%d OC=%d", C, OC);
+    const int N = 9;
+    float *inp = falloc((size_t)N * C), *w = falloc((size_t)OC * C);
+    float *all = falloc((size_t)N * OC), *part = falloc((size_t)N * OC);
+    fill(inp, (size_t)N * C, -1, 1);
+    fill(w, (size_t)OC * C, -1, 1);
+    matmul_forward(all, inp, w, 8, C, OC);
+    for (int n = 1; n <= 8; n++) { /* rows 8-n..7 as a batch of n */
+        const float *x = inp + (size_t)(8 - n) * C;
+        fill_const(part, (size_t)n * OC, SENTINEL);
+        matmul_forward(part, x, w, n, C, OC);
+        for (size_t i = 0; i < (size_t)n * OC; i++)
+            check_exact("matmul_forward", "row alone or batched", i, part[i],
+                        all[(size_t)(8 - n) * OC + i]);
+    }
+    matmul_forward(part, inp, w, N, C, OC); /* sgemm */
+    for (size_t i = 0; i < (size_t)8 * OC; i++) {
+        double mag = 0.0;
+        for (int k = 0; k < C; k++)
+            mag += fabs((double)inp[i / OC * C + k] * w[(i % OC) * C + k]);
+        check("matmul_forward", "skinny vs sgemm", i, all[i], part[i], mag, TOL_FWD);
+    }
+    free(inp), free(w), free(all), free(part);
+}
+
 /* ---------------------------------------------------------------- rmsnorm */
 
 typedef struct {
