@@ -74,7 +74,8 @@ void job_agree_config(const lethe_config *c, const char *job, MPI_Comm comm);
  * after every check has passed, so a refused job leaves nothing behind. */
 void session_output(lethe_session *s);
 /* Checks the layout against the model and batch (exit 2 naming the numbers), then
- * creates and initialises this rank's shard. */
+ * creates this rank's shard, with the random initial weights unless init.checkpoint
+ * names the weights to load. */
 void session_build_model(lethe_session *s, int global_batch, int seq_len);
 void session_close(lethe_session *s);
 /* The phase the job's time is charged to from now on (a name with static storage:

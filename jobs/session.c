@@ -334,7 +334,10 @@ void session_build_model(lethe_session *s, int global_batch, int seq_len)
     lethe_check(s->grid.world, ok, 2, "%s", err);
     model_create(&s->model, &s->cfg.model, &s->grid, global_batch / L->dp / L->micro_batches,
                  seq_len, L->micro_batches);
-    model_init_weights(&s->model);
+    /* A job that starts from init.checkpoint loads every weight (session_load_init;
+     * ckpt_load refuses a file missing one) before it reads any: the random draw would
+     * be thrown away (a normal draw per weight). */
+    if (!s->cfg.init.checkpoint[0]) model_init_weights(&s->model);
     s->have_model = 1;
 }
 
