@@ -292,6 +292,13 @@ static void compare_pair(ctx_t *c, pair_t *p, double *d, double *work)
     p->nseeds = k;
     for (int q = 0; q < NCMP; q++)
         stats_paired_compare(&p->s[q], va[q], vb[q], k, q == CMP_FQ, d, work);
+    /* The runs did not vary with the seed when every quantity's difference is the same
+     * on every seed: then none is shown. FQ alone being the same is no sign of it (a
+     * KS p-value over a small forget set takes few values): it is then a test as any. */
+    int fixed = 1, any = 0;
+    for (int q = 0; q < NCMP; q++)
+        if (p->s[q].n >= 2) any = 1, fixed &= p->s[q].same;
+    for (int q = 0; q < NCMP; q++) p->s[q].same = any && fixed && p->s[q].n >= 2;
 }
 
 static void pareto(ctx_t *c)

@@ -44,6 +44,10 @@ static void verdict_text(ctx_t *c, FILE *f, const pair_t *p, int q)
         fputs("one seed: no interval", f);
     else if (s->n < STATS_MIN_SHOWN)
         fputs("too few seeds to show a difference", f);
+    else if (s->same && fabs(s->mean) >= 1e-12) /* nonzero as sgn prints it */
+        fputs("the same difference on every seed (the seeds did not vary these runs): one "
+              "observation, not shown",
+              f);
     else if (!stats_shown(s))
         fputs("no difference shown", f);
     else {
@@ -340,10 +344,24 @@ static void md_compute(ctx_t *c, FILE *f, const method_budget *mb, int nmb)
     }
 }
 
-/* The limits: intervals, seeds, same-seed picks, ineligible methods, the plot's floor. */
+/* The limits: intervals, seeds, seeds that did not vary the runs, same-seed picks,
+ * ineligible methods, the plot's floor. */
 static void md_does_not_show(ctx_t *c, FILE *f, double width, int nmax, int shown_any)
 {
     fputs("\n\n**Does not show.** ", f);
+    int same = 0;
+    for (int i = 0; i < c->npairs; i++)
+        for (int q = 0; q < NCMP; q++) {
+            const stats_paired *s = &c->pairs[i].s[q];
+            same += s->n >= STATS_MIN_SHOWN && s->same && fabs(s->mean) >= 1e-12;
+        }
+    if (same)
+        fprintf(f,
+                "%d verdict%s had the same nonzero difference on every seed: those runs did "
+                "not vary with the seed (a forget set that fits in one batch, read in the "
+                "same order, by methods that read no retain data), so the seeds are one "
+                "observation and nothing is shown from them. ",
+                same, same == 1 ? "" : "s");
     if (width > 0)
         fprintf(f,
                 "Where no difference is shown, the methods are not shown equal: differences "

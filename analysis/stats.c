@@ -63,13 +63,18 @@ void stats_paired_compare(stats_paired *out, const double *a, const double *b, i
     }
     out->n = k;
     out->mean = k ? sum / k : NAN;
+    double dmin = INFINITY, dmax = -INFINITY, big = 0;
+    for (int i = 0; i < k; i++) dmin = fmin(dmin, d[i]), dmax = fmax(dmax, d[i]);
+    for (int i = 0; i < n; i++)
+        if (!isnan(a[i]) && !isnan(b[i])) big = fmax(big, fmax(fabs(a[i]), fabs(b[i])));
+    out->same = k >= 2 && dmax - dmin <= STATS_SAME_REL * big;
     out->lo = out->hi = NAN;
     if (k >= 2) stats_boot_interval(&out->lo, &out->hi, d, k, STATS_BOOT_N, STATS_BOOT_SEED, work);
 }
 
 int stats_shown(const stats_paired *p)
 {
-    return p->n >= STATS_MIN_SHOWN && (p->lo > 0 || p->hi < 0);
+    return p->n >= STATS_MIN_SHOWN && !p->same && (p->lo > 0 || p->hi < 0);
 }
 
 int stats_pareto(int *on_front, const double *x, const double *y, int n)

@@ -11,7 +11,11 @@
  *     interval is [m(k), m(B−1−k)] of the sorted resample means m, k = floor(0.025·B)
  *     (B = 10000: the 251st and the 9750th). Same inputs, same interval, on any machine.
  *   - A difference is "shown" only when the interval excludes 0 (lo > 0 or hi < 0) over
- *     at least STATS_MIN_SHOWN seeds; with n < 2 there is no interval. With 2 seeds the
+ *     at least STATS_MIN_SHOWN seeds, and the seeds' differences are not all the same
+ *     (`same`: max − min ≤ STATS_SAME_REL × the largest |a_i| or |b_i|, rounding apart:
+ *     the seeds did not vary the runs, as when a forget set fits in one batch and a
+ *     method reads no other data; n such seeds are one observation, and the interval is
+ *     a point); with n < 2 there is no interval. With 2 seeds the
  *     percentile interval of the resample means is exactly [min, max] of the two
  *     differences, so it excludes 0 whenever both seeds agree in sign (a coin's 1 in 2):
  *     nothing is shown from 2 seeds either. The percentile bootstrap is too
@@ -30,12 +34,14 @@
 #define STATS_BOOT_SEED UINT64_C(0x1e7e5eed)
 #define STATS_ALPHA 0.05
 #define STATS_MIN_SHOWN 3 /* seeds a shown difference needs at least */
+#define STATS_SAME_REL 1e-6 /* differences this close, relative to the values, are the same */
 
 typedef struct {
     int n;          /* pairs with both values */
     double mean;    /* mean of a − b; NaN when n = 0 */
     double lo, hi;  /* bootstrap 95 % interval of the mean; NaN when n < 2 */
     int wins, ties; /* seeds where A beats B; seeds with a − b = 0 */
+    int same;       /* n >= 2 and every seed's a − b the same (STATS_SAME_REL) */
 } stats_paired;
 
 /* splitmix64: the next value of the generator whose state is *s. */
@@ -53,7 +59,7 @@ void stats_boot_interval(double *lo, double *hi, const double *d, int n, int B, 
 void stats_paired_compare(stats_paired *out, const double *a, const double *b, int n,
                           int higher_better, double *d, double *work);
 
-/* 1 when the interval excludes 0. */
+/* 1 when the interval excludes 0 over at least STATS_MIN_SHOWN seeds that differ. */
 int stats_shown(const stats_paired *p);
 
 /* on_front[i] = 1 for the non-dominated points of (x, y), both maximised; returns their

@@ -13,7 +13,12 @@ tests/stats_ref.py's bootstrap (splitmix64 written in Python), and compared:
                is every two methods per split;
   planted      crippled against each other method on each split: a difference in log10
                FQ shown, the other method ahead on every seed; and in relearn recovery;
-  identical    npo vs twin: 0 [0, 0], not shown; npo vs simnpo (noise, mean 0): not shown;
+  identical    npo vs twin on forget05: 0 [0, 0], not shown; npo vs simnpo (noise, mean
+               0): not shown;
+  fixed        npo vs twin on forget10 (twin = npo + a constant on every seed, in every
+               quantity): −0.5 [−0.5, −0.5], npo ahead on 0/5 seeds, not shown, its
+               verdict "the same difference on every seed ...", and results.md counts
+               its 2 nonzero verdicts (log10 FQ and the gap);
   verdicts     results.md has one verdict line per pair, saying "shown" exactly where the
                CSV does, and names the threshold (MU ≥ 0.95 × origin);
   pareto       pareto.csv: each method's selection settings per split, their means and
@@ -75,8 +80,21 @@ def paired(a, b, higher):
            "lo": None, "hi": None}
     if n >= 2:
         out["lo"], out["hi"] = boot_interval(d, B, SEED)
-    out["shown"] = int(n >= 3 and (out["lo"] > 0 or out["hi"] < 0))  # STATS_MIN_SHOWN
+    # STATS_SAME_REL: the differences the same on every seed (shown is decided per pair)
+    out["same"] = n >= 2 and max(d) - min(d) <= 1e-6 * max(max(abs(x), abs(y)) for x, y in pairs)
     return out
+
+
+def decide_shown(ps):
+    """STATS_MIN_SHOWN, and a pair whose every quantity (with 2 seeds or more) has the
+    same difference on every seed: its runs did not vary with the seed, nothing shown."""
+    fixed = any(p["n"] >= 2 for p in ps) and all(p["same"] for p in ps if p["n"] >= 2)
+    for p in ps:
+        p["shown"] = int(p["n"] >= 3 and not fixed and (p["lo"] > 0 or p["hi"] < 0))
+
+
+SAME_VERDICT = ("the same difference on every seed (the seeds did not vary these runs): one "
+                "observation, not shown")
 
 
 def close(got, want, tol=1e-9):
@@ -132,9 +150,10 @@ def main():
         va, vb = values(a, split, seeds, k), values(b, split, seeds, k)
         if int(r["seeds"]) != len(seeds):
             errs.append("%s: seeds %s, expected %d" % (key, r["seeds"], len(seeds)))
-        for q, col, higher in (("fq", "log10_fq", True), ("gap", "abs_gap", False),
-                               ("rec", "recovery", False)):
-            p = paired(va[q], vb[q], higher)
+        qs = (("fq", "log10_fq", True), ("gap", "abs_gap", False), ("rec", "recovery", False))
+        ps = [paired(va[q], vb[q], h) for q, _, h in qs]
+        decide_shown(ps)
+        for (q, col, higher), p in zip(qs, ps):
             computed[(key, q)] = p
             for f, w in (("diff", p["mean"]), ("lo", p["lo"]), ("hi", p["hi"])):
                 if not close(r["%s_%s" % (col, f)], w):
@@ -162,12 +181,27 @@ def main():
     errs = []
     for split in splits:
         r = got.get((split, "npo", "twin"))
-        if not r or [r["log10_fq_diff"], r["log10_fq_lo"], r["log10_fq_hi"], r["log10_fq_shown"]] != ["0", "0", "0", "0"]:
+        want = ["0", "0", "0", "0"] if split == "forget05" else [-0.5, -0.5, -0.5, "0"]
+        have = r and [r["log10_fq_diff"], r["log10_fq_lo"], r["log10_fq_hi"], r["log10_fq_shown"]]
+        if have and split != "forget05":
+            have = [float(v) if i < 3 else v for i, v in enumerate(have)]
+            have = [round(v, 9) if i < 3 else v for i, v in enumerate(have)]
+        if not r or have != want:
             errs.append("npo vs twin on %s: %s" % (split, r))
         r = got.get((split, "npo", "simnpo"))
         if not r or r["log10_fq_shown"] != "0" or not float(r["log10_fq_lo"]) < 0 < float(r["log10_fq_hi"]):
             errs.append("npo vs simnpo on %s: %s" % (split, r))
     report("identical methods: 0 [0, 0] and no difference shown; seed noise: not shown", errs)
+
+    md = open(os.path.join(out, "results.md"), encoding="utf-8").read()
+    errs = []
+    line = [l for l in md.splitlines() if l.startswith("- npo vs twin on forget10 ")]
+    if len(line) != 1 or not line[0].endswith("0/5 seeds — " + SAME_VERDICT):
+        errs.append("verdict line: %s" % line)
+    # log10 FQ and the gap; the recovery difference is 0 on every seed (not counted)
+    if "2 verdicts had the same nonzero difference on every seed" not in md:
+        errs.append("results.md does not count the 2 nonzero verdicts of npo vs twin on forget10")
+    report("fixed: runs that did not vary with the seed, the same difference on 5 seeds, not shown", errs)
 
     md = open(os.path.join(out, "results.md"), encoding="utf-8").read()
     errs = []
@@ -178,7 +212,8 @@ def main():
         if len(m) != 1:
             errs.append("%d verdict lines for %s vs %s on %s" % (len(m), a, b, split))
         elif (m[0].endswith(": shown")) != (r["log10_fq_shown"] == "1") or \
-                (r["log10_fq_shown"] == "0" and m[0] != "no difference shown"):
+                (r["log10_fq_shown"] == "0" and m[0] != "no difference shown" and
+                 m[0] != SAME_VERDICT):
             errs.append("%s vs %s on %s: verdict '%s', CSV shown %s" % (a, b, split, m[0], r["log10_fq_shown"]))
     report("results.md: one verdict line per pair, agreeing with comparisons.csv", errs)
 

@@ -15,7 +15,9 @@ Runs `test_stats --dump WORKDIR/stats_cases.jsonl` and recomputes every case:
                 and 98.5 % (a Monte Carlo quantile with B = 10000 has a standard error of
                 0.16 %: the band is six of them); for n = 200 the interval must be within
                 10 % of mean ± 1.96 · sd_pop / sqrt(n) (the normal approximation).
-            "shown" is lo > 0 or hi < 0, and never with n < 2.
+            "shown" is lo > 0 or hi < 0 over n >= 3 seeds whose differences are not
+            all the same (max - min <= 1e-6 x the largest |a| or |b|), and never with
+            n < 2.
   pareto  - brute force over all pairs: a point is on the front when it has no NaN and no
             other point is >= in both coordinates and > in one.
 Prints one PASS or FAIL line per case and exits non-zero unless PASS lines == cases.
@@ -101,7 +103,10 @@ def check_paired(c):
         for got, want in ((c["lo"], mean - half), (c["hi"], mean + half)):
             if abs(got - want) > 0.1 * half:
                 errs.append("bound %r, normal approximation %r (tolerance %r)" % (got, want, 0.1 * half))
-    shown = int(c["n"] >= 3 and (c["lo"] > 0 or c["hi"] < 0))
+    # the seeds' differences all the same (max - min <= 1e-6 x the largest |d|): one
+    # observation, never shown (STATS_SAME_REL)
+    same = max(d) - min(d) <= 1e-6 * max(max(abs(x), abs(y)) for x, y in pairs)
+    shown = int(c["n"] >= 3 and not same and (c["lo"] > 0 or c["hi"] < 0))
     if c["shown"] != shown:
         errs.append("shown %d, expected %d" % (c["shown"], shown))
     return errs

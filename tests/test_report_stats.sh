@@ -25,7 +25,7 @@ py="${LETHE_PYTHON:-python3}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-CASES=19
+CASES=20
 pass=0
 
 ok() { echo "PASS $*"; pass=$((pass + 1)); }

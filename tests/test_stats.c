@@ -1,7 +1,8 @@
 /* tests/test_stats.c — analysis/stats.h: paired comparisons and Pareto fronts.
  *
  * Without arguments: hand-computed cases in C (a planted difference is shown with every
- * seed a win; identical methods give 0 [0, 0], nothing shown; NaN pairs are left out;
+ * seed a win; identical methods give 0 [0, 0], nothing shown; the same difference on
+ * every seed is not shown, one differing seed makes it a test; NaN pairs are left out;
  * one pair has no interval; lower-is-better wins; a small Pareto front by hand).
  * With --dump FILE: every case (those and seeded random ones: n = 2..5 for the exact
  * enumeration, n = 200 for the large-sample check, Pareto sets with ties and NaN) as one
@@ -81,7 +82,7 @@ static double normal(uint64_t *s)
     return sqrt(-2 * log(1 - u)) * cos(6.283185307179586 * v);
 }
 
-#define NCASES 20
+#define NCASES 22
 
 static int dump(const char *path)
 {
@@ -104,6 +105,11 @@ static int dump(const char *path)
     dump_paired(f, "nan_pairs", an, bn, 6, 1), cases++;
     dump_paired(f, "one_pair", an, bn, 1, 1), cases++;
     dump_paired(f, "two_pairs", an + 3, bn + 3, 2, 1), cases++;
+    /* the same difference on every seed (to rounding): a point interval, not shown */
+    double as[4] = {0.98, 0.98, 0.98 + 1e-12, 0.98}, bs[4] = {0.66, 0.66, 0.66, 0.66};
+    dump_paired(f, "same_every_seed", as, bs, 4, 1), cases++;
+    bs[1] = 0.6; /* one seed differs: the interval excludes 0 and it is shown */
+    dump_paired(f, "one_seed_differs", as, bs, 4, 1), cases++;
     /* random, n = 2..5 (exact enumeration in Python), two per n */
     for (int n = 2; n <= 5; n++)
         for (int r = 0; r < 2; r++) {
@@ -161,6 +167,18 @@ static void hand_cases(void)
     stats_paired_compare(&p, a, b, 2, 1, dbuf, work);
     CHECK(p.n == 2 && p.lo == 4.0 && p.hi == 4.8 && !stats_shown(&p),
           "two seeds: n %d [%g, %g] shown %d", p.n, p.lo, p.hi, stats_shown(&p));
+    /* the seeds did not vary the runs (a forget set in one batch): the same difference
+     * on 3 seeds is one observation, whose point interval excludes 0 — not shown; one
+     * seed that differs makes it a test again */
+    double sa[3] = {0.98, 0.98, 0.98}, sb[3] = {0.66, 0.66 + 1e-13, 0.66};
+    stats_paired_compare(&p, sa, sb, 3, 1, dbuf, work);
+    CHECK(p.n == 3 && p.same && p.lo > 0 && !stats_shown(&p),
+          "same on every seed: n %d same %d [%g, %g] shown %d", p.n, p.same, p.lo, p.hi,
+          stats_shown(&p));
+    sb[1] = 0.5;
+    stats_paired_compare(&p, sa, sb, 3, 1, dbuf, work);
+    CHECK(!p.same && p.lo > 0 && stats_shown(&p), "one seed differs: same %d [%g, %g] shown %d",
+          p.same, p.lo, p.hi, stats_shown(&p));
     double an[3] = {1, NAN, 2}, bn[3] = {0, 1, NAN};
     stats_paired_compare(&p, an, bn, 3, 1, dbuf, work);
     CHECK(p.n == 1 && p.mean == 1 && isnan(p.lo) && !stats_shown(&p),
