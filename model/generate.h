@@ -5,17 +5,17 @@
  * runs any number of prompts of different lengths: each step feeds every live slot's
  * next tokens (up to GEN_PREFILL prompt tokens while the slot prefills, its last
  * generated token after) as one matrix multiply per linear layer over all the rows,
- * each row at its own cache position; a slot whose sequence hits eos, its max_new or the cache takes the next
- * waiting prompt. Every rank of the replica (its pp x tp ranks) calls it with the
- * same prompts; dp replicas take different ones. Each tp rank caches the keys and
- * values of its own kv-heads, each pp stage those of its own layers; the live rows'
- * hidden states cross the stages point-to-point, the row-parallel outputs are
- * all-reduced over tp as in training, and the next tokens are the vocab-parallel
- * argmax (MPI_MAXLOC over tp; ties go to the lowest id, so every layout picks the
- * same token) broadcast from the last stage to the others. The tokens are those of
- * one-at-a-time generation (gen_greedy is the batch of one) unless a B-row product
- * rounds differently from a 1-row one and that flips an argmax (tests/test_generate.c
- * checks the built-in models). */
+ * each row at its own cache position; a slot whose sequence hits eos, its max_new or
+ * the cache takes the next waiting prompt. Every rank of the replica (its pp x tp
+ * ranks) calls it with the same prompts; dp replicas take different ones. Each tp rank
+ * caches the keys and values of its own kv-heads, each pp stage those of its own
+ * layers; the live rows' hidden states cross the stages point-to-point, the
+ * row-parallel outputs are all-reduced over tp as in training, and the next tokens are
+ * the vocab-parallel argmax (MPI_MAXLOC over tp; ties go to the lowest id, so every
+ * layout picks the same token) broadcast from the last stage to the others. The
+ * tokens are those of one-at-a-time generation (gen_greedy is the batch of one) unless
+ * a many-row product rounds differently from a 1-row one and that flips an argmax
+ * (tests/test_generate.c checks the built-in models). */
 #ifndef LETHE_GENERATE_H
 #define LETHE_GENERATE_H
 
@@ -54,8 +54,9 @@ void gen_free(lethe_generator *g);
 
 /* Greedy continuations of the n sequences, at most g->batch at a time, each stopping
  * after `eos` (not stored; eos < 0 never stops early), at its max_new or at the cache
- * length (a sequence with max_new <= 0 generates nothing and its prompt is not read). Sets seq[i].n and seq[i].out on every rank of the replica. Collective over
- * the replica. */
+ * length (a sequence with max_new <= 0 generates nothing and its prompt is not read).
+ * Sets seq[i].n and seq[i].out on every rank of the replica. Collective over the
+ * replica. */
 void gen_greedy_batch(lethe_generator *g, gen_seq *seq, int n, int eos);
 
 /* One sequence: the batch of one. Returns the count of generated ids. */
