@@ -45,11 +45,16 @@ Gradients come from autograd of L (and of the forget term alone).
 
 Criterion (lethe value a, reference b). Against the float64 reference (the fair one for
 a float32 implementation) every quantity must agree to the case's bound
-    tol = min(1e-4, max(1e-5, 2 * f32))
+    tol = min(1e-4, max(1e-5, 3 * f32))
 f32 being the case's float32 noise: the largest difference between the float32 and the
 float64 PyTorch references over every quantity compared in the case (measured: 1e-6 to
-1.6e-5; where the float32 reference itself strays from float64 by more than 5e-6, 1e-5
-is not what float32 arithmetic can reach). CE-U's targets q = p / (1 - p_y) off the
+1.6e-5; where the float32 reference itself strays from float64 by more than about
+3e-6, 1e-5 is not what float32 arithmetic can reach). Two float32 implementations
+round differently, and by how much depends on the CPU's BLAS kernels: on an Intel
+Xeon with OpenBLAS's SkylakeX kernels one DPO gradient (dpo_beta2_perturbed_ref, the
+first layer's up_proj, forget term) stood 1.25e-5 from float64 where float32 PyTorch
+stood 4.8e-6 (2.6x; on the same machine with the Haswell kernels 6.4e-6; on an AMD
+EPYC under 1e-5): so the multiple is 3, not the 2 it was. CE-U's targets q = p / (1 - p_y) off the
 true token are normalised from the log-probabilities themselves (one sum over every
 shard), not from 1 - p_y: with p_y near 1 (a memorised target) the latter magnified the
 float32 rounding of log p's common shift, and CE-U stood at 2.4e-5.
@@ -84,7 +89,7 @@ except ImportError as exc:
           "/usr/bin/python3)")
     sys.exit(1)
 
-TOL = 1e-5  # the bar against float64, raised only to twice the float32 noise
+TOL = 1e-5  # the bar against float64, raised only to 3x the float32 noise
 OLD_TOL = 1e-4  # the bound before (and against float32): no check is looser than it
 
 
@@ -398,7 +403,7 @@ def main():
 
     # the case's float32 noise and the bound it allows against float64
     f32 = max(r[3] for r in rows)
-    tol = min(OLD_TOL, max(TOL, 2.0 * f32))
+    tol = min(OLD_TOL, max(TOL, 3.0 * f32))
     for r in rows:
         r.append(r[4] <= tol and r[1] <= OLD_TOL and r[2] <= OLD_TOL)
         if not r[5]:
