@@ -35,6 +35,13 @@ static void interval_text(FILE *f, const stats_paired *p)
 
 static const char *CMP_AHEAD[NCMP] = {"higher FQ", "closer to retrain", "recovers less"};
 
+/* The same nonzero difference (as sgn prints it) on every one of at least
+ * STATS_MIN_SHOWN seeds: one observation. */
+static int same_nonzero(const stats_paired *s)
+{
+    return s->n >= STATS_MIN_SHOWN && s->same && fabs(s->mean) >= 1e-12;
+}
+
 static void verdict_text(ctx_t *c, FILE *f, const pair_t *p, int q)
 {
     const stats_paired *s = &p->s[q];
@@ -44,7 +51,7 @@ static void verdict_text(ctx_t *c, FILE *f, const pair_t *p, int q)
         fputs("one seed: no interval", f);
     else if (s->n < STATS_MIN_SHOWN)
         fputs("too few seeds to show a difference", f);
-    else if (s->same && fabs(s->mean) >= 1e-12) /* nonzero as sgn prints it */
+    else if (same_nonzero(s))
         fputs("the same difference on every seed (the seeds did not vary these runs): one "
               "observation, not shown",
               f);
@@ -351,10 +358,7 @@ static void md_does_not_show(ctx_t *c, FILE *f, double width, int nmax, int show
     fputs("\n\n**Does not show.** ", f);
     int same = 0;
     for (int i = 0; i < c->npairs; i++)
-        for (int q = 0; q < NCMP; q++) {
-            const stats_paired *s = &c->pairs[i].s[q];
-            same += s->n >= STATS_MIN_SHOWN && s->same && fabs(s->mean) >= 1e-12;
-        }
+        for (int q = 0; q < NCMP; q++) same += same_nonzero(&c->pairs[i].s[q]);
     if (same)
         fprintf(f,
                 "%d verdict%s had the same nonzero difference on every seed: those runs did "

@@ -12,17 +12,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cases=0 passed=0
-check() { # NAME STATUS [details...]
-    local name=$1 st=$2
-    shift 2
-    cases=$((cases + 1))
-    if [ "$st" = 0 ]; then
-        passed=$((passed + 1))
-        echo "PASS $name"
-    else
-        echo "FAIL $name${*:+: $*}"
-    fi
-}
+# shellcheck source=tests/check_lib.sh
+. "$root/tests/check_lib.sh" # check NAME STATUS [details...]
 configure() { # DIR [cmake args...]: exit status, output in DIR.log
     local dir=$1
     shift

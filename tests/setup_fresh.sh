@@ -23,17 +23,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cases=0 passed=0
 
-check() { # NAME CONDITION-STATUS [details...]
-    local name=$1 st=$2
-    shift 2
-    cases=$((cases + 1))
-    if [ "$st" = 0 ]; then
-        passed=$((passed + 1))
-        echo "PASS $name"
-    else
-        echo "FAIL $name${*:+: $*}"
-    fi
-}
+# shellcheck source=tests/check_lib.sh
+. "$here/check_lib.sh" # check NAME STATUS [details...]
 
 # A PATH with every command of this machine but gnuplot (a symbolic-link farm).
 nognu="$work/bin-nognuplot"
