@@ -78,26 +78,6 @@ uint64_t ck_mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-uint64_t ckpt_digest_piece(const float *x, int64_t vrows, int64_t vcols, int64_t ld,
-                           int64_t gstart0, int64_t gstart1, int64_t gcols)
-{
-    uint64_t d = 0;
-    for (int64_t i = 0; i < vrows; i++) {
-        uint64_t flat0 = (uint64_t)((gstart0 + i) * gcols + gstart1);
-        if (!x) { /* a piece of zeros, never read */
-            for (int64_t j = 0; j < vcols; j++) d += ck_mix64(ck_mix64(flat0 + (uint64_t)j));
-            continue;
-        }
-        const float *row = x + i * ld;
-        for (int64_t j = 0; j < vcols; j++) {
-            uint32_t bits;
-            memcpy(&bits, &row[j], sizeof bits);
-            d += ck_mix64(ck_mix64(flat0 + (uint64_t)j) ^ bits);
-        }
-    }
-    return d;
-}
-
 void ck_shape_str(char *buf, size_t len, int nd, const int64_t *s)
 {
     if (nd == 1)
@@ -240,11 +220,34 @@ int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, 
 
 /* ---- opening ------------------------------------------------------------------------- */
 
-static hid_t mpio_fapl(MPI_Comm comm, const char *file)
+/* Reads on one node: ROMIO's collective buffering makes one rank per node read for all
+ * and forward the bytes, and its data sieving reads whole extents to pick out a strided
+ * piece; on one node both only add copies, so each rank reads its own bytes (the page
+ * cache or the local disk serves them either way). Across nodes ROMIO's defaults stay:
+ * there one reader per node suits a parallel file system. Collective over comm. */
+static MPI_Info read_hints(MPI_Comm comm)
+{
+    MPI_Comm node;
+    int size, nsize;
+    MPI_CHECK(MPI_Comm_size(comm, &size));
+    MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_size(node, &nsize));
+    MPI_CHECK(MPI_Comm_free(&node));
+    MPI_Info info = MPI_INFO_NULL;
+    if (nsize != size) return info;
+    MPI_CHECK(MPI_Info_create(&info));
+    MPI_CHECK(MPI_Info_set(info, "romio_cb_read", "disable"));
+    MPI_CHECK(MPI_Info_set(info, "romio_ds_read", "disable"));
+    return info;
+}
+
+static hid_t mpio_fapl(MPI_Comm comm, const char *file, int reading)
 {
     hid_t fapl;
+    MPI_Info info = reading ? read_hints(comm) : MPI_INFO_NULL;
     H5C(fapl = H5Pcreate(H5P_FILE_ACCESS), "checkpoint '%s'", file);
-    H5C(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "checkpoint '%s'", file);
+    H5C(H5Pset_fapl_mpio(fapl, comm, info), "checkpoint '%s'", file);
+    if (info != MPI_INFO_NULL) MPI_CHECK(MPI_Info_free(&info));
     /* Metadata read once by rank 0 and broadcast, written collectively: fewer small
      * requests on a parallel file system, and identical metadata verdicts everywhere. */
     H5C(H5Pset_all_coll_metadata_ops(fapl, 1), "checkpoint '%s'", file);
@@ -255,7 +258,7 @@ static hid_t mpio_fapl(MPI_Comm comm, const char *file)
 /* Opens path read-only over comm. Rank 0 first checks what a user most often gets wrong
  * (no such file, not HDF5) and names it plainly; the open itself catches the rest
  * (truncated, corrupt). Returns the file id, or -1 with msg agreed on every rank. */
-hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg)
+hid_t ck_open_for_read(const char *path, MPI_Comm comm, int *version, char *msg)
 {
     int rank, ok = 1;
     char h5b[256];
@@ -272,7 +275,7 @@ hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg)
             ok = ck_fail(msg, "not an HDF5 file");
     }
     if (lethe_agree(comm, ok, msg, CK_MSG, NULL)) return -1;
-    hid_t fapl = mpio_fapl(comm, path);
+    hid_t fapl = mpio_fapl(comm, path, 1);
     hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (fid < 0) ck_fail(msg, "cannot open as HDF5: %s", h5_last_error(h5b, sizeof h5b));
     H5Pclose(fapl);
@@ -287,13 +290,15 @@ hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg)
     if (ok && strcmp(fmt, CK_FORMAT))
         ok = ck_fail(why, "its format is '%s', expected '%s'", fmt, CK_FORMAT);
     if (ok) ok = ck_read_attr(fid, "the file", "format_version", H5T_NATIVE_INT, -1, &ver, why);
-    if (ok && ver != CK_FORMAT_VERSION)
-        ok = ck_fail(why, "format_version %d, this lethe reads %d", ver, CK_FORMAT_VERSION);
+    if (ok && (ver < CK_FORMAT_OLDEST || ver > CK_FORMAT_VERSION))
+        ok = ck_fail(why, "format_version %d, this lethe reads %d to %d", ver, CK_FORMAT_OLDEST,
+                     CK_FORMAT_VERSION);
     if (!ok) ck_fail(msg, "not a lethe checkpoint (%.900s)", why);
     if (lethe_agree(comm, ok, msg, CK_MSG, NULL)) {
         H5Fclose(fid);
         return -1;
     }
+    if (version) *version = ver;
     return fid;
 }
 
@@ -464,7 +469,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 
     /* The one way a checkpoint's temporary is created (io/h5util.h): exclusively, never
      * through anything planted at tmp or a link at path. */
-    hid_t fapl = mpio_fapl(g->world, tmp);
+    hid_t fapl = mpio_fapl(g->world, tmp, 0);
     char se[CK_MSG];
     hid_t fid = h5_create_temp_parallel(path, tmp, g->world, fapl, se, sizeof se);
     H5Pclose(fapl);

@@ -18,7 +18,7 @@
  * - Every tensor carries a layout-independent 64-bit digest of its global contents;
  *   ckpt_load recomputes it from what each replica read and refuses a mismatch.
  *
- * File layout (format "lethe-checkpoint", format_version 1)
+ * File layout (format "lethe-checkpoint", format_version 2; version 1 files still load)
  *   /                  attributes: format, format_version, lethe_version (strings/int32),
  *                      step, epoch (int64), layout int32[3] = {dp, pp, tp},
  *                      world_size (int32), n_tensors (int64),
@@ -35,7 +35,7 @@
  *   /wagle_mask/<name> only when the table has a WAGLE mask (lethe_params.mask): uint8
  *                      0/1, same shapes; attribute `digest` (of the bytes as float32
  *                      values). An optional kind: readers that do not know it (ckpt_load,
- *                      a lethe from before it) ignore it, so format_version stays 1.
+ *                      a lethe from before it) ignore it.
  * Tensor names are the Hugging Face names ("model.layers.3.mlp.up_proj.weight"); they
  * must not contain '/'.
  *
@@ -46,10 +46,21 @@
  * (meta->expect_config) and a non-finite element in any tensor loaded, each in one line
  * naming the field (or dataset and element), its value and the bound.
  *
- * Digest: for a tensor with `cols` columns (1 for 1-D), element (i, j) with float bits b
- * contributes mix(mix(i * cols + j) ^ b), mix = the splitmix64 finaliser, and the digest
- * is the sum of all contributions mod 2^64. A sum does not depend on which rank holds
- * which element, so each rank hashes its own piece and MPI_SUM finishes the job. */
+ * Digest: for a tensor with `cols` columns (1 for 1-D), element (i, j) has the flat index
+ * n = i * cols + j and float bits b (uint32). The digest is the sum of every element's term
+ * mod 2^64, so it does not depend on which rank holds which element: each rank digests
+ * its own piece and MPI_SUM finishes the job.
+ * - Format 2 (what ckpt_save writes): with m = n mod 2^32 and 32-bit wrap-around,
+ *   A(n) = m * CK_DIGEST_KA + CK_DIGEST_CA, B(n) = m * CK_DIGEST_KB + CK_DIGEST_CB (odd:
+ *   KB is even, CB odd); the term is (uint64)(b ^ A(n)) * (uint64)B(n). Changing any one
+ *   element always changes the digest (B is odd and the change of b ^ A is below 2^32 in
+ *   size); indices 2^32 apart share keys. It runs at memory speed (checkpoint_digest.c).
+ * - Format 1: the term is mix(mix(n) ^ b), mix = the splitmix64 finaliser. */
+#define CK_DIGEST_KA 0x9E3779B1u
+#define CK_DIGEST_CA 0x7F4A7C15u
+#define CK_DIGEST_KB 0x85EBCA76u
+#define CK_DIGEST_CB 0xC2B2AE3Du
+
 #ifndef LETHE_CHECKPOINT_H
 #define LETHE_CHECKPOINT_H
 
@@ -159,11 +170,15 @@ int ckpt_first_nonfinite(const lethe_param *p, const float *x, int64_t *row, int
 /* Frees what ckpt_load allocated in meta (config_json). */
 void ckpt_meta_free(lethe_ckpt_meta *meta);
 
-/* The digest of one piece: elements [0, vshape) of a piece whose (0, 0) is global
- * (gstart0, gstart1) in a tensor of `gcols` columns, stored with row stride `ld` (x NULL:
- * a piece of zeros). Summing the digests of pieces that tile a tensor gives the tensor's
- * digest. */
-uint64_t ckpt_digest_piece(const float *x, int64_t vrows, int64_t vcols, int64_t ld,
+/* The format ckpt_save writes; ckpt_load, ckpt_verify and ckpt_load_mask read versions 1
+ * to this one. */
+#define CKPT_FORMAT_VERSION 2
+
+/* The digest (of format `version`: 1 or 2) of one piece: elements [0, vshape) of a piece
+ * whose (0, 0) is global (gstart0, gstart1) in a tensor of `gcols` columns, stored with row
+ * stride `ld` (x NULL: a piece of zeros). Summing the digests of pieces that tile a tensor
+ * gives the tensor's digest. */
+uint64_t ckpt_digest_piece(int version, const float *x, int64_t vrows, int64_t vcols, int64_t ld,
                            int64_t gstart0, int64_t gstart1, int64_t gcols);
 
 #endif

@@ -17,7 +17,8 @@
 #include "h5util.h"
 
 #define CK_FORMAT "lethe-checkpoint"
-#define CK_FORMAT_VERSION 1
+#define CK_FORMAT_VERSION CKPT_FORMAT_VERSION
+#define CK_FORMAT_OLDEST 1 /* the oldest version a load reads */
 #define CK_MSG 1024 /* messages agreed on travel in buffers of this size */
 #define CK_KINDS 3
 #define CK_CONFIG_MAX (16 << 20) /* bytes of /meta/config a load reads */
@@ -71,7 +72,15 @@ int ck_read_attr(hid_t obj, const char *where, const char *name, hid_t mtype, in
                  char *msg);
 int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, size_t len,
                      char *msg);
-hid_t ck_open_for_read(const char *path, MPI_Comm comm, char *msg);
+/* Opens path read-only over comm; *version (may be NULL) gets its format_version. */
+hid_t ck_open_for_read(const char *path, MPI_Comm comm, int *version, char *msg);
+
+/* checkpoint_digest.c */
+/* ckpt_digest_piece that also raises *maxbits to the largest |bits| (sign cleared) of the
+ * piece's elements: >= CK_NONFINITE_BITS means it holds an Inf or a NaN. */
+#define CK_NONFINITE_BITS 0x7f800000u
+uint64_t ck_digest_scan(int version, const float *x, int64_t vrows, int64_t vcols, int64_t ld,
+                        int64_t gstart0, int64_t gstart1, int64_t gcols, uint32_t *maxbits);
 
 /* checkpoint_load.c */
 /* Opens gname/<e->name>: float32 (uint8 in CK_MASK_GROUP) of e's shape (e->ndim 0: the
@@ -103,6 +112,9 @@ int ck_build_union(const lethe_params *t, const lethe_grid *g, ck_union *U, char
 uint64_t ck_union_hash(const ck_union *U);
 void ck_all_equal(MPI_Comm comm, const uint64_t *h, int n, int *eq);
 int ck_counts_in_replica(const lethe_param *p, const lethe_grid *g);
+/* The digest of the valid extent of piece p (x at its offset; NULL: zeros), of format
+ * `version`; raises *maxbits as ck_digest_scan does. */
+uint64_t ck_piece_digest(int version, const lethe_param *p, const float *x, uint32_t *maxbits);
 uint64_t *ck_replica_digests(const lethe_params *t, const lethe_grid *g, const ck_union *U,
                              int nkinds, unsigned zero_kinds);
 int ck_check_coverage(const ck_union *U, const uint64_t *d, char *msg);

@@ -225,9 +225,8 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     if (!ck_agree_table(path, t, g, &U, load_optimizer, (uint64_t)nkinds,
                         "loading the optimizer state", msg))
         goto out;
-    int ok;
-
-    if ((fid = ck_open_for_read(path, g->world, msg)) < 0) goto out;
+    int ok, ver = 0;
+    if ((fid = ck_open_for_read(path, g->world, &ver, msg)) < 0) goto out;
 
     /* Metadata phase: identical calls and verdicts on every rank. */
     lethe_ckpt_meta mm;
@@ -268,13 +267,21 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", path);
     H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", path);
     float *bufs[CK_KINDS] = {t->data, t->m, t->v};
+    /* Each replica checks what it read itself: a piece is digested (and scanned for Inf
+     * and NaN) just after its read, while its bytes are still in cache. */
+    dg = lethe_calloc(nds ? nds : 1, sizeof(uint64_t), "checkpoint digests");
+    uint32_t maxbits = 0;
     for (int kind = 0; kind < nkinds; kind++)
         for (int k = 0; k < U.nu; k++) {
             int i = U.prim[k];
             const lethe_param *p = i >= 0 ? &t->p[i] : NULL;
-            read_tensor(path, dsets[(size_t)kind * U.nu + k], ck_group[kind], &U.u[k], p,
+            size_t at = (size_t)kind * U.nu + k;
+            read_tensor(path, dsets[at], ck_group[kind], &U.u[k], p,
                         p ? bufs[kind] + p->off : bufs[kind], dxpl);
+            if (p && ck_counts_in_replica(p, g))
+                dg[at] = ck_piece_digest(ver, p, bufs[kind] + p->off, &maxbits);
         }
+    if (nds) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, dg, (int)nds, MPI_UINT64_T, MPI_SUM, g->mp_comm));
     {
         /* every rank reads every RNG state (world_size of them): the metadata digest
          * covers them all; rank r keeps state r when the rank count is the same */
@@ -300,8 +307,6 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
         }
     }
 
-    /* Each replica checks what it read itself. */
-    dg = ck_replica_digests(t, g, &U, nkinds, 0);
     for (int kind = 0; ok && kind < nkinds; kind++)
         for (int k = 0; ok && k < U.nu; k++) {
             size_t at = (size_t)kind * U.nu + k;
@@ -312,8 +317,10 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
                              ck_group[kind], U.u[k].name, (unsigned long long)stored[at],
                              (unsigned long long)dg[at]);
         }
-    /* a digest proves the file is what was written, not that it is usable */
-    if (ok) ok = ck_check_finite(t, nkinds, msg);
+    /* A digest proves the file is what was written, not that it is usable. The digested
+     * pieces cover every element this rank holds (its other copies are the same bytes),
+     * so the scan that names the element runs only when the digests' pass saw one. */
+    if (ok && maxbits >= CK_NONFINITE_BITS) ok = ck_check_finite(t, nkinds, msg);
     if (ok && meta) {
         uint64_t keep_rng = meta->rng;
         *meta = mm;
@@ -424,7 +431,8 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
     if (lethe_agree(comm, eq || ck_fail(msg, "the ranks were given different paths"), msg, CK_MSG,
                     NULL))
         goto out;
-    fid = ck_open_for_read(path, comm, msg);
+    int ver = 0;
+    fid = ck_open_for_read(path, comm, &ver, msg);
     if (fid < 0) goto out;
     hid_t dxpl;
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", path);
@@ -483,7 +491,7 @@ int ckpt_verify(const char *path, MPI_Comm comm, int64_t *n_checked, char *err, 
                 piece.vshape[1] = piece.lshape[1] = cols;
                 if (piece.lshape[0] == 0) piece.lshape[0] = 1;
                 read_tensor(path, ds, vg[kind], &e, &piece, buf, dxpl);
-                dig[at] += ckpt_digest_piece(buf, piece.vshape[0], cols, cols, a, 0, cols);
+                dig[at] += ckpt_digest_piece(ver, buf, piece.vshape[0], cols, cols, a, 0, cols);
             }
             H5C(H5Dclose(ds), "checkpoint '%s': dataset '%s/%s'", path, vg[kind], e.name);
         }

@@ -15,19 +15,20 @@
 
 /* The digest of the valid extent of mask piece p (m at its offset), a row at a time
  * through `row` (vshape[1] floats). */
-static uint64_t piece_digest(const lethe_param *p, const unsigned char *m, float *row)
+static uint64_t piece_digest(int ver, const lethe_param *p, const unsigned char *m, float *row)
 {
     uint64_t d = 0;
     for (int64_t i = 0; i < p->vshape[0]; i++) {
         for (int64_t j = 0; j < p->vshape[1]; j++) row[j] = (float)m[i * p->lshape[1] + j];
-        d += ckpt_digest_piece(row, 1, p->vshape[1], p->vshape[1], p->gstart[0] + i,
+        d += ckpt_digest_piece(ver, row, 1, p->vshape[1], p->vshape[1], p->gstart[0] + i,
                                p->gstart[1], p->gshape[1]);
     }
     return d;
 }
 
-/* Per union tensor, the digest of this replica's mask (summed over mp_comm). */
-static uint64_t *replica_digests(const lethe_params *t, const lethe_grid *g, const ck_union *U)
+/* Per union tensor, the digest (format ver) of this replica's mask (summed over mp_comm). */
+static uint64_t *replica_digests(int ver, const lethe_params *t, const lethe_grid *g,
+                                 const ck_union *U)
 {
     uint64_t *d = lethe_calloc((size_t)(U->nu ? U->nu : 1), sizeof(uint64_t), "mask digests");
     int64_t width = 1;
@@ -37,7 +38,7 @@ static uint64_t *replica_digests(const lethe_params *t, const lethe_grid *g, con
     for (int k = 0; k < U->nu; k++) {
         int i = U->prim[k];
         if (i >= 0 && ck_counts_in_replica(&t->p[i], g))
-            d[k] = piece_digest(&t->p[i], t->mask + t->p[i].off, row);
+            d[k] = piece_digest(ver, &t->p[i], t->mask + t->p[i].off, row);
     }
     free(row);
     if (U->nu) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, d, U->nu, MPI_UINT64_T, MPI_SUM, g->mp_comm));
@@ -46,7 +47,7 @@ static uint64_t *replica_digests(const lethe_params *t, const lethe_grid *g, con
 
 uint64_t *ck_mask_digests(const lethe_params *t, const lethe_grid *g, const ck_union *U)
 {
-    uint64_t *d = replica_digests(t, g, U);
+    uint64_t *d = replica_digests(CK_FORMAT_VERSION, t, g, U);
     if (U->nu) MPI_CHECK(MPI_Bcast(d, U->nu, MPI_UINT64_T, 0, g->dp_comm));
     return d;
 }
@@ -87,8 +88,9 @@ void ck_mask_write(const char *file, hid_t fid, const lethe_params *t, const let
 
 /* Every rank reads the pieces it holds (every replica), duplicates copy their primary's,
  * padding is 0; then each replica's digests against the stored ones. 1, or 0 with msg. */
-static int read_mask(const char *path, lethe_params *t, const lethe_grid *g, const ck_union *U,
-                     const hid_t *dsets, const uint64_t *stored, hid_t dxpl, char *msg)
+static int read_mask(const char *path, int ver, lethe_params *t, const lethe_grid *g,
+                     const ck_union *U, const hid_t *dsets, const uint64_t *stored, hid_t dxpl,
+                     char *msg)
 {
     for (int k = 0; k < U->nu; k++) {
         const ck_entry *e = &U->u[k];
@@ -111,7 +113,7 @@ static int read_mask(const char *path, lethe_params *t, const lethe_grid *g, con
             for (int64_t c = r < p->vshape[0] ? p->vshape[1] : 0; c < p->lshape[1]; c++)
                 m[r * p->lshape[1] + c] = 0;
     }
-    uint64_t *dg = replica_digests(t, g, U);
+    uint64_t *dg = replica_digests(ver, t, g, U);
     int ok = 1;
     for (int k = 0; ok && k < U->nu; k++)
         if (dg[k] != stored[k])
@@ -133,11 +135,11 @@ int ckpt_load_mask(const char *path, lethe_params *t, const lethe_grid *g, lethe
     memset(&mm, 0, sizeof mm);
     hid_t *dsets = NULL, fid = -1, dxpl = -1;
     uint64_t *stored = NULL;
-    int has = 0, ok;
+    int has = 0, ok, ver = 0;
     h5_quiet q;
     h5_quiet_on(&q);
     if (!ck_agree_table(path, t, g, &U, 0, (uint64_t)(t->mask != 0), "reading a WAGLE mask", msg) ||
-        (fid = ck_open_for_read(path, g->world, msg)) < 0)
+        (fid = ck_open_for_read(path, g->world, &ver, msg)) < 0)
         goto out;
     H5C(dxpl = H5Pcreate(H5P_DATASET_XFER), "checkpoint '%s'", path);
     H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", path);
@@ -152,7 +154,7 @@ int ckpt_load_mask(const char *path, lethe_params *t, const lethe_grid *g, lethe
     for (int k = 0; read && ok && k < U.nu; k++)
         ok = (dsets[k] = ck_open_tensor(fid, CK_MASK_GROUP, &U.u[k], &stored[k], msg)) >= 0;
     if (!lethe_agree(g->world, ok, msg, CK_MSG, NULL) && read)
-        ok = read_mask(path, t, g, &U, dsets, stored, dxpl, msg);
+        ok = read_mask(path, ver, t, g, &U, dsets, stored, dxpl, msg);
     for (int k = 0; k < U.nu; k++)
         if (dsets[k] >= 0) H5Dclose(dsets[k]);
     H5Pclose(dxpl);

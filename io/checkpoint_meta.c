@@ -142,7 +142,7 @@ int ckpt_read_config(const char *path, MPI_Comm comm, char **json, char *err, si
 {
     char msg[CK_MSG] = "";
     *json = NULL;
-    hid_t fid = ck_open_for_read(path, comm, msg);
+    hid_t fid = ck_open_for_read(path, comm, NULL, msg);
     if (fid < 0) return ck_result(msg, path, err, errlen);
     int ok = ck_read_config(fid, path, json, msg);
     if (H5Fclose(fid) < 0) ok = ck_fail(msg, "closing failed");

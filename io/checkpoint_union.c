@@ -182,6 +182,12 @@ int ck_counts_in_replica(const lethe_param *p, const lethe_grid *g)
     return p->owner && (p->split >= 0 || g->tp_rank == 0);
 }
 
+uint64_t ck_piece_digest(int version, const lethe_param *p, const float *x, uint32_t *maxbits)
+{
+    return ck_digest_scan(version, x, p->vshape[0], p->vshape[1], p->lshape[1], p->gstart[0],
+                          p->gstart[1], p->gshape[1], maxbits);
+}
+
 /* Per tensor and kind, the digest over this replica (summed over mp_comm), and the number
  * of elements the replica's pieces cover: out[kind * nu + k], out[CK_KINDS * nu + k]. The
  * kinds in the bit mask zero_kinds are digested as zeros, without reading their buffer. */
@@ -195,10 +201,11 @@ uint64_t *ck_replica_digests(const lethe_params *t, const lethe_grid *g, const c
         int i = U->prim[k];
         if (i < 0 || !ck_counts_in_replica(&t->p[i], g)) continue;
         const lethe_param *p = &t->p[i];
+        uint32_t maxbits = 0;
         for (int kind = 0; kind < nkinds; kind++)
-            d[(size_t)kind * U->nu + k] = ckpt_digest_piece(
-                (zero_kinds >> kind) & 1u ? NULL : buf[kind] + p->off, p->vshape[0],
-                p->vshape[1], p->lshape[1], p->gstart[0], p->gstart[1], p->gshape[1]);
+            d[(size_t)kind * U->nu + k] = ck_piece_digest(
+                CK_FORMAT_VERSION, p, (zero_kinds >> kind) & 1u ? NULL : buf[kind] + p->off,
+                &maxbits);
         d[(size_t)CK_KINDS * U->nu + k] = (uint64_t)(p->vshape[0] * p->vshape[1]);
     }
     if (n) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, d, (int)n, MPI_UINT64_T, MPI_SUM, g->mp_comm));

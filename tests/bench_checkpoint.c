@@ -202,8 +202,9 @@ int main(int argc, char **argv)
         uint64_t d = 0;
         for (int i = 0; i < t.n; i++) {
             const lethe_param *p = &t.p[i];
-            d += ckpt_digest_piece(t.data + p->off, p->vshape[0], p->vshape[1], p->lshape[1],
-                                   p->gstart[0], p->gstart[1], p->gshape[1]);
+            d += ckpt_digest_piece(CKPT_FORMAT_VERSION, t.data + p->off, p->vshape[0],
+                                   p->vshape[1], p->lshape[1], p->gstart[0], p->gstart[1],
+                                   p->gshape[1]);
         }
         td = MPI_Wtime() - t0;
         if (d == 42) printf("(digest %llu)\n", (unsigned long long)d);

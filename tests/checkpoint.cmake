@@ -7,7 +7,7 @@
 # checkpoint untouched. WAGLE's mask (/wagle_mask, tests/test_checkpoint_mask.c) reshards
 # with the weights, and a flipped byte of it fails the load and ckpt_verify.
 lethe_test_exe(test_checkpoint test_checkpoint.c test_checkpoint_errors.c test_checkpoint_atomic.c
-  test_checkpoint_mask.c)
+  test_checkpoint_mask.c test_checkpoint_digest.c)
 lethe_mpi_test(NAME checkpoint.reshard COMMAND $<TARGET_FILE:test_checkpoint> RANKS 1 2 4 8
                TIMEOUT 450)
 lethe_test(NAME checkpoint.atomic
@@ -16,3 +16,12 @@ lethe_test(NAME checkpoint.atomic
 # Not a test: write/read bandwidth of a 256 MiB table against a plain sequential write,
 #   mpirun -n 2 build/tests/bench_checkpoint [MiB] [dir]
 lethe_test_exe(bench_checkpoint bench_checkpoint.c)
+
+# Formats 1 and 2 through the real binary (tests/ckpt_format.sh), read independently by
+# tests/ckpt_digest_ref.py (h5py + numpy): the digests lethe writes, a format-1 file
+# resuming to the same weights bit for bit, a flipped bit under either format and an
+# unknown format_version each refused in one line. 6 checks per rank count.
+foreach(n 1 2)
+  lethe_test(NAME checkpoint.format.np${n}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ckpt_format.sh ${n} TIMEOUT 300 LABELS "mpi")
+endforeach()

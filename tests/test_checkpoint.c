@@ -167,8 +167,8 @@ static void check_file_serial(const char *path, const shape_cfg *c)
             uint64_t stored = 0;
             hid_t a = H5Aopen(ds, "digest", H5P_DEFAULT);
             CHECK(a >= 0 && H5Aread(a, H5T_NATIVE_UINT64, &stored) >= 0, "digest of '%s'", dp);
-            uint64_t d = ckpt_digest_piece(bufs[k] + p->off, p->gshape[0], p->gshape[1],
-                                           p->gshape[1], 0, 0, p->gshape[1]);
+            uint64_t d = ckpt_digest_piece(CKPT_FORMAT_VERSION, bufs[k] + p->off, p->gshape[0],
+                                           p->gshape[1], p->gshape[1], 0, 0, p->gshape[1]);
             CHECK(stored == d, "'%s': stored digest %016llx, single-piece digest %016llx", dp,
                   (unsigned long long)stored, (unsigned long long)d);
             if (a >= 0) H5Aclose(a);
@@ -395,6 +395,10 @@ static int run_mpi(void)
     zero_moments_case(world, path, E, L[0]);
     if (wrank == 0) printf("  zero moments written in blocks: %d failures so far\n", failures);
     mask_cases(world, dir, L, nl);
+    if (wrank == 0) {
+        digest_cases();
+        printf("  digests of formats 1 and 2 against their terms: %d failures so far\n", failures);
+    }
     if (wrank == 0) printf("  WAGLE mask under every layout: %d failures so far\n", failures);
 
     if (wrank == 0) printf("bad inputs (layout dp%d pp%d tp%d):\n", E.dp, E.pp, E.tp);

@@ -32,6 +32,8 @@ void make_meta(lethe_ckpt_meta *m, int64_t step, int rank);
 void error_cases(MPI_Comm world, const char *dir, layout A);
 /* test_checkpoint_mask.c: WAGLE's mask saved under each L[a], loaded under L[a + 1] */
 void mask_cases(MPI_Comm world, const char *dir, const layout *L, int nl);
+/* test_checkpoint_digest.c: the digests against their definitions (serial) */
+void digest_cases(void);
 int run_atomic(const char *base);
 
 #endif

@@ -107,8 +107,12 @@ static int plant_nan(hid_t f, const char *name)
     ok = ok && x && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0;
     if (ok) {
         x[0] = NAN;
-        uint64_t dg = ckpt_digest_piece(x, rows, cols, cols, 0, 0, cols);
-        ok = H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0 &&
+        int ver = 0;
+        hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+        ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT, &ver) >= 0;
+        if (a >= 0) H5Aclose(a);
+        uint64_t dg = ckpt_digest_piece(ver, x, rows, cols, cols, 0, 0, cols);
+        ok = ok && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0 &&
              wr_attr(d, "digest", H5T_NATIVE_UINT64, &dg);
     }
     free(x);
