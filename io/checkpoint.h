@@ -56,11 +56,6 @@
  *   element always changes the digest (B is odd and the change of b ^ A is below 2^32 in
  *   size); indices 2^32 apart share keys. It runs at memory speed (checkpoint_digest.c).
  * - Format 1: the term is mix(mix(n) ^ b), mix = the splitmix64 finaliser. */
-#define CK_DIGEST_KA 0x9E3779B1u
-#define CK_DIGEST_CA 0x7F4A7C15u
-#define CK_DIGEST_KB 0x85EBCA76u
-#define CK_DIGEST_CB 0xC2B2AE3Du
-
 #ifndef LETHE_CHECKPOINT_H
 #define LETHE_CHECKPOINT_H
 
@@ -173,6 +168,12 @@ void ckpt_meta_free(lethe_ckpt_meta *meta);
 /* The format ckpt_save writes; ckpt_load, ckpt_verify and ckpt_load_mask read versions 1
  * to this one. */
 #define CKPT_FORMAT_VERSION 2
+
+/* Format 2's digest keys (the definition above). */
+#define CK_DIGEST_KA 0x9E3779B1u
+#define CK_DIGEST_CA 0x7F4A7C15u
+#define CK_DIGEST_KB 0x85EBCA76u
+#define CK_DIGEST_CB 0xC2B2AE3Du
 
 /* The digest (of format `version`: 1 or 2) of one piece: elements [0, vshape) of a piece
  * whose (0, 0) is global (gstart0, gstart1) in a tensor of `gcols` columns, stored with row
