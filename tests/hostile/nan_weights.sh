@@ -20,6 +20,7 @@ make_ckpt="${2:?usage: nan_weights.sh N MAKE_CKPT}"
 : "${MPIRUN:?MPIRUN is not set}"
 : "${LETHE_BIN:?LETHE_BIN is not set}"
 export OMPI_MCA_orte_execute_quiet=1
+here="$(cd "$(dirname "$0")" && pwd)"
 w="$(mktemp -d "${TMPDIR:-/tmp}/lethe-nan.XXXXXX")"
 trap 'rm -rf "$w"' EXIT
 cd "$w" || exit 1
@@ -50,25 +51,16 @@ b[at:at + 4] = struct.pack("<f", float("nan"))
 open("nan.safetensors", "wb").write(b)
 PY
 
-pass=0 total=0
+# shellcheck source=tests/check_lib.sh
+. "$here/../check_lib.sh" # check NAME STATUS ..., refused RC ERR WANT N
+cases=0 passed=0
 expect() { # NAME WANT ARGS...
-    local name=$1 want=$2 rc lines
+    local name=$1 want=$2 rc
     shift 2
-    total=$((total + 1))
     run "$@" >"$name.out" 2>"$name.err"
     rc=$?
-    grep -av '^lethe: warning: ' "$name.err" >"$name.e"
-    lines=$(wc -l <"$name.e")
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -lt 128 ] &&
-        ! grep -aq 'runtime error\|Sanitizer' "$name.err" &&
-        { [ "$lines" -eq 1 ] || [ "$lines" -eq "$n" ]; } && ! grep -aqv '^lethe: ' "$name.e" &&
-        grep -aqF -- "$want" "$name.e"; then
-        echo "PASS $name np$n"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $name np$n: exit $rc, $lines lines, want '$want':"
-        head -n 8 "$name.err" | cut -c1-300 | sed 's/^/    | /'
-    fi
+    refused "$rc" "$name.err" "$want" "$n"
+    check "$name np$n" $?
 }
 want="dataset '/params/model.layers.0.mlp.up_proj.weight': element [0,0] is nan"
 expect resume "$want" train tiny.json --set output.dir=a
@@ -77,7 +69,7 @@ expect export "$want" convert tiny.json --from a/checkpoint.h5 --to c.safetensor
 expect import "tensor 'model.layers.0.mlp.up_proj.weight' element [0,5] is nan" \
     convert tiny.json --from nan.safetensors --to e.h5
 for f in c.safetensors e.h5 b/model.h5; do
-    [ ! -e "$f" ] || { echo "FAIL: '$f' was written"; pass=$((pass - 1)); }
+    [ ! -e "$f" ] || { echo "FAIL: '$f' was written"; passed=$((passed - 1)); }
 done
-echo "nan_weights np$n: $pass passed of $total"
-[ "$pass" -eq "$total" ]
+echo "nan_weights np$n: $passed passed of $cases"
+[ "$passed" -eq "$cases" ]
