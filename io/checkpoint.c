@@ -227,14 +227,8 @@ int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, 
  * there one reader per node suits a parallel file system. Collective over comm. */
 static MPI_Info read_hints(MPI_Comm comm)
 {
-    MPI_Comm node;
-    int size, nsize;
-    MPI_CHECK(MPI_Comm_size(comm, &size));
-    MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-    MPI_CHECK(MPI_Comm_size(node, &nsize));
-    MPI_CHECK(MPI_Comm_free(&node));
     MPI_Info info = MPI_INFO_NULL;
-    if (nsize != size) return info;
+    if (!ck_one_node(comm)) return info;
     MPI_CHECK(MPI_Info_create(&info));
     MPI_CHECK(MPI_Info_set(info, "romio_cb_read", "disable"));
     MPI_CHECK(MPI_Info_set(info, "romio_ds_read", "disable"));

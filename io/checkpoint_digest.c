@@ -27,15 +27,17 @@ static uint32_t key_a(uint64_t n) { return (uint32_t)n * CK_DIGEST_KA + CK_DIGES
 static uint32_t key_b(uint64_t n) { return (uint32_t)n * CK_DIGEST_KB + CK_DIGEST_CB; }
 
 /* One element at a time: format 1 (mix(mix(n) ^ bits), splitmix64 twice), and format 2's
- * reference that its vector path must equal (and that path's tail). */
-static uint64_t row_scalar(int version, const float *x, int64_t n, uint64_t n0,
-                           uint32_t *maxbits)
+ * reference that its vector path must equal (and that path's tail). x: n floats' bytes at
+ * any alignment (NULL: zeros); dst, when not NULL, receives a copy of them. */
+static uint64_t row_scalar(int version, float *dst, const unsigned char *x, int64_t n,
+                           uint64_t n0, uint32_t *maxbits)
 {
     uint64_t d = 0;
     uint32_t mx = *maxbits, a = key_a(n0), b = key_b(n0);
+    if (dst && n > 0) memcpy(dst, x, (size_t)n * sizeof(float));
     for (int64_t j = 0; j < n; j++) {
         uint32_t bits = 0;
-        if (x) memcpy(&bits, &x[j], sizeof bits);
+        if (x) memcpy(&bits, x + 4 * j, sizeof bits);
         mx = (bits & ABS_BITS) > mx ? bits & ABS_BITS : mx;
         if (version == 1)
             d += ck_mix64(ck_mix64(n0 + (uint64_t)j) ^ bits);
@@ -52,6 +54,7 @@ static uint64_t row_scalar(int version, const float *x, int64_t n, uint64_t n0,
 #define VL 16
 typedef __m512i vec;
 #define V_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define V_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
 #define V_SET1(v) _mm512_set1_epi32((int)(v))
 #define V_LANES _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 #define V_ADD32 _mm512_add_epi32
@@ -67,6 +70,7 @@ typedef __m512i vec;
 #define VL 8
 typedef __m256i vec;
 #define V_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define V_STORE(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
 #define V_SET1(v) _mm256_set1_epi32((int)(v))
 #define V_LANES _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0)
 #define V_ADD32 _mm256_add_epi32
@@ -106,8 +110,12 @@ static uint32_t hmax32(vec m)
     return mx;
 }
 
-/* Two vectors per step, with their own sums, so the adds do not wait on each other. */
-static uint64_t row_v2(const float *x, int64_t n, uint64_t n0, uint32_t *maxbits)
+/* Two vectors per step, with their own sums, so the adds do not wait on each other.
+ * `copy` is a constant at each call, so the pass that only digests and the one that also
+ * stores each vector to dst (a load's copy out of the file's map) are separate loops. */
+static inline __attribute__((always_inline)) uint64_t
+row_v2_pass(float *dst, const unsigned char *x, int64_t n, uint64_t n0, uint32_t *maxbits,
+            const int copy)
 {
     int64_t j = 0;
     const uint32_t a0 = key_a(n0), b0 = key_b(n0);
@@ -126,10 +134,11 @@ static uint64_t row_v2(const float *x, int64_t n, uint64_t n0, uint32_t *maxbits
              * 60 % to 80 % of a plain read's speed (measured on an AVX-512 Xeon) */
             vec v1 = V_ZERO, v2 = V_ZERO;
             if (x) {
-                __builtin_prefetch(x + j + 256);
-                __builtin_prefetch(x + j + 256 + 16);
-                v1 = V_LOAD(x + j), v2 = V_LOAD(x + j + VL);
+                __builtin_prefetch(x + 4 * j + 1024);
+                __builtin_prefetch(x + 4 * j + 1024 + 64);
+                v1 = V_LOAD(x + 4 * j), v2 = V_LOAD(x + 4 * (j + VL));
             }
+            if (copy) V_STORE(dst + j, v1), V_STORE(dst + j + VL, v2);
             mx = V_MAXU32(mx, V_MAXU32(V_AND(v1, absm), V_AND(v2, absm)));
             TERM(v1, a1, b1, se1, so1);
             TERM(v2, a2, b2, se2, so2);
@@ -140,12 +149,30 @@ static uint64_t row_v2(const float *x, int64_t n, uint64_t n0, uint32_t *maxbits
         uint32_t m = hmax32(mx);
         *maxbits = m > *maxbits ? m : *maxbits;
     }
-    return d + row_scalar(2, x ? x + j : NULL, n - j, n0 + (uint64_t)j, maxbits);
+    return d + row_scalar(2, copy ? dst + j : NULL, x ? x + 4 * j : NULL, n - j,
+                          n0 + (uint64_t)j, maxbits);
+}
+
+static uint64_t row_v2(const unsigned char *x, int64_t n, uint64_t n0, uint32_t *maxbits)
+{
+    return row_v2_pass(NULL, x, n, n0, maxbits, 0);
+}
+
+static uint64_t row_v2_copy(float *dst, const unsigned char *x, int64_t n, uint64_t n0,
+                            uint32_t *maxbits)
+{
+    return row_v2_pass(dst, x, n, n0, maxbits, 1);
 }
 #else
-static uint64_t row_v2(const float *x, int64_t n, uint64_t n0, uint32_t *maxbits)
+static uint64_t row_v2(const unsigned char *x, int64_t n, uint64_t n0, uint32_t *maxbits)
 {
-    return row_scalar(2, x, n, n0, maxbits);
+    return row_scalar(2, NULL, x, n, n0, maxbits);
+}
+
+static uint64_t row_v2_copy(float *dst, const unsigned char *x, int64_t n, uint64_t n0,
+                            uint32_t *maxbits)
+{
+    return row_scalar(2, dst, x, n, n0, maxbits);
 }
 #endif
 
@@ -155,9 +182,23 @@ uint64_t ck_digest_scan(int version, const float *x, int64_t vrows, int64_t vcol
     uint64_t d = 0;
     for (int64_t i = 0; i < vrows; i++) {
         uint64_t n0 = (uint64_t)((gstart0 + i) * gcols + gstart1);
-        const float *row = x ? x + i * ld : NULL;
-        d += version == 1 ? row_scalar(1, row, vcols, n0, maxbits)
+        const unsigned char *row = x ? (const unsigned char *)(x + i * ld) : NULL;
+        d += version == 1 ? row_scalar(1, NULL, row, vcols, n0, maxbits)
                           : row_v2(row, vcols, n0, maxbits);
+    }
+    return d;
+}
+
+uint64_t ck_copy_scan(int version, float *dst, int64_t ldd, const void *src, int64_t lds,
+                      int64_t vrows, int64_t vcols, int64_t gstart0, int64_t gstart1,
+                      int64_t gcols, uint32_t *maxbits)
+{
+    uint64_t d = 0;
+    for (int64_t i = 0; i < vrows; i++) {
+        uint64_t n0 = (uint64_t)((gstart0 + i) * gcols + gstart1);
+        const unsigned char *row = (const unsigned char *)src + 4 * i * lds;
+        d += version == 1 ? row_scalar(1, dst + i * ldd, row, vcols, n0, maxbits)
+                          : row_v2_copy(dst + i * ldd, row, vcols, n0, maxbits);
     }
     return d;
 }

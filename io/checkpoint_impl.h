@@ -81,6 +81,32 @@ hid_t ck_open_for_read(const char *path, MPI_Comm comm, int *version, char *msg)
 #define CK_NONFINITE_BITS 0x7f800000u
 uint64_t ck_digest_scan(int version, const float *x, int64_t vrows, int64_t vcols, int64_t ld,
                         int64_t gstart0, int64_t gstart1, int64_t gcols, uint32_t *maxbits);
+/* ck_digest_scan of the vrows x vcols floats at src (row stride lds floats; any byte
+ * alignment) that also copies them to dst (row stride ldd floats), in the same pass. */
+uint64_t ck_copy_scan(int version, float *dst, int64_t ldd, const void *src, int64_t lds,
+                      int64_t vrows, int64_t vcols, int64_t gstart0, int64_t gstart1,
+                      int64_t gcols, uint32_t *maxbits);
+
+/* checkpoint_direct.c: a load's reads on one node, copied out of a map of the file */
+typedef struct {
+    int fd;       /* the file, read-only; -1: every dataset goes through H5Dread */
+    int64_t size; /* its bytes */
+} ck_direct;
+/* 1 when comm's ranks all run on one node. Collective. */
+int ck_one_node(MPI_Comm comm);
+/* Opens path for maps when comm is on one node and LETHE_CKPT_MAP is not 0 on any rank:
+ * 1 on every rank, or 0 on every rank with d->fd -1. Collective. */
+int ck_direct_open(ck_direct *d, const char *path, MPI_Comm comm);
+void ck_direct_close(ck_direct *d);
+/* The file offset of dataset ds's elements when they can be copied out of a map
+ * (contiguous, allocated, little-endian float32, this host's float), else -1; -2 with msg
+ * when they would run past the end of the file. The same on every rank (file metadata). */
+int64_t ck_direct_offset(const ck_direct *d, hid_t ds, const ck_entry *e, const char *gname,
+                         char *msg);
+/* Copies piece p (NULL: none) of the dataset at file offset off into buf, its digest of
+ * format `version` into *digest in the same pass; raises *maxbits. 1, or 0 with msg. */
+int ck_direct_read(const ck_direct *d, int64_t off, const lethe_param *p, float *buf, int version,
+                   uint64_t *digest, uint32_t *maxbits, const char *gname, char *msg);
 
 /* checkpoint_load.c */
 /* Opens gname/<e->name>: float32 (uint8 in CK_MASK_GROUP) of e's shape (e->ndim 0: the

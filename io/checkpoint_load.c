@@ -217,6 +217,8 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     char msg[CK_MSG] = "";
     ck_union U = {0};
     uint64_t *dg = NULL, *stored = NULL;
+    int64_t *offs = NULL;
+    ck_direct dir = {-1, 0};
     hid_t *dsets = NULL, fid = -1;
     int nkinds = load_optimizer ? CK_KINDS : 1;
     h5_quiet q;
@@ -253,12 +255,16 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     size_t nds = (size_t)nkinds * (size_t)U.nu;
     dsets = lethe_malloc((nds ? nds : 1) * sizeof(hid_t), "checkpoint datasets");
     stored = lethe_calloc(nds ? nds : 1, sizeof(uint64_t), "checkpoint digests");
+    offs = lethe_malloc((nds ? nds : 1) * sizeof(int64_t), "checkpoint offsets");
     for (size_t k = 0; k < nds; k++) dsets[k] = -1;
+    ck_direct_open(&dir, path, g->world);
     for (int kind = 0; ok && kind < nkinds; kind++)
-        for (int k = 0; k < U.nu; k++) {
+        for (int k = 0; ok && k < U.nu; k++) {
             size_t at = (size_t)kind * U.nu + k;
             dsets[at] = ck_open_tensor(fid, ck_group[kind], &U.u[k], &stored[at], msg);
             if (dsets[at] < 0) ok = 0;
+            if (ok) ok = (offs[at] = ck_direct_offset(&dir, dsets[at], &U.u[k], ck_group[kind],
+                                                      msg)) != -2;
         }
     if (lethe_agree(g->world, ok, msg, CK_MSG, NULL)) goto close;
 
@@ -268,18 +274,27 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
     H5C(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "checkpoint '%s'", path);
     float *bufs[CK_KINDS] = {t->data, t->m, t->v};
     /* Each replica checks what it read itself: a piece is digested (and scanned for Inf
-     * and NaN) just after its read, while its bytes are still in cache. */
+     * and NaN) in its copy out of the file's map (checkpoint_direct.c), or else just after
+     * its read, while its bytes are still in cache. Whether a dataset is mapped depends
+     * only on the file, so every rank joins the same collective reads. */
     dg = lethe_calloc(nds ? nds : 1, sizeof(uint64_t), "checkpoint digests");
     uint32_t maxbits = 0;
+    int rok = 1;
     for (int kind = 0; kind < nkinds; kind++)
         for (int k = 0; k < U.nu; k++) {
             int i = U.prim[k];
             const lethe_param *p = i >= 0 ? &t->p[i] : NULL;
             size_t at = (size_t)kind * U.nu + k;
-            read_tensor(path, dsets[at], ck_group[kind], &U.u[k], p,
-                        p ? bufs[kind] + p->off : bufs[kind], dxpl);
-            if (p && ck_counts_in_replica(p, g))
-                dg[at] = ck_piece_digest(ver, p, bufs[kind] + p->off, &maxbits);
+            float *to = p ? bufs[kind] + p->off : bufs[kind];
+            uint64_t d = 0;
+            if (offs[at] >= 0) {
+                if (rok) rok = ck_direct_read(&dir, offs[at], p, to, ver, &d, &maxbits,
+                                              ck_group[kind], msg);
+            } else {
+                read_tensor(path, dsets[at], ck_group[kind], &U.u[k], p, to, dxpl);
+                if (p && ck_counts_in_replica(p, g)) d = ck_piece_digest(ver, p, to, &maxbits);
+            }
+            if (p && ck_counts_in_replica(p, g)) dg[at] = d;
         }
     if (nds) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, dg, (int)nds, MPI_UINT64_T, MPI_SUM, g->mp_comm));
     {
@@ -293,7 +308,7 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
         H5Sclose(sp);
         mm.rng_restored = mm.world_size == g->size;
         mm.rng = mm.rng_restored ? rngs[g->rank] : meta ? meta->rng : 0;
-        ok = digest_matches(&mm, rngs, mdig, msg);
+        ok = rok && digest_matches(&mm, rngs, mdig, msg);
     }
     H5Pclose(dxpl);
 
@@ -334,6 +349,7 @@ close:
         for (size_t k = 0; k < nds; k++)
             if (dsets[k] >= 0) H5Dclose(dsets[k]);
     if (rng_ds >= 0) H5Dclose(rng_ds);
+    ck_direct_close(&dir);
     free(rngs);
     {
         char h5b[256];
@@ -347,6 +363,7 @@ close:
 out:
     free(dsets);
     free(stored);
+    free(offs);
     free(dg);
     ck_union_free(&U);
     h5_quiet_off(&q);

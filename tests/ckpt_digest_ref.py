@@ -11,6 +11,11 @@
     ckpt_digest_ref.py flip FILE DATASET  flip the lowest bit of element 0 of DATASET,
                                           digest kept (a corrupt file)
     ckpt_digest_ref.py set-version FILE N format_version = N, nothing else changed
+    ckpt_digest_ref.py relayout FILE      rewrite the float32 tensors in other storage,
+                                          values and attributes kept, in turn: chunked and
+                                          gzip-compressed; contiguous big-endian; as they
+                                          were (what a load cannot map, mixed with what
+                                          it can)
 
 Digest of a tensor: the sum mod 2^64 over its elements (flat index n, float32 bits b) of
   format 2: (b ^ A(n)) * B(n), A = m*0x9E3779B1 + 0x7F4A7C15, B = m*0x85EBCA76 + 0xC2B2AE3D
@@ -99,6 +104,26 @@ def set_version(path, v):
     return 0
 
 
+def relayout(path):
+    with h5py.File(path, "r+") as f:
+        k = 0
+        for g in GROUPS[:3]:
+            for name in sorted(f[g]):
+                ds, k = f[g][name], k + 1
+                if k % 3 == 0:
+                    continue
+                x = ds[()]
+                attrs = [(a, ds.attrs[a], ds.attrs.get_id(a).dtype) for a in ds.attrs]
+                del f[g][name]
+                if k % 3 == 1:
+                    new = f[g].create_dataset(name, data=x, chunks=True, compression="gzip")
+                else:
+                    new = f[g].create_dataset(name, data=x.astype(">f4"), dtype=">f4")
+                for a, v, t in attrs:
+                    new.attrs.create(a, v, dtype=t)
+    return 0
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "check":
         return check(argv[2])
@@ -106,6 +131,8 @@ def main(argv):
         return to_v1(argv[2])
     if len(argv) == 4 and argv[1] == "flip":
         return flip(argv[2], argv[3])
+    if len(argv) == 3 and argv[1] == "relayout":
+        return relayout(argv[2])
     if len(argv) == 4 and argv[1] == "set-version":
         return set_version(argv[2], int(argv[3]))
     print(__doc__, file=sys.stderr)

@@ -11,6 +11,11 @@
 #   ref_v1     the same file rewritten by the reference as format 1 checks as format 1;
 #   resume_v1  resuming from the format-1 file ends with the same weights, bit for bit, as
 #              resuming from the format-2 one;
+#   resume_h5read  the same with LETHE_CKPT_MAP=0: every dataset read with H5Dread, none
+#              copied out of a map of the file (io/checkpoint_direct.c);
+#   resume_relayout  the same from the file rewritten by the reference with two thirds of
+#              its tensors chunked and compressed or big-endian (read with H5Dread) among
+#              contiguous ones (mapped);
 #   corrupt_v2, corrupt_v1  one flipped bit (digest kept) is refused in one "lethe: " line
 #              naming the dataset, on every rank, with the checkpoint left as it was;
 #   version_3  a format_version this lethe does not know is refused, naming it.
@@ -43,7 +48,7 @@ if [ ! -s a/checkpoint.h5 ]; then
     head -n 20 a.err
     exit 1
 fi
-for d in b c d e; do cp -r a "$d"; done
+for d in b c d e f g; do cp -r a "$d"; done
 
 cases=0 passed=0
 "$py" "$ref" check a/checkpoint.h5
@@ -69,6 +74,13 @@ PY
 resumed() { grep -q "resuming from $1/checkpoint.h5 at step 2" "r$1.out"; }
 resumed a && resumed b && same_model a/model.h5 b/model.h5
 check "resume_v1 np$n" $?
+LETHE_CKPT_MAP=0 run train tiny.json --set output.dir=f >rf.out 2>&1
+resumed f && same_model a/model.h5 f/model.h5
+check "resume_h5read np$n" $?
+"$py" "$ref" relayout g/checkpoint.h5 && "$py" "$ref" check g/checkpoint.h5 &&
+    run train tiny.json --set output.dir=g >rg.out 2>&1
+resumed g && same_model a/model.h5 g/model.h5
+check "resume_relayout np$n" $?
 
 expect() { # NAME WANT DIR: refused, the checkpoint unchanged, no model written
     local name=$1 want=$2 dir=$3 rc before st=0
@@ -88,4 +100,4 @@ expect corrupt_v1 "dataset '$t': digest mismatch" c
 expect corrupt_v2 "dataset '$t': digest mismatch" d
 expect version_3 "format_version 3, this lethe reads 1 to 2" e
 echo "ckpt_format np$n: $passed passed of $cases"
-[ "$passed" -eq "$cases" ] && [ "$cases" -eq 6 ]
+[ "$passed" -eq "$cases" ] && [ "$cases" -eq 8 ]

@@ -8,7 +8,10 @@
  * - a piece of zeros (x NULL) digests as explicit zeros;
  * - format 2: flipping any one bit of any element changes the digest;
  * - the pass's non-finite scan sees an Inf or a NaN at any position (vector body and tail)
- *   and nothing in finite data, FLT_MAX included.
+ *   and nothing in finite data, FLT_MAX included;
+ * - the copying pass (ck_copy_scan: a load's copy out of the file's map) gives the same
+ *   digest and largest |bits| as the definition and the digest-only pass, from sources at
+ *   every byte alignment, copies every byte and writes nothing outside the piece.
  * Serial (rank 0 of test_checkpoint). */
 #include <float.h>
 #include <math.h>
@@ -150,6 +153,72 @@ static void nonfinite_cases(int version, float *x)
     CHECK(missed == 0, "format %d: %d of %d planted Inf/NaN not seen", version, missed, 3 * 77);
 }
 
+/* ck_copy_scan from src (bytes at offset `shift` of a buffer, any alignment) of a block of
+ * rows x len floats with source stride lds, into dst of stride len + 3 (3 guard floats per
+ * row, which must stay untouched). 0 when everything agrees. */
+static int copy_block(int version, const float *x, int shift, int64_t rows, int64_t len,
+                      int64_t lds, uint64_t n0, unsigned char *raw, float *dst)
+{
+    const int64_t ldd = len + 3;
+    memcpy(raw + shift, x, sizeof(float) * (size_t)((rows - 1) * lds + len));
+    for (int64_t i = 0; i < rows * ldd; i++) dst[i] = -7.0f;
+    uint32_t mx_copy = 0, mx_scan = 0;
+    /* gcols = lds: the block's rows are rows of a tensor lds wide, starting at n0 */
+    uint64_t got = ck_copy_scan(version, dst, ldd, raw + shift, lds, rows, len, 0, (int64_t)n0,
+                                lds, &mx_copy);
+    uint64_t scan = ck_digest_scan(version, x, rows, len, lds, 0, (int64_t)n0, lds, &mx_scan);
+    uint64_t want = 0;
+    int bad = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        want += ref_row(version, x + i * lds, len, n0 + (uint64_t)(i * lds));
+        bad += memcmp(dst + i * ldd, x + i * lds, sizeof(float) * (size_t)len) != 0;
+        for (int64_t g = len; g < ldd; g++) bad += dst[i * ldd + g] != -7.0f;
+    }
+    return bad + (got != want) + (got != scan) + (mx_copy != mx_scan);
+}
+
+static void copy_cases(int version, float *x)
+{
+    const int64_t lens[] = {127, 128, 129, 1000, 4097};
+    unsigned char *raw = malloc(sizeof(float) * 37 * 301 + 8);
+    float *dst = malloc(sizeof(float) * 37 * 304);
+    if (!raw || !dst) {
+        CHECK(0, "out of memory");
+        free(raw);
+        free(dst);
+        return;
+    }
+    int bad = 0, n = 0;
+    for (int shift = 0; shift < 4; shift++) {
+        for (int64_t len = 0; len <= 85; len++, n++)
+            bad += copy_block(version, x + 3, shift, 1, len, len, 5, raw, dst) != 0;
+        for (int k = 0; k < 5; k++, n++)
+            bad += copy_block(version, x, shift, 1, lens[k], lens[k], 0xfffffff0ull, raw, dst) != 0;
+        for (int64_t len = 29; len <= 35; len++, n++) /* a block: 37 rows of a 301-wide tensor */
+            bad += copy_block(version, x + 1, shift, 36, len, 301, 17, raw, dst) != 0;
+    }
+    CHECK(bad == 0, "format %d: %d of %d copying passes differ from the definition, the digest-only "
+                    "pass or the source bytes",
+          version, bad, n);
+    /* an Inf or a NaN is seen by the copying pass too, at any position of body and tail */
+    int missed = 0;
+    const float bad_vals[] = {INFINITY, -INFINITY, NAN};
+    for (int64_t at = 0; at < 77; at++)
+        for (int k = 0; k < 3; k++) {
+            float keep = x[at];
+            x[at] = bad_vals[k];
+            uint32_t mx = 0;
+            memcpy(raw + 1, x, sizeof(float) * 77);
+            ck_copy_scan(version, dst, 77, raw + 1, 77, 1, 77, 0, 0, 77, &mx);
+            missed += mx < CK_NONFINITE_BITS;
+            x[at] = keep;
+        }
+    CHECK(missed == 0, "format %d: %d of %d planted Inf/NaN not seen by the copying pass", version,
+          missed, 3 * 77);
+    free(raw);
+    free(dst);
+}
+
 void digest_cases(void)
 {
     float *x = malloc(sizeof(float) * 37 * 301);
@@ -162,6 +231,7 @@ void digest_cases(void)
         rows_cases(version, x);
         tiling_cases(version, x);
         nonfinite_cases(version, x);
+        copy_cases(version, x);
     }
     fill(x, 37 * 301, 5);
     bitflip_cases(x);
