@@ -9,7 +9,8 @@
  * allocated, in this file, every dataset lethe writes. Any other dataset (chunked,
  * compressed, external, big-endian, never written) is read with H5Dread, and so is every
  * dataset when the ranks span nodes (a parallel file system serves one reader per node
- * better: ROMIO's defaults) or when LETHE_CKPT_MAP=0.
+ * better: ROMIO's defaults), when the file system cannot map the file, or when
+ * LETHE_CKPT_MAP=0.
  *
  * A checkpoint is written under a temporary name and renamed, never rewritten in place,
  * so its bytes do not shrink under the map; a dataset that would reach past the file's
@@ -43,13 +44,18 @@ int ck_direct_open(ck_direct *d, const char *path, MPI_Comm comm)
     d->fd = -1;
     d->size = 0;
     const char *env = getenv("LETHE_CKPT_MAP");
-    int want = !(env && !strcmp(env, "0")) && ck_one_node(comm);
+    int one = ck_one_node(comm), want = one && !(env && !strcmp(env, "0"));
     /* the same answer on every rank: the environment may differ between them */
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &want, 1, MPI_INT, MPI_MIN, comm));
     if (!want) return 0;
     struct stat st;
     int ok = (d->fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(d->fd, &st) == 0;
-    if (ok) d->size = (int64_t)st.st_size;
+    if (ok) { /* a file system that cannot map files: every dataset through H5Dread */
+        d->size = (int64_t)st.st_size;
+        void *probe = mmap(NULL, 1, PROT_READ, MAP_SHARED, d->fd, 0);
+        ok = probe != MAP_FAILED;
+        if (ok) munmap(probe, 1);
+    }
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm));
     if (!ok) ck_direct_close(d);
     return ok;

@@ -13,6 +13,8 @@
 #              resuming from the format-2 one;
 #   resume_h5read  the same with LETHE_CKPT_MAP=0: every dataset read with H5Dread, none
 #              copied out of a map of the file (io/checkpoint_direct.c);
+#   resume_mixed_env  the same with LETHE_CKPT_MAP=0 on rank 0 only (np1: =1): the ranks
+#              agree on one way to read, no hang;
 #   resume_relayout  the same from the file rewritten by the reference with two thirds of
 #              its tensors chunked and compressed or big-endian (read with H5Dread) among
 #              contiguous ones (mapped);
@@ -48,7 +50,7 @@ if [ ! -s a/checkpoint.h5 ]; then
     head -n 20 a.err
     exit 1
 fi
-for d in b c d e f g; do cp -r a "$d"; done
+for d in b c d e f g h; do cp -r a "$d"; done
 
 cases=0 passed=0
 "$py" "$ref" check a/checkpoint.h5
@@ -77,6 +79,14 @@ check "resume_v1 np$n" $?
 LETHE_CKPT_MAP=0 run train tiny.json --set output.dir=f >rf.out 2>&1
 resumed f && same_model a/model.h5 f/model.h5
 check "resume_h5read np$n" $?
+if [ "$n" -gt 1 ]; then
+    timeout 120 "$MPIRUN" --oversubscribe -n 1 env LETHE_CKPT_MAP=0 "$LETHE_BIN" train tiny.json \
+        --set output.dir=h : -n $((n - 1)) "$LETHE_BIN" train tiny.json --set output.dir=h >rh.out 2>&1
+else
+    LETHE_CKPT_MAP=1 run train tiny.json --set output.dir=h >rh.out 2>&1
+fi
+resumed h && same_model a/model.h5 h/model.h5
+check "resume_mixed_env np$n" $?
 "$py" "$ref" relayout g/checkpoint.h5 && "$py" "$ref" check g/checkpoint.h5 &&
     run train tiny.json --set output.dir=g >rg.out 2>&1
 resumed g && same_model a/model.h5 g/model.h5
@@ -100,4 +110,4 @@ expect corrupt_v1 "dataset '$t': digest mismatch" c
 expect corrupt_v2 "dataset '$t': digest mismatch" d
 expect version_3 "format_version 3, this lethe reads 1 to 2" e
 echo "ckpt_format np$n: $passed passed of $cases"
-[ "$passed" -eq "$cases" ] && [ "$cases" -eq 8 ]
+[ "$passed" -eq "$cases" ] && [ "$cases" -eq 9 ]
