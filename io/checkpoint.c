@@ -528,6 +528,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
 
     const float *bufs[CK_KINDS] = {t->data, t->m, t->v};
     if (zero_kinds) zero_plan(&z, t, g, &U);
+    int wb = ck_writeback_open(tmp, g->world);
     for (int kind = 0; kind < CK_KINDS; kind++) {
         H5C(grp = H5Gcreate2(fid, ck_group[kind], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
             "checkpoint '%s': group '%s'", tmp, ck_group[kind]);
@@ -538,6 +539,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
             const float *b = (zero_kinds >> kind) & 1u ? NULL : p ? bufs[kind] + p->off : bufs[kind];
             write_tensor(tmp, grp, ck_group[kind], &U.u[k], p, b, dg[(size_t)kind * U.nu + k],
                          dcpl, dxpl, &z, k);
+            ck_writeback_start(wb);
         }
         H5C(H5Gclose(grp), "checkpoint '%s': group '%s'", tmp, ck_group[kind]);
     }
@@ -547,6 +549,7 @@ int ckpt_save(const char *path, lethe_params *t, const lethe_grid *g,
     /* MPI_File_sync on every rank: the data is on storage before the rename publishes
      * it (H5Fclose alone does not sync). */
     H5C(H5Fflush(fid, H5F_SCOPE_GLOBAL), "checkpoint '%s'", tmp);
+    ck_writeback_close(wb);
     /* ---- end of the collective section ---- */
 
     ok = H5Fclose(fid) >= 0;

@@ -1,4 +1,5 @@
-/* io/checkpoint_direct.c — a load's reads on one node, copied out of a map of the file.
+/* io/checkpoint_direct.c — what a checkpoint does beside HDF5's calls: a load's reads on
+ * one node, copied out of a map of the file, and a save's early write-back.
  *
  * On one node each rank reads its own bytes, which the page cache or the local disk
  * serves (checkpoint.c's read hints). There H5Dread makes one pass (a copy into the
@@ -118,4 +119,33 @@ int ck_direct_read(const ck_direct *d, int64_t off, const lethe_param *p, float 
                                c0, gc, maxbits);
     munmap(map, len);
     return 1;
+}
+
+/* ---- a save's early write-back ------------------------------------------------------ */
+
+int ck_writeback_open(const char *tmp, MPI_Comm comm)
+{
+    MPI_Comm node;
+    int nrank;
+    MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_rank(node, &nrank));
+    MPI_CHECK(MPI_Comm_free(&node));
+    /* one rank per node: the pages are the node's, whoever wrote them */
+    return nrank == 0 ? open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+}
+
+void ck_writeback_start(int fd)
+{
+    /* whole file: the pages of every rank on this node; those already on their way are
+     * left alone */
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (fd >= 0) (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+#endif
+}
+
+void ck_writeback_close(int fd)
+{
+    if (fd >= 0) close(fd);
 }

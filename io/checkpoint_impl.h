@@ -108,6 +108,15 @@ int64_t ck_direct_offset(const ck_direct *d, hid_t ds, const ck_entry *e, const 
 int ck_direct_read(const ck_direct *d, int64_t off, const lethe_param *p, float *buf, int version,
                    uint64_t *digest, uint32_t *maxbits, const char *gname, char *msg);
 
+/* A save's early write-back: after each kind's writes the kernel is asked to start
+ * writing the file's dirty pages to storage (Linux sync_file_range), so the disk works
+ * while the save goes on and its final sync waits for less. A hint: failures are
+ * ignored, the sync decides. The fd (read-only, opened on the temporary by one rank per
+ * node) or -1. Collective over comm. */
+int ck_writeback_open(const char *tmp, MPI_Comm comm);
+void ck_writeback_start(int fd);
+void ck_writeback_close(int fd);
+
 /* checkpoint_load.c */
 /* Opens gname/<e->name>: float32 (uint8 in CK_MASK_GROUP) of e's shape (e->ndim 0: the
  * file's), its digest into *digest. Metadata only. The dataset, or -1 with msg. */
