@@ -16,12 +16,16 @@
                                           gzip-compressed; contiguous big-endian; as they
                                           were (what a load cannot map, mixed with what
                                           it can)
+    ckpt_digest_ref.py userblock FILE     rewrite FILE with a 512-byte user block in front
+                                          of the HDF5 image, everything else copied (every
+                                          address in the file moves by 512)
 
 Digest of a tensor: the sum mod 2^64 over its elements (flat index n, float32 bits b) of
   format 2: (b ^ A(n)) * B(n), A = m*0x9E3779B1 + 0x7F4A7C15, B = m*0x85EBCA76 + 0xC2B2AE3D
             (32-bit arithmetic, m = n mod 2^32), the product in 64 bits;
   format 1: mix(mix(n) ^ b), mix the splitmix64 finaliser.
 A /wagle_mask tensor (uint8 0/1) is digested as the float32 values its bytes encode."""
+import os
 import sys
 
 import h5py
@@ -124,6 +128,17 @@ def relayout(path):
     return 0
 
 
+def userblock(path):
+    tmp = path + ".ub"
+    with h5py.File(path, "r") as src, h5py.File(tmp, "w", userblock_size=512) as dst:
+        for a in src.attrs:
+            dst.attrs.create(a, src.attrs[a], dtype=src.attrs.get_id(a).dtype)
+        for name in src:
+            src.copy(src[name], dst, name=name)
+    os.replace(tmp, path)
+    return 0
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "check":
         return check(argv[2])
@@ -131,6 +146,8 @@ def main(argv):
         return to_v1(argv[2])
     if len(argv) == 4 and argv[1] == "flip":
         return flip(argv[2], argv[3])
+    if len(argv) == 3 and argv[1] == "userblock":
+        return userblock(argv[2])
     if len(argv) == 3 and argv[1] == "relayout":
         return relayout(argv[2])
     if len(argv) == 4 and argv[1] == "set-version":

@@ -18,6 +18,8 @@
 #   resume_relayout  the same from the file rewritten by the reference with two thirds of
 #              its tensors chunked and compressed or big-endian (read with H5Dread) among
 #              contiguous ones (mapped);
+#   resume_userblock  the same from the file rewritten with a 512-byte user block in
+#              front (every address moves: the mapped copies must follow);
 #   corrupt_v2, corrupt_v1  one flipped bit (digest kept) is refused in one "lethe: " line
 #              naming the dataset, on every rank, with the checkpoint left as it was;
 #   version_3  a format_version this lethe does not know is refused, naming it.
@@ -50,7 +52,7 @@ if [ ! -s a/checkpoint.h5 ]; then
     head -n 20 a.err
     exit 1
 fi
-for d in b c d e f g h; do cp -r a "$d"; done
+for d in b c d e f g h u; do cp -r a "$d"; done
 
 cases=0 passed=0
 "$py" "$ref" check a/checkpoint.h5
@@ -91,6 +93,10 @@ check "resume_mixed_env np$n" $?
     run train tiny.json --set output.dir=g >rg.out 2>&1
 resumed g && same_model a/model.h5 g/model.h5
 check "resume_relayout np$n" $?
+"$py" "$ref" userblock u/checkpoint.h5 && "$py" "$ref" check u/checkpoint.h5 &&
+    run train tiny.json --set output.dir=u >ru.out 2>&1
+resumed u && same_model a/model.h5 u/model.h5
+check "resume_userblock np$n" $?
 
 expect() { # NAME WANT DIR: refused, the checkpoint unchanged, no model written
     local name=$1 want=$2 dir=$3 rc before st=0
@@ -110,4 +116,4 @@ expect corrupt_v1 "dataset '$t': digest mismatch" c
 expect corrupt_v2 "dataset '$t': digest mismatch" d
 expect version_3 "format_version 3, this lethe reads 1 to 2" e
 echo "ckpt_format np$n: $passed passed of $cases"
-[ "$passed" -eq "$cases" ] && [ "$cases" -eq 9 ]
+[ "$passed" -eq "$cases" ] && [ "$cases" -eq 10 ]
