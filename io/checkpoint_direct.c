@@ -86,7 +86,7 @@ int64_t ck_direct_offset(const ck_direct *d, hid_t ds, const ck_entry *e, const 
     if (off >= 0 && (off > d->size || bytes > d->size - off)) {
         ck_fail(msg,
                 "dataset '%s/%s': its %lld bytes at byte %lld run past the end of the file "
-                "(%lld bytes): the file is truncated",
+                "(%lld bytes): the file is truncated or corrupt",
                 gname, e->name, (long long)bytes, (long long)off, (long long)d->size);
         return -2;
     }

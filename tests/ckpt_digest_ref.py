@@ -16,6 +16,9 @@
                                           gzip-compressed; contiguous big-endian; as they
                                           were (what a load cannot map, mixed with what
                                           it can)
+    ckpt_digest_ref.py past-end FILE DATASET  point DATASET's contiguous storage 8 bytes
+                                          before the end of the file (its address in
+                                          the layout message rewritten; a corrupt file)
     ckpt_digest_ref.py userblock FILE     rewrite FILE with a 512-byte user block in front
                                           of the HDF5 image, everything else copied (every
                                           address in the file moves by 512)
@@ -26,6 +29,7 @@ Digest of a tensor: the sum mod 2^64 over its elements (flat index n, float32 bi
   format 1: mix(mix(n) ^ b), mix the splitmix64 finaliser.
 A /wagle_mask tensor (uint8 0/1) is digested as the float32 values its bytes encode."""
 import os
+import struct
 import sys
 
 import h5py
@@ -128,6 +132,22 @@ def relayout(path):
     return 0
 
 
+def past_end(path, dataset):
+    with h5py.File(path, "r") as f:
+        addr = f[dataset].id.get_offset()
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        raw = bytearray(fh.read())
+    at = [i for i in range(len(raw) - 7) if raw[i:i + 8] == struct.pack("<Q", addr)]
+    if len(at) != 1:
+        print(f"past-end: address {addr} of {dataset} found {len(at)} times", file=sys.stderr)
+        return 1
+    raw[at[0]:at[0] + 8] = struct.pack("<Q", size - 8)
+    with open(path, "wb") as fh:
+        fh.write(raw)
+    return 0
+
+
 def userblock(path):
     tmp = path + ".ub"
     with h5py.File(path, "r") as src, h5py.File(tmp, "w", userblock_size=512) as dst:
@@ -146,6 +166,8 @@ def main(argv):
         return to_v1(argv[2])
     if len(argv) == 4 and argv[1] == "flip":
         return flip(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "past-end":
+        return past_end(argv[2], argv[3])
     if len(argv) == 3 and argv[1] == "userblock":
         return userblock(argv[2])
     if len(argv) == 3 and argv[1] == "relayout":

@@ -22,7 +22,9 @@
 #              front (every address moves: the mapped copies must follow);
 #   corrupt_v2, corrupt_v1  one flipped bit (digest kept) is refused in one "lethe: " line
 #              naming the dataset, on every rank, with the checkpoint left as it was;
-#   version_3  a format_version this lethe does not know is refused, naming it.
+#   version_3  a format_version this lethe does not know is refused, naming it;
+#   past_end   a dataset whose storage address points 8 bytes before the end of the file
+#              is refused in one line naming it, before anything is mapped.
 # KEEP=1 keeps the scratch folder. Closing line: "ckpt_format npN: K passed of K".
 set -uo pipefail
 n="${1:?usage: ckpt_format.sh N}"
@@ -52,7 +54,7 @@ if [ ! -s a/checkpoint.h5 ]; then
     head -n 20 a.err
     exit 1
 fi
-for d in b c d e f g h u; do cp -r a "$d"; done
+for d in b c d e f g h u p; do cp -r a "$d"; done
 
 cases=0 passed=0
 "$py" "$ref" check a/checkpoint.h5
@@ -115,5 +117,7 @@ t=/params/model.layers.1.mlp.down_proj.weight
 expect corrupt_v1 "dataset '$t': digest mismatch" c
 expect corrupt_v2 "dataset '$t': digest mismatch" d
 expect version_3 "format_version 3, this lethe reads 1 to 2" e
+"$py" "$ref" past-end p/checkpoint.h5 "$t" || echo "FAIL: cannot make the bad file"
+expect past_end "dataset '$t': its 2560 bytes at byte" p
 echo "ckpt_format np$n: $passed passed of $cases"
-[ "$passed" -eq "$cases" ] && [ "$cases" -eq 10 ]
+[ "$passed" -eq "$cases" ] && [ "$cases" -eq 11 ]
