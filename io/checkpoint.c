@@ -228,7 +228,7 @@ int ck_read_str_attr(hid_t obj, const char *where, const char *name, char *buf, 
 static MPI_Info read_hints(MPI_Comm comm)
 {
     MPI_Info info = MPI_INFO_NULL;
-    if (!ck_one_node(comm)) return info;
+    if (!ck_one_node(comm, NULL)) return info;
     MPI_CHECK(MPI_Info_create(&info));
     MPI_CHECK(MPI_Info_set(info, "romio_cb_read", "disable"));
     MPI_CHECK(MPI_Info_set(info, "romio_ds_read", "disable"));

@@ -29,13 +29,14 @@
 #include "../mpi/fatal.h"
 #include "checkpoint_impl.h"
 
-int ck_one_node(MPI_Comm comm)
+int ck_one_node(MPI_Comm comm, int *node_rank)
 {
     MPI_Comm node;
     int size, nsize;
     MPI_CHECK(MPI_Comm_size(comm, &size));
     MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
     MPI_CHECK(MPI_Comm_size(node, &nsize));
+    if (node_rank) MPI_CHECK(MPI_Comm_rank(node, node_rank));
     MPI_CHECK(MPI_Comm_free(&node));
     return nsize == size;
 }
@@ -45,7 +46,7 @@ int ck_direct_open(ck_direct *d, const char *path, MPI_Comm comm)
     d->fd = -1;
     d->size = 0;
     const char *env = getenv("LETHE_CKPT_MAP");
-    int one = ck_one_node(comm), want = one && !(env && !strcmp(env, "0"));
+    int one = ck_one_node(comm, NULL), want = one && !(env && !strcmp(env, "0"));
     /* the same answer on every rank: the environment may differ between them */
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &want, 1, MPI_INT, MPI_MIN, comm));
     if (!want) return 0;
@@ -125,11 +126,8 @@ int ck_direct_read(const ck_direct *d, int64_t off, const lethe_param *p, float 
 
 int ck_writeback_open(const char *tmp, MPI_Comm comm)
 {
-    MPI_Comm node;
     int nrank;
-    MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-    MPI_CHECK(MPI_Comm_rank(node, &nrank));
-    MPI_CHECK(MPI_Comm_free(&node));
+    ck_one_node(comm, &nrank);
     /* one rank per node: the pages are the node's, whoever wrote them */
     return nrank == 0 ? open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
 }

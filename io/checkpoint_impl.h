@@ -92,8 +92,9 @@ typedef struct {
     int fd;       /* the file, read-only; -1: every dataset goes through H5Dread */
     int64_t size; /* its bytes */
 } ck_direct;
-/* 1 when comm's ranks all run on one node. Collective. */
-int ck_one_node(MPI_Comm comm);
+/* 1 when comm's ranks all run on one node; *node_rank (may be NULL) gets this rank's
+ * rank among those on its node. Collective. */
+int ck_one_node(MPI_Comm comm, int *node_rank);
 /* Opens path for maps when comm is on one node and LETHE_CKPT_MAP is not 0 on any rank:
  * 1 on every rank, or 0 on every rank with d->fd -1. Collective. */
 int ck_direct_open(ck_direct *d, const char *path, MPI_Comm comm);

@@ -286,15 +286,16 @@ int ckpt_load(const char *path, lethe_params *t, const lethe_grid *g, lethe_ckpt
             const lethe_param *p = i >= 0 ? &t->p[i] : NULL;
             size_t at = (size_t)kind * U.nu + k;
             float *to = p ? bufs[kind] + p->off : bufs[kind];
+            int counts = p && ck_counts_in_replica(p, g);
             uint64_t d = 0;
             if (offs[at] >= 0) {
                 if (rok) rok = ck_direct_read(&dir, offs[at], p, to, ver, &d, &maxbits,
                                               ck_group[kind], msg);
             } else {
                 read_tensor(path, dsets[at], ck_group[kind], &U.u[k], p, to, dxpl);
-                if (p && ck_counts_in_replica(p, g)) d = ck_piece_digest(ver, p, to, &maxbits);
+                if (counts) d = ck_piece_digest(ver, p, to, &maxbits);
             }
-            if (p && ck_counts_in_replica(p, g)) dg[at] = d;
+            if (counts) dg[at] = d;
         }
     if (nds) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, dg, (int)nds, MPI_UINT64_T, MPI_SUM, g->mp_comm));
     {
