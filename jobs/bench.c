@@ -76,7 +76,11 @@ static double analytic_bytes(const lethe_session *S)
     double nr = (double)g->pp * g->tp;
     if (g->dp > 1 && S->cfg.optim.shard_update) nr *= g->dp;
     double fnr = 2.0 * (nr - 1) / nr;
-    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->w.params.total + tied) + 8.0 * fnr;
+    /* the reduce-scatter's check for Inf and NaN returns its finding to the previous rank
+     * (8 bytes) unless the tied sum came first and the gradient was checked before it */
+    double check = g->dp > 1 && S->cfg.optim.shard_update && !(tied > 0) ? 8.0 : 0.0;
+    return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->w.params.total + tied) + 8.0 * fnr +
+           check;
 }
 
 /* Per timed step (K of them): the slowest rank's step, collective and point-to-point

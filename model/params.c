@@ -57,6 +57,21 @@ int params_add(lethe_params *t, const char *name, int ndim, int64_t rows, int64_
     return t->n++;
 }
 
+int params_at(const lethe_params *t, size_t k)
+{
+    for (int i = 0; i < t->n; i++)
+        if (k >= t->p[i].off && k < t->p[i].off + t->p[i].numel) return i;
+    return -1;
+}
+
+int params_first_nonfinite_grad(const lethe_params *t)
+{
+    for (int i = 0; i < t->n; i++)
+        if (comm_first_nonfinite(t->grad + t->p[i].off, t->p[i].numel) < t->p[i].numel)
+            return i;
+    return -1;
+}
+
 /* Anonymous pages: zero and 64-byte aligned (page aligned) as the kernels need, and backed
  * by memory only where written, so a job that never touches a buffer (convert and eval
  * leave the gradients and moments alone) does not pay for it. */

@@ -60,6 +60,12 @@ static inline int params_overlap(const lethe_param *p, size_t lo, size_t hi, siz
 }
 /* Index by name, or -1. */
 int params_find(const lethe_params *t, const char *name);
+/* Index of the tensor whose elements hold flat index k, or -1 (alignment padding, past
+ * the end). */
+int params_at(const lethe_params *t, size_t k);
+/* Index of the first tensor of t whose gradient (every local element, padding
+ * included) holds a NaN or an Inf, or -1. */
+int params_first_nonfinite_grad(const lethe_params *t);
 
 /* Layout-independent initialisation: element (i, j) of tensor `name` is drawn from
  * N(0, std^2) by a counter-based hash of (seed, name, i, j), so any sharding of

@@ -28,22 +28,6 @@ double model_count_targets(const lethe_model *m, const lethe_batch *b)
     return n;
 }
 
-int params_first_nonfinite_grad(const lethe_params *t)
-{
-    for (int i = 0; i < t->n; i++) {
-        const float *g = t->grad + t->p[i].off;
-        /* exponent bits all set = Inf or NaN; an OR over integers vectorises */
-        uint32_t bad = 0;
-        for (size_t k = 0; k < t->p[i].numel; k++) {
-            uint32_t u;
-            memcpy(&u, &g[k], sizeof u);
-            bad |= (u & 0x7f800000u) == 0x7f800000u;
-        }
-        if (bad) return i;
-    }
-    return -1;
-}
-
 static void inject_fault(lethe_model *m, const step_fault *f, int step)
 {
     if (!f || f->step == 0) return;
@@ -117,18 +101,22 @@ void model_train_step_fb(lethe_model *m, step_forward_backward fb, void *ctx,
     for (int i = 0; trainable && i < t->n; i++)
         if (!trainable[i]) memset(t->grad + t->p[i].off, 0, sizeof(float) * t->p[i].numel);
     inject_fault(m, fault, step + 1);
-    /* before the dp sum spreads it to every replica: the rank where it arose */
-    int bad = params_first_nonfinite_grad(t);
     /* With dp > 1 and optim.shard_update each replica sums, clips and applies only its
      * share of the gradient, then the replicas exchange the updated weights: the bytes
      * of the one all-reduce, and 1/dp of the update's passes over the weights and
      * moments. Elsewhere every replica updates everything. */
     int shard = g->dp > 1 && o->shard_update;
     size_t lo = 0, hi = t->total;
-    if (shard)
-        model_reduce_scatter_grads(m, &lo, &hi);
-    else
+    /* bad: the first tensor whose gradient held an Inf or NaN on this rank before the dp
+     * sum spread it to every replica, so that the message names the rank where it arose.
+     * The reduce-scatter finds it in its own passes. */
+    int bad;
+    if (shard) {
+        model_reduce_scatter_grads(m, &lo, &hi, &bad);
+    } else {
+        bad = params_first_nonfinite_grad(t);
         model_reduce_grads(m);
+    }
     params_mask_grads(t, lo, hi); /* WAGLE: the norm and clip see the masked gradient */
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
     double norm = shard ? model_grad_norm_share(m, lo, hi) : model_grad_norm(m);

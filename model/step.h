@@ -48,10 +48,6 @@ void model_train_step_fb(lethe_model *m, step_forward_backward fb, void *ctx,
                          const unsigned char *trainable, const lethe_optim_config *o,
                          const step_fault *fault, int step, int total, step_stats *out);
 
-/* Index of the first tensor of t whose gradient (every local element, padding
- * included) holds a NaN or an Inf, or -1. */
-int params_first_nonfinite_grad(const lethe_params *t);
-
 /* Token-mean negative log-likelihood: the objective of pre-training and
  * fine-tuning. inv_tokens = 1 / (target tokens in the GLOBAL batch). */
 typedef struct {

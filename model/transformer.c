@@ -310,22 +310,27 @@ void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
 
 /* ---- reductions over replicas -------------------------------------------- */
 
-static void reduce_tied(lethe_model *m)
+/* With bad, the gradient is first checked for Inf and NaN (*bad: the first failing
+ * tensor, or -1), when there is a sum to do. Returns whether there was. */
+static int reduce_tied(lethe_model *m, int *bad)
 {
     const lethe_grid *g = m->shape.grid;
     lethe_params *t = &m->w.params;
     if (m->shape.cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
+        if (bad) *bad = params_first_nonfinite_grad(t);
         /* the embedding (first stage) and its copy (last stage) get the sum of both uses */
         int i = m->w.embed_idx;
         comm_allreduce_sum(t->grad + t->p[i].off, t->p[i].numel, g->ends_comm, &m->ws.comm);
+        return 1;
     }
+    return 0;
 }
 
 void model_reduce_grads(lethe_model *m)
 {
     const lethe_grid *g = m->shape.grid;
     lethe_params *t = &m->w.params;
-    reduce_tied(m);
+    reduce_tied(m, NULL);
     /* bucketed all-reduce over replicas: 4 MiB buckets keep each call in the
      * bandwidth regime without a second buffer */
     const size_t bucket = (size_t)1 << 20;
@@ -335,13 +340,19 @@ void model_reduce_grads(lethe_model *m)
     }
 }
 
-void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi)
+void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi, int *bad)
 {
     const lethe_grid *g = m->shape.grid;
     lethe_params *t = &m->w.params;
-    reduce_tied(m);
+    /* the tied copies' sum comes first, so they are checked before it */
+    int tied = reduce_tied(m, bad);
+    size_t k = t->total;
     if (g->dp > 1) /* the workspace holds the staging buffer when dp > 1 */
-        comm_reduce_scatter_sum(t->grad, t->total, g->dp_comm, m->ws.ring_staging, &m->ws.comm);
+        comm_reduce_scatter_sum(t->grad, t->total, g->dp_comm, m->ws.ring_staging,
+                                tied ? NULL : &k, &m->ws.comm);
+    else if (!tied)
+        k = comm_first_nonfinite(t->grad, t->total);
+    if (!tied) *bad = params_at(t, k);
     comm_share(t->total, g->dp, g->dp_rank, lo, hi);
 }
 

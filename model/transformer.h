@@ -196,7 +196,7 @@ double model_grad_norm(lethe_model *m);
 /* The split update over dp replicas: sums the tied-embedding pair, then reduce-scatters
  * the gradients over dp so that only this replica's share [*lo, *hi) of the flat buffer
  * (comm_share) holds the sum. */
-void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi);
+void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi, int *bad);
 /* The global gradient L2 norm from the shares [lo, hi) of every replica. */
 double model_grad_norm_share(lethe_model *m, size_t lo, size_t hi);
 

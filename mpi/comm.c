@@ -2,6 +2,8 @@
 #include "comm.h"
 
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,15 +101,81 @@ void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi)
  * reduce-scatter stays at 4 MiB whatever the model. */
 #define PIECE COMM_PIECE
 
+size_t comm_first_nonfinite(const float *x, size_t n)
+{
+    /* Inf or NaN: the exponent bits all set, so that adding one to the exponent carries
+     * into the sign bit. An OR of integer ANDs and adds vectorises without compares;
+     * blocks of 1024 keep the locating pass short. */
+    for (size_t b = 0; b < n; b += 1024) {
+        size_t e = n - b < 1024 ? n - b : 1024;
+        uint32_t bad = 0;
+        for (size_t k = b; k < b + e; k++) {
+            uint32_t u;
+            memcpy(&u, &x[k], sizeof u);
+            bad |= (u & 0x7f800000u) + 0x00800000u;
+        }
+        if (bad & 0x80000000u)
+            for (size_t k = b; k < b + e; k++)
+                if (!isfinite(x[k])) return k;
+    }
+    return n;
+}
+
+/* dst += src over n floats, checked for Inf and NaN when the index pointers are given:
+ * *dst_bad and *src_bad become the lowest index, counted from base, of a non-finite
+ * value each held before. One pass in blocks of 1024: the sums go to a block on the
+ * stack while both operands' exponents are ORed (see comm_first_nonfinite), and back
+ * into dst after the rare block with a hit has been searched. */
+static void add_checked(float *restrict dst, const float *restrict src, size_t n, size_t base,
+                        size_t *dst_bad, size_t *src_bad)
+{
+    if (!dst_bad && !src_bad) {
+        for (size_t k = 0; k < n; k++) dst[k] += src[k];
+        return;
+    }
+    float sum[1024];
+    for (size_t b = 0; b < n; b += 1024) {
+        size_t e = n - b < 1024 ? n - b : 1024;
+        const float *x = dst + b, *y = src + b;
+        uint32_t bx = 0, by = 0;
+        for (size_t k = 0; k < e; k++) {
+            uint32_t u, v;
+            memcpy(&u, &x[k], sizeof u);
+            memcpy(&v, &y[k], sizeof v);
+            bx |= (u & 0x7f800000u) + 0x00800000u;
+            by |= (v & 0x7f800000u) + 0x00800000u;
+            sum[k] = x[k] + y[k];
+        }
+        if (dst_bad && (bx & 0x80000000u)) {
+            size_t k = base + b + comm_first_nonfinite(x, e);
+            if (k < *dst_bad) *dst_bad = k;
+        }
+        if (src_bad && (by & 0x80000000u)) {
+            size_t k = base + b + comm_first_nonfinite(y, e);
+            if (k < *src_bad) *src_bad = k;
+        }
+        memcpy(dst + b, sum, sizeof(float) * e);
+    }
+}
+
 /* One ring pass over the p shares of buf. Step s (0 .. p-2) sends a share to rank r+1
  * and receives one from rank r-1: the reduce-scatter sends share r-s-1 (its own data at
  * s = 0, then the partial sum it received last) and adds what it receives into share
  * r-s-2, which is its own share r at the last step; the all-gather sends share r-s
- * (its own at s = 0, then the one it received last) and receives share r-s-1 in place. */
-static void ring(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *st)
+ * (its own at s = 0, then the one it received last) and receives share r-s-1 in place.
+ * The reduce-scatter adds into each share but r-1 once, while it still holds this
+ * rank's own data; share r-1 is the one rank r+1 receives at s = 0. With first_bad,
+ * the add checks both: this rank's own values, and at s = 0 those of rank r-1, whose
+ * lowest non-finite index goes back to it at the end. */
+static void ring(float *buf, size_t n, MPI_Comm c, float *staging, size_t *first_bad,
+                 comm_stats *st)
 {
     int p = comm_size(c), r;
-    if (p == 1 || n == 0) return;
+    if (first_bad) *first_bad = n;
+    if (p == 1 || n == 0) {
+        if (first_bad) *first_bad = comm_first_nonfinite(buf, n);
+        return;
+    }
     MPI_CHECK(MPI_Comm_rank(c, &r));
     int reduce = staging != NULL;
     double t0 = MPI_Wtime();
@@ -115,6 +183,7 @@ static void ring(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *s
     size_t lo0, hi0;
     comm_share(n, p, 0, &lo0, &hi0);
     size_t per = hi0 - lo0; /* the longest share */
+    uint64_t own = n, of_prev = n, of_mine = n;
     for (size_t at = 0; at < per; at += PIECE) {
         for (int s = 0; s < p - 1; s++) {
             int cs = reduce ? (r - s - 1 + 2 * p) % p : (r - s + p) % p;
@@ -129,10 +198,19 @@ static void ring(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *s
             MPI_CHECK(MPI_Sendrecv(buf + sa, (int)ns, MPI_FLOAT, next, 0x4c52, into, (int)nr,
                                    MPI_FLOAT, prev, 0x4c52, c, MPI_STATUS_IGNORE));
             if (reduce) {
-                float *dst = buf + ra;
-                for (size_t k = 0; k < nr; k++) dst[k] += staging[k];
+                size_t a = n, b = n;
+                add_checked(buf + ra, staging, nr, ra, first_bad ? &a : NULL,
+                            first_bad && s == 0 ? &b : NULL);
+                own = a < own ? a : own;
+                of_prev = b < of_prev ? b : of_prev;
             }
         }
+    }
+    if (first_bad) {
+        MPI_CHECK(MPI_Sendrecv(&of_prev, 1, MPI_UINT64_T, prev, 0x4c53, &of_mine, 1,
+                               MPI_UINT64_T, next, 0x4c53, c, MPI_STATUS_IGNORE));
+        *first_bad = (size_t)(of_mine < own ? of_mine : own);
+        if (st) st->bytes += sizeof of_prev;
     }
     if (st) {
         st->seconds += MPI_Wtime() - t0;
@@ -140,15 +218,16 @@ static void ring(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *s
     }
 }
 
-void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *st)
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging, size_t *first_bad,
+                             comm_stats *st)
 {
     if (!staging) lethe_fatal("reduce-scatter of %zu floats without a staging buffer", n);
-    ring(buf, n, c, staging, st);
+    ring(buf, n, c, staging, first_bad, st);
 }
 
 void comm_allgather_shares(float *buf, size_t n, MPI_Comm c, comm_stats *st)
 {
-    ring(buf, n, c, NULL, st);
+    ring(buf, n, c, NULL, NULL, st);
 }
 
 void comm_isend(const float *buf, size_t n, int dest, int tag, MPI_Comm c, MPI_Request *req,

@@ -32,8 +32,15 @@ void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi);
 /* Ring reduce-scatter in place: on return this rank's share of buf (comm_share) holds
  * the sum over the ranks of c; the rest of buf holds partial sums. The share of rank r
  * is summed in ring order from rank r+1 on, the same order at every call. staging
- * (COMM_PIECE floats, the caller's: the model owns it) receives each ring step. */
-void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging, comm_stats *st);
+ * (COMM_PIECE floats, the caller's: the model owns it) receives each ring step.
+ * With first_bad, *first_bad becomes the lowest index of an Inf or NaN in this rank's
+ * buf as it was on entry (n when there is none), found in the ring's own add passes:
+ * each value is checked where the sum first reads it, on this rank or on the next, and
+ * one more message (8 bytes) brings the next rank's finding back. */
+void comm_reduce_scatter_sum(float *buf, size_t n, MPI_Comm c, float *staging, size_t *first_bad,
+                             comm_stats *st);
+/* The lowest index of an Inf or NaN in x[0, n), or n. */
+size_t comm_first_nonfinite(const float *x, size_t n);
 /* Ring all-gather in place: every rank's share of buf is copied to all the others. */
 void comm_allgather_shares(float *buf, size_t n, MPI_Comm c, comm_stats *st);
 

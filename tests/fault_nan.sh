@@ -41,6 +41,26 @@ for layout in tp dp; do
     [ -f "$d/train_log.jsonl" ] && bad "stop ($layout): the log was completed by a stopped job"
     echo "stop ($layout): exit $rc: $line"
 done
+# 1b. dp=2 splits the update: the reduce-scatter finds the NaN in its own passes, each
+# value where the sum first reads it. Rank R's own share (R) is read on rank R; the share
+# it sends first (R-1) is read on the next rank, which sends what it found back. The
+# small model's 2 layers put the embedding in share 0 and layer 1's down_proj in share 1.
+dpcases=0
+for c in 0:model.layers.1.mlp.down_proj.weight 1:model.embed_tokens.weight \
+    0:model.embed_tokens.weight 1:model.layers.1.mlp.down_proj.weight; do
+    r=${c%%:*} tn=${c#*:}
+    d="$work/dp-$r-$tn"
+    LETHE_FAULT=nan-at-step:3:$r:$tn run --set train.steps=4 --set layout.tp=1 \
+        --set layout.dp=2 --set output.dir="$d" >"$d.out" 2>"$d.err"
+    rc=$?
+    line=$(grep "^lethe: rank " "$d.err")
+    case "$rc:$line" in
+    [1-9]*":lethe: rank $r ("*"): step 3: non-finite gradient of tensor '$tn' "*) dpcases=$((dpcases + 1)) ;;
+    *) bad "dp 2, NaN in $tn on rank $r: exit $rc, expected one line naming rank $r and the tensor: $(cat "$d.err")" ;;
+    esac
+done
+[ $dpcases -eq 4 ] || bad "dp 2: $dpcases of 4 cases named the rank and tensor"
+echo "dp 2: $dpcases of 4 NaNs (own share and the share sent first, on each rank) named by rank and tensor"
 d="$work/stop-tp"
 run --set train.steps=10 --set checkpoint.every=4 --set output.dir="$d" >"$d.resume" 2>&1 ||
     bad "the run after the stop failed: $(cat "$d.resume")"
