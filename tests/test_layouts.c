@@ -100,6 +100,15 @@ static synth_stream data_for(const model_case *mc)
     return s;
 }
 
+/* NaN in every tensor's gradient (not the alignment padding between them, which no kernel
+ * writes): model_forward_backward must give each whole whatever the buffer held, on every
+ * layout. */
+static void poison_grads(lethe_params *t)
+{
+    for (int i = 0; i < t->n; i++)
+        for (size_t k = 0; k < t->p[i].numel; k++) t->grad[t->p[i].off + k] = NAN;
+}
+
 /* Runs the whole protocol on a model built over grid g with micro-batches M.
  * Outputs (on world rank 0 meaningful): loss0, grads (global, by table order of
  * ref), losses[NSTEPS], final weights. */
@@ -128,7 +137,9 @@ static void run(const model_case *mc, const lethe_grid *g, int M, int shard, run
         nll_objective_ctx ctx = {1.0 / model_count_targets(m_out, &b)};
         lethe_objective obj = {nll_objective_seq, &ctx, NULL};
         if (step == 0) {
-            /* gradients of step 0 are compared before any update */
+            /* gradients of step 0 are compared before any update; they start as NaN, so
+             * the call must write each one whole */
+            poison_grads(&m_out->w.params);
             double loss = model_forward_backward(m_out, &b, &obj, NULL, NULL);
             model_reduce_grads(m_out);
             MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
@@ -258,6 +269,7 @@ static void compare_layout(const model_case *mc, reference *ref, int dp, int pp,
     synth_stream_batch(&src, 0, (int64_t)g.dp_rank * Br, Br, mc->T, b.tokens, b.targets);
     nll_objective_ctx ctx = {1.0 / model_count_targets(&m, &b)};
     lethe_objective obj = {nll_objective_seq, &ctx, NULL};
+    poison_grads(&m.w.params);
     double loss = model_forward_backward(&m, &b, &obj, NULL, NULL);
     model_reduce_grads(&m);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g.dp_comm));
