@@ -438,6 +438,33 @@ void ce_backward(float *dlogits, const float *logits, const float *gmax, const f
     }
 }
 
+void ce_fused_nll(float *logp, float *stats, float *dlogits, const float *logits,
+                  const int *targets, float w, int N, int nv, int nvalid)
+{
+    float *gmax = stats, *sums = stats + N, *tl = stats + 2 * N, *qsum = stats + 3 * N;
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * nv;
+        float *d = dlogits + (size_t)n * nv;
+        float gn = targets[n] >= 0 ? w : 0.0f, mx = row_max(l, nvalid);
+        /* the terms exp(l - mx) wait in d for the gradient */
+        float s = nvalid ? row_sumexp(gn != 0.0f ? d : NULL, l, nvalid, mx) : 0.0f;
+        int r = targets[n];
+        gmax[n] = mx;
+        sums[n] = s;
+        tl[n] = (r >= 0 && r < nvalid) ? l[r] : 0.0f;
+        qsum[n] = 0.0f;
+        logp[n] = r < 0 ? 0.0f : tl[n] - (mx + logf(s));
+        if (gn == 0.0f) {
+            memset(d, 0, (size_t)nv * sizeof(float));
+            continue;
+        }
+        float inv = 1.0f / s;
+        for (int j = 0; j < nvalid; j++) d[j] = -gn * d[j] * inv;
+        for (int j = nvalid; j < nv; j++) d[j] = 0.0f;
+        if (r >= 0 && r < nvalid) d[r] += gn;
+    }
+}
+
 void ce_local_cross(float *cross, float *qsum, const float *logits, const float *soft_lp, int N,
                     int nv, int nvalid)
 {

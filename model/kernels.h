@@ -94,6 +94,13 @@ void ce_local_stats(float *lmax, float *sumexp, float *tlogit, const float *logi
                     const int *targets, int N, int nv, int nvalid, int v0);
 void ce_backward(float *dlogits, const float *logits, const float *gmax, const float *gsumexp,
                  const int *targets, const float *g, int N, int nv, int nvalid, int v0);
+/* The whole vocabulary on one shard and one gradient weight w for every target token
+ * (the token-mean NLL): ce_local_stats, the caller's logp and ce_backward with
+ * g[n] = targets[n] >= 0 ? w : 0, in one sweep per row while it is in cache. The same
+ * floats as those three, bit for bit: stats gets gmax, sumexp, tlogit and zero soft mass
+ * (N each), logp (N), dlogits (N, nv). */
+void ce_fused_nll(float *logp, float *stats, float *dlogits, const float *logits,
+                  const int *targets, float w, int N, int nv, int nvalid);
 
 /* Soft targets: a distribution q over the vocabulary in place of one target id
  * (the KL retain term, per-token KL to known transition matrices). q is given as

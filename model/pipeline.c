@@ -13,6 +13,7 @@
 #include "../mpi/comm.h"
 #include "../mpi/fatal.h"
 #include "stage.h"
+#include "step.h"
 
 typedef struct {
     lethe_model *m;
@@ -149,6 +150,10 @@ double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_
     sched_init(&S, m, b);
     S.obj = obj;
     memset(m->w.params.grad, 0, sizeof(float) * m->w.params.total);
+    /* the token-mean NLL's gradient weight is known before the forward: the forward writes
+     * the logits' gradient in the loss's sweep (model/transformer.c, stage_forward) */
+    m->ws.nll_fused = obj->seq == nll_objective_seq && !obj->tok;
+    m->ws.nll_w = m->ws.nll_fused ? (float)-((const nll_objective_ctx *)obj->ctx)->inv_tokens : 0;
     int M = b->B / m->shape.Bm, P = m->shape.grid->pp, st = m->shape.grid->pp_rank;
     int warm = P - st - 1 < M ? P - st - 1 : M;
     for (int i = 0; i < warm; i++) fwd(&S, i);
@@ -157,6 +162,7 @@ double model_forward_backward(lethe_model *m, const lethe_batch *b, const lethe_
         bwd(&S, i, loss_grad(&S, i));
     }
     for (int i = M - warm; i < M; i++) bwd(&S, i, loss_grad(&S, i));
+    m->ws.nll_fused = 0;
     sched_finish(&S, seq_s, seq_n);
     return S.loss;
 }

@@ -245,9 +245,14 @@ void stage_forward(lethe_model *m, lethe_slot *s, const lethe_batch *b, int mb, 
     rmsnorm_forward(s->lnf, s->rstdf, s->resid[sh->nl], m->w.norm, N, C, sh->cfg.norm_eps);
     column_parallel_forward(&m->ws.logits, s->lnf, (const float *const *)&m->w.head, &sh->head_l, N,
                             C);
-    vocab_parallel_ce_forward(s->logp, m->ws.ce_buf, m->ws.logits, r.targets, r.soft_lp, r.soft_seq,
-                              sh->Bm, T, &sh->vocab);
     const lethe_margin_term *mt = m->margin;
+    m->ws.dlogits_ready = m->ws.nll_fused && sh->grid->tp == 1 && !r.soft_lp && !mt;
+    if (m->ws.dlogits_ready)
+        ce_fused_nll(s->logp, m->ws.ce_buf, m->ws.dlogits, m->ws.logits, r.targets, m->ws.nll_w,
+                     N, sh->v_l, sh->vocab.nvalid);
+    else
+        vocab_parallel_ce_forward(s->logp, m->ws.ce_buf, m->ws.logits, r.targets, r.soft_lp,
+                                  r.soft_seq, sh->Bm, T, &sh->vocab);
     if (mt) {
         size_t n0 = (size_t)mb * N;
         vocab_parallel_margin_forward(mt->d + n0, mt->arg + n0, m->ws.logits, m->ws.ce_buf,
@@ -282,8 +287,10 @@ void stage_head_backward(lethe_model *m, lethe_slot *s, const lethe_batch *b, in
     lethe_workspace *ws = &m->ws;
     int N = sh->Bm * sh->T, C = sh->C;
     mb_rows r = rows_of(m, b, mb);
-    vocab_parallel_ce_backward(ws->dlogits, ws->logits, ws->ce_buf, r.targets, r.soft_lp,
-                               r.soft_seq, dlogp, sh->Bm, sh->T, &sh->vocab);
+    if (!ws->dlogits_ready) /* else the forward wrote them (ce_fused_nll) */
+        vocab_parallel_ce_backward(ws->dlogits, ws->logits, ws->ce_buf, r.targets, r.soft_lp,
+                                   r.soft_seq, dlogp, sh->Bm, sh->T, &sh->vocab);
+    ws->dlogits_ready = 0;
     const lethe_margin_term *mt = m->margin;
     if (mt) { /* the loss step left dL/dd in mt->d */
         size_t n0 = (size_t)mb * N;

@@ -221,6 +221,9 @@ int main(void)
     test_ce(5, 23);
     test_ce(1, 7);
     test_ce(9, 40);
+    test_ce_fused(5, 23, 23);
+    test_ce_fused(9, 40, 48);
+    test_ce_fused(3, 1000, 1003);
 
     test_add_inplace(1);
     test_add_inplace(37);

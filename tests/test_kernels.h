@@ -51,5 +51,6 @@ void test_rope(int B, int T, int nh, int hd, int stride, float theta);
 void test_attention(int B, int T, int NH, int NKV, int hd, float amp);
 void test_embedding(int V, int C, int N, int nshards);
 void test_ce(int N, int V);
+void test_ce_fused(int N, int V, int nv);
 
 #endif

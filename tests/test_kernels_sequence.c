@@ -515,3 +515,60 @@ void test_ce(int N, int V)
     }
     free(full), free(g), free(d1), free(ds), free(tgt), free(ctx.logits);
 }
+
+/* ce_fused_nll against the three passes it fuses (ce_local_stats, the caller's logp on one
+ * shard, ce_backward with g[n] = w for each target), bit for bit, and against the double
+ * reference; nv > V puts padding columns (a huge logit) after the vocabulary. */
+void test_ce_fused(int N, int V, int nv)
+{
+    snprintf(current_case, sizeof current_case, "fused cross-entropy N=%d V=%d nv=%d", N, V, nv);
+    size_t n = (size_t)N * nv;
+    float *lg = falloc(n), *st = falloc(4 * (size_t)N), *lp = falloc(N), *g = falloc(N);
+    float *d1 = falloc(n), *d2 = falloc(n), *lmax = falloc(N), *se = falloc(N), *tl = falloc(N);
+    int *tgt = lethe_malloc((size_t)N * sizeof *tgt, "targets");
+    fill(lg, n, -4, 4);
+    for (int i = 0; i < N; i++)
+        for (int c = V; c < nv; c++) lg[(size_t)i * nv + c] = 1e4f;
+    for (int c = 0; c < V; c++) lg[(size_t)(N - 1) * nv + c] += 100.0f;
+    for (int i = 0; i < N; i++) tgt[i] = (int)(rng_u64() % (uint64_t)V);
+    tgt[0] = V - 1;
+    if (N > 2) tgt[1] = -1;
+    const float ws[] = {-0.37f, 0.0f, 1.5f};
+    for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) {
+        float w = ws[k];
+        for (int i = 0; i < N; i++) g[i] = tgt[i] >= 0 ? w : 0.0f;
+        ce_local_stats(lmax, se, tl, lg, tgt, N, nv, V, 0);
+        fill_const(d1, n, SENTINEL);
+        ce_backward(d1, lg, lmax, se, tgt, g, N, nv, V, 0);
+        fill_const(st, 4 * (size_t)N, SENTINEL);
+        fill_const(d2, n, SENTINEL);
+        ce_fused_nll(lp, st, d2, lg, tgt, w, N, nv, V);
+        for (int i = 0; i < N; i++) {
+            check_exact("ce_fused_nll", "gmax", i, st[i], lmax[i]);
+            check_exact("ce_fused_nll", "sumexp", i, st[N + i], se[i]);
+            check_exact("ce_fused_nll", "tlogit", i, st[2 * N + i], tl[i]);
+            check_exact("ce_fused_nll", "soft mass", i, st[3 * N + i], 0.0);
+            float want = tgt[i] < 0 ? 0.0f : tl[i] - (lmax[i] + logf(se[i]));
+            check_exact("ce_fused_nll", "logp", i, lp[i], want);
+            if (tgt[i] >= 0) {
+                double m, sum, *l = to_double(lg + (size_t)i * nv, V);
+                double ref = ref_logp(l, V, tgt[i], &m, &sum);
+                check("ce_fused_nll", "logp(reference)", i, lp[i], ref,
+                      fabs(l[tgt[i]]) + fabs(m) + fabs(log(sum)), TOL_FWD);
+                for (int c = 0; c < V; c++) {
+                    double p = exp(l[c] - m) / sum;
+                    check("ce_fused_nll", "dlogits(reference)", (size_t)i * nv + c,
+                          d2[(size_t)i * nv + c], w * ((c == tgt[i]) - p),
+                          fabs((double)w) * ((c == tgt[i]) + p), TOL_FWD);
+                }
+                free(l);
+            }
+        }
+        size_t differ = 0;
+        for (size_t j = 0; j < n; j++) differ += memcmp(&d1[j], &d2[j], sizeof(float)) != 0;
+        check_exact("ce_fused_nll", "dlogits differing in bits from ce_backward", k,
+                    (double)differ, 0.0);
+    }
+    free(lg), free(st), free(lp), free(g), free(d1), free(d2), free(lmax), free(se), free(tl);
+    free(tgt);
+}
