@@ -78,7 +78,7 @@ static double analytic_bytes(const lethe_session *S)
     double fnr = 2.0 * (nr - 1) / nr;
     /* the reduce-scatter's check for Inf and NaN returns its finding to the previous rank
      * (8 bytes) unless the tied sum came first and the gradient was checked before it */
-    double check = g->dp > 1 && S->cfg.optim.shard_update && !(tied > 0) ? 8.0 : 0.0;
+    double check = g->dp > 1 && S->cfg.optim.shard_update && tied == 0 ? 8.0 : 0.0;
     return 4.0 * (M * (ftp * tp + pp) + fdp * (double)m->w.params.total + tied) + 8.0 * fnr +
            check;
 }

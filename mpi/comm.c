@@ -101,19 +101,22 @@ void comm_share(size_t n, int p, int r, size_t *lo, size_t *hi)
  * reduce-scatter stays at 4 MiB whatever the model. */
 #define PIECE COMM_PIECE
 
+/* x's exponent plus one: the sign bit is set exactly when x is Inf or NaN (exponent bits
+ * all set). An OR of these vectorises without compares. */
+static inline uint32_t exponent_carry(const float *x)
+{
+    uint32_t u;
+    memcpy(&u, x, sizeof u);
+    return (u & 0x7f800000u) + 0x00800000u;
+}
+
 size_t comm_first_nonfinite(const float *x, size_t n)
 {
-    /* Inf or NaN: the exponent bits all set, so that adding one to the exponent carries
-     * into the sign bit. An OR of integer ANDs and adds vectorises without compares;
-     * blocks of 1024 keep the locating pass short. */
+    /* blocks of 1024 keep the locating pass short */
     for (size_t b = 0; b < n; b += 1024) {
         size_t e = n - b < 1024 ? n - b : 1024;
         uint32_t bad = 0;
-        for (size_t k = b; k < b + e; k++) {
-            uint32_t u;
-            memcpy(&u, &x[k], sizeof u);
-            bad |= (u & 0x7f800000u) + 0x00800000u;
-        }
+        for (size_t k = b; k < b + e; k++) bad |= exponent_carry(&x[k]);
         if (bad & 0x80000000u)
             for (size_t k = b; k < b + e; k++)
                 if (!isfinite(x[k])) return k;
@@ -124,7 +127,7 @@ size_t comm_first_nonfinite(const float *x, size_t n)
 /* dst += src over n floats, checked for Inf and NaN when the index pointers are given:
  * *dst_bad and *src_bad become the lowest index, counted from base, of a non-finite
  * value each held before. One pass in blocks of 1024: the sums go to a block on the
- * stack while both operands' exponents are ORed (see comm_first_nonfinite), and back
+ * stack while both operands' exponent_carry are ORed, and back
  * into dst after the rare block with a hit has been searched. */
 static void add_checked(float *restrict dst, const float *restrict src, size_t n, size_t base,
                         size_t *dst_bad, size_t *src_bad)
@@ -139,11 +142,8 @@ static void add_checked(float *restrict dst, const float *restrict src, size_t n
         const float *x = dst + b, *y = src + b;
         uint32_t bx = 0, by = 0;
         for (size_t k = 0; k < e; k++) {
-            uint32_t u, v;
-            memcpy(&u, &x[k], sizeof u);
-            memcpy(&v, &y[k], sizeof v);
-            bx |= (u & 0x7f800000u) + 0x00800000u;
-            by |= (v & 0x7f800000u) + 0x00800000u;
+            bx |= exponent_carry(&x[k]);
+            by |= exponent_carry(&y[k]);
             sum[k] = x[k] + y[k];
         }
         if (dst_bad && (bx & 0x80000000u)) {

@@ -100,9 +100,7 @@ static synth_stream data_for(const model_case *mc)
     return s;
 }
 
-/* NaN in every tensor's gradient (not the alignment padding between them, which no kernel
- * writes): model_forward_backward must give each whole whatever the buffer held, on every
- * layout. */
+/* NaN in every tensor's gradient (no kernel writes the padding between them) */
 static void poison_grads(lethe_params *t)
 {
     for (int i = 0; i < t->n; i++)
