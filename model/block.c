@@ -51,8 +51,8 @@ void block_backward(lethe_model *m, int l, const lethe_layer_act *a, const float
     int qw = s->nh_l * hd, kw = s->nkv_l * hd, Il = s->ffn_l;
     MPI_Comm tp = s->grid->tp_comm;
     float *dx = ws->dx; /* gradient of the block output; becomes that of xmid, then of x */
-    /* the kernels accumulate: datt, dq, dk, dv, dh, dgate, dup are adjacent in the
-     * workspace and start from zero together */
+    /* the kernels accumulate into datt, dq, dk, dv, dh: adjacent in the workspace, they
+     * start from zero together (swiglu_backward writes dgate and dup) */
     memset(ws->dacc, 0, sizeof(float) * ws->dacc_n);
     row_parallel_backward(ws->dh, model_grad(m, w->wd), dx, a->h, w->wd, N, Il, C);
     swiglu_backward(ws->dgate, ws->dup, ws->dh, a->gate, a->up, (size_t)N * Il);

@@ -374,8 +374,8 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
     /* silu(g) = g s, s = sigmoid(g); silu'(g) = s (1 + g (1 - s)) */
     for (size_t i = 0; i < N; i++) {
         float g = gate[i], s = 1.0f / (1.0f + fast_expf(-g));
-        dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
-        dup[i] += dout[i] * g * s;
+        dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        dup[i] = dout[i] * g * s;
     }
 }
 
@@ -446,12 +446,12 @@ void ce_fused_nll(float *logp, float *stats, float *dlogits, const float *logits
         const float *l = logits + (size_t)n * nv;
         float *d = dlogits + (size_t)n * nv;
         float gn = targets[n] >= 0 ? w : 0.0f, mx = row_max(l, nvalid);
+        int r = targets[n];
+        tl[n] = (r >= 0 && r < nvalid) ? l[r] : 0.0f; /* read before d (may be l) is written */
         /* the terms exp(l - mx) wait in d for the gradient */
         float s = nvalid ? row_sumexp(gn != 0.0f ? d : NULL, l, nvalid, mx) : 0.0f;
-        int r = targets[n];
         gmax[n] = mx;
         sums[n] = s;
-        tl[n] = (r >= 0 && r < nvalid) ? l[r] : 0.0f;
         qsum[n] = 0.0f;
         logp[n] = r < 0 ? 0.0f : tl[n] - (mx + logf(s));
         if (gn == 0.0f) {

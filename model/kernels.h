@@ -64,7 +64,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                         const float *probs, const float *q, const float *k, const float *v, int B,
                         int T, int NH, int NKV, int hd);
 
-/* SwiGLU: out = silu(gate) * up;  out, gate, up (N). */
+/* SwiGLU: out = silu(gate) * up;  out, gate, up (N). The backward overwrites dgate and dup
+ * (their only source), so they need no zeroing first. */
 void swiglu_forward(float *out, const float *gate, const float *up, size_t N);
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t N);
@@ -98,7 +99,7 @@ void ce_backward(float *dlogits, const float *logits, const float *gmax, const f
  * (the token-mean NLL): ce_local_stats, the caller's logp and ce_backward with
  * g[n] = targets[n] >= 0 ? w : 0, in one sweep per row while it is in cache. The same
  * floats as those three, bit for bit: stats gets gmax, sumexp, tlogit and zero soft mass
- * (N each), logp (N), dlogits (N, nv). */
+ * (N each), logp (N), dlogits (N, nv; may be logits: the gradient then overwrites them). */
 void ce_fused_nll(float *logp, float *stats, float *dlogits, const float *logits,
                   const int *targets, float w, int N, int nv, int nvalid);
 

@@ -109,17 +109,19 @@ void model_train_step_fb(lethe_model *m, step_forward_backward fb, void *ctx,
     size_t lo = 0, hi = t->total;
     /* bad: the first tensor whose gradient held an Inf or NaN on this rank before the dp
      * sum spread it to every replica, so that the message names the rank where it arose.
-     * The reduce-scatter finds it in its own passes. */
-    int bad;
+     * The reduce-scatter finds it in its own passes; with nothing to sum or mask, the
+     * norm's pass does. */
+    int bad = -1, in_norm = !shard && g->dp == 1 && !t->mask && !model_sums_tied(m);
     if (shard) {
         model_reduce_scatter_grads(m, &lo, &hi, &bad);
-    } else {
+    } else if (!in_norm) {
         bad = params_first_nonfinite_grad(t);
         model_reduce_grads(m);
     }
     params_mask_grads(t, lo, hi); /* WAGLE: the norm and clip see the masked gradient */
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, g->dp_comm));
-    double norm = shard ? model_grad_norm_share(m, lo, hi) : model_grad_norm(m);
+    double norm =
+        shard ? model_grad_norm_share(m, lo, hi) : model_grad_norm(m, in_norm ? &bad : NULL);
     /* loss and norm agree on every rank; the lowest rank with a bad tensor reports it,
      * its message (the tensor's name) reaches every rank */
     char what[LETHE_NAME_MAX + 64] = "";

@@ -247,8 +247,8 @@ void stage_forward(lethe_model *m, lethe_slot *s, const lethe_batch *b, int mb, 
                             C);
     const lethe_margin_term *mt = m->margin;
     m->ws.dlogits_ready = m->ws.nll_fused && sh->grid->tp == 1 && !r.soft_lp && !mt;
-    if (m->ws.dlogits_ready)
-        ce_fused_nll(s->logp, m->ws.ce_buf, m->ws.dlogits, m->ws.logits, r.targets, m->ws.nll_w,
+    if (m->ws.dlogits_ready) /* in place: the gradient overwrites the logits, row by row */
+        ce_fused_nll(s->logp, m->ws.ce_buf, m->ws.logits, m->ws.logits, r.targets, m->ws.nll_w,
                      N, sh->v_l, sh->vocab.nvalid);
     else
         vocab_parallel_ce_forward(s->logp, m->ws.ce_buf, m->ws.logits, r.targets, r.soft_lp,
@@ -287,19 +287,21 @@ void stage_head_backward(lethe_model *m, lethe_slot *s, const lethe_batch *b, in
     lethe_workspace *ws = &m->ws;
     int N = sh->Bm * sh->T, C = sh->C;
     mb_rows r = rows_of(m, b, mb);
-    if (!ws->dlogits_ready) /* else the forward wrote them (ce_fused_nll) */
+    /* when ready, the forward wrote them over the logits (ce_fused_nll) */
+    float *dlogits = ws->dlogits_ready ? ws->logits : ws->dlogits;
+    if (!ws->dlogits_ready)
         vocab_parallel_ce_backward(ws->dlogits, ws->logits, ws->ce_buf, r.targets, r.soft_lp,
                                    r.soft_seq, dlogp, sh->Bm, sh->T, &sh->vocab);
     ws->dlogits_ready = 0;
     const lethe_margin_term *mt = m->margin;
     if (mt) { /* the loss step left dL/dd in mt->d */
         size_t n0 = (size_t)mb * N;
-        vocab_parallel_margin_backward(ws->dlogits, mt->arg + n0, mt->d + n0,
+        vocab_parallel_margin_backward(dlogits, mt->arg + n0, mt->d + n0,
                                        mt->rows + (size_t)mb * sh->Bm, sh->Bm, sh->T,
                                        sh->cfg.vocab_size, &sh->vocab);
     }
     column_parallel_backward(
-        ws->dln, (float *[]){model_grad(m, m->w.head)}, (const float *const *)&ws->dlogits, s->lnf,
+        ws->dln, (float *[]){model_grad(m, m->w.head)}, (const float *const *)&dlogits, s->lnf,
         (const float *const *)&m->w.head, &sh->head_l, N, C, sh->grid->tp_comm, sh->comm);
     memset(ws->dx, 0, sizeof(float) * (size_t)N * C);
     rmsnorm_backward(ws->dx, model_grad(m, m->w.norm), ws->dln, s->resid[sh->nl], m->w.norm,
@@ -317,13 +319,19 @@ void stage_backward(lethe_model *m, lethe_slot *s, const int *tokens)
 
 /* ---- reductions over replicas -------------------------------------------- */
 
+int model_sums_tied(const lethe_model *m)
+{
+    const lethe_grid *g = m->shape.grid;
+    return m->shape.cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL;
+}
+
 /* With bad, the gradient is first checked for Inf and NaN (*bad: the first failing
  * tensor, or -1), when there is a sum to do. Returns whether there was. */
 static int reduce_tied(lethe_model *m, int *bad)
 {
     const lethe_grid *g = m->shape.grid;
     lethe_params *t = &m->w.params;
-    if (m->shape.cfg.tie_embeddings && g->pp > 1 && g->ends_comm != MPI_COMM_NULL) {
+    if (model_sums_tied(m)) {
         if (bad) *bad = params_first_nonfinite_grad(t);
         /* the embedding (first stage) and its copy (last stage) get the sum of both uses */
         int i = m->w.embed_idx;
@@ -363,32 +371,41 @@ void model_reduce_scatter_grads(lethe_model *m, size_t *lo, size_t *hi, int *bad
     comm_share(t->total, g->dp, g->dp_rank, lo, hi);
 }
 
-/* Sum of squares of the gradient elements in [lo, hi), each tensor counted once. */
-static double grad_ss(const lethe_model *m, size_t lo, size_t hi)
+/* Sum of squares of the gradient elements in [lo, hi), each tensor counted once. With
+ * other, the tensors not counted here are scanned for Inf and NaN: *other says whether
+ * one held any. */
+static double grad_ss(const lethe_model *m, size_t lo, size_t hi, int *other)
 {
     const lethe_params *t = &m->w.params;
     double ss = 0.0;
     for (int i = 0; i < t->n; i++) {
         const lethe_param *p = &t->p[i];
-        if (!p->owner) continue;
-        if (p->split < 0 && m->shape.grid->tp_rank != 0)
-            continue; /* replicated over tp: count once */
         size_t a, b;
-        if (params_overlap(p, lo, hi, &a, &b)) ss += sum_squares(t->grad + a, b - a);
+        if (!params_overlap(p, lo, hi, &a, &b)) continue;
+        /* not owned, or replicated over tp and counted on tp rank 0 */
+        if (!p->owner || (p->split < 0 && m->shape.grid->tp_rank != 0)) {
+            if (other && comm_first_nonfinite(t->grad + a, b - a) < b - a) *other = 1;
+            continue;
+        }
+        ss += sum_squares(t->grad + a, b - a);
     }
     return ss;
 }
 
-double model_grad_norm(lethe_model *m)
+double model_grad_norm(lethe_model *m, int *bad)
 {
-    double ss = grad_ss(m, 0, m->w.params.total);
+    int other = 0;
+    double ss = grad_ss(m, 0, m->w.params.total, bad ? &other : NULL);
+    /* a sum of squares is finite only when every term is, so the scan that names the
+     * tensor runs only when it is not (or a square overflowed: then it finds none) */
+    if (bad) *bad = other || !isfinite(ss) ? params_first_nonfinite_grad(&m->w.params) : -1;
     comm_allreduce_sum_d(&ss, 1, m->shape.grid->mp_comm, &m->ws.comm);
     return sqrt(ss);
 }
 
 double model_grad_norm_share(lethe_model *m, size_t lo, size_t hi)
 {
-    double ss = grad_ss(m, lo, hi);
+    double ss = grad_ss(m, lo, hi, NULL);
     comm_allreduce_sum_d(&ss, 1, m->shape.grid->world, &m->ws.comm);
     return sqrt(ss);
 }

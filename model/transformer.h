@@ -107,8 +107,9 @@ typedef struct {
     float *cos_t, *sin_t;       /* (max_seq_len, hd/2) */
     float *logits, *dlogits;    /* last stage: (N, v_l) */
     float *dx, *dln;            /* (N, C) gradient of the residual stream, of a norm's output */
-    float *datt, *dq, *dk, *dv, *dh, *dgate, *dup; /* (N, local widths) accumulated into */
-    float *dacc;                /* = datt: the span datt .. dup, zeroed at once per block */
+    float *datt, *dq, *dk, *dv, *dh; /* (N, local widths) accumulated into */
+    float *dgate, *dup;              /* (N, ffn_l) written by swiglu_backward */
+    float *dacc;                /* = datt: the span datt .. dh, zeroed at once per block */
     size_t dacc_n;              /* its length in floats */
     float *attn_scratch;        /* (T, T) */
     float *ce_buf;              /* (4N) */
@@ -194,10 +195,14 @@ void model_forward(lethe_model *m, const lethe_batch *b, double *seq_s, double *
 void model_forward_logsoftmax(lethe_model *m, const lethe_batch *b, float *out, double *negent,
                               float *tok_logp);
 
+/* Whether this rank sums its embedding's gradient with a tied copy on another stage. */
+int model_sums_tied(const lethe_model *m);
 /* Sums gradients over dp (bucketed) and over the tied-embedding pair. */
 void model_reduce_grads(lethe_model *m);
-/* Global gradient L2 norm over the whole model (each tensor counted once). */
-double model_grad_norm(lethe_model *m);
+/* Global gradient L2 norm over the whole model (each tensor counted once). With bad, the
+ * same pass checks this rank's whole gradient for Inf and NaN: *bad is the first tensor
+ * holding one, or -1. */
+double model_grad_norm(lethe_model *m, int *bad);
 /* The split update over dp replicas: sums the tied-embedding pair, then reduce-scatters
  * the gradients over dp so that only this replica's share [*lo, *hi) of the flat buffer
  * (comm_share) holds the sum. */

@@ -71,7 +71,7 @@ static void slot(ws_plan *p, lethe_slot *sl, const lethe_shape *s)
     }
 }
 
-/* The whole list. Buffers a block's backward accumulates into (datt .. dup) are
+/* The whole list. Buffers a block's backward accumulates into (datt .. dh) are
  * adjacent: block_backward zeroes them with one memset (ws->dacc, ws->dacc_n). */
 static void ws_layout(ws_plan *p, lethe_workspace *ws, const lethe_shape *s)
 {
@@ -93,9 +93,9 @@ static void ws_layout(ws_plan *p, lethe_workspace *ws, const lethe_shape *s)
     TAKE(p, ws->dk, N * kw);
     TAKE(p, ws->dv, N * kw);
     TAKE(p, ws->dh, N * Il);
-    TAKE(p, ws->dgate, N * Il);
-    TAKE(p, ws->dup, N * Il);
     ws->dacc_n = (p->off - acc0) / sizeof(float);
+    TAKE(p, ws->dgate, N * Il); /* written, not accumulated into: outside the span */
+    TAKE(p, ws->dup, N * Il);
     TAKE(p, ws->attn_scratch, (size_t)s->T * s->T);
     TAKE(p, ws->ce_buf, 4 * N);
     TAKE(p, ws->gcoef, N);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # A gradient becomes NaN (LETHE_FAULT=nan-at-step:K:R:TENSOR writes NaN into TENSOR's
 # gradient on world rank R after the backward of step K):
-#  1. optim.on_nonfinite "stop" (the default), tp=2 and dp=2: the job exits non-zero
+#  1. optim.on_nonfinite "stop" (the default), tp=2, dp=2 and one rank: the job exits non-zero
 #     with exactly one line naming the step, the tensor and the rank (under dp=2 too,
 #     where the gradient sum would spread the NaN to the other replica), leaves the
 #     last checkpoint (step 4) and no model.h5; a run started again resumes from it and
@@ -41,26 +41,44 @@ for layout in tp dp; do
     [ -f "$d/train_log.jsonl" ] && bad "stop ($layout): the log was completed by a stopped job"
     echo "stop ($layout): exit $rc: $line"
 done
+# named N R TENSOR [--set ...]: a NaN in TENSOR's gradient on rank R of N at step 3 stops
+# the job with one line naming rank R, step 3 and TENSOR; counts the cases that did.
+named=0
+named() {
+    local n=$1 r=$2 tn=$3
+    shift 3
+    local d="$work/named-$n-$r-$tn-$named"
+    LETHE_FAULT=nan-at-step:3:$r:$tn train_n "$n" --set train.steps=4 --set output.dir="$d" \
+        "$@" >"$d.out" 2>"$d.err"
+    local rc=$? line
+    line=$(grep "^lethe: rank " "$d.err")
+    case "$rc:$line" in
+    [1-9]*":lethe: rank $r ("*"): step 3: non-finite gradient of tensor '$tn' "*) named=$((named + 1)) ;;
+    *) bad "$n rank(s) $*, NaN in $tn on rank $r: exit $rc, expected one line naming rank $r and the tensor: $(cat "$d.err")" ;;
+    esac
+}
+
 # 1b. dp=2 splits the update: the reduce-scatter finds the NaN in its own passes, each
 # value where the sum first reads it. Rank R's own share (R) is read on rank R; the share
 # it sends first (R-1) is read on the next rank, which sends what it found back. The
 # small model's 2 layers put the embedding in share 0 and layer 1's down_proj in share 1.
-dpcases=0
 for c in 0:model.layers.1.mlp.down_proj.weight 1:model.embed_tokens.weight \
     0:model.embed_tokens.weight 1:model.layers.1.mlp.down_proj.weight; do
-    r=${c%%:*} tn=${c#*:}
-    d="$work/dp-$r-$tn"
-    LETHE_FAULT=nan-at-step:3:$r:$tn run --set train.steps=4 --set layout.tp=1 \
-        --set layout.dp=2 --set output.dir="$d" >"$d.out" 2>"$d.err"
-    rc=$?
-    line=$(grep "^lethe: rank " "$d.err")
-    case "$rc:$line" in
-    [1-9]*":lethe: rank $r ("*"): step 3: non-finite gradient of tensor '$tn' "*) dpcases=$((dpcases + 1)) ;;
-    *) bad "dp 2, NaN in $tn on rank $r: exit $rc, expected one line naming rank $r and the tensor: $(cat "$d.err")" ;;
-    esac
+    named 2 "${c%%:*}" "${c#*:}" --set layout.tp=1 --set layout.dp=2
 done
-[ $dpcases -eq 4 ] || bad "dp 2: $dpcases of 4 cases named the rank and tensor"
-echo "dp 2: $dpcases of 4 NaNs (own share and the share sent first, on each rank) named by rank and tensor"
+[ $named -eq 4 ] || bad "dp 2: $named of 4 cases named the rank and tensor"
+echo "dp 2: $named of 4 NaNs (own share and the share sent first, on each rank) named by rank and tensor"
+# 1c. With nothing to sum over replicas (dp 1), the gradient norm's pass finds the NaN:
+# on one rank, and under tp 2 in a split tensor (counted in the norm on every rank) and
+# in a replicated one (counted on tp rank 0 only, scanned on rank 1).
+ln=model.layers.1.post_attention_layernorm.weight
+for c in 1:0:$tensor 1:0:$ln 2:0:$ln 2:1:$ln 2:0:model.embed_tokens.weight; do
+    n=${c%%:*} rt=${c#*:}
+    named "$n" "${rt%%:*}" "${rt#*:}" --set layout.tp="$n" --set layout.dp=1
+done
+[ $named -eq 9 ] || bad "dp 1: $((named - 4)) of 5 cases named the rank and tensor"
+echo "dp 1: $((named - 4)) of 5 NaNs (1 rank; tp 2, split and replicated tensors on each rank) named by rank and tensor"
+
 d="$work/stop-tp"
 run --set train.steps=10 --set checkpoint.every=4 --set output.dir="$d" >"$d.resume" 2>&1 ||
     bad "the run after the stop failed: $(cat "$d.resume")"
