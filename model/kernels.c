@@ -438,30 +438,61 @@ void ce_backward(float *dlogits, const float *logits, const float *gmax, const f
     }
 }
 
+/* One row's max (*mx), target logit (*tl; column r, 0 when not in [0, nvalid)) and sum of
+ * exp(l - max), returned; the terms are stored in d (may be l) unless d is NULL. */
+static float nll_row_terms(float *d, const float *l, int r, int nvalid, float *mx, float *tl)
+{
+    *mx = row_max(l, nvalid);
+    *tl = (r >= 0 && r < nvalid) ? l[r] : 0.0f; /* read before d (may be l) is written */
+    return nvalid ? row_sumexp(d, l, nvalid, *mx) : 0.0f;
+}
+
+/* One row's gradient from its stored terms e: gn (onehot(r) - c e), padding 0; 0 if gn = 0 */
+static void nll_row_grad(float *d, float gn, float c, int r, int nv, int nvalid)
+{
+    if (gn == 0.0f) {
+        memset(d, 0, (size_t)nv * sizeof(float));
+        return;
+    }
+    for (int j = 0; j < nvalid; j++) d[j] = -gn * d[j] * c;
+    for (int j = nvalid; j < nv; j++) d[j] = 0.0f;
+    if (r >= 0 && r < nvalid) d[r] += gn;
+}
+
 void ce_fused_nll(float *logp, float *stats, float *dlogits, const float *logits,
                   const int *targets, float w, int N, int nv, int nvalid)
 {
     float *gmax = stats, *sums = stats + N, *tl = stats + 2 * N, *qsum = stats + 3 * N;
     for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * nv;
-        float *d = dlogits + (size_t)n * nv;
-        float gn = targets[n] >= 0 ? w : 0.0f, mx = row_max(l, nvalid);
+        float *d = dlogits + (size_t)n * nv, gn = targets[n] >= 0 ? w : 0.0f;
         int r = targets[n];
-        tl[n] = (r >= 0 && r < nvalid) ? l[r] : 0.0f; /* read before d (may be l) is written */
-        /* the terms exp(l - mx) wait in d for the gradient */
-        float s = nvalid ? row_sumexp(gn != 0.0f ? d : NULL, l, nvalid, mx) : 0.0f;
-        gmax[n] = mx;
+        /* the terms exp(l - max) wait in d for the gradient */
+        float s = nll_row_terms(gn != 0.0f ? d : NULL, logits + (size_t)n * nv, r, nvalid, &gmax[n],
+                                &tl[n]);
         sums[n] = s;
         qsum[n] = 0.0f;
-        logp[n] = r < 0 ? 0.0f : tl[n] - (mx + logf(s));
-        if (gn == 0.0f) {
-            memset(d, 0, (size_t)nv * sizeof(float));
-            continue;
-        }
-        float inv = 1.0f / s;
-        for (int j = 0; j < nvalid; j++) d[j] = -gn * d[j] * inv;
-        for (int j = nvalid; j < nv; j++) d[j] = 0.0f;
-        if (r >= 0 && r < nvalid) d[r] += gn;
+        logp[n] = r < 0 ? 0.0f : tl[n] - (gmax[n] + logf(s));
+        nll_row_grad(d, gn, 1.0f / s, r, nv, nvalid);
+    }
+}
+
+void ce_nll_terms(float *lmax, float *sumexp, float *tlogit, float *dlogits, const float *logits,
+                  const int *targets, int N, int nv, int nvalid, int v0)
+{
+    for (int n = 0; n < N; n++)
+        sumexp[n] =
+            nll_row_terms(targets[n] >= 0 ? dlogits + (size_t)n * nv : NULL,
+                          logits + (size_t)n * nv, targets[n] - v0, nvalid, &lmax[n], &tlogit[n]);
+}
+
+void ce_nll_grad(float *dlogits, const float *lmax, const float *gmax, const float *gsumexp,
+                 const int *targets, float w, int N, int nv, int nvalid, int v0)
+{
+    for (int n = 0; n < N; n++) {
+        float c = 1.0f / gsumexp[n]; /* exactly ce_fused_nll's on one shard */
+        if (lmax[n] != gmax[n]) c *= expf(lmax[n] - gmax[n]);
+        nll_row_grad(dlogits + (size_t)n * nv, targets[n] >= 0 ? w : 0.0f, c, targets[n] - v0, nv,
+                     nvalid);
     }
 }
 

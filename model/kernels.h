@@ -102,6 +102,16 @@ void ce_backward(float *dlogits, const float *logits, const float *gmax, const f
  * (N each), logp (N), dlogits (N, nv; may be logits: the gradient then overwrites them). */
 void ce_fused_nll(float *logp, float *stats, float *dlogits, const float *logits,
                   const int *targets, float w, int N, int nv, int nvalid);
+/* The same on a vocabulary shard, in two halves around the caller's reduction (steps 2
+ * and 3 above). ce_nll_terms: ce_local_stats, with exp(logit - lmax) also stored in
+ * dlogits (may be logits) for the rows with a target. ce_nll_grad: from those terms and
+ * the reduced gmax and gsumexp, dlogits = w (onehot - softmax) on rows with a target, 0
+ * on the others and on padding: ce_backward's gradient without recomputing the exps. On
+ * one shard (lmax = gmax) the two give ce_fused_nll's floats, bit for bit. */
+void ce_nll_terms(float *lmax, float *sumexp, float *tlogit, float *dlogits, const float *logits,
+                  const int *targets, int N, int nv, int nvalid, int v0);
+void ce_nll_grad(float *dlogits, const float *lmax, const float *gmax, const float *gsumexp,
+                 const int *targets, float w, int N, int nv, int nvalid, int v0);
 
 /* Soft targets: a distribution q over the vocabulary in place of one target id
  * (the KL retain term, per-token KL to known transition matrices). q is given as

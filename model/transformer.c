@@ -246,10 +246,15 @@ void stage_forward(lethe_model *m, lethe_slot *s, const lethe_batch *b, int mb, 
     column_parallel_forward(&m->ws.logits, s->lnf, (const float *const *)&m->w.head, &sh->head_l, N,
                             C);
     const lethe_margin_term *mt = m->margin;
-    m->ws.dlogits_ready = m->ws.nll_fused && sh->grid->tp == 1 && !r.soft_lp && !mt;
-    if (m->ws.dlogits_ready) /* in place: the gradient overwrites the logits, row by row */
+    m->ws.dlogits_ready = m->ws.nll_fused && !r.soft_lp && !mt;
+    /* in place: the gradient overwrites the logits; on one shard row by row while the row
+     * is in cache, on several after the all-reduces of the rows' maxima and sums */
+    if (m->ws.dlogits_ready && sh->grid->tp == 1)
         ce_fused_nll(s->logp, m->ws.ce_buf, m->ws.logits, m->ws.logits, r.targets, m->ws.nll_w,
                      N, sh->v_l, sh->vocab.nvalid);
+    else if (m->ws.dlogits_ready)
+        vocab_parallel_nll_fused(s->logp, m->ws.ce_buf, m->ws.logits, r.targets, m->ws.nll_w, N,
+                                 &sh->vocab);
     else
         vocab_parallel_ce_forward(s->logp, m->ws.ce_buf, m->ws.logits, r.targets, r.soft_lp,
                                   r.soft_seq, sh->Bm, T, &sh->vocab);

@@ -123,9 +123,10 @@ typedef struct {
     MPI_Request *act_req, *grad_req;
     float **grad_send;
     float *ring_staging; /* dp > 1: the dp reduce-scatter's (COMM_PIECE floats) */
-    int nll_fused;       /* model_forward_backward of the token-mean NLL with tp = 1: the
-                            last stage's forward writes dlogits in the loss's sweep
-                            (ce_fused_nll), with gradient weight nll_w per target token */
+    int nll_fused;       /* model_forward_backward of the token-mean NLL: the last stage's
+                            forward writes the logits' gradient over them from the loss's
+                            exps (ce_fused_nll; vocab_parallel_nll_fused with tp > 1), with
+                            gradient weight nll_w per target token */
     float nll_w;
     int dlogits_ready;   /* the forward of the micro-batch in flight did so */
     comm_stats comm;     /* the traffic of this model's calls since model_create (or since

@@ -27,6 +27,15 @@ static int is_soft(const unsigned char *soft_seq, int b)
     return soft_seq && soft_seq[b];
 }
 
+/* gmax (N) = the max of the shards' lmax over tp; each shard's sums rescaled to it */
+static void to_global_max(float *gmax, const float *lmax, float *sums, int N, const vocab_shard *v)
+{
+    memcpy(gmax, lmax, sizeof(float) * (size_t)N);
+    comm_allreduce_max(gmax, (size_t)N, v->tp, v->st);
+    for (int n = 0; n < N; n++) /* a NaN sum stays NaN */
+        if (lmax[n] != gmax[n]) sums[n] *= expf(lmax[n] - gmax[n]);
+}
+
 void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, const int *targets,
                                const float *soft_lp, const unsigned char *soft_seq, int B, int T,
                                const vocab_shard *v)
@@ -37,10 +46,7 @@ void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, c
     /* the shard's own max waits in the qsum slot (unused until ce_local_cross) */
     float *lmax = qsum;
     ce_local_stats(lmax, sums, sums + N, logits, targets, N, nv, v->nvalid, v->v0);
-    memcpy(gmax, lmax, sizeof(float) * (size_t)N);
-    comm_allreduce_max(gmax, (size_t)N, v->tp, v->st);
-    for (int n = 0; n < N; n++) /* to the global max (a NaN sum stays NaN) */
-        if (lmax[n] != gmax[n]) sums[n] *= expf(lmax[n] - gmax[n]);
+    to_global_max(gmax, lmax, sums, N, v);
     memset(qsum, 0, sizeof(float) * (size_t)N);
     int any_soft = 0;
     for (int b = 0; b < B; b++) {
@@ -59,6 +65,18 @@ void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, c
             logp[n] = targets[n] < 0 ? 0.0f : soft ? sums[N + n] - lz * qsum[n] : sums[N + n] - lz;
         }
     }
+}
+
+void vocab_parallel_nll_fused(float *logp, float *stats, float *logits, const int *targets, float w,
+                              int N, const vocab_shard *v)
+{
+    float *gmax = stats, *sums = stats + N, *tl = stats + 2 * N, *lmax = stats + 3 * N;
+    ce_nll_terms(lmax, sums, tl, logits, logits, targets, N, v->nv, v->nvalid, v->v0);
+    to_global_max(gmax, lmax, sums, N, v);
+    comm_allreduce_sum(sums, 2 * (size_t)N, v->tp, v->st);
+    for (int n = 0; n < N; n++) logp[n] = targets[n] < 0 ? 0.0f : tl[n] - (gmax[n] + logf(sums[n]));
+    ce_nll_grad(logits, lmax, gmax, sums, targets, w, N, v->nv, v->nvalid, v->v0);
+    memset(lmax, 0, sizeof(float) * (size_t)N); /* the soft mass slot */
 }
 
 void vocab_parallel_ce_backward(float *dlogits, const float *logits, const float *stats,

@@ -39,6 +39,12 @@ void vocab_parallel_embedding_backward(float *dtable, const float *dout, const i
 void vocab_parallel_ce_forward(float *logp, float *stats, const float *logits, const int *targets,
                                const float *soft_lp, const unsigned char *soft_seq, int B, int T,
                                const vocab_shard *v);
+/* vocab_parallel_ce_forward and _backward for hard targets and one gradient weight w per
+ * target token (the token-mean NLL) in one call: logp (N) and stats as the forward
+ * leaves them; the gradient overwrites the logits (N, nv). The exps of the loss's sweep
+ * are kept for the gradient, not recomputed. Two all-reduces over tp, as the forward. */
+void vocab_parallel_nll_fused(float *logp, float *stats, float *logits, const int *targets, float w,
+                              int N, const vocab_shard *v);
 /* dlogits (B*T, nv) = the gradient of sum_n g[n] logp[n] (overwritten), from the
  * stats of the forward of the same logits. No communication. */
 void vocab_parallel_ce_backward(float *dlogits, const float *logits, const float *stats,

@@ -1,6 +1,6 @@
 /* tests/test_kernels.c — an independent check of every kernel in model/kernels.h.
- * This file holds the harness and the list of cases; test_kernels_dense.c and
- * test_kernels_sequence.c hold the cases.
+ * This file holds the harness and the list of cases; test_kernels_dense.c,
+ * test_kernels_sequence.c and test_kernels_nll.c hold the cases.
  *
  * Each fp32 kernel is compared with a double-precision reference written in these files
  * straight from the math (no code shared with model/kernels.c):
@@ -224,6 +224,11 @@ int main(void)
     test_ce_fused(5, 23, 23);
     test_ce_fused(9, 40, 48);
     test_ce_fused(3, 1000, 1003);
+    /* one shard (padded), two and three shards, an empty last shard; w < 0 and > 0 */
+    test_ce_nll_sharded(5, 23, 1, 24, -0.37f);
+    test_ce_nll_sharded(9, 40, 2, 20, -0.37f);
+    test_ce_nll_sharded(6, 41, 3, 16, 1.5f);
+    test_ce_nll_sharded(4, 30, 3, 16, -1.0f);
 
     test_add_inplace(1);
     test_add_inplace(37);

@@ -53,4 +53,7 @@ void test_embedding(int V, int C, int N, int nshards);
 void test_ce(int N, int V);
 void test_ce_fused(int N, int V, int nv);
 
+/* tests/test_kernels_nll.c: the token-mean NLL on vocabulary shards */
+void test_ce_nll_sharded(int N, int V, int nshards, int nv, float w);
+
 #endif
