@@ -68,7 +68,7 @@ static double analytic_bytes(const lethe_session *S)
                 (m->shape.last ? N * C + 3 * N : 0);
     double pp = (m->shape.last ? 0 : N * C) + (m->shape.first ? 0 : N * C);
     double tied = 0;
-    if (S->cfg.model.tie_embeddings && g->pp > 1 && (m->shape.first || m->shape.last))
+    if (model_sums_tied(m))
         tied = (double)m->w.params.p[params_find(&m->w.params, "model.embed_tokens.weight")].numel;
     /* the gradient-norm double: over one replica (pp x tp), or over every rank when the
      * replicas split the update (optim.shard_update; the gradient reduce-scatter and the

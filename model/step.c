@@ -111,7 +111,7 @@ void model_train_step_fb(lethe_model *m, step_forward_backward fb, void *ctx,
      * sum spread it to every replica, so that the message names the rank where it arose.
      * The reduce-scatter finds it in its own passes; with nothing to sum or mask, the
      * norm's pass does. */
-    int bad = -1, in_norm = !shard && g->dp == 1 && !t->mask && !model_sums_tied(m);
+    int bad = -1, in_norm = g->dp == 1 && !t->mask && !model_sums_tied(m); /* not shard */
     if (shard) {
         model_reduce_scatter_grads(m, &lo, &hi, &bad);
     } else if (!in_norm) {

@@ -172,6 +172,13 @@ void check_twice(const char *kernel, const char *what, const float *g1, const fl
     for (size_t i = 0; i < n; i++) check(kernel, w, i, g2[i], 2.0 * g1[i], gmax, TOL_TWICE);
 }
 
+double bits_differing(const float *a, const float *b, size_t n)
+{
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) d += memcmp(&a[i], &b[i], sizeof(float)) != 0;
+    return (double)d;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(void)

@@ -35,6 +35,8 @@ typedef double (*loss_fn)(void *ctx);
 void check_grad(const char *kernel, const char *what, const float *g, double *param, size_t n,
                 loss_fn loss, void *ctx, size_t max_entries);
 void check_twice(const char *kernel, const char *what, const float *g1, const float *g2, size_t n);
+/* How many of the n floats of a differ from b's in their bits. */
+double bits_differing(const float *a, const float *b, size_t n);
 
 /* tests/test_kernels_dense.c: kernels that work on each position alone */
 void test_matmul(int N, int C, int OC, size_t fd_entries);

@@ -11,14 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bits of n floats of a that differ from b. */
-static double differing(const float *a, const float *b, size_t n)
-{
-    size_t d = 0;
-    for (size_t i = 0; i < n; i++) d += memcmp(&a[i], &b[i], sizeof(float)) != 0;
-    return (double)d;
-}
-
 /* One shard of nv columns of a full (N, V) matrix: columns [v0, v0 + nv), padding 1e4
  * (counted anywhere, it would show in the max and the sums). Returns nvalid. */
 static int shard_of(float *lg, const float *full, int N, int V, int v0, int nv)
@@ -66,8 +58,9 @@ void test_ce_nll_sharded(int N, int V, int nshards, int nv, float w)
                      nv, nvalid, s * nv);
         ce_local_stats(rm, rs, rt, lg, tgt, N, nv, nvalid, s * nv);
         check_exact("ce_nll_terms", "lmax, sumexp, tlogit differing from ce_local_stats", s,
-                    differing(lm + (size_t)s * N, rm, N) + differing(se + (size_t)s * N, rs, N) +
-                        differing(tl + (size_t)s * N, rt, N),
+                    bits_differing(lm + (size_t)s * N, rm, N) +
+                        bits_differing(se + (size_t)s * N, rs, N) +
+                        bits_differing(tl + (size_t)s * N, rt, N),
                     0.0);
     }
     /* the caller's reduction, as vocab_parallel_nll_fused does it */
@@ -88,8 +81,8 @@ void test_ce_nll_sharded(int N, int V, int nshards, int nv, float w)
         ce_backward(d, lg, gmax, gse, tgt, g, N, nv, nvalid, v0);
         ce_nll_terms(rm, rs, rt, lg, lg, tgt, N, nv, nvalid, v0);
         ce_nll_grad(lg, lm + (size_t)s * N, gmax, gse, tgt, w, N, nv, nvalid, v0);
-        check_exact("ce_nll_grad", "in place: values differing in bits", s, differing(lg, e, ns),
-                    0.0);
+        check_exact("ce_nll_grad", "in place: values differing in bits", s,
+                    bits_differing(lg, e, ns), 0.0);
         for (int n = 0; n < N; n++)
             for (int c = 0; c < nv; c++) {
                 size_t i = (size_t)n * nv + c;
@@ -110,7 +103,7 @@ void test_ce_nll_sharded(int N, int V, int nshards, int nv, float w)
         shard_of(lg, full, N, V, 0, nv);
         ce_fused_nll(lp, st, d, lg, tgt, w, N, nv, V);
         check_exact("ce_nll_grad", "one shard: dlogits differing from ce_fused_nll", 0,
-                    differing(e, d, ns), 0.0);
+                    bits_differing(e, d, ns), 0.0);
         free(st), free(lp);
     }
     free(full), free(lg), free(e), free(d), free(lm), free(se), free(tl), free(gmax), free(gse);
